@@ -1,0 +1,43 @@
+# One-command set-up and entry points. Every target sets up what it needs on first use;
+# stamps in .venv/ make `make setup` rerun only the steps whose inputs changed.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+MSG_INPUTS := dmpc_ros_msgs/CMakeLists.txt dmpc_ros_msgs/package.xml $(wildcard dmpc_ros_msgs/msg/*.msg)
+PKG_INPUTS := dmpc_ros/setup.py dmpc_ros/setup.cfg dmpc_ros/package.xml
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast bench clean
+.DEFAULT_GOAL := demo
+
+setup: $(VENV)/.stamp-package
+
+$(VENV)/.stamp-requirements: requirements.txt tools/fix_wheel_cmake.py tools/check_prereqs.sh
+	@python=$$(tools/check_prereqs.sh) || exit 1; \
+	  [ -x $(PY) ] || { echo "creating $(VENV) with $$python"; $$python -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) tools/fix_wheel_cmake.py $(VENV)
+	@touch $@
+
+$(VENV)/.stamp-msgs: $(VENV)/.stamp-requirements $(MSG_INPUTS) tools/build_msgs.sh
+	@mkdir -p build
+	tools/build_msgs.sh $(VENV)
+	@touch $@
+
+$(VENV)/.stamp-package: $(VENV)/.stamp-msgs $(PKG_INPUTS)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e dmpc_ros
+	@# setup.cfg puts executables in lib/dmpc_ros (where `ros2 run` looks); put the `dmpc` CLI on the venv's PATH too.
+	ln -sf ../lib/dmpc_ros/dmpc $(VENV)/bin/dmpc
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/dmpc demo
+
+test: setup
+	$(PY) -m pytest dmpc_ros/test $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest dmpc_ros/test -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build dmpc_ros/build dmpc_ros/*.egg-info

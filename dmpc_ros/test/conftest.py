@@ -1,0 +1,33 @@
+"""Shared fixtures. Every ROS process a test starts discovers peers on localhost only, in a domain of its own."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from dmpc_ros.ros.environment import reserve_domain_id, ros_environment
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+REPO_DIR = PACKAGE_DIR.parent
+
+# Anything rclpy-based in the pytest process itself stays on loopback as well.
+_session_domain = reserve_domain_id()
+os.environ.update(ros_environment(_session_domain.domain_id, base={}))
+
+
+@pytest.fixture
+def ros_env(monkeypatch) -> dict[str, str]:
+    """A fresh domain id for this test: the environment for child processes (also applied to this process)."""
+    reservation = reserve_domain_id()
+    env = ros_environment(reservation.domain_id)
+    monkeypatch.setenv("ROS_DOMAIN_ID", env["ROS_DOMAIN_ID"])
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", env["ROS_AUTOMATIC_DISCOVERY_RANGE"])
+    yield env
+    reservation.release()
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
