@@ -1,0 +1,75 @@
+"""The sans-IO negotiation contract every DMPC algorithm implements (see docs/ARCHITECTURE.md).
+
+Per control step k:  begin_step(k, x_i, inbox) → Plan⁰ (warm start, carries x_i(k));
+                     iterate(inbox) → Planᵖ, p = 1, 2, … until the plan is flagged final;
+                     control() → u_i(k).
+`inbox` maps agent id → the newest plan received from it (any step and iteration; possibly stale or
+absent). `required_plans` says whose plans the agent uses; `needs_current_iteration(j)` tells the driver
+whether agent j's plan of the *same* iteration is needed (sequential schemes such as Gauss-Seidel) or the
+previous one (parallel schemes).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .plan import Plan
+
+
+@dataclass
+class StepStatistics:
+    """What an agent did during one control step (fed to AgentStatus and the simulator's records)."""
+
+    iterations: int = 0
+    solve_times: list[float] = field(default_factory=list)
+    fallbacks: int = 0
+    messages_missing: int = 0
+    messages_late: int = 0
+    messages_rejected: int = 0
+    primal_residual: float = 0.0
+    dual_residual: float = 0.0
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    """Stop at max_iterations, or once the own change and every required neighbour's change are small:
+    ‖U_i⁽ᵖ⁾ − U_i⁽ᵖ⁻¹⁾‖∞ ≤ tolerance · (1 + ‖U_i⁽ᵖ⁻¹⁾‖∞)."""
+
+    max_iterations: int = 10
+    tolerance: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_iterations < 1:
+            raise ValueError(f"max_iterations must be ≥ 1, got {self.max_iterations}")
+        if self.tolerance < 0:
+            raise ValueError(f"tolerance must be ≥ 0, got {self.tolerance}")
+
+    def converged(self, new: np.ndarray, old: np.ndarray) -> bool:
+        return bool(np.max(np.abs(new - old), initial=0.0) <= self.tolerance * (1 + np.max(np.abs(old), initial=0.0)))
+
+
+class Agent(ABC):
+    """One DMPC agent: owns subsystem `agent_id`, negotiates through Plans, applies u_i."""
+
+    agent_id: int
+    required_plans: frozenset[int]
+    sequential: bool = False   # True: within an iteration, agents update one after another (Gauss-Seidel)
+
+    def needs_current_iteration(self, neighbour: int) -> bool:
+        return False
+
+    @abstractmethod
+    def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan: ...
+
+    @abstractmethod
+    def iterate(self, inbox: Mapping[int, Plan]) -> Plan: ...
+
+    @abstractmethod
+    def control(self) -> np.ndarray: ...
+
+    @property
+    @abstractmethod
+    def statistics(self) -> StepStatistics: ...

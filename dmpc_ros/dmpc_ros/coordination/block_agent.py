@@ -1,0 +1,170 @@
+"""Agents that negotiate by block updates of the condensed problem: each solves for its own inputs with the
+others' inputs fixed at their announced plans.
+
+- cooperative Jacobi (Venkat, Rawlings & Wright 2005; Stewart et al. 2010): plant-wide objective, every
+  constraint the own inputs affect, all agents in parallel, new iterate U_i ← w_i U_i* + (1 − w_i) U_i with
+  Σ w_i = 1: every iterate is feasible and the plant-wide cost never increases;
+- cooperative Gauss-Seidel: the same objective, agents in sequence using the newest plans, w_i = 1;
+- non-cooperative (Nash) Jacobi: own cost and own constraints, full steps;
+- decentralized: own subsystem model only (couplings ignored), no communication.
+Each agent keeps a *view* of every member's initial state and inputs, refreshed from the plans it receives;
+a plan from an earlier step is used shifted, a missing one leaves the view as predicted.
+
+Feasibility recovery: the cooperative guarantees assume the negotiation starts from a feasible plan (Stewart
+et al. 2010, Assumption 4). When an agent's block QP is infeasible *and* its view violates a constraint (first
+step, or after a disturbance), it replaces the view by its Euclidean projection onto the feasible set of the
+condensed problem. Agents with the same view compute the same projection, so the views stay consistent; the
+event is counted as a fallback. If even the projection is infeasible the agent keeps its plan and flags it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..mpc.agent_problem import AgentBlockQP
+from ..mpc.condensed import CondensedProblem
+from ..mpc.qp import DenseQP
+from .base import Agent, StepStatistics, StoppingRule
+from .plan import Plan
+
+FEASIBILITY_TOLERANCE = 1e-7  # constraint slack below which a view counts as infeasible [constraint units]
+
+
+class BlockUpdateAgent(Agent):
+    def __init__(self, agent_id: int, problem: CondensedProblem, members: Sequence[int], block: AgentBlockQP,
+                 terminal_gain: np.ndarray, weight: float, stopping: StoppingRule, order: Sequence[int] | None = None,
+                 required_plans: set[int] | None = None) -> None:
+        """members[j] is the global id of the problem's subsystem j (the problem may cover the whole plant or
+        only this agent's subsystem); order is the update sequence for sequential (Gauss-Seidel) schemes."""
+        if not 0 < weight <= 1:
+            raise ValueError(f"convex-combination weight must be in (0, 1], got {weight}")
+        self.agent_id = agent_id
+        self.problem, self.block, self.stopping, self.weight = problem, block, stopping, weight
+        self.members = list(members)
+        self.local = self.members.index(agent_id)
+        self.terminal_gain = terminal_gain
+        self.sequential = order is not None
+        self._position = {a: i for i, a in enumerate(order)} if order is not None else {}
+        self.required_plans = frozenset(required_plans if required_plans is not None
+                                        else (self.members[j] for j in block.interacting_agents()))
+        system = problem.system
+        self._input_index = {self.members[j]: problem.input_indices(j) for j in range(system.num_agents)}
+        self._state_slice = {self.members[j]: system.state_slice(j) for j in range(system.num_agents)}
+        self._input_dim = {self.members[j]: system.subsystems[j].n_u for j in range(system.num_agents)}
+        self.U = np.zeros(problem.H.shape[0])
+        self.x0 = np.zeros(system.n_x)
+        self.step = -1
+        self.iteration = 0
+        self._stats = StepStatistics()
+        self._plan: Plan | None = None
+        self._projection: DenseQP | None = None
+
+    # -- contract ------------------------------------------------------------------------------------
+    def needs_current_iteration(self, neighbour: int) -> bool:
+        return self.sequential and self._position[neighbour] < self._position[self.agent_id]
+
+    def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
+        if self.step >= 0:
+            self._apply_inbox(inbox, accept_step=self.step)  # others' final plans of the step that ended
+            self._shift_view()
+        self.step, self.iteration = step, 0
+        self._stats = StepStatistics()
+        self.x0[self._state_slice[self.agent_id]] = state
+        self._plan = self._make_plan(converged=False, final=False, feasible=True)
+        return self._plan
+
+    def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
+        self.iteration += 1
+        self._apply_inbox(inbox, accept_step=self.step)
+        own = self._input_index[self.agent_id]
+        old = self.U[own].copy()
+        solution = self.block.solve(self.x0, self.U, warm_start=old)
+        self._stats.solve_times.append(solution.solve_time)
+        if not solution.ok and self._recover_feasibility():
+            old = self.U[own].copy()
+            solution = self.block.solve(self.x0, self.U, warm_start=old)
+            self._stats.solve_times.append(solution.solve_time)
+        if solution.ok:
+            self.U[own] = self.weight * solution.z + (1.0 - self.weight) * old
+        else:
+            self._stats.fallbacks += 1
+        converged = self.stopping.converged(self.U[own], old)
+        neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged
+                              for j in self.required_plans)
+        final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
+        self._stats.iterations = self.iteration
+        self._stats.primal_residual = float(np.max(np.abs(self.U[own] - old), initial=0.0))
+        self._plan = self._make_plan(converged=converged, final=final, feasible=solution.ok)
+        return self._plan
+
+    def control(self) -> np.ndarray:
+        return self.U[self._input_index[self.agent_id]][: self._input_dim[self.agent_id]].copy()
+
+    @property
+    def statistics(self) -> StepStatistics:
+        return self._stats
+
+    # -- view maintenance ----------------------------------------------------------------------------
+    def _recover_feasibility(self) -> bool:
+        """Project an infeasible view onto the feasible set; True if the view changed."""
+        problem = self.problem
+        if problem.d0.size == 0 or problem.constraint_slack(self.x0, self.U) >= -FEASIBILITY_TOLERANCE:
+            return False
+        if self._projection is None:
+            self._projection = DenseQP(2.0 * np.eye(self.U.size), problem.C, self.block.qp.backend)
+        upper = problem.d0 + problem.D @ self.x0
+        projected = self._projection.solve(-2.0 * self.U, np.full(upper.size, -np.inf), upper)
+        self._stats.solve_times.append(projected.solve_time)
+        self._stats.fallbacks += 1
+        if projected.ok:
+            self.U = projected.z
+        return projected.ok
+
+    def _apply_inbox(self, inbox: Mapping[int, Plan], accept_step: int) -> None:
+        for j in self.required_plans:
+            plan = inbox.get(j)
+            if plan is None or plan.step != accept_step:
+                if self.iteration > 0:
+                    self._stats.messages_missing += 1
+                continue
+            needed = self.iteration - (0 if self.needs_current_iteration(j) else 1)
+            if self.iteration > 0 and plan.iteration < needed and not plan.final:
+                self._stats.messages_late += 1
+            if not self._valid(j, plan):
+                self._stats.messages_rejected += 1
+                continue
+            self.U[self._input_index[j]] = plan.inputs.ravel()
+            self.x0[self._state_slice[j]] = plan.states[0]
+
+    def _valid(self, j: int, plan: Plan) -> bool:
+        N = self.problem.horizon
+        n_x = self._state_slice[j].stop - self._state_slice[j].start
+        return (plan.inputs.shape == (N, self._input_dim[j]) and plan.states.shape == (N + 1, n_x)
+                and bool(np.all(np.isfinite(plan.inputs))) and bool(np.all(np.isfinite(plan.states))))
+
+    def _shift_view(self) -> None:
+        """Advance the view one step: states to their predicted values, inputs shifted with the terminal
+        controller's tail u = K x̂_N (scaled back into each agent's input set if needed)."""
+        problem = self.problem
+        predicted = problem.predict(self.x0, self.U)
+        m = problem.system.n_u
+        tail = self.terminal_gain @ predicted[-1]
+        for j, sub in enumerate(problem.system.subsystems):
+            segment = tail[problem.system.input_slice(j)]
+            H, h = sub.input_constraint.H, sub.input_constraint.h
+            if h.size and np.any(H @ segment > h):
+                ratios = np.where(H @ segment > 0, h / np.maximum(H @ segment, 1e-300), np.inf)
+                segment *= max(0.0, min(1.0, float(np.min(ratios))))
+            tail[problem.system.input_slice(j)] = segment
+        self.U = np.concatenate([self.U[m:], tail])
+        self.x0 = predicted[1]
+
+    def _make_plan(self, converged: bool, final: bool, feasible: bool) -> Plan:
+        predicted = self.problem.predict(self.x0, self.U)
+        return Plan(
+            agent=self.agent_id, step=self.step, iteration=self.iteration,
+            states=predicted[:, self._state_slice[self.agent_id]].copy(),
+            inputs=self.U[self._input_index[self.agent_id]].reshape(self.problem.horizon, -1).copy(),
+            cost=self.problem.cost_value(self.x0, self.U), feasible=feasible, converged=converged, final=final,
+        )

@@ -1,0 +1,77 @@
+"""Centralized MPC: the reference every distributed scheme is compared with.
+
+One sparse QP over all states and inputs (x_0..x_N, u_0..u_{N-1}) with the dynamics as equality constraints,
+solved by the interior-point solver Clarabel to tight tolerances (OSQP's first-order method needs seconds to
+reach 1e-10 on this problem). It is deliberately *not* the condensed formulation or the solver the agents
+use, so agreement between the two is a check of both.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import clarabel
+import scipy.sparse as sp
+
+from ..models.linear import CoupledLinearSystem, PolytopicConstraint
+from ..mpc.condensed import QuadraticCost
+
+
+class CentralizedMPC:
+    def __init__(self, system: CoupledLinearSystem, cost: QuadraticCost, horizon: int,
+                 terminal_set: PolytopicConstraint | None = None, tolerance: float = 1e-9) -> None:
+        self.system, self.cost, self.horizon = system, cost, horizon
+        A, B = system.full_matrices()
+        n, m, N = system.n_x, system.n_u, horizon
+        self.n, self.m = n, m
+        num_x = (N + 1) * n
+        P = sp.block_diag([sp.kron(sp.eye(N), cost.Q), cost.P, sp.kron(sp.eye(N), cost.R)], format="csc")
+        self._q = -2.0 * np.concatenate([np.tile(cost.Q @ cost.x_ref, N), cost.P @ cost.x_ref,
+                                         np.tile(cost.R @ cost.u_ref, N)])
+        # Dynamics: x_0 = x(k), x_{k+1} - A x_k - B u_k = 0.
+        Ax = sp.kron(sp.eye(N + 1), -sp.eye(n)) + sp.kron(sp.eye(N + 1, k=-1), A)
+        Bu = sp.vstack([sp.csc_matrix((n, N * m)), sp.kron(sp.eye(N), B)])
+        rows = [sp.hstack([Ax, Bu])]
+        upper = [np.zeros(num_x)]
+        Hx = sp.block_diag([s.state_constraint.H for s in system.subsystems])
+        hx = np.concatenate([s.state_constraint.h for s in system.subsystems])
+        Hu = sp.block_diag([s.input_constraint.H for s in system.subsystems])
+        hu = np.concatenate([s.input_constraint.h for s in system.subsystems])
+        if hx.size:
+            select = sp.hstack([sp.csc_matrix((N, 1)), sp.eye(N)])  # x_1..x_N
+            rows.append(sp.hstack([sp.kron(select, Hx), sp.csc_matrix((N * hx.size, N * m))]))
+            upper.append(np.tile(hx, N))
+        if hu.size:
+            rows.append(sp.hstack([sp.csc_matrix((N * hu.size, num_x)), sp.kron(sp.eye(N), Hu)]))
+            upper.append(np.tile(hu, N))
+        if terminal_set is not None:
+            last = sp.hstack([sp.csc_matrix((terminal_set.h.size, N * n)), sp.csc_matrix(terminal_set.H),
+                              sp.csc_matrix((terminal_set.h.size, N * m))])
+            rows.append(last); upper.append(terminal_set.h)
+        A_all = sp.vstack(rows, format="csc")
+        self._b = np.concatenate(upper)
+        cones = [clarabel.ZeroConeT(num_x)]
+        if self._b.size > num_x:
+            cones.append(clarabel.NonnegativeConeT(self._b.size - num_x))
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = tolerance
+        settings.max_iter = 200
+        self._solver = clarabel.DefaultSolver(sp.triu(2.0 * P, format="csc"), self._q, A_all, self._b, cones, settings)
+        self.last_solve_time = 0.0
+        self.last_status = ""
+
+    def solve(self, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(states N+1 × n, inputs N × m, ok) of the optimal plan from x0."""
+        n, N = self.n, self.horizon
+        self._b[:n] = -x0
+        self._solver.update(b=self._b)
+        started = time.perf_counter()
+        result = self._solver.solve()
+        self.last_solve_time = time.perf_counter() - started
+        self.last_status = str(result.status)
+        z = np.asarray(result.x, float)
+        ok = self.last_status in ("Solved", "AlmostSolved") and bool(np.all(np.isfinite(z)))
+        if not ok:
+            return np.tile(x0, (N + 1, 1)), np.zeros((N, self.m)), False
+        return z[: (N + 1) * n].reshape(N + 1, n), z[(N + 1) * n:].reshape(N, self.m), True

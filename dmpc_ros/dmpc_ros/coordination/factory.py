@@ -1,0 +1,96 @@
+"""Build the agents of a coordination algorithm from one controller design (model, cost, horizon)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy.linalg import block_diag
+
+from ..models.linear import CoupledLinearSystem, PolytopicConstraint
+from ..mpc.agent_problem import AgentBlockQP
+from ..mpc.condensed import CondensedProblem, QuadraticCost
+from ..mpc.terminal import lqr_terminal, maximal_admissible_set
+from .base import Agent, StoppingRule
+from .block_agent import BlockUpdateAgent
+
+ALGORITHMS = ("centralized", "decentralized", "noncooperative", "jacobi", "gauss_seidel")
+
+
+@dataclass(frozen=True)
+class ControllerDesign:
+    """Everything the controllers share: prediction model, weights, horizon, terminal ingredients."""
+
+    system: CoupledLinearSystem
+    Q: np.ndarray
+    R: np.ndarray
+    horizon: int
+    x_ref: np.ndarray
+    u_ref: np.ndarray
+    use_terminal_set: bool = False
+
+    def cost(self) -> QuadraticCost:
+        A, B = self.system.full_matrices()
+        P, _ = lqr_terminal(A, B, self.Q, self.R)
+        return QuadraticCost(self.Q, self.R, P, self.x_ref, self.u_ref)
+
+    def terminal_gain(self) -> np.ndarray:
+        A, B = self.system.full_matrices()
+        return lqr_terminal(A, B, self.Q, self.R)[1]
+
+    @cached_property
+    def terminal_set(self) -> PolytopicConstraint | None:
+        """Maximal admissible set of x̃ = x − x̄ under u = ū + K x̃ with all state and input constraints."""
+        if not self.use_terminal_set:
+            return None
+        A, B = self.system.full_matrices()
+        K = self.terminal_gain()
+        Hx = block_diag(*[s.state_constraint.H for s in self.system.subsystems])
+        hx = np.concatenate([s.state_constraint.h for s in self.system.subsystems])
+        Hu = block_diag(*[s.input_constraint.H for s in self.system.subsystems])
+        hu = np.concatenate([s.input_constraint.h for s in self.system.subsystems])
+        shifted = PolytopicConstraint(np.vstack([Hx, Hu @ K]), np.concatenate([hx - Hx @ self.x_ref, hu - Hu @ self.u_ref]))
+        in_error = maximal_admissible_set(A + B @ K, shifted)
+        return PolytopicConstraint(in_error.H, in_error.h + in_error.H @ self.x_ref)
+
+    def condensed(self) -> CondensedProblem:
+        return CondensedProblem.build(self.system, self.horizon, self.cost(), self.terminal_set)
+
+    def local_design(self, agent: int) -> "ControllerDesign":
+        """The design an agent that ignores every coupling would use (decentralized MPC)."""
+        system = self.system
+        xs, us = system.state_slice(agent), system.input_slice(agent)
+        local = CoupledLinearSystem((system.subsystems[agent],), ((system.A[agent][agent],),),
+                                    ((system.B[agent][agent],),), system.sample_time)
+        return ControllerDesign(local, self.Q[xs, xs], self.R[us, us], self.horizon, self.x_ref[xs],
+                                self.u_ref[us], self.use_terminal_set)
+
+
+def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
+                 weights: list[float] | None = None, problem: CondensedProblem | None = None) -> list[Agent]:
+    """Agents of `algorithm` (one per subsystem). `problem` may pass a prebuilt condensed problem to share."""
+    M = design.system.num_agents
+    if algorithm not in ALGORITHMS or algorithm == "centralized":
+        raise ValueError(f"algorithm '{algorithm}' has no agents: allowed {', '.join(a for a in ALGORITHMS if a != 'centralized')}")
+    if algorithm == "decentralized":
+        agents: list[Agent] = []
+        for i in range(M):
+            local = design.local_design(i)
+            local_problem = local.condensed()
+            block = AgentBlockQP(local_problem, 0, "plant", "affected", backend)
+            agents.append(BlockUpdateAgent(i, local_problem, [i], block, local.terminal_gain(), 1.0,
+                                           StoppingRule(1, stopping.tolerance), required_plans=set()))
+        return agents
+    problem = problem or design.condensed()
+    gain = design.terminal_gain()
+    members = list(range(M))
+    if weights is None:
+        weights = [1.0 / M] * M if algorithm == "jacobi" else [1.0] * M
+    if len(weights) != M or any(w <= 0 for w in weights):
+        raise ValueError(f"weights must be {M} positive numbers, got {weights}")
+    if algorithm == "jacobi" and abs(sum(weights) - 1.0) > 1e-9:
+        raise ValueError(f"cooperative Jacobi weights must sum to 1 (convex combination), got sum {sum(weights):.6g}")
+    objective, constraints = ("own", "own") if algorithm == "noncooperative" else ("plant", "affected")
+    order = members if algorithm == "gauss_seidel" else None
+    return [BlockUpdateAgent(i, problem, members, AgentBlockQP(problem, i, objective, constraints, backend), gain,
+                             weights[i], stopping, order=order) for i in range(M)]

@@ -1,0 +1,41 @@
+"""The plan an agent announces each negotiation iteration (the sans-IO form of PredictedTrajectory)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HEADER_BYTES = 96  # header, ids, dimensions, flags and CDR alignment of a PredictedTrajectory, roughly
+
+
+@dataclass(frozen=True)
+class Plan:
+    agent: int
+    step: int
+    iteration: int
+    states: np.ndarray          # (N+1) × n_x,i; row 0 is the agent's measured state x_i(k)
+    inputs: np.ndarray          # N × n_u,i
+    cost: float                 # the agent's objective value of this plan
+    feasible: bool
+    converged: bool             # own change below tolerance at this iteration
+    final: bool                 # the agent stops negotiating this step after this plan
+    data: dict[str, np.ndarray] = field(default_factory=dict)  # algorithm-specific vectors
+
+    @property
+    def horizon(self) -> int:
+        return self.inputs.shape[0]
+
+    def nbytes(self) -> int:
+        """Approximate serialized size [bytes] (float64 arrays + fixed header)."""
+        values = self.states.size + self.inputs.size + sum(v.size for v in self.data.values())
+        return HEADER_BYTES + 8 * values
+
+    def shifted(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """(state at k+steps as predicted, inputs from k+steps on, padded by holding the last input)."""
+        steps = max(0, steps)
+        N = self.horizon
+        state = self.states[min(steps, N)]
+        if steps >= N:
+            return state, np.repeat(self.inputs[-1:], N, axis=0)
+        inputs = np.vstack([self.inputs[steps:], np.repeat(self.inputs[-1:], steps, axis=0)])
+        return state, inputs

@@ -1,0 +1,141 @@
+"""Coupled linear subsystems x_i(k+1) = A_ii x_i + B_ii u_i + Σ_j (A_ij x_j + B_ij u_j) + w_i with per-agent constraints."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import expm
+
+
+@dataclass(frozen=True)
+class PolytopicConstraint:
+    """The set {v : H v ≤ h} (H is rows × dim, h has one bound per row)."""
+
+    H: np.ndarray
+    h: np.ndarray
+
+    @staticmethod
+    def box(lower: np.ndarray, upper: np.ndarray) -> "PolytopicConstraint":
+        """Rows for the finite bounds of lower ≤ v ≤ upper (infinite bounds give no row)."""
+        lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+        eye = np.eye(lower.size)
+        rows = [eye[i] for i in range(lower.size) if np.isfinite(upper[i])]
+        rows += [-eye[i] for i in range(lower.size) if np.isfinite(lower[i])]
+        bounds = [upper[i] for i in range(lower.size) if np.isfinite(upper[i])]
+        bounds += [-lower[i] for i in range(lower.size) if np.isfinite(lower[i])]
+        return PolytopicConstraint(np.array(rows).reshape(-1, lower.size), np.array(bounds, float))
+
+    def stacked(self, other: "PolytopicConstraint") -> "PolytopicConstraint":
+        return PolytopicConstraint(np.vstack([self.H, other.H]), np.concatenate([self.h, other.h]))
+
+    def violation(self, v: np.ndarray) -> float:
+        """Largest amount by which v violates a row (0 if inside), in the constraint's units."""
+        if self.h.size == 0:
+            return 0.0
+        return float(max(0.0, np.max(self.H @ v - self.h)))
+
+
+@dataclass(frozen=True)
+class Subsystem:
+    """One agent's subsystem: dimensions and its state and input constraint sets (box rows included)."""
+
+    name: str
+    n_x: int
+    n_u: int
+    state_constraint: PolytopicConstraint
+    input_constraint: PolytopicConstraint
+    state_names: tuple[str, ...] = ()
+    input_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CoupledLinearSystem:
+    """Discrete-time coupled linear system in block form; A[i][j] = A_ij (n_x_i × n_x_j), B[i][j] = B_ij."""
+
+    subsystems: tuple[Subsystem, ...]
+    A: tuple[tuple[np.ndarray, ...], ...]
+    B: tuple[tuple[np.ndarray, ...], ...]
+    sample_time: float
+    _full: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.subsystems)
+
+    @property
+    def state_offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum([s.n_x for s in self.subsystems])])
+
+    @property
+    def input_offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum([s.n_u for s in self.subsystems])])
+
+    @property
+    def n_x(self) -> int:
+        return int(self.state_offsets[-1])
+
+    @property
+    def n_u(self) -> int:
+        return int(self.input_offsets[-1])
+
+    def state_slice(self, i: int) -> slice:
+        return slice(int(self.state_offsets[i]), int(self.state_offsets[i + 1]))
+
+    def input_slice(self, i: int) -> slice:
+        return slice(int(self.input_offsets[i]), int(self.input_offsets[i + 1]))
+
+    def full_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """The plant-wide (A, B) assembled from the blocks (cached)."""
+        if "AB" not in self._full:
+            self._full["AB"] = (np.block([list(row) for row in self.A]), np.block([list(row) for row in self.B]))
+        return self._full["AB"]
+
+    def dynamic_neighbours(self, i: int) -> tuple[int, ...]:
+        """Agents j ≠ i whose state or input enters x_i's update (non-zero A_ij or B_ij)."""
+        return tuple(j for j in range(self.num_agents)
+                     if j != i and (np.any(self.A[i][j]) or np.any(self.B[i][j])))
+
+    def step(self, x: np.ndarray, u: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """One step of the plant-wide dynamics (stacked agent order), with optional additive disturbance."""
+        A, B = self.full_matrices()
+        x_next = A @ x + B @ u
+        return x_next if w is None else x_next + w
+
+    def constraint_violation(self, x: np.ndarray, u: np.ndarray | None = None) -> float:
+        """Largest violation over all agents' state (and input) constraints at stacked x (and u)."""
+        worst = 0.0
+        for i, sub in enumerate(self.subsystems):
+            worst = max(worst, sub.state_constraint.violation(x[self.state_slice(i)]))
+            if u is not None:
+                worst = max(worst, sub.input_constraint.violation(u[self.input_slice(i)]))
+        return worst
+
+    @staticmethod
+    def from_full(subsystems: list[Subsystem], A: np.ndarray, B: np.ndarray, sample_time: float,
+                  coupling_tolerance: float = 0.0) -> "CoupledLinearSystem":
+        """Split plant-wide (A, B) into blocks; coupling blocks with all entries ≤ tolerance·max|entry| become zero."""
+        sx = np.concatenate([[0], np.cumsum([s.n_x for s in subsystems])])
+        su = np.concatenate([[0], np.cumsum([s.n_u for s in subsystems])])
+        scale_a, scale_b = np.max(np.abs(A)), np.max(np.abs(B))
+
+        def block(M: np.ndarray, rows: slice, cols: slice, diagonal: bool, scale: float) -> np.ndarray:
+            sub = M[rows, cols].copy()
+            if not diagonal and np.max(np.abs(sub), initial=0.0) <= coupling_tolerance * scale:
+                sub[:] = 0.0
+            return sub
+
+        count = len(subsystems)
+        A_blocks = tuple(tuple(block(A, slice(sx[i], sx[i + 1]), slice(sx[j], sx[j + 1]), i == j, scale_a)
+                               for j in range(count)) for i in range(count))
+        B_blocks = tuple(tuple(block(B, slice(sx[i], sx[i + 1]), slice(su[j], su[j + 1]), i == j, scale_b)
+                               for j in range(count)) for i in range(count))
+        return CoupledLinearSystem(tuple(subsystems), A_blocks, B_blocks, float(sample_time))
+
+
+def discretize_zoh(Ac: np.ndarray, Bc: np.ndarray, sample_time: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact zero-order-hold discretization: [A B; 0 I] = expm([Ac Bc; 0 0]·T)."""
+    n, m = Bc.shape
+    augmented = np.zeros((n + m, n + m))
+    augmented[:n, :n], augmented[:n, n:] = Ac, Bc
+    phi = expm(augmented * sample_time)
+    return phi[:n, :n], phi[:n, n:]

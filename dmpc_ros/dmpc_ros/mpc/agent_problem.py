@@ -1,0 +1,86 @@
+"""An agent's block of the condensed problem: its own inputs U_i are the variables, the others' are fixed.
+
+Cooperative schemes use the plant-wide objective and every constraint row U_i affects; non-cooperative
+schemes use the agent's own cost terms and its own constraint rows. Either way the QP matrices are built
+once and only (q, bounds) change per iteration:
+    min ½ U_i' H_ii U_i + (F_i x_0 + c_i + H_io U_o)' U_i   s.t.  C_i U_i ≤ d_0 + D x_0 - C_o U_o.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .condensed import CondensedProblem
+from .qp import DenseQP, QPSolution
+from .terminal import lqr_terminal
+
+ZERO_TOLERANCE = 1e-12
+
+
+class AgentBlockQP:
+    def __init__(self, problem: CondensedProblem, agent: int, objective: str = "plant", constraints: str = "affected",
+                 backend: str = "daqp") -> None:
+        self.problem, self.agent = problem, agent
+        self.own = problem.input_indices(agent)
+        self.other = np.setdiff1d(np.arange(problem.H.shape[0]), self.own)
+        if objective == "plant":
+            H_rows, F_rows, c_rows = problem.H[self.own], problem.F[self.own], problem.c[self.own]
+        elif objective == "own":
+            H_rows, F_rows, c_rows = own_cost_rows(problem, agent)
+        else:
+            raise ValueError(f"objective '{objective}' unknown: allowed plant, own")
+        self.H_ii, self.H_io = H_rows[:, self.own], H_rows[:, self.other]
+        self.F_i, self.c_i = F_rows, c_rows
+        C_own = problem.C[:, self.own]
+        if constraints == "affected":
+            rows = np.flatnonzero(np.max(np.abs(C_own), axis=1, initial=0.0) > ZERO_TOLERANCE)
+        elif constraints == "own":
+            rows = np.flatnonzero((problem.row_owner == agent) & (np.max(np.abs(C_own), axis=1, initial=0.0) > ZERO_TOLERANCE))
+        else:
+            raise ValueError(f"constraints '{constraints}' unknown: allowed affected, own")
+        self.C_i, self.C_o = C_own[rows], problem.C[rows][:, self.other]
+        self.d0, self.D = problem.d0[rows], problem.D[rows]
+        self.qp = DenseQP(self.H_ii, self.C_i, backend)
+
+    def interacting_agents(self) -> set[int]:
+        """Agents whose inputs or initial states enter this block's QP data (whose plans the agent needs)."""
+        system = self.problem.system
+        used_inputs = (np.max(np.abs(self.H_io), axis=0, initial=0.0) > ZERO_TOLERANCE) | \
+                      (np.max(np.abs(self.C_o), axis=0, initial=0.0) > ZERO_TOLERANCE)
+        used_states = (np.max(np.abs(self.F_i), axis=0, initial=0.0) > ZERO_TOLERANCE) | \
+                      (np.max(np.abs(self.D), axis=0, initial=0.0) > ZERO_TOLERANCE)
+        m = system.n_u
+        agents = {int(np.searchsorted(system.input_offsets, col % m, side="right") - 1)
+                  for col in self.other[used_inputs]}
+        agents |= {int(np.searchsorted(system.state_offsets, col, side="right") - 1)
+                   for col in np.flatnonzero(used_states)}
+        agents.discard(self.agent)
+        return agents
+
+    def solve(self, x0: np.ndarray, U: np.ndarray, warm_start: np.ndarray | None = None) -> QPSolution:
+        """Best own inputs given x_0 and the others' inputs in U (the own part of U is ignored)."""
+        U_other = U[self.other]
+        q = self.F_i @ x0 + self.c_i + self.H_io @ U_other
+        upper = self.d0 + self.D @ x0 - self.C_o @ U_other
+        return self.qp.solve(q, np.full(upper.size, -np.inf), upper, warm_start)
+
+
+def own_cost_rows(problem: CondensedProblem, agent: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (for the agent's inputs) of the Hessian / linear terms of the agent's *own* cost:
+    its states' and inputs' terms of Q and R, and a terminal cost from the DARE of its local dynamics."""
+    system, cost, N = problem.system, problem.cost, problem.horizon
+    n = system.n_x
+    xs, us = system.state_slice(agent), system.input_slice(agent)
+    Q_ii, R_ii = cost.Q[xs, xs], cost.R[us, us]
+    P_ii, _ = lqr_terminal(system.A[agent][agent], system.B[agent][agent], Q_ii, R_ii)
+    state_rows = np.concatenate([np.arange(n * k + xs.start, n * k + xs.stop) for k in range(N)])
+    Gamma_i, Phi_i = problem.Gamma[state_rows], problem.Phi[state_rows]
+    Qbar = np.kron(np.eye(N), Q_ii)
+    Qbar[-Q_ii.shape[0]:, -Q_ii.shape[0]:] = P_ii
+    own = problem.input_indices(agent)
+    Rbar_rows = np.zeros((own.size, problem.H.shape[0]))
+    Rbar_rows[:, own] = np.kron(np.eye(N), R_ii)
+    weighted = Gamma_i[:, own].T @ Qbar
+    H_rows = 2.0 * (weighted @ Gamma_i + Rbar_rows)
+    F_rows = 2.0 * weighted @ Phi_i
+    c_rows = -2.0 * (weighted @ np.tile(cost.x_ref[xs], N) + np.kron(np.eye(N), R_ii) @ np.tile(cost.u_ref[us], N))
+    return H_rows, F_rows, c_rows

@@ -1,0 +1,137 @@
+"""Condensed (input-only) form of the plant-wide finite-horizon problem and its per-agent blocks.
+
+Prediction X = [x_1; …; x_N] = Φ x_0 + Γ U with U = [u_0; …; u_{N-1}] (every agent's inputs, time-major).
+Plant-wide cost V(U) = Σ_k (x_k - x̄)'Q(x_k - x̄) + (u_k - ū)'R(u_k - ū) + (x_N - x̄)'P(x_N - x̄)
+                     = ½ U'HU + (F x_0 + c)'U + const.
+Constraints C U ≤ d_0 + D x_0 stack every agent's input rows (k = 0..N-1), state rows (k = 1..N) and
+optional terminal-set rows (k = N). An agent's block fixes the other agents' inputs: its QP has only its own
+inputs as variables (N·n_u,i) and keeps just the rows its inputs affect, so it stays small.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..models.linear import CoupledLinearSystem, PolytopicConstraint
+
+
+def prediction_matrices(A: np.ndarray, B: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Φ, Γ) with [x_1; …; x_N] = Φ x_0 + Γ [u_0; …; u_{N-1}]."""
+    n, m = B.shape
+    Phi = np.zeros((horizon * n, n))
+    Gamma = np.zeros((horizon * n, horizon * m))
+    power = np.eye(n)
+    powers_B = []
+    for k in range(horizon):
+        powers_B.append(power @ B)          # A^k B
+        power = A @ power
+        Phi[k * n:(k + 1) * n] = power      # A^{k+1}
+    for k in range(horizon):
+        for j in range(k + 1):
+            Gamma[k * n:(k + 1) * n, j * m:(j + 1) * m] = powers_B[k - j]
+    return Phi, Gamma
+
+
+@dataclass(frozen=True)
+class QuadraticCost:
+    """Stage weights Q (n×n), R (m×m), terminal P (n×n) and constant references x̄ (n), ū (m)."""
+
+    Q: np.ndarray
+    R: np.ndarray
+    P: np.ndarray
+    x_ref: np.ndarray
+    u_ref: np.ndarray
+
+    def stage(self, x: np.ndarray, u: np.ndarray) -> float:
+        dx, du = x - self.x_ref, u - self.u_ref
+        return float(dx @ self.Q @ dx + du @ self.R @ du)
+
+    def trajectory(self, states: np.ndarray, inputs: np.ndarray) -> float:
+        """Cost of states (N+1 × n) and inputs (N × m) including x_0's stage term and the terminal term."""
+        dx = states - self.x_ref
+        du = inputs - self.u_ref
+        stage = np.einsum("ki,ij,kj->", dx[:-1], self.Q, dx[:-1]) + np.einsum("ki,ij,kj->", du, self.R, du)
+        return float(stage + dx[-1] @ self.P @ dx[-1])
+
+
+@dataclass(frozen=True)
+class CondensedProblem:
+    """The plant-wide condensed QP data; blocks for agents are views into it (see AgentBlock)."""
+
+    system: CoupledLinearSystem
+    horizon: int
+    cost: QuadraticCost
+    Phi: np.ndarray
+    Gamma: np.ndarray
+    H: np.ndarray          # N m × N m
+    F: np.ndarray          # N m × n   (linear term F x_0 + c)
+    c: np.ndarray          # N m
+    C: np.ndarray          # rows × N m
+    d0: np.ndarray         # rows
+    D: np.ndarray          # rows × n
+    row_owner: np.ndarray  # agent whose constraint each row is
+    row_is_state: np.ndarray
+    terminal_set: PolytopicConstraint | None = None
+
+    @staticmethod
+    def build(system: CoupledLinearSystem, horizon: int, cost: QuadraticCost,
+              terminal_set: PolytopicConstraint | None = None) -> "CondensedProblem":
+        A, B = system.full_matrices()
+        n, m, N = system.n_x, system.n_u, horizon
+        Phi, Gamma = prediction_matrices(A, B, N)
+        Qbar = np.kron(np.eye(N), cost.Q)
+        Qbar[-n:, -n:] = cost.P
+        Rbar = np.kron(np.eye(N), cost.R)
+        H = 2.0 * (Gamma.T @ Qbar @ Gamma + Rbar)
+        F = 2.0 * Gamma.T @ Qbar @ Phi
+        c = -2.0 * (Gamma.T @ Qbar @ np.tile(cost.x_ref, N) + Rbar @ np.tile(cost.u_ref, N))
+
+        rows_C, rows_d, rows_D, owner, is_state = [], [], [], [], []
+        for k in range(N):
+            for i, sub in enumerate(system.subsystems):
+                Hu, hu = sub.input_constraint.H, sub.input_constraint.h
+                if hu.size:
+                    block = np.zeros((hu.size, N * m))
+                    block[:, k * m + system.input_offsets[i]: k * m + system.input_offsets[i + 1]] = Hu
+                    rows_C.append(block); rows_d.append(hu); rows_D.append(np.zeros((hu.size, n)))
+                    owner += [i] * hu.size; is_state += [False] * hu.size
+        for k in range(N):
+            for i, sub in enumerate(system.subsystems):
+                Hx, hx = sub.state_constraint.H, sub.state_constraint.h
+                if hx.size:
+                    rows = Gamma[k * n:(k + 1) * n][system.state_slice(i)]
+                    rows_C.append(Hx @ rows); rows_d.append(hx)
+                    rows_D.append(-Hx @ Phi[k * n:(k + 1) * n][system.state_slice(i)])
+                    owner += [i] * hx.size; is_state += [True] * hx.size
+        if terminal_set is not None:
+            rows_C.append(terminal_set.H @ Gamma[-n:]); rows_d.append(terminal_set.h)
+            rows_D.append(-terminal_set.H @ Phi[-n:])
+            owner += [-1] * terminal_set.h.size; is_state += [True] * terminal_set.h.size
+        C = np.vstack(rows_C) if rows_C else np.zeros((0, N * m))
+        d0 = np.concatenate(rows_d) if rows_d else np.zeros(0)
+        D = np.vstack(rows_D) if rows_D else np.zeros((0, n))
+        return CondensedProblem(system, N, cost, Phi, Gamma, 0.5 * (H + H.T), F, c, C, d0, D,
+                                np.array(owner, int), np.array(is_state, bool), terminal_set)
+
+    def input_indices(self, agent: int) -> np.ndarray:
+        """Positions of agent's inputs in U (time-major)."""
+        m = self.system.n_u
+        cols = np.arange(self.system.input_offsets[agent], self.system.input_offsets[agent + 1])
+        return (np.arange(self.horizon)[:, None] * m + cols[None, :]).ravel()
+
+    def predict(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """States x_0..x_N (N+1 × n) under U."""
+        return np.vstack([x0, (self.Phi @ x0 + self.Gamma @ U).reshape(self.horizon, -1)])
+
+    def cost_value(self, x0: np.ndarray, U: np.ndarray) -> float:
+        return self.cost.trajectory(self.predict(x0, U), U.reshape(self.horizon, -1))
+
+    def constraint_slack(self, x0: np.ndarray, U: np.ndarray) -> float:
+        """min over rows of (d0 + D x0 - C U): negative means a violated constraint."""
+        if self.d0.size == 0:
+            return np.inf
+        return float(np.min(self.d0 + self.D @ x0 - self.C @ U))
+
+    def unconstrained_minimizer(self, x0: np.ndarray) -> np.ndarray:
+        return np.linalg.solve(self.H, -(self.F @ x0 + self.c))

@@ -1,0 +1,98 @@
+"""Dense QPs  min ½ z'Hz + q'z  s.t.  lower ≤ A z ≤ upper  whose matrices are fixed and whose vectors change.
+
+Built once per agent; every negotiation iteration only updates (q, lower, upper) and warm-starts from the
+previous iterate. Two back ends: OSQP (ADMM, sparse, parametric update) and DAQP (dual active set, dense,
+exact active-set solutions; usually much faster for the small condensed agent QPs). A solve never returns
+NaN: failure is reported through `ok` / `status` and the caller falls back to its feasible candidate.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import daqp
+import numpy as np
+import osqp
+import scipy.sparse as sp
+
+BACKENDS = ("daqp", "osqp")
+DAQP_INFINITY = 1e30
+FEASIBILITY_TOLERANCE = 1e-6  # relative primal residual above which a returned solution is rejected
+DAQP_STATUS = {1: "solved", 2: "solved (soft)", -1: "primal infeasible", -2: "cycling", -3: "unbounded",
+               -4: "iteration limit", -5: "nonconvex", -6: "initial active set overdetermined"}
+
+
+@dataclass
+class QPSolution:
+    z: np.ndarray          # minimizer (finite; zeros when not ok)
+    ok: bool               # solved to tolerance
+    status: str            # solver's status text
+    solve_time: float      # wall-clock time of the solve call [s]
+    iterations: int
+
+
+class DenseQP:
+    """A QP with fixed (H, A); `solve(q, lower, upper, warm_start)` changes only the vectors."""
+
+    def __init__(self, H: np.ndarray, A: np.ndarray, backend: str = "daqp", tolerance: float = 1e-9) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"QP backend '{backend}' is not supported: allowed {', '.join(BACKENDS)}")
+        self.H = np.ascontiguousarray(0.5 * (H + H.T))
+        self.A = np.ascontiguousarray(A.reshape(-1, H.shape[0]))
+        self.backend = backend
+        self.num_variables = H.shape[0]
+        self._osqp: osqp.OSQP | None = None
+        self._daqp: daqp.Model | None = None
+        self._tolerance = tolerance
+
+    def _setup_osqp(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        self._osqp = osqp.OSQP()
+        self._osqp.setup(sp.csc_matrix(np.triu(self.H)), q, sp.csc_matrix(self.A), lower, upper, verbose=False,
+                         polishing=False, eps_abs=self._tolerance, eps_rel=self._tolerance, max_iter=20000,
+                         warm_starting=True)
+
+    def solve(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray, warm_start: np.ndarray | None = None) -> QPSolution:
+        started = time.perf_counter()
+        if self.backend == "osqp":
+            z, ok, status, iterations = self._solve_osqp(q, lower, upper, warm_start)
+        else:
+            z, ok, status, iterations = self._solve_daqp(q, lower, upper, warm_start)
+        elapsed = time.perf_counter() - started
+        if not ok or not np.all(np.isfinite(z)):
+            return QPSolution(np.zeros(self.num_variables), False, status, elapsed, iterations)
+        if self.A.shape[0]:
+            # Never trust a status alone: DAQP's warm-started Model has reported infeasible problems as solved.
+            Az = self.A @ z
+            residual = max(np.max(Az - upper), np.max(lower - Az))
+            if residual > FEASIBILITY_TOLERANCE * (1.0 + np.max(np.abs(Az))):
+                return QPSolution(np.zeros(self.num_variables), False, f"{status}, but violates a constraint by {residual:.3g}",
+                                  elapsed, iterations)
+        return QPSolution(np.asarray(z, float), True, status, elapsed, iterations)
+
+    def _solve_osqp(self, q, lower, upper, warm_start):
+        if self._osqp is None:
+            self._setup_osqp(q, lower, upper)
+        else:
+            self._osqp.update(q=q, l=lower, u=upper)
+        if warm_start is not None:
+            self._osqp.warm_start(x=warm_start)
+        result = self._osqp.solve()
+        ok = result.info.status_val in (1, 2)  # solved, solved inaccurate
+        return result.x, ok, result.info.status, int(result.info.iter)
+
+    def _solve_daqp(self, q, lower, upper, warm_start):
+        bupper = np.minimum(upper, DAQP_INFINITY)
+        blower = np.maximum(lower, -DAQP_INFINITY)
+        try:
+            if self._daqp is None:
+                model = daqp.Model()
+                model.setup(self.H, q, self.A, bupper, blower, np.zeros(bupper.size, dtype=np.int32))
+                model.settings = {"primal_tol": self._tolerance, "iter_limit": 10000}
+                self._daqp = model
+            else:
+                self._daqp.update(f=q, bupper=bupper, blower=blower)
+            z, _, exitflag, info = self._daqp.solve()
+        except RuntimeError as error:  # DAQP refuses set-up when the first problem is infeasible
+            self._daqp = None
+            return np.zeros(self.num_variables), False, f"daqp: {error}", 0
+        return z, exitflag in (1, 2), DAQP_STATUS.get(int(exitflag), f"exitflag {exitflag}"), int(info.get("iterations", 0))

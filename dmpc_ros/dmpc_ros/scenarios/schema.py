@@ -1,0 +1,236 @@
+"""The scenario file format (YAML), validated once at load time.
+
+A scenario names a model (for now the mass-spring-damper chain), the controller design and algorithm,
+the simulation (steps, initial state, disturbances) and the network (delay, drops). See
+dmpc_ros/config/mass_spring.yaml for an annotated example.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy.linalg import block_diag
+
+from ..coordination import ALGORITHMS, ControllerDesign, StoppingRule
+from ..models import CoupledLinearSystem, MassSpringChain
+from ..mpc.qp import BACKENDS
+from .validation import (ScenarioError, check_number, choice, number, per_agent, reject_unknown, section,
+                         weight_matrix)
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+MAX_AGENTS = 1000
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    algorithm: str
+    horizon: int
+    max_iterations: int
+    tolerance: float
+    solver: str
+    weights: list[float] | None
+    terminal_set: bool
+    Q: np.ndarray
+    R: np.ndarray
+
+    @property
+    def stopping(self) -> StoppingRule:
+        return StoppingRule(self.max_iterations, self.tolerance)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    chain: MassSpringChain
+    sample_time: float
+    coupling_tolerance: float
+    controller: ControllerSettings
+    steps: int
+    initial_state: np.ndarray
+    disturbance_bound: np.ndarray      # per state, |w| ≤ bound (zeros: none)
+    disturbance_seed: int
+    network_delay: int
+    drop_probability: float
+    network_seed: int
+    source: str = field(default="", compare=False)
+
+    @property
+    def num_agents(self) -> int:
+        return self.chain.num_masses
+
+    def plant(self) -> CoupledLinearSystem:
+        """The simulated plant: the exact zero-order-hold discretization (no couplings dropped)."""
+        return self.chain.discrete(self.sample_time, coupling_tolerance=0.0)
+
+    def prediction_model(self) -> CoupledLinearSystem:
+        return self.chain.discrete(self.sample_time, coupling_tolerance=self.coupling_tolerance)
+
+    def design(self) -> ControllerDesign:
+        model = self.prediction_model()
+        return ControllerDesign(model, self.controller.Q, self.controller.R, self.controller.horizon,
+                                np.zeros(model.n_x), np.zeros(model.n_u), self.controller.terminal_set)
+
+    def disturbance(self) -> np.ndarray | None:
+        """steps × n_x disturbance drawn uniformly in the box, seeded (None when the bound is zero)."""
+        if not np.any(self.disturbance_bound):
+            return None
+        rng = np.random.default_rng(self.disturbance_seed)
+        return rng.uniform(-1.0, 1.0, (self.steps, self.disturbance_bound.size)) * self.disturbance_bound
+
+    def with_overrides(self, **changes) -> "Scenario":
+        """A copy with controller fields (algorithm, max_iterations, ...) or top-level fields replaced."""
+        controller_fields = {k: v for k, v in changes.items() if k in ControllerSettings.__dataclass_fields__}
+        top = {k: v for k, v in changes.items() if k not in controller_fields}
+        if "algorithm" in controller_fields:
+            choice(controller_fields, "controller.", "algorithm", ALGORITHMS)
+        return replace(self, controller=replace(self.controller, **controller_fields), **top)
+
+
+def scenario_path(name_or_path: str) -> Path:
+    """A YAML path as given, or config/<name>.yaml of the installed package."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        if not candidate.is_file():
+            raise ScenarioError(f"scenario file {candidate} does not exist")
+        return candidate
+    for directory in config_directories():
+        path = directory / f"{name_or_path}.yaml"
+        if path.is_file():
+            return path
+    known = sorted({p.stem for d in config_directories() for p in d.glob("*.yaml")})
+    raise ScenarioError(f"scenario '{name_or_path}' not found; known scenarios: {', '.join(known) or 'none'}")
+
+
+def config_directories() -> list[Path]:
+    """The source tree's config/ (editable and symlink installs) and the ament share directory."""
+    directories = [CONFIG_DIR] if CONFIG_DIR.is_dir() else []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        share = Path(get_package_share_directory("dmpc_ros")) / "config"
+        if share.is_dir() and share not in directories:
+            directories.append(share)
+    except Exception:  # package not in the ament index (plain pip install): source tree only
+        pass
+    return directories
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    path = scenario_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"{path}: not valid YAML: {error}") from error
+    try:
+        return parse_scenario(data, source=str(path))
+    except ScenarioError as error:
+        raise ScenarioError(f"{path}: {error}") from None
+
+
+def parse_scenario(data: object, source: str = "") -> Scenario:
+    if not isinstance(data, dict):
+        raise ScenarioError(f"the scenario must be a mapping, got {type(data).__name__}")
+    reject_unknown(data, "", {"name", "description", "model", "controller", "simulation", "network"})
+    model = section(data, "", "model", required=True)
+    reject_unknown(model, "model.", {"type", "sample_time", "coupling_tolerance", "masses"})
+    choice(model, "model.", "type", ("mass_spring_chain",))
+    sample_time = number(model, "model.", "sample_time", minimum=0.0, strict_minimum=True)
+    coupling_tolerance = number(model, "model.", "coupling_tolerance", default=1e-6, minimum=0.0, maximum=1.0)
+    chain = parse_chain(section(model, "model.", "masses", required=True))
+    M = chain.num_masses
+
+    controller = section(data, "", "controller", required=True)
+    reject_unknown(controller, "controller.", {"algorithm", "horizon", "max_iterations", "tolerance", "solver",
+                                               "weights", "terminal_set", "state_weight", "input_weight"})
+    weights = controller.get("weights")
+    if weights is not None:
+        weights = per_agent(controller, "controller.", "weights", M, 1.0, minimum=0.0, strict_minimum=True)
+    settings = ControllerSettings(
+        algorithm=choice(controller, "controller.", "algorithm", ALGORITHMS),
+        horizon=number(controller, "controller.", "horizon", minimum=1, maximum=500, integer=True),
+        max_iterations=number(controller, "controller.", "max_iterations", default=10, minimum=1, maximum=100000, integer=True),
+        tolerance=number(controller, "controller.", "tolerance", default=1e-6, minimum=0.0),
+        solver=choice(controller, "controller.", "solver", BACKENDS, default="daqp"),
+        weights=weights,
+        terminal_set=bool(controller.get("terminal_set", False)),
+        Q=block_diag(*[weight_matrix(q, f"controller.state_weight{suffix}", 2)
+                       for q, suffix in agent_values(controller.get("state_weight", [1.0, 0.1]), M)]),
+        R=block_diag(*[weight_matrix(r, f"controller.input_weight{suffix}", 1)
+                       for r, suffix in agent_values(controller.get("input_weight", [0.1]), M)]),
+    )
+    if np.min(np.diag(settings.R)) <= 0:
+        raise ScenarioError("controller.input_weight: must be positive definite (every diagonal entry > 0)")
+
+    simulation = section(data, "", "simulation")
+    reject_unknown(simulation, "simulation.", {"steps", "initial_state", "disturbance_bound", "disturbance_seed"})
+    initial = simulation.get("initial_state")
+    x0 = parse_initial_state(initial, M)
+    bound = simulation.get("disturbance_bound", [0.0, 0.0])
+    bound_rows = [np.asarray([check_number(v, f"simulation.disturbance_bound{suffix}[{j}]", minimum=0.0)
+                              for j, v in enumerate(b)]) if isinstance(b, list) and len(b) == 2 else None
+                  for b, suffix in agent_values(bound, M)]
+    if any(b is None for b in bound_rows):
+        raise ScenarioError(f"simulation.disturbance_bound: {bound!r} is not allowed: must be [position, velocity] bounds (one pair, or one per agent)")
+
+    network = section(data, "", "network")
+    reject_unknown(network, "network.", {"delay", "drop_probability", "seed"})
+    return Scenario(
+        name=str(data.get("name", Path(source).stem if source else "scenario")),
+        description=str(data.get("description", "")),
+        chain=chain, sample_time=sample_time, coupling_tolerance=coupling_tolerance, controller=settings,
+        steps=number(simulation, "simulation.", "steps", default=50, minimum=1, maximum=1_000_000, integer=True),
+        initial_state=x0, disturbance_bound=np.concatenate(bound_rows),
+        disturbance_seed=number(simulation, "simulation.", "disturbance_seed", default=0, minimum=0, integer=True),
+        network_delay=number(network, "network.", "delay", default=0, minimum=0, maximum=1000, integer=True),
+        drop_probability=number(network, "network.", "drop_probability", default=0.0, minimum=0.0, maximum=0.99),
+        network_seed=number(network, "network.", "seed", default=0, minimum=0, integer=True),
+        source=source,
+    )
+
+
+def agent_values(value: object, count: int) -> list[tuple[object, str]]:
+    """One value for every agent, or `per_agent: [...]` with exactly one value per agent."""
+    if isinstance(value, dict):
+        reject_unknown(value, "", {"per_agent"})
+        values = value.get("per_agent")
+        if not isinstance(values, list) or len(values) != count:
+            raise ScenarioError(f"per_agent: expected a list of {count} entries (one per agent), got {values!r}")
+        return [(v, f".per_agent[{i}]") for i, v in enumerate(values)]
+    return [(value, "")] * count
+
+
+def parse_chain(masses: dict) -> MassSpringChain:
+    path = "model.masses."
+    reject_unknown(masses, path, {"count", "mass", "spring_to_next", "damper_to_next", "spring_to_wall",
+                                  "damper_to_wall", "force_limit", "position_limit", "velocity_limit"})
+    M = number(masses, path, "count", minimum=1, maximum=MAX_AGENTS, integer=True)
+    positive = dict(minimum=0.0, strict_minimum=True)
+    nonnegative = dict(minimum=0.0)
+    ends = [1.0 if i in (0, M - 1) else 0.0 for i in range(M)]
+    return MassSpringChain(
+        mass=tuple(per_agent(masses, path, "mass", M, 1.0, **positive)),
+        spring_to_next=tuple(per_agent(masses, path, "spring_to_next", M, 1.0, **nonnegative)),
+        damper_to_next=tuple(per_agent(masses, path, "damper_to_next", M, 0.1, **nonnegative)),
+        spring_to_wall=tuple(per_agent(masses, path, "spring_to_wall", M, ends, **nonnegative)
+                             if "spring_to_wall" in masses else ends),
+        damper_to_wall=tuple(per_agent(masses, path, "damper_to_wall", M, 0.0, **nonnegative)),
+        force_limit=tuple(per_agent(masses, path, "force_limit", M, float("inf"), **positive)),
+        position_limit=tuple(per_agent(masses, path, "position_limit", M, float("inf"), **positive)),
+        velocity_limit=tuple(per_agent(masses, path, "velocity_limit", M, float("inf"), **positive)),
+    )
+
+
+def parse_initial_state(value: object, count: int) -> np.ndarray:
+    name = "simulation.initial_state"
+    if value is None:
+        raise ScenarioError(f"{name}: missing; give one [position, velocity] pair per agent")
+    if not isinstance(value, list) or len(value) != count:
+        raise ScenarioError(f"{name}: {value!r} is not allowed: expected {count} [position, velocity] pairs (one per agent)")
+    rows = []
+    for i, pair in enumerate(value):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ScenarioError(f"{name}[{i}]: {pair!r} is not allowed: must be [position, velocity]")
+        rows.append([check_number(v, f"{name}[{i}][{j}]") for j, v in enumerate(pair)])
+    return np.asarray(rows, float).ravel()

@@ -1,0 +1,87 @@
+"""Small checked readers for scenario data: every error names the field, the bad value and what is allowed."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+class ScenarioError(ValueError):
+    """A scenario file or parameter set that cannot be used; the message says which field and why."""
+
+
+def section(data: dict, path: str, key: str, required: bool = False) -> dict:
+    value = data.get(key, None)
+    if value is None:
+        if required:
+            raise ScenarioError(f"{path}{key}: missing; a mapping is required")
+        return {}
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{path}{key}: {value!r} is not allowed: must be a mapping")
+    return value
+
+
+def reject_unknown(data: dict, path: str, allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ScenarioError(f"{path}{unknown[0]}: unknown field; allowed: {', '.join(sorted(allowed))}")
+
+
+def number(data: dict, path: str, key: str, default: float | None = None, minimum: float | None = None,
+           maximum: float | None = None, strict_minimum: bool = False, integer: bool = False) -> Any:
+    value = data.get(key, default)
+    name = f"{path}{key}"
+    if value is None:
+        raise ScenarioError(f"{name}: missing; a number is required")
+    return check_number(value, name, minimum, maximum, strict_minimum, integer)
+
+
+def check_number(value: Any, name: str, minimum: float | None = None, maximum: float | None = None,
+                 strict_minimum: bool = False, integer: bool = False) -> Any:
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, str) and value.strip().lower() in ("inf", ".inf", "infinity"):
+        value = math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()) \
+            or (isinstance(value, float) and math.isnan(value)):
+        raise ScenarioError(f"{name}: {value!r} is not allowed: must be {kind}")
+    if minimum is not None and (value <= minimum if strict_minimum else value < minimum):
+        raise ScenarioError(f"{name}: {value!r} is not allowed: must be {'>' if strict_minimum else '≥'} {minimum}")
+    if maximum is not None and value > maximum:
+        raise ScenarioError(f"{name}: {value!r} is not allowed: must be ≤ {maximum}")
+    return int(value) if integer else float(value)
+
+
+def choice(data: dict, path: str, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+    value = data.get(key, default)
+    if value not in allowed:
+        raise ScenarioError(f"{path}{key}: {value!r} is not allowed: must be one of {', '.join(allowed)}")
+    return value
+
+
+def per_agent(data: dict, path: str, key: str, count: int, default: float, **limits) -> list[float]:
+    """A scalar applied to every agent, or a list of exactly `count` values."""
+    value = data.get(key, default)
+    if isinstance(value, list):
+        if len(value) != count:
+            raise ScenarioError(f"{path}{key}: has {len(value)} entries, expected {count} (one per agent) or one number")
+        return [check_number(v, f"{path}{key}[{i}]", **limits) for i, v in enumerate(value)]
+    return [check_number(value, f"{path}{key}", **limits)] * count
+
+
+def weight_matrix(value: Any, name: str, size: int) -> np.ndarray:
+    """A positive semidefinite weight: a diagonal (list of `size` numbers) or a full size × size matrix."""
+    array = np.asarray(value, dtype=float) if isinstance(value, list) else None
+    if array is None or array.ndim not in (1, 2):
+        raise ScenarioError(f"{name}: {value!r} is not allowed: must be a list of {size} numbers or a {size}×{size} matrix")
+    if array.ndim == 1:
+        if array.shape != (size,):
+            raise ScenarioError(f"{name}: has {array.shape[0]} entries, expected {size} (the diagonal) or a {size}×{size} matrix")
+        array = np.diag(array)
+    elif array.shape != (size, size):
+        raise ScenarioError(f"{name}: matrix is {array.shape[0]}×{array.shape[1]}, expected {size}×{size}")
+    if not np.all(np.isfinite(array)) or not np.allclose(array, array.T):
+        raise ScenarioError(f"{name}: must be finite and symmetric")
+    if np.min(np.linalg.eigvalsh(array)) < -1e-12:
+        raise ScenarioError(f"{name}: must be positive semidefinite (smallest eigenvalue {np.min(np.linalg.eigvalsh(array)):.3g})")
+    return array

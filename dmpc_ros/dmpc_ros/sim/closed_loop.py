@@ -1,0 +1,117 @@
+"""Closed-loop simulation: the plant and the agents of one algorithm, negotiating over an in-memory network.
+
+Per control step k: every agent measures x_i(k) and announces its warm start (iteration 0); then iterations
+p = 1, 2, … run until every agent has flagged its plan final; the plant applies u(k) and steps with the
+optional disturbance. Parallel schemes read the plans of iteration p − 1, sequential ones (Gauss-Seidel)
+also the plans of iteration p of the agents before them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..coordination import CentralizedMPC, ControllerDesign, StoppingRule, build_agents
+from ..models.linear import CoupledLinearSystem
+from .network import TICKS_PER_ITERATION, InMemoryNetwork
+from .results import SimulationResult
+
+
+@dataclass
+class SimulationSettings:
+    algorithm: str
+    steps: int
+    stopping: StoppingRule = field(default_factory=StoppingRule)
+    backend: str = "daqp"
+    weights: list[float] | None = None
+    compare_centralized: bool = False   # centralized optimum at every visited state (cost gap, input error)
+    network: InMemoryNetwork = field(default_factory=InMemoryNetwork)
+    disturbance: np.ndarray | None = None  # steps × n_x additive disturbance w(k)
+
+
+def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarray, settings: SimulationSettings,
+             progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+    """Run the closed loop for settings.steps steps from x0; progress(k, steps) is called after each step."""
+    T, N, n, m = settings.steps, design.horizon, plant.n_x, plant.n_u
+    problem = design.condensed()
+    centralized = CentralizedMPC(design.system, problem.cost, N, problem.terminal_set) \
+        if settings.algorithm == "centralized" or settings.compare_centralized else None
+    agents = [] if settings.algorithm == "centralized" else build_agents(
+        design, settings.algorithm, settings.stopping, settings.backend, settings.weights, problem)
+    max_iterations = 1 if settings.algorithm == "centralized" else settings.stopping.max_iterations
+    result = SimulationResult.empty(settings.algorithm, T, N, n, m, plant.num_agents, max_iterations, plant.sample_time)
+    result.communication = {a.agent_id: sorted(a.required_plans) for a in agents}
+    network = settings.network
+    x = np.asarray(x0, float).copy()
+    result.x[0] = x
+    stride = TICKS_PER_ITERATION * (max_iterations + 2)
+    for k in range(T):
+        messages_before, bytes_before = network.messages, network.bytes
+        if centralized is not None:
+            ref_states, ref_inputs, reference_ok = centralized.solve(x)
+            if reference_ok:
+                result.centralized_cost[k] = problem.cost.trajectory(ref_states, ref_inputs)
+            result.centralized_solve_time[k] = centralized.last_solve_time
+        if agents:
+            U, iterations, solve_times = negotiate(agents, problem, network, k, x, stride, result.cost_per_iteration[k])
+            result.agent_solve_times[k] = solve_times
+        else:
+            U, iterations = ref_inputs.ravel(), 1
+            result.cost_per_iteration[k, 0] = result.centralized_cost[k]
+            result.agent_solve_times[k] = [[centralized.last_solve_time]]
+        u = U[:m]
+        result.iterations[k] = iterations
+        result.plan_inputs[k] = U.reshape(N, m)
+        result.plan_states[k] = problem.predict(x, U)
+        result.plan_cost[k] = problem.cost_value(x, U)
+        if centralized is not None and reference_ok:
+            result.input_error[k] = np.linalg.norm(U - ref_inputs.ravel()) / max(np.linalg.norm(ref_inputs), 1e-12)
+        result.u[k] = u
+        result.stage_cost[k] = problem.cost.stage(x, u)
+        result.violation[k] = plant.constraint_violation(x, u)
+        result.messages[k] = network.messages - messages_before
+        result.bytes[k] = network.bytes - bytes_before
+        w = None if settings.disturbance is None else settings.disturbance[k]
+        x = plant.step(x, u, w)
+        result.x[k + 1] = x
+        if progress:
+            progress(k + 1, T)
+    result.violation[T] = plant.constraint_violation(x)
+    return result
+
+
+def negotiate(agents, problem, network: InMemoryNetwork, step: int, x: np.ndarray, stride: int,
+              cost_trace: np.ndarray) -> tuple[np.ndarray, int, list[list[float]]]:
+    """One step's negotiation; returns the assembled inputs U (time-major), iterations used, solve times."""
+    system = problem.system
+    base = step * stride
+    listeners = {a.agent_id: {b.agent_id for b in agents if a.agent_id in b.required_plans} for a in agents}
+    latest = {}
+    for agent in agents:
+        inbox = network.inbox(agent.agent_id, base)
+        plan = agent.begin_step(step, x[system.state_slice(agent.agent_id)], inbox)
+        latest[agent.agent_id] = plan
+        network.send(plan, listeners[agent.agent_id], base + 1)
+    cost_trace[0] = problem.cost_value(x, assemble(problem, latest))
+    active = list(agents)
+    iteration = 0
+    while active:
+        iteration += 1
+        read_tick = base + TICKS_PER_ITERATION * iteration
+        for agent in active:
+            plan = agent.iterate(network.inbox(agent.agent_id, read_tick))
+            latest[agent.agent_id] = plan
+            network.send(plan, listeners[agent.agent_id], read_tick if agent.sequential else read_tick + 1)
+        active = [a for a in active if not latest[a.agent_id].final]
+        if iteration < cost_trace.size:
+            cost_trace[iteration] = problem.cost_value(x, assemble(problem, latest))
+    return assemble(problem, latest), iteration, [list(a.statistics.solve_times) for a in agents]
+
+
+def assemble(problem, plans) -> np.ndarray:
+    """Time-major U from each agent's planned inputs."""
+    U = np.zeros(problem.H.shape[0])
+    for agent_id, plan in plans.items():
+        U[problem.input_indices(agent_id)] = plan.inputs.ravel()
+    return U

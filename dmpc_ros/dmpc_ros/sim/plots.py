@@ -1,0 +1,61 @@
+"""PNG plots of a closed-loop result: states and inputs per agent; cost gap and iterations per step."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..models.linear import CoupledLinearSystem  # noqa: E402
+from .results import SimulationResult  # noqa: E402
+
+
+def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory: Path, title: str) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / "states_inputs.png", directory / "convergence.png"]
+    M = system.num_agents
+    names = [name for sub in system.subsystems for name in sub.state_names]
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    for i in range(M):
+        xs = system.state_slice(i)
+        axes[0].plot(result.t, result.x[:, xs.start], label=names[xs.start] if M <= 8 else None)
+        if xs.stop - xs.start > 1:
+            axes[1].plot(result.t, result.x[:, xs.start + 1], label=names[xs.start + 1] if M <= 8 else None)
+        axes[2].step(result.t[:-1], result.u[:, system.input_slice(i).start], where="post",
+                     label=system.subsystems[i].input_names[0] if M <= 8 and system.subsystems[i].input_names else None)
+    for axis, label in zip(axes, ["first state", "second state", "input"]):
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        if M <= 8:
+            axis.legend(loc="upper right", fontsize=7, ncol=2)
+    axes[-1].set_xlabel("time [s]")
+    axes[0].set_title(f"{title}: states and inputs ({result.algorithm})")
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6))
+    reference = result.centralized_cost
+    if np.any(np.isfinite(reference)):
+        gap = (result.cost_per_iteration - reference[:, None]) / np.abs(reference[:, None])
+        for k in range(0, result.steps, max(1, result.steps // 8)):
+            trace = gap[k][np.isfinite(gap[k])]
+            axes[0].semilogy(np.arange(trace.size), np.maximum(np.abs(trace), 1e-16), marker=".", label=f"step {k}")
+        axes[0].set_ylabel("|V(Uᵖ) − V*| / V*")
+        axes[0].set_xlabel("negotiation iteration p")
+        axes[0].legend(fontsize=7, ncol=3)
+    else:
+        axes[0].text(0.5, 0.5, "centralized reference not computed", ha="center", transform=axes[0].transAxes)
+    axes[0].set_title("plant-wide cost gap to the centralized optimum over iterations")
+    axes[0].grid(alpha=0.3)
+    axes[1].bar(np.arange(result.steps), result.iterations)
+    axes[1].set_xlabel("control step k")
+    axes[1].set_ylabel("iterations")
+    axes[1].grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+    return paths
