@@ -19,6 +19,8 @@ ROSDEP_KEYS = {
     "osqp": "python3-osqp-pip",
     "casadi": "python3-casadi-pip",
     "rich": "python3-rich",
+    "daqp": "python3-daqp-pip",
+    "clarabel": "python3-clarabel-pip",
 }
 
 
@@ -53,7 +55,7 @@ def test_python_package_declares_every_third_party_import() -> None:
     package.evaluate_conditions({})
     declared = {d.name for d in package.exec_depends + package.build_export_depends + package.build_depends}
     imported = third_party_imports(PACKAGE_DIR / "dmpc_ros")
-    assert "rclpy" in imported  # the scan itself works
+    assert {"rclpy", "numpy", "osqp"} <= imported  # the scan itself works
     missing = sorted(f"{m} (needs <depend>/<exec_depend> {ROSDEP_KEYS.get(m, m)})"
                      for m in imported if ROSDEP_KEYS.get(m, m) not in declared)
     assert not missing, f"package.xml lacks: {missing}"

@@ -15,6 +15,9 @@ et al. 2010, Assumption 4). When an agent's block QP is infeasible *and* its vie
 step, or after a disturbance), it replaces the view by its Euclidean projection onto the feasible set of the
 condensed problem. Agents with the same view compute the same projection, so the views stay consistent; the
 event is counted as a fallback. If even the projection is infeasible the agent keeps its plan and flags it.
+The check runs at the first iteration of every step on the view all agents share (measured states and warm
+starts; a Gauss-Seidel agent applies its predecessors' newer inputs only afterwards), and later only when
+the agent's own block QP fails (views that disagree after lost or late plans).
 """
 from __future__ import annotations
 
@@ -52,6 +55,14 @@ class BlockUpdateAgent(Agent):
         self._input_index = {self.members[j]: problem.input_indices(j) for j in range(system.num_agents)}
         self._state_slice = {self.members[j]: system.state_slice(j) for j in range(system.num_agents)}
         self._input_dim = {self.members[j]: system.subsystems[j].n_u for j in range(system.num_agents)}
+        own_states = self._state_slice[agent_id]
+        rows = np.concatenate([np.arange(system.n_x * k + own_states.start, system.n_x * k + own_states.stop)
+                               for k in range(problem.horizon)])
+        self._own_Phi, self._own_Gamma = problem.Phi[rows], problem.Gamma[rows]
+        own_inputs = system.input_slice(self.local)
+        self._own_Q = problem.cost.Q[own_states, own_states]
+        self._own_R = problem.cost.R[own_inputs, own_inputs]
+        self._own_P = problem.cost.P[own_states, own_states]
         self.U = np.zeros(problem.H.shape[0])
         self.x0 = np.zeros(system.n_x)
         self.step = -1
@@ -76,12 +87,16 @@ class BlockUpdateAgent(Agent):
 
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
         self.iteration += 1
+        if self.iteration == 1:
+            # The common view every agent shares: measured states and warm starts (plans of iteration 0).
+            self._apply_inbox(inbox, accept_step=self.step, newest_inputs=0, count=False)
+            self._recover_feasibility()
         self._apply_inbox(inbox, accept_step=self.step)
         own = self._input_index[self.agent_id]
         old = self.U[own].copy()
         solution = self.block.solve(self.x0, self.U, warm_start=old)
         self._stats.solve_times.append(solution.solve_time)
-        if not solution.ok and self._recover_feasibility():
+        if not solution.ok and self.iteration > 1 and self._recover_feasibility():  # views disagreed (lossy links)
             old = self.U[own].copy()
             solution = self.block.solve(self.x0, self.U, warm_start=old)
             self._stats.solve_times.append(solution.solve_time)
@@ -107,7 +122,7 @@ class BlockUpdateAgent(Agent):
 
     # -- view maintenance ----------------------------------------------------------------------------
     def _recover_feasibility(self) -> bool:
-        """Project an infeasible view onto the feasible set; True if the view changed."""
+        """If the view violates a constraint, project it onto the feasible set; True if the view changed."""
         problem = self.problem
         if problem.d0.size == 0 or problem.constraint_slack(self.x0, self.U) >= -FEASIBILITY_TOLERANCE:
             return False
@@ -121,20 +136,25 @@ class BlockUpdateAgent(Agent):
             self.U = projected.z
         return projected.ok
 
-    def _apply_inbox(self, inbox: Mapping[int, Plan], accept_step: int) -> None:
+    def _apply_inbox(self, inbox: Mapping[int, Plan], accept_step: int, newest_inputs: int | None = None,
+                     count: bool = True) -> None:
+        """Take the others' measured states and planned inputs from their plans of step accept_step (inputs
+        only from plans of iteration ≤ newest_inputs when given); count missing, late and rejected plans."""
         for j in self.required_plans:
             plan = inbox.get(j)
             if plan is None or plan.step != accept_step:
-                if self.iteration > 0:
+                if count and self.iteration > 0:
                     self._stats.messages_missing += 1
                 continue
             needed = self.iteration - (0 if self.needs_current_iteration(j) else 1)
-            if self.iteration > 0 and plan.iteration < needed and not plan.final:
+            if count and self.iteration > 0 and plan.iteration < needed and not plan.final:
                 self._stats.messages_late += 1
             if not self._valid(j, plan):
-                self._stats.messages_rejected += 1
+                if count:
+                    self._stats.messages_rejected += 1
                 continue
-            self.U[self._input_index[j]] = plan.inputs.ravel()
+            if newest_inputs is None or plan.iteration <= newest_inputs:
+                self.U[self._input_index[j]] = plan.inputs.ravel()
             self.x0[self._state_slice[j]] = plan.states[0]
 
     def _valid(self, j: int, plan: Plan) -> bool:
@@ -161,10 +181,15 @@ class BlockUpdateAgent(Agent):
         self.x0 = predicted[1]
 
     def _make_plan(self, converged: bool, final: bool, feasible: bool) -> Plan:
-        predicted = self.problem.predict(self.x0, self.U)
-        return Plan(
-            agent=self.agent_id, step=self.step, iteration=self.iteration,
-            states=predicted[:, self._state_slice[self.agent_id]].copy(),
-            inputs=self.U[self._input_index[self.agent_id]].reshape(self.problem.horizon, -1).copy(),
-            cost=self.problem.cost_value(self.x0, self.U), feasible=feasible, converged=converged, final=final,
-        )
+        """The own rows of the prediction under the current view, and their local cost
+        Σ x_i'Q_ii x_i + u_i'R_ii u_i + x_i,N' P_ii x_i,N (the agent's share of the plant-wide cost)."""
+        own_states = self._state_slice[self.agent_id]
+        x_own = self.x0[own_states]
+        states = np.vstack([x_own, (self._own_Phi @ self.x0 + self._own_Gamma @ self.U).reshape(self.problem.horizon, -1)])
+        inputs = self.U[self._input_index[self.agent_id]].reshape(self.problem.horizon, -1).copy()
+        x_ref, u_ref = self.problem.cost.x_ref[own_states], self.problem.cost.u_ref[self.problem.system.input_slice(self.local)]
+        dx, du = states - x_ref, inputs - u_ref
+        cost = float(np.einsum("ki,ij,kj->", dx[:-1], self._own_Q, dx[:-1])
+                     + np.einsum("ki,ij,kj->", du, self._own_R, du) + dx[-1] @ self._own_P @ dx[-1])
+        return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration, states=states, inputs=inputs,
+                    cost=cost, feasible=feasible, converged=converged, final=final)

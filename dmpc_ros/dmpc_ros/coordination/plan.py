@@ -15,7 +15,7 @@ class Plan:
     iteration: int
     states: np.ndarray          # (N+1) × n_x,i; row 0 is the agent's measured state x_i(k)
     inputs: np.ndarray          # N × n_u,i
-    cost: float                 # the agent's objective value of this plan
+    cost: float                 # the agent's local cost: its own states' and inputs' terms of the plant-wide cost
     feasible: bool
     converged: bool             # own change below tolerance at this iteration
     final: bool                 # the agent stops negotiating this step after this plan

@@ -76,7 +76,7 @@ class DenseQP:
             self._osqp.update(q=q, l=lower, u=upper)
         if warm_start is not None:
             self._osqp.warm_start(x=warm_start)
-        result = self._osqp.solve()
+        result = self._osqp.solve(raise_error=False)
         ok = result.info.status_val in (1, 2)  # solved, solved inaccurate
         return result.x, ok, result.info.status, int(result.info.iter)
 

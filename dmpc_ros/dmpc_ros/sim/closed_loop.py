@@ -54,7 +54,13 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
                 result.centralized_cost[k] = problem.cost.trajectory(ref_states, ref_inputs)
             result.centralized_solve_time[k] = centralized.last_solve_time
         if agents:
-            U, iterations, solve_times = negotiate(agents, problem, network, k, x, stride, result.cost_per_iteration[k])
+            trace = result.cost_per_iteration[k]
+
+            def record(p: int, U_p: np.ndarray, trace=trace) -> None:
+                if p < trace.size:
+                    trace[p] = problem.cost_value(x, U_p)
+
+            U, iterations, solve_times = negotiate(agents, problem, network, k, x, stride, record)
             result.agent_solve_times[k] = solve_times
         else:
             U, iterations = ref_inputs.ravel(), 1
@@ -82,8 +88,9 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
 
 
 def negotiate(agents, problem, network: InMemoryNetwork, step: int, x: np.ndarray, stride: int,
-              cost_trace: np.ndarray) -> tuple[np.ndarray, int, list[list[float]]]:
-    """One step's negotiation; returns the assembled inputs U (time-major), iterations used, solve times."""
+              observe: Callable[[int, np.ndarray], None]) -> tuple[np.ndarray, int, list[list[float]]]:
+    """One step's negotiation; observe(p, U) sees the assembled plans after every iteration p (0 = warm start).
+    Returns the assembled inputs U (time-major), the iterations used and each agent's solve times."""
     system = problem.system
     base = step * stride
     listeners = {a.agent_id: {b.agent_id for b in agents if a.agent_id in b.required_plans} for a in agents}
@@ -93,7 +100,7 @@ def negotiate(agents, problem, network: InMemoryNetwork, step: int, x: np.ndarra
         plan = agent.begin_step(step, x[system.state_slice(agent.agent_id)], inbox)
         latest[agent.agent_id] = plan
         network.send(plan, listeners[agent.agent_id], base + 1)
-    cost_trace[0] = problem.cost_value(x, assemble(problem, latest))
+    observe(0, assemble(problem, latest))
     active = list(agents)
     iteration = 0
     while active:
@@ -104,8 +111,7 @@ def negotiate(agents, problem, network: InMemoryNetwork, step: int, x: np.ndarra
             latest[agent.agent_id] = plan
             network.send(plan, listeners[agent.agent_id], read_tick if agent.sequential else read_tick + 1)
         active = [a for a in active if not latest[a.agent_id].final]
-        if iteration < cost_trace.size:
-            cost_trace[iteration] = problem.cost_value(x, assemble(problem, latest))
+        observe(iteration, assemble(problem, latest))
     return assemble(problem, latest), iteration, [list(a.statistics.solve_times) for a in agents]
 
 
