@@ -7,6 +7,9 @@ PACKAGE = "dmpc_ros"
 
 # Executables runnable as `ros2 run dmpc_ros <name>` (installed to lib/dmpc_ros by setup.cfg).
 NODES = {
+    "agent": "dmpc_ros.ros.agent_node:main",
+    "plant": "dmpc_ros.ros.plant_node:main",
+    "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager:main",
     "smoke_talker": "dmpc_ros.ros.smoke:talker_main",
     "smoke_listener": "dmpc_ros.ros.smoke:listener_main",
 }

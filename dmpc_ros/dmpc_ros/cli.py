@@ -14,7 +14,7 @@ def smoke_demo(count: int, timeout: float) -> int:
     """Two nodes in separate processes exchange PredictedTrajectory messages; print what they exchanged."""
     reservation = reserve_domain_id()
     env = ros_environment(reservation.domain_id)
-    print(f"dmpc demo: ROS_DOMAIN_ID={reservation.domain_id}, discovery limited to localhost")
+    print(f"dmpc smoke: ROS_DOMAIN_ID={reservation.domain_id}, discovery limited to localhost")
     module = [sys.executable, "-m", "dmpc_ros.ros.smoke"]
     with ProcessGroup() as group:
         listener = group.start("listener", module + ["listener", "--count", str(count)], env)
@@ -22,104 +22,179 @@ def smoke_demo(count: int, timeout: float) -> int:
         try:
             code = group.wait(listener, timeout=timeout)
         except Exception:
-            print(f"dmpc demo: the listener received fewer than {count} plans within {timeout:.0f} s", file=sys.stderr)
+            print(f"dmpc smoke: the listener received fewer than {count} plans within {timeout:.0f} s", file=sys.stderr)
             return 1
     reservation.release()
-    print(f"dmpc demo: listener exited with {code}")
+    print(f"dmpc smoke: listener exited with {code}")
     return code
 
 
-def run_simulation(args: argparse.Namespace) -> int:
-    """`dmpc sim`: in-process closed loop of a scenario; summary table, summary.json, trajectory.npz, plots."""
-    from rich.console import Console
+def load_with_overrides(args: argparse.Namespace):
+    from .scenarios import load_scenario, scenario_path
+
+    path = scenario_path(args.scenario)
+    scenario = load_scenario(str(path))
+    overrides = {k: v for k, v in (("algorithm", args.algorithm), ("max_iterations", args.iterations),
+                                   ("solver", args.solver), ("steps", args.steps)) if v is not None}
+    return path, scenario.with_overrides(**overrides)
+
+
+def simulation_settings(scenario, algorithm: str, compare: bool):
+    from .sim import InMemoryNetwork, SimulationSettings
+
+    return SimulationSettings(
+        algorithm, scenario.steps, scenario.controller.stopping, scenario.controller.solver,
+        scenario.controller.weights, compare,
+        InMemoryNetwork(default_delay=scenario.network_delay, drop_probability=scenario.drop_probability,
+                        seed=scenario.network_seed),
+        scenario.disturbance())
+
+
+def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, console):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .sim import simulate
+
+    with Progress(TextColumn(f"{label:>11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=not console.is_terminal) as progress:
+        task = progress.add_task(label, total=scenario.steps)
+        return simulate(scenario.design(), scenario.plant(), scenario.initial_state,
+                        simulation_settings(scenario, algorithm, compare),
+                        lambda k, total: progress.update(task, completed=k))
+
+
+def report(result, scenario, reference, output: Path, console, title_suffix: str = "") -> dict:
+    """Write summary.json, trajectory.npz/.csv and plots; print the summary table; return the summary."""
     from rich.table import Table
 
-    from .scenarios import ScenarioError, load_scenario
-    from .sim import InMemoryNetwork, SimulationSettings, simulate
     from .sim.plots import plot_result
 
-    console = Console()
-    try:
-        scenario = load_scenario(args.scenario)
-        overrides = {k: v for k, v in (("algorithm", args.algorithm), ("max_iterations", args.iterations),
-                                       ("solver", args.solver)) if v is not None}
-        if args.steps is not None:
-            overrides["steps"] = args.steps
-        scenario = scenario.with_overrides(**overrides)
-    except ScenarioError as error:
-        console.print(f"[red]dmpc sim: {error}[/red]")
-        return 2
-    output = Path(args.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}-{scenario.controller.algorithm}")
-    design, plant = scenario.design(), scenario.plant()
-
-    def run(algorithm: str, label: str, compare: bool):
-        settings = SimulationSettings(
-            algorithm, scenario.steps, scenario.controller.stopping, scenario.controller.solver,
-            scenario.controller.weights, compare,
-            InMemoryNetwork(default_delay=scenario.network_delay, drop_probability=scenario.drop_probability,
-                            seed=scenario.network_seed),
-            scenario.disturbance())
-        with Progress(TextColumn(f"{label:>11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console, transient=not console.is_terminal) as progress:
-            task = progress.add_task(label, total=scenario.steps)
-            return simulate(design, plant, scenario.initial_state, settings,
-                            lambda k, total: progress.update(task, completed=k))
-
-    algorithm = scenario.controller.algorithm
-    result = run(algorithm, algorithm, compare=not args.no_reference)
-    reference = None
-    if not args.no_reference:
-        reference = result if algorithm == "centralized" else run("centralized", "reference", compare=False)
     summary = result.summary(scenario.name, reference.closed_loop_cost if reference else None)
     result.save(output, summary)
-    plots = plot_result(result, plant, output, scenario.name)
-
-    table = Table(title=f"{scenario.name} — {algorithm}, {scenario.num_agents} agents, N = {design.horizon}")
+    plots = plot_result(result, scenario.plant(), output, scenario.name)
+    design = scenario.design()
+    table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, N = {design.horizon}")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    median, p95 = summary["solve_time"]["median"], summary["solve_time"]["p95"]
     rows = [
         ("closed-loop cost", f"{summary['closed_loop_cost']:.6g}"),
         ("centralized closed-loop cost", "—" if reference is None else f"{summary['reference_cost']:.6g}"),
         ("cost gap", "—" if summary["closed_loop_cost_gap"] is None else f"{100 * summary['closed_loop_cost_gap']:+.4f} %"),
         ("max constraint violation", f"{summary['max_constraint_violation']:.3g}"),
         ("iterations mean / max", f"{summary['iterations']['mean']:.2f} / {summary['iterations']['max']}"),
-        ("agent solve time median / p95", "—" if summary["solve_time"]["median"] is None else
-         f"{1e6 * summary['solve_time']['median']:.0f} µs / {1e6 * summary['solve_time']['p95']:.0f} µs"),
+        ("agent solve time median / p95", "—" if median is None else f"{1e6 * median:.0f} µs / {1e6 * p95:.0f} µs"),
         ("max input error vs centralized", "—" if summary["max_input_error"] is None else f"{summary['max_input_error']:.3g}"),
         ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
     ]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
-    console.print(f"results: {output}/ (summary.json, trajectory.npz, trajectory.csv, {', '.join(p.name for p in plots)})")
+    files = ["summary.json", "trajectory.npz", "trajectory.csv"] + [p.name for p in plots]
+    if (output / "run.mcap").exists():
+        files.append("run.mcap")
+    console.print(f"results: {output}/ ({', '.join(files)})")
+    return summary
+
+
+def default_output(scenario, command: str) -> Path:
+    return Path(f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{command}-{scenario.name}-{scenario.controller.algorithm}")
+
+
+def run_simulation(args: argparse.Namespace) -> int:
+    """`dmpc sim`: in-process closed loop of a scenario; summary table, summary.json, trajectory.npz, plots."""
+    from rich.console import Console
+
+    from .scenarios import ScenarioError
+
+    console = Console()
+    try:
+        _, scenario = load_with_overrides(args)
+    except ScenarioError as error:
+        console.print(f"[red]dmpc sim: {error}[/red]")
+        return 2
+    output = Path(args.output) if args.output else default_output(scenario, "sim")
+    algorithm = scenario.controller.algorithm
+    result = simulate_with_progress(scenario, algorithm, algorithm, not args.no_reference, console)
+    reference = None
+    if not args.no_reference:
+        reference = result if algorithm == "centralized" else \
+            simulate_with_progress(scenario, "centralized", "reference", False, console)
+    report(result, scenario, reference, output, console)
+    return 0
+
+
+def run_ros(args: argparse.Namespace) -> int:
+    """`dmpc run`: the scenario over ROS 2, one OS process per node; same output contract as `dmpc sim`."""
+    from rich.console import Console
+
+    from .ros.runner import run_scenario
+    from .scenarios import ScenarioError
+
+    console = Console()
+    try:
+        path, scenario = load_with_overrides(args)
+    except ScenarioError as error:
+        console.print(f"[red]dmpc run: {error}[/red]")
+        return 2
+    if scenario.controller.algorithm == "centralized":
+        console.print("[red]dmpc run: controller.algorithm 'centralized' has no agents to run over ROS; "
+                      "use `dmpc sim` or a distributed algorithm[/red]")
+        return 2
+    output = Path(args.output) if args.output else default_output(scenario, "run")
+    output.mkdir(parents=True, exist_ok=True)
+    effective = output / "scenario_input.yaml"
+    effective.write_text(path.read_text())
+    if any(v is not None for v in (args.algorithm, args.iterations, args.solver, args.steps)):
+        import yaml
+        data = yaml.safe_load(path.read_text())
+        for key, value in (("algorithm", args.algorithm), ("max_iterations", args.iterations), ("solver", args.solver)):
+            if value is not None:
+                data["controller"][key] = value
+        if args.steps is not None:
+            data.setdefault("simulation", {})["steps"] = args.steps
+        effective.write_text(yaml.safe_dump(data, sort_keys=False))
+    outcome = run_scenario(scenario, effective, output, mode=args.mode, namespace=args.namespace,
+                           domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout)
+    if outcome.code != 0:
+        console.print(f"[red]dmpc run: {outcome.message}[/red]")
+        return outcome.code
+    reference = None if args.no_reference else simulate_with_progress(scenario, "centralized", "reference", False, console)
+    report(outcome.result, scenario, reference, output, console, title_suffix=f" over ROS ({args.mode})")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmpc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the main demo")
-    demo.add_argument("--count", type=int, default=3, help="plans the listener waits for")
-    demo.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
-    sim = commands.add_parser("sim", help="simulate a scenario in-process (no ROS)")
-    sim.add_argument("scenario", help="scenario name (config/<name>.yaml) or path to a YAML file")
-    sim.add_argument("--algorithm", help="override controller.algorithm")
-    sim.add_argument("--iterations", type=int, help="override controller.max_iterations")
-    sim.add_argument("--solver", help="override controller.solver (daqp | osqp)")
-    sim.add_argument("--steps", type=int, help="override simulation.steps")
-    sim.add_argument("--output", help="output directory (default: runs/<timestamp>-<scenario>-<algorithm>)")
-    sim.add_argument("--no-reference", action="store_true", help="skip the centralized reference run")
+    smoke = commands.add_parser("smoke", help="two nodes exchange PredictedTrajectory messages over DDS")
+    smoke.add_argument("--count", type=int, default=3, help="plans the listener waits for")
+    smoke.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
+    for name, help_text in (("sim", "simulate a scenario in-process (no ROS)"),
+                            ("run", "run a scenario over ROS 2, one process per node")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("scenario", help="scenario name (config/<name>.yaml) or path to a YAML file")
+        command.add_argument("--algorithm", help="override controller.algorithm")
+        command.add_argument("--iterations", type=int, help="override controller.max_iterations")
+        command.add_argument("--solver", help="override controller.solver (daqp | osqp)")
+        command.add_argument("--steps", type=int, help="override simulation.steps")
+        command.add_argument("--output", help="output directory (default: runs/<timestamp>-<command>-<scenario>-<algorithm>)")
+        command.add_argument("--no-reference", action="store_true", help="skip the centralized reference run")
+        if name == "run":
+            command.add_argument("--mode", choices=("lock_step", "real_time"), default="lock_step")
+            command.add_argument("--namespace", default="/dmpc", help="ROS namespace of the run's nodes and topics")
+            command.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default: a free one, reserved for the run)")
+            command.add_argument("--network", action="store_true",
+                                 help="discover peers on the subnet (real robots) instead of localhost only")
+            command.add_argument("--timeout", type=float, default=600.0, help="abort the run after this many seconds")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        return smoke_demo(args.count, args.timeout)
-    if args.command == "sim":
-        return run_simulation(args)
-    return 2
+    handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
+                "run": lambda: run_ros(args)}
+    return handlers[args.command]()
 
 
 if __name__ == "__main__":

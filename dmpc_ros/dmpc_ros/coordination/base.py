@@ -73,3 +73,11 @@ class Agent(ABC):
     @property
     @abstractmethod
     def statistics(self) -> StepStatistics: ...
+
+    @property
+    @abstractmethod
+    def last_plan(self) -> Plan | None: ...
+
+    @abstractmethod
+    def constraint_margin(self) -> float:
+        """Smallest constraint slack of the agent's current view (negative: violated) [constraint units]."""

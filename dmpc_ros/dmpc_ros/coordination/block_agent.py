@@ -120,6 +120,13 @@ class BlockUpdateAgent(Agent):
     def statistics(self) -> StepStatistics:
         return self._stats
 
+    @property
+    def last_plan(self) -> Plan | None:
+        return self._plan
+
+    def constraint_margin(self) -> float:
+        return self.problem.constraint_slack(self.x0, self.U)
+
     # -- view maintenance ----------------------------------------------------------------------------
     def _recover_feasibility(self) -> bool:
         """If the view violates a constraint, project it onto the feasible set; True if the view changed."""

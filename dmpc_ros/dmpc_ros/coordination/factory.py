@@ -68,29 +68,42 @@ class ControllerDesign:
 
 def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
                  weights: list[float] | None = None, problem: CondensedProblem | None = None) -> list[Agent]:
-    """Agents of `algorithm` (one per subsystem). `problem` may pass a prebuilt condensed problem to share."""
+    """Agents of `algorithm`, one per subsystem, sharing one condensed problem (in-process simulation)."""
+    check_algorithm(design, algorithm, weights)
+    problem = None if algorithm == "decentralized" else (problem or design.condensed())
+    return [build_agent(design, algorithm, i, stopping, backend, weights, problem)
+            for i in range(design.system.num_agents)]
+
+
+def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[float] | None) -> None:
+    """Raise ValueError naming what is wrong with the algorithm choice or its convex-combination weights."""
     M = design.system.num_agents
-    if algorithm not in ALGORITHMS or algorithm == "centralized":
-        raise ValueError(f"algorithm '{algorithm}' has no agents: allowed {', '.join(a for a in ALGORITHMS if a != 'centralized')}")
-    if algorithm == "decentralized":
-        agents: list[Agent] = []
-        for i in range(M):
-            local = design.local_design(i)
-            local_problem = local.condensed()
-            block = AgentBlockQP(local_problem, 0, "plant", "affected", backend)
-            agents.append(BlockUpdateAgent(i, local_problem, [i], block, local.terminal_gain(), 1.0,
-                                           StoppingRule(1, stopping.tolerance), required_plans=set()))
-        return agents
-    problem = problem or design.condensed()
-    gain = design.terminal_gain()
-    members = list(range(M))
+    distributed = tuple(a for a in ALGORITHMS if a != "centralized")
+    if algorithm not in distributed:
+        raise ValueError(f"algorithm '{algorithm}' has no agents: allowed {', '.join(distributed)}")
     if weights is None:
-        weights = [1.0 / M] * M if algorithm == "jacobi" else [1.0] * M
+        return
     if len(weights) != M or any(w <= 0 for w in weights):
         raise ValueError(f"weights must be {M} positive numbers, got {weights}")
     if algorithm == "jacobi" and abs(sum(weights) - 1.0) > 1e-9:
         raise ValueError(f"cooperative Jacobi weights must sum to 1 (convex combination), got sum {sum(weights):.6g}")
+
+
+def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stopping: StoppingRule,
+                backend: str = "daqp", weights: list[float] | None = None,
+                problem: CondensedProblem | None = None) -> Agent:
+    """The agent `agent_id` of `algorithm` (what one ROS agent node builds for itself)."""
+    check_algorithm(design, algorithm, weights)
+    M = design.system.num_agents
+    if algorithm == "decentralized":
+        local = design.local_design(agent_id)
+        local_problem = local.condensed()
+        block = AgentBlockQP(local_problem, 0, "plant", "affected", backend)
+        return BlockUpdateAgent(agent_id, local_problem, [agent_id], block, local.terminal_gain(), 1.0,
+                                StoppingRule(1, stopping.tolerance), required_plans=set())
+    problem = problem or design.condensed()
+    weight = (weights[agent_id] if weights is not None else (1.0 / M if algorithm == "jacobi" else 1.0))
     objective, constraints = ("own", "own") if algorithm == "noncooperative" else ("plant", "affected")
-    order = members if algorithm == "gauss_seidel" else None
-    return [BlockUpdateAgent(i, problem, members, AgentBlockQP(problem, i, objective, constraints, backend), gain,
-                             weights[i], stopping, order=order) for i in range(M)]
+    order = list(range(M)) if algorithm == "gauss_seidel" else None
+    return BlockUpdateAgent(agent_id, problem, list(range(M)), AgentBlockQP(problem, agent_id, objective, constraints, backend),
+                            design.terminal_gain(), weight, stopping, order=order)

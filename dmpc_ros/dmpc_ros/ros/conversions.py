@@ -32,3 +32,48 @@ def dict_to_message(message_type: type, values: dict[str, Any]) -> Any:
             value = dict_to_message(type(current), value)
         setattr(message, name, value)
     return message
+
+
+class MalformedPlan(ValueError):
+    """A neighbour's PredictedTrajectory that cannot be used (wrong dimensions, non-finite values)."""
+
+
+def plan_to_message(plan, sample_time: float, stamp) -> "PredictedTrajectory":  # noqa: F821
+    """dmpc_ros.coordination.Plan → dmpc_ros_msgs/PredictedTrajectory (flat row-major arrays)."""
+    from dmpc_ros_msgs.msg import PredictedTrajectory
+
+    message = PredictedTrajectory()
+    message.header.stamp = stamp
+    message.agent_id, message.step, message.iteration = plan.agent, plan.step, plan.iteration
+    message.sample_time = float(sample_time)
+    message.horizon = plan.inputs.shape[0]
+    message.state_dim, message.input_dim = plan.states.shape[1], plan.inputs.shape[1]
+    message.states = plan.states.ravel().tolist()
+    message.inputs = plan.inputs.ravel().tolist()
+    message.local_cost = float(plan.cost)
+    message.feasible, message.converged, message.final = bool(plan.feasible), bool(plan.converged), bool(plan.final)
+    if plan.data:
+        message.algorithm_data = [float(v) for array in plan.data.values() for v in array.ravel()]
+        message.algorithm_data_layout = ";".join(f"{name}={'x'.join(map(str, array.shape))}" for name, array in plan.data.items())
+    return message
+
+
+def message_to_plan(message, expected_horizon: int, expected_state_dim: int, expected_input_dim: int):
+    """PredictedTrajectory → Plan, checking dimensions and finiteness; raises MalformedPlan saying what is wrong."""
+    import numpy as np
+
+    from ..coordination.plan import Plan
+
+    N, n, m = message.horizon, message.state_dim, message.input_dim
+    if (N, n, m) != (expected_horizon, expected_state_dim, expected_input_dim):
+        raise MalformedPlan(f"plan of agent {message.agent_id} has N={N}, n_x={n}, n_u={m}; expected "
+                            f"N={expected_horizon}, n_x={expected_state_dim}, n_u={expected_input_dim}")
+    states, inputs = np.asarray(message.states, float), np.asarray(message.inputs, float)
+    if states.size != (N + 1) * n or inputs.size != N * m:
+        raise MalformedPlan(f"plan of agent {message.agent_id} carries {states.size} state and {inputs.size} input values; "
+                            f"expected {(N + 1) * n} and {N * m}")
+    if not (np.all(np.isfinite(states)) and np.all(np.isfinite(inputs)) and np.isfinite(message.local_cost)):
+        raise MalformedPlan(f"plan of agent {message.agent_id} contains non-finite values")
+    return Plan(agent=message.agent_id, step=message.step, iteration=message.iteration,
+                states=states.reshape(N + 1, n), inputs=inputs.reshape(N, m), cost=message.local_cost,
+                feasible=message.feasible, converged=message.converged, final=message.final)

@@ -1,0 +1,77 @@
+"""Bookkeeping of received plans for agents driven by real messages (the ROS agent node).
+
+Messages arrive in any order and neighbours run ahead or behind, so plans are kept per neighbour by
+(step, iteration). For iteration p an agent needs, from each neighbour j it listens to, exactly j's plan of
+iteration p − 1 (p for a Gauss-Seidel predecessor) — or j's final plan of this step if j stopped earlier.
+Picking exactly that plan, not merely the newest, makes a message-driven run reproduce the in-process
+simulation bit for bit. Sans-IO: the node decides when to wait and when a deadline forces progress.
+"""
+from __future__ import annotations
+
+from .base import Agent
+from .plan import Plan
+
+
+class PlanBook:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.step = -1
+        self._plans: dict[int, dict[tuple[int, int], Plan]] = {j: {} for j in agent.required_plans}
+
+    def begin(self, step: int) -> dict[int, Plan]:
+        """Start step `step`; returns each neighbour's newest plan of an earlier step (for begin_step)."""
+        self.step = step
+        previous = {}
+        for j, plans in self._plans.items():
+            for key in [key for key in plans if key[0] < step - 1]:
+                del plans[key]
+            older = [key for key in plans if key[0] < step]
+            if older:
+                previous[j] = plans[max(older)]
+        return previous
+
+    def previous_step_complete(self, step: int) -> bool:
+        """True once every neighbour's final plan of step − 1 is here (their warm starts build on it)."""
+        return step == 0 or all(any(key[0] == step - 1 and plan.final for key, plan in plans.items())
+                                for plans in self._plans.values())
+
+    def record(self, plan: Plan) -> bool:
+        """Keep a neighbour's plan; False if it is not one this agent listens to or belongs to an old step."""
+        if plan.agent not in self._plans or plan.step < self.step - 1 or plan.step < 0:
+            return False
+        self._plans[plan.agent][(plan.step, plan.iteration)] = plan
+        return True
+
+    def needed_iteration(self, neighbour: int, iteration: int) -> int:
+        return iteration if self.agent.needs_current_iteration(neighbour) else iteration - 1
+
+    def inbox(self, iteration: int) -> dict[int, Plan] | None:
+        """The plans iteration `iteration` needs, or None while one is still outstanding."""
+        inbox = {}
+        for j in self._plans:
+            plan = self._exact(j, iteration)
+            if plan is None:
+                return None
+            inbox[j] = plan
+        return inbox
+
+    def inbox_with_substitutes(self, iteration: int) -> tuple[dict[int, Plan], list[int]]:
+        """After a deadline: the exact plans where present, else each neighbour's newest plan (the agent uses
+        it shifted if it is from an earlier step); also the neighbours whose needed plan was missing."""
+        inbox, missing = {}, []
+        for j, plans in self._plans.items():
+            plan = self._exact(j, iteration)
+            if plan is None:
+                missing.append(j)
+                plan = plans[max(plans)] if plans else None
+            if plan is not None:
+                inbox[j] = plan
+        return inbox, missing
+
+    def _exact(self, j: int, iteration: int) -> Plan | None:
+        need = self.needed_iteration(j, iteration)
+        plans = self._plans[j]
+        if (self.step, need) in plans:
+            return plans[(self.step, need)]
+        finals = [key for key, plan in plans.items() if key[0] == self.step and plan.final and key[1] <= need]
+        return plans[max(finals)] if finals else None

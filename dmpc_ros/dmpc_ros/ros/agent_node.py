@@ -1,0 +1,335 @@
+"""`ros2 run dmpc_ros agent`: one DMPC agent as a lifecycle node around the sans-IO coordination core.
+
+Per control step: the measured state (SubsystemState from the plant) starts the step (begin_step → plan 0);
+every received neighbour plan is booked by (step, iteration); as soon as the plans the next iteration needs
+are all there, the agent iterates and publishes its next PredictedTrajectory; a neighbour silent past the
+per-iteration deadline is replaced by its last plan (shifted) and counted missing. The final plan's first
+input goes out as ControlInput, followed by an AgentStatus. Malformed plans are rejected and counted.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import rclpy
+import rclpy.exceptions
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header
+
+from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
+
+from ..coordination import ALGORITHMS, StoppingRule, build_agent
+from ..coordination.plan_book import PlanBook
+from ..mpc.qp import BACKENDS
+from ..scenarios import ScenarioError, load_scenario
+from .conversions import MalformedPlan, message_to_plan, plan_to_message
+from .qos import CONTROL_QOS, PLAN_QOS_CHOICES, STATE_QOS, STATUS_QOS, plan_qos
+from .spin import spin_node
+
+
+def agent_topic(agent_id: int, leaf: str) -> str:
+    """Relative topic of one agent's interface: agent_<i>/<leaf> (resolved in the run's namespace)."""
+    return f"agent_{agent_id}/{leaf}"
+
+
+class AgentNode(LifecycleNode):
+    def __init__(self, node_name: str = "agent", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        read_only = dict(read_only=True)
+        self.declare_parameter("scenario_file", "", ParameterDescriptor(
+            description="scenario YAML (model, weights, constraints, sample time)", **read_only))
+        self.declare_parameter("agent_id", 0, ParameterDescriptor(
+            description="index of this agent's subsystem in the scenario", integer_range=[IntegerRange(from_value=0, to_value=999, step=1)], **read_only))
+        self.declare_parameter("neighbour_ids", Parameter.Type.INTEGER_ARRAY, ParameterDescriptor(
+            description="agents whose plans this agent listens to; empty: derived from the model"))
+        self.declare_parameter("algorithm", "", ParameterDescriptor(
+            description=f"coordination algorithm ({', '.join(a for a in ALGORITHMS if a != 'centralized')}); empty: the scenario's"))
+        self.declare_parameter("horizon", 0, ParameterDescriptor(
+            description="prediction horizon N [steps]; 0: the scenario's", integer_range=[IntegerRange(from_value=0, to_value=500, step=1)]))
+        self.declare_parameter("max_iterations", 0, ParameterDescriptor(
+            description="negotiation iterations per step; 0: the scenario's", integer_range=[IntegerRange(from_value=0, to_value=100000, step=1)]))
+        self.declare_parameter("tolerance", -1.0, ParameterDescriptor(
+            description="relative plan-change tolerance of the stopping rule; negative: the scenario's"))
+        self.declare_parameter("solver", "", ParameterDescriptor(description=f"QP back end ({', '.join(BACKENDS)}); empty: the scenario's"))
+        self.declare_parameter("iteration_timeout", 2.0, ParameterDescriptor(
+            description="wall-clock wait for neighbour plans per iteration before using their last plan [s]",
+            floating_point_range=[FloatingPointRange(from_value=0.001, to_value=3600.0, step=0.0)]))
+        self.declare_parameter("plan_qos", "reliable", ParameterDescriptor(
+            description=f"QoS of plan topics ({', '.join(PLAN_QOS_CHOICES)}); see dmpc_ros.ros.qos", **read_only))
+        self.declare_parameter("heartbeat_period", 0.2, ParameterDescriptor(
+            description="period of the heartbeat the lifecycle manager monitors [s]",
+            floating_point_range=[FloatingPointRange(from_value=0.01, to_value=10.0, step=0.0)]))
+        self._reset()
+        self._wall = Clock(clock_type=ClockType.STEADY_TIME)
+
+    def _reset(self) -> None:
+        self.agent = None
+        self.book: PlanBook | None = None
+        self.scenario = None
+        self._inputs: list = []
+        self._outputs: dict = {}
+        self._negotiating = False
+        self._deadline = None
+        self._pending_state: SubsystemState | None = None
+        self._rejected = 0
+        self._last_step = -1
+        self._measured: np.ndarray | None = None
+        self._missing = 0
+        self.active = False
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (ScenarioError, ValueError) as error:
+            self.get_logger().error(f"configure failed: {error}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        except Exception as error:  # never let an exception escape a transition silently
+            self.get_logger().error(f"configure failed unexpectedly: {type(error).__name__}: {error}")
+            self._release()
+            return TransitionCallbackReturn.ERROR
+        self.get_logger().info(
+            f"configured agent {self.agent_id} ({self.algorithm}, N={self.design.horizon}, "
+            f"listens to {sorted(self.agent.required_plans)})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _parameter(self, name: str):
+        return self.get_parameter(name).value
+
+    def _configure(self) -> None:
+        path = self._parameter("scenario_file")
+        if not path:
+            raise ValueError("parameter scenario_file: '' is not allowed: give the scenario YAML path")
+        scenario = load_scenario(path)
+        self.agent_id = int(self._parameter("agent_id"))
+        if not 0 <= self.agent_id < scenario.num_agents:
+            raise ValueError(f"parameter agent_id: {self.agent_id} is not allowed: the scenario has agents 0..{scenario.num_agents - 1}")
+        overrides = {}
+        for name, unset in (("algorithm", ""), ("horizon", 0), ("max_iterations", 0), ("solver", "")):
+            value = self._parameter(name)
+            if value != unset:
+                overrides[name] = value
+        if self._parameter("tolerance") >= 0:
+            overrides["tolerance"] = float(self._parameter("tolerance"))
+        if overrides.get("algorithm", scenario.controller.algorithm) == "centralized":
+            raise ValueError("parameter algorithm: 'centralized' is not allowed for an agent node: "
+                             f"must be one of {', '.join(a for a in ALGORITHMS if a != 'centralized')}")
+        if "solver" in overrides and overrides["solver"] not in BACKENDS:
+            raise ValueError(f"parameter solver: '{overrides['solver']}' is not allowed: must be one of {', '.join(BACKENDS)}")
+        try:
+            scenario = scenario.with_overrides(**overrides)
+        except ScenarioError as error:
+            raise ValueError(f"parameter {error}") from None
+        self.scenario, self.algorithm = scenario, scenario.controller.algorithm
+        self.design = scenario.design()
+        controller = scenario.controller
+        self.agent = build_agent(self.design, self.algorithm, self.agent_id,
+                                 StoppingRule(controller.max_iterations, controller.tolerance), controller.solver,
+                                 controller.weights)
+        try:
+            neighbours = list(self._parameter("neighbour_ids") or [])
+        except rclpy.exceptions.ParameterUninitializedException:
+            neighbours = []
+        if neighbours:
+            missing = sorted(set(self.agent.required_plans) - set(neighbours))
+            if missing:
+                raise ValueError(f"parameter neighbour_ids: {list(neighbours)} is not allowed: agent {self.agent_id} "
+                                 f"needs the plans of {sorted(self.agent.required_plans)} (missing {missing})")
+        self.book = PlanBook(self.agent)
+        system = self.design.system
+        self._dims = {j: (system.subsystems[j].n_x, system.subsystems[j].n_u) for j in range(system.num_agents)}
+        qos = plan_qos(self._parameter("plan_qos"))
+        me = self.agent_id
+        self._outputs = {
+            "plan": self.create_lifecycle_publisher(PredictedTrajectory, agent_topic(me, "plan"), qos),
+            "control": self.create_lifecycle_publisher(ControlInput, agent_topic(me, "control"), CONTROL_QOS),
+            "status": self.create_lifecycle_publisher(AgentStatus, agent_topic(me, "status"), STATUS_QOS),
+            "heartbeat": self.create_lifecycle_publisher(Header, agent_topic(me, "heartbeat"), STATUS_QOS),
+        }
+        self._inputs = [self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"), self._on_plan, qos)
+                         for j in sorted(self.agent.required_plans)]
+        self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state, STATE_QOS))
+        self._heartbeat = self.create_timer(self._parameter("heartbeat_period"), self._beat, clock=self._wall)
+        self._watchdog = self.create_timer(0.01, self._check_deadline, clock=self._wall)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)
+        self.active = True
+        if self._pending_state is not None:  # the state that arrived while inactive starts the first step
+            pending, self._pending_state = self._pending_state, None
+            self._on_state(pending)
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.agent is not None and self._last_step >= 0:
+            self._publish_control(self._last_step, np.zeros(self._dims[self.agent_id][1]))  # safe command: zero force
+        self._negotiating = False
+        self.active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.finished = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        for handle in self._inputs:
+            self.destroy_subscription(handle)
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        for timer in (getattr(self, "_heartbeat", None), getattr(self, "_watchdog", None)):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._heartbeat = self._watchdog = None
+        self._reset()
+
+
+    # -- negotiation ---------------------------------------------------------------------------------
+    def _on_state(self, message: SubsystemState) -> None:
+        if self.agent is None:
+            return
+        if not self.active:
+            self._pending_state = message
+            return
+        n_x = self._dims[self.agent_id][0]
+        state = np.asarray(message.state, float)
+        if message.agent_id != self.agent_id or state.shape != (n_x,) or not np.all(np.isfinite(state)):
+            self._rejected += 1
+            self.get_logger().warning(f"rejected state message: agent {message.agent_id}, {state.size} values (expected {n_x} finite)")
+            return
+        if message.step <= self._last_step:
+            return  # duplicate or stale measurement
+        if self._negotiating:  # a new measurement overtook the negotiation (real-time): apply what we have
+            self._finish_step()
+        self._last_step = message.step
+        self._measured = state
+        self._missing = 0
+        self._deadline = time.monotonic() + self._parameter("iteration_timeout")
+        self._try_begin()
+
+    def _try_begin(self, forced: bool = False) -> None:
+        """Start the measured step once the neighbours' final plans of the previous step are in (their
+        warm starts build on them); after the deadline start anyway and count the missing ones."""
+        if self._measured is None:
+            return
+        step = self._last_step
+        if not (forced or self.book.previous_step_complete(step)):
+            return
+        if forced:
+            self._missing += 1
+            self.get_logger().warning(f"step {step}: starting without every neighbour's final plan of step {step - 1}")
+        state, self._measured = self._measured, None
+        self._negotiating = True
+        self._deadline = None
+        plan = self.agent.begin_step(step, state, self.book.begin(step))
+        self._publish_plan(plan)
+        self._advance()
+
+    def _on_plan(self, message: PredictedTrajectory) -> None:
+        if self.agent is None:
+            return  # plans are booked while inactive too (neighbours activated earlier already negotiate)
+        n_x, n_u = self._dims.get(message.agent_id, (0, 0))
+        try:
+            plan = message_to_plan(message, self.design.horizon, n_x, n_u)
+        except MalformedPlan as error:
+            self._rejected += 1
+            self.get_logger().warning(f"rejected plan: {error}", throttle_duration_sec=1.0)
+            return
+        if self.book.record(plan) and self.active:
+            if self._measured is not None:
+                self._try_begin()
+            elif self._negotiating:
+                self._advance()
+
+    def _advance(self, forced: bool = False) -> None:
+        """Iterate while the needed plans are present (or once with substitutes after a deadline)."""
+        while self._negotiating:
+            next_iteration = self.agent.iteration + 1
+            inbox = self.book.inbox(next_iteration)
+            if inbox is None and forced:
+                inbox, missing = self.book.inbox_with_substitutes(next_iteration)
+                self._missing += len(missing)
+                self.get_logger().warning(f"step {self._last_step} iteration {next_iteration}: no plan from "
+                                          f"{missing} within {self._parameter('iteration_timeout')} s; using their last plans")
+            if inbox is None:
+                if self._deadline is None:
+                    self._deadline = time.monotonic() + self._parameter("iteration_timeout")
+                return
+            forced = False
+            self._deadline = None
+            plan = self.agent.iterate(inbox)
+            self._publish_plan(plan)
+            if plan.final:
+                self._finish_step()
+
+    def _check_deadline(self) -> None:
+        if self._deadline is None or time.monotonic() < self._deadline:
+            return
+        self._deadline = None
+        if self._measured is not None:
+            self._try_begin(forced=True)
+        elif self._negotiating:
+            self._advance(forced=True)
+
+    def _finish_step(self) -> None:
+        self._negotiating = False
+        self._deadline = None
+        u = self.agent.control()
+        if not np.all(np.isfinite(u)):  # cannot happen by construction; never send it anyway
+            u = np.zeros_like(u)
+        self._publish_control(self._last_step, u)
+        self._publish_status()
+
+    # -- publishing ------------------------------------------------------------------------------------
+    def _stamp(self):
+        return self.get_clock().now().to_msg()
+
+    def _publish_plan(self, plan) -> None:
+        self._outputs["plan"].publish(plan_to_message(plan, self.design.system.sample_time, self._stamp()))
+
+    def _publish_control(self, step: int, u: np.ndarray) -> None:
+        message = ControlInput(agent_id=self.agent_id, step=step, input=[float(v) for v in u])
+        message.header.stamp = self._stamp()
+        self._outputs["control"].publish(message)
+
+    def _publish_status(self) -> None:
+        stats = self.agent.statistics
+        plan = self.agent.last_plan
+        slack = self.agent.constraint_margin()
+        message = AgentStatus(
+            agent_id=self.agent_id, step=self._last_step, iterations=stats.iterations,
+            solve_time=float(sum(stats.solve_times)), primal_residual=float(stats.primal_residual),
+            dual_residual=float(stats.dual_residual), cost=float(plan.cost),
+            constraint_margin=float(slack) if np.isfinite(slack) else 0.0, fallbacks=stats.fallbacks,
+            messages_missing=self._missing, messages_late=stats.messages_late,
+            messages_rejected=self._rejected + stats.messages_rejected)
+        message.header.stamp = self._stamp()
+        self._outputs["status"].publish(message)
+        self._rejected = 0
+
+    def _beat(self) -> None:
+        if self.active:
+            beat = Header(frame_id=self.get_name())
+            beat.stamp = self._wall.now().to_msg()
+            self._outputs["heartbeat"].publish(beat)
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = AgentNode()
+    node.finished = False
+    spin_node(node, lambda: node.finished)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

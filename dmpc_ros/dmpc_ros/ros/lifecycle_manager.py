@@ -1,0 +1,154 @@
+"""`ros2 run dmpc_ros lifecycle_manager`: brings the plant and agents up in order and watches them (like nav2's).
+
+Bring-up: for each name in node_names (plant first) configure, verify with GetState, then activate each
+in the same order and verify; any failed or timed-out transition aborts bring-up naming the node (its own
+log says why). While running: each heartbeat topic must show a message within heartbeat_timeout, else the
+agent is reported lost. On SIGINT/SIGTERM: deactivate, clean up and shut down the nodes in reverse order.
+Service calls are asynchronous and awaited from the main loop, never inside a callback.
+Exit codes: 0 clean, 1 bring-up failed (nodes are left for whoever started them), 3 an agent was lost.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import rclpy
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Header
+
+from .qos import STATUS_QOS
+
+EXPECTED = {
+    Transition.TRANSITION_CONFIGURE: State.PRIMARY_STATE_INACTIVE,
+    Transition.TRANSITION_ACTIVATE: State.PRIMARY_STATE_ACTIVE,
+    Transition.TRANSITION_DEACTIVATE: State.PRIMARY_STATE_INACTIVE,
+    Transition.TRANSITION_CLEANUP: State.PRIMARY_STATE_UNCONFIGURED,
+    Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: State.PRIMARY_STATE_FINALIZED,
+}
+NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACTIVATE: "activate",
+         Transition.TRANSITION_DEACTIVATE: "deactivate", Transition.TRANSITION_CLEANUP: "cleanup",
+         Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: "shutdown"}
+
+
+class LifecycleManager(Node):
+    def __init__(self) -> None:
+        super().__init__("lifecycle_manager")
+        self.declare_parameter("node_names", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+            description="fully qualified lifecycle nodes, in bring-up order (plant first)", read_only=True))
+        self.declare_parameter("transition_timeout", 30.0, ParameterDescriptor(description="per service call [s]"))
+        self.declare_parameter("heartbeat_topics", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+            description="heartbeat topics to watch (std_msgs/Header), one per agent"))
+        self.declare_parameter("heartbeat_timeout", 2.0, ParameterDescriptor(description="silence after which an agent is lost [s]"))
+        self.nodes = list(self.get_parameter("node_names").value or [])
+        self.timeout = self.get_parameter("transition_timeout").value
+        self.executor_ = SingleThreadedExecutor()
+        self.executor_.add_node(self)
+        self.clients_ = {name: (self.create_client(ChangeState, f"{name}/change_state"),
+                                self.create_client(GetState, f"{name}/get_state")) for name in self.nodes}
+        self.last_beat: dict[str, float] = {}
+        self.lost: set[str] = set()
+        for topic in self.get_parameter("heartbeat_topics").value or []:
+            self.create_subscription(Header, topic, lambda _m, t=topic: self.last_beat.__setitem__(t, time.monotonic()), STATUS_QOS)
+        self.heartbeat_timeout = self.get_parameter("heartbeat_timeout").value
+        self.stop_requested = False
+
+    def _await(self, future, what: str):
+        deadline = time.monotonic() + self.timeout
+        while not future.done() and time.monotonic() < deadline and not self.stop_requested:
+            self.executor_.spin_once(timeout_sec=0.05)
+        if not future.done():
+            raise TimeoutError(f"{what}: no answer within {self.timeout:.1f} s")
+        return future.result()
+
+    def transition(self, name: str, transition: int) -> None:
+        change, get = self.clients_[name]
+        what = f"{NAMES[transition]} of {name}"
+        deadline = time.monotonic() + self.timeout
+        while not (change.service_is_ready() and get.service_is_ready()):
+            if time.monotonic() > deadline or self.stop_requested:
+                raise TimeoutError(f"{what}: its lifecycle services did not appear within {self.timeout:.1f} s")
+            self.executor_.spin_once(timeout_sec=0.05)
+        response = self._await(change.call_async(ChangeState.Request(transition=Transition(id=transition))), what)
+        if not response.success:
+            raise RuntimeError(f"{what} failed (the node's log says why)")
+        if transition == Transition.TRANSITION_UNCONFIGURED_SHUTDOWN:
+            self.get_logger().info(f"{name}: shutdown ok → finalized")  # the process may exit right away
+            return
+        state = self._await(get.call_async(GetState.Request()), f"state of {name}").current_state
+        if state.id != EXPECTED[transition]:
+            raise RuntimeError(f"{what}: node reports state '{state.label}' afterwards")
+        self.get_logger().info(f"{name}: {NAMES[transition]} ok → {state.label}")
+
+    def bring_up(self) -> bool:
+        try:
+            for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+                for name in self.nodes:
+                    self.transition(name, transition)
+        except (RuntimeError, TimeoutError) as error:
+            self.get_logger().error(f"bring-up aborted: {error}")
+            return False
+        now = time.monotonic()
+        self.last_beat = {topic: now for topic in self.get_parameter("heartbeat_topics").value or []}
+        self.get_logger().info(f"all {len(self.nodes)} nodes active")
+        return True
+
+    def watch(self) -> None:
+        while rclpy.ok() and not self.stop_requested:
+            self.executor_.spin_once(timeout_sec=0.05)
+            now = time.monotonic()
+            for topic, seen in self.last_beat.items():
+                if topic not in self.lost and now - seen > self.heartbeat_timeout:
+                    self.lost.add(topic)
+                    self.get_logger().error(f"lost agent: no heartbeat on {topic} for {self.heartbeat_timeout:.1f} s")
+
+    def shut_down(self) -> None:
+        """Take every node down from whatever state it is in, in reverse bring-up order."""
+        self.stop_requested = False  # allow the service calls below
+        next_transition = {State.PRIMARY_STATE_ACTIVE: Transition.TRANSITION_DEACTIVATE,
+                           State.PRIMARY_STATE_INACTIVE: Transition.TRANSITION_CLEANUP,
+                           State.PRIMARY_STATE_UNCONFIGURED: Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
+        for name in reversed(self.nodes):
+            try:
+                for _ in range(3):  # active → inactive → unconfigured → finalized
+                    change, get = self.clients_[name]
+                    if not get.wait_for_service(timeout_sec=1.0):
+                        raise TimeoutError(f"{name} is gone")
+                    state = self._await(get.call_async(GetState.Request()), f"state of {name}").current_state.id
+                    if state not in next_transition:
+                        break
+                    self.transition(name, next_transition[state])
+            except (RuntimeError, TimeoutError) as error:
+                self.get_logger().warning(f"shutdown: {error}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    manager = LifecycleManager()
+
+    def request_stop(*_):
+        manager.stop_requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    if not manager.bring_up():
+        manager.destroy_node()  # whoever started the nodes stops them; their logs say what failed
+        rclpy.try_shutdown()
+        return 1
+    manager.watch()
+    code = 3 if manager.lost else 0
+    manager.timeout = min(manager.timeout, 2.0)
+    manager.shut_down()
+    manager.destroy_node()
+    rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

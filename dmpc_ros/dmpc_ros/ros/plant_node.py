@@ -1,0 +1,182 @@
+"""`ros2 run dmpc_ros plant`: simulates a scenario's coupled plant for the agents, lock-step or real-time.
+
+lock_step: the plant owns time. It publishes /clock (k·T) and every subsystem's SubsystemState for step k,
+waits until every agent's ControlInput for step k has arrived (an agent silent for input_timeout keeps its
+last input and is counted late), then steps the exact discretized plant (with the scenario's seeded
+disturbances) — the same model and the same disturbance sequence as `dmpc sim`.
+real_time: a wall-clock timer steps at the sample rate with zero-order hold on the newest inputs; inputs
+that arrive after their step are counted late.
+After the scenario's steps it writes t, x, u (npz and CSV) to output_file and, if exit_on_completion,
+leaves the process with code 0 — how the scenario runner learns the run is over.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile
+from rosgraph_msgs.msg import Clock as ClockMessage
+
+from dmpc_ros_msgs.msg import ControlInput, SubsystemState
+
+from ..scenarios import ScenarioError, load_scenario
+from .agent_node import agent_topic
+from .qos import CONTROL_QOS, STATE_QOS
+from .spin import spin_node
+
+MODES = ("lock_step", "real_time")
+
+
+class PlantNode(LifecycleNode):
+    def __init__(self, node_name: str = "plant", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self.declare_parameter("scenario_file", "", ParameterDescriptor(description="scenario YAML", read_only=True))
+        self.declare_parameter("mode", "lock_step", ParameterDescriptor(description=f"time keeping: {', '.join(MODES)}", read_only=True))
+        self.declare_parameter("steps", 0, ParameterDescriptor(description="control steps to simulate; 0: the scenario's"))
+        self.declare_parameter("input_timeout", 5.0, ParameterDescriptor(
+            description="lock_step: wall-clock wait for an agent's input before holding its last one [s]",
+            floating_point_range=[FloatingPointRange(from_value=0.001, to_value=3600.0, step=0.0)]))
+        self.declare_parameter("output_file", "", ParameterDescriptor(description="where to write t, x, u (.npz; a .csv beside it)"))
+        self.declare_parameter("exit_on_completion", False, ParameterDescriptor(description="exit the process after the last step"))
+        self.finished = False
+        self.active = False
+        self._wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self._inputs: list = []
+        self._timer = None
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            path = self.get_parameter("scenario_file").value
+            if not path:
+                raise ValueError("parameter scenario_file: '' is not allowed: give the scenario YAML path")
+            self.mode = self.get_parameter("mode").value
+            if self.mode not in MODES:
+                raise ValueError(f"parameter mode: '{self.mode}' is not allowed: must be one of {', '.join(MODES)}")
+            scenario = load_scenario(path)
+            steps = self.get_parameter("steps").value
+            if steps < 0:
+                raise ValueError(f"parameter steps: {steps} is not allowed: must be ≥ 0")
+            self.scenario = scenario.with_overrides(steps=steps) if steps else scenario
+        except (ScenarioError, ValueError) as error:
+            self.get_logger().error(f"configure failed: {error}")
+            return TransitionCallbackReturn.FAILURE
+        self.plant = self.scenario.plant()
+        self.disturbance = self.scenario.disturbance()
+        M, T = self.plant.num_agents, self.scenario.steps
+        self.k = 0
+        self.x = np.zeros((T + 1, self.plant.n_x))
+        self.x[0] = self.scenario.initial_state
+        self.u = np.zeros((T, self.plant.n_u))
+        self.latest_input = {i: np.zeros(self.plant.subsystems[i].n_u) for i in range(M)}
+        self.received: dict[int, int] = {}   # agent → newest step with an input
+        self.late_inputs = 0
+        self._state_publishers = [self.create_lifecycle_publisher(SubsystemState, agent_topic(i, "state"), STATE_QOS) for i in range(M)]
+        self._clock_publisher = self.create_lifecycle_publisher(ClockMessage, "/clock", QoSProfile(depth=10))
+        self._inputs = [self.create_subscription(ControlInput, agent_topic(i, "control"), self._on_input, CONTROL_QOS) for i in range(M)]
+        self.get_logger().info(f"configured {M} subsystems, {T} steps of {self.plant.sample_time} s, mode {self.mode}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)
+        self.active = True
+        self._publish_step()
+        period = self.plant.sample_time if self.mode == "real_time" else 0.01
+        self._timer = self.create_timer(period, self._tick, clock=self._wall)
+        self._waiting_since = time.monotonic()
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.active = False
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for handle in self._inputs:
+            self.destroy_subscription(handle)
+        for publisher in self._state_publishers + [self._clock_publisher]:
+            self.destroy_lifecycle_publisher(publisher)
+        self._inputs, self._state_publishers = [], []
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.finished = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def _on_input(self, message: ControlInput) -> None:
+        if not self.active or not 0 <= message.agent_id < self.plant.num_agents:
+            return
+        u = np.asarray(message.input, float)
+        if u.shape != self.latest_input[message.agent_id].shape or not np.all(np.isfinite(u)):
+            self.get_logger().warning(f"rejected input of agent {message.agent_id}: {list(message.input)}")
+            return
+        if message.step < self.k:
+            self.late_inputs += 1
+            return
+        if message.step == self.k:
+            self.latest_input[message.agent_id] = u
+            self.received[message.agent_id] = message.step
+            if self.mode == "lock_step":
+                self._tick()
+
+    def _tick(self) -> None:
+        if not self.active or self.k >= self.scenario.steps:
+            return
+        if self.mode == "lock_step":
+            waiting = [i for i in range(self.plant.num_agents) if self.received.get(i, -1) < self.k]
+            if waiting:
+                if time.monotonic() - self._waiting_since < self.get_parameter("input_timeout").value:
+                    return
+                self.late_inputs += len(waiting)
+                self.get_logger().warning(f"step {self.k}: no input from agents {waiting}; holding their last inputs")
+        u = np.concatenate([self.latest_input[i] for i in range(self.plant.num_agents)])
+        w = None if self.disturbance is None else self.disturbance[self.k]
+        self.u[self.k] = u
+        self.x[self.k + 1] = self.plant.step(self.x[self.k], u, w)
+        self.k += 1
+        self._waiting_since = time.monotonic()
+        if self.k < self.scenario.steps:
+            self._publish_step()
+        else:
+            self._complete()
+
+    def _publish_step(self) -> None:
+        clock = ClockMessage()
+        clock.clock.sec, clock.clock.nanosec = divmod(int(round(self.k * self.plant.sample_time * 1e9)), 1_000_000_000)
+        if self.mode == "lock_step":
+            self._clock_publisher.publish(clock)
+        stamp = clock.clock if self.mode == "lock_step" else self.get_clock().now().to_msg()
+        for i, publisher in enumerate(self._state_publishers):
+            message = SubsystemState(agent_id=i, step=self.k, state=self.x[self.k, self.plant.state_slice(i)].tolist())
+            message.header.stamp = stamp
+            publisher.publish(message)
+
+    def _complete(self) -> None:
+        output = self.get_parameter("output_file").value
+        if output:
+            path = Path(output)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            t = np.arange(self.scenario.steps + 1) * self.plant.sample_time
+            np.savez_compressed(path, t=t, x=self.x, u=self.u, late_inputs=self.late_inputs)
+            self.get_logger().info(f"wrote {path} ({self.scenario.steps} steps, {self.late_inputs} late inputs)")
+        self.get_logger().info("scenario complete")
+        if self.get_parameter("exit_on_completion").value:
+            self.finished = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = PlantNode()
+    spin_node(node, lambda: node.finished)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""In-process recorder of a run: every plan, state, input and status as an MCAP bag, statuses kept for the summary.
+
+Subscribes with raw (CDR) delivery and writes the bytes unchanged, with the message definitions as
+`ros2msg` schemas, so the bag opens in PlotJuggler / Foxglove / `ros2 bag` like one rosbag2 wrote.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcap.writer import Writer
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+
+from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
+
+from .agent_node import agent_topic
+from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS, plan_qos
+
+MESSAGE_DIRECTORY = Path(__file__).resolve().parents[3] / "dmpc_ros_msgs" / "msg"
+
+
+def message_definition(message_type: type) -> str:
+    """Concatenated .msg definition (with std_msgs/Header and builtin_interfaces/Time) for MCAP schemas."""
+    own = message_definition_text(message_type.__name__)
+    header = "std_msgs/Header" in own
+    parts = [own]
+    if header:
+        parts += ["=" * 80 + "\nMSG: std_msgs/Header\nbuiltin_interfaces/Time stamp\nstring frame_id",
+                  "=" * 80 + "\nMSG: builtin_interfaces/Time\nint32 sec\nuint32 nanosec"]
+    return "\n".join(parts)
+
+
+def message_definition_text(name: str) -> str:
+    candidates = [MESSAGE_DIRECTORY / f"{name}.msg"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(Path(get_package_share_directory("dmpc_ros_msgs")) / "msg" / f"{name}.msg")
+    except Exception:  # not in the ament index: the source tree has it
+        pass
+    for path in candidates:
+        if path.is_file():
+            return "\n".join(line for line in path.read_text().splitlines() if line and not line.startswith("#"))
+    raise FileNotFoundError(f"definition of dmpc_ros_msgs/{name} not found in {[str(c) for c in candidates]}")
+
+
+class RunRecorder(Node):
+    def __init__(self, namespace: str, num_agents: int, bag_path: Path, plan_qos_choice: str, **kwargs) -> None:
+        super().__init__("recorder", namespace=namespace, **kwargs)
+        bag_path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = bag_path.open("wb")
+        self.writer = Writer(self._file)
+        self.writer.start(profile="ros2", library="dmpc_ros")
+        self.statuses: list[AgentStatus] = []
+        self.plans = 0
+        self.plan_bytes = 0
+        self._channels = {}
+        topics = []
+        for i in range(num_agents):
+            topics += [(agent_topic(i, "plan"), PredictedTrajectory, plan_qos(plan_qos_choice)),
+                       (agent_topic(i, "state"), SubsystemState, STATE_QOS),
+                       (agent_topic(i, "control"), ControlInput, CONTROL_QOS),
+                       (agent_topic(i, "status"), AgentStatus, STATUS_QOS)]
+        schemas = {}
+        for topic, message_type, qos in topics:
+            if message_type not in schemas:
+                schemas[message_type] = self.writer.register_schema(
+                    name=f"dmpc_ros_msgs/msg/{message_type.__name__}", encoding="ros2msg",
+                    data=message_definition(message_type).encode())
+            full = f"{namespace.rstrip('/')}/{topic}"
+            channel = self.writer.register_channel(topic=full, message_encoding="cdr", schema_id=schemas[message_type])
+            self.create_subscription(message_type, topic, lambda data, c=channel, t=message_type: self._on(c, t, data),
+                                     qos, raw=True)
+
+    def _on(self, channel: int, message_type: type, data: bytes) -> None:
+        now = self.get_clock().now().nanoseconds
+        self.writer.add_message(channel_id=channel, log_time=now, publish_time=now, data=data)
+        if message_type is AgentStatus:
+            self.statuses.append(deserialize_message(data, AgentStatus))
+        elif message_type is PredictedTrajectory:
+            self.plans += 1
+            self.plan_bytes += len(data)
+
+    def close(self) -> None:
+        self.writer.finish()
+        self._file.close()

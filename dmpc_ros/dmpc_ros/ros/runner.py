@@ -1,0 +1,152 @@
+"""`dmpc run <scenario>`: the scenario's nodes as separate OS processes, exactly as `ros2 launch` would start them.
+
+Expands the scenario into node specs (the same function the launch files use), writes one parameter file,
+starts plant, agents and lifecycle manager each with `--ros-args`, forwards their output with a name prefix,
+records every plan/state/input/status to an MCAP bag, and stops everything cleanly on Ctrl-C, at scenario end
+(the plant exits) or when a node dies (exit non-zero naming it). Results follow the `dmpc sim` contract.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..process_group import ProcessGroup
+from ..scenarios import Scenario
+from ..scenarios.node_specs import NodeSpec, node_specs, parameters_file
+from ..sim.results import SimulationResult
+from .environment import reserve_domain_id, ros_environment
+
+MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
+           "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager"}
+
+
+@dataclass
+class RunOutcome:
+    code: int                      # 0 ok; 1 bring-up failed / node died / timeout; 130 interrupted
+    message: str
+    result: SimulationResult | None = None
+    failed_node: str | None = None
+
+
+def executable_command(spec: NodeSpec) -> list[str]:
+    """lib/dmpc_ros/<executable> of the install (venv or colcon prefix); else the module with this Python."""
+    candidates = [Path(sys.prefix) / "lib" / spec.package / spec.executable]
+    try:
+        from ament_index_python.packages import get_package_prefix
+        candidates.append(Path(get_package_prefix(spec.package)) / "lib" / spec.package / spec.executable)
+    except Exception:  # not in the ament index: the venv install or the module fallback
+        pass
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return [str(path)]
+    return [sys.executable, "-m", MODULES[spec.executable]]
+
+
+def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: str = "lock_step",
+                 namespace: str = "/dmpc", domain_id: int | None = None, localhost_only: bool = True,
+                 timeout: float = 600.0, death_grace: float = 3.0, echo: bool = True) -> RunOutcome:
+    output.mkdir(parents=True, exist_ok=True)
+    reservation = reserve_domain_id(domain_id)
+    env = ros_environment(reservation.domain_id, localhost_only)
+    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    effective = output / "scenario.yaml"
+    shutil.copyfile(scenario_file, effective)
+    specs = node_specs(scenario, effective, namespace, mode, output_file=str(output / "plant.npz"),
+                       exit_on_completion=True)
+    params = output / "parameters.yaml"
+    params.write_text(yaml.safe_dump(parameters_file(specs), sort_keys=False))
+    print(f"dmpc run: {scenario.name}, {scenario.num_agents} agents, {mode}, ROS_DOMAIN_ID={reservation.domain_id}, "
+          f"discovery {'localhost' if localhost_only else 'subnet'}; parameters in {params}", flush=True)
+
+    import rclpy
+    import rclpy.executors
+    import rclpy.signals
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=reservation.domain_id, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    recorder = None
+    outcome = None
+    group = ProcessGroup(echo=echo)
+    try:
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        recorder = _recorder(context, namespace, scenario, output, mode)
+        executor.add_node(recorder)
+        processes = {}
+        for spec in specs:
+            command = executable_command(spec) + ["--ros-args", "-r", f"__node:={spec.name}", "-r",
+                                                  f"__ns:={spec.namespace}", "--params-file", str(params)]
+            processes[spec.name] = group.start(spec.name, command, env)
+        started = time.monotonic()
+        died: tuple[str, int, float] | None = None
+        while outcome is None:
+            executor.spin_once(timeout_sec=0.02)
+            plant, manager = processes["plant"], processes["lifecycle_manager"]
+            if plant.popen.poll() == 0:
+                outcome = RunOutcome(0, "scenario complete")
+            elif manager.popen.poll() == 1:
+                outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)", failed_node="lifecycle_manager")
+            elif died is None:
+                exited = group.first_exited()
+                if exited is not None:
+                    died = (exited.name, exited.popen.returncode, time.monotonic())
+                    print(f"dmpc run: node {exited.name} exited with code {exited.popen.returncode}; "
+                          f"stopping in {death_grace:.0f} s", flush=True)
+            elif time.monotonic() - died[2] > death_grace:
+                outcome = RunOutcome(1, f"node {died[0]} died (exit code {died[1]})", failed_node=died[0])
+            if outcome is None and time.monotonic() - started > timeout:
+                outcome = RunOutcome(1, f"timed out after {timeout:.0f} s")
+    except KeyboardInterrupt:
+        outcome = RunOutcome(130, "interrupted")
+    finally:
+        group.stop_all(grace=10.0)
+        if recorder is not None:
+            for _ in range(20):  # take in what is still in flight
+                executor.spin_once(timeout_sec=0.01)
+            recorder.close()
+            recorder.destroy_node()
+        rclpy.try_shutdown(context=context)
+        reservation.release()
+    if outcome.code == 0:
+        outcome.result = collect_result(scenario, output / "plant.npz", recorder)
+    return outcome
+
+
+def _recorder(context, namespace: str, scenario: Scenario, output: Path, mode: str):
+    from .recorder import RunRecorder
+    return RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
+                       "reliable" if mode == "lock_step" else "best_effort", context=context)
+
+
+def collect_result(scenario: Scenario, plant_file: Path, recorder) -> SimulationResult:
+    """The plant's trajectory plus the agents' statuses in the same result object `dmpc sim` produces."""
+    data = np.load(plant_file)
+    x, u = data["x"], data["u"]
+    design, plant = scenario.design(), scenario.plant()
+    cost = design.cost()
+    T, M = u.shape[0], scenario.num_agents
+    result = SimulationResult.empty(scenario.controller.algorithm, T, design.horizon, plant.n_x, plant.n_u, M,
+                                    scenario.controller.max_iterations, plant.sample_time)
+    result.x[:], result.u[:] = x, u
+    for k in range(T):
+        result.stage_cost[k] = cost.stage(x[k], u[k])
+        result.violation[k] = plant.constraint_violation(x[k], u[k])
+    result.violation[T] = plant.constraint_violation(x[T])
+    per_step: dict[int, list] = {}
+    for status in recorder.statuses:
+        if status.step < T:
+            per_step.setdefault(status.step, []).append(status)
+    for k in range(T):
+        statuses = per_step.get(k, [])
+        result.iterations[k] = max((s.iterations for s in statuses), default=0)
+        result.agent_solve_times[k] = [[s.solve_time / max(s.iterations, 1)] for s in statuses] or None
+    result.messages[:] = recorder.plans // max(T, 1)
+    result.bytes[:] = recorder.plan_bytes // max(T, 1)
+    result.late_inputs = int(data["late_inputs"])
+    return result
