@@ -21,6 +21,7 @@ ROSDEP_KEYS = {
     "rich": "python3-rich",
     "daqp": "python3-daqp-pip",
     "clarabel": "python3-clarabel-pip",
+    "mcap": "python3-mcap-pip",
 }
 
 

@@ -14,7 +14,7 @@ SENT = {
     "state_dim": 2, "input_dim": 2,
     "states": [0.125, -1.5, 2.0e-9, 3.0e9, -7.75, 1.0 / 3.0],
     "inputs": [12.5, -0.001, 99.0, -99.0],
-    "local_cost": 1234.5678, "feasible": True, "converged": False,
+    "local_cost": 1234.5678, "feasible": True, "converged": False, "final": True,
     "algorithm_data": [1.0, -2.0, 3.5], "algorithm_data_layout": "admm:z=1x3;μ",
 }
 
