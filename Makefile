@@ -31,7 +31,7 @@ $(VENV)/.stamp-package: $(VENV)/.stamp-msgs $(PKG_INPUTS)
 	@touch $@
 
 demo: setup
-	$(VENV)/bin/dmpc demo
+	$(VENV)/bin/dmpc run mass_spring --output runs/demo
 
 test: setup
 	$(PY) -m pytest dmpc_ros/test $(PYTEST_ARGS)

@@ -155,7 +155,8 @@ def run_ros(args: argparse.Namespace) -> int:
             data.setdefault("simulation", {})["steps"] = args.steps
         effective.write_text(yaml.safe_dump(data, sort_keys=False))
     outcome = run_scenario(scenario, effective, output, mode=args.mode, namespace=args.namespace,
-                           domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout)
+                           domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout,
+                           death_grace=args.death_grace, iteration_timeout=args.iteration_timeout)
     if outcome.code != 0:
         console.print(f"[red]dmpc run: {outcome.message}[/red]")
         return outcome.code
@@ -187,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--network", action="store_true",
                                  help="discover peers on the subnet (real robots) instead of localhost only")
             command.add_argument("--timeout", type=float, default=600.0, help="abort the run after this many seconds")
+            command.add_argument("--iteration-timeout", type=float, default=2.0,
+                                 help="agents' wait for a neighbour's plan before using its last one [s]")
+            command.add_argument("--death-grace", type=float, default=3.0,
+                                 help="keep the others running this long after a node dies, then stop [s]")
     return parser
 
 

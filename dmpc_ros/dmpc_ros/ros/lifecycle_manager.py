@@ -119,7 +119,8 @@ class LifecycleManager(Node):
                 for _ in range(3):  # active → inactive → unconfigured → finalized
                     change, get = self.clients_[name]
                     if not get.wait_for_service(timeout_sec=1.0):
-                        raise TimeoutError(f"{name} is gone")
+                        self.get_logger().info(f"shutdown: {name} has already exited")
+                        break
                     state = self._await(get.call_async(GetState.Request()), f"state of {name}").current_state.id
                     if state not in next_transition:
                         break

@@ -76,6 +76,7 @@ class PlantNode(LifecycleNode):
         self.latest_input = {i: np.zeros(self.plant.subsystems[i].n_u) for i in range(M)}
         self.received: dict[int, int] = {}   # agent → newest step with an input
         self.late_inputs = 0
+        self.wall_time = np.full(T + 1, np.nan)  # steady-clock time each step's state went out [s]
         self._state_publishers = [self.create_lifecycle_publisher(SubsystemState, agent_topic(i, "state"), STATE_QOS) for i in range(M)]
         self._clock_publisher = self.create_lifecycle_publisher(ClockMessage, "/clock", QoSProfile(depth=10))
         self._inputs = [self.create_subscription(ControlInput, agent_topic(i, "control"), self._on_input, CONTROL_QOS) for i in range(M)]
@@ -148,6 +149,7 @@ class PlantNode(LifecycleNode):
             self._complete()
 
     def _publish_step(self) -> None:
+        self.wall_time[self.k] = time.monotonic()
         clock = ClockMessage()
         clock.clock.sec, clock.clock.nanosec = divmod(int(round(self.k * self.plant.sample_time * 1e9)), 1_000_000_000)
         if self.mode == "lock_step":
@@ -164,7 +166,8 @@ class PlantNode(LifecycleNode):
             path = Path(output)
             path.parent.mkdir(parents=True, exist_ok=True)
             t = np.arange(self.scenario.steps + 1) * self.plant.sample_time
-            np.savez_compressed(path, t=t, x=self.x, u=self.u, late_inputs=self.late_inputs)
+            self.wall_time[self.scenario.steps] = time.monotonic()
+            np.savez_compressed(path, t=t, x=self.x, u=self.u, late_inputs=self.late_inputs, wall_time=self.wall_time)
             self.get_logger().info(f"wrote {path} ({self.scenario.steps} steps, {self.late_inputs} late inputs)")
         self.get_logger().info("scenario complete")
         if self.get_parameter("exit_on_completion").value:

@@ -51,7 +51,8 @@ def executable_command(spec: NodeSpec) -> list[str]:
 
 def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: str = "lock_step",
                  namespace: str = "/dmpc", domain_id: int | None = None, localhost_only: bool = True,
-                 timeout: float = 600.0, death_grace: float = 3.0, echo: bool = True) -> RunOutcome:
+                 timeout: float = 600.0, death_grace: float = 3.0, iteration_timeout: float = 2.0,
+                 echo: bool = True) -> RunOutcome:
     output.mkdir(parents=True, exist_ok=True)
     reservation = reserve_domain_id(domain_id)
     env = ros_environment(reservation.domain_id, localhost_only)
@@ -59,7 +60,7 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
     effective = output / "scenario.yaml"
     shutil.copyfile(scenario_file, effective)
     specs = node_specs(scenario, effective, namespace, mode, output_file=str(output / "plant.npz"),
-                       exit_on_completion=True)
+                       exit_on_completion=True, iteration_timeout=iteration_timeout)
     params = output / "parameters.yaml"
     params.write_text(yaml.safe_dump(parameters_file(specs), sort_keys=False))
     print(f"dmpc run: {scenario.name}, {scenario.num_agents} agents, {mode}, ROS_DOMAIN_ID={reservation.domain_id}, "

@@ -34,8 +34,10 @@ def node_specs(scenario: Scenario, scenario_file: str | Path, namespace: str = "
         raise ValueError(f"namespace '{namespace}' is not allowed: must be absolute (start with '/')")
     lock_step = mode == "lock_step"
     scenario_file = str(Path(scenario_file).resolve())
+    # The plant waits for a silent agent as long as a whole negotiation could take before holding its input.
+    input_timeout = iteration_timeout * (scenario.controller.max_iterations + 2)
     plant = NodeSpec("plant", "plant", namespace, {
-        "scenario_file": scenario_file, "mode": mode, "output_file": output_file,
+        "scenario_file": scenario_file, "mode": mode, "output_file": output_file, "input_timeout": input_timeout,
         "exit_on_completion": exit_on_completion, "use_sim_time": False})
     agents = [NodeSpec("agent", f"agent_{i}", namespace, {
         "scenario_file": scenario_file, "agent_id": i, "plan_qos": "reliable" if lock_step else "best_effort",

@@ -1,0 +1,125 @@
+"""The agent node in its own process, driven from the test over DDS: lifecycle, bad parameters, bad neighbours."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from lifecycle_msgs.msg import Transition
+
+from conftest import PACKAGE_DIR
+from dmpc_ros.ros.qos import CONTROL_QOS, STATE_QOS, STATUS_QOS, plan_qos
+from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
+from ros_client import RosClient
+
+pytestmark = pytest.mark.ros
+SCENARIO = PACKAGE_DIR / "config" / "mass_spring.yaml"
+NODE = "/t/agent_0"
+
+
+def start_agent(env, log, **parameters):
+    arguments = {"scenario_file": str(SCENARIO), "agent_id": 0, "iteration_timeout": 0.2, **parameters}
+    command = [sys.executable, "-m", "dmpc_ros.ros.agent_node", "--ros-args", "-r", "__node:=agent_0", "-r", "__ns:=/t"]
+    for name, value in arguments.items():
+        command += ["-p", f"{name}:={value}"]
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def client(ros_env):
+    ros = RosClient()
+    yield ros
+    ros.close()
+
+
+def state(step: int, x=(0.3, 0.0)) -> SubsystemState:
+    return SubsystemState(agent_id=0, step=step, state=list(x))
+
+
+def test_lifecycle_through_services(ros_env, client, tmp_path) -> None:
+    log = (tmp_path / "agent.log").open("w")
+    agent = start_agent(ros_env, log, max_iterations=3)
+    plans = client.subscribe(PredictedTrajectory, "/t/agent_0/plan", plan_qos("reliable"))
+    controls = client.subscribe(ControlInput, "/t/agent_0/control", CONTROL_QOS)
+    statuses = client.subscribe(AgentStatus, "/t/agent_0/status", STATUS_QOS)
+    states = client.publisher(SubsystemState, "/t/agent_0/state", STATE_QOS)
+    try:
+        assert client.transition(NODE, Transition.TRANSITION_CONFIGURE) == (True, "inactive")
+        states.publish(state(0))
+        client.spin_for(1.0)
+        assert plans == [] and controls == []   # inactive: nothing published, the measurement is kept
+        assert client.transition(NODE, Transition.TRANSITION_ACTIVATE) == (True, "active")
+        client.spin_until(lambda: len(controls) >= 1, 20, "the control input of step 0")
+        assert [p.iteration for p in plans if p.step == 0][:1] == [0]
+        assert plans[-1].final and plans[-1].iteration <= 3
+        assert all(math.isfinite(v) for v in controls[0].input) and abs(controls[0].input[0]) <= 1.0 + 1e-9
+        client.spin_until(lambda: statuses, 5, "the status of step 0")
+        assert statuses[0].messages_missing > 0      # no neighbour answered: their plans were substituted
+        states.publish(state(1, (0.29, -0.05)))
+        client.spin_until(lambda: len(controls) >= 2, 20, "the control input of step 1")
+        assert client.transition(NODE, Transition.TRANSITION_DEACTIVATE) == (True, "inactive")
+        client.spin_until(lambda: len(controls) >= 3, 5, "the safe command on deactivate")
+        assert list(controls[-1].input) == [0.0] and controls[-1].step == 1
+        count = len(plans)
+        states.publish(state(2))
+        client.spin_for(1.0)
+        assert len(plans) == count                 # nothing published while inactive
+        assert client.transition(NODE, Transition.TRANSITION_CLEANUP) == (True, "unconfigured")
+        assert client.change_state(NODE, Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+        assert agent.wait(timeout=10) == 0         # finalized: the process leaves by itself
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        log.close()
+
+
+@pytest.mark.parametrize("parameters,reason", [
+    ({"agent_id": 7}, "parameter agent_id: 7 is not allowed: the scenario has agents 0..3"),
+    ({"algorithm": "telepathy"}, "controller.algorithm: 'telepathy' is not allowed: must be one of"),
+    ({"solver": "cplex"}, "parameter solver: 'cplex' is not allowed: must be one of daqp, osqp"),
+    ({"neighbour_ids": "[1]"}, "parameter neighbour_ids: [1] is not allowed: agent 0 needs the plans of [1, 2, 3]"),
+    ({"scenario_file": "/nonexistent.yaml"}, "scenario file /nonexistent.yaml does not exist"),
+])
+def test_bad_parameters_refuse_configure_with_reason(ros_env, client, tmp_path, parameters, reason) -> None:
+    log_path = tmp_path / "agent.log"
+    with log_path.open("w") as log:
+        agent = start_agent(ros_env, log, **parameters)
+        try:
+            assert client.transition(NODE, Transition.TRANSITION_CONFIGURE) == (False, "unconfigured")
+        finally:
+            agent.terminate()
+            agent.wait(timeout=10)
+    assert reason in log_path.read_text()
+
+
+def test_malformed_neighbour_plans_are_rejected_and_counted(ros_env, client, tmp_path) -> None:
+    log = (tmp_path / "agent.log").open("w")
+    agent = start_agent(ros_env, log, max_iterations=2)
+    controls = client.subscribe(ControlInput, "/t/agent_0/control", CONTROL_QOS)
+    statuses = client.subscribe(AgentStatus, "/t/agent_0/status", STATUS_QOS)
+    states = client.publisher(SubsystemState, "/t/agent_0/state", STATE_QOS)
+    liars = {j: client.publisher(PredictedTrajectory, f"/t/agent_{j}/plan", plan_qos("reliable")) for j in (1, 2, 3)}
+    try:
+        assert client.transition(NODE, Transition.TRANSITION_CONFIGURE)[0]
+        assert client.transition(NODE, Transition.TRANSITION_ACTIVATE)[0]
+        for step in range(3):
+            states.publish(state(step, (0.3 - 0.05 * step, 0.0)))
+            for iteration in range(3):
+                liars[1].publish(PredictedTrajectory(agent_id=1, step=step, iteration=iteration, horizon=20, state_dim=3,
+                                                     input_dim=1, states=[0.0] * 63, inputs=[0.0] * 20))
+                liars[2].publish(PredictedTrajectory(agent_id=2, step=step, iteration=iteration, horizon=20, state_dim=2,
+                                                     input_dim=1, states=[float("nan")] * 42, inputs=[1e3] * 20))
+                liars[3].publish(PredictedTrajectory(agent_id=3, step=step, iteration=iteration, horizon=20, state_dim=2,
+                                                     input_dim=1, states=[0.0] * 5, inputs=[0.0] * 20))
+            client.spin_until(lambda: len(controls) > step, 20, f"the control input of step {step}")
+        client.spin_until(lambda: len(statuses) >= 3, 5, "three statuses")
+        assert sum(s.messages_rejected for s in statuses) >= 9
+        assert all(np.all(np.isfinite(c.input)) and abs(c.input[0]) <= 1.0 + 1e-9 for c in controls)
+        assert agent.poll() is None                # still alive
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+        log.close()
+    assert "rejected plan: plan of agent 1 has N=20, n_x=3" in (tmp_path / "agent.log").read_text()

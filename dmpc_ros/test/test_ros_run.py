@@ -1,0 +1,90 @@
+"""`dmpc run` end to end: separate processes, lock-step; cross-checked against `dmpc sim`; a neighbour killed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
+
+
+def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path) -> None:
+    steps = 15
+    ros, sim = tmp_path / "ros", tmp_path / "sim"
+    run = subprocess.run(DMPC + ["run", "mass_spring", "--steps", str(steps), "--output", str(ros)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    simulated = subprocess.run(DMPC + ["sim", "mass_spring", "--steps", str(steps), "--output", str(sim), "--no-reference"],
+                               capture_output=True, text=True, timeout=300)
+    assert simulated.returncode == 0, simulated.stderr
+    a, b = np.load(ros / "trajectory.npz"), np.load(sim / "trajectory.npz")
+    assert a["x"].shape == (steps + 1, 8) and a["u"].shape == (steps, 4)
+    np.testing.assert_allclose(a["x"], b["x"], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(a["u"], b["u"], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(a["t"], b["t"])
+
+    summary_ros = json.loads((ros / "summary.json").read_text())
+    summary_sim = json.loads((sim / "summary.json").read_text())
+    assert summary_ros["closed_loop_cost"] == pytest.approx(summary_sim["closed_loop_cost"], rel=1e-9)
+    assert summary_ros["reference_cost"] > 0 and summary_ros["iterations"]["max"] == summary_sim["iterations"]["max"]
+    assert (ros / "states_inputs.png").stat().st_size > 1000
+
+    topics, plans = {}, []
+    with (ros / "run.mcap").open("rb") as handle:
+        for _, channel, _, message in make_reader(handle, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+            topics[channel.topic] = topics.get(channel.topic, 0) + 1
+            if channel.topic == "/dmpc/agent_1/plan":
+                plans.append(message)
+    # one input per step plus the safe (zero) command each agent sends when it is deactivated at the end
+    assert topics["/dmpc/agent_0/control"] == steps + 1 and topics["/dmpc/agent_3/status"] == steps
+    assert plans and plans[0].horizon == 20 and len(plans[0].states) == 21 * 2
+    for line in ("plant", "agent_0", "lifecycle_manager"):
+        assert f"[{line}]" in run.stdout  # forwarded, prefixed output
+
+
+def test_killed_neighbour_is_reported_and_the_others_keep_going(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    runner = subprocess.Popen(DMPC + ["run", "mass_spring", "--steps", "400", "--output", str(out), "--no-reference",
+                                      "--iteration-timeout", "0.2", "--death-grace", "8"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        for line in runner.stdout:
+            lines.append(line)
+            if "all 5 nodes active" in line:
+                break
+            assert time.monotonic() < deadline, "bring-up took too long"
+        time.sleep(1.0)
+        victim = subprocess.run(["pgrep", "-f", f"__node:=agent_2 .*{out}"], capture_output=True, text=True).stdout.split()
+        assert len(victim) == 1, victim
+        os.kill(int(victim[0]), signal.SIGKILL)
+        killed_at = time.monotonic()
+        lines += runner.stdout.readlines()
+        code = runner.wait(timeout=120)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+    output = "".join(lines)
+    assert code != 0
+    assert "node agent_2 died" in output
+    assert "lost agent: no heartbeat on /dmpc/agent_2/heartbeat" in output
+    assert time.monotonic() - killed_at < 60
+
+    missing_after = []
+    with (out / "run.mcap").open("rb") as handle:
+        for _, channel, _, status in make_reader(handle, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+            if channel.topic.endswith("/status") and status.messages_missing > 0:
+                missing_after.append(status.agent_id)
+    assert {0, 1, 3} <= set(missing_after)   # the survivors kept negotiating without agent 2
+    assert "no plan from [2]" in output or "no plan from [" in output
