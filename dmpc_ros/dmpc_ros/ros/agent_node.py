@@ -8,6 +8,7 @@ input goes out as ControlInput, followed by an AgentStatus. Malformed plans are 
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
@@ -73,7 +74,7 @@ class AgentNode(LifecycleNode):
         self._inputs: list = []
         self._outputs: dict = {}
         self._negotiating = False
-        self._deadline = None
+        self._deadline_armed = False
         self._pending_state: SubsystemState | None = None
         self._rejected = 0
         self._last_step = -1
@@ -155,7 +156,9 @@ class AgentNode(LifecycleNode):
                          for j in sorted(self.agent.required_plans)]
         self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state, STATE_QOS))
         self._heartbeat = self.create_timer(self._parameter("heartbeat_period"), self._beat, clock=self._wall)
-        self._watchdog = self.create_timer(0.01, self._check_deadline, clock=self._wall)
+        self._iteration_timeout = float(self._parameter("iteration_timeout"))
+        self._watchdog = self.create_timer(self._iteration_timeout, self._on_deadline, clock=self._wall)
+        self._watchdog.cancel()  # armed only while the agent waits for plans
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
@@ -213,7 +216,7 @@ class AgentNode(LifecycleNode):
         self._last_step = message.step
         self._measured = state
         self._missing = 0
-        self._deadline = time.monotonic() + self._parameter("iteration_timeout")
+        self._arm_deadline()
         self._try_begin()
 
     def _try_begin(self, forced: bool = False) -> None:
@@ -229,7 +232,7 @@ class AgentNode(LifecycleNode):
             self.get_logger().warning(f"step {step}: starting without every neighbour's final plan of step {step - 1}")
         state, self._measured = self._measured, None
         self._negotiating = True
-        self._deadline = None
+        self._disarm_deadline()
         plan = self.agent.begin_step(step, state, self.book.begin(step))
         self._publish_plan(plan)
         self._advance()
@@ -259,22 +262,29 @@ class AgentNode(LifecycleNode):
                 inbox, missing = self.book.inbox_with_substitutes(next_iteration)
                 self._missing += len(missing)
                 self.get_logger().warning(f"step {self._last_step} iteration {next_iteration}: no plan from "
-                                          f"{missing} within {self._parameter('iteration_timeout')} s; using their last plans")
+                                          f"{missing} within {self._iteration_timeout} s; using their last plans")
             if inbox is None:
-                if self._deadline is None:
-                    self._deadline = time.monotonic() + self._parameter("iteration_timeout")
+                if not self._deadline_armed:
+                    self._arm_deadline()
                 return
             forced = False
-            self._deadline = None
+            self._disarm_deadline()
             plan = self.agent.iterate(inbox)
             self._publish_plan(plan)
             if plan.final:
                 self._finish_step()
 
-    def _check_deadline(self) -> None:
-        if self._deadline is None or time.monotonic() < self._deadline:
-            return
-        self._deadline = None
+    def _arm_deadline(self) -> None:
+        self._watchdog.reset()
+        self._deadline_armed = True
+
+    def _disarm_deadline(self) -> None:
+        if self._deadline_armed:
+            self._watchdog.cancel()
+            self._deadline_armed = False
+
+    def _on_deadline(self) -> None:
+        self._disarm_deadline()
         if self._measured is not None:
             self._try_begin(forced=True)
         elif self._negotiating:
@@ -282,7 +292,10 @@ class AgentNode(LifecycleNode):
 
     def _finish_step(self) -> None:
         self._negotiating = False
-        self._deadline = None
+        self._disarm_deadline()
+        plan = self.agent.last_plan
+        if plan is not None and not plan.final:  # overtaken by a new measurement: tell the neighbours we stopped
+            self._publish_plan(dataclasses.replace(plan, final=True))
         u = self.agent.control()
         if not np.all(np.isfinite(u)):  # cannot happen by construction; never send it anyway
             u = np.zeros_like(u)

@@ -22,6 +22,7 @@ from ..scenarios import Scenario
 from ..scenarios.node_specs import NodeSpec, node_specs, parameters_file
 from ..sim.results import SimulationResult
 from .environment import reserve_domain_id, ros_environment
+from .spin import make_executor
 
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
            "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager"}
@@ -67,7 +68,6 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
           f"discovery {'localhost' if localhost_only else 'subnet'}; parameters in {params}", flush=True)
 
     import rclpy
-    import rclpy.executors
     import rclpy.signals
 
     context = rclpy.Context()
@@ -76,7 +76,7 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
     outcome = None
     group = ProcessGroup(echo=echo)
     try:
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor = make_executor(context=context)
         recorder = _recorder(context, namespace, scenario, output, mode)
         executor.add_node(recorder)
         processes = {}

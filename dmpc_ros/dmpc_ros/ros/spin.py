@@ -1,16 +1,36 @@
-"""Running a node: a single-threaded executor driven by spin_once, clean exit on SIGINT/SIGTERM or finalize."""
+"""Running a node: an executor driven by spin_once, clean exit on SIGINT/SIGTERM or when the node is done.
+
+Two executors, chosen with DMPC_EXECUTOR (measured in bench/ros_negotiation.py): `events` (default;
+rclpy.experimental.EventsExecutor, driven by spin_once because its spin() busy-waits and ignores signals in
+this rclpy; it halved the negotiation iteration period of the 4-agent lock-step run) and `single`
+(rclpy.executors.SingleThreadedExecutor). The multi-threaded executor is not offered:
+its latency tail (p99 ~100 ms, measured here) breaks per-iteration deadlines.
+"""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
+EXECUTORS = ("single", "events")
+
+
+def make_executor(kind: str | None = None, context=None):
+    kind = kind or os.environ.get("DMPC_EXECUTOR", "events")
+    if kind not in EXECUTORS:
+        raise ValueError(f"DMPC_EXECUTOR '{kind}' is not allowed: must be one of {', '.join(EXECUTORS)}")
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor(context=context)
+    return SingleThreadedExecutor(context=context)
+
 
 def spin_node(node: Node, done: Callable[[], bool] = lambda: False) -> None:
     """Spin until shutdown (signal), until done() holds, then destroy the node and shut rclpy down."""
-    executor = SingleThreadedExecutor()
+    executor = make_executor()
     executor.add_node(node)
     try:
         while rclpy.ok() and not done():
