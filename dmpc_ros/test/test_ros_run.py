@@ -88,3 +88,49 @@ def test_killed_neighbour_is_reported_and_the_others_keep_going(tmp_path: Path) 
                 missing_after.append(status.agent_id)
     assert {0, 1, 3} <= set(missing_after)   # the survivors kept negotiating without agent 2
     assert "no plan from [2]" in output or "no plan from [" in output
+
+
+def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[str]:
+    lines, deadline = [], time.monotonic() + timeout
+    for line in process.stdout:
+        lines.append(line)
+        if text in line:
+            return lines
+        assert time.monotonic() < deadline, f"no '{text}' within {timeout} s"
+    raise AssertionError(f"process ended before '{text}':\n{''.join(lines)[-3000:]}")
+
+
+def test_ctrl_c_stops_every_node_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    runner = subprocess.Popen(DMPC + ["run", "mass_spring", "--steps", "100000", "--output", str(out), "--no-reference"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = wait_for_line(runner, "all 5 nodes active", 120)
+        time.sleep(1.0)
+        runner.send_signal(signal.SIGINT)
+        lines += runner.stdout.readlines()
+        code = runner.wait(timeout=60)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+    output = "".join(lines)
+    assert code == 130, output[-3000:]
+    assert "dmpc run: interrupted" in output
+    assert "/dmpc/agent_0: deactivate ok" in output           # the manager took the nodes down in order
+    leftovers = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert leftovers == []
+
+
+def test_real_time_mode_runs_at_the_sample_rate(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run = subprocess.run(DMPC + ["run", "mass_spring", "--mode", "real_time", "--steps", "30", "--output", str(out),
+                                 "--no-reference"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-4000:]
+    plant = np.load(out / "plant.npz")
+    periods = np.diff(plant["wall_time"])
+    assert np.median(periods) == pytest.approx(0.1, abs=0.01)   # the plant keeps its own rate
+    data = np.load(out / "trajectory.npz")
+    assert np.all(np.isfinite(data["u"])) and np.max(np.abs(data["u"])) <= 1.0 + 1e-9
+    assert np.max(np.abs(data["x"][-1])) < np.max(np.abs(data["x"][0]))   # still regulating towards rest
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["late_inputs"] >= 0
