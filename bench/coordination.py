@@ -6,7 +6,7 @@ centralized MPC run in the same process:
                       plant-wide cost within 1e-4 (relative) of the centralized optimum at that state
                       (0: the warm start already is; '>P': never within the cap);
   cost gap            closed-loop cost relative to the centralized closed loop;
-  solve median / p95  per-agent QP solve time;
+  solve median / p95  per-agent QP solve time (DAQP; Jacobi also with OSQP up to 16 masses);
   messages, kB        plans sent per step (one per receiving agent) and their size;
   step / centralized  distributed step time (Σ over iterations of the slowest agent's solve) divided by the
                       centralized solve time, both measured in this run.
@@ -27,6 +27,7 @@ from dmpc_ros.models import mass_spring_chain
 from dmpc_ros.sim import SimulationSettings, simulate
 
 ALGORITHMS = ("jacobi", "gauss_seidel", "noncooperative", "decentralized")
+OSQP_UP_TO = 16  # also run Jacobi with the OSQP back end for chains up to this size (DAQP is the default)
 
 
 def chain_case(M: int, horizon: int):
@@ -72,7 +73,8 @@ def main() -> None:
                    "kB/step", "step / centralized"):
         table.add_column(column, justify="right")
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("benchmark", total=len(args.sizes) * (len(ALGORITHMS) + 1))
+        runs = [(algorithm, "daqp") for algorithm in ALGORITHMS]
+        task = progress.add_task("benchmark", total=len(args.sizes) * (len(runs) + 2))
         for M in args.sizes:
             design, plant, x0 = chain_case(M, args.horizon)
             progress.update(task, description=f"M = {M}: centralized")
@@ -81,17 +83,17 @@ def main() -> None:
             central_time = float(np.median(reference.centralized_solve_time))
             progress.advance(task)
             table.add_row(str(M), "centralized", "—", "0", f"{1e3 * central_time:.2f} ms", "", "0", "0", "1")
-            for algorithm in ALGORITHMS:
-                progress.update(task, description=f"M = {M}: {algorithm}")
+            for algorithm, backend in runs + ([("jacobi", "osqp")] if M <= OSQP_UP_TO else []):
+                progress.update(task, description=f"M = {M}: {algorithm} ({backend})")
                 cap = 1 if algorithm == "decentralized" else args.iterations
                 result = simulate(design, plant, x0, SimulationSettings(
-                    algorithm, args.steps, StoppingRule(cap, 1e-9), compare_centralized=True))
+                    algorithm, args.steps, StoppingRule(cap, 1e-9), backend, compare_centralized=True))
                 reached = iterations_to(result, 1e-4)
                 shown = [f">{cap}" if np.isinf(v) else f"{v:.0f}" for v in (np.median(reached), np.max(reached))]
                 times = result.solve_time_samples()
                 gap = (result.closed_loop_cost - reference.closed_loop_cost) / reference.closed_loop_cost
                 table.add_row(
-                    "", algorithm, " / ".join(shown),
+                    "", algorithm if backend == "daqp" else f"{algorithm} (osqp)", " / ".join(shown),
                     f"{100 * gap:+.3f} %", f"{1e6 * np.median(times):.0f} µs", f"{1e6 * np.percentile(times, 95):.0f} µs",
                     f"{np.mean(result.messages):.0f}", f"{np.mean(result.bytes) / 1e3:.1f}",
                     f"{distributed_step_time(result) / central_time:.3g}",

@@ -125,3 +125,21 @@ def test_lossy_delayed_network_keeps_inputs_finite_and_counts_messages() -> None
     assert np.all(np.isfinite(result.u)) and np.all(np.isfinite(result.x))
     assert network.dropped > 0 and network.messages == int(np.sum(result.messages))
     assert np.max(np.abs(result.u)) <= 1.0 + 1e-9  # own input limits hold whatever the neighbours said
+
+
+def test_position_setpoints_are_tracked_with_the_steady_state_force() -> None:
+    """Setpoints that stretch the springs need a steady force; the closed loop settles on them exactly."""
+    scenario = load_scenario("mass_spring")
+    chain = dataclasses.replace(scenario.chain, position_limit=(np.inf,) * 4, velocity_limit=(np.inf,) * 4)
+    controller = dataclasses.replace(scenario.controller, position_reference=(0.3, -0.2, 0.1, 0.0))
+    scenario = dataclasses.replace(scenario, chain=chain, controller=controller, steps=150)
+    design = scenario.design()
+    Ac, Bc = chain.continuous()
+    x_ref = np.array([0.3, 0.0, -0.2, 0.0, 0.1, 0.0, 0.0, 0.0])
+    u_static = -np.linalg.lstsq(Bc, Ac @ x_ref, rcond=None)[0]   # continuous-time force balance
+    np.testing.assert_allclose(design.u_ref, u_static, atol=1e-5)  # the model drops couplings below 1e-6
+    assert np.max(np.abs(u_static)) > 0.1                        # the springs really are stretched
+    result = simulate(design, scenario.plant(), scenario.initial_state,
+                      SimulationSettings("gauss_seidel", scenario.steps, StoppingRule(50, 1e-10)))
+    np.testing.assert_allclose(result.x[-1], x_ref, atol=1e-4)
+    np.testing.assert_allclose(result.u[-1], u_static, atol=1e-4)

@@ -123,3 +123,63 @@ def test_malformed_neighbour_plans_are_rejected_and_counted(ros_env, client, tmp
         agent.wait(timeout=10)
         log.close()
     assert "rejected plan: plan of agent 1 has N=20, n_x=3" in (tmp_path / "agent.log").read_text()
+
+
+def start_plant(env, log, **parameters):
+    arguments = {"scenario_file": str(SCENARIO), "steps": 3, "input_timeout": 0.3, **parameters}
+    command = [sys.executable, "-m", "dmpc_ros.ros.plant_node", "--ros-args", "-r", "__node:=plant", "-r", "__ns:=/t"]
+    for name, value in arguments.items():
+        command += ["-p", f"{name}:={value}"]
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_plant_lifecycle_and_lock_step_stepping(ros_env, client, tmp_path) -> None:
+    from rosgraph_msgs.msg import Clock
+    from rclpy.qos import QoSProfile
+
+    output = tmp_path / "plant.npz"
+    log = (tmp_path / "plant.log").open("w")
+    plant = start_plant(ros_env, log, output_file=str(output))
+    states = client.subscribe(SubsystemState, "/t/agent_1/state", STATE_QOS)
+    clock = client.subscribe(Clock, "/clock", QoSProfile(depth=10))
+    inputs = {i: client.publisher(ControlInput, f"/t/agent_{i}/control", CONTROL_QOS) for i in range(4)}
+    try:
+        assert client.transition("/t/plant", Transition.TRANSITION_CONFIGURE) == (True, "inactive")
+        client.spin_for(0.5)
+        assert states == []                                   # inactive: no state published
+        assert client.transition("/t/plant", Transition.TRANSITION_ACTIVATE) == (True, "active")
+        client.spin_until(lambda: states, 10, "the state of step 0")
+        assert states[0].step == 0 and list(states[0].state) == [-0.5, 0.0]
+        for i in range(4):                                    # everyone answers step 0 → the plant steps
+            inputs[i].publish(ControlInput(agent_id=i, step=0, input=[0.5]))
+        client.spin_until(lambda: len(states) >= 2, 10, "the state of step 1")
+        assert states[1].step == 1
+        client.spin_until(lambda: clock and clock[-1].clock.nanosec == 100_000_000, 5, "/clock at 0.1 s")
+        inputs[0].publish(ControlInput(agent_id=0, step=1, input=[float("nan")]))   # rejected, then held
+        client.spin_until(lambda: len(states) >= 3, 10, "step 2 after the input timeout")
+        client.spin_until(output.exists, 10, "the trajectory file")
+        assert client.transition("/t/plant", Transition.TRANSITION_DEACTIVATE) == (True, "inactive")
+        assert client.transition("/t/plant", Transition.TRANSITION_CLEANUP) == (True, "unconfigured")
+        assert client.change_state("/t/plant", Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+        assert plant.wait(timeout=10) == 0
+    finally:
+        if plant.poll() is None:
+            plant.kill()
+        log.close()
+    data = np.load(output)
+    assert data["x"].shape == (4, 8) and np.all(np.isfinite(data["x"])) and int(data["late_inputs"]) > 0
+    np.testing.assert_allclose(data["u"][0], [0.5] * 4)
+    text = (tmp_path / "plant.log").read_text()
+    assert "rejected input of agent 0" in text and "holding their last inputs" in text
+
+
+def test_plant_refuses_unknown_mode(ros_env, client, tmp_path) -> None:
+    log_path = tmp_path / "plant.log"
+    with log_path.open("w") as log:
+        plant = start_plant(ros_env, log, mode="warp")
+        try:
+            assert client.transition("/t/plant", Transition.TRANSITION_CONFIGURE) == (False, "unconfigured")
+        finally:
+            plant.terminate()
+            plant.wait(timeout=10)
+    assert "parameter mode: 'warp' is not allowed: must be one of lock_step, real_time" in log_path.read_text()

@@ -36,6 +36,7 @@ def mutated(path: list, value) -> dict:
     (["controller", "solver"], "cplex", r"controller\.solver: 'cplex' is not allowed: must be one of daqp, osqp"),
     (["network", "drop_probability"], 1.5, r"network\.drop_probability: 1\.5 is not allowed: must be ≤ 0\.99"),
     (["controller", "horizn"], 5, r"controller\.horizn: unknown field"),
+    (["controller", "position_reference"], [0.0, 2.0, 0.0, 0.0], r"controller\.position_reference\[1\]: 2\.0 is not allowed: outside the position limit"),
 ])
 def test_bad_scenario_names_field_value_and_rule(path, value, expected) -> None:
     with pytest.raises(ScenarioError, match=expected):

@@ -116,6 +116,9 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
         reservation.release()
     if outcome.code == 0:
         outcome.result = collect_result(scenario, output / "plant.npz", recorder)
+        if mode == "lock_step" and outcome.result.messages_missing:
+            print(f"dmpc run: warning: agents substituted {outcome.result.messages_missing} missing plan(s) after "
+                  "their iteration timeout; this lock-step run is not reproducible", flush=True)
     return outcome
 
 
@@ -150,4 +153,5 @@ def collect_result(scenario: Scenario, plant_file: Path, recorder) -> Simulation
     result.messages[:] = recorder.plans // max(T, 1)
     result.bytes[:] = recorder.plan_bytes // max(T, 1)
     result.late_inputs = int(data["late_inputs"])
+    result.messages_missing = int(sum(s.messages_missing for s in recorder.statuses))
     return result

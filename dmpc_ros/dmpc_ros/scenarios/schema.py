@@ -34,6 +34,7 @@ class ControllerSettings:
     terminal_set: bool
     Q: np.ndarray
     R: np.ndarray
+    position_reference: tuple[float, ...] = ()   # setpoint per mass [m] (velocity setpoint 0)
 
     @property
     def stopping(self) -> StoppingRule:
@@ -70,8 +71,19 @@ class Scenario:
 
     def design(self) -> ControllerDesign:
         model = self.prediction_model()
+        x_ref, u_ref = self.reference(model)
         return ControllerDesign(model, self.controller.Q, self.controller.R, self.controller.horizon,
-                                np.zeros(model.n_x), np.zeros(model.n_u), self.controller.terminal_set)
+                                x_ref, u_ref, self.controller.terminal_set)
+
+    def reference(self, model: CoupledLinearSystem) -> tuple[np.ndarray, np.ndarray]:
+        """Steady state (x̄, ū) for the position setpoints: x̄ = (p̄_i, 0), ū solves (I − A) x̄ = B ū."""
+        x_ref = np.zeros(model.n_x)
+        x_ref[0::2] = self.controller.position_reference or 0.0
+        if not np.any(x_ref):
+            return x_ref, np.zeros(model.n_u)
+        A, B = model.full_matrices()
+        u_ref, *_ = np.linalg.lstsq(B, x_ref - A @ x_ref, rcond=None)
+        return x_ref, u_ref
 
     def disturbance(self) -> np.ndarray | None:
         """steps × n_x disturbance drawn uniformly in the box, seeded (None when the bound is zero)."""
@@ -143,7 +155,8 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
 
     controller = section(data, "", "controller", required=True)
     reject_unknown(controller, "controller.", {"algorithm", "horizon", "max_iterations", "tolerance", "solver",
-                                               "weights", "terminal_set", "state_weight", "input_weight"})
+                                               "weights", "terminal_set", "state_weight", "input_weight",
+                                               "position_reference"})
     weights = controller.get("weights")
     if weights is not None:
         weights = per_agent(controller, "controller.", "weights", M, 1.0, minimum=0.0, strict_minimum=True)
@@ -159,7 +172,12 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
                        for q, suffix in agent_values(controller.get("state_weight", [1.0, 0.1]), M)]),
         R=block_diag(*[weight_matrix(r, f"controller.input_weight{suffix}", 1)
                        for r, suffix in agent_values(controller.get("input_weight", [0.1]), M)]),
+        position_reference=tuple(per_agent(controller, "controller.", "position_reference", M, 0.0)),
     )
+    for i, (target, limit) in enumerate(zip(settings.position_reference, chain.position_limit)):
+        if abs(target) > limit:
+            raise ScenarioError(f"controller.position_reference[{i}]: {target} is not allowed: outside the position "
+                                f"limit ±{limit} of mass {i}")
     if np.min(np.diag(settings.R)) <= 0:
         raise ScenarioError("controller.input_weight: must be positive definite (every diagonal entry > 0)")
 

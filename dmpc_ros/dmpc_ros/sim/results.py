@@ -30,6 +30,7 @@ class SimulationResult:
     agent_solve_times: list = field(default_factory=list)  # [k][agent] → list of solve times [s]
     communication: dict = field(default_factory=dict)      # agent → agents whose plans it uses
     late_inputs: int = 0                                    # inputs that missed their step (ROS runs)
+    messages_missing: int = 0                               # plans substituted after a deadline (ROS runs)
 
     @staticmethod
     def empty(algorithm: str, T: int, N: int, n: int, m: int, agents: int, max_iterations: int,
@@ -76,6 +77,7 @@ class SimulationResult:
             "max_input_error": None if np.all(np.isnan(self.input_error)) else float(np.nanmax(self.input_error)),
             "communication": {str(k): v for k, v in self.communication.items()},
             "late_inputs": self.late_inputs,
+            "messages_missing": self.messages_missing,
         }
 
     def save(self, directory: Path, summary: dict) -> None:
