@@ -47,7 +47,7 @@ def simulation_settings(scenario, algorithm: str, compare: bool):
         scenario.controller.weights, compare,
         InMemoryNetwork(default_delay=scenario.network_delay, drop_probability=scenario.drop_probability,
                         seed=scenario.network_seed),
-        scenario.disturbance())
+        scenario.disturbance(), scenario.controller.admm)
 
 
 def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, console):

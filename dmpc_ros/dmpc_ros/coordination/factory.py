@@ -11,10 +11,11 @@ from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.agent_problem import AgentBlockQP
 from ..mpc.condensed import CondensedProblem, QuadraticCost
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
+from .admm import AdmmAgent, AdmmSettings
 from .base import Agent, StoppingRule
 from .block_agent import BlockUpdateAgent
 
-ALGORITHMS = ("centralized", "decentralized", "noncooperative", "jacobi", "gauss_seidel")
+ALGORITHMS = ("centralized", "decentralized", "noncooperative", "jacobi", "gauss_seidel", "admm")
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,16 @@ class ControllerDesign:
     x_ref: np.ndarray
     u_ref: np.ndarray
     use_terminal_set: bool = False
+    separable_terminal_cost: bool = False   # keep only the agents' diagonal blocks of the DARE solution
 
     def cost(self) -> QuadraticCost:
+        """Stage weights and the terminal cost: the plant-wide DARE solution P, or its block-diagonal part
+        (a sum of per-agent terms, which schemes that split the cost by agent such as ADMM need)."""
         A, B = self.system.full_matrices()
         P, _ = lqr_terminal(A, B, self.Q, self.R)
+        if self.separable_terminal_cost:
+            P = block_diag(*[P[self.system.state_slice(i), self.system.state_slice(i)]
+                             for i in range(self.system.num_agents)])
         return QuadraticCost(self.Q, self.R, P, self.x_ref, self.u_ref)
 
     def terminal_gain(self) -> np.ndarray:
@@ -67,11 +74,12 @@ class ControllerDesign:
 
 
 def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
-                 weights: list[float] | None = None, problem: CondensedProblem | None = None) -> list[Agent]:
+                 weights: list[float] | None = None, problem: CondensedProblem | None = None,
+                 admm: AdmmSettings = AdmmSettings()) -> list[Agent]:
     """Agents of `algorithm`, one per subsystem, sharing one condensed problem (in-process simulation)."""
     check_algorithm(design, algorithm, weights)
-    problem = None if algorithm == "decentralized" else (problem or design.condensed())
-    return [build_agent(design, algorithm, i, stopping, backend, weights, problem)
+    problem = None if algorithm in ("decentralized", "admm") else (problem or design.condensed())
+    return [build_agent(design, algorithm, i, stopping, backend, weights, problem, admm)
             for i in range(design.system.num_agents)]
 
 
@@ -91,10 +99,15 @@ def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[floa
 
 def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stopping: StoppingRule,
                 backend: str = "daqp", weights: list[float] | None = None,
-                problem: CondensedProblem | None = None) -> Agent:
+                problem: CondensedProblem | None = None, admm: AdmmSettings = AdmmSettings()) -> Agent:
     """The agent `agent_id` of `algorithm` (what one ROS agent node builds for itself)."""
     check_algorithm(design, algorithm, weights)
     M = design.system.num_agents
+    if algorithm == "admm":
+        if not design.separable_terminal_cost:
+            raise ValueError("algorithm 'admm' splits the cost by agent: the design needs separable_terminal_cost=True "
+                             "(scenarios set it for admm, so the centralized reference solves the same problem)")
+        return AdmmAgent(agent_id, design, stopping, admm, backend)
     if algorithm == "decentralized":
         local = design.local_design(agent_id)
         local_problem = local.condensed()

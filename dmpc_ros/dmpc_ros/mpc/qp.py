@@ -18,6 +18,7 @@ import scipy.sparse as sp
 BACKENDS = ("daqp", "osqp")
 DAQP_INFINITY = 1e30
 FEASIBILITY_TOLERANCE = 1e-6  # relative primal residual above which a returned solution is rejected
+DAQP_EQUALITY = 5             # DAQP's sense flag for an equality row
 DAQP_STATUS = {1: "solved", 2: "solved (soft)", -1: "primal infeasible", -2: "cycling", -3: "unbounded",
                -4: "iteration limit", -5: "nonconvex", -6: "initial active set overdetermined"}
 
@@ -32,9 +33,11 @@ class QPSolution:
 
 
 class DenseQP:
-    """A QP with fixed (H, A); `solve(q, lower, upper, warm_start)` changes only the vectors."""
+    """A QP with fixed (H, A); `solve(q, lower, upper, warm_start)` changes only the vectors.
+    Rows flagged in `equalities` must hold with lower = upper (DAQP treats them as equality constraints)."""
 
-    def __init__(self, H: np.ndarray, A: np.ndarray, backend: str = "daqp", tolerance: float = 1e-9) -> None:
+    def __init__(self, H: np.ndarray, A: np.ndarray, backend: str = "daqp", tolerance: float = 1e-9,
+                 equalities: np.ndarray | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"QP backend '{backend}' is not supported: allowed {', '.join(BACKENDS)}")
         self.H = np.ascontiguousarray(0.5 * (H + H.T))
@@ -44,6 +47,9 @@ class DenseQP:
         self._osqp: osqp.OSQP | None = None
         self._daqp: daqp.Model | None = None
         self._tolerance = tolerance
+        self._sense = np.zeros(self.A.shape[0], dtype=np.int32)
+        if equalities is not None:
+            self._sense[np.asarray(equalities, bool)] = DAQP_EQUALITY
 
     def _setup_osqp(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
         self._osqp = osqp.OSQP()
@@ -86,11 +92,11 @@ class DenseQP:
         try:
             if self._daqp is None:
                 model = daqp.Model()
-                model.setup(self.H, q, self.A, bupper, blower, np.zeros(bupper.size, dtype=np.int32))
+                model.setup(self.H, q, self.A, bupper, blower, self._sense.copy())
                 model.settings = {"primal_tol": self._tolerance, "iter_limit": 10000}
                 self._daqp = model
             else:
-                self._daqp.update(f=q, bupper=bupper, blower=blower)
+                self._daqp.update(f=q, bupper=bupper, blower=blower, sense=self._sense.copy())
             z, _, exitflag, info = self._daqp.solve()
         except RuntimeError as error:  # DAQP refuses set-up when the first problem is infeasible
             self._daqp = None

@@ -131,7 +131,7 @@ class AgentNode(LifecycleNode):
         controller = scenario.controller
         self.agent = build_agent(self.design, self.algorithm, self.agent_id,
                                  StoppingRule(controller.max_iterations, controller.tolerance), controller.solver,
-                                 controller.weights)
+                                 controller.weights, admm=controller.admm)
         try:
             neighbours = list(self._parameter("neighbour_ids") or [])
         except rclpy.exceptions.ParameterUninitializedException:

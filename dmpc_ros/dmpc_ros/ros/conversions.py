@@ -74,6 +74,31 @@ def message_to_plan(message, expected_horizon: int, expected_state_dim: int, exp
                             f"expected {(N + 1) * n} and {N * m}")
     if not (np.all(np.isfinite(states)) and np.all(np.isfinite(inputs)) and np.isfinite(message.local_cost)):
         raise MalformedPlan(f"plan of agent {message.agent_id} contains non-finite values")
+    data = unpack_algorithm_data(message.agent_id, np.asarray(message.algorithm_data, float), message.algorithm_data_layout)
     return Plan(agent=message.agent_id, step=message.step, iteration=message.iteration,
                 states=states.reshape(N + 1, n), inputs=inputs.reshape(N, m), cost=message.local_cost,
-                feasible=message.feasible, converged=message.converged, final=message.final)
+                feasible=message.feasible, converged=message.converged, final=message.final, data=data)
+
+
+def unpack_algorithm_data(agent_id: int, values, layout: str) -> dict:
+    """Arrays named in the layout 'name=RxC;name=RxC;…', in order, from the flat algorithm_data."""
+    import numpy as np
+
+    data, offset = {}, 0
+    for entry in filter(None, layout.split(";")):
+        name, _, shape_text = entry.partition("=")
+        try:
+            shape = tuple(int(v) for v in shape_text.split("x"))
+        except ValueError:
+            raise MalformedPlan(f"plan of agent {agent_id}: bad algorithm_data_layout entry '{entry}'") from None
+        size = int(np.prod(shape))
+        if not name or any(v < 0 for v in shape) or offset + size > values.size:
+            raise MalformedPlan(f"plan of agent {agent_id}: algorithm_data_layout '{layout}' does not fit "
+                                f"{values.size} values")
+        data[name] = values[offset:offset + size].reshape(shape)
+        offset += size
+    if offset != values.size:
+        raise MalformedPlan(f"plan of agent {agent_id}: algorithm_data has {values.size} values, layout describes {offset}")
+    if not np.all(np.isfinite(values)):
+        raise MalformedPlan(f"plan of agent {agent_id} carries non-finite algorithm data")
+    return data

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,15 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
     except KeyboardInterrupt:
         outcome = RunOutcome(130, "interrupted")
     finally:
-        group.stop_all(grace=10.0)
+        # Stop the nodes (manager first: it takes the others down in order) while the recorder keeps
+        # listening, so the shutdown traffic (safe commands, last statuses) is in the bag too.
+        stopping = threading.Thread(target=group.stop_all, kwargs={"grace": 10.0})
+        stopping.start()
+        while stopping.is_alive():
+            if recorder is not None:
+                executor.spin_once(timeout_sec=0.02)
+            else:
+                stopping.join(timeout=0.02)
         if recorder is not None:
             for _ in range(20):  # take in what is still in flight
                 executor.spin_once(timeout_sec=0.01)

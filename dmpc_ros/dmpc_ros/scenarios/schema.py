@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 from scipy.linalg import block_diag
 
-from ..coordination import ALGORITHMS, ControllerDesign, StoppingRule
+from ..coordination import ALGORITHMS, AdmmSettings, ControllerDesign, StoppingRule
 from ..models import CoupledLinearSystem, MassSpringChain
 from ..mpc.qp import BACKENDS
 from .validation import (ScenarioError, check_number, choice, number, per_agent, reject_unknown, section,
@@ -35,6 +35,7 @@ class ControllerSettings:
     Q: np.ndarray
     R: np.ndarray
     position_reference: tuple[float, ...] = ()   # setpoint per mass [m] (velocity setpoint 0)
+    admm: AdmmSettings = AdmmSettings()
 
     @property
     def stopping(self) -> StoppingRule:
@@ -72,8 +73,11 @@ class Scenario:
     def design(self) -> ControllerDesign:
         model = self.prediction_model()
         x_ref, u_ref = self.reference(model)
+        # ADMM splits the cost by agent, so the scenario's problem (and its centralized reference) then uses
+        # the separable terminal cost Σ x_i,N' P_ii x_i,N.
         return ControllerDesign(model, self.controller.Q, self.controller.R, self.controller.horizon,
-                                x_ref, u_ref, self.controller.terminal_set)
+                                x_ref, u_ref, self.controller.terminal_set,
+                                separable_terminal_cost=self.controller.algorithm == "admm")
 
     def reference(self, model: CoupledLinearSystem) -> tuple[np.ndarray, np.ndarray]:
         """Steady state (x̄, ū) for the position setpoints: x̄ = (p̄_i, 0), ū solves (I − A) x̄ = B ū."""
@@ -156,7 +160,7 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
     controller = section(data, "", "controller", required=True)
     reject_unknown(controller, "controller.", {"algorithm", "horizon", "max_iterations", "tolerance", "solver",
                                                "weights", "terminal_set", "state_weight", "input_weight",
-                                               "position_reference"})
+                                               "position_reference", "admm"})
     weights = controller.get("weights")
     if weights is not None:
         weights = per_agent(controller, "controller.", "weights", M, 1.0, minimum=0.0, strict_minimum=True)
@@ -173,6 +177,7 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         R=block_diag(*[weight_matrix(r, f"controller.input_weight{suffix}", 1)
                        for r, suffix in agent_values(controller.get("input_weight", [0.1]), M)]),
         position_reference=tuple(per_agent(controller, "controller.", "position_reference", M, 0.0)),
+        admm=parse_admm(section(controller, "controller.", "admm")),
     )
     for i, (target, limit) in enumerate(zip(settings.position_reference, chain.position_limit)):
         if abs(target) > limit:
@@ -205,6 +210,14 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         drop_probability=number(network, "network.", "drop_probability", default=0.0, minimum=0.0, maximum=0.99),
         network_seed=number(network, "network.", "seed", default=0, minimum=0, integer=True),
         source=source,
+    )
+
+
+def parse_admm(admm: dict) -> AdmmSettings:
+    reject_unknown(admm, "controller.admm.", {"penalty", "over_relaxation"})
+    return AdmmSettings(
+        penalty=number(admm, "controller.admm.", "penalty", default=0.3, minimum=0.0, strict_minimum=True),
+        over_relaxation=number(admm, "controller.admm.", "over_relaxation", default=1.6, minimum=1.0, maximum=1.99),
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..coordination import CentralizedMPC, ControllerDesign, StoppingRule, build_agents
+from ..coordination import AdmmSettings, CentralizedMPC, ControllerDesign, StoppingRule, build_agents
 from ..models.linear import CoupledLinearSystem
 from .network import TICKS_PER_ITERATION, InMemoryNetwork
 from .results import SimulationResult
@@ -28,6 +28,7 @@ class SimulationSettings:
     compare_centralized: bool = False   # centralized optimum at every visited state (cost gap, input error)
     network: InMemoryNetwork = field(default_factory=InMemoryNetwork)
     disturbance: np.ndarray | None = None  # steps × n_x additive disturbance w(k)
+    admm: AdmmSettings = field(default_factory=AdmmSettings)
 
 
 def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarray, settings: SimulationSettings,
@@ -38,7 +39,7 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
     centralized = CentralizedMPC(design.system, problem.cost, N, problem.terminal_set) \
         if settings.algorithm == "centralized" or settings.compare_centralized else None
     agents = [] if settings.algorithm == "centralized" else build_agents(
-        design, settings.algorithm, settings.stopping, settings.backend, settings.weights, problem)
+        design, settings.algorithm, settings.stopping, settings.backend, settings.weights, problem, settings.admm)
     max_iterations = 1 if settings.algorithm == "centralized" else settings.stopping.max_iterations
     result = SimulationResult.empty(settings.algorithm, T, N, n, m, plant.num_agents, max_iterations, plant.sample_time)
     result.communication = {a.agent_id: sorted(a.required_plans) for a in agents}

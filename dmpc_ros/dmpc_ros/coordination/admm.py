@@ -1,0 +1,318 @@
+"""ADMM DMPC with neighbour-to-neighbour communication only (consensus on the coupling variables).
+
+Agent i optimizes its own trajectory w_i = (x_i, u_i) and local copies c_ij of the parts of its in-neighbours'
+trajectories that enter its dynamics (x_j over k = 0..N−1 where A_ij ≠ 0, u_j where B_ij ≠ 0). Every copy
+pair (owner j's segment, holder i's copy) agrees through an edge variable z_e, with one multiplier at each end
+(λ_own held by j, λ_copy held by i) — the edge-based consensus form of ADMM. One negotiation iteration p:
+  z-update   z_e = ½[(ŵ + λ_own/ρ) + (ĉ + λ_copy/ρ)]  from both ends' values of iteration p−1 (ŵ, ĉ
+             over-relaxed: α w + (1 − α) z_prev), computed identically by both ends of the edge;
+  λ-update   λ ← λ + ρ(value − z) for the multipliers the agent holds;
+  local QP   min own cost + Σ_edges λ'(value − z) + ρ/2‖value − z‖² over w_i and the copies, s.t. own
+             dynamics (copies as inputs), own constraints, copies' initial states = the measured ones.
+Residuals: primal r = ‖values − z‖ over the agent's edges, dual s = ρ‖z − z_prev‖ (AgentStatus reports both).
+The agent publishes its trajectory, copies and multipliers as the plan's algorithm data. Converges to the
+centralized optimum of the problem with a separable terminal cost (Σ_i x_i,N' P_ii x_i,N).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..mpc.condensed import prediction_matrices
+from ..mpc.qp import DenseQP
+from ..mpc.terminal import lqr_terminal
+from .base import Agent, StepStatistics, StoppingRule
+from .plan import Plan
+
+
+@dataclass(frozen=True)
+class AdmmSettings:
+    penalty: float = 0.3            # ρ (0.3 converged fastest on the mass-spring chain among 0.3, 1, 3)
+    over_relaxation: float = 1.6    # α ∈ [1, 2): 1 is plain ADMM; 1.6 cut iterations by a third there
+
+    def __post_init__(self) -> None:
+        if not self.penalty > 0:
+            raise ValueError(f"ADMM penalty ρ must be > 0, got {self.penalty}")
+        if not 1.0 <= self.over_relaxation < 2.0:
+            raise ValueError(f"ADMM over-relaxation α must be in [1, 2), got {self.over_relaxation}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One coupling variable: agent `owner`'s state ('x') or input ('u') trajectory over k = 0..N−1."""
+
+    owner: int
+    kind: str
+    size: int        # per time step
+
+    def name(self, role: str, other: int) -> str:
+        return f"{role}_{self.kind}_{other}"
+
+
+class AdmmAgent(Agent):
+    sequential = False
+
+    def __init__(self, agent_id: int, design, stopping: StoppingRule, settings: AdmmSettings = AdmmSettings(),
+                 backend: str = "daqp") -> None:
+        system, N = design.system, design.horizon
+        self.agent_id, self.N, self.stopping, self.settings = agent_id, N, stopping, settings
+        self.system = system
+        cost = design.cost()
+        i = agent_id
+        xs, us = system.state_slice(i), system.input_slice(i)
+        self.n, self.m = system.subsystems[i].n_x, system.subsystems[i].n_u
+        self.x_ref, self.u_ref = cost.x_ref[xs], cost.u_ref[us]
+        # Coupling segments: copies this agent holds (in-edges) and own segments others copy (out-edges).
+        self.copies = [Segment(j, kind, size) for j in range(system.num_agents) if j != i
+                       for kind, block, size in (("x", system.A[i][j], system.subsystems[j].n_x),
+                                                 ("u", system.B[i][j], system.subsystems[j].n_u)) if np.any(block)]
+        self.copied = [(k, kind) for k in range(system.num_agents) if k != i
+                       for kind, block in (("x", system.A[k][i]), ("u", system.B[k][i])) if np.any(block)]
+        self.required_plans = frozenset({s.owner for s in self.copies} | {k for k, _ in self.copied})
+
+        # Decision vector v, time-major: v(k) = [u_i(k), copy_1(k), copy_2(k), ...].
+        widths = [self.m] + [s.size for s in self.copies]
+        self.step_width = sum(widths)
+        offsets = np.concatenate([[0], np.cumsum(widths)])
+        per_step = lambda a, b: (np.arange(N)[:, None] * self.step_width + np.arange(a, b)[None, :]).ravel()  # noqa: E731
+        self.u_index = per_step(0, self.m)
+        self.copy_index = [per_step(offsets[c + 1], offsets[c + 2]) for c in range(len(self.copies))]
+        E = np.hstack([system.B[i][i]] + [system.A[i][s.owner] if s.kind == "x" else system.B[i][s.owner]
+                                          for s in self.copies])
+        self.Phi, self.Gamma = prediction_matrices(system.A[i][i], E, N)   # x_i(1..N) = Φ x_i(0) + Γ v
+        nv = N * self.step_width
+
+        # Quadratic cost in v (own cost, P_ii terminal) + ρ-terms, built once; only the linear term changes.
+        Qbar = np.kron(np.eye(N), cost.Q[xs, xs])
+        Qbar[-self.n:, -self.n:] = cost.P[xs, xs]
+        Su = np.zeros((N * self.m, nv))
+        Su[np.arange(N * self.m), self.u_index] = 1.0
+        self.Su, self.Qbar, self.Rbar = Su, Qbar, np.kron(np.eye(N), cost.R[us, us])
+        H = 2.0 * (self.Gamma.T @ Qbar @ self.Gamma + Su.T @ self.Rbar @ Su)
+        rho = settings.penalty
+        for index in self.copy_index:
+            H[index, index] += rho
+        self.own_maps = {}   # (k, kind) → (constant map from x_i(0), linear map from v) of the copied segment
+        for k, kind in self.copied:
+            T, c = self._own_segment_maps(kind)
+            self.own_maps[(k, kind)] = (c, T)
+            H += rho * T.T @ T
+        # Constraints: own states (k = 1..N) and inputs; copies' initial states fixed (equalities).
+        sub = system.subsystems[i]
+        rows, lower_fixed, equality = [], [], []
+        Hx, hx = sub.state_constraint.H, sub.state_constraint.h
+        self.state_rows = np.kron(np.eye(N), Hx) @ self.Gamma if hx.size else np.zeros((0, nv))
+        Hu, hu = sub.input_constraint.H, sub.input_constraint.h
+        self.input_rows = np.kron(np.eye(N), Hu) @ Su if hu.size else np.zeros((0, nv))
+        fixed = []
+        for s, index in zip(self.copies, self.copy_index):
+            if s.kind == "x":
+                fixed.extend(index[: s.size])
+        self.fixed_index = np.array(fixed, int)
+        fixed_rows = np.zeros((self.fixed_index.size, nv))
+        fixed_rows[np.arange(self.fixed_index.size), self.fixed_index] = 1.0
+        A = np.vstack([self.state_rows, self.input_rows, fixed_rows])
+        self.equality = np.r_[np.zeros(self.state_rows.shape[0] + self.input_rows.shape[0], bool),
+                              np.ones(self.fixed_index.size, bool)]
+        self.qp = DenseQP(H, A, backend, equalities=self.equality)
+        self.hx_stacked = np.tile(hx, N)
+        self.hu_stacked = np.tile(hu, N)
+        self.Hx_stacked = np.kron(np.eye(N), Hx) if hx.size else np.zeros((0, N * self.n))
+        _, self.K = lqr_terminal(system.A[i][i], system.B[i][i], cost.Q[xs, xs], cost.R[us, us])
+
+        self.v = np.zeros(nv)
+        self.x0 = np.zeros(self.n)
+        self.neighbour_x0: dict[int, np.ndarray] = {}
+        self.z: dict[tuple, np.ndarray] = {}         # edge key → consensus value (N × size)
+        self.lambdas: dict[tuple, np.ndarray] = {}   # edge key → the multiplier this agent holds
+        self.step, self.iteration = -1, 0
+        self._stats = StepStatistics()
+        self._plan: Plan | None = None
+
+    # -- maps ----------------------------------------------------------------------------------------
+    def _own_segment_maps(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(T, c): the own segment over k = 0..N−1 is T v + c(x_i(0)); c is returned as a function's matrix."""
+        N, n, nv = self.N, self.n, self.N * self.step_width
+        if kind == "u":
+            return self.Su.copy(), np.zeros((N * self.m, n))
+        T = np.zeros((N * n, nv))
+        T[n:] = self.Gamma[: (N - 1) * n]
+        C = np.zeros((N * n, n))
+        C[:n] = np.eye(n)
+        C[n:] = self.Phi[: (N - 1) * n]
+        return T, C
+
+    def _own_segment(self, kind: str, v: np.ndarray) -> np.ndarray:
+        key = next(key for key in self.own_maps if key[1] == kind)
+        C, T = self.own_maps[key]
+        return (T @ v + C @ self.x0).reshape(self.N, -1)
+
+    def _copy(self, c: int, v: np.ndarray) -> np.ndarray:
+        return v[self.copy_index[c]].reshape(self.N, -1)
+
+    # -- contract --------------------------------------------------------------------------------------
+    def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
+        if self.step >= 0:  # shift everything one step, own tail from the local LQR law
+            x_N = self._states(self.v)[-1]
+            tail = self.K @ (x_N - self.x_ref) + self.u_ref
+            v = self.v.reshape(self.N, self.step_width)
+            last = v[-1].copy()
+            last[: self.m] = tail
+            self.v = np.vstack([v[1:], last]).ravel()
+            self.z = {key: np.vstack([value[1:], value[-1:]]) for key, value in self.z.items()}
+            self.lambdas = {key: np.vstack([value[1:], value[-1:]]) for key, value in self.lambdas.items()}
+        self.step, self.iteration = step, 0
+        self._stats = StepStatistics()
+        self.x0 = np.asarray(state, float).copy()
+        self._plan = self._make_plan(converged=False, final=False, feasible=True)
+        return self._plan
+
+    def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
+        self.iteration += 1
+        rho, alpha = self.settings.penalty, self.settings.over_relaxation
+        primal, dual = 0.0, 0.0
+        usable = {}
+        for j in self.required_plans:
+            plan = inbox.get(j)
+            if plan is None or plan.step != self.step:
+                self._stats.messages_missing += 1
+            elif not self._valid(plan):
+                self._stats.messages_rejected += 1
+            else:
+                usable[j] = plan
+                self.neighbour_x0[j] = plan.states[0]
+        # z- and λ-updates on every edge, from both ends' values of the previous iteration; an edge whose
+        # other end is silent holds its consensus value.
+        for c, s in enumerate(self.copies):
+            key, mine, plan = ("in", s.owner, s.kind), self._copy(c, self.v), usable.get(s.owner)
+            if plan is None:
+                theirs, their_lambda = self.z.get(key, mine), np.zeros_like(mine)
+            else:
+                theirs = plan.states[: self.N] if s.kind == "x" else plan.inputs
+                their_lambda = plan.data.get(f"lambda_own_{s.kind}_{self.agent_id}", np.zeros_like(mine))
+            r, d = self._edge_update(key, theirs, their_lambda, mine, owner_side=False)
+            primal, dual = primal + r, dual + d
+        for k, kind in self.copied:
+            key, mine, plan = ("out", k, kind), self._own_segment(kind, self.v), usable.get(k)
+            theirs = None if plan is None else plan.data.get(f"copy_{kind}_{self.agent_id}")
+            if theirs is None or theirs.shape != mine.shape:
+                theirs, their_lambda = self.z.get(key, mine), np.zeros_like(mine)
+            else:
+                their_lambda = plan.data.get(f"lambda_copy_{kind}_{self.agent_id}", np.zeros_like(mine))
+            r, d = self._edge_update(key, mine, self.lambdas.get(key, np.zeros_like(mine)), theirs, owner_side=True,
+                                     their_lambda=their_lambda)
+            primal, dual = primal + r, dual + d
+        solution = self.qp.solve(self._linear_term(), *self._bounds(), warm_start=self.v)
+        self._stats.solve_times.append(solution.solve_time)
+        old = self.v.copy()
+        if solution.ok:
+            self.v = solution.z
+        else:
+            self._stats.fallbacks += 1
+        self._stats.iterations = self.iteration
+        self._stats.primal_residual, self._stats.dual_residual = float(np.sqrt(primal)), float(rho * np.sqrt(dual))
+        scale = 1.0 + max((np.max(np.abs(z)) for z in self.z.values()), default=0.0)
+        converged = (self.iteration > 1 and self._stats.primal_residual <= self.stopping.tolerance * scale
+                     and self._stats.dual_residual <= self.stopping.tolerance * scale
+                     and self.stopping.converged(self.v[self.u_index], old[self.u_index]))
+        neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged for j in self.required_plans)
+        final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
+        self._plan = self._make_plan(converged=converged, final=final, feasible=solution.ok)
+        return self._plan
+
+    def _edge_update(self, key, owner_value, owner_lambda, copy_value, owner_side: bool, their_lambda=None):
+        """z- and λ-update of one edge; returns (‖primal‖², ‖Δz‖²) contributions."""
+        rho, alpha = self.settings.penalty, self.settings.over_relaxation
+        if owner_side:
+            own_lambda, copy_lambda = owner_lambda, their_lambda
+        else:
+            own_lambda, copy_lambda = owner_lambda, self.lambdas.get(key, np.zeros_like(copy_value))
+        z_previous = self.z.get(key, 0.5 * (owner_value + copy_value))
+        owner_hat = alpha * owner_value + (1 - alpha) * z_previous
+        copy_hat = alpha * copy_value + (1 - alpha) * z_previous
+        z = 0.5 * ((owner_hat + own_lambda / rho) + (copy_hat + copy_lambda / rho))
+        if owner_side:
+            self.lambdas[key] = own_lambda + rho * (owner_hat - z)
+        else:
+            self.lambdas[key] = copy_lambda + rho * (copy_hat - z)
+        self.z[key] = z
+        return (float(np.sum((owner_value - z) ** 2) + np.sum((copy_value - z) ** 2)),
+                float(np.sum((z - z_previous) ** 2)))
+
+    def _linear_term(self) -> np.ndarray:
+        rho = self.settings.penalty
+        N = self.N
+        x_ref = np.tile(self.x_ref, N)
+        q = 2.0 * self.Gamma.T @ self.Qbar @ (self.Phi @ self.x0 - x_ref) - 2.0 * self.Su.T @ self.Rbar @ np.tile(self.u_ref, N)
+        for c, s in enumerate(self.copies):
+            key = ("in", s.owner, s.kind)
+            z = self.z.get(key)
+            if z is not None:
+                q[self.copy_index[c]] += (self.lambdas[key] - rho * z).ravel()
+        for k, kind in self.copied:
+            key = ("out", k, kind)
+            z = self.z.get(key)
+            if z is not None:
+                C, T = self.own_maps[(k, kind)]
+                q += T.T @ (self.lambdas[key].ravel() + rho * (C @ self.x0 - z.ravel()))
+        return q
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        upper_state = self.hx_stacked - self.Hx_stacked @ (self.Phi @ self.x0) if self.hx_stacked.size else np.zeros(0)
+        fixed = []
+        for s in self.copies:
+            if s.kind == "x":
+                fixed.append(self.neighbour_x0.get(s.owner, np.zeros(s.size)))
+        fixed_values = np.concatenate(fixed) if fixed else np.zeros(0)
+        upper = np.concatenate([upper_state, self.hu_stacked, fixed_values])
+        lower = np.concatenate([np.full(upper_state.size + self.hu_stacked.size, -np.inf), fixed_values])
+        return lower, upper
+
+    def _valid(self, plan: Plan) -> bool:
+        """Finite values and the dimensions this agent expects of that neighbour."""
+        sub = self.system.subsystems[plan.agent]
+        if plan.states.shape != (self.N + 1, sub.n_x) or plan.inputs.shape != (self.N, sub.n_u):
+            return False
+        values = [plan.states.ravel(), plan.inputs.ravel()] + [a.ravel() for a in plan.data.values()]
+        return bool(np.isfinite(np.concatenate(values)).all())
+
+    def _states(self, v: np.ndarray) -> np.ndarray:
+        return np.vstack([self.x0, (self.Phi @ self.x0 + self.Gamma @ v).reshape(self.N, self.n)])
+
+    def _make_plan(self, converged: bool, final: bool, feasible: bool) -> Plan:
+        states, inputs = self._states(self.v), self.v[self.u_index].reshape(self.N, self.m)
+        dx, du = states - self.x_ref, inputs - self.u_ref
+        Q = self.Qbar[: self.n, : self.n]
+        P = self.Qbar[-self.n:, -self.n:]
+        R = self.Rbar[: self.m, : self.m]
+        cost = float(np.einsum("ki,ij,kj->", dx[:-1], Q, dx[:-1]) + np.einsum("ki,ij,kj->", du, R, du) + dx[-1] @ P @ dx[-1])
+        data = {}
+        for c, s in enumerate(self.copies):
+            data[f"copy_{s.kind}_{s.owner}"] = self._copy(c, self.v).copy()
+            data[f"lambda_copy_{s.kind}_{s.owner}"] = self.lambdas.get(("in", s.owner, s.kind), np.zeros((self.N, s.size))).copy()
+        for k, kind in self.copied:
+            size = self.n if kind == "x" else self.m
+            data[f"lambda_own_{kind}_{k}"] = self.lambdas.get(("out", k, kind), np.zeros((self.N, size))).copy()
+        return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration, states=states, inputs=inputs,
+                    cost=cost, feasible=feasible, converged=converged, final=final, data=data)
+
+    def control(self) -> np.ndarray:
+        return self.v[self.u_index][: self.m].copy()
+
+    @property
+    def statistics(self) -> StepStatistics:
+        return self._stats
+
+    @property
+    def last_plan(self) -> Plan | None:
+        return self._plan
+
+    def constraint_margin(self) -> float:
+        rows = np.vstack([self.state_rows, self.input_rows])
+        if rows.shape[0] == 0:
+            return np.inf
+        lower, upper = self._bounds()
+        count = rows.shape[0]
+        return float(np.min(upper[:count] - rows @ self.v))
