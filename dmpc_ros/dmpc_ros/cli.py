@@ -29,14 +29,18 @@ def smoke_demo(count: int, timeout: float) -> int:
     return code
 
 
-def load_with_overrides(args: argparse.Namespace):
-    from .scenarios import load_scenario, scenario_path
+def load_with_overrides(args: argparse.Namespace, console):
+    """(path, scenario with the command line's overrides), or None after printing why it cannot be used."""
+    from .scenarios import ScenarioError, load_scenario, scenario_path
 
-    path = scenario_path(args.scenario)
-    scenario = load_scenario(str(path))
     overrides = {k: v for k, v in (("algorithm", args.algorithm), ("max_iterations", args.iterations),
                                    ("solver", args.solver), ("steps", args.steps)) if v is not None}
-    return path, scenario.with_overrides(**overrides)
+    try:
+        path = scenario_path(args.scenario)
+        return path, load_scenario(str(path)).with_overrides(**overrides)
+    except ScenarioError as error:
+        console.print(f"[red]dmpc {args.command}: {error}[/red]")
+        return None
 
 
 def simulation_settings(scenario, algorithm: str, compare: bool):
@@ -105,14 +109,11 @@ def run_simulation(args: argparse.Namespace) -> int:
     """`dmpc sim`: in-process closed loop of a scenario; summary table, summary.json, trajectory.npz, plots."""
     from rich.console import Console
 
-    from .scenarios import ScenarioError
-
     console = Console()
-    try:
-        _, scenario = load_with_overrides(args)
-    except ScenarioError as error:
-        console.print(f"[red]dmpc sim: {error}[/red]")
+    loaded = load_with_overrides(args, console)
+    if loaded is None:
         return 2
+    _, scenario = loaded
     output = Path(args.output) if args.output else default_output(scenario, "sim")
     algorithm = scenario.controller.algorithm
     result = simulate_with_progress(scenario, algorithm, algorithm, not args.no_reference, console)
@@ -129,14 +130,12 @@ def run_ros(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .ros.runner import run_scenario
-    from .scenarios import ScenarioError
 
     console = Console()
-    try:
-        path, scenario = load_with_overrides(args)
-    except ScenarioError as error:
-        console.print(f"[red]dmpc run: {error}[/red]")
+    loaded = load_with_overrides(args, console)
+    if loaded is None:
         return 2
+    path, scenario = loaded
     if scenario.controller.algorithm == "centralized":
         console.print("[red]dmpc run: controller.algorithm 'centralized' has no agents to run over ROS; "
                       "use `dmpc sim` or a distributed algorithm[/red]")

@@ -301,14 +301,6 @@ class AdmmAgent(Agent):
     def control(self) -> np.ndarray:
         return self.v[self.u_index][: self.m].copy()
 
-    @property
-    def statistics(self) -> StepStatistics:
-        return self._stats
-
-    @property
-    def last_plan(self) -> Plan | None:
-        return self._plan
-
     def constraint_margin(self) -> float:
         rows = np.vstack([self.state_rows, self.input_rows])
         if rows.shape[0] == 0:

@@ -70,13 +70,18 @@ class Agent(ABC):
     @abstractmethod
     def control(self) -> np.ndarray: ...
 
-    @property
-    @abstractmethod
-    def statistics(self) -> StepStatistics: ...
+    _stats: StepStatistics
+    _plan: Plan | None = None
 
     @property
-    @abstractmethod
-    def last_plan(self) -> Plan | None: ...
+    def statistics(self) -> StepStatistics:
+        """What the agent did in the current control step."""
+        return self._stats
+
+    @property
+    def last_plan(self) -> Plan | None:
+        """The plan the agent announced last."""
+        return self._plan
 
     @abstractmethod
     def constraint_margin(self) -> float:

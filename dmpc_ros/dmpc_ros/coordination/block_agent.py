@@ -116,14 +116,6 @@ class BlockUpdateAgent(Agent):
     def control(self) -> np.ndarray:
         return self.U[self._input_index[self.agent_id]][: self._input_dim[self.agent_id]].copy()
 
-    @property
-    def statistics(self) -> StepStatistics:
-        return self._stats
-
-    @property
-    def last_plan(self) -> Plan | None:
-        return self._plan
-
     def constraint_margin(self) -> float:
         return self.problem.constraint_slack(self.x0, self.U)
 
