@@ -29,13 +29,3 @@ class Plan:
         """Approximate serialized size [bytes] (float64 arrays + fixed header)."""
         values = self.states.size + self.inputs.size + sum(v.size for v in self.data.values())
         return HEADER_BYTES + 8 * values
-
-    def shifted(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
-        """(state at k+steps as predicted, inputs from k+steps on, padded by holding the last input)."""
-        steps = max(0, steps)
-        N = self.horizon
-        state = self.states[min(steps, N)]
-        if steps >= N:
-            return state, np.repeat(self.inputs[-1:], N, axis=0)
-        inputs = np.vstack([self.inputs[steps:], np.repeat(self.inputs[-1:], steps, axis=0)])
-        return state, inputs

@@ -25,9 +25,6 @@ class PolytopicConstraint:
         bounds += [-lower[i] for i in range(lower.size) if np.isfinite(lower[i])]
         return PolytopicConstraint(np.array(rows).reshape(-1, lower.size), np.array(bounds, float))
 
-    def stacked(self, other: "PolytopicConstraint") -> "PolytopicConstraint":
-        return PolytopicConstraint(np.vstack([self.H, other.H]), np.concatenate([self.h, other.h]))
-
     def violation(self, v: np.ndarray) -> float:
         """Largest amount by which v violates a row (0 if inside), in the constraint's units."""
         if self.h.size == 0:

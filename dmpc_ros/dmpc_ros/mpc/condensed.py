@@ -70,8 +70,7 @@ class CondensedProblem:
     C: np.ndarray          # rows × N m
     d0: np.ndarray         # rows
     D: np.ndarray          # rows × n
-    row_owner: np.ndarray  # agent whose constraint each row is
-    row_is_state: np.ndarray
+    row_owner: np.ndarray  # agent whose constraint each row is (−1: terminal set)
     terminal_set: PolytopicConstraint | None = None
 
     @staticmethod
@@ -87,7 +86,7 @@ class CondensedProblem:
         F = 2.0 * Gamma.T @ Qbar @ Phi
         c = -2.0 * (Gamma.T @ Qbar @ np.tile(cost.x_ref, N) + Rbar @ np.tile(cost.u_ref, N))
 
-        rows_C, rows_d, rows_D, owner, is_state = [], [], [], [], []
+        rows_C, rows_d, rows_D, owner = [], [], [], []
         for k in range(N):
             for i, sub in enumerate(system.subsystems):
                 Hu, hu = sub.input_constraint.H, sub.input_constraint.h
@@ -95,7 +94,7 @@ class CondensedProblem:
                     block = np.zeros((hu.size, N * m))
                     block[:, k * m + system.input_offsets[i]: k * m + system.input_offsets[i + 1]] = Hu
                     rows_C.append(block); rows_d.append(hu); rows_D.append(np.zeros((hu.size, n)))
-                    owner += [i] * hu.size; is_state += [False] * hu.size
+                    owner += [i] * hu.size
         for k in range(N):
             for i, sub in enumerate(system.subsystems):
                 Hx, hx = sub.state_constraint.H, sub.state_constraint.h
@@ -103,16 +102,16 @@ class CondensedProblem:
                     rows = Gamma[k * n:(k + 1) * n][system.state_slice(i)]
                     rows_C.append(Hx @ rows); rows_d.append(hx)
                     rows_D.append(-Hx @ Phi[k * n:(k + 1) * n][system.state_slice(i)])
-                    owner += [i] * hx.size; is_state += [True] * hx.size
+                    owner += [i] * hx.size
         if terminal_set is not None:
             rows_C.append(terminal_set.H @ Gamma[-n:]); rows_d.append(terminal_set.h)
             rows_D.append(-terminal_set.H @ Phi[-n:])
-            owner += [-1] * terminal_set.h.size; is_state += [True] * terminal_set.h.size
+            owner += [-1] * terminal_set.h.size
         C = np.vstack(rows_C) if rows_C else np.zeros((0, N * m))
         d0 = np.concatenate(rows_d) if rows_d else np.zeros(0)
         D = np.vstack(rows_D) if rows_D else np.zeros((0, n))
         return CondensedProblem(system, N, cost, Phi, Gamma, 0.5 * (H + H.T), F, c, C, d0, D,
-                                np.array(owner, int), np.array(is_state, bool), terminal_set)
+                                np.array(owner, int), terminal_set)
 
     def input_indices(self, agent: int) -> np.ndarray:
         """Positions of agent's inputs in U (time-major)."""
