@@ -168,6 +168,8 @@ def test_plant_lifecycle_and_lock_step_stepping(ros_env, client, tmp_path) -> No
         log.close()
     data = np.load(output)
     assert data["x"].shape == (4, 8) and np.all(np.isfinite(data["x"])) and int(data["late_inputs"]) > 0
+    table = np.genfromtxt(output.with_suffix(".csv"), delimiter=",", names=True)
+    np.testing.assert_allclose(table["x0"], data["x"][:, 0])
     np.testing.assert_allclose(data["u"][0], [0.5] * 4)
     text = (tmp_path / "plant.log").read_text()
     assert "rejected input of agent 0" in text and "holding their last inputs" in text

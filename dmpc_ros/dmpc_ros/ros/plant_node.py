@@ -168,6 +168,10 @@ class PlantNode(LifecycleNode):
             t = np.arange(self.scenario.steps + 1) * self.plant.sample_time
             self.wall_time[self.scenario.steps] = time.monotonic()
             np.savez_compressed(path, t=t, x=self.x, u=self.u, late_inputs=self.late_inputs, wall_time=self.wall_time)
+            u_padded = np.vstack([self.u, np.full((1, self.u.shape[1]), np.nan)])  # no input after the last state
+            header = ",".join(["t"] + [f"x{j}" for j in range(self.x.shape[1])] + [f"u{j}" for j in range(self.u.shape[1])])
+            np.savetxt(path.with_suffix(".csv"), np.column_stack([t, self.x, u_padded]), delimiter=",", header=header,
+                       comments="", fmt="%.10g")
             self.get_logger().info(f"wrote {path} ({self.scenario.steps} steps, {self.late_inputs} late inputs)")
         self.get_logger().info("scenario complete")
         if self.get_parameter("exit_on_completion").value:
