@@ -70,6 +70,27 @@ def test_admm_closed_loop_matches_centralized(admm_case) -> None:
     assert np.max(result.violation) < 1e-6
 
 
+@pytest.mark.parametrize("penalty", [0.01, 30.0])
+def test_residual_balancing_rescues_a_badly_chosen_penalty(admm_case, penalty: float) -> None:
+    """Per-edge residual balancing (both ends adapt ρ_e alike) converges where a fixed bad ρ crawls."""
+    scenario, design, problem, optimum = admm_case
+    outcome = {}
+    for balancing in (False, True):
+        agents = build_agents(design, "admm", StoppingRule(1000, 1e-6), admm=AdmmSettings(penalty, 1.6, balancing))
+        errors = []
+        _, iterations, _ = negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10_000,
+                                     lambda p, U: errors.append(np.linalg.norm(U - optimum) / np.linalg.norm(optimum)))
+        outcome[balancing] = (iterations, errors[-1], agents)
+    assert outcome[False][0] == 1000 and outcome[False][1] > 1e-5     # fixed ρ: still crawling at the cap
+    assert outcome[True][0] < 1000 and outcome[True][1] < 1e-3        # balanced: converged
+    rho = [a.rho for a in outcome[True][2]]
+    assert any(value != penalty for r in rho for value in r.values())
+    for holder in outcome[True][2]:                                    # both ends of every edge agree on ρ_e
+        for (direction, other, kind), value in holder.rho.items():
+            if direction == "in":
+                assert outcome[True][2][other].rho[("out", holder.agent_id, kind)] == value
+
+
 def test_admm_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="penalty ρ must be > 0"):
         AdmmSettings(penalty=0.0)

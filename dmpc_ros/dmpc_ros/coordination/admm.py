@@ -10,6 +10,7 @@ pair (owner j's segment, holder i's copy) agrees through an edge variable z_e, w
   local QP   min own cost + Σ_edges λ'(value − z) + ρ/2‖value − z‖² over w_i and the copies, s.t. own
              dynamics (copies as inputs), own constraints, copies' initial states = the measured ones.
 Residuals: primal r = ‖values − z‖ over the agent's edges, dual s = ρ‖z − z_prev‖ (AgentStatus reports both).
+Optional residual balancing adapts ρ per edge from that edge's residuals, which both of its ends compute alike.
 The agent publishes its trajectory, copies and multipliers as the plan's algorithm data. Converges to the
 centralized optimum of the problem with a separable terminal cost (Σ_i x_i,N' P_ii x_i,N).
 """
@@ -31,12 +32,18 @@ from .plan import Plan
 class AdmmSettings:
     penalty: float = 0.3            # ρ (0.3 converged fastest on the mass-spring chain among 0.3, 1, 3)
     over_relaxation: float = 1.6    # α ∈ [1, 2): 1 is plain ADMM; 1.6 cut iterations by a third there
+    residual_balancing: bool = False  # adapt ρ per edge: ×τ if r_e > μ s_e, ÷τ if s_e > μ r_e
+    balancing_ratio: float = 10.0   # μ
+    balancing_factor: float = 2.0   # τ
 
     def __post_init__(self) -> None:
         if not self.penalty > 0:
             raise ValueError(f"ADMM penalty ρ must be > 0, got {self.penalty}")
         if not 1.0 <= self.over_relaxation < 2.0:
             raise ValueError(f"ADMM over-relaxation α must be in [1, 2), got {self.over_relaxation}")
+        if not (self.balancing_ratio > 1 and self.balancing_factor > 1):
+            raise ValueError(f"ADMM residual balancing needs μ > 1 and τ > 1, got μ={self.balancing_ratio}, "
+                             f"τ={self.balancing_factor}")
 
 
 @dataclass(frozen=True)
@@ -90,15 +97,14 @@ class AdmmAgent(Agent):
         Su = np.zeros((N * self.m, nv))
         Su[np.arange(N * self.m), self.u_index] = 1.0
         self.Su, self.Qbar, self.Rbar = Su, Qbar, np.kron(np.eye(N), cost.R[us, us])
-        H = 2.0 * (self.Gamma.T @ Qbar @ self.Gamma + Su.T @ self.Rbar @ Su)
-        rho = settings.penalty
-        for index in self.copy_index:
-            H[index, index] += rho
+        self.H_cost = 2.0 * (self.Gamma.T @ Qbar @ self.Gamma + Su.T @ self.Rbar @ Su)
         self.own_maps = {}   # (k, kind) → (constant map from x_i(0), linear map from v) of the copied segment
         for k, kind in self.copied:
             T, c = self._own_segment_maps(kind)
             self.own_maps[(k, kind)] = (c, T)
-            H += rho * T.T @ T
+        # Penalty ρ_e per edge; both ends of an edge adapt it identically (residual balancing).
+        self.rho = {("in", s.owner, s.kind): settings.penalty for s in self.copies}
+        self.rho.update({("out", k, kind): settings.penalty for k, kind in self.copied})
         # Constraints: own states (k = 1..N) and inputs; copies' initial states fixed (equalities).
         sub = system.subsystems[i]
         rows, lower_fixed, equality = [], [], []
@@ -116,7 +122,8 @@ class AdmmAgent(Agent):
         A = np.vstack([self.state_rows, self.input_rows, fixed_rows])
         self.equality = np.r_[np.zeros(self.state_rows.shape[0] + self.input_rows.shape[0], bool),
                               np.ones(self.fixed_index.size, bool)]
-        self.qp = DenseQP(H, A, backend, equalities=self.equality)
+        self._A, self._backend = A, backend
+        self.qp = self._build_qp()
         self.hx_stacked = np.tile(hx, N)
         self.hu_stacked = np.tile(hu, N)
         self.Hx_stacked = np.kron(np.eye(N), Hx) if hx.size else np.zeros((0, N * self.n))
@@ -130,6 +137,17 @@ class AdmmAgent(Agent):
         self.step, self.iteration = -1, 0
         self._stats = StepStatistics()
         self._plan: Plan | None = None
+
+    def _build_qp(self) -> DenseQP:
+        """The local QP for the current edge penalties: own cost + ρ_e on every copy and copied own segment."""
+        H = self.H_cost.copy()
+        for c, s in enumerate(self.copies):
+            index = self.copy_index[c]
+            H[index, index] += self.rho[("in", s.owner, s.kind)]
+        for k, kind in self.copied:
+            T = self.own_maps[(k, kind)][1]
+            H += self.rho[("out", k, kind)] * T.T @ T
+        return DenseQP(H, self._A, self._backend, equalities=self.equality)
 
     # -- maps ----------------------------------------------------------------------------------------
     def _own_segment_maps(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +189,8 @@ class AdmmAgent(Agent):
 
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
         self.iteration += 1
-        rho, alpha = self.settings.penalty, self.settings.over_relaxation
         primal, dual = 0.0, 0.0
+        edge_residuals = {}
         usable = {}
         for j in self.required_plans:
             plan = inbox.get(j)
@@ -193,7 +211,8 @@ class AdmmAgent(Agent):
                 theirs = plan.states[: self.N] if s.kind == "x" else plan.inputs
                 their_lambda = plan.data.get(f"lambda_own_{s.kind}_{self.agent_id}", np.zeros_like(mine))
             r, d = self._edge_update(key, theirs, their_lambda, mine, owner_side=False)
-            primal, dual = primal + r, dual + d
+            primal, dual = primal + r, dual + self.rho[key] ** 2 * d
+            edge_residuals[key] = (r, d)
         for k, kind in self.copied:
             key, mine, plan = ("out", k, kind), self._own_segment(kind, self.v), usable.get(k)
             theirs = None if plan is None else plan.data.get(f"copy_{kind}_{self.agent_id}")
@@ -203,7 +222,10 @@ class AdmmAgent(Agent):
                 their_lambda = plan.data.get(f"lambda_copy_{kind}_{self.agent_id}", np.zeros_like(mine))
             r, d = self._edge_update(key, mine, self.lambdas.get(key, np.zeros_like(mine)), theirs, owner_side=True,
                                      their_lambda=their_lambda)
-            primal, dual = primal + r, dual + d
+            primal, dual = primal + r, dual + self.rho[key] ** 2 * d
+            edge_residuals[key] = (r, d)
+        if self.settings.residual_balancing and self.iteration > 1 and self._balance(edge_residuals):
+            self.qp = self._build_qp()
         solution = self.qp.solve(self._linear_term(), *self._bounds(), warm_start=self.v)
         self._stats.solve_times.append(solution.solve_time)
         old = self.v.copy()
@@ -212,7 +234,7 @@ class AdmmAgent(Agent):
         else:
             self._stats.fallbacks += 1
         self._stats.iterations = self.iteration
-        self._stats.primal_residual, self._stats.dual_residual = float(np.sqrt(primal)), float(rho * np.sqrt(dual))
+        self._stats.primal_residual, self._stats.dual_residual = float(np.sqrt(primal)), float(np.sqrt(dual))
         scale = 1.0 + max((np.max(np.abs(z)) for z in self.z.values()), default=0.0)
         converged = (self.iteration > 1 and self._stats.primal_residual <= self.stopping.tolerance * scale
                      and self._stats.dual_residual <= self.stopping.tolerance * scale
@@ -222,9 +244,23 @@ class AdmmAgent(Agent):
         self._plan = self._make_plan(converged=converged, final=final, feasible=solution.ok)
         return self._plan
 
+    def _balance(self, edge_residuals: dict) -> bool:
+        """Residual balancing per edge (Boyd et al. 2011, §3.4.1) from values both ends share; True if a ρ changed."""
+        mu, tau = self.settings.balancing_ratio, self.settings.balancing_factor
+        changed = False
+        for key, (r2, d2) in edge_residuals.items():
+            r, s = np.sqrt(r2), self.rho[key] * np.sqrt(d2)
+            if r > mu * s:
+                self.rho[key] *= tau
+                changed = True
+            elif s > mu * r:
+                self.rho[key] /= tau
+                changed = True
+        return changed
+
     def _edge_update(self, key, owner_value, owner_lambda, copy_value, owner_side: bool, their_lambda=None):
         """z- and λ-update of one edge; returns (‖primal‖², ‖Δz‖²) contributions."""
-        rho, alpha = self.settings.penalty, self.settings.over_relaxation
+        rho, alpha = self.rho[key], self.settings.over_relaxation
         if owner_side:
             own_lambda, copy_lambda = owner_lambda, their_lambda
         else:
@@ -242,7 +278,6 @@ class AdmmAgent(Agent):
                 float(np.sum((z - z_previous) ** 2)))
 
     def _linear_term(self) -> np.ndarray:
-        rho = self.settings.penalty
         N = self.N
         x_ref = np.tile(self.x_ref, N)
         q = 2.0 * self.Gamma.T @ self.Qbar @ (self.Phi @ self.x0 - x_ref) - 2.0 * self.Su.T @ self.Rbar @ np.tile(self.u_ref, N)
@@ -250,13 +285,13 @@ class AdmmAgent(Agent):
             key = ("in", s.owner, s.kind)
             z = self.z.get(key)
             if z is not None:
-                q[self.copy_index[c]] += (self.lambdas[key] - rho * z).ravel()
+                q[self.copy_index[c]] += (self.lambdas[key] - self.rho[key] * z).ravel()
         for k, kind in self.copied:
             key = ("out", k, kind)
             z = self.z.get(key)
             if z is not None:
                 C, T = self.own_maps[(k, kind)]
-                q += T.T @ (self.lambdas[key].ravel() + rho * (C @ self.x0 - z.ravel()))
+                q += T.T @ (self.lambdas[key].ravel() + self.rho[key] * (C @ self.x0 - z.ravel()))
         return q
 
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
