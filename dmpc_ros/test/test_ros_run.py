@@ -18,14 +18,15 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
 
 
-@pytest.mark.parametrize("algorithm", ["jacobi", "admm"])
-def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, algorithm: str) -> None:
+@pytest.mark.parametrize("scenario,algorithm", [("mass_spring", "jacobi"), ("mass_spring", "admm"),
+                                                ("mass_budget", "dual_decomposition")])
+def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str) -> None:
     steps = 15
     ros, sim = tmp_path / "ros", tmp_path / "sim"
-    run = subprocess.run(DMPC + ["run", "mass_spring", "--algorithm", algorithm, "--steps", str(steps), "--output", str(ros)],
+    run = subprocess.run(DMPC + ["run", scenario, "--algorithm", algorithm, "--steps", str(steps), "--output", str(ros)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    simulated = subprocess.run(DMPC + ["sim", "mass_spring", "--algorithm", algorithm, "--steps", str(steps),
+    simulated = subprocess.run(DMPC + ["sim", scenario, "--algorithm", algorithm, "--steps", str(steps),
                                        "--output", str(sim), "--no-reference"],
                                capture_output=True, text=True, timeout=300)
     assert simulated.returncode == 0, simulated.stderr

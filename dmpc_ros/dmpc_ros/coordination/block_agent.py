@@ -87,31 +87,46 @@ class BlockUpdateAgent(Agent):
 
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
         self.iteration += 1
-        if self.iteration == 1:
-            # The common view every agent shares: measured states and warm starts (plans of iteration 0).
-            self._apply_inbox(inbox, accept_step=self.step, newest_inputs=0, count=False)
-            self._recover_feasibility()
-        self._apply_inbox(inbox, accept_step=self.step)
+        self._absorb(inbox)
         own = self._input_index[self.agent_id]
         old = self.U[own].copy()
-        solution = self.block.solve(self.x0, self.U, warm_start=old)
+        solution = self.block.solve(self.x0, self.U, warm_start=old, extra_linear=self._linear_offset())
         self._stats.solve_times.append(solution.solve_time)
         if not solution.ok and self.iteration > 1 and self._recover_feasibility():  # views disagreed (lossy links)
             old = self.U[own].copy()
-            solution = self.block.solve(self.x0, self.U, warm_start=old)
+            solution = self.block.solve(self.x0, self.U, warm_start=old, extra_linear=self._linear_offset())
             self._stats.solve_times.append(solution.solve_time)
         if solution.ok:
             self.U[own] = self.weight * solution.z + (1.0 - self.weight) * old
         else:
             self._stats.fallbacks += 1
-        converged = self.stopping.converged(self.U[own], old)
+        self._record_change(self.U[own] - old)
+        converged = self._converged(self.U[own], old)
         neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged
                               for j in self.required_plans)
         final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
         self._stats.iterations = self.iteration
-        self._stats.primal_residual = float(np.max(np.abs(self.U[own] - old), initial=0.0))
         self._plan = self._make_plan(converged=converged, final=final, feasible=solution.ok)
         return self._plan
+
+    def _absorb(self, inbox: Mapping[int, Plan]) -> None:
+        """Take in the neighbours' plans before the own update (schemes with prices etc. extend this)."""
+        if self.iteration == 1:
+            # The common view every agent shares: measured states and warm starts (plans of iteration 0).
+            self._apply_inbox(inbox, accept_step=self.step, newest_inputs=0, count=False)
+            self._recover_feasibility()
+        self._apply_inbox(inbox, accept_step=self.step)
+
+    def _linear_offset(self) -> np.ndarray | None:
+        """An extra linear cost term on the own inputs (none here; prices in dual decomposition)."""
+        return None
+
+    def _record_change(self, change: np.ndarray) -> None:
+        """Residual reported for cooperative schemes: the largest change of the own plan [input units]."""
+        self._stats.primal_residual = float(np.max(np.abs(change), initial=0.0))
+
+    def _converged(self, new: np.ndarray, old: np.ndarray) -> bool:
+        return self.stopping.converged(new, old)
 
     def control(self) -> np.ndarray:
         return self.U[self._input_index[self.agent_id]][: self._input_dim[self.agent_id]].copy()
@@ -138,8 +153,9 @@ class BlockUpdateAgent(Agent):
     def _apply_inbox(self, inbox: Mapping[int, Plan], accept_step: int, newest_inputs: int | None = None,
                      count: bool = True) -> None:
         """Take the others' measured states and planned inputs from their plans of step accept_step (inputs
-        only from plans of iteration ≤ newest_inputs when given); count missing, late and rejected plans."""
-        for j in self.required_plans:
+        only from plans of iteration ≤ newest_inputs when given); count missing, late and rejected plans.
+        Only agents the view covers are read (dual decomposition listens to agents outside its local model)."""
+        for j in self.required_plans & self._input_index.keys():
             plan = inbox.get(j)
             if plan is None or plan.step != accept_step:
                 if count and self.iteration > 0:

@@ -44,6 +44,10 @@ class CentralizedMPC:
         if hu.size:
             rows.append(sp.hstack([sp.csc_matrix((N * hu.size, num_x)), sp.kron(sp.eye(N), Hu)]))
             upper.append(np.tile(hu, N))
+        shared = system.shared_input_constraint
+        if shared is not None:
+            rows.append(sp.hstack([sp.csc_matrix((N * shared.h.size, num_x)), sp.kron(sp.eye(N), sp.csc_matrix(shared.H))]))
+            upper.append(np.tile(shared.h, N))
         if terminal_set is not None:
             last = sp.hstack([sp.csc_matrix((terminal_set.h.size, N * n)), sp.csc_matrix(terminal_set.H),
                               sp.csc_matrix((terminal_set.h.size, N * m))])

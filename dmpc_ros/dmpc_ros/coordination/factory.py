@@ -14,8 +14,9 @@ from ..mpc.terminal import lqr_terminal, maximal_admissible_set
 from .admm import AdmmAgent, AdmmSettings
 from .base import Agent, StoppingRule
 from .block_agent import BlockUpdateAgent
+from .dual_decomposition import DualDecompositionAgent, check_decoupled, dual_step_size, shared_constraint_maps
 
-ALGORITHMS = ("centralized", "decentralized", "noncooperative", "jacobi", "gauss_seidel", "admm")
+ALGORITHMS = ("centralized", "decentralized", "noncooperative", "jacobi", "gauss_seidel", "admm", "dual_decomposition")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,13 @@ class ControllerDesign:
     def condensed(self) -> CondensedProblem:
         return CondensedProblem.build(self.system, self.horizon, self.cost(), self.terminal_set)
 
+    @cached_property
+    def dual_step_size(self) -> float:
+        """Price step 1/L of dual decomposition, from every sharing agent's local Hessian (computed once)."""
+        maps, _ = shared_constraint_maps(self)
+        hessians = {j: self.local_design(j).condensed().H for j in maps}
+        return dual_step_size(hessians, maps)
+
     def local_design(self, agent: int) -> "ControllerDesign":
         """The design an agent that ignores every coupling would use (decentralized MPC)."""
         system = self.system
@@ -78,7 +86,7 @@ def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRul
                  admm: AdmmSettings = AdmmSettings()) -> list[Agent]:
     """Agents of `algorithm`, one per subsystem, sharing one condensed problem (in-process simulation)."""
     check_algorithm(design, algorithm, weights)
-    problem = None if algorithm in ("decentralized", "admm") else (problem or design.condensed())
+    problem = None if algorithm in ("decentralized", "admm", "dual_decomposition") else (problem or design.condensed())
     return [build_agent(design, algorithm, i, stopping, backend, weights, problem, admm)
             for i in range(design.system.num_agents)]
 
@@ -103,6 +111,14 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
     """The agent `agent_id` of `algorithm` (what one ROS agent node builds for itself)."""
     check_algorithm(design, algorithm, weights)
     M = design.system.num_agents
+    if algorithm == "dual_decomposition":
+        maps, bound = shared_constraint_maps(design)
+        check_decoupled(design)
+        local = design.local_design(agent_id)
+        local_problem = local.condensed()
+        block = AgentBlockQP(local_problem, 0, "plant", "affected", backend)
+        return DualDecompositionAgent(agent_id, local_problem, block, local.terminal_gain(), stopping, maps, bound,
+                                      design.dual_step_size)
     if algorithm == "admm":
         if not design.separable_terminal_cost:
             raise ValueError("algorithm 'admm' splits the cost by agent: the design needs separable_terminal_cost=True "

@@ -53,6 +53,7 @@ class CoupledLinearSystem:
     A: tuple[tuple[np.ndarray, ...], ...]
     B: tuple[tuple[np.ndarray, ...], ...]
     sample_time: float
+    shared_input_constraint: PolytopicConstraint | None = None   # rows on the stacked u(k) of all agents, every k
     _full: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -105,11 +106,14 @@ class CoupledLinearSystem:
             worst = max(worst, sub.state_constraint.violation(x[self.state_slice(i)]))
             if u is not None:
                 worst = max(worst, sub.input_constraint.violation(u[self.input_slice(i)]))
+        if u is not None and self.shared_input_constraint is not None:
+            worst = max(worst, self.shared_input_constraint.violation(u))
         return worst
 
     @staticmethod
     def from_full(subsystems: list[Subsystem], A: np.ndarray, B: np.ndarray, sample_time: float,
-                  coupling_tolerance: float = 0.0) -> "CoupledLinearSystem":
+                  coupling_tolerance: float = 0.0,
+                  shared_input_constraint: PolytopicConstraint | None = None) -> "CoupledLinearSystem":
         """Split plant-wide (A, B) into blocks; coupling blocks with all entries ≤ tolerance·max|entry| become zero."""
         sx = np.concatenate([[0], np.cumsum([s.n_x for s in subsystems])])
         su = np.concatenate([[0], np.cumsum([s.n_u for s in subsystems])])
@@ -126,7 +130,7 @@ class CoupledLinearSystem:
                                for j in range(count)) for i in range(count))
         B_blocks = tuple(tuple(block(B, slice(sx[i], sx[i + 1]), slice(su[j], su[j + 1]), i == j, scale_b)
                                for j in range(count)) for i in range(count))
-        return CoupledLinearSystem(tuple(subsystems), A_blocks, B_blocks, float(sample_time))
+        return CoupledLinearSystem(tuple(subsystems), A_blocks, B_blocks, float(sample_time), shared_input_constraint)
 
 
 def discretize_zoh(Ac: np.ndarray, Bc: np.ndarray, sample_time: float) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ class MassSpringChain:
     force_limit: tuple[float, ...]          # |u_i| ≤ limit [N] (inf: unconstrained)
     position_limit: tuple[float, ...]       # |p_i| ≤ limit [m]
     velocity_limit: tuple[float, ...]       # |v_i| ≤ limit [m/s]
+    net_force_limit: float = np.inf         # |Σ_i u_i| ≤ limit [N]: a budget all agents share (the mount's load)
 
     @property
     def num_masses(self) -> int:
@@ -66,7 +67,11 @@ class MassSpringChain:
     def discrete(self, sample_time: float, coupling_tolerance: float = 1e-9) -> CoupledLinearSystem:
         """Exact ZOH of the chain; couplings below tolerance (relative) are dropped to keep the graph sparse."""
         A, B = discretize_zoh(*self.continuous(), sample_time)
-        return CoupledLinearSystem.from_full(self.subsystems(), A, B, sample_time, coupling_tolerance)
+        shared = None
+        if np.isfinite(self.net_force_limit):
+            ones = np.ones((1, self.num_masses))
+            shared = PolytopicConstraint(np.vstack([ones, -ones]), np.full(2, float(self.net_force_limit)))
+        return CoupledLinearSystem.from_full(self.subsystems(), A, B, sample_time, coupling_tolerance, shared)
 
 
 def mass_spring_chain(num_masses: int, mass: float = 1.0, spring: float = 1.0, damper: float = 0.1,

@@ -56,10 +56,14 @@ class AgentBlockQP:
         agents.discard(self.agent)
         return agents
 
-    def solve(self, x0: np.ndarray, U: np.ndarray, warm_start: np.ndarray | None = None) -> QPSolution:
-        """Best own inputs given x_0 and the others' inputs in U (the own part of U is ignored)."""
+    def solve(self, x0: np.ndarray, U: np.ndarray, warm_start: np.ndarray | None = None,
+              extra_linear: np.ndarray | None = None) -> QPSolution:
+        """Best own inputs given x_0 and the others' inputs in U (the own part of U is ignored), with an
+        optional extra linear cost term on the own inputs (e.g. prices of a shared constraint)."""
         U_other = U[self.other]
         q = self.F_i @ x0 + self.c_i + self.H_io @ U_other
+        if extra_linear is not None:
+            q = q + extra_linear
         upper = self.d0 + self.D @ x0 - self.C_o @ U_other
         return self.qp.solve(q, np.full(upper.size, -np.inf), upper, warm_start)
 

@@ -15,6 +15,8 @@ import numpy as np
 
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 
+TERMINAL_ROW, SHARED_ROW = -1, -2  # row owners that are no single agent
+
 
 def prediction_matrices(A: np.ndarray, B: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """(Φ, Γ) with [x_1; …; x_N] = Φ x_0 + Γ [u_0; …; u_{N-1}]."""
@@ -70,7 +72,7 @@ class CondensedProblem:
     C: np.ndarray          # rows × N m
     d0: np.ndarray         # rows
     D: np.ndarray          # rows × n
-    row_owner: np.ndarray  # agent whose constraint each row is (−1: terminal set)
+    row_owner: np.ndarray  # agent whose constraint each row is (TERMINAL_ROW, SHARED_ROW for the others)
     terminal_set: PolytopicConstraint | None = None
 
     @staticmethod
@@ -95,6 +97,13 @@ class CondensedProblem:
                     block[:, k * m + system.input_offsets[i]: k * m + system.input_offsets[i + 1]] = Hu
                     rows_C.append(block); rows_d.append(hu); rows_D.append(np.zeros((hu.size, n)))
                     owner += [i] * hu.size
+        shared = system.shared_input_constraint
+        if shared is not None:  # rows on every agent's inputs at once (owner −2)
+            for k in range(N):
+                block = np.zeros((shared.h.size, N * m))
+                block[:, k * m:(k + 1) * m] = shared.H
+                rows_C.append(block); rows_d.append(shared.h); rows_D.append(np.zeros((shared.h.size, n)))
+                owner += [SHARED_ROW] * shared.h.size
         for k in range(N):
             for i, sub in enumerate(system.subsystems):
                 Hx, hx = sub.state_constraint.H, sub.state_constraint.h
@@ -106,7 +115,7 @@ class CondensedProblem:
         if terminal_set is not None:
             rows_C.append(terminal_set.H @ Gamma[-n:]); rows_d.append(terminal_set.h)
             rows_D.append(-terminal_set.H @ Phi[-n:])
-            owner += [-1] * terminal_set.h.size
+            owner += [TERMINAL_ROW] * terminal_set.h.size
         C = np.vstack(rows_C) if rows_C else np.zeros((0, N * m))
         d0 = np.concatenate(rows_d) if rows_d else np.zeros(0)
         D = np.vstack(rows_D) if rows_D else np.zeros((0, n))

@@ -239,7 +239,8 @@ def agent_values(value: object, count: int) -> list[tuple[object, str]]:
 def parse_chain(masses: dict) -> MassSpringChain:
     path = "model.masses."
     reject_unknown(masses, path, {"count", "mass", "spring_to_next", "damper_to_next", "spring_to_wall",
-                                  "damper_to_wall", "force_limit", "position_limit", "velocity_limit"})
+                                  "damper_to_wall", "force_limit", "position_limit", "velocity_limit",
+                                  "net_force_limit"})
     M = number(masses, path, "count", minimum=1, maximum=MAX_AGENTS, integer=True)
     positive = dict(minimum=0.0, strict_minimum=True)
     nonnegative = dict(minimum=0.0)
@@ -254,6 +255,7 @@ def parse_chain(masses: dict) -> MassSpringChain:
         force_limit=tuple(per_agent(masses, path, "force_limit", M, float("inf"), **positive)),
         position_limit=tuple(per_agent(masses, path, "position_limit", M, float("inf"), **positive)),
         velocity_limit=tuple(per_agent(masses, path, "velocity_limit", M, float("inf"), **positive)),
+        net_force_limit=number(masses, path, "net_force_limit", default=float("inf"), **positive),
     )
 
 
