@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rclpy
 import yaml
+from rclpy.signals import SignalHandlerOptions
 
 from ..process_group import ProcessGroup
 from ..scenarios import Scenario
 from ..scenarios.node_specs import NodeSpec, node_specs, parameters_file
 from ..sim.results import SimulationResult
 from .environment import reserve_domain_id, ros_environment
+from .recorder import RunRecorder
 from .spin import make_executor
 
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
@@ -34,7 +37,6 @@ class RunOutcome:
     code: int                      # 0 ok; 1 bring-up failed / node died / timeout; 130 interrupted
     message: str
     result: SimulationResult | None = None
-    failed_node: str | None = None
 
 
 def executable_command(spec: NodeSpec) -> list[str]:
@@ -68,17 +70,15 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
     print(f"dmpc run: {scenario.name}, {scenario.num_agents} agents, {mode}, ROS_DOMAIN_ID={reservation.domain_id}, "
           f"discovery {'localhost' if localhost_only else 'subnet'}; parameters in {params}", flush=True)
 
-    import rclpy
-    import rclpy.signals
-
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=reservation.domain_id, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    rclpy.init(context=context, domain_id=reservation.domain_id, signal_handler_options=SignalHandlerOptions.NO)
     recorder = None
     outcome = None
     group = ProcessGroup(echo=echo)
     try:
         executor = make_executor(context=context)
-        recorder = _recorder(context, namespace, scenario, output, mode)
+        recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
+                               "reliable" if mode == "lock_step" else "best_effort", context=context)
         executor.add_node(recorder)
         processes = {}
         for spec in specs:
@@ -93,7 +93,7 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
             if plant.popen.poll() == 0:
                 outcome = RunOutcome(0, "scenario complete")
             elif manager.popen.poll() == 1:
-                outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)", failed_node="lifecycle_manager")
+                outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)")
             elif died is None:
                 exited = group.first_exited()
                 if exited is not None:
@@ -101,7 +101,7 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
                     print(f"dmpc run: node {exited.name} exited with code {exited.popen.returncode}; "
                           f"stopping in {death_grace:.0f} s", flush=True)
             elif time.monotonic() - died[2] > death_grace:
-                outcome = RunOutcome(1, f"node {died[0]} died (exit code {died[1]})", failed_node=died[0])
+                outcome = RunOutcome(1, f"node {died[0]} died (exit code {died[1]})")
             if outcome is None and time.monotonic() - started > timeout:
                 outcome = RunOutcome(1, f"timed out after {timeout:.0f} s")
     except KeyboardInterrupt:
@@ -129,12 +129,6 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
             print(f"dmpc run: warning: agents substituted {outcome.result.messages_missing} missing plan(s) after "
                   "their iteration timeout; this lock-step run is not reproducible", flush=True)
     return outcome
-
-
-def _recorder(context, namespace: str, scenario: Scenario, output: Path, mode: str):
-    from .recorder import RunRecorder
-    return RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
-                       "reliable" if mode == "lock_step" else "best_effort", context=context)
 
 
 def collect_result(scenario: Scenario, plant_file: Path, recorder) -> SimulationResult:
