@@ -5,9 +5,15 @@ import time
 from collections import defaultdict
 
 import rclpy
-from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import SingleThreadedExecutor
+
+
+EXPECTED_STATE = {Transition.TRANSITION_CONFIGURE: State.PRIMARY_STATE_INACTIVE,
+                  Transition.TRANSITION_ACTIVATE: State.PRIMARY_STATE_ACTIVE,
+                  Transition.TRANSITION_DEACTIVATE: State.PRIMARY_STATE_INACTIVE,
+                  Transition.TRANSITION_CLEANUP: State.PRIMARY_STATE_UNCONFIGURED}
 
 
 class RosClient:
@@ -37,16 +43,38 @@ class RosClient:
             assert time.monotonic() < end, f"timed out after {timeout} s waiting for {what}"
             self.executor.spin_once(timeout_sec=0.01)
 
-    def call(self, service_type, name: str, request, timeout: float = 30.0):
+    def call(self, service_type, name: str, request, timeout: float = 30.0, resend: bool = True):
+        """Call a service; an unanswered request is re-sent every 5 s (a request sent right after discovery can
+        lose its answer) unless resend is False, then None is returned after the first 5 s."""
         client = self.node.create_client(service_type, name)
-        assert client.wait_for_service(timeout_sec=timeout), f"{name} not available"
-        future = client.call_async(request)
-        self.spin_until(future.done, timeout, name)
-        self.node.destroy_client(client)
-        return future.result()
+        try:
+            assert client.wait_for_service(timeout_sec=timeout), f"{name} not available"
+            end = time.monotonic() + timeout
+            while True:
+                future = client.call_async(request)
+                attempt_end = min(end, time.monotonic() + 5.0)
+                while not future.done() and time.monotonic() < attempt_end:
+                    self.executor.spin_once(timeout_sec=0.01)
+                if future.done():
+                    return future.result()
+                assert time.monotonic() < end, f"timed out after {timeout} s waiting for {name}"
+                if not resend:
+                    return None
+        finally:
+            self.node.destroy_client(client)
 
     def change_state(self, node: str, transition: int) -> bool:
-        return self.call(ChangeState, f"{node}/change_state", ChangeState.Request(transition=Transition(id=transition))).success
+        """ChangeState; if unanswered, the node's state tells whether the request or only its answer was lost."""
+        request = ChangeState.Request(transition=Transition(id=transition))
+        response = self.call(ChangeState, f"{node}/change_state", request, resend=False)
+        if response is None:
+            if transition == Transition.TRANSITION_UNCONFIGURED_SHUTDOWN:
+                return True  # the node finalizes and leaves; the caller checks the process
+            state = self.call(GetState, f"{node}/get_state", GetState.Request()).current_state.id
+            if state == EXPECTED_STATE.get(transition):
+                return True
+            response = self.call(ChangeState, f"{node}/change_state", request)
+        return response.success
 
     def transition(self, node: str, transition: int) -> tuple[bool, str]:
         """(success, label of the state afterwards)."""

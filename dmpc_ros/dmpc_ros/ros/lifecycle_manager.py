@@ -32,6 +32,7 @@ EXPECTED = {
     Transition.TRANSITION_CLEANUP: State.PRIMARY_STATE_UNCONFIGURED,
     Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: State.PRIMARY_STATE_FINALIZED,
 }
+RETRY_PERIOD = 5.0  # [s] an unanswered service request is re-sent after this long
 NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACTIVATE: "activate",
          Transition.TRANSITION_DEACTIVATE: "deactivate", Transition.TRANSITION_CLEANUP: "cleanup",
          Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: "shutdown"}
@@ -59,13 +60,25 @@ class LifecycleManager(Node):
         self.heartbeat_timeout = self.get_parameter("heartbeat_timeout").value
         self.stop_requested = False
 
-    def _await(self, future, what: str):
-        deadline = time.monotonic() + self.timeout
+    def _await(self, future, what: str, timeout: float):
+        deadline = time.monotonic() + timeout
         while not future.done() and time.monotonic() < deadline and not self.stop_requested:
             self.executor_.spin_once(timeout_sec=0.05)
         if not future.done():
-            raise TimeoutError(f"{what}: no answer within {self.timeout:.1f} s")
+            raise TimeoutError(f"{what}: no answer within {timeout:.1f} s")
         return future.result()
+
+    def _call(self, client, request, what: str):
+        """A service call, re-sent when unanswered: a request sent right after discovery can lose its answer
+        (the server's reply writer has not matched the client yet). Only for idempotent requests."""
+        attempts = max(1, int(self.timeout // RETRY_PERIOD))
+        for attempt in range(attempts):
+            try:
+                return self._await(client.call_async(request), what, min(RETRY_PERIOD, self.timeout))
+            except TimeoutError:
+                if attempt == attempts - 1 or self.stop_requested:
+                    raise
+        raise TimeoutError(what)
 
     def transition(self, name: str, transition: int) -> None:
         change, get = self.clients_[name]
@@ -75,13 +88,22 @@ class LifecycleManager(Node):
             if time.monotonic() > deadline or self.stop_requested:
                 raise TimeoutError(f"{what}: its lifecycle services did not appear within {self.timeout:.1f} s")
             self.executor_.spin_once(timeout_sec=0.05)
-        response = self._await(change.call_async(ChangeState.Request(transition=Transition(id=transition))), what)
-        if not response.success:
+        request = ChangeState.Request(transition=Transition(id=transition))
+        try:
+            success = self._await(change.call_async(request), what, min(RETRY_PERIOD, self.timeout)).success
+        except TimeoutError:
+            # Unanswered: either the request or its answer was lost. The node's state tells which.
+            if transition == Transition.TRANSITION_UNCONFIGURED_SHUTDOWN:
+                raise
+            state = self._call(get, GetState.Request(), f"state of {name}").current_state
+            success = state.id == EXPECTED[transition] or \
+                self._await(change.call_async(request), what, self.timeout).success
+        if not success:
             raise RuntimeError(f"{what} failed (the node's log says why)")
         if transition == Transition.TRANSITION_UNCONFIGURED_SHUTDOWN:
             self.get_logger().info(f"{name}: shutdown ok → finalized")  # the process may exit right away
             return
-        state = self._await(get.call_async(GetState.Request()), f"state of {name}").current_state
+        state = self._call(get, GetState.Request(), f"state of {name}").current_state
         if state.id != EXPECTED[transition]:
             raise RuntimeError(f"{what}: node reports state '{state.label}' afterwards")
         self.get_logger().info(f"{name}: {NAMES[transition]} ok → {state.label}")
@@ -121,7 +143,7 @@ class LifecycleManager(Node):
                     if not get.wait_for_service(timeout_sec=1.0):
                         self.get_logger().info(f"shutdown: {name} has already exited")
                         break
-                    state = self._await(get.call_async(GetState.Request()), f"state of {name}").current_state.id
+                    state = self._call(get, GetState.Request(), f"state of {name}").current_state.id
                     if state not in next_transition:
                         break
                     self.transition(name, next_transition[state])
