@@ -39,7 +39,7 @@ def test_python_package_install_layout(colcon_install: Path) -> None:
     assert sorted(p.name for p in (share / "dmpc_ros" / "launch").glob("*.launch.py")) == source_launch
     assert sorted(p.name for p in (share / "dmpc_ros" / "config").glob("*.yaml")) == source_config
     executables = colcon_install / "dmpc_ros" / "lib" / "dmpc_ros"
-    for name in ("dmpc", "smoke_talker", "smoke_listener"):
+    for name in ("dmpc", "agent", "plant", "lifecycle_manager", "smoke_talker", "smoke_listener"):
         assert os.access(executables / name, os.X_OK), f"{name} missing from lib/dmpc_ros"
 
 
