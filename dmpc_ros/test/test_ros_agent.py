@@ -19,12 +19,16 @@ SCENARIO = PACKAGE_DIR / "config" / "mass_spring.yaml"
 NODE = "/t/agent_0"
 
 
-def start_agent(env, log, **parameters):
-    arguments = {"scenario_file": str(SCENARIO), "agent_id": 0, "iteration_timeout": 0.2, **parameters}
-    command = [sys.executable, "-m", "dmpc_ros.ros.agent_node", "--ros-args", "-r", "__node:=agent_0", "-r", "__ns:=/t"]
-    for name, value in arguments.items():
-        command += ["-p", f"{name}:={value}"]
+def start_node(module: str, name: str, env, log, parameters: dict):
+    """One node process in namespace /t, parameters given with -p as ros2 run would."""
+    command = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "-r", "__ns:=/t"]
+    for key, value in {"scenario_file": str(SCENARIO), **parameters}.items():
+        command += ["-p", f"{key}:={value}"]
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_agent(env, log, **parameters):
+    return start_node("dmpc_ros.ros.agent_node", "agent_0", env, log, {"agent_id": 0, "iteration_timeout": 0.2, **parameters})
 
 
 @pytest.fixture
@@ -126,11 +130,7 @@ def test_malformed_neighbour_plans_are_rejected_and_counted(ros_env, client, tmp
 
 
 def start_plant(env, log, **parameters):
-    arguments = {"scenario_file": str(SCENARIO), "steps": 3, "input_timeout": 0.3, **parameters}
-    command = [sys.executable, "-m", "dmpc_ros.ros.plant_node", "--ros-args", "-r", "__node:=plant", "-r", "__ns:=/t"]
-    for name, value in arguments.items():
-        command += ["-p", f"{name}:={value}"]
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return start_node("dmpc_ros.ros.plant_node", "plant", env, log, {"steps": 3, "input_timeout": 0.3, **parameters})
 
 
 def test_plant_lifecycle_and_lock_step_stepping(ros_env, client, tmp_path) -> None:

@@ -60,14 +60,8 @@ def test_killed_neighbour_is_reported_and_the_others_keep_going(tmp_path: Path) 
     runner = subprocess.Popen(DMPC + ["run", "mass_spring", "--steps", "400", "--output", str(out), "--no-reference",
                                       "--iteration-timeout", "0.2", "--death-grace", "8"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines: list[str] = []
     try:
-        deadline = time.monotonic() + 120
-        for line in runner.stdout:
-            lines.append(line)
-            if "all 5 nodes active" in line:
-                break
-            assert time.monotonic() < deadline, "bring-up took too long"
+        lines = wait_for_line(runner, "all 5 nodes active", 120)
         time.sleep(1.0)
         victim = subprocess.run(["pgrep", "-f", f"__node:=agent_2 .*{out}"], capture_output=True, text=True).stdout.split()
         assert len(victim) == 1, victim
