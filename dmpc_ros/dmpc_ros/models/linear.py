@@ -43,6 +43,8 @@ class Subsystem:
     input_constraint: PolytopicConstraint
     state_names: tuple[str, ...] = ()
     input_names: tuple[str, ...] = ()
+    state_units: tuple[str, ...] = ()   # SI unit of each state, for plots and logs
+    input_units: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class MassSpringChain:
                 state_constraint=PolytopicConstraint.box(-x_limit, x_limit),
                 input_constraint=PolytopicConstraint.box(-u_limit, u_limit),
                 state_names=(f"p_{i}", f"v_{i}"), input_names=(f"F_{i}",),
+                state_units=("m", "m/s"), input_units=("N",),
             ))
         return result
 

@@ -26,7 +26,11 @@ def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory
             axes[1].plot(result.t, result.x[:, xs.start + 1], label=names[xs.start + 1] if M <= 8 else None)
         axes[2].step(result.t[:-1], result.u[:, system.input_slice(i).start], where="post",
                      label=system.subsystems[i].input_names[0] if M <= 8 and system.subsystems[i].input_names else None)
-    for axis, label in zip(axes, ["first state", "second state", "input"]):
+    first = system.subsystems[0]
+    units = list(first.state_units) + list(first.input_units) or ["", "", ""]
+    kinds = [name.split("_")[0] for name in first.state_names + first.input_names] or ["first state", "second state", "input"]
+    labels = [f"{kind} [{unit}]" if unit else kind for kind, unit in zip(kinds, units)]
+    for axis, label in zip(axes, labels):
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         if M <= 8:
