@@ -70,7 +70,7 @@ class AdmmAgent(Agent):
         i = agent_id
         xs, us = system.state_slice(i), system.input_slice(i)
         self.n, self.m = system.subsystems[i].n_x, system.subsystems[i].n_u
-        self.x_ref, self.u_ref = cost.x_ref[xs], cost.u_ref[us]
+        self.own_cost = cost.block(xs, us)
         # Coupling segments: copies this agent holds (in-edges) and own segments others copy (out-edges).
         self.copies = [Segment(j, kind, size) for j in range(system.num_agents) if j != i
                        for kind, block, size in (("x", system.A[i][j], system.subsystems[j].n_x),
@@ -96,18 +96,19 @@ class AdmmAgent(Agent):
         Qbar[-self.n:, -self.n:] = cost.P[xs, xs]
         Su = np.zeros((N * self.m, nv))
         Su[np.arange(N * self.m), self.u_index] = 1.0
-        self.Su, self.Qbar, self.Rbar = Su, Qbar, np.kron(np.eye(N), cost.R[us, us])
-        self.H_cost = 2.0 * (self.Gamma.T @ Qbar @ self.Gamma + Su.T @ self.Rbar @ Su)
-        self.own_maps = {}   # (k, kind) → (constant map from x_i(0), linear map from v) of the copied segment
-        for k, kind in self.copied:
-            T, c = self._own_segment_maps(kind)
-            self.own_maps[(k, kind)] = (c, T)
+        Rbar = np.kron(np.eye(N), cost.R[us, us])
+        self.Su = Su
+        self.H_cost = 2.0 * (self.Gamma.T @ Qbar @ self.Gamma + Su.T @ Rbar @ Su)
+        # Linear cost term F x_i(0) + c, fixed matrices (only x_i(0), z and λ change per iteration).
+        self.F_cost = 2.0 * self.Gamma.T @ Qbar @ self.Phi
+        self.c_cost = -2.0 * (self.Gamma.T @ Qbar @ np.tile(self.own_cost.x_ref, N) + Su.T @ Rbar @ np.tile(self.own_cost.u_ref, N))
+        # Own segments others copy: segment = T v + C x_i(0), one map per kind ('x', 'u').
+        self.segment_maps = {kind: self._own_segment_maps(kind) for kind in {kind for _, kind in self.copied}}
         # Penalty ρ_e per edge; both ends of an edge adapt it identically (residual balancing).
         self.rho = {("in", s.owner, s.kind): settings.penalty for s in self.copies}
         self.rho.update({("out", k, kind): settings.penalty for k, kind in self.copied})
         # Constraints: own states (k = 1..N) and inputs; copies' initial states fixed (equalities).
         sub = system.subsystems[i]
-        rows, lower_fixed, equality = [], [], []
         Hx, hx = sub.state_constraint.H, sub.state_constraint.h
         self.state_rows = np.kron(np.eye(N), Hx) @ self.Gamma if hx.size else np.zeros((0, nv))
         Hu, hu = sub.input_constraint.H, sub.input_constraint.h
@@ -145,13 +146,13 @@ class AdmmAgent(Agent):
             index = self.copy_index[c]
             H[index, index] += self.rho[("in", s.owner, s.kind)]
         for k, kind in self.copied:
-            T = self.own_maps[(k, kind)][1]
+            T = self.segment_maps[kind][0]
             H += self.rho[("out", k, kind)] * T.T @ T
         return DenseQP(H, self._A, self._backend, equalities=self.equality)
 
     # -- maps ----------------------------------------------------------------------------------------
     def _own_segment_maps(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """(T, c): the own segment over k = 0..N−1 is T v + c(x_i(0)); c is returned as a function's matrix."""
+        """(T, C) with the own segment over k = 0..N−1 equal to T v + C x_i(0)."""
         N, n, nv = self.N, self.n, self.N * self.step_width
         if kind == "u":
             return self.Su.copy(), np.zeros((N * self.m, n))
@@ -163,8 +164,7 @@ class AdmmAgent(Agent):
         return T, C
 
     def _own_segment(self, kind: str, v: np.ndarray) -> np.ndarray:
-        key = next(key for key in self.own_maps if key[1] == kind)
-        C, T = self.own_maps[key]
+        T, C = self.segment_maps[kind]
         return (T @ v + C @ self.x0).reshape(self.N, -1)
 
     def _copy(self, c: int, v: np.ndarray) -> np.ndarray:
@@ -174,7 +174,7 @@ class AdmmAgent(Agent):
     def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
         if self.step >= 0:  # shift everything one step, own tail from the local LQR law
             x_N = self._states(self.v)[-1]
-            tail = self.K @ (x_N - self.x_ref) + self.u_ref
+            tail = self.K @ (x_N - self.own_cost.x_ref) + self.own_cost.u_ref
             v = self.v.reshape(self.N, self.step_width)
             last = v[-1].copy()
             last[: self.m] = tail
@@ -278,9 +278,7 @@ class AdmmAgent(Agent):
                 float(np.sum((z - z_previous) ** 2)))
 
     def _linear_term(self) -> np.ndarray:
-        N = self.N
-        x_ref = np.tile(self.x_ref, N)
-        q = 2.0 * self.Gamma.T @ self.Qbar @ (self.Phi @ self.x0 - x_ref) - 2.0 * self.Su.T @ self.Rbar @ np.tile(self.u_ref, N)
+        q = self.F_cost @ self.x0 + self.c_cost
         for c, s in enumerate(self.copies):
             key = ("in", s.owner, s.kind)
             z = self.z.get(key)
@@ -290,7 +288,7 @@ class AdmmAgent(Agent):
             key = ("out", k, kind)
             z = self.z.get(key)
             if z is not None:
-                C, T = self.own_maps[(k, kind)]
+                T, C = self.segment_maps[kind]
                 q += T.T @ (self.lambdas[key].ravel() + self.rho[key] * (C @ self.x0 - z.ravel()))
         return q
 
@@ -318,11 +316,7 @@ class AdmmAgent(Agent):
 
     def _make_plan(self, converged: bool, final: bool, feasible: bool) -> Plan:
         states, inputs = self._states(self.v), self.v[self.u_index].reshape(self.N, self.m)
-        dx, du = states - self.x_ref, inputs - self.u_ref
-        Q = self.Qbar[: self.n, : self.n]
-        P = self.Qbar[-self.n:, -self.n:]
-        R = self.Rbar[: self.m, : self.m]
-        cost = float(np.einsum("ki,ij,kj->", dx[:-1], Q, dx[:-1]) + np.einsum("ki,ij,kj->", du, R, du) + dx[-1] @ P @ dx[-1])
+        cost = self.own_cost.trajectory(states, inputs)
         data = {}
         for c, s in enumerate(self.copies):
             data[f"copy_{s.kind}_{s.owner}"] = self._copy(c, self.v).copy()

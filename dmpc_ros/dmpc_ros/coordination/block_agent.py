@@ -11,9 +11,8 @@ Each agent keeps a *view* of every member's initial state and inputs, refreshed 
 a plan from an earlier step is used shifted, a missing one leaves the view as predicted.
 
 Feasibility recovery: the cooperative guarantees assume the negotiation starts from a feasible plan (Stewart
-et al. 2010, Assumption 4). When an agent's block QP is infeasible *and* its view violates a constraint (first
-step, or after a disturbance), it replaces the view by its Euclidean projection onto the feasible set of the
-condensed problem. Agents with the same view compute the same projection, so the views stay consistent; the
+et al. 2010, Assumption 4). When an agent's view violates a constraint (first step, or after a disturbance), it
+replaces the view by its Euclidean projection onto the feasible set of the condensed problem. Agents with the same view compute the same projection, so the views stay consistent; the
 event is counted as a fallback. If even the projection is infeasible the agent keeps its plan and flags it.
 The check runs at the first iteration of every step on the view all agents share (measured states and warm
 starts; a Gauss-Seidel agent applies its predecessors' newer inputs only afterwards), and later only when
@@ -59,10 +58,7 @@ class BlockUpdateAgent(Agent):
         rows = np.concatenate([np.arange(system.n_x * k + own_states.start, system.n_x * k + own_states.stop)
                                for k in range(problem.horizon)])
         self._own_Phi, self._own_Gamma = problem.Phi[rows], problem.Gamma[rows]
-        own_inputs = system.input_slice(self.local)
-        self._own_Q = problem.cost.Q[own_states, own_states]
-        self._own_R = problem.cost.R[own_inputs, own_inputs]
-        self._own_P = problem.cost.P[own_states, own_states]
+        self._own_cost = problem.cost.block(own_states, system.input_slice(self.local))
         self.U = np.zeros(problem.H.shape[0])
         self.x0 = np.zeros(system.n_x)
         self.step = -1
@@ -180,11 +176,12 @@ class BlockUpdateAgent(Agent):
 
     def _shift_view(self) -> None:
         """Advance the view one step: states to their predicted values, inputs shifted with the terminal
-        controller's tail u = K x̂_N (scaled back into each agent's input set if needed)."""
+        controller's tail u = ū + K (x̂_N − x̄) (scaled back into each agent's input set if needed)."""
         problem = self.problem
         predicted = problem.predict(self.x0, self.U)
         m = problem.system.n_u
-        tail = self.terminal_gain @ predicted[-1]
+        cost = problem.cost
+        tail = cost.u_ref + self.terminal_gain @ (predicted[-1] - cost.x_ref)
         for j, sub in enumerate(problem.system.subsystems):
             segment = tail[problem.system.input_slice(j)]
             H, h = sub.input_constraint.H, sub.input_constraint.h
@@ -202,9 +199,5 @@ class BlockUpdateAgent(Agent):
         x_own = self.x0[own_states]
         states = np.vstack([x_own, (self._own_Phi @ self.x0 + self._own_Gamma @ self.U).reshape(self.problem.horizon, -1)])
         inputs = self.U[self._input_index[self.agent_id]].reshape(self.problem.horizon, -1).copy()
-        x_ref, u_ref = self.problem.cost.x_ref[own_states], self.problem.cost.u_ref[self.problem.system.input_slice(self.local)]
-        dx, du = states - x_ref, inputs - u_ref
-        cost = float(np.einsum("ki,ij,kj->", dx[:-1], self._own_Q, dx[:-1])
-                     + np.einsum("ki,ij,kj->", du, self._own_R, du) + dx[-1] @ self._own_P @ dx[-1])
         return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration, states=states, inputs=inputs,
-                    cost=cost, feasible=feasible, converged=converged, final=final)
+                    cost=self._own_cost.trajectory(states, inputs), feasible=feasible, converged=converged, final=final)

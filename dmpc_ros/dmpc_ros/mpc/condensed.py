@@ -49,6 +49,11 @@ class QuadraticCost:
         dx, du = x - self.x_ref, u - self.u_ref
         return float(dx @ self.Q @ dx + du @ self.R @ du)
 
+    def block(self, states: slice, inputs: slice) -> "QuadraticCost":
+        """The terms of one agent's states and inputs (its share of a cost without coupling terms)."""
+        return QuadraticCost(self.Q[states, states], self.R[inputs, inputs], self.P[states, states],
+                             self.x_ref[states], self.u_ref[inputs])
+
     def trajectory(self, states: np.ndarray, inputs: np.ndarray) -> float:
         """Cost of states (N+1 × n) and inputs (N × m) including x_0's stage term and the terminal term."""
         dx = states - self.x_ref
