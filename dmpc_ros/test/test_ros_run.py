@@ -57,22 +57,17 @@ def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario
 
 def test_killed_neighbour_is_reported_and_the_others_keep_going(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    runner = subprocess.Popen(DMPC + ["run", "mass_spring", "--steps", "400", "--output", str(out), "--no-reference",
-                                      "--iteration-timeout", "0.2", "--death-grace", "8"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        lines = wait_for_line(runner, "all 5 nodes active", 120)
-        time.sleep(1.0)
+    killed = {}
+
+    def kill_agent_2(runner: subprocess.Popen) -> None:
         victim = subprocess.run(["pgrep", "-f", f"__node:=agent_2 .*{out}"], capture_output=True, text=True).stdout.split()
         assert len(victim) == 1, victim
         os.kill(int(victim[0]), signal.SIGKILL)
-        killed_at = time.monotonic()
-        lines += runner.stdout.readlines()
-        code = runner.wait(timeout=120)
-    finally:
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGKILL)
-    output = "".join(lines)
+        killed["at"] = time.monotonic()
+
+    code, output = disturb_running_scenario(["--steps", "400", "--output", str(out), "--no-reference",
+                                             "--iteration-timeout", "0.2", "--death-grace", "8"], kill_agent_2)
+    killed_at = killed["at"]
     assert code != 0
     assert "node agent_2 died" in output
     assert "lost agent: no heartbeat on /dmpc/agent_2/heartbeat" in output
@@ -97,20 +92,27 @@ def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[
     raise AssertionError(f"process ended before '{text}':\n{''.join(lines)[-3000:]}")
 
 
-def test_ctrl_c_stops_every_node_cleanly(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    runner = subprocess.Popen(DMPC + ["run", "mass_spring", "--steps", "100000", "--output", str(out), "--no-reference"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def disturb_running_scenario(arguments: list[str], disturb) -> tuple[int, str]:
+    """Start `dmpc run mass_spring <arguments>`, call disturb(runner) a second after bring-up, wait for the
+    runner to end; returns its exit code and output. Whatever is left is killed."""
+    runner = subprocess.Popen(DMPC + ["run", "mass_spring", *arguments], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         lines = wait_for_line(runner, "all 5 nodes active", 120)
         time.sleep(1.0)
-        runner.send_signal(signal.SIGINT)
+        disturb(runner)
         lines += runner.stdout.readlines()
-        code = runner.wait(timeout=60)
+        code = runner.wait(timeout=120)
     finally:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)
-    output = "".join(lines)
+    return code, "".join(lines)
+
+
+def test_ctrl_c_stops_every_node_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, output = disturb_running_scenario(["--steps", "100000", "--output", str(out), "--no-reference"],
+                                            lambda runner: runner.send_signal(signal.SIGINT))
     assert code == 130, output[-3000:]
     assert "dmpc run: interrupted" in output
     assert "/dmpc/agent_0: deactivate ok" in output           # the manager took the nodes down in order

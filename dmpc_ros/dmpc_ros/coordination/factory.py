@@ -32,19 +32,23 @@ class ControllerDesign:
     use_terminal_set: bool = False
     separable_terminal_cost: bool = False   # keep only the agents' diagonal blocks of the DARE solution
 
+    @cached_property
+    def lqr(self) -> tuple[np.ndarray, np.ndarray]:
+        """(P, K) of the plant-wide DARE, solved once per design."""
+        A, B = self.system.full_matrices()
+        return lqr_terminal(A, B, self.Q, self.R)
+
     def cost(self) -> QuadraticCost:
         """Stage weights and the terminal cost: the plant-wide DARE solution P, or its block-diagonal part
         (a sum of per-agent terms, which schemes that split the cost by agent such as ADMM need)."""
-        A, B = self.system.full_matrices()
-        P, _ = lqr_terminal(A, B, self.Q, self.R)
+        P = self.lqr[0]
         if self.separable_terminal_cost:
             P = block_diag(*[P[self.system.state_slice(i), self.system.state_slice(i)]
                              for i in range(self.system.num_agents)])
         return QuadraticCost(self.Q, self.R, P, self.x_ref, self.u_ref)
 
     def terminal_gain(self) -> np.ndarray:
-        A, B = self.system.full_matrices()
-        return lqr_terminal(A, B, self.Q, self.R)[1]
+        return self.lqr[1]
 
     @cached_property
     def terminal_set(self) -> PolytopicConstraint | None:

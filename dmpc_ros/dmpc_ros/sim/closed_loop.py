@@ -71,7 +71,7 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         result.iterations[k] = iterations
         result.plan_inputs[k] = U.reshape(N, m)
         result.plan_states[k] = problem.predict(x, U)
-        result.plan_cost[k] = problem.cost_value(x, U)
+        result.plan_cost[k] = problem.cost.trajectory(result.plan_states[k], result.plan_inputs[k])
         if centralized is not None and reference_ok:
             result.input_error[k] = np.linalg.norm(U - ref_inputs.ravel()) / max(np.linalg.norm(ref_inputs), 1e-12)
         result.u[k] = u
