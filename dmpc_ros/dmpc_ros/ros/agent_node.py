@@ -66,12 +66,13 @@ class AgentNode(LifecycleNode):
             floating_point_range=[FloatingPointRange(from_value=0.01, to_value=10.0, step=0.0)]))
         self._reset()
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self.finished = False  # set by the shutdown transition; the process then leaves
 
     def _reset(self) -> None:
         self.agent = None
         self.book: PlanBook | None = None
-        self.scenario = None
         self._inputs: list = []
+        self._heartbeat = self._watchdog = None
         self._outputs: dict = {}
         self._negotiating = False
         self._deadline_armed = False
@@ -126,7 +127,7 @@ class AgentNode(LifecycleNode):
             scenario = scenario.with_overrides(**overrides)
         except ScenarioError as error:
             raise ValueError(f"parameter {error}") from None
-        self.scenario, self.algorithm = scenario, scenario.controller.algorithm
+        self.algorithm = scenario.controller.algorithm
         self.design = scenario.design()
         controller = scenario.controller
         self.agent = build_agent(self.design, self.algorithm, self.agent_id,
@@ -189,12 +190,10 @@ class AgentNode(LifecycleNode):
             self.destroy_subscription(handle)
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
-        for timer in (getattr(self, "_heartbeat", None), getattr(self, "_watchdog", None)):
+        for timer in (self._heartbeat, self._watchdog):
             if timer is not None:
                 self.destroy_timer(timer)
-        self._heartbeat = self._watchdog = None
         self._reset()
-
 
     # -- negotiation ---------------------------------------------------------------------------------
     def _on_state(self, message: SubsystemState) -> None:
@@ -339,7 +338,6 @@ class AgentNode(LifecycleNode):
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = AgentNode()
-    node.finished = False
     spin_node(node, lambda: node.finished)
     return 0
 
