@@ -26,6 +26,7 @@ from rich.table import Table
 
 from dmpc_ros.coordination import ControllerDesign, StoppingRule
 from dmpc_ros.models import mass_spring_chain
+from dmpc_ros.mpc.reference import ReferenceTrajectory
 from dmpc_ros.sim import SimulationSettings, simulate
 
 ALGORITHMS = ("jacobi", "gauss_seidel", "admm", "noncooperative", "decentralized")
@@ -37,7 +38,7 @@ def chain_case(M: int, horizon: int, separable: bool = False):
                               velocity_limit=0.8)
     model = chain.discrete(0.1, coupling_tolerance=1e-6)
     design = ControllerDesign(model, np.diag(np.tile([10.0, 1.0], M)), 0.1 * np.eye(M), horizon,
-                              np.zeros(2 * M), np.zeros(M), separable_terminal_cost=separable)
+                              ReferenceTrajectory.constant(np.zeros(2 * M), np.zeros(M)), separable_terminal_cost=separable)
     x0 = np.zeros(2 * M)
     x0[0::2] = 0.5 * np.cos(1.3 * np.arange(M))
     return design, chain.discrete(0.1, coupling_tolerance=0.0), x0

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dmpc_ros.coordination import ControllerDesign, StoppingRule, build_agents
 from dmpc_ros.models.mass_spring import MassSpringChain
+from dmpc_ros.mpc.reference import ReferenceTrajectory
 from dmpc_ros.scenarios import load_scenario
 from dmpc_ros.sim import InMemoryNetwork, SimulationSettings, simulate
 from dmpc_ros.sim.closed_loop import negotiate
@@ -35,7 +36,7 @@ def design_for(chain: MassSpringChain, horizon: int = 10) -> ControllerDesign:
     system = chain.discrete(0.1, coupling_tolerance=1e-6)
     M = chain.num_masses
     return ControllerDesign(system, np.diag(np.tile([4.0, 0.5], M)), 0.2 * np.eye(M), horizon,
-                            np.zeros(2 * M), np.zeros(M))
+                            ReferenceTrajectory.constant(np.zeros(2 * M), np.zeros(M)))
 
 
 @pytest.mark.parametrize("algorithm", ["jacobi", "gauss_seidel"])
@@ -137,7 +138,7 @@ def test_position_setpoints_are_tracked_with_the_steady_state_force() -> None:
     Ac, Bc = chain.continuous()
     x_ref = np.array([0.3, 0.0, -0.2, 0.0, 0.1, 0.0, 0.0, 0.0])
     u_static = -np.linalg.lstsq(Bc, Ac @ x_ref, rcond=None)[0]   # continuous-time force balance
-    np.testing.assert_allclose(design.u_ref, u_static, atol=1e-5)  # the model drops couplings below 1e-6
+    np.testing.assert_allclose(design.reference.at(0)[1], u_static, atol=1e-5)  # the model drops couplings below 1e-6
     assert np.max(np.abs(u_static)) > 0.1                        # the springs really are stretched
     result = simulate(design, scenario.plant(), scenario.initial_state,
                       SimulationSettings("gauss_seidel", scenario.steps, StoppingRule(50, 1e-10)))

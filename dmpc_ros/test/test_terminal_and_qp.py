@@ -12,6 +12,7 @@ from dmpc_ros.models import mass_spring_chain
 from dmpc_ros.models.linear import PolytopicConstraint
 from dmpc_ros.mpc.condensed import CondensedProblem
 from dmpc_ros.mpc.qp import DenseQP
+from dmpc_ros.mpc.reference import ReferenceTrajectory
 from dmpc_ros.mpc.terminal import lqr_terminal, maximal_admissible_set
 
 
@@ -49,7 +50,7 @@ def test_unconstrained_mpc_with_dare_terminal_cost_is_lqr(horizon: int) -> None:
     no_limits = [s.__class__(s.name, s.n_x, s.n_u, PolytopicConstraint(np.zeros((0, 2)), np.zeros(0)),
                              PolytopicConstraint(np.zeros((0, 1)), np.zeros(0))) for s in system.subsystems]
     free = system.__class__(tuple(no_limits), system.A, system.B, system.sample_time)
-    design = ControllerDesign(free, Q, R, horizon, np.zeros(6), np.zeros(3))
+    design = ControllerDesign(free, Q, R, horizon, ReferenceTrajectory.constant(np.zeros(6), np.zeros(3)))
     x0 = np.array([0.5, -0.2, -0.4, 0.1, 0.3, 0.0])
     condensed = design.condensed()
     np.testing.assert_allclose(condensed.unconstrained_minimizer(x0)[:3], K_lqr @ x0, rtol=1e-6, atol=1e-9)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..mpc.condensed import prediction_matrices
+from ..mpc.condensed import prediction_matrices, reference_term
 from ..mpc.qp import DenseQP
 from ..mpc.terminal import lqr_terminal
 from .base import Agent, StepStatistics, StoppingRule
@@ -99,9 +99,9 @@ class AdmmAgent(Agent):
         Rbar = np.kron(np.eye(N), cost.R[us, us])
         self.Su = Su
         self.H_cost = 2.0 * (self.Gamma.T @ Qbar @ self.Gamma + Su.T @ Rbar @ Su)
-        # Linear cost term F x_i(0) + c, fixed matrices (only x_i(0), z and λ change per iteration).
+        # Linear cost term F x_i(0) + c(t), fixed matrices (x_i(0), the reference window, z and λ change).
         self.F_cost = 2.0 * self.Gamma.T @ Qbar @ self.Phi
-        self.c_cost = -2.0 * (self.Gamma.T @ Qbar @ np.tile(self.own_cost.x_ref, N) + Su.T @ Rbar @ np.tile(self.own_cost.u_ref, N))
+        self.Lx_cost, self.Lu_cost = -2.0 * self.Gamma.T @ Qbar, -2.0 * Su.T @ Rbar
         # Own segments others copy: segment = T v + C x_i(0), one map per kind ('x', 'u').
         self.segment_maps = {kind: self._own_segment_maps(kind) for kind in {kind for _, kind in self.copied}}
         # Penalty ρ_e per edge; both ends of an edge adapt it identically (residual balancing).
@@ -174,7 +174,8 @@ class AdmmAgent(Agent):
     def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
         if self.step >= 0:  # shift everything one step, own tail from the local LQR law
             x_N = self._states(self.v)[-1]
-            tail = self.K @ (x_N - self.own_cost.x_ref) + self.own_cost.u_ref
+            x_ref, u_ref = self.own_cost.reference.at(self.step + self.N)
+            tail = self.K @ (x_N - x_ref) + u_ref
             v = self.v.reshape(self.N, self.step_width)
             last = v[-1].copy()
             last[: self.m] = tail
@@ -278,7 +279,7 @@ class AdmmAgent(Agent):
                 float(np.sum((z - z_previous) ** 2)))
 
     def _linear_term(self) -> np.ndarray:
-        q = self.F_cost @ self.x0 + self.c_cost
+        q = self.F_cost @ self.x0 + reference_term(self.Lx_cost, self.Lu_cost, self.own_cost.reference, self.step, self.N)
         for c, s in enumerate(self.copies):
             key = ("in", s.owner, s.kind)
             z = self.z.get(key)
@@ -316,7 +317,7 @@ class AdmmAgent(Agent):
 
     def _make_plan(self, converged: bool, final: bool, feasible: bool) -> Plan:
         states, inputs = self._states(self.v), self.v[self.u_index].reshape(self.N, self.m)
-        cost = self.own_cost.trajectory(states, inputs)
+        cost = self.own_cost.trajectory(states, inputs, self.step)
         data = {}
         for c, s in enumerate(self.copies):
             data[f"copy_{s.kind}_{s.owner}"] = self._copy(c, self.v).copy()

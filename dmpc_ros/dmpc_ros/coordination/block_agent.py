@@ -86,11 +86,11 @@ class BlockUpdateAgent(Agent):
         self._absorb(inbox)
         own = self._input_index[self.agent_id]
         old = self.U[own].copy()
-        solution = self.block.solve(self.x0, self.U, warm_start=old, extra_linear=self._linear_offset())
+        solution = self.block.solve(self.x0, self.U, self.step, warm_start=old, extra_linear=self._linear_offset())
         self._stats.solve_times.append(solution.solve_time)
         if not solution.ok and self.iteration > 1 and self._recover_feasibility():  # views disagreed (lossy links)
             old = self.U[own].copy()
-            solution = self.block.solve(self.x0, self.U, warm_start=old, extra_linear=self._linear_offset())
+            solution = self.block.solve(self.x0, self.U, self.step, warm_start=old, extra_linear=self._linear_offset())
             self._stats.solve_times.append(solution.solve_time)
         if solution.ok:
             self.U[own] = self.weight * solution.z + (1.0 - self.weight) * old
@@ -180,8 +180,8 @@ class BlockUpdateAgent(Agent):
         problem = self.problem
         predicted = problem.predict(self.x0, self.U)
         m = problem.system.n_u
-        cost = problem.cost
-        tail = cost.u_ref + self.terminal_gain @ (predicted[-1] - cost.x_ref)
+        x_ref, u_ref = problem.cost.reference.at(self.step + problem.horizon)
+        tail = u_ref + self.terminal_gain @ (predicted[-1] - x_ref)
         for j, sub in enumerate(problem.system.subsystems):
             segment = tail[problem.system.input_slice(j)]
             H, h = sub.input_constraint.H, sub.input_constraint.h
@@ -200,4 +200,4 @@ class BlockUpdateAgent(Agent):
         states = np.vstack([x_own, (self._own_Phi @ self.x0 + self._own_Gamma @ self.U).reshape(self.problem.horizon, -1)])
         inputs = self.U[self._input_index[self.agent_id]].reshape(self.problem.horizon, -1).copy()
         return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration, states=states, inputs=inputs,
-                    cost=self._own_cost.trajectory(states, inputs), feasible=feasible, converged=converged, final=final)
+                    cost=self._own_cost.trajectory(states, inputs, self.step), feasible=feasible, converged=converged, final=final)

@@ -26,8 +26,7 @@ class CentralizedMPC:
         self.n, self.m = n, m
         num_x = (N + 1) * n
         P = sp.block_diag([sp.kron(sp.eye(N), cost.Q), cost.P, sp.kron(sp.eye(N), cost.R)], format="csc")
-        self._q = -2.0 * np.concatenate([np.tile(cost.Q @ cost.x_ref, N), cost.P @ cost.x_ref,
-                                         np.tile(cost.R @ cost.u_ref, N)])
+        self._q_step: int | None = None
         # Dynamics: x_0 = x(k), x_{k+1} - A x_k - B u_k = 0.
         Ax = sp.kron(sp.eye(N + 1), -sp.eye(n)) + sp.kron(sp.eye(N + 1, k=-1), A)
         Bu = sp.vstack([sp.csc_matrix((n, N * m)), sp.kron(sp.eye(N), B)])
@@ -61,14 +60,25 @@ class CentralizedMPC:
         settings.verbose = False
         settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = tolerance
         settings.max_iter = 200
-        self._solver = clarabel.DefaultSolver(sp.triu(2.0 * P, format="csc"), self._q, A_all, self._b, cones, settings)
+        self._solver = clarabel.DefaultSolver(sp.triu(2.0 * P, format="csc"), self._linear_cost(0), A_all, self._b,
+                                              cones, settings)
+        self._q_step = 0
         self.last_solve_time = 0.0
         self.last_status = ""
 
-    def solve(self, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(states N+1 × n, inputs N × m, ok) of the optimal plan from x0."""
+    def _linear_cost(self, step: int) -> np.ndarray:
+        """−2 [Q x̄_0; …; Q x̄_{N−1}; P x̄_N; R ū_0; …] for the reference window starting at `step`."""
+        cost = self.cost
+        x_ref, u_ref = cost.reference.window(step, self.horizon)
+        return -2.0 * np.concatenate([(x_ref[:-1] @ cost.Q.T).ravel(), cost.P @ x_ref[-1], (u_ref @ cost.R.T).ravel()])
+
+    def solve(self, x0: np.ndarray, step: int = 0) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(states N+1 × n, inputs N × m, ok) of the optimal plan from x0 at control step `step`."""
         n, N = self.n, self.horizon
         self._b[:n] = -x0
+        if step != self._q_step:
+            self._solver.update(q=self._linear_cost(step))
+            self._q_step = step
         self._solver.update(b=self._b)
         started = time.perf_counter()
         result = self._solver.solve()

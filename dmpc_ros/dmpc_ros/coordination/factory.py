@@ -10,6 +10,7 @@ from scipy.linalg import block_diag
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.agent_problem import AgentBlockQP
 from ..mpc.condensed import CondensedProblem, QuadraticCost
+from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
 from .admm import AdmmAgent, AdmmSettings
 from .base import Agent, StoppingRule
@@ -27,8 +28,7 @@ class ControllerDesign:
     Q: np.ndarray
     R: np.ndarray
     horizon: int
-    x_ref: np.ndarray
-    u_ref: np.ndarray
+    reference: ReferenceTrajectory
     use_terminal_set: bool = False
     separable_terminal_cost: bool = False   # keep only the agents' diagonal blocks of the DARE solution
 
@@ -45,7 +45,7 @@ class ControllerDesign:
         if self.separable_terminal_cost:
             P = block_diag(*[P[self.system.state_slice(i), self.system.state_slice(i)]
                              for i in range(self.system.num_agents)])
-        return QuadraticCost(self.Q, self.R, P, self.x_ref, self.u_ref)
+        return QuadraticCost(self.Q, self.R, P, self.reference)
 
     def terminal_gain(self) -> np.ndarray:
         return self.lqr[1]
@@ -55,15 +55,19 @@ class ControllerDesign:
         """Maximal admissible set of x̃ = x − x̄ under u = ū + K x̃ with all state and input constraints."""
         if not self.use_terminal_set:
             return None
+        if not self.reference.is_constant:
+            raise ValueError("a terminal set needs a constant reference (the set is built around one setpoint); "
+                             "this design's reference changes over time")
+        x_ref, u_ref = self.reference.at(0)
         A, B = self.system.full_matrices()
         K = self.terminal_gain()
         Hx = block_diag(*[s.state_constraint.H for s in self.system.subsystems])
         hx = np.concatenate([s.state_constraint.h for s in self.system.subsystems])
         Hu = block_diag(*[s.input_constraint.H for s in self.system.subsystems])
         hu = np.concatenate([s.input_constraint.h for s in self.system.subsystems])
-        shifted = PolytopicConstraint(np.vstack([Hx, Hu @ K]), np.concatenate([hx - Hx @ self.x_ref, hu - Hu @ self.u_ref]))
+        shifted = PolytopicConstraint(np.vstack([Hx, Hu @ K]), np.concatenate([hx - Hx @ x_ref, hu - Hu @ u_ref]))
         in_error = maximal_admissible_set(A + B @ K, shifted)
-        return PolytopicConstraint(in_error.H, in_error.h + in_error.H @ self.x_ref)
+        return PolytopicConstraint(in_error.H, in_error.h + in_error.H @ x_ref)
 
     def condensed(self) -> CondensedProblem:
         return CondensedProblem.build(self.system, self.horizon, self.cost(), self.terminal_set)
@@ -81,8 +85,8 @@ class ControllerDesign:
         xs, us = system.state_slice(agent), system.input_slice(agent)
         local = CoupledLinearSystem((system.subsystems[agent],), ((system.A[agent][agent],),),
                                     ((system.B[agent][agent],),), system.sample_time)
-        return ControllerDesign(local, self.Q[xs, xs], self.R[us, us], self.horizon, self.x_ref[xs],
-                                self.u_ref[us], self.use_terminal_set)
+        return ControllerDesign(local, self.Q[xs, xs], self.R[us, us], self.horizon, self.reference.block(xs, us),
+                                self.use_terminal_set)
 
 
 def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRule, backend: str = "daqp",

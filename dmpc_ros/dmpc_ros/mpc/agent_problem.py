@@ -3,13 +3,14 @@
 Cooperative schemes use the plant-wide objective and every constraint row U_i affects; non-cooperative
 schemes use the agent's own cost terms and its own constraint rows. Either way the QP matrices are built
 once and only (q, bounds) change per iteration:
-    min ½ U_i' H_ii U_i + (F_i x_0 + c_i + H_io U_o)' U_i   s.t.  C_i U_i ≤ d_0 + D x_0 - C_o U_o.
+    min ½ U_i' H_ii U_i + (F_i x_0 + c_i(t) + H_io U_o)' U_i   s.t.  C_i U_i ≤ d_0 + D x_0 - C_o U_o,
+with c_i(t) from the reference window of the current step t.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .condensed import CondensedProblem
+from .condensed import CondensedProblem, reference_term
 from .qp import DenseQP, QPSolution
 from .terminal import lqr_terminal
 
@@ -23,13 +24,15 @@ class AgentBlockQP:
         self.own = problem.input_indices(agent)
         self.other = np.setdiff1d(np.arange(problem.H.shape[0]), self.own)
         if objective == "plant":
-            H_rows, F_rows, c_rows = problem.H[self.own], problem.F[self.own], problem.c[self.own]
+            H_rows, F_rows = problem.H[self.own], problem.F[self.own]
+            Lx_rows, Lu_rows = problem.L_x[self.own], problem.L_u[self.own]
         elif objective == "own":
-            H_rows, F_rows, c_rows = own_cost_rows(problem, agent)
+            H_rows, F_rows, Lx_rows, Lu_rows = own_cost_rows(problem, agent)
         else:
             raise ValueError(f"objective '{objective}' unknown: allowed plant, own")
         self.H_ii, self.H_io = H_rows[:, self.own], H_rows[:, self.other]
-        self.F_i, self.c_i = F_rows, c_rows
+        self.F_i, self.L_x, self.L_u = F_rows, Lx_rows, Lu_rows
+        self._offset_step, self._offset = None, np.zeros(self.own.size)
         C_own = problem.C[:, self.own]
         if constraints == "affected":
             rows = np.flatnonzero(np.max(np.abs(C_own), axis=1, initial=0.0) > ZERO_TOLERANCE)
@@ -56,20 +59,27 @@ class AgentBlockQP:
         agents.discard(self.agent)
         return agents
 
-    def solve(self, x0: np.ndarray, U: np.ndarray, warm_start: np.ndarray | None = None,
+    def reference_offset(self, step: int) -> np.ndarray:
+        """c_i(step), recomputed only when the step changes."""
+        if step != self._offset_step:
+            self._offset = reference_term(self.L_x, self.L_u, self.problem.cost.reference, step, self.problem.horizon)
+            self._offset_step = step
+        return self._offset
+
+    def solve(self, x0: np.ndarray, U: np.ndarray, step: int = 0, warm_start: np.ndarray | None = None,
               extra_linear: np.ndarray | None = None) -> QPSolution:
-        """Best own inputs given x_0 and the others' inputs in U (the own part of U is ignored), with an
-        optional extra linear cost term on the own inputs (e.g. prices of a shared constraint)."""
+        """Best own inputs at control step `step` given x_0 and the others' inputs in U (the own part of U is
+        ignored), with an optional extra linear cost term on the own inputs (e.g. prices of a shared constraint)."""
         U_other = U[self.other]
-        q = self.F_i @ x0 + self.c_i + self.H_io @ U_other
+        q = self.F_i @ x0 + self.reference_offset(step) + self.H_io @ U_other
         if extra_linear is not None:
             q = q + extra_linear
         upper = self.d0 + self.D @ x0 - self.C_o @ U_other
         return self.qp.solve(q, np.full(upper.size, -np.inf), upper, warm_start)
 
 
-def own_cost_rows(problem: CondensedProblem, agent: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows (for the agent's inputs) of the Hessian / linear terms of the agent's *own* cost:
+def own_cost_rows(problem: CondensedProblem, agent: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (for the agent's inputs) of the Hessian / linear-term maps (H, F, L_x, L_u) of the agent's *own* cost:
     its states' and inputs' terms of Q and R, and a terminal cost from the DARE of its local dynamics."""
     system, cost, N = problem.system, problem.cost, problem.horizon
     n = system.n_x
@@ -86,5 +96,8 @@ def own_cost_rows(problem: CondensedProblem, agent: int) -> tuple[np.ndarray, np
     weighted = Gamma_i[:, own].T @ Qbar
     H_rows = 2.0 * (weighted @ Gamma_i + Rbar_rows)
     F_rows = 2.0 * weighted @ Phi_i
-    c_rows = -2.0 * (weighted @ np.tile(cost.x_ref[xs], N) + np.kron(np.eye(N), R_ii) @ np.tile(cost.u_ref[us], N))
-    return H_rows, F_rows, c_rows
+    Lx_rows = np.zeros((own.size, N * n))
+    Lx_rows[:, state_rows] = -2.0 * weighted
+    Lu_rows = np.zeros((own.size, N * system.n_u))
+    Lu_rows[:, own] = -2.0 * np.kron(np.eye(N), R_ii)
+    return H_rows, F_rows, Lx_rows, Lu_rows

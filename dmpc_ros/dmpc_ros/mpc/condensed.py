@@ -1,8 +1,9 @@
 """Condensed (input-only) form of the plant-wide finite-horizon problem and its per-agent blocks.
 
 Prediction X = [x_1; …; x_N] = Φ x_0 + Γ U with U = [u_0; …; u_{N-1}] (every agent's inputs, time-major).
-Plant-wide cost V(U) = Σ_k (x_k - x̄)'Q(x_k - x̄) + (u_k - ū)'R(u_k - ū) + (x_N - x̄)'P(x_N - x̄)
-                     = ½ U'HU + (F x_0 + c)'U + const.
+Plant-wide cost V(U) = Σ_k (x_k - x̄_k)'Q(x_k - x̄_k) + (u_k - ū_k)'R(u_k - ū_k) + (x_N - x̄_N)'P(x_N - x̄_N)
+                     = ½ U'HU + (F x_0 + c(t))'U + const,   c(t) = L_x [x̄_1; …; x̄_N] + L_u [ū_0; …; ū_{N-1}]
+with the reference window starting at the current step t (constant setpoints give a constant c).
 Constraints C U ≤ d_0 + D x_0 stack every agent's input rows (k = 0..N-1), state rows (k = 1..N) and
 optional terminal-set rows (k = N). An agent's block fixes the other agents' inputs: its QP has only its own
 inputs as variables (N·n_u,i) and keeps just the rows its inputs affect, so it stays small.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
+from .reference import ReferenceTrajectory
 
 TERMINAL_ROW, SHARED_ROW = -1, -2  # row owners that are no single agent
 
@@ -37,27 +39,29 @@ def prediction_matrices(A: np.ndarray, B: np.ndarray, horizon: int) -> tuple[np.
 
 @dataclass(frozen=True)
 class QuadraticCost:
-    """Stage weights Q (n×n), R (m×m), terminal P (n×n) and constant references x̄ (n), ū (m)."""
+    """Stage weights Q (n×n), R (m×m), terminal P (n×n) and the reference x̄(k), ū(k) they are taken around."""
 
     Q: np.ndarray
     R: np.ndarray
     P: np.ndarray
-    x_ref: np.ndarray
-    u_ref: np.ndarray
+    reference: ReferenceTrajectory
 
-    def stage(self, x: np.ndarray, u: np.ndarray) -> float:
-        dx, du = x - self.x_ref, u - self.u_ref
+    def stage(self, x: np.ndarray, u: np.ndarray, step: int = 0) -> float:
+        x_ref, u_ref = self.reference.at(step)
+        dx, du = x - x_ref, u - u_ref
         return float(dx @ self.Q @ dx + du @ self.R @ du)
 
     def block(self, states: slice, inputs: slice) -> "QuadraticCost":
         """The terms of one agent's states and inputs (its share of a cost without coupling terms)."""
         return QuadraticCost(self.Q[states, states], self.R[inputs, inputs], self.P[states, states],
-                             self.x_ref[states], self.u_ref[inputs])
+                             self.reference.block(states, inputs))
 
-    def trajectory(self, states: np.ndarray, inputs: np.ndarray) -> float:
-        """Cost of states (N+1 × n) and inputs (N × m) including x_0's stage term and the terminal term."""
-        dx = states - self.x_ref
-        du = inputs - self.u_ref
+    def trajectory(self, states: np.ndarray, inputs: np.ndarray, step: int = 0) -> float:
+        """Cost of states (N+1 × n) and inputs (N × m) starting at `step`, including x_0's stage term and
+        the terminal term."""
+        x_ref, u_ref = self.reference.window(step, inputs.shape[0])
+        dx = states - x_ref
+        du = inputs - u_ref
         stage = np.einsum("ki,ij,kj->", dx[:-1], self.Q, dx[:-1]) + np.einsum("ki,ij,kj->", du, self.R, du)
         return float(stage + dx[-1] @ self.P @ dx[-1])
 
@@ -72,8 +76,9 @@ class CondensedProblem:
     Phi: np.ndarray
     Gamma: np.ndarray
     H: np.ndarray          # N m × N m
-    F: np.ndarray          # N m × n   (linear term F x_0 + c)
-    c: np.ndarray          # N m
+    F: np.ndarray          # N m × n   (linear term F x_0 + c(t))
+    L_x: np.ndarray        # N m × N n (c(t) = L_x x̄_{1..N} + L_u ū_{0..N-1})
+    L_u: np.ndarray        # N m × N m
     C: np.ndarray          # rows × N m
     d0: np.ndarray         # rows
     D: np.ndarray          # rows × n
@@ -91,7 +96,7 @@ class CondensedProblem:
         Rbar = np.kron(np.eye(N), cost.R)
         H = 2.0 * (Gamma.T @ Qbar @ Gamma + Rbar)
         F = 2.0 * Gamma.T @ Qbar @ Phi
-        c = -2.0 * (Gamma.T @ Qbar @ np.tile(cost.x_ref, N) + Rbar @ np.tile(cost.u_ref, N))
+        L_x, L_u = -2.0 * Gamma.T @ Qbar, -2.0 * Rbar
 
         rows_C, rows_d, rows_D, owner = [], [], [], []
         for k in range(N):
@@ -124,7 +129,7 @@ class CondensedProblem:
         C = np.vstack(rows_C) if rows_C else np.zeros((0, N * m))
         d0 = np.concatenate(rows_d) if rows_d else np.zeros(0)
         D = np.vstack(rows_D) if rows_D else np.zeros((0, n))
-        return CondensedProblem(system, N, cost, Phi, Gamma, 0.5 * (H + H.T), F, c, C, d0, D,
+        return CondensedProblem(system, N, cost, Phi, Gamma, 0.5 * (H + H.T), F, L_x, L_u, C, d0, D,
                                 np.array(owner, int), terminal_set)
 
     def input_indices(self, agent: int) -> np.ndarray:
@@ -137,8 +142,12 @@ class CondensedProblem:
         """States x_0..x_N (N+1 × n) under U."""
         return np.vstack([x0, (self.Phi @ x0 + self.Gamma @ U).reshape(self.horizon, -1)])
 
-    def cost_value(self, x0: np.ndarray, U: np.ndarray) -> float:
-        return self.cost.trajectory(self.predict(x0, U), U.reshape(self.horizon, -1))
+    def reference_offset(self, step: int) -> np.ndarray:
+        """c(t) of the linear cost term for the horizon starting at `step`."""
+        return reference_term(self.L_x, self.L_u, self.cost.reference, step, self.horizon)
+
+    def cost_value(self, x0: np.ndarray, U: np.ndarray, step: int = 0) -> float:
+        return self.cost.trajectory(self.predict(x0, U), U.reshape(self.horizon, -1), step)
 
     def constraint_slack(self, x0: np.ndarray, U: np.ndarray) -> float:
         """min over rows of (d0 + D x0 - C U): negative means a violated constraint."""
@@ -146,5 +155,12 @@ class CondensedProblem:
             return np.inf
         return float(np.min(self.d0 + self.D @ x0 - self.C @ U))
 
-    def unconstrained_minimizer(self, x0: np.ndarray) -> np.ndarray:
-        return np.linalg.solve(self.H, -(self.F @ x0 + self.c))
+    def unconstrained_minimizer(self, x0: np.ndarray, step: int = 0) -> np.ndarray:
+        return np.linalg.solve(self.H, -(self.F @ x0 + self.reference_offset(step)))
+
+
+def reference_term(L_x: np.ndarray, L_u: np.ndarray, reference: ReferenceTrajectory, step: int,
+                   horizon: int) -> np.ndarray:
+    """L_x [x̄_1; …; x̄_N] + L_u [ū_0; …; ū_{N-1}] for the reference window starting at `step`."""
+    x_ref, u_ref = reference.window(step, horizon)
+    return L_x @ x_ref[1:].ravel() + L_u @ u_ref.ravel()

@@ -142,7 +142,7 @@ def collect_result(scenario: Scenario, plant_file: Path, recorder) -> Simulation
                                     scenario.controller.max_iterations, plant.sample_time)
     result.x[:], result.u[:] = x, u
     for k in range(T):
-        result.stage_cost[k] = cost.stage(x[k], u[k])
+        result.stage_cost[k] = cost.stage(x[k], u[k], k)
         result.violation[k] = plant.constraint_violation(x[k], u[k])
     result.violation[T] = plant.constraint_violation(x[T])
     per_step: dict[int, list] = {}

@@ -16,6 +16,7 @@ from scipy.linalg import block_diag
 from ..coordination import ALGORITHMS, AdmmSettings, ControllerDesign, StoppingRule
 from ..models import CoupledLinearSystem, MassSpringChain
 from ..mpc.qp import BACKENDS
+from ..mpc.reference import ReferenceTrajectory
 from .validation import (ScenarioError, check_number, choice, number, per_agent, reject_unknown, section,
                          weight_matrix)
 
@@ -73,10 +74,11 @@ class Scenario:
     def design(self) -> ControllerDesign:
         model = self.prediction_model()
         x_ref, u_ref = self.reference(model)
+        reference = ReferenceTrajectory.constant(x_ref, u_ref)
         # ADMM splits the cost by agent, so the scenario's problem (and its centralized reference) then uses
         # the separable terminal cost Σ x_i,N' P_ii x_i,N.
         return ControllerDesign(model, self.controller.Q, self.controller.R, self.controller.horizon,
-                                x_ref, u_ref, self.controller.terminal_set,
+                                reference, self.controller.terminal_set,
                                 separable_terminal_cost=self.controller.algorithm == "admm")
 
     def reference(self, model: CoupledLinearSystem) -> tuple[np.ndarray, np.ndarray]:

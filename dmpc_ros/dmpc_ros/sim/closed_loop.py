@@ -50,16 +50,16 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
     for k in range(T):
         messages_before, bytes_before = network.messages, network.bytes
         if centralized is not None:
-            ref_states, ref_inputs, reference_ok = centralized.solve(x)
+            ref_states, ref_inputs, reference_ok = centralized.solve(x, k)
             if reference_ok:
-                result.centralized_cost[k] = problem.cost.trajectory(ref_states, ref_inputs)
+                result.centralized_cost[k] = problem.cost.trajectory(ref_states, ref_inputs, k)
             result.centralized_solve_time[k] = centralized.last_solve_time
         if agents:
             trace = result.cost_per_iteration[k]
 
             def record(p: int, U_p: np.ndarray, trace=trace) -> None:
                 if p < trace.size:
-                    trace[p] = problem.cost_value(x, U_p)
+                    trace[p] = problem.cost_value(x, U_p, k)
 
             U, iterations, solve_times = negotiate(agents, problem, network, k, x, stride, record)
             result.agent_solve_times[k] = solve_times
@@ -71,11 +71,11 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         result.iterations[k] = iterations
         result.plan_inputs[k] = U.reshape(N, m)
         result.plan_states[k] = problem.predict(x, U)
-        result.plan_cost[k] = problem.cost.trajectory(result.plan_states[k], result.plan_inputs[k])
+        result.plan_cost[k] = problem.cost.trajectory(result.plan_states[k], result.plan_inputs[k], k)
         if centralized is not None and reference_ok:
             result.input_error[k] = np.linalg.norm(U - ref_inputs.ravel()) / max(np.linalg.norm(ref_inputs), 1e-12)
         result.u[k] = u
-        result.stage_cost[k] = problem.cost.stage(x, u)
+        result.stage_cost[k] = problem.cost.stage(x, u, k)
         result.violation[k] = plant.constraint_violation(x, u)
         result.messages[k] = network.messages - messages_before
         result.bytes[k] = network.bytes - bytes_before
