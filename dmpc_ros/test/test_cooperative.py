@@ -71,8 +71,8 @@ def test_converges_to_centralized_optimum_with_uncoupled_constraints(algorithm: 
     """Input constraints only (active): the plan reaches the centralized optimum (relative error < 1e-4) and
     the closed loop is within 0.1 % of centralized MPC (Stewart et al. 2010, Theorem 9)."""
     scenario = load_scenario("mass_spring")
-    chain = dataclasses.replace(scenario.chain, position_limit=(np.inf,) * 4, velocity_limit=(np.inf,) * 4)
-    scenario = dataclasses.replace(scenario, chain=chain, steps=40)
+    chain = dataclasses.replace(scenario.model, position_limit=(np.inf,) * 4, velocity_limit=(np.inf,) * 4)
+    scenario = dataclasses.replace(scenario, model=chain, steps=40)
     design, plant = scenario.design(), scenario.plant()
     reference = simulate(design, plant, scenario.initial_state, SimulationSettings("centralized", scenario.steps))
     result = simulate(design, plant, scenario.initial_state,
@@ -88,8 +88,8 @@ def test_coupled_state_constraints_keep_feasibility_but_may_stop_short() -> None
     with non-increasing cost but can stall above the optimum (the known limit of cooperative DMPC with
     coupled constraints, Stewart et al. 2010 §6); the test pins that the gap exists and stays small."""
     scenario = load_scenario("mass_spring")
-    chain = dataclasses.replace(scenario.chain, velocity_limit=(0.7,) * 4)
-    scenario = dataclasses.replace(scenario, chain=chain, steps=30)
+    chain = dataclasses.replace(scenario.model, velocity_limit=(0.7,) * 4)
+    scenario = dataclasses.replace(scenario, model=chain, steps=30)
     design, plant = scenario.design(), scenario.plant()
     reference = simulate(design, plant, scenario.initial_state, SimulationSettings("centralized", scenario.steps))
     result = simulate(design, plant, scenario.initial_state,
@@ -103,9 +103,9 @@ def test_coupled_state_constraints_keep_feasibility_but_may_stop_short() -> None
 def test_cost_ordering_on_strongly_coupled_chain() -> None:
     """centralized ≤ cooperative ≤ non-cooperative ≤ decentralized (closed-loop cost) when springs are stiff."""
     scenario = load_scenario("mass_spring")
-    chain = dataclasses.replace(scenario.chain, spring_to_next=(4.0,) * 4, position_limit=(np.inf,) * 4,
+    chain = dataclasses.replace(scenario.model, spring_to_next=(4.0,) * 4, position_limit=(np.inf,) * 4,
                                 velocity_limit=(np.inf,) * 4)
-    scenario = dataclasses.replace(scenario, chain=chain, steps=40)
+    scenario = dataclasses.replace(scenario, model=chain, steps=40)
     design, plant = scenario.design(), scenario.plant()
     costs = {}
     for algorithm, iterations in [("centralized", 1), ("gauss_seidel", 100), ("noncooperative", 100), ("decentralized", 1)]:
@@ -131,9 +131,9 @@ def test_lossy_delayed_network_keeps_inputs_finite_and_counts_messages() -> None
 def test_position_setpoints_are_tracked_with_the_steady_state_force() -> None:
     """Setpoints that stretch the springs need a steady force; the closed loop settles on them exactly."""
     scenario = load_scenario("mass_spring")
-    chain = dataclasses.replace(scenario.chain, position_limit=(np.inf,) * 4, velocity_limit=(np.inf,) * 4)
+    chain = dataclasses.replace(scenario.model, position_limit=(np.inf,) * 4, velocity_limit=(np.inf,) * 4)
     controller = dataclasses.replace(scenario.controller, position_reference=(0.3, -0.2, 0.1, 0.0))
-    scenario = dataclasses.replace(scenario, chain=chain, controller=controller, steps=150)
+    scenario = dataclasses.replace(scenario, model=chain, controller=controller, steps=150)
     design = scenario.design()
     Ac, Bc = chain.continuous()
     x_ref = np.array([0.3, 0.0, -0.2, 0.0, 0.1, 0.0, 0.0, 0.0])

@@ -58,7 +58,7 @@ def test_dual_decomposition_refuses_coupled_dynamics_and_missing_budget() -> Non
     chain = load_scenario("mass_spring").with_overrides(algorithm="dual_decomposition")
     with pytest.raises(ValueError, match="needs a shared constraint"):
         build_agents(chain.design(), "dual_decomposition", StoppingRule())
-    coupled = dataclasses.replace(chain, chain=dataclasses.replace(chain.chain, net_force_limit=1.0))
+    coupled = dataclasses.replace(chain, model=dataclasses.replace(chain.model, net_force_limit=1.0))
     with pytest.raises(ValueError, match="needs dynamically decoupled agents: agent 0 is coupled to"):
         build_agents(coupled.design(), "dual_decomposition", StoppingRule())
 

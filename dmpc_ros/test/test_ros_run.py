@@ -14,12 +14,14 @@ import pytest
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
+from dmpc_ros.scenarios import load_scenario
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
 
 
 @pytest.mark.parametrize("scenario,algorithm", [("mass_spring", "jacobi"), ("mass_spring", "admm"),
-                                                ("mass_budget", "dual_decomposition")])
+                                                ("mass_budget", "dual_decomposition"), ("platoon", "gauss_seidel")])
 def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str) -> None:
     steps = 15
     ros, sim = tmp_path / "ros", tmp_path / "sim"
@@ -31,7 +33,8 @@ def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario
                                capture_output=True, text=True, timeout=300)
     assert simulated.returncode == 0, simulated.stderr
     a, b = np.load(ros / "trajectory.npz"), np.load(sim / "trajectory.npz")
-    assert a["x"].shape == (steps + 1, 8) and a["u"].shape == (steps, 4)
+    n_x, n_u = ((steps + 1, 2 + 3 * 5), (steps, 6)) if scenario == "platoon" else ((steps + 1, 8), (steps, 4))
+    assert a["x"].shape == n_x and a["u"].shape == n_u
     np.testing.assert_allclose(a["x"], b["x"], atol=1e-6, rtol=0)
     np.testing.assert_allclose(a["u"], b["u"], atol=1e-6, rtol=0)
     np.testing.assert_allclose(a["t"], b["t"])
@@ -50,7 +53,9 @@ def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario
                 plans.append(message)
     # one input per step plus the safe (zero) command each agent sends when it is deactivated at the end
     assert topics["/dmpc/agent_0/control"] == steps + 1 and topics["/dmpc/agent_3/status"] == steps
-    assert plans and plans[0].horizon == 20 and len(plans[0].states) == 21 * 2
+    loaded = load_scenario(scenario)
+    horizon, n_x = loaded.controller.horizon, loaded.plant().subsystems[1].n_x
+    assert plans and plans[0].horizon == horizon and len(plans[0].states) == (horizon + 1) * n_x
     for line in ("plant", "agent_0", "lifecycle_manager"):
         assert f"[{line}]" in run.stdout  # forwarded, prefixed output
 

@@ -113,6 +113,17 @@ class AdmmAgent(Agent):
         self.state_rows = np.kron(np.eye(N), Hx) @ self.Gamma if hx.size else np.zeros((0, nv))
         Hu, hu = sub.input_constraint.H, sub.input_constraint.h
         self.input_rows = np.kron(np.eye(N), Hu) @ Su if hu.size else np.zeros((0, nv))
+        # Mixed rows Hx x_i(k) + Hu u_i(k) ≤ h, k = 0..N−1: Mv v ≤ h − Mx x_i(0).
+        mixed = sub.mixed_constraint
+        if mixed is not None:
+            Hx_k = np.kron(np.eye(N), mixed.Hx)
+            state_map = np.zeros((N * self.n, nv))          # x_i(0..N−1) = S_v v + S_x x_i(0)
+            state_map[self.n:] = self.Gamma[: (N - 1) * self.n]
+            self.mixed_x0 = Hx_k @ np.vstack([np.eye(self.n), self.Phi[: (N - 1) * self.n]])
+            self.mixed_rows = Hx_k @ state_map + np.kron(np.eye(N), mixed.Hu) @ Su
+            self.mixed_h = np.tile(mixed.h, N)
+        else:
+            self.mixed_rows, self.mixed_x0, self.mixed_h = np.zeros((0, nv)), np.zeros((0, self.n)), np.zeros(0)
         fixed = []
         for s, index in zip(self.copies, self.copy_index):
             if s.kind == "x":
@@ -120,9 +131,9 @@ class AdmmAgent(Agent):
         self.fixed_index = np.array(fixed, int)
         fixed_rows = np.zeros((self.fixed_index.size, nv))
         fixed_rows[np.arange(self.fixed_index.size), self.fixed_index] = 1.0
-        A = np.vstack([self.state_rows, self.input_rows, fixed_rows])
-        self.equality = np.r_[np.zeros(self.state_rows.shape[0] + self.input_rows.shape[0], bool),
-                              np.ones(self.fixed_index.size, bool)]
+        self.inequality_rows = np.vstack([self.state_rows, self.input_rows, self.mixed_rows])
+        A = np.vstack([self.inequality_rows, fixed_rows])
+        self.equality = np.r_[np.zeros(self.inequality_rows.shape[0], bool), np.ones(self.fixed_index.size, bool)]
         self._A, self._backend = A, backend
         self.qp = self._build_qp()
         self.hx_stacked = np.tile(hx, N)
@@ -206,6 +217,8 @@ class AdmmAgent(Agent):
         # other end is silent holds its consensus value.
         for c, s in enumerate(self.copies):
             key, mine, plan = ("in", s.owner, s.kind), self._copy(c, self.v), usable.get(s.owner)
+            if self._frozen(key, plan):
+                continue
             if plan is None:
                 theirs, their_lambda = self.z.get(key, mine), np.zeros_like(mine)
             else:
@@ -216,6 +229,8 @@ class AdmmAgent(Agent):
             edge_residuals[key] = (r, d)
         for k, kind in self.copied:
             key, mine, plan = ("out", k, kind), self._own_segment(kind, self.v), usable.get(k)
+            if self._frozen(key, plan):
+                continue
             theirs = None if plan is None else plan.data.get(f"copy_{kind}_{self.agent_id}")
             if theirs is None or theirs.shape != mine.shape:
                 theirs, their_lambda = self.z.get(key, mine), np.zeros_like(mine)
@@ -244,6 +259,12 @@ class AdmmAgent(Agent):
         final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
         self._plan = self._make_plan(converged=converged, final=final, feasible=solution.ok)
         return self._plan
+
+    def _frozen(self, key: tuple, plan: Plan | None) -> bool:
+        """An edge whose other end has stopped (its newest plan is final and older than iteration p − 1) keeps
+        its consensus value and multipliers: updating them from that end's frozen values alone would integrate
+        a one-sided residual (and, with residual balancing, let the two ends' ρ_e disagree)."""
+        return (plan is not None and plan.final and plan.iteration < self.iteration - 1 and key in self.z)
 
     def _balance(self, edge_residuals: dict) -> bool:
         """Residual balancing per edge (Boyd et al. 2011, §3.4.1) from values both ends share; True if a ρ changed."""
@@ -300,8 +321,9 @@ class AdmmAgent(Agent):
             if s.kind == "x":
                 fixed.append(self.neighbour_x0.get(s.owner, np.zeros(s.size)))
         fixed_values = np.concatenate(fixed) if fixed else np.zeros(0)
-        upper = np.concatenate([upper_state, self.hu_stacked, fixed_values])
-        lower = np.concatenate([np.full(upper_state.size + self.hu_stacked.size, -np.inf), fixed_values])
+        upper_mixed = self.mixed_h - self.mixed_x0 @ self.x0
+        upper = np.concatenate([upper_state, self.hu_stacked, upper_mixed, fixed_values])
+        lower = np.concatenate([np.full(upper.size - fixed_values.size, -np.inf), fixed_values])
         return lower, upper
 
     def _valid(self, plan: Plan) -> bool:
@@ -332,7 +354,7 @@ class AdmmAgent(Agent):
         return self.v[self.u_index][: self.m].copy()
 
     def constraint_margin(self) -> float:
-        rows = np.vstack([self.state_rows, self.input_rows])
+        rows = self.inequality_rows
         if rows.shape[0] == 0:
             return np.inf
         lower, upper = self._bounds()

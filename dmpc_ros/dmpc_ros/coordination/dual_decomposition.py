@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..mpc.agent_problem import AgentBlockQP
+from ..mpc.condensed import objective_couplings
 from .base import StoppingRule
 from .block_agent import BlockUpdateAgent
 from .plan import Plan
@@ -42,10 +43,7 @@ def check_decoupled(design) -> None:
         if system.dynamic_neighbours(i):
             raise ValueError(f"dual decomposition needs dynamically decoupled agents: agent {i} is coupled to "
                              f"{list(system.dynamic_neighbours(i))} (use jacobi, gauss_seidel or admm)")
-    Q = design.Q.copy()
-    for i in range(system.num_agents):
-        Q[system.state_slice(i), system.state_slice(i)] = 0.0
-    if np.any(Q):
+    if objective_couplings(system, design.Q):
         raise ValueError("dual decomposition needs a cost without coupling terms between agents")
 
 

@@ -9,7 +9,7 @@ from scipy.linalg import block_diag
 
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.agent_problem import AgentBlockQP
-from ..mpc.condensed import CondensedProblem, QuadraticCost
+from ..mpc.condensed import CondensedProblem, QuadraticCost, objective_couplings
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
 from .admm import AdmmAgent, AdmmSettings
@@ -65,7 +65,15 @@ class ControllerDesign:
         hx = np.concatenate([s.state_constraint.h for s in self.system.subsystems])
         Hu = block_diag(*[s.input_constraint.H for s in self.system.subsystems])
         hu = np.concatenate([s.input_constraint.h for s in self.system.subsystems])
-        shifted = PolytopicConstraint(np.vstack([Hx, Hu @ K]), np.concatenate([hx - Hx @ x_ref, hu - Hu @ u_ref]))
+        rows, bounds = [Hx, Hu @ K], [hx - Hx @ x_ref, hu - Hu @ u_ref]
+        for i, sub in enumerate(self.system.subsystems):   # mixed rows Mx x_i + Mu u_i ≤ h under u = ū + K x̃
+            if sub.mixed_constraint is not None:
+                mixed, xs, us = sub.mixed_constraint, self.system.state_slice(i), self.system.input_slice(i)
+                Mx = np.zeros((mixed.h.size, self.system.n_x))
+                Mx[:, xs] = mixed.Hx
+                rows.append(Mx + mixed.Hu @ K[us])
+                bounds.append(mixed.h - mixed.Hx @ x_ref[xs] - mixed.Hu @ u_ref[us])
+        shifted = PolytopicConstraint(np.vstack(rows), np.concatenate(bounds))
         in_error = maximal_admissible_set(A + B @ K, shifted)
         return PolytopicConstraint(in_error.H, in_error.h + in_error.H @ x_ref)
 
@@ -131,6 +139,11 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
         if not design.separable_terminal_cost:
             raise ValueError("algorithm 'admm' splits the cost by agent: the design needs separable_terminal_cost=True "
                              "(scenarios set it for admm, so the centralized reference solves the same problem)")
+        coupled = objective_couplings(design.system, design.Q)
+        if coupled:
+            raise ValueError(f"algorithm 'admm' does not handle objective coupling yet: the cost couples agents "
+                             f"{', '.join(f'{i}–{j}' for i, j in coupled[:4])}; use jacobi or gauss_seidel "
+                             f"(or a topology without coupled cost terms)")
         return AdmmAgent(agent_id, design, stopping, admm, backend)
     if algorithm == "decentralized":
         local = design.local_design(agent_id)

@@ -33,6 +33,18 @@ class PolytopicConstraint:
 
 
 @dataclass(frozen=True)
+class MixedConstraint:
+    """Rows Hx x + Hu u ≤ h on one agent's state and input at the same step (e.g. a jerk limit |u − a| ≤ τ j)."""
+
+    Hx: np.ndarray
+    Hu: np.ndarray
+    h: np.ndarray
+
+    def violation(self, x: np.ndarray, u: np.ndarray) -> float:
+        return float(max(0.0, np.max(self.Hx @ x + self.Hu @ u - self.h, initial=0.0)))
+
+
+@dataclass(frozen=True)
 class Subsystem:
     """One agent's subsystem: dimensions and its state and input constraint sets (box rows included)."""
 
@@ -45,6 +57,7 @@ class Subsystem:
     input_names: tuple[str, ...] = ()
     state_units: tuple[str, ...] = ()   # SI unit of each state, for plots and logs
     input_units: tuple[str, ...] = ()
+    mixed_constraint: MixedConstraint | None = None   # applies at k = 0..N−1 (with the input of that step)
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,8 @@ class CoupledLinearSystem:
             worst = max(worst, sub.state_constraint.violation(x[self.state_slice(i)]))
             if u is not None:
                 worst = max(worst, sub.input_constraint.violation(u[self.input_slice(i)]))
+                if sub.mixed_constraint is not None:
+                    worst = max(worst, sub.mixed_constraint.violation(x[self.state_slice(i)], u[self.input_slice(i)]))
         if u is not None and self.shared_input_constraint is not None:
             worst = max(worst, self.shared_input_constraint.violation(u))
         return worst

@@ -31,6 +31,11 @@ class MassSpringChain:
     def num_masses(self) -> int:
         return len(self.mass)
 
+    @property
+    def num_agents(self) -> int:
+        """One agent per mass."""
+        return len(self.mass)
+
     def continuous(self) -> tuple[np.ndarray, np.ndarray]:
         """Continuous-time (Ac, Bc) of the whole chain, states ordered (p_0, v_0, p_1, v_1, ...)."""
         M = self.num_masses

@@ -4,8 +4,8 @@ Prediction X = [x_1; …; x_N] = Φ x_0 + Γ U with U = [u_0; …; u_{N-1}] (eve
 Plant-wide cost V(U) = Σ_k (x_k - x̄_k)'Q(x_k - x̄_k) + (u_k - ū_k)'R(u_k - ū_k) + (x_N - x̄_N)'P(x_N - x̄_N)
                      = ½ U'HU + (F x_0 + c(t))'U + const,   c(t) = L_x [x̄_1; …; x̄_N] + L_u [ū_0; …; ū_{N-1}]
 with the reference window starting at the current step t (constant setpoints give a constant c).
-Constraints C U ≤ d_0 + D x_0 stack every agent's input rows (k = 0..N-1), state rows (k = 1..N) and
-optional terminal-set rows (k = N). An agent's block fixes the other agents' inputs: its QP has only its own
+Constraints C U ≤ d_0 + D x_0 stack every agent's input rows (k = 0..N-1), shared input rows, state rows
+(k = 1..N), mixed state-input rows (k = 0..N-1) and optional terminal-set rows (k = N). An agent's block fixes the other agents' inputs: its QP has only its own
 inputs as variables (N·n_u,i) and keeps just the rows its inputs affect, so it stays small.
 """
 from __future__ import annotations
@@ -18,6 +18,12 @@ from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from .reference import ReferenceTrajectory
 
 TERMINAL_ROW, SHARED_ROW = -1, -2  # row owners that are no single agent
+
+
+def objective_couplings(system: CoupledLinearSystem, Q: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, whose states the stage weight Q couples (non-zero off-diagonal blocks)."""
+    return [(i, j) for i in range(system.num_agents) for j in range(i + 1, system.num_agents)
+            if np.any(Q[system.state_slice(i), system.state_slice(j)])]
 
 
 def prediction_matrices(A: np.ndarray, B: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +128,19 @@ class CondensedProblem:
                     rows_C.append(Hx @ rows); rows_d.append(hx)
                     rows_D.append(-Hx @ Phi[k * n:(k + 1) * n][system.state_slice(i)])
                     owner += [i] * hx.size
+        for k in range(N):  # mixed rows Hx x_k + Hu u_k ≤ h (x_0 is the measured state)
+            for i, sub in enumerate(system.subsystems):
+                mixed = sub.mixed_constraint
+                if mixed is None:
+                    continue
+                block = np.zeros((mixed.h.size, N * m))
+                block[:, k * m + system.input_offsets[i]: k * m + system.input_offsets[i + 1]] = mixed.Hu
+                state_map = np.eye(n) if k == 0 else Phi[(k - 1) * n:k * n]
+                if k > 0:
+                    block += mixed.Hx @ Gamma[(k - 1) * n:k * n][system.state_slice(i)]
+                rows_C.append(block); rows_d.append(mixed.h)
+                rows_D.append(-mixed.Hx @ state_map[system.state_slice(i)])
+                owner += [i] * mixed.h.size
         if terminal_set is not None:
             rows_C.append(terminal_set.H @ Gamma[-n:]); rows_d.append(terminal_set.h)
             rows_D.append(-terminal_set.H @ Phi[-n:])

@@ -15,6 +15,7 @@ from scipy.linalg import block_diag
 
 from ..coordination import ALGORITHMS, AdmmSettings, ControllerDesign, StoppingRule
 from ..models import CoupledLinearSystem, MassSpringChain
+from ..models.platoon import TOPOLOGIES, Platoon, SpeedProfile, platoon_metrics
 from ..mpc.qp import BACKENDS
 from ..mpc.reference import ReferenceTrajectory
 from .validation import (ScenarioError, check_number, choice, number, per_agent, reject_unknown, section,
@@ -22,6 +23,7 @@ from .validation import (ScenarioError, check_number, choice, number, per_agent,
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 MAX_AGENTS = 1000
+MAX_VEHICLES = 100
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class ControllerSettings:
 class Scenario:
     name: str
     description: str
-    chain: MassSpringChain
+    model: MassSpringChain | Platoon
     sample_time: float
     coupling_tolerance: float
     controller: ControllerSettings
@@ -58,28 +60,43 @@ class Scenario:
     network_delay: int
     drop_probability: float
     network_seed: int
+    speed_profile: SpeedProfile | None = None   # platoon: the leader's reference speed
     source: str = field(default="", compare=False)
 
     @property
     def num_agents(self) -> int:
-        return self.chain.num_masses
+        return self.model.num_agents
 
     def plant(self) -> CoupledLinearSystem:
         """The simulated plant: the exact zero-order-hold discretization (no couplings dropped)."""
-        return self.chain.discrete(self.sample_time, coupling_tolerance=0.0)
+        return self.model.discrete(self.sample_time, coupling_tolerance=0.0)
 
     def prediction_model(self) -> CoupledLinearSystem:
-        return self.chain.discrete(self.sample_time, coupling_tolerance=self.coupling_tolerance)
+        return self.model.discrete(self.sample_time, coupling_tolerance=self.coupling_tolerance)
 
     def design(self) -> ControllerDesign:
         model = self.prediction_model()
-        x_ref, u_ref = self.reference(model)
-        reference = ReferenceTrajectory.constant(x_ref, u_ref)
+        reference = self.reference_trajectory(model)
         # ADMM splits the cost by agent, so the scenario's problem (and its centralized reference) then uses
         # the separable terminal cost Σ x_i,N' P_ii x_i,N.
         return ControllerDesign(model, self.controller.Q, self.controller.R, self.controller.horizon,
                                 reference, self.controller.terminal_set,
                                 separable_terminal_cost=self.controller.algorithm == "admm")
+
+    def reference_trajectory(self, model: CoupledLinearSystem) -> ReferenceTrajectory:
+        """The setpoints every agent knows: the platoon's ideal trajectory along the speed profile (sampled
+        for the run plus one horizon of preview), or the chain's constant position setpoints."""
+        if isinstance(self.model, Platoon):
+            speed, acceleration = self.speed_profile.sample(self.sample_time, self.steps + self.controller.horizon + 1)
+            return ReferenceTrajectory(*self.model.reference_states(speed, acceleration, self.sample_time))
+        return ReferenceTrajectory.constant(*self.reference(model))
+
+    def metrics(self, x: np.ndarray, u: np.ndarray) -> dict:
+        """Scenario-specific closed-loop figures (platoon: spacing, string stability, comfort; else none)."""
+        if isinstance(self.model, Platoon):
+            leader_speed = self.reference_trajectory(self.prediction_model()).states[:, 0]
+            return platoon_metrics(self.model, x, u, leader_speed)
+        return {}
 
     def reference(self, model: CoupledLinearSystem) -> tuple[np.ndarray, np.ndarray]:
         """Steady state (x̄, ū) for the position setpoints: x̄ = (p̄_i, 0), ū solves (I − A) x̄ = B ū."""
@@ -152,17 +169,23 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         raise ScenarioError(f"the scenario must be a mapping, got {type(data).__name__}")
     reject_unknown(data, "", {"name", "description", "model", "controller", "simulation", "network"})
     model = section(data, "", "model", required=True)
-    reject_unknown(model, "model.", {"type", "sample_time", "coupling_tolerance", "masses"})
-    choice(model, "model.", "type", ("mass_spring_chain",))
+    kind = choice(model, "model.", "type", MODEL_TYPES)
+    reject_unknown(model, "model.", {"type", "sample_time", "coupling_tolerance"} | MODEL_FIELDS[kind])
     sample_time = number(model, "model.", "sample_time", minimum=0.0, strict_minimum=True)
     coupling_tolerance = number(model, "model.", "coupling_tolerance", default=1e-6, minimum=0.0, maximum=1.0)
-    chain = parse_chain(section(model, "model.", "masses", required=True))
-    M = chain.num_masses
-
     controller = section(data, "", "controller", required=True)
     reject_unknown(controller, "controller.", {"algorithm", "horizon", "max_iterations", "tolerance", "solver",
-                                               "weights", "terminal_set", "state_weight", "input_weight",
-                                               "position_reference", "admm"})
+                                               "weights", "terminal_set", "admm"} | CONTROLLER_FIELDS[kind])
+    if kind == "mass_spring_chain":
+        plant_model = parse_chain(section(model, "model.", "masses", required=True))
+        profile = None
+        Q, R, extra = parse_chain_weights(controller, plant_model)
+    else:
+        plant_model = parse_platoon(section(model, "model.", "vehicles", required=True))
+        profile = parse_speed_profile(model.get("speed_profile"), plant_model)
+        Q, R = parse_platoon_weights(controller, plant_model)
+        extra = {}
+    M = plant_model.num_agents
     weights = controller.get("weights")
     if weights is not None:
         weights = per_agent(controller, "controller.", "weights", M, 1.0, minimum=0.0, strict_minimum=True)
@@ -174,45 +197,164 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         solver=choice(controller, "controller.", "solver", BACKENDS, default="daqp"),
         weights=weights,
         terminal_set=bool(controller.get("terminal_set", False)),
-        Q=block_diag(*[weight_matrix(q, f"controller.state_weight{suffix}", 2)
-                       for q, suffix in agent_values(controller.get("state_weight", [1.0, 0.1]), M)]),
-        R=block_diag(*[weight_matrix(r, f"controller.input_weight{suffix}", 1)
-                       for r, suffix in agent_values(controller.get("input_weight", [0.1]), M)]),
-        position_reference=tuple(per_agent(controller, "controller.", "position_reference", M, 0.0)),
-        admm=parse_admm(section(controller, "controller.", "admm")),
+        Q=Q, R=R, admm=parse_admm(section(controller, "controller.", "admm")), **extra,
     )
-    for i, (target, limit) in enumerate(zip(settings.position_reference, chain.position_limit)):
-        if abs(target) > limit:
-            raise ScenarioError(f"controller.position_reference[{i}]: {target} is not allowed: outside the position "
-                                f"limit ±{limit} of mass {i}")
+    if settings.terminal_set and profile is not None:
+        raise ScenarioError("controller.terminal_set: true is not allowed for a platoon: its reference changes "
+                            "along the speed profile and a terminal set is built around one setpoint")
     if np.min(np.diag(settings.R)) <= 0:
         raise ScenarioError("controller.input_weight: must be positive definite (every diagonal entry > 0)")
 
     simulation = section(data, "", "simulation")
     reject_unknown(simulation, "simulation.", {"steps", "initial_state", "disturbance_bound", "disturbance_seed"})
-    initial = simulation.get("initial_state")
-    x0 = parse_initial_state(initial, M)
-    bound = simulation.get("disturbance_bound", [0.0, 0.0])
-    bound_rows = [np.asarray([check_number(v, f"simulation.disturbance_bound{suffix}[{j}]", minimum=0.0)
-                              for j, v in enumerate(b)]) if isinstance(b, list) and len(b) == 2 else None
-                  for b, suffix in agent_values(bound, M)]
-    if any(b is None for b in bound_rows):
-        raise ScenarioError(f"simulation.disturbance_bound: {bound!r} is not allowed: must be [position, velocity] bounds (one pair, or one per agent)")
+    steps = number(simulation, "simulation.", "steps", default=50, minimum=1, maximum=1_000_000, integer=True)
+    subsystems = plant_model.subsystems()
+    if isinstance(plant_model, Platoon):
+        x0 = parse_platoon_initial_state(simulation.get("initial_state", "equilibrium"), plant_model, profile,
+                                         sample_time)
+    else:
+        x0 = parse_initial_state(simulation.get("initial_state"), M)
+    bound = parse_disturbance_bound(simulation.get("disturbance_bound"), subsystems)
 
     network = section(data, "", "network")
     reject_unknown(network, "network.", {"delay", "drop_probability", "seed"})
     return Scenario(
         name=str(data.get("name", Path(source).stem if source else "scenario")),
         description=str(data.get("description", "")),
-        chain=chain, sample_time=sample_time, coupling_tolerance=coupling_tolerance, controller=settings,
-        steps=number(simulation, "simulation.", "steps", default=50, minimum=1, maximum=1_000_000, integer=True),
-        initial_state=x0, disturbance_bound=np.concatenate(bound_rows),
+        model=plant_model, sample_time=sample_time, coupling_tolerance=coupling_tolerance, controller=settings,
+        steps=steps, initial_state=x0, disturbance_bound=bound,
         disturbance_seed=number(simulation, "simulation.", "disturbance_seed", default=0, minimum=0, integer=True),
         network_delay=number(network, "network.", "delay", default=0, minimum=0, maximum=1000, integer=True),
         drop_probability=number(network, "network.", "drop_probability", default=0.0, minimum=0.0, maximum=0.99),
         network_seed=number(network, "network.", "seed", default=0, minimum=0, integer=True),
-        source=source,
+        speed_profile=profile, source=source,
     )
+
+
+MODEL_TYPES = ("mass_spring_chain", "platoon")
+MODEL_FIELDS = {"mass_spring_chain": {"masses"}, "platoon": {"vehicles", "speed_profile"}}
+CONTROLLER_FIELDS = {"mass_spring_chain": {"state_weight", "input_weight", "position_reference"},
+                     "platoon": {"spacing_weight", "speed_weight", "acceleration_weight", "input_weight",
+                                 "coupling_weight"}}
+
+
+def parse_chain_weights(controller: dict, chain: MassSpringChain) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Q, R (per-mass diagonals or matrices) and the position setpoints of the mass-spring chain."""
+    M = chain.num_masses
+    Q = block_diag(*[weight_matrix(q, f"controller.state_weight{suffix}", 2)
+                     for q, suffix in agent_values(controller.get("state_weight", [1.0, 0.1]), M)])
+    R = block_diag(*[weight_matrix(r, f"controller.input_weight{suffix}", 1)
+                     for r, suffix in agent_values(controller.get("input_weight", [0.1]), M)])
+    targets = tuple(per_agent(controller, "controller.", "position_reference", M, 0.0))
+    for i, (target, limit) in enumerate(zip(targets, chain.position_limit)):
+        if abs(target) > limit:
+            raise ScenarioError(f"controller.position_reference[{i}]: {target} is not allowed: outside the position "
+                                f"limit ±{limit} of mass {i}")
+    return Q, R, {"position_reference": targets}
+
+
+def parse_platoon(vehicles: dict) -> Platoon:
+    path = "model.vehicles."
+    reject_unknown(vehicles, path, {"count", "time_constant", "acceleration_min", "acceleration_max", "jerk_limit",
+                                    "speed_max", "min_gap", "standstill_gap", "time_headway", "topology"})
+    M = number(vehicles, path, "count", minimum=2, maximum=MAX_VEHICLES, integer=True)
+    positive = dict(minimum=0.0, strict_minimum=True)
+    platoon = Platoon(
+        time_constant=tuple(per_agent(vehicles, path, "time_constant", M, 0.4, minimum=0.01)),
+        acceleration_min=tuple(per_agent(vehicles, path, "acceleration_min", M, -4.0, maximum=-0.01)),
+        acceleration_max=tuple(per_agent(vehicles, path, "acceleration_max", M, 2.0, **positive)),
+        jerk_limit=tuple(per_agent(vehicles, path, "jerk_limit", M, 5.0, **positive)),
+        speed_max=number(vehicles, path, "speed_max", default=40.0, **positive),
+        min_gap=number(vehicles, path, "min_gap", default=2.0, minimum=0.0),
+        standstill_gap=number(vehicles, path, "standstill_gap", default=5.0, minimum=0.0),
+        time_headway=number(vehicles, path, "time_headway", default=0.6, minimum=0.0, maximum=10.0),
+        topology=choice(vehicles, path, "topology", TOPOLOGIES, default="predecessor_follower"),
+    )
+    if platoon.standstill_gap < platoon.min_gap:
+        raise ScenarioError(f"{path}standstill_gap: {platoon.standstill_gap} is not allowed: must be ≥ min_gap "
+                            f"{platoon.min_gap} (the desired gap would violate the minimum gap)")
+    return platoon
+
+
+def parse_platoon_weights(controller: dict, platoon: Platoon) -> tuple[np.ndarray, np.ndarray]:
+    path = "controller."
+    nonnegative = dict(minimum=0.0)
+    weights = dict(
+        spacing=number(controller, path, "spacing_weight", default=1.0, **nonnegative),
+        speed=number(controller, path, "speed_weight", default=1.0, minimum=0.0, strict_minimum=True),
+        acceleration=number(controller, path, "acceleration_weight", default=0.1, **nonnegative),
+        input_weight=number(controller, path, "input_weight", default=0.1, minimum=0.0, strict_minimum=True),
+        coupling=number(controller, path, "coupling_weight", default=0.0, **nonnegative),
+    )
+    if weights["coupling"] > 0 and platoon.topology != "bidirectional":
+        raise ScenarioError(f"{path}coupling_weight: {weights['coupling']} is not allowed with topology "
+                            f"{platoon.topology}: only the bidirectional topology couples neighbours' spacing errors")
+    return platoon.weights(**weights)
+
+
+def parse_speed_profile(value: object, platoon: Platoon) -> SpeedProfile:
+    """[[t, v], ...] knots, times strictly increasing, speeds within [0, speed_max], slopes every vehicle can
+    follow (within its acceleration limits)."""
+    name = "model.speed_profile"
+    if not isinstance(value, list) or not value or not all(isinstance(k, list) and len(k) == 2 for k in value):
+        raise ScenarioError(f"{name}: {value!r} is not allowed: give [[time s, speed m/s], ...] knots")
+    times = [check_number(k[0], f"{name}[{i}][0]", minimum=0.0) for i, k in enumerate(value)]
+    speeds = [check_number(k[1], f"{name}[{i}][1]", minimum=0.0, maximum=platoon.speed_max) for i, k in enumerate(value)]
+    a_min, a_max = max(platoon.acceleration_min), min(platoon.acceleration_max)
+    for i in range(1, len(times)):
+        if times[i] <= times[i - 1]:
+            raise ScenarioError(f"{name}[{i}][0]: {times[i]} is not allowed: times must increase strictly")
+        slope = (speeds[i] - speeds[i - 1]) / (times[i] - times[i - 1])
+        if not a_min <= slope <= a_max:
+            raise ScenarioError(f"{name}[{i}]: slope {slope:.3g} m/s² is not allowed: every vehicle must be able "
+                                f"to follow it, i.e. within [{a_min}, {a_max}] m/s²")
+    return SpeedProfile(tuple(times), tuple(speeds))
+
+
+def parse_platoon_initial_state(value: object, platoon: Platoon, profile: SpeedProfile,
+                                sample_time: float) -> np.ndarray:
+    """'equilibrium' (the ideal platoon at the profile's initial speed) or one list per vehicle: [v, a] for the
+    leader, [gap, v, a] for followers; gaps must respect the minimum gap."""
+    name = "simulation.initial_state"
+    if value == "equilibrium":
+        speed, _ = profile.sample(sample_time, 1)
+        return platoon.reference_states(speed, np.zeros(1), sample_time)[0][0]
+    M = platoon.num_agents
+    if not isinstance(value, list) or len(value) != M:
+        raise ScenarioError(f"{name}: {value!r} is not allowed: 'equilibrium' or {M} lists "
+                            f"([v, a] for the leader, then [gap, v, a] per follower)")
+    rows = []
+    for i, entry in enumerate(value):
+        size = platoon.state_size(i)
+        if not isinstance(entry, list) or len(entry) != size:
+            raise ScenarioError(f"{name}[{i}]: {entry!r} is not allowed: must be {'[v, a]' if i == 0 else '[gap, v, a]'}")
+        rows.extend(check_number(v, f"{name}[{i}][{j}]") for j, v in enumerate(entry))
+        if i > 0 and entry[0] < platoon.min_gap:
+            raise ScenarioError(f"{name}[{i}][0]: gap {entry[0]} is not allowed: below the minimum gap {platoon.min_gap} m")
+    return np.asarray(rows, float)
+
+
+def parse_disturbance_bound(value: object, subsystems: list) -> np.ndarray:
+    """Stacked per-state bounds |w| from a list in the agents' state order (all agents alike) or a mapping
+    from state symbol (e.g. {v: 0.01}) to bound; absent: no disturbance."""
+    name = "simulation.disturbance_bound"
+    symbols = [tuple(n.rsplit("_", 1)[0] for n in sub.state_names) for sub in subsystems]
+    if value is None:
+        return np.zeros(sum(len(s) for s in symbols))
+    if isinstance(value, dict):
+        known = sorted({s for row in symbols for s in row})
+        unknown = [k for k in value if k not in known]
+        if unknown:
+            raise ScenarioError(f"{name}.{unknown[0]}: unknown state; allowed: {', '.join(known)}")
+        bounds = {k: check_number(v, f"{name}.{k}", minimum=0.0) for k, v in value.items()}
+        return np.array([bounds.get(s, 0.0) for row in symbols for s in row])
+    rows = []
+    for (entry, suffix), row in zip(agent_values(value, len(subsystems)), symbols):
+        if not isinstance(entry, list) or len(entry) != len(row):
+            raise ScenarioError(f"{name}{suffix}: {entry!r} is not allowed: must be [{', '.join(row)}] bounds "
+                                f"(one list, one per agent, or a mapping from state to bound)")
+        rows.extend(check_number(v, f"{name}{suffix}[{j}]", minimum=0.0) for j, v in enumerate(entry))
+    return np.asarray(rows, float)
 
 
 def parse_admm(admm: dict) -> AdmmSettings:

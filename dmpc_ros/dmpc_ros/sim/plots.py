@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..models.linear import CoupledLinearSystem  # noqa: E402
+from ..models.platoon import Platoon, platoon_signals  # noqa: E402
+from ..mpc.reference import ReferenceTrajectory  # noqa: E402
 from .results import SimulationResult  # noqa: E402
 
 
@@ -63,3 +65,38 @@ def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory
     fig.savefig(paths[1], dpi=110)
     plt.close(fig)
     return paths
+
+
+def plot_platoon(result: SimulationResult, platoon: Platoon, reference: ReferenceTrajectory, directory: Path,
+                 title: str) -> Path:
+    """platoon.png: speeds against the leader's profile, spacing errors, gaps against the minimum gap, jerk."""
+    path = directory / "platoon.png"
+    gaps, speeds, accelerations = platoon_signals(platoon, result.x)
+    M, t = platoon.num_agents, result.t
+    labelled = M <= 10
+    fig, axes = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
+    axes[0].plot(t, reference.states[: t.size, 0], "k--", lw=1, label="leader profile")
+    for i in range(M):
+        axes[0].plot(t, speeds[:, i], lw=1, label=f"v_{i}" if labelled else None)
+    for i in range(1, M):
+        axes[1].plot(t, gaps[:, i - 1] - platoon.desired_gap(speeds[:, i]), lw=1, label=f"δ_{i}" if labelled else None)
+        axes[2].plot(t, gaps[:, i - 1], lw=1, label=f"e_{i}" if labelled else None)
+    axes[2].axhline(platoon.min_gap, color="r", lw=1, ls=":", label="minimum gap")
+    jerk = (result.u - accelerations[:-1]) / np.asarray(platoon.time_constant)
+    for i in range(M):
+        axes[3].step(t[:-1], jerk[:, i], where="post", lw=1, label=f"vehicle {i}" if labelled else None)
+    limit = max(platoon.jerk_limit)
+    axes[3].axhline(limit, color="r", lw=1, ls=":")
+    axes[3].axhline(-limit, color="r", lw=1, ls=":")
+    for axis, label in zip(axes, ["speed [m/s]", "spacing error δ [m]", "gap [m]", "jerk [m/s³]"]):
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        if labelled:
+            axis.legend(loc="upper right", fontsize=7, ncol=4)
+    axes[-1].set_xlabel("time [s]")
+    axes[0].set_title(f"{title}: platoon ({result.algorithm}, {platoon.topology.replace('_', '-')}, "
+                      f"h = {platoon.time_headway} s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

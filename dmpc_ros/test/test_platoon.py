@@ -1,0 +1,184 @@
+"""Platoon scenario: model against an ODE, jerk bound, reference consistency, closed-loop safety and string
+stability, cost ordering, the hard minimum gap, validation of the scenario file."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import yaml
+from scipy.integrate import solve_ivp
+
+from dmpc_ros.coordination import StoppingRule, build_agents
+from dmpc_ros.models.platoon import SpeedProfile, platoon_signals
+from dmpc_ros.scenarios import ScenarioError, load_scenario, parse_scenario, scenario_path
+from dmpc_ros.sim import SimulationSettings, simulate
+
+DEFAULT = yaml.safe_load(scenario_path("platoon").read_text())
+
+
+def scenario_with(**changes):
+    """The default platoon file with dotted-path fields replaced (e.g. model.vehicles.count=4)."""
+    data = copy.deepcopy(DEFAULT)
+    for dotted, value in changes.items():
+        target = data
+        *parents, key = dotted.split(".")
+        for name in parents:
+            target = target[name]
+        target[key] = value
+    return parse_scenario(data)
+
+
+def test_discrete_model_matches_ode_integration() -> None:
+    """Exact ZOH of the gap/speed/acceleration dynamics against an independent ODE solution."""
+    scenario = load_scenario("platoon")
+    platoon, T = scenario.model, scenario.sample_time
+    plant = scenario.plant()
+    rng = np.random.default_rng(3)
+    x = scenario.initial_state.copy()
+    u = rng.uniform(-3, 2, (15, platoon.num_agents))
+    Ac, Bc = platoon.continuous()
+    for k in range(15):
+        exact = solve_ivp(lambda t, z: Ac @ z + Bc @ u[k], (0, T), x, rtol=1e-11, atol=1e-11).y[:, -1]
+        x = plant.step(x, u[k])
+        np.testing.assert_allclose(x, exact, atol=1e-7)
+    # gap dynamics by hand: e_1 changes by the integral of v_0 − v_1 (independent of the matrix assembly)
+    x0 = scenario.initial_state.copy()
+    x0[1] = 1.0    # leader accelerating at 1 m/s², follower cruising
+    x1 = plant.step(x0, np.array([1.0] + [0.0] * (platoon.num_agents - 1)))
+    assert x1[2] - x0[2] == pytest.approx(0.5 * T ** 2, rel=1e-9)
+
+
+def test_jerk_constraint_bounds_the_continuous_jerk() -> None:
+    """|u − a(k)| ≤ τ j_max at the sample bounds ȧ(t) = (u − a(t))/τ over the whole interval."""
+    platoon = load_scenario("platoon").model
+    tau, limit = platoon.time_constant[1], platoon.jerk_limit[1]
+    for a0, u in [(0.0, tau * limit), (1.0, 1.0 - tau * limit)]:
+        t = np.linspace(0, 0.2, 200)
+        a = u + (a0 - u) * np.exp(-t / tau)
+        assert np.max(np.abs((u - a) / tau)) <= limit + 1e-12
+
+
+def test_reference_is_the_ideal_platoon() -> None:
+    """Along the reference every spacing error is zero and the followers' speeds are lagged copies of the
+    leader's that never overshoot it (the reference itself is string stable)."""
+    scenario = load_scenario("platoon")
+    reference = scenario.design().reference
+    gaps, speeds, _ = platoon_signals(scenario.model, reference.states)
+    np.testing.assert_allclose(gaps - scenario.model.desired_gap(speeds[:, 1:]), 0.0, atol=1e-12)
+    profile = scenario.speed_profile
+    assert np.all(speeds <= max(profile.speeds) + 1e-9) and np.all(speeds >= min(profile.speeds) - 1e-9)
+    # consistency: the reference gaps change as the reference speeds say, e_{k+1} − e_k ≈ T (v_{i−1} − v_i)
+    T = scenario.sample_time
+    drift = np.diff(gaps, axis=0) - T * (speeds[:-1, :-1] - speeds[:-1, 1:])
+    assert np.max(np.abs(drift)) < 0.05
+
+
+def test_speed_profile_sampling() -> None:
+    profile = SpeedProfile((0.0, 2.0, 4.0), (10.0, 14.0, 14.0))
+    v, a = profile.sample(0.5, 10)
+    np.testing.assert_allclose(v[:5], [10, 11, 12, 13, 14])
+    np.testing.assert_allclose(a[:4], 2.0)
+    np.testing.assert_allclose(v[5:], 14.0)
+
+
+@pytest.fixture(scope="module")
+def default_runs() -> dict:
+    scenario = load_scenario("platoon")
+    plant, runs = scenario.plant(), {}
+    for algorithm in ("centralized", "gauss_seidel", "jacobi", "noncooperative", "decentralized"):
+        s = scenario.with_overrides(algorithm=algorithm)
+        runs[algorithm] = simulate(s.design(), plant, s.initial_state,
+                                   SimulationSettings(algorithm, s.steps, s.controller.stopping))
+    return runs
+
+
+def test_default_platoon_is_safe_and_string_stable(default_runs) -> None:
+    scenario = load_scenario("platoon")
+    for algorithm in ("centralized", "gauss_seidel", "jacobi"):
+        result = default_runs[algorithm]
+        metrics = scenario.metrics(result.x, result.u)
+        assert result.violation.max() < 1e-6, algorithm
+        assert metrics["min_gap"] >= scenario.model.min_gap, algorithm
+        assert metrics["max_jerk"] <= max(scenario.model.jerk_limit) + 1e-6, algorithm
+        assert 0 < metrics["string_stability_ratio"] <= 1.0, (algorithm, metrics["peak_spacing_error"])
+        assert max(metrics["peak_spacing_error"]) < 0.1, algorithm   # [m] during ±2 m/s² manoeuvres
+
+
+def test_cost_ordering_centralized_cooperative_decentralized(default_runs) -> None:
+    cost = {name: result.closed_loop_cost for name, result in default_runs.items()}
+    assert cost["centralized"] <= cost["gauss_seidel"] * (1 + 1e-9)
+    assert cost["gauss_seidel"] <= cost["jacobi"] < cost["noncooperative"] < cost["decentralized"]
+    assert cost["gauss_seidel"] <= 1.02 * cost["centralized"]
+
+
+def test_minimum_gap_is_a_hard_constraint() -> None:
+    """An emergency stop with short headway: without the gap constraint (d_min = 0) the plan-optimal gaps
+    dip below 2 m; with d_min = 2 m every follower keeps ≥ 2 m in the closed loop and in every iterate."""
+    changes = {"model.vehicles.time_headway": 0.0, "model.vehicles.standstill_gap": 2.5,
+               "model.vehicles.count": 4, "model.vehicles.time_constant": [0.3, 0.5, 0.6, 0.4], "model.speed_profile": [[0.0, 20.0], [1.0, 20.0], [5.0, 0.0]],
+               "controller.spacing_weight": 1.0, "controller.speed_weight": 5.0,
+               "simulation.steps": 40, "simulation.initial_state": "equilibrium"}
+    free = scenario_with(**changes, **{"model.vehicles.min_gap": 0.0})
+    bound = scenario_with(**changes, **{"model.vehicles.min_gap": 2.0})
+    loose = simulate(free.design(), free.plant(), free.initial_state, SimulationSettings("centralized", free.steps))
+    assert free.metrics(loose.x, loose.u)["min_gap"] < 2.0 - 0.05   # the constraint matters here
+    design, plant = bound.design(), bound.plant()
+    problem = design.condensed()
+    for algorithm in ("centralized", "gauss_seidel"):
+        result = simulate(design, plant, bound.initial_state,
+                          SimulationSettings(algorithm, bound.steps, StoppingRule(30, 1e-8)))
+        assert bound.metrics(result.x, result.u)["min_gap"] >= 2.0 - 1e-6, algorithm
+        assert result.violation.max() < 1e-6
+        # every planned (predicted) gap of every step respects it as well
+        gaps = np.stack([platoon_signals(bound.model, result.plan_states[k])[0] for k in range(bound.steps)])
+        assert gaps.min() >= 2.0 - 1e-6, algorithm
+    assert problem.terminal_set is None
+
+
+def test_bidirectional_topology_couples_the_cost_and_admm_refuses_it() -> None:
+    scenario = scenario_with(**{"model.vehicles.topology": "bidirectional", "controller.coupling_weight": 2.0})
+    design = scenario.design()
+    assert np.any(design.Q[2:5, 5:8])   # follower 1 and 2 spacing errors coupled
+    with pytest.raises(ValueError, match="admm.*objective coupling.*1–2"):
+        build_agents(dataclasses.replace(design, separable_terminal_cost=True), "admm", StoppingRule())
+    result = simulate(design, scenario.plant(), scenario.initial_state,
+                      SimulationSettings("gauss_seidel", 30, scenario.controller.stopping))
+    assert result.violation.max() < 1e-6
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ({"model.vehicles.count": 101}, r"model\.vehicles\.count: 101 is not allowed: must be ≤ 100"),
+    ({"model.vehicles.topology": "ring"}, r"model\.vehicles\.topology: 'ring' is not allowed: must be one of predecessor_follower, bidirectional"),
+    ({"model.speed_profile": [[0, 20], [1, 10]]}, r"model\.speed_profile\[1\]: slope -10 m/s² is not allowed: .*within \[-5\.0, 2\.5\]"),
+    ({"model.speed_profile": [[0, 20], [0, 10]]}, r"model\.speed_profile\[1\]\[0\]: 0(\.0)? is not allowed: times must increase"),
+    ({"simulation.initial_state": [[20, 0], [1.0, 20, 0], [17, 20, 0], [17, 20, 0], [17, 20, 0], [17, 20, 0]]},
+     r"simulation\.initial_state\[1\]\[0\]: gap 1\.0 is not allowed: below the minimum gap 2\.0"),
+    ({"model.vehicles.standstill_gap": 1.0}, r"standstill_gap: 1\.0 is not allowed: must be ≥ min_gap"),
+    ({"controller.coupling_weight": 1.0}, r"controller\.coupling_weight: 1\.0 is not allowed with topology predecessor_follower"),
+    ({"controller.terminal_set": True}, r"controller\.terminal_set: true is not allowed for a platoon"),
+    ({"simulation.disturbance_bound": {"p": 0.1}}, r"simulation\.disturbance_bound\.p: unknown state; allowed: a, e, v"),
+    ({"controller.state_weight": [1.0]}, r"controller\.state_weight: unknown field"),
+])
+def test_bad_platoon_files_name_the_field(changes, expected) -> None:
+    with pytest.raises(ScenarioError, match=expected):
+        scenario_with(**changes)
+
+
+def test_disturbance_bound_by_state_name() -> None:
+    scenario = scenario_with(**{"simulation.disturbance_bound": {"v": 0.02, "a": 0.1}})
+    bound = scenario.disturbance_bound
+    assert bound.size == scenario.plant().n_x
+    np.testing.assert_allclose(bound[:2], [0.02, 0.1])          # leader (v, a)
+    np.testing.assert_allclose(bound[2:5], [0.0, 0.02, 0.1])    # follower (e, v, a)
+
+
+@pytest.mark.slow
+def test_hundred_vehicles_build_and_run() -> None:
+    scenario = scenario_with(**{"model.vehicles.count": 100, "model.vehicles.time_constant": 0.4,
+                                "controller.horizon": 10, "simulation.steps": 3})
+    result = simulate(scenario.design(), scenario.plant(), scenario.initial_state,
+                      SimulationSettings("gauss_seidel", 3, StoppingRule(2, 1e-6)))
+    assert result.x.shape == (4, 2 + 3 * 99) and np.all(np.isfinite(result.x))
+    assert result.violation.max() < 1e-6
