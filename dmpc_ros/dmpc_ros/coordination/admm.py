@@ -1,7 +1,8 @@
 """ADMM DMPC with neighbour-to-neighbour communication only (consensus on the coupling variables).
 
 Agent i optimizes its own trajectory w_i = (x_i, u_i) and local copies c_ij of the parts of its in-neighbours'
-trajectories that enter its dynamics (x_j over k = 0..N−1 where A_ij ≠ 0, u_j where B_ij ≠ 0). Every copy
+trajectories that enter its dynamics (x_j over k = 0..N−1 where A_ij ≠ 0, u_j where B_ij ≠ 0) or its cost (x_j of
+every coupling term it owns: objective coupling, e.g. formation edges). Every copy
 pair (owner j's segment, holder i's copy) agrees through an edge variable z_e, with one multiplier at each end
 (λ_own held by j, λ_copy held by i) — the edge-based consensus form of ADMM. One negotiation iteration p:
   z-update   z_e = ½[(ŵ + λ_own/ρ) + (ĉ + λ_copy/ρ)]  from both ends' values of iteration p−1 (ŵ, ĉ
@@ -17,11 +18,12 @@ centralized optimum of the problem with a separable terminal cost (Σ_i x_i,N' P
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.linalg import block_diag
 
-from ..mpc.condensed import prediction_matrices, reference_term
+from ..mpc.condensed import prediction_matrices
 from ..mpc.qp import DenseQP
 from ..mpc.terminal import lqr_terminal
 from .base import Agent, StepStatistics, StoppingRule
@@ -71,13 +73,21 @@ class AdmmAgent(Agent):
         xs, us = system.state_slice(i), system.input_slice(i)
         self.n, self.m = system.subsystems[i].n_x, system.subsystems[i].n_u
         self.own_cost = cost.block(xs, us)
-        # Coupling segments: copies this agent holds (in-edges) and own segments others copy (out-edges).
+        self.reference = cost.reference
+        # Coupling segments: copies this agent holds (in-edges) and own segments others copy (out-edges):
+        # neighbours' states/inputs entering the own dynamics, and states of the other agent of every cost
+        # term this agent owns.
+        owned = [t for t in design.coupling_terms if t.owner == i]
+        cost_in = {t.other for t in owned}
+        cost_out = {t.owner for t in design.coupling_terms if t.other == i}
         self.copies = [Segment(j, kind, size) for j in range(system.num_agents) if j != i
-                       for kind, block, size in (("x", system.A[i][j], system.subsystems[j].n_x),
-                                                 ("u", system.B[i][j], system.subsystems[j].n_u)) if np.any(block)]
+                       for kind, coupled, size in (("x", np.any(system.A[i][j]) or j in cost_in, system.subsystems[j].n_x),
+                                                   ("u", np.any(system.B[i][j]), system.subsystems[j].n_u)) if coupled]
         self.copied = [(k, kind) for k in range(system.num_agents) if k != i
-                       for kind, block in (("x", system.A[k][i]), ("u", system.B[k][i])) if np.any(block)]
-        self.required_plans = frozenset({s.owner for s in self.copies} | {k for k, _ in self.copied})
+                       for kind, coupled in (("x", np.any(system.A[k][i]) or k in cost_out),
+                                             ("u", np.any(system.B[k][i]))) if coupled]
+        self.required_plans = frozenset({s.owner for s in self.copies} | {k for k, _ in self.copied}
+                                        | (design.collision.partners(i) if design.collision else set()))
 
         # Decision vector v, time-major: v(k) = [u_i(k), copy_1(k), copy_2(k), ...].
         widths = [self.m] + [s.size for s in self.copies]
@@ -91,17 +101,19 @@ class AdmmAgent(Agent):
         self.Phi, self.Gamma = prediction_matrices(system.A[i][i], E, N)   # x_i(1..N) = Φ x_i(0) + Γ v
         nv = N * self.step_width
 
-        # Quadratic cost in v (own cost, P_ii terminal) + ρ-terms, built once; only the linear term changes.
-        Qbar = np.kron(np.eye(N), cost.Q[xs, xs])
-        Qbar[-self.n:, -self.n:] = cost.P[xs, xs]
+        # Local cost in v: the own block of Q's separable remainder plus the owned pair terms, on the local
+        # state s_k = (x_i(k), copies of the term partners' x_j(k)) for k = 1..N−1, and x_i(N)' P_ii x_i(N);
+        # built once with the ρ-terms; only the linear term changes.
         Su = np.zeros((N * self.m, nv))
         Su[np.arange(N * self.m), self.u_index] = 1.0
-        Rbar = np.kron(np.eye(N), cost.R[us, us])
         self.Su = Su
-        self.H_cost = 2.0 * (self.Gamma.T @ Qbar @ self.Gamma + Su.T @ Rbar @ Su)
+        Psi, psi, Qbar, self.local_states = self._local_cost_maps(design, cost, owned)
+        Rbar = np.kron(np.eye(N), cost.R[us, us])
+        self.H_cost = 2.0 * (Psi.T @ Qbar @ Psi + Su.T @ Rbar @ Su)
         # Linear cost term F x_i(0) + c(t), fixed matrices (x_i(0), the reference window, z and λ change).
-        self.F_cost = 2.0 * self.Gamma.T @ Qbar @ self.Phi
-        self.Lx_cost, self.Lu_cost = -2.0 * self.Gamma.T @ Qbar, -2.0 * Su.T @ Rbar
+        self.F_cost = 2.0 * Psi.T @ Qbar @ psi
+        self.Lx_cost, self.Lu_cost = -2.0 * Psi.T @ Qbar, -2.0 * Su.T @ Rbar
+        self.input_columns = us
         # Own segments others copy: segment = T v + C x_i(0), one map per kind ('x', 'u').
         self.segment_maps = {kind: self._own_segment_maps(kind) for kind in {kind for _, kind in self.copied}}
         # Penalty ρ_e per edge; both ends of an edge adapt it identically (residual balancing).
@@ -132,9 +144,10 @@ class AdmmAgent(Agent):
         fixed_rows = np.zeros((self.fixed_index.size, nv))
         fixed_rows[np.arange(self.fixed_index.size), self.fixed_index] = 1.0
         self.inequality_rows = np.vstack([self.state_rows, self.input_rows, self.mixed_rows])
-        A = np.vstack([self.inequality_rows, fixed_rows])
-        self.equality = np.r_[np.zeros(self.inequality_rows.shape[0], bool), np.ones(self.fixed_index.size, bool)]
-        self._A, self._backend = A, backend
+        self._fixed_rows, self._backend = fixed_rows, backend
+        # Rows valid for the current step only (collision half-planes): rows v ≤ upper − map x_i(0).
+        self.collision = design.collision
+        self.step_rows, self.step_upper = np.zeros((0, nv)), np.zeros(0)
         self.qp = self._build_qp()
         self.hx_stacked = np.tile(hx, N)
         self.hu_stacked = np.tile(hu, N)
@@ -150,6 +163,35 @@ class AdmmAgent(Agent):
         self._stats = StepStatistics()
         self._plan: Plan | None = None
 
+    def _local_cost_maps(self, design, cost, owned) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(Ψ, ψ, Q̄, plant indices of s): stacked local states [s_1; …; s_N] = Ψ v + ψ x_i(0) and their weight."""
+        system, N, i = self.system, self.N, self.agent_id
+        index_of = lambda j: np.arange(system.n_x)[system.state_slice(j)]  # noqa: E731
+        partners = sorted({t.other for t in owned})
+        states = np.concatenate([index_of(i)] + [index_of(j) for j in partners])
+        position = {j: self.n + sum(system.subsystems[p].n_x for p in partners[:q]) for q, j in enumerate(partners)}
+        n_loc, nv = states.size, N * self.step_width
+        W = np.zeros((n_loc, n_loc))
+        W[: self.n, : self.n] = design.separable_remainder()[system.state_slice(i), system.state_slice(i)]
+        for t in owned:
+            local = np.r_[np.arange(self.n), position[t.other] + np.arange(system.subsystems[t.other].n_x)]
+            W[np.ix_(local, local)] += t.W
+        Psi, psi = np.zeros((N * n_loc, nv)), np.zeros((N * n_loc, self.n))
+        copy_of = {s.owner: c for c, s in enumerate(self.copies) if s.kind == "x"}
+        for k in range(1, N + 1):
+            rows = slice((k - 1) * n_loc, k * n_loc)
+            Psi[rows][: self.n] = self.Gamma[(k - 1) * self.n:k * self.n]
+            psi[rows][: self.n] = self.Phi[(k - 1) * self.n:k * self.n]
+            if k < N:
+                for j in partners:
+                    size = system.subsystems[j].n_x
+                    columns = self.copy_index[copy_of[j]].reshape(N, size)[k]
+                    Psi[rows][position[j] + np.arange(size), columns] = 1.0
+        terminal = np.zeros((n_loc, n_loc))
+        terminal[: self.n, : self.n] = cost.P[system.state_slice(i), system.state_slice(i)]
+        Qbar = block_diag(*([W] * (N - 1) + [terminal]))
+        return Psi, psi, Qbar, states
+
     def _build_qp(self) -> DenseQP:
         """The local QP for the current edge penalties: own cost + ρ_e on every copy and copied own segment."""
         H = self.H_cost.copy()
@@ -159,7 +201,35 @@ class AdmmAgent(Agent):
         for k, kind in self.copied:
             T = self.segment_maps[kind][0]
             H += self.rho[("out", k, kind)] * T.T @ T
-        return DenseQP(H, self._A, self._backend, equalities=self.equality)
+        inequalities = np.vstack([self.inequality_rows, self.step_rows])
+        equality = np.r_[np.zeros(inequalities.shape[0], bool), np.ones(self._fixed_rows.shape[0], bool)]
+        return DenseQP(H, np.vstack([inequalities, self._fixed_rows]), self._backend, equalities=equality)
+
+    def _set_collision_rows(self, plans: Mapping[int, Plan]) -> None:
+        """This step's half-planes against each collision partner, from the warm starts both ends announced at
+        iteration 0 (own: the current v); a partner without a plan keeps no plane this step (counted)."""
+        own = self._states(self.v)
+        positions = np.full((self.N + 1, self.system.num_agents, 2), np.nan)
+        columns = list(self.collision.position_columns)
+        positions[:, self.agent_id] = own[:, columns]
+        pairs = []
+        for pair in self.collision.pairs:
+            if self.agent_id in pair:
+                other = pair[1] if pair[0] == self.agent_id else pair[0]
+                if other in plans:
+                    positions[:, other] = plans[other].states[:, columns]
+                    pairs.append(pair)
+                else:
+                    self._stats.fallbacks += 1
+        rows = [r for r in replace(self.collision, pairs=tuple(pairs)).halfplanes(positions) if r[0] == self.agent_id]
+        G = np.zeros((len(rows), self.n))
+        G[:, columns] = [a for _, _, a, _ in rows] if rows else np.zeros((0, 2))
+        step_of = [k for _, k, _, _ in rows]
+        blocks = [slice((k - 1) * self.n, k * self.n) for k in step_of]
+        self.step_rows = np.array([G[r] @ self.Gamma[blocks[r]] for r in range(len(rows))]).reshape(len(rows), -1)
+        self._step_x0 = np.array([G[r] @ self.Phi[blocks[r]] for r in range(len(rows))]).reshape(len(rows), self.n)
+        self._step_b = np.array([b for _, _, _, b in rows])
+        self.qp = self._build_qp()
 
     # -- maps ----------------------------------------------------------------------------------------
     def _own_segment_maps(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -213,6 +283,8 @@ class AdmmAgent(Agent):
             else:
                 usable[j] = plan
                 self.neighbour_x0[j] = plan.states[0]
+        if self.collision is not None and self.iteration == 1:
+            self._set_collision_rows(usable)
         # z- and λ-updates on every edge, from both ends' values of the previous iteration; an edge whose
         # other end is silent holds its consensus value.
         for c, s in enumerate(self.copies):
@@ -300,7 +372,9 @@ class AdmmAgent(Agent):
                 float(np.sum((z - z_previous) ** 2)))
 
     def _linear_term(self) -> np.ndarray:
-        q = self.F_cost @ self.x0 + reference_term(self.Lx_cost, self.Lu_cost, self.own_cost.reference, self.step, self.N)
+        x_ref, u_ref = self.reference.window(self.step, self.N)
+        q = self.F_cost @ self.x0 + self.Lx_cost @ x_ref[1:, self.local_states].ravel() \
+            + self.Lu_cost @ u_ref[:, self.input_columns].ravel()
         for c, s in enumerate(self.copies):
             key = ("in", s.owner, s.kind)
             z = self.z.get(key)
@@ -322,7 +396,8 @@ class AdmmAgent(Agent):
                 fixed.append(self.neighbour_x0.get(s.owner, np.zeros(s.size)))
         fixed_values = np.concatenate(fixed) if fixed else np.zeros(0)
         upper_mixed = self.mixed_h - self.mixed_x0 @ self.x0
-        upper = np.concatenate([upper_state, self.hu_stacked, upper_mixed, fixed_values])
+        upper_step = self._step_b - self._step_x0 @ self.x0 if self.step_rows.shape[0] else np.zeros(0)
+        upper = np.concatenate([upper_state, self.hu_stacked, upper_mixed, upper_step, fixed_values])
         lower = np.concatenate([np.full(upper.size - fixed_values.size, -np.inf), fixed_values])
         return lower, upper
 
@@ -354,7 +429,7 @@ class AdmmAgent(Agent):
         return self.v[self.u_index][: self.m].copy()
 
     def constraint_margin(self) -> float:
-        rows = self.inequality_rows
+        rows = np.vstack([self.inequality_rows, self.step_rows])
         if rows.shape[0] == 0:
             return np.inf
         lower, upper = self._bounds()

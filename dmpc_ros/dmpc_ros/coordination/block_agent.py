@@ -28,6 +28,7 @@ from ..mpc.agent_problem import AgentBlockQP
 from ..mpc.condensed import CondensedProblem
 from ..mpc.qp import DenseQP
 from .base import Agent, StepStatistics, StoppingRule
+from .collision import CollisionAvoidance
 from .plan import Plan
 
 FEASIBILITY_TOLERANCE = 1e-7  # constraint slack below which a view counts as infeasible [constraint units]
@@ -36,7 +37,7 @@ FEASIBILITY_TOLERANCE = 1e-7  # constraint slack below which a view counts as in
 class BlockUpdateAgent(Agent):
     def __init__(self, agent_id: int, problem: CondensedProblem, members: Sequence[int], block: AgentBlockQP,
                  terminal_gain: np.ndarray, weight: float, stopping: StoppingRule, order: Sequence[int] | None = None,
-                 required_plans: set[int] | None = None) -> None:
+                 required_plans: set[int] | None = None, collision: CollisionAvoidance | None = None) -> None:
         """members[j] is the global id of the problem's subsystem j (the problem may cover the whole plant or
         only this agent's subsystem); order is the update sequence for sequential (Gauss-Seidel) schemes."""
         if not 0 < weight <= 1:
@@ -66,6 +67,8 @@ class BlockUpdateAgent(Agent):
         self._stats = StepStatistics()
         self._plan: Plan | None = None
         self._projection: DenseQP | None = None
+        self.collision = collision
+        self._step_C, self._step_d = np.zeros((0, self.U.size)), np.zeros(0)   # this step's extra rows
 
     # -- contract ------------------------------------------------------------------------------------
     def needs_current_iteration(self, neighbour: int) -> bool:
@@ -110,8 +113,25 @@ class BlockUpdateAgent(Agent):
         if self.iteration == 1:
             # The common view every agent shares: measured states and warm starts (plans of iteration 0).
             self._apply_inbox(inbox, accept_step=self.step, newest_inputs=0, count=False)
+            if self.collision is not None:
+                self._set_collision_rows()
             self._recover_feasibility()
         self._apply_inbox(inbox, accept_step=self.step)
+
+    def _set_collision_rows(self) -> None:
+        """This step's separating half-planes from the common view (every agent computes the same ones)."""
+        problem = self.problem
+        system = problem.system
+        positions = self.collision.positions(system, problem.predict(self.x0, self.U))
+        G, g = self.collision.state_rows(positions, system.state_offsets, system.n_x)
+        self._step_C, self._step_d = G @ problem.Gamma, g - G @ problem.Phi @ self.x0
+        self.block.set_step_rows(self._step_C, self._step_d)
+        self._projection = None
+
+    def _slack(self) -> float:
+        """Smallest slack of the view over the problem's rows and this step's extra rows."""
+        extra = float(np.min(self._step_d - self._step_C @ self.U, initial=np.inf))
+        return min(self.problem.constraint_slack(self.x0, self.U), extra)
 
     def _linear_offset(self) -> np.ndarray | None:
         """An extra linear cost term on the own inputs (none here; prices in dual decomposition)."""
@@ -128,17 +148,18 @@ class BlockUpdateAgent(Agent):
         return self.U[self._input_index[self.agent_id]][: self._input_dim[self.agent_id]].copy()
 
     def constraint_margin(self) -> float:
-        return self.problem.constraint_slack(self.x0, self.U)
+        return self._slack()
 
     # -- view maintenance ----------------------------------------------------------------------------
     def _recover_feasibility(self) -> bool:
         """If the view violates a constraint, project it onto the feasible set; True if the view changed."""
         problem = self.problem
-        if problem.d0.size == 0 or problem.constraint_slack(self.x0, self.U) >= -FEASIBILITY_TOLERANCE:
+        if problem.d0.size + self._step_d.size == 0 or self._slack() >= -FEASIBILITY_TOLERANCE:
             return False
         if self._projection is None:
-            self._projection = DenseQP(2.0 * np.eye(self.U.size), problem.C, self.block.qp.backend)
-        upper = problem.d0 + problem.D @ self.x0
+            self._projection = DenseQP(2.0 * np.eye(self.U.size), np.vstack([problem.C, self._step_C]),
+                                       self.block.qp.backend)
+        upper = np.concatenate([problem.d0 + problem.D @ self.x0, self._step_d])
         projected = self._projection.solve(-2.0 * self.U, np.full(upper.size, -np.inf), upper)
         self._stats.solve_times.append(projected.solve_time)
         self._stats.fallbacks += 1

@@ -59,18 +59,28 @@ class CentralizedMPC:
             last = sp.hstack([sp.csc_matrix((terminal_set.h.size, N * n)), sp.csc_matrix(terminal_set.H),
                               sp.csc_matrix((terminal_set.h.size, N * m))])
             rows.append(last); upper.append(terminal_set.h)
-        A_all = sp.vstack(rows, format="csc")
-        self._b = np.concatenate(upper)
-        cones = [clarabel.ZeroConeT(num_x)]
-        if self._b.size > num_x:
-            cones.append(clarabel.NonnegativeConeT(self._b.size - num_x))
+        self._rows, self._upper, self._P, self._num_x = rows, upper, sp.triu(2.0 * P, format="csc"), num_x
         settings = clarabel.DefaultSettings()
         settings.verbose = False
         settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = tolerance
         settings.max_iter = 200
-        self._solver = clarabel.DefaultSolver(sp.triu(2.0 * P, format="csc"), self._linear_cost(0), A_all, self._b,
-                                              cones, settings)
-        self._q_step = 0
+        self._settings = settings
+        self._setup(np.zeros((0, N * n)), np.zeros(0), 0)
+
+    def _setup(self, G: np.ndarray, g: np.ndarray, step: int) -> None:
+        """(Re)build the solver with extra rows G [x_1; …; x_N] ≤ g for this step (none: G has no rows)."""
+        rows, upper = list(self._rows), list(self._upper)
+        if g.size:
+            rows.append(sp.hstack([sp.csc_matrix((g.size, self.n)), sp.csc_matrix(G),
+                                   sp.csc_matrix((g.size, self.horizon * self.m))]))
+            upper.append(g)
+        A_all = sp.vstack(rows, format="csc")
+        self._b = np.concatenate(upper)
+        cones = [clarabel.ZeroConeT(self._num_x)]
+        if self._b.size > self._num_x:
+            cones.append(clarabel.NonnegativeConeT(self._b.size - self._num_x))
+        self._solver = clarabel.DefaultSolver(self._P, self._linear_cost(step), A_all, self._b, cones, self._settings)
+        self._q_step, self._extra_rows = step, g.size
         self.last_solve_time = 0.0
         self.last_status = ""
 
@@ -80,9 +90,13 @@ class CentralizedMPC:
         x_ref, u_ref = cost.reference.window(step, self.horizon)
         return -2.0 * np.concatenate([(x_ref[:-1] @ cost.Q.T).ravel(), cost.P @ x_ref[-1], (u_ref @ cost.R.T).ravel()])
 
-    def solve(self, x0: np.ndarray, step: int = 0) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(states N+1 × n, inputs N × m, ok) of the optimal plan from x0 at control step `step`."""
+    def solve(self, x0: np.ndarray, step: int = 0,
+              extra: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(states N+1 × n, inputs N × m, ok) of the optimal plan from x0 at control step `step`, with optional
+        rows G [x_1; …; x_N] ≤ g valid for this step only (e.g. collision half-planes)."""
         n, N = self.n, self.horizon
+        if extra is not None or self._extra_rows:
+            self._setup(*(extra if extra is not None else (np.zeros((0, N * n)), np.zeros(0))), step)
         self._b[:n] = -x0
         if step != self._q_step:
             self._solver.update(q=self._linear_cost(step))

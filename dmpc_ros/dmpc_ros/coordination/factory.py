@@ -1,7 +1,7 @@
 """Build the agents of a coordination algorithm from one controller design (model, cost, horizon)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -9,12 +9,15 @@ from scipy.linalg import block_diag
 
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.agent_problem import AgentBlockQP
+from ..models.linear import CouplingTerm
 from ..mpc.condensed import CondensedProblem, QuadraticCost, objective_couplings
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
 from .admm import AdmmAgent, AdmmSettings
 from .base import Agent, StoppingRule
 from .block_agent import BlockUpdateAgent
+from .collision import CollisionAvoidance
+from .consensus import CentreConsensus, CentreConsensusAgent
 from .dual_decomposition import DualDecompositionAgent, check_decoupled, dual_step_size, shared_constraint_maps
 
 ALGORITHMS = ("centralized", "decentralized", "noncooperative", "jacobi", "gauss_seidel", "admm", "dual_decomposition")
@@ -31,6 +34,17 @@ class ControllerDesign:
     reference: ReferenceTrajectory
     use_terminal_set: bool = False
     separable_terminal_cost: bool = False   # keep only the agents' diagonal blocks of the DARE solution
+    coupling_terms: tuple[CouplingTerm, ...] = ()   # how Q's couplings split into PSD pair terms (for ADMM)
+    collision: CollisionAvoidance | None = None     # separating half-planes between robot pairs, per step
+    centre_consensus: CentreConsensus | None = None  # agents agree on the formation centre before the MPC
+
+    def in_agreed_frame(self) -> "ControllerDesign":
+        """The design the MPC agents use behind a centre consensus: reference relative to the agreed centre."""
+        return replace(self, reference=self.centre_consensus.reference, centre_consensus=None)
+
+    def separable_remainder(self) -> np.ndarray:
+        """Q minus the coupling terms: what is left must be block diagonal (each agent's own weight)."""
+        return self.Q - sum((t.embed(self.system) for t in self.coupling_terms), np.zeros_like(self.Q))
 
     @cached_property
     def lqr(self) -> tuple[np.ndarray, np.ndarray]:
@@ -102,9 +116,17 @@ def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRul
                  admm: AdmmSettings = AdmmSettings()) -> list[Agent]:
     """Agents of `algorithm`, one per subsystem, sharing one condensed problem (in-process simulation)."""
     check_algorithm(design, algorithm, weights)
+    if design.centre_consensus is not None:
+        inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, None, admm)
+        return [wrap_in_consensus(design, agent) for agent in inner]
     problem = None if algorithm in ("decentralized", "admm", "dual_decomposition") else (problem or design.condensed())
     return [build_agent(design, algorithm, i, stopping, backend, weights, problem, admm)
             for i in range(design.system.num_agents)]
+
+
+def wrap_in_consensus(design: ControllerDesign, agent: Agent) -> Agent:
+    sub = design.system.subsystems[agent.agent_id]
+    return CentreConsensusAgent(agent, design.centre_consensus, design.horizon, sub.n_u)
 
 
 def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[float] | None) -> None:
@@ -126,6 +148,9 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
                 problem: CondensedProblem | None = None, admm: AdmmSettings = AdmmSettings()) -> Agent:
     """The agent `agent_id` of `algorithm` (what one ROS agent node builds for itself)."""
     check_algorithm(design, algorithm, weights)
+    if design.centre_consensus is not None:
+        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, None, admm)
+        return wrap_in_consensus(design, inner)
     M = design.system.num_agents
     if algorithm == "dual_decomposition":
         maps, bound = shared_constraint_maps(design)
@@ -139,11 +164,11 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
         if not design.separable_terminal_cost:
             raise ValueError("algorithm 'admm' splits the cost by agent: the design needs separable_terminal_cost=True "
                              "(scenarios set it for admm, so the centralized reference solves the same problem)")
-        coupled = objective_couplings(design.system, design.Q)
-        if coupled:
-            raise ValueError(f"algorithm 'admm' does not handle objective coupling yet: the cost couples agents "
-                             f"{', '.join(f'{i}–{j}' for i, j in coupled[:4])}; use jacobi or gauss_seidel "
-                             f"(or a topology without coupled cost terms)")
+        uncovered = objective_couplings(design.system, design.separable_remainder())
+        if uncovered:
+            raise ValueError(f"algorithm 'admm' needs every objective coupling given as a positive semidefinite pair "
+                             f"term (ControllerDesign.coupling_terms); the cost couples agents "
+                             f"{', '.join(f'{i}–{j}' for i, j in uncovered[:4])} without one")
         return AdmmAgent(agent_id, design, stopping, admm, backend)
     if algorithm == "decentralized":
         local = design.local_design(agent_id)
@@ -155,5 +180,8 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
     weight = (weights[agent_id] if weights is not None else (1.0 / M if algorithm == "jacobi" else 1.0))
     objective, constraints = ("own", "own") if algorithm == "noncooperative" else ("plant", "affected")
     order = list(range(M)) if algorithm == "gauss_seidel" else None
-    return BlockUpdateAgent(agent_id, problem, list(range(M)), AgentBlockQP(problem, agent_id, objective, constraints, backend),
-                            design.terminal_gain(), weight, stopping, order=order)
+    block = AgentBlockQP(problem, agent_id, objective, constraints, backend)
+    required = None if design.collision is None else \
+        block.interacting_agents() | design.collision.partners(agent_id)
+    return BlockUpdateAgent(agent_id, problem, list(range(M)), block, design.terminal_gain(), weight, stopping,
+                            order=order, required_plans=required, collision=design.collision)

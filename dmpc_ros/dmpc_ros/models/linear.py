@@ -61,6 +61,25 @@ class Subsystem:
 
 
 @dataclass(frozen=True)
+class CouplingTerm:
+    """A positive semidefinite stage-cost term on two agents' states, (x_o − x̄_o; x_j − x̄_j)' W (…), that the
+    `owner` o evaluates for the pair (e.g. a formation edge ‖p_o − p_j − (c_o − c_j)‖²). Schemes that split the
+    cost by agent (ADMM) give each term to its owner, who holds a copy of the other agent's states."""
+
+    owner: int
+    other: int
+    W: np.ndarray      # (n_o + n_j) × (n_o + n_j)
+
+    def embed(self, system: CoupledLinearSystem) -> np.ndarray:
+        """The term as a plant-wide n × n matrix."""
+        index = np.r_[np.arange(system.n_x)[system.state_slice(self.owner)],
+                      np.arange(system.n_x)[system.state_slice(self.other)]]
+        full = np.zeros((system.n_x, system.n_x))
+        full[np.ix_(index, index)] = self.W
+        return full
+
+
+@dataclass(frozen=True)
 class CoupledLinearSystem:
     """Discrete-time coupled linear system in block form; A[i][j] = A_ij (n_x_i × n_x_j), B[i][j] = B_ij."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .linear import CoupledLinearSystem, MixedConstraint, PolytopicConstraint, Subsystem, discretize_zoh
+from .linear import CoupledLinearSystem, CouplingTerm, MixedConstraint, PolytopicConstraint, Subsystem, discretize_zoh
 
 TOPOLOGIES = ("predecessor_follower", "bidirectional")
 
@@ -101,10 +101,11 @@ class Platoon:
         return CoupledLinearSystem.from_full(self.subsystems(), A, B, sample_time, coupling_tolerance)
 
     def weights(self, spacing: float, speed: float, acceleration: float, input_weight: float,
-                coupling: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                coupling: float = 0.0) -> tuple[np.ndarray, np.ndarray, tuple[CouplingTerm, ...]]:
         """Plant-wide (Q, R): leader speed (v_0 − v̄)², followers' spacing error δ_i² and speed (v_i − v̄)²,
         everyone's a_i² and (u_i − ū)²; the bidirectional topology adds coupling·(δ_i − δ_{i+1})² so a vehicle
-        also weighs the gap behind it (an objective coupling between neighbours)."""
+        also weighs the gap behind it (an objective coupling between neighbours, returned as pair terms owned
+        by the vehicle in front)."""
         M = self.num_agents
         offsets = self.state_offsets
         Q = np.zeros((offsets[-1], offsets[-1]))
@@ -115,13 +116,13 @@ class Platoon:
                 Q[s, s] += np.diag([speed, acceleration])
             else:
                 Q[s, s] += spacing * np.outer(c, c) + np.diag([0.0, speed, acceleration])
-        if self.topology == "bidirectional":
+        terms = []
+        if self.topology == "bidirectional" and coupling > 0:
             for i in range(1, M - 1):
-                row = np.zeros(offsets[-1])
-                row[offsets[i]:offsets[i + 1]] = c
-                row[offsets[i + 1]:offsets[i + 2]] = -c
-                Q += coupling * np.outer(row, row)
-        return Q, input_weight * np.eye(M)
+                pair = np.r_[c, -c]
+                terms.append(CouplingTerm(i, i + 1, coupling * np.outer(pair, pair)))
+                Q[offsets[i]:offsets[i + 2], offsets[i]:offsets[i + 2]] += terms[-1].W
+        return Q, input_weight * np.eye(M), tuple(terms)
 
     def reference_states(self, leader_speed: np.ndarray, leader_acceleration: np.ndarray,
                          sample_time: float) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,15 @@ class AgentBlockQP:
             raise ValueError(f"constraints '{constraints}' unknown: allowed affected, own")
         self.C_i, self.C_o = C_own[rows], problem.C[rows][:, self.other]
         self.d0, self.D = problem.d0[rows], problem.D[rows]
-        self.qp = DenseQP(self.H_ii, self.C_i, backend)
+        self.backend = backend
+        self.set_step_rows(np.zeros((0, problem.H.shape[0])), np.zeros(0))
+
+    def set_step_rows(self, C: np.ndarray, d: np.ndarray) -> None:
+        """Rows C U ≤ d that hold for the current control step only (e.g. collision half-planes), on the
+        plant-wide U; the ones the own inputs affect join the QP (its matrices are rebuilt)."""
+        affected = np.flatnonzero(np.max(np.abs(C[:, self.own]), axis=1, initial=0.0) > ZERO_TOLERANCE)
+        self.Ce_i, self.Ce_o, self.de = C[affected][:, self.own], C[affected][:, self.other], d[affected]
+        self.qp = DenseQP(self.H_ii, np.vstack([self.C_i, self.Ce_i]), self.backend)
 
     def interacting_agents(self) -> set[int]:
         """Agents whose inputs or initial states enter this block's QP data (whose plans the agent needs)."""
@@ -74,7 +82,7 @@ class AgentBlockQP:
         q = self.F_i @ x0 + self.reference_offset(step) + self.H_io @ U_other
         if extra_linear is not None:
             q = q + extra_linear
-        upper = self.d0 + self.D @ x0 - self.C_o @ U_other
+        upper = np.concatenate([self.d0 + self.D @ x0 - self.C_o @ U_other, self.de - self.Ce_o @ U_other])
         return self.qp.solve(q, np.full(upper.size, -np.inf), upper, warm_start)
 
 

@@ -14,8 +14,12 @@ import yaml
 from scipy.linalg import block_diag
 
 from ..coordination import ALGORITHMS, AdmmSettings, ControllerDesign, StoppingRule
+from ..coordination.collision import CollisionAvoidance
+from ..coordination.consensus import CentreConsensus, check_step_size
 from ..models import CoupledLinearSystem, MassSpringChain
+from ..models.formation import CentrePath, Formation, formation_metrics
 from ..models.platoon import TOPOLOGIES, Platoon, SpeedProfile, platoon_metrics
+from ..models.linear import CouplingTerm
 from ..mpc.qp import BACKENDS
 from ..mpc.reference import ReferenceTrajectory
 from .validation import (ScenarioError, check_number, choice, number, per_agent, reject_unknown, section,
@@ -38,6 +42,8 @@ class ControllerSettings:
     Q: np.ndarray
     R: np.ndarray
     position_reference: tuple[float, ...] = ()   # setpoint per mass [m] (velocity setpoint 0)
+    coupling_terms: tuple[CouplingTerm, ...] = ()  # Q's couplings as PSD pair terms (bidirectional platoon, formation)
+    consensus: ConsensusSettings | None = None     # formation: agree on the centre first
     admm: AdmmSettings = AdmmSettings()
 
     @property
@@ -49,7 +55,7 @@ class ControllerSettings:
 class Scenario:
     name: str
     description: str
-    model: MassSpringChain | Platoon
+    model: MassSpringChain | Platoon | Formation
     sample_time: float
     coupling_tolerance: float
     controller: ControllerSettings
@@ -61,6 +67,7 @@ class Scenario:
     drop_probability: float
     network_seed: int
     speed_profile: SpeedProfile | None = None   # platoon: the leader's reference speed
+    centre_path: CentrePath | None = None       # formation: the centre's path relative to its start
     source: str = field(default="", compare=False)
 
     @property
@@ -79,15 +86,40 @@ class Scenario:
         reference = self.reference_trajectory(model)
         # ADMM splits the cost by agent, so the scenario's problem (and its centralized reference) then uses
         # the separable terminal cost Σ x_i,N' P_ii x_i,N.
+        collision = consensus = None
+        if isinstance(self.model, Formation):
+            collision = CollisionAvoidance(self.model.edges, self.model.min_distance)
+            settings = self.controller.consensus
+            if settings is not None:
+                relative = ReferenceTrajectory(*self.model.reference(self.centre_path, self.sample_time, self.reference_length))
+                consensus = CentreConsensus(self.model.edges, self.model.offsets, settings.step_size, settings.rounds,
+                                            relative, settings.tolerance)
         return ControllerDesign(model, self.controller.Q, self.controller.R, self.controller.horizon,
                                 reference, self.controller.terminal_set,
-                                separable_terminal_cost=self.controller.algorithm == "admm")
+                                separable_terminal_cost=self.controller.algorithm == "admm",
+                                coupling_terms=self.controller.coupling_terms, collision=collision,
+                                centre_consensus=consensus)
+
+    @property
+    def reference_length(self) -> int:
+        """Reference samples: the run plus one horizon of preview."""
+        return self.steps + self.controller.horizon + 1
+
+    def formation_anchor(self) -> np.ndarray:
+        """Where the centre path starts: the average of the centres the robots' initial positions imply (the
+        value the centre consensus converges to)."""
+        positions = self.initial_state.reshape(-1, 4)[:, :2]
+        return np.mean(positions - np.asarray(self.model.offsets), axis=0)
 
     def reference_trajectory(self, model: CoupledLinearSystem) -> ReferenceTrajectory:
         """The setpoints every agent knows: the platoon's ideal trajectory along the speed profile (sampled
         for the run plus one horizon of preview), or the chain's constant position setpoints."""
+        if isinstance(self.model, Formation):
+            states, inputs = self.model.reference(self.centre_path, self.sample_time, self.reference_length)
+            states = states + np.tile(np.r_[self.formation_anchor(), 0.0, 0.0], self.num_agents)
+            return ReferenceTrajectory(states, inputs)
         if isinstance(self.model, Platoon):
-            speed, acceleration = self.speed_profile.sample(self.sample_time, self.steps + self.controller.horizon + 1)
+            speed, acceleration = self.speed_profile.sample(self.sample_time, self.reference_length)
             return ReferenceTrajectory(*self.model.reference_states(speed, acceleration, self.sample_time))
         return ReferenceTrajectory.constant(*self.reference(model))
 
@@ -96,6 +128,8 @@ class Scenario:
         if isinstance(self.model, Platoon):
             leader_speed = self.reference_trajectory(self.prediction_model()).states[:, 0]
             return platoon_metrics(self.model, x, u, leader_speed)
+        if isinstance(self.model, Formation):
+            return formation_metrics(self.model, x, self.sample_time)
         return {}
 
     def reference(self, model: CoupledLinearSystem) -> tuple[np.ndarray, np.ndarray]:
@@ -176,15 +210,23 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
     controller = section(data, "", "controller", required=True)
     reject_unknown(controller, "controller.", {"algorithm", "horizon", "max_iterations", "tolerance", "solver",
                                                "weights", "terminal_set", "admm"} | CONTROLLER_FIELDS[kind])
+    path = None
     if kind == "mass_spring_chain":
         plant_model = parse_chain(section(model, "model.", "masses", required=True))
         profile = None
         Q, R, extra = parse_chain_weights(controller, plant_model)
+    elif kind == "formation":
+        plant_model = parse_formation(section(model, "model.", "robots", required=True), sample_time)
+        path, profile = parse_centre_path(model.get("path")), None
+        Q, R, terms = parse_formation_weights(controller, plant_model)
+        centre = choice(model, "model.", "centre", ("consensus", "known"), default="consensus")
+        extra = {"coupling_terms": terms, "consensus": parse_consensus(section(controller, "controller.", "consensus"),
+                                                                        plant_model) if centre == "consensus" else None}
     else:
         plant_model = parse_platoon(section(model, "model.", "vehicles", required=True))
         profile = parse_speed_profile(model.get("speed_profile"), plant_model)
-        Q, R = parse_platoon_weights(controller, plant_model)
-        extra = {}
+        Q, R, terms = parse_platoon_weights(controller, plant_model)
+        extra = {"coupling_terms": terms}
     M = plant_model.num_agents
     weights = controller.get("weights")
     if weights is not None:
@@ -199,7 +241,7 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         terminal_set=bool(controller.get("terminal_set", False)),
         Q=Q, R=R, admm=parse_admm(section(controller, "controller.", "admm")), **extra,
     )
-    if settings.terminal_set and profile is not None:
+    if settings.terminal_set and (profile is not None or path is not None):
         raise ScenarioError("controller.terminal_set: true is not allowed for a platoon: its reference changes "
                             "along the speed profile and a terminal set is built around one setpoint")
     if np.min(np.diag(settings.R)) <= 0:
@@ -209,7 +251,9 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
     reject_unknown(simulation, "simulation.", {"steps", "initial_state", "disturbance_bound", "disturbance_seed"})
     steps = number(simulation, "simulation.", "steps", default=50, minimum=1, maximum=1_000_000, integer=True)
     subsystems = plant_model.subsystems()
-    if isinstance(plant_model, Platoon):
+    if isinstance(plant_model, Formation):
+        x0 = parse_rows(simulation.get("initial_state"), "simulation.initial_state", M, ("px", "py", "vx", "vy"))
+    elif isinstance(plant_model, Platoon):
         x0 = parse_platoon_initial_state(simulation.get("initial_state", "equilibrium"), plant_model, profile,
                                          sample_time)
     else:
@@ -227,13 +271,15 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         network_delay=number(network, "network.", "delay", default=0, minimum=0, maximum=1000, integer=True),
         drop_probability=number(network, "network.", "drop_probability", default=0.0, minimum=0.0, maximum=0.99),
         network_seed=number(network, "network.", "seed", default=0, minimum=0, integer=True),
-        speed_profile=profile, source=source,
+        speed_profile=profile, centre_path=path, source=source,
     )
 
 
-MODEL_TYPES = ("mass_spring_chain", "platoon")
-MODEL_FIELDS = {"mass_spring_chain": {"masses"}, "platoon": {"vehicles", "speed_profile"}}
+MODEL_TYPES = ("mass_spring_chain", "platoon", "formation")
+MODEL_FIELDS = {"mass_spring_chain": {"masses"}, "platoon": {"vehicles", "speed_profile"},
+                "formation": {"robots", "path", "centre"}}
 CONTROLLER_FIELDS = {"mass_spring_chain": {"state_weight", "input_weight", "position_reference"},
+                     "formation": {"formation_weight", "tracking_weight", "velocity_weight", "input_weight", "consensus"},
                      "platoon": {"spacing_weight", "speed_weight", "acceleration_weight", "input_weight",
                                  "coupling_weight"}}
 
@@ -276,7 +322,7 @@ def parse_platoon(vehicles: dict) -> Platoon:
     return platoon
 
 
-def parse_platoon_weights(controller: dict, platoon: Platoon) -> tuple[np.ndarray, np.ndarray]:
+def parse_platoon_weights(controller: dict, platoon: Platoon) -> tuple[np.ndarray, np.ndarray, tuple]:
     path = "controller."
     nonnegative = dict(minimum=0.0)
     weights = dict(
@@ -331,6 +377,105 @@ def parse_platoon_initial_state(value: object, platoon: Platoon, profile: SpeedP
         rows.extend(check_number(v, f"{name}[{i}][{j}]") for j, v in enumerate(entry))
         if i > 0 and entry[0] < platoon.min_gap:
             raise ScenarioError(f"{name}[{i}][0]: gap {entry[0]} is not allowed: below the minimum gap {platoon.min_gap} m")
+    return np.asarray(rows, float)
+
+
+@dataclass(frozen=True)
+class ConsensusSettings:
+    step_size: float
+    rounds: int
+    tolerance: float
+
+
+def parse_formation(robots: dict, sample_time: float) -> Formation:
+    path = "model.robots."
+    reject_unknown(robots, path, {"count", "shape", "shape_after", "switch_time", "graph", "speed_limit",
+                                  "acceleration_limit", "min_distance"})
+    M = number(robots, path, "count", minimum=2, maximum=MAX_AGENTS, integer=True)
+    shape = parse_rows(robots.get("shape"), f"{path}shape", M, ("x", "y")).reshape(M, 2)
+    after = parse_rows(robots.get("shape_after", robots.get("shape")), f"{path}shape_after", M, ("x", "y")).reshape(M, 2)
+    edges = parse_graph(robots.get("graph", "ring"), f"{path}graph", M)
+    formation = Formation(
+        offsets=tuple(map(tuple, shape)), offsets_after=tuple(map(tuple, after)),
+        switch_time=number(robots, path, "switch_time", default=float("inf"), minimum=0.0), edges=edges,
+        speed_limit=number(robots, path, "speed_limit", default=1.0, minimum=0.0, strict_minimum=True),
+        acceleration_limit=number(robots, path, "acceleration_limit", default=1.0, minimum=0.0, strict_minimum=True),
+        min_distance=number(robots, path, "min_distance", default=0.5, minimum=0.0),
+    )
+    for name, offsets in (("shape", shape), ("shape_after", after)):
+        for a, b in edges:
+            if np.linalg.norm(offsets[a] - offsets[b]) < formation.min_distance:
+                raise ScenarioError(f"{path}{name}: robots {a} and {b} are {np.linalg.norm(offsets[a] - offsets[b]):.3g} m "
+                                    f"apart in the formation, closer than min_distance {formation.min_distance} m")
+    return formation
+
+
+def parse_graph(value: object, name: str, count: int) -> tuple[tuple[int, int], ...]:
+    """'ring', 'complete', 'path' or a list of [i, j] edges (0 ≤ i, j < count, i ≠ j)."""
+    if value == "ring":
+        return tuple(sorted({tuple(sorted((i, (i + 1) % count))) for i in range(count)}))
+    if value == "path":
+        return tuple((i, i + 1) for i in range(count - 1))
+    if value == "complete":
+        return tuple((i, j) for i in range(count) for j in range(i + 1, count))
+    if not isinstance(value, list) or not value:
+        raise ScenarioError(f"{name}: {value!r} is not allowed: ring, path, complete or a list of [i, j] edges")
+    edges = set()
+    for e, edge in enumerate(value):
+        if not (isinstance(edge, list) and len(edge) == 2 and all(isinstance(v, int) and 0 <= v < count for v in edge)
+                and edge[0] != edge[1]):
+            raise ScenarioError(f"{name}[{e}]: {edge!r} is not allowed: must be [i, j] with two different robots in 0..{count - 1}")
+        edges.add(tuple(sorted(edge)))
+    return tuple(sorted(edges))
+
+
+def parse_centre_path(value: object) -> CentrePath:
+    name = "model.path"
+    if value is None:
+        return CentrePath(((0.0, 0.0, 0.0),))
+    rows = parse_rows(value, name, len(value) if isinstance(value, list) else -1, ("t", "x", "y")).reshape(-1, 3)
+    if rows[0, 0] != 0.0 or rows[0, 1] != 0.0 or rows[0, 2] != 0.0:
+        raise ScenarioError(f"{name}[0]: {value[0]!r} is not allowed: the path starts at [0, 0, 0] (time 0 at the "
+                            f"agreed centre); later knots are relative to it")
+    for i in range(1, rows.shape[0]):
+        if rows[i, 0] <= rows[i - 1, 0]:
+            raise ScenarioError(f"{name}[{i}][0]: {rows[i, 0]} is not allowed: times must increase strictly")
+    return CentrePath(tuple(map(tuple, rows)))
+
+
+def parse_formation_weights(controller: dict, formation: Formation) -> tuple[np.ndarray, np.ndarray, tuple]:
+    path = "controller."
+    return formation.weights(
+        formation=number(controller, path, "formation_weight", default=1.0, minimum=0.0),
+        tracking=number(controller, path, "tracking_weight", default=0.1, minimum=0.0),
+        velocity=number(controller, path, "velocity_weight", default=0.5, minimum=0.0, strict_minimum=True),
+        input_weight=number(controller, path, "input_weight", default=0.1, minimum=0.0, strict_minimum=True),
+    )
+
+
+def parse_consensus(consensus: dict, formation: Formation) -> ConsensusSettings:
+    path = "controller.consensus."
+    reject_unknown(consensus, path, {"step_size", "rounds", "tolerance"})
+    settings = ConsensusSettings(
+        step_size=number(consensus, path, "step_size", default=0.2, minimum=0.0, strict_minimum=True),
+        rounds=number(consensus, path, "rounds", default=60, minimum=1, maximum=10000, integer=True),
+        tolerance=number(consensus, path, "tolerance", default=1e-6, minimum=0.0, strict_minimum=True))
+    try:
+        check_step_size(formation.num_agents, formation.edges, settings.step_size)
+    except ValueError as error:
+        raise ScenarioError(f"{path}step_size: {error}") from None
+    return settings
+
+
+def parse_rows(value: object, name: str, count: int, fields: tuple[str, ...]) -> np.ndarray:
+    """`count` lists of len(fields) numbers, stacked into one vector."""
+    if not isinstance(value, list) or len(value) != count:
+        raise ScenarioError(f"{name}: {value!r} is not allowed: expected {count} [{', '.join(fields)}] lists")
+    rows = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, list) or len(entry) != len(fields):
+            raise ScenarioError(f"{name}[{i}]: {entry!r} is not allowed: must be [{', '.join(fields)}]")
+        rows.extend(check_number(v, f"{name}[{i}][{j}]") for j, v in enumerate(entry))
     return np.asarray(rows, float)
 
 

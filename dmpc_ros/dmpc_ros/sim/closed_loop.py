@@ -50,7 +50,12 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
     for k in range(T):
         messages_before, bytes_before = network.messages, network.bytes
         if centralized is not None:
-            ref_states, ref_inputs, reference_ok = centralized.solve(x, k)
+            extra = None
+            if design.collision is not None:   # half-planes from its own previous plan, shifted (as the agents do)
+                previous = problem.predict(x, shifted_inputs) if k else problem.predict(x, np.zeros(N * m))
+                extra = design.collision.state_rows(design.collision.positions(plant, previous), plant.state_offsets, n)
+            ref_states, ref_inputs, reference_ok = centralized.solve(x, k, extra)
+            shifted_inputs = np.concatenate([ref_inputs.ravel()[m:], ref_inputs.ravel()[-m:]])
             if reference_ok:
                 result.centralized_cost[k] = problem.cost.trajectory(ref_states, ref_inputs, k)
             result.centralized_solve_time[k] = centralized.last_solve_time

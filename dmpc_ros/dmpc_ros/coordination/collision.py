@@ -1,0 +1,59 @@
+"""Collision avoidance as convex constraints: separating half-planes from the previous plans.
+
+Non-convex ‖p_a(k) − p_b(k)‖ ≥ d is replaced, once per control step and for every predicted step k, by the
+plane through the midpoint m of the two robots' previously planned positions p̂_a(k), p̂_b(k), normal
+n = (p̂_a − p̂_b)/‖p̂_a − p̂_b‖, each robot keeping d/2 on its own side:
+    n'(p_a(k) − m) ≥ d/2   and   n'(p_b(k) − m) ≤ −d/2.
+Each constraint involves only the robot's own position, so every iterate of every scheme (each robot moves
+only its own plan) keeps every pair at least d apart. Both robots compute the plane from the same shared data
+(the warm starts every agent announces at iteration 0), so they agree on it. If the previous plans were d
+apart, the warm starts satisfy their planes (they lie |p̂_a − p̂_b|/2 ≥ d/2 from m), so the step stays feasible.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CollisionAvoidance:
+    pairs: tuple[tuple[int, int], ...]        # robots that must stay apart
+    min_distance: float                       # d [m]
+    position_columns: tuple[int, int] = (0, 1)   # where (p_x, p_y) sit in each agent's state
+
+    def halfplanes(self, positions: np.ndarray) -> list[tuple[int, int, np.ndarray, float]]:
+        """(agent, k, a, b) rows a' p_agent(k) ≤ b for k = 1..N from planned positions (N+1 × M × 2)."""
+        rows = []
+        for a, b in self.pairs:
+            for k in range(1, positions.shape[0]):
+                delta = positions[k, a] - positions[k, b]
+                length = float(np.linalg.norm(delta))
+                # coincident plans: a fixed direction both robots pick alike
+                normal = delta / length if length > 1e-9 else np.array([1.0, 0.0])
+                middle = float(normal @ (positions[k, a] + positions[k, b])) / 2.0
+                rows.append((a, k, -normal, -(middle + self.min_distance / 2.0)))
+                rows.append((b, k, normal, middle - self.min_distance / 2.0))
+        return rows
+
+    def positions(self, system, states: np.ndarray) -> np.ndarray:
+        """(N+1 × M × 2) planned positions from stacked planned states (N+1 × n) of a CoupledLinearSystem."""
+        columns = list(self.position_columns)
+        return np.stack([states[:, system.state_slice(j)][:, columns] for j in range(system.num_agents)], axis=1)
+
+    def partners(self, agent: int) -> set[int]:
+        return {b if a == agent else a for a, b in self.pairs if agent in (a, b)}
+
+    def state_rows(self, positions: np.ndarray, state_offsets: np.ndarray, n_x: int,
+                   agents: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The half-planes as rows G X ≤ g on stacked predicted states X = [x(1); …; x(N)] (plant-wide order,
+        n_x states per step), optionally only those of `agents`."""
+        rows = [r for r in self.halfplanes(positions) if agents is None or r[0] in agents]
+        N = positions.shape[0] - 1
+        G = np.zeros((len(rows), N * n_x))
+        g = np.zeros(len(rows))
+        for r, (agent, k, a, b) in enumerate(rows):
+            base = (k - 1) * n_x + state_offsets[agent]
+            G[r, base + np.asarray(self.position_columns)] = a
+            g[r] = b
+        return G, g
