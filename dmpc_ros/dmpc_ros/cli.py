@@ -71,8 +71,9 @@ def report(result, scenario, reference, output: Path, console, title_suffix: str
     """Write summary.json, trajectory.npz/.csv and plots; print the summary table; return the summary."""
     from rich.table import Table
 
+    from .models.formation import Formation
     from .models.platoon import Platoon
-    from .sim.plots import plot_platoon, plot_result
+    from .sim.plots import plot_formation, plot_platoon, plot_result
 
     summary = result.summary(scenario.name, reference.closed_loop_cost if reference else None)
     summary["scenario_metrics"] = scenario.metrics(result.x, result.u)
@@ -80,6 +81,8 @@ def report(result, scenario, reference, output: Path, console, title_suffix: str
     plots = plot_result(result, scenario.plant(), output, scenario.name)
     if isinstance(scenario.model, Platoon):
         plots.append(plot_platoon(result, scenario.model, scenario.design().reference, output, scenario.name))
+    if isinstance(scenario.model, Formation):
+        plots.append(plot_formation(result, scenario.model, scenario.design().reference, output, scenario.name))
     design = scenario.design()
     table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, N = {design.horizon}")
     table.add_column("metric")
@@ -96,7 +99,8 @@ def report(result, scenario, reference, output: Path, console, title_suffix: str
         ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
     ]
     for name, value in summary["scenario_metrics"].items():
-        rows.append((name.replace("_", " "), ", ".join(f"{v:.3g}" for v in value) if isinstance(value, list) else f"{value:.4g}"))
+        text = "—" if value is None else (", ".join(f"{v:.3g}" for v in value) if isinstance(value, list) else f"{value:.4g}")
+        rows.append((name.replace("_", " "), text))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

@@ -2,33 +2,22 @@
 stability, cost ordering, the hard minimum gap, validation of the scenario file."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 import numpy as np
 import pytest
-import yaml
 from scipy.integrate import solve_ivp
 
 from dmpc_ros.coordination import CentralizedMPC, StoppingRule, build_agents
 from dmpc_ros.models.platoon import SpeedProfile, platoon_signals
-from dmpc_ros.scenarios import ScenarioError, load_scenario, parse_scenario, scenario_path
+from dmpc_ros.scenarios import ScenarioError, load_scenario
 from dmpc_ros.sim import InMemoryNetwork, SimulationSettings, simulate
 from dmpc_ros.sim.closed_loop import negotiate
-
-DEFAULT = yaml.safe_load(scenario_path("platoon").read_text())
+from scenario_edit import scenario_with as edited_scenario
 
 
 def scenario_with(**changes):
-    """The default platoon file with dotted-path fields replaced (e.g. model.vehicles.count=4)."""
-    data = copy.deepcopy(DEFAULT)
-    for dotted, value in changes.items():
-        target = data
-        *parents, key = dotted.split(".")
-        for name in parents:
-            target = target[name]
-        target[key] = value
-    return parse_scenario(data)
+    return edited_scenario("platoon", **changes)
 
 
 def test_discrete_model_matches_ode_integration() -> None:

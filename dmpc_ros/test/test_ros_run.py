@@ -21,7 +21,8 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
 
 
 @pytest.mark.parametrize("scenario,algorithm", [("mass_spring", "jacobi"), ("mass_spring", "admm"),
-                                                ("mass_budget", "dual_decomposition"), ("platoon", "gauss_seidel")])
+                                                ("mass_budget", "dual_decomposition"), ("platoon", "gauss_seidel"),
+                                                ("formation", "jacobi")])
 def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str) -> None:
     steps = 15
     ros, sim = tmp_path / "ros", tmp_path / "sim"
@@ -33,8 +34,8 @@ def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario
                                capture_output=True, text=True, timeout=300)
     assert simulated.returncode == 0, simulated.stderr
     a, b = np.load(ros / "trajectory.npz"), np.load(sim / "trajectory.npz")
-    n_x, n_u = ((steps + 1, 2 + 3 * 5), (steps, 6)) if scenario == "platoon" else ((steps + 1, 8), (steps, 4))
-    assert a["x"].shape == n_x and a["u"].shape == n_u
+    plant = load_scenario(scenario).plant()
+    assert a["x"].shape == (steps + 1, plant.n_x) and a["u"].shape == (steps, plant.n_u)
     np.testing.assert_allclose(a["x"], b["x"], atol=1e-6, rtol=0)
     np.testing.assert_allclose(a["u"], b["u"], atol=1e-6, rtol=0)
     np.testing.assert_allclose(a["t"], b["t"])

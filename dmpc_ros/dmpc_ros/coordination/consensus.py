@@ -91,7 +91,11 @@ class CentreConsensusAgent(Agent):
 
     @property
     def statistics(self) -> StepStatistics:
-        return self._stats if self._offset and self.iteration <= self._offset else self.inner.statistics
+        """The consensus rounds' statistics, then the inner agent's with the rounds counted as iterations."""
+        if self._offset and self.iteration <= self._offset:
+            return self._stats
+        stats = self.inner.statistics
+        return replace(stats, iterations=stats.iterations + (self._offset + 1 if self._offset else 0))
 
     def needs_current_iteration(self, neighbour: int) -> bool:
         return self.iteration > self._offset and self.inner.needs_current_iteration(neighbour)

@@ -41,6 +41,8 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
     agents = [] if settings.algorithm == "centralized" else build_agents(
         design, settings.algorithm, settings.stopping, settings.backend, settings.weights, problem, settings.admm)
     max_iterations = 1 if settings.algorithm == "centralized" else settings.stopping.max_iterations
+    if design.centre_consensus is not None and settings.algorithm != "centralized":   # step 0 agrees first
+        max_iterations += design.centre_consensus.rounds + 1
     result = SimulationResult.empty(settings.algorithm, T, N, n, m, plant.num_agents, max_iterations, plant.sample_time)
     result.communication = {a.agent_id: sorted(a.required_plans) for a in agents}
     network = settings.network

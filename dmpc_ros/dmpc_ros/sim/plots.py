@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..models.linear import CoupledLinearSystem  # noqa: E402
+from ..models.formation import Formation, edge_errors  # noqa: E402
 from ..models.platoon import Platoon, platoon_signals  # noqa: E402
 from ..mpc.reference import ReferenceTrajectory  # noqa: E402
 from .results import SimulationResult  # noqa: E402
@@ -96,6 +97,49 @@ def plot_platoon(result: SimulationResult, platoon: Platoon, reference: Referenc
     axes[-1].set_xlabel("time [s]")
     axes[0].set_title(f"{title}: platoon ({result.algorithm}, {platoon.topology.replace('_', '-')}, "
                       f"h = {platoon.time_headway} s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_formation(result: SimulationResult, formation: Formation, reference: ReferenceTrajectory, directory: Path,
+                   title: str) -> Path:
+    """formation.png: paths in the plane (with the reference and robot markers at the switch), formation error
+    and the smallest distance between any two robots against the minimum distance."""
+    path = directory / "formation.png"
+    M, T = formation.num_agents, result.x.shape[0]
+    positions = result.x.reshape(T, M, 4)[:, :, :2]
+    targets = reference.states[:T].reshape(T, M, 4)[:, :, :2]
+    fig = plt.figure(figsize=(10, 9))
+    plane = fig.add_subplot(2, 1, 1)
+    for i in range(M):
+        line, = plane.plot(positions[:, i, 0], positions[:, i, 1], lw=1.2, label=f"robot {i}" if M <= 10 else None)
+        plane.plot(targets[:, i, 0], targets[:, i, 1], ls=":", lw=0.8, color=line.get_color())
+        plane.plot(*positions[0, i], "o", color=line.get_color(), ms=4)
+        plane.plot(*positions[-1, i], "s", color=line.get_color(), ms=5)
+    switch = min(int(np.ceil(formation.switch_time / result.sample_time)), T - 1)
+    plane.plot(positions[switch, :, 0], positions[switch, :, 1], "k+", ms=8, label="at the switch")
+    plane.set_aspect("equal")
+    plane.set_xlabel("x [m]")
+    plane.set_ylabel("y [m]")
+    plane.grid(alpha=0.3)
+    plane.legend(fontsize=7, ncol=4, loc="best")
+    plane.set_title(f"{title}: paths (dotted: reference, o start, □ end) — {result.algorithm}")
+    errors = fig.add_subplot(4, 1, 3)
+    errors.plot(result.t, edge_errors(formation, result.x, result.sample_time))
+    errors.axvline(formation.switch_time, color="k", ls=":", lw=1)
+    errors.set_ylabel("formation error [m]")
+    errors.grid(alpha=0.3)
+    distance = fig.add_subplot(4, 1, 4, sharex=errors)
+    closest = [min(np.linalg.norm(positions[k, a] - positions[k, b]) for a in range(M) for b in range(a + 1, M))
+               for k in range(T)]
+    distance.plot(result.t, closest, label="closest pair")
+    distance.axhline(formation.min_distance, color="r", ls=":", lw=1, label="minimum distance")
+    distance.set_ylabel("distance [m]")
+    distance.set_xlabel("time [s]")
+    distance.grid(alpha=0.3)
+    distance.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
