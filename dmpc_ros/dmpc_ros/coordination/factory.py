@@ -18,6 +18,7 @@ from .base import Agent, StoppingRule
 from .block_agent import BlockUpdateAgent
 from .collision import CollisionAvoidance
 from .consensus import CentreConsensus, CentreConsensusAgent
+from .tube import TubeAgent
 from .dual_decomposition import DualDecompositionAgent, check_decoupled, dual_step_size, shared_constraint_maps
 
 ALGORITHMS = ("centralized", "decentralized", "noncooperative", "jacobi", "gauss_seidel", "admm", "dual_decomposition")
@@ -37,6 +38,7 @@ class ControllerDesign:
     coupling_terms: tuple[CouplingTerm, ...] = ()   # how Q's couplings split into PSD pair terms (for ADMM)
     collision: CollisionAvoidance | None = None     # separating half-planes between robot pairs, per step
     centre_consensus: CentreConsensus | None = None  # agents agree on the formation centre before the MPC
+    tube_gains: tuple[np.ndarray, ...] | None = None  # tube-based robust mode: ancillary K_i (system tightened)
 
     def in_agreed_frame(self) -> "ControllerDesign":
         """The design the MPC agents use behind a centre consensus: reference relative to the agreed centre."""
@@ -116,6 +118,9 @@ def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRul
                  admm: AdmmSettings = AdmmSettings()) -> list[Agent]:
     """Agents of `algorithm`, one per subsystem, sharing one condensed problem (in-process simulation)."""
     check_algorithm(design, algorithm, weights)
+    if design.tube_gains is not None:
+        inner = build_agents(replace(design, tube_gains=None), algorithm, stopping, backend, weights, problem, admm)
+        return [TubeAgent(agent, design.system, design.tube_gains[agent.agent_id]) for agent in inner]
     if design.centre_consensus is not None:
         inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, None, admm)
         return [wrap_in_consensus(design, agent) for agent in inner]
@@ -148,6 +153,9 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
                 problem: CondensedProblem | None = None, admm: AdmmSettings = AdmmSettings()) -> Agent:
     """The agent `agent_id` of `algorithm` (what one ROS agent node builds for itself)."""
     check_algorithm(design, algorithm, weights)
+    if design.tube_gains is not None:
+        inner = build_agent(replace(design, tube_gains=None), algorithm, agent_id, stopping, backend, weights, problem, admm)
+        return TubeAgent(inner, design.system, design.tube_gains[agent_id])
     if design.centre_consensus is not None:
         inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, None, admm)
         return wrap_in_consensus(design, inner)

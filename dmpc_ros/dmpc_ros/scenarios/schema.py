@@ -21,6 +21,8 @@ from ..models.formation import CentrePath, Formation, formation_metrics
 from ..models.platoon import TOPOLOGIES, Platoon, SpeedProfile, platoon_metrics
 from ..models.linear import CouplingTerm
 from ..mpc.qp import BACKENDS
+from ..mpc.terminal import lqr_terminal
+from ..mpc.tubes import TubeError, TubeFamily, coupled_tubes, tighten
 from ..mpc.reference import ReferenceTrajectory
 from .validation import (ScenarioError, check_number, choice, number, per_agent, reject_unknown, section,
                          weight_matrix)
@@ -43,6 +45,7 @@ class ControllerSettings:
     R: np.ndarray
     position_reference: tuple[float, ...] = ()   # setpoint per mass [m] (velocity setpoint 0)
     coupling_terms: tuple[CouplingTerm, ...] = ()  # Q's couplings as PSD pair terms (bidirectional platoon, formation)
+    robust: str = "nominal"                        # nominal | tube (tube-based robust DMPC)
     consensus: ConsensusSettings | None = None     # formation: agree on the centre first
     admm: AdmmSettings = AdmmSettings()
 
@@ -66,6 +69,8 @@ class Scenario:
     network_delay: int
     drop_probability: float
     network_seed: int
+    disturbance_kind: str = "uniform"           # uniform in the box | vertices (worst case: ±bound)
+    tubes: TubeFamily | None = None             # robust: tube, per-agent RPI sets and ancillary gains
     speed_profile: SpeedProfile | None = None   # platoon: the leader's reference speed
     centre_path: CentrePath | None = None       # formation: the centre's path relative to its start
     source: str = field(default="", compare=False)
@@ -83,6 +88,11 @@ class Scenario:
 
     def design(self) -> ControllerDesign:
         model = self.prediction_model()
+        gains = None
+        if self.tubes is not None:   # the nominal problem: constraints tightened by the tubes
+            gains = self.tubes.gains
+            model = replace(model, subsystems=tuple(
+                tighten(sub, self.tubes.tubes[i], gains[i], i) for i, sub in enumerate(model.subsystems)))
         reference = self.reference_trajectory(model)
         # ADMM splits the cost by agent, so the scenario's problem (and its centralized reference) then uses
         # the separable terminal cost Σ x_i,N' P_ii x_i,N.
@@ -98,7 +108,7 @@ class Scenario:
                                 reference, self.controller.terminal_set,
                                 separable_terminal_cost=self.controller.algorithm == "admm",
                                 coupling_terms=self.controller.coupling_terms, collision=collision,
-                                centre_consensus=consensus)
+                                centre_consensus=consensus, tube_gains=gains)
 
     @property
     def reference_length(self) -> int:
@@ -147,7 +157,9 @@ class Scenario:
         if not np.any(self.disturbance_bound):
             return None
         rng = np.random.default_rng(self.disturbance_seed)
-        return rng.uniform(-1.0, 1.0, (self.steps, self.disturbance_bound.size)) * self.disturbance_bound
+        shape = (self.steps, self.disturbance_bound.size)
+        draws = rng.choice([-1.0, 1.0], shape) if self.disturbance_kind == "vertices" else rng.uniform(-1.0, 1.0, shape)
+        return draws * self.disturbance_bound
 
     def with_overrides(self, **changes) -> "Scenario":
         """A copy with controller fields (algorithm, max_iterations, ...) or top-level fields replaced."""
@@ -209,7 +221,7 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
     coupling_tolerance = number(model, "model.", "coupling_tolerance", default=1e-6, minimum=0.0, maximum=1.0)
     controller = section(data, "", "controller", required=True)
     reject_unknown(controller, "controller.", {"algorithm", "horizon", "max_iterations", "tolerance", "solver",
-                                               "weights", "terminal_set", "admm"} | CONTROLLER_FIELDS[kind])
+                                               "weights", "terminal_set", "admm", "robust"} | CONTROLLER_FIELDS[kind])
     path = None
     if kind == "mass_spring_chain":
         plant_model = parse_chain(section(model, "model.", "masses", required=True))
@@ -239,7 +251,8 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         solver=choice(controller, "controller.", "solver", BACKENDS, default="daqp"),
         weights=weights,
         terminal_set=bool(controller.get("terminal_set", False)),
-        Q=Q, R=R, admm=parse_admm(section(controller, "controller.", "admm")), **extra,
+        Q=Q, R=R, admm=parse_admm(section(controller, "controller.", "admm")),
+        robust=choice(controller, "controller.", "robust", ("nominal", "tube"), default="nominal"), **extra,
     )
     if settings.terminal_set and (profile is not None or path is not None):
         raise ScenarioError("controller.terminal_set: true is not allowed for a platoon: its reference changes "
@@ -248,7 +261,8 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         raise ScenarioError("controller.input_weight: must be positive definite (every diagonal entry > 0)")
 
     simulation = section(data, "", "simulation")
-    reject_unknown(simulation, "simulation.", {"steps", "initial_state", "disturbance_bound", "disturbance_seed"})
+    reject_unknown(simulation, "simulation.", {"steps", "initial_state", "disturbance_bound", "disturbance_seed",
+                                               "disturbance_kind"})
     steps = number(simulation, "simulation.", "steps", default=50, minimum=1, maximum=1_000_000, integer=True)
     subsystems = plant_model.subsystems()
     if isinstance(plant_model, Formation):
@@ -259,6 +273,9 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
     else:
         x0 = parse_initial_state(simulation.get("initial_state"), M)
     bound = parse_disturbance_bound(simulation.get("disturbance_bound"), subsystems)
+    tubes = None
+    if settings.robust == "tube":
+        tubes = build_tubes(plant_model, sample_time, coupling_tolerance, settings, bound)
 
     network = section(data, "", "network")
     reject_unknown(network, "network.", {"delay", "drop_probability", "seed"})
@@ -271,7 +288,8 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         network_delay=number(network, "network.", "delay", default=0, minimum=0, maximum=1000, integer=True),
         drop_probability=number(network, "network.", "drop_probability", default=0.0, minimum=0.0, maximum=0.99),
         network_seed=number(network, "network.", "seed", default=0, minimum=0, integer=True),
-        speed_profile=profile, centre_path=path, source=source,
+        disturbance_kind=choice(simulation, "simulation.", "disturbance_kind", ("uniform", "vertices"), default="uniform"),
+        tubes=tubes, speed_profile=profile, centre_path=path, source=source,
     )
 
 
@@ -378,6 +396,32 @@ def parse_platoon_initial_state(value: object, platoon: Platoon, profile: SpeedP
         if i > 0 and entry[0] < platoon.min_gap:
             raise ScenarioError(f"{name}[{i}][0]: gap {entry[0]} is not allowed: below the minimum gap {platoon.min_gap} m")
     return np.asarray(rows, float)
+
+
+def build_tubes(plant_model, sample_time: float, coupling_tolerance: float, settings: ControllerSettings,
+                bound: np.ndarray) -> TubeFamily:
+    """Tubes for controller.robust = tube: W_i from simulation.disturbance_bound, K_i the LQR gain of the local
+    dynamics (A_ii, B_ii) with the agent's Q_ii, R_ii; checked (stabilizing K_i, converging coupled tubes,
+    non-empty tightened sets) here, at configuration."""
+    if coupling_tolerance != 0.0:
+        raise ScenarioError(f"model.coupling_tolerance: {coupling_tolerance} is not allowed with controller.robust: "
+                            f"tube; it must be 0 so the nominal model is the plant (dropped couplings are not in W)")
+    if not np.any(bound):
+        raise ScenarioError("simulation.disturbance_bound: must be > 0 somewhere with controller.robust: tube "
+                            "(it is the disturbance set W the tubes are built for)")
+    system = plant_model.discrete(sample_time, coupling_tolerance=0.0)
+    gains, W = [], []
+    for i, sub in enumerate(system.subsystems):
+        xs, us = system.state_slice(i), system.input_slice(i)
+        gains.append(lqr_terminal(system.A[i][i], system.B[i][i], settings.Q[xs, xs], settings.R[us, us])[1])
+        W.append(bound[xs])
+    try:
+        family = coupled_tubes(system, gains, W)
+        for i, sub in enumerate(system.subsystems):
+            tighten(sub, family.tubes[i], gains[i], i)
+    except TubeError as error:
+        raise ScenarioError(f"controller.robust: tube is not possible here: {error}") from None
+    return family
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
             U, iterations = ref_inputs.ravel(), 1
             result.cost_per_iteration[k, 0] = result.centralized_cost[k]
             result.agent_solve_times[k] = [[centralized.last_solve_time]]
-        u = U[:m]
+        # what the agents apply: their plans' first inputs, plus the ancillary feedback in tube mode
+        u = np.concatenate([a.control() for a in sorted(agents, key=lambda a: a.agent_id)]) if agents else U[:m]
         result.iterations[k] = iterations
         result.plan_inputs[k] = U.reshape(N, m)
         result.plan_states[k] = problem.predict(x, U)
