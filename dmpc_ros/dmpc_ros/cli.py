@@ -69,18 +69,24 @@ def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, 
 
 def report(result, scenario, reference, output: Path, console, title_suffix: str = "") -> dict:
     """Write summary.json, trajectory.npz/.csv and plots; print the summary table; return the summary."""
+    import numpy as np
     from rich.table import Table
 
     from .models.formation import Formation
     from .models.platoon import Platoon
-    from .sim.plots import plot_formation, plot_platoon, plot_result
+    from .sim.plots import plot_formation, plot_platoon, plot_result, plot_tubes
 
     summary = result.summary(scenario.name, reference.closed_loop_cost if reference else None)
     summary["scenario_metrics"] = scenario.metrics(result.x, result.u)
+    if scenario.tubes is not None and result.nominal_x is not None:   # how full the tubes got: max |x − x̄| / radius
+        radii = np.concatenate([z.radii() for z in scenario.tubes.tubes])
+        summary["scenario_metrics"]["tube_fill"] = float(np.max(np.abs(result.x[:-1] - result.nominal_x) / radii))
     result.save(output, summary)
     plots = plot_result(result, scenario.plant(), output, scenario.name)
     if isinstance(scenario.model, Platoon):
         plots.append(plot_platoon(result, scenario.model, scenario.design().reference, output, scenario.name))
+    if scenario.tubes is not None and result.nominal_x is not None:
+        plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
     if isinstance(scenario.model, Formation):
         plots.append(plot_formation(result, scenario.model, scenario.design().reference, output, scenario.name))
     design = scenario.design()

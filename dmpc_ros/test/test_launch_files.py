@@ -50,7 +50,8 @@ def load_launch_file(name: str):
 @pytest.mark.parametrize("launch_file,scenario", [("mass_spring.launch.py", "mass_spring"),
                                                   ("mass_budget.launch.py", "mass_budget"),
                                                   ("platoon.launch.py", "platoon"),
-                                                  ("formation.launch.py", "formation")])
+                                                  ("formation.launch.py", "formation"),
+                                                  ("mass_spring_robust.launch.py", "mass_spring_robust")])
 def test_launch_file_starts_the_runner_nodes(fake_launch, launch_file: str, scenario: str) -> None:
     description = load_launch_file(launch_file).generate_launch_description()
     entities = description.args[0]

@@ -22,7 +22,7 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
 
 @pytest.mark.parametrize("scenario,algorithm", [("mass_spring", "jacobi"), ("mass_spring", "admm"),
                                                 ("mass_budget", "dual_decomposition"), ("platoon", "gauss_seidel"),
-                                                ("formation", "jacobi")])
+                                                ("formation", "jacobi"), ("mass_spring_robust", "jacobi")])
 def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str) -> None:
     steps = 15
     ros, sim = tmp_path / "ros", tmp_path / "sim"

@@ -83,6 +83,10 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         if centralized is not None and reference_ok:
             result.input_error[k] = np.linalg.norm(U - ref_inputs.ravel()) / max(np.linalg.norm(ref_inputs), 1e-12)
         result.u[k] = u
+        if agents and all(getattr(a, "nominal", None) is not None for a in agents):   # tube mode
+            if result.nominal_x is None:
+                result.nominal_x = np.full((T, n), np.nan)
+            result.nominal_x[k] = np.concatenate([a.nominal for a in sorted(agents, key=lambda a: a.agent_id)])
         result.stage_cost[k] = problem.cost.stage(x, u, k)
         result.violation[k] = plant.constraint_violation(x, u)
         result.messages[k] = network.messages - messages_before

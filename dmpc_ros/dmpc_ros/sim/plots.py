@@ -13,6 +13,7 @@ from ..models.linear import CoupledLinearSystem  # noqa: E402
 from ..models.formation import Formation, edge_errors  # noqa: E402
 from ..models.platoon import Platoon, platoon_signals  # noqa: E402
 from ..mpc.reference import ReferenceTrajectory  # noqa: E402
+from ..mpc.tubes import TubeFamily  # noqa: E402
 from .results import SimulationResult  # noqa: E402
 
 
@@ -140,6 +141,40 @@ def plot_formation(result: SimulationResult, formation: Formation, reference: Re
     distance.set_xlabel("time [s]")
     distance.grid(alpha=0.3)
     distance.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_tubes(result: SimulationResult, system: CoupledLinearSystem, tubes: TubeFamily, directory: Path,
+               title: str) -> Path:
+    """tube.png: per agent and state, the nominal trajectory x̄ with its tube x̄ ± (interval hull of Z_i), the
+    real state, and the state limits."""
+    path = directory / "tube.png"
+    M = system.num_agents
+    n = max(sub.n_x for sub in system.subsystems)
+    fig, axes = plt.subplots(n, M, figsize=(3.2 * M, 2.6 * n), sharex=True, squeeze=False)
+    t = result.t
+    for i, sub in enumerate(system.subsystems):
+        xs = system.state_slice(i)
+        radii = tubes.tubes[i].radii()
+        H, h = sub.state_constraint.H, sub.state_constraint.h
+        for r in range(sub.n_x):
+            axis = axes[r][i]
+            nominal = result.nominal_x[:, xs.start + r]
+            axis.fill_between(t[:-1], nominal - radii[r], nominal + radii[r], color="tab:blue", alpha=0.2, label="tube")
+            axis.plot(t[:-1], nominal, color="tab:blue", lw=1, label="nominal x̄")
+            axis.plot(t, result.x[:, xs.start + r], color="k", lw=1, label="real x")
+            for row, bound in zip(H, h):   # box limits on this state
+                if np.count_nonzero(row) == 1 and row[r] != 0:
+                    axis.axhline(bound / row[r], color="r", ls=":", lw=1)
+            unit = sub.state_units[r] if sub.state_units else ""
+            axis.set_ylabel(f"{sub.state_names[r]} [{unit}]" if unit else sub.state_names[r])
+            axis.grid(alpha=0.3)
+        axes[-1][i].set_xlabel("time [s]")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{title}: nominal trajectory, its tube and the real state ({result.algorithm})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -31,6 +31,7 @@ class SimulationResult:
     communication: dict = field(default_factory=dict)      # agent → agents whose plans it uses
     late_inputs: int = 0                                    # inputs that missed their step (ROS runs)
     messages_missing: int = 0                               # plans substituted after a deadline (ROS runs)
+    nominal_x: np.ndarray | None = None                     # T × n_x: tube mode's nominal states x̄(k)
 
     @staticmethod
     def empty(algorithm: str, T: int, N: int, n: int, m: int, agents: int, max_iterations: int,
