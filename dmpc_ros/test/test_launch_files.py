@@ -51,7 +51,8 @@ def load_launch_file(name: str):
                                                   ("mass_budget.launch.py", "mass_budget"),
                                                   ("platoon.launch.py", "platoon"),
                                                   ("formation.launch.py", "formation"),
-                                                  ("mass_spring_robust.launch.py", "mass_spring_robust")])
+                                                  ("mass_spring_robust.launch.py", "mass_spring_robust"),
+                                                  ("platoon_robust.launch.py", "platoon_robust")])
 def test_launch_file_starts_the_runner_nodes(fake_launch, launch_file: str, scenario: str) -> None:
     description = load_launch_file(launch_file).generate_launch_description()
     entities = description.args[0]

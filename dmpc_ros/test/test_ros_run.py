@@ -26,7 +26,9 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
 def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str) -> None:
     steps = 15
     ros, sim = tmp_path / "ros", tmp_path / "sim"
-    run = subprocess.run(DMPC + ["run", scenario, "--algorithm", algorithm, "--steps", str(steps), "--output", str(ros)],
+    # a generous per-iteration deadline: under CPU load a substituted plan would make the run differ
+    run = subprocess.run(DMPC + ["run", scenario, "--algorithm", algorithm, "--steps", str(steps), "--output", str(ros),
+                                "--iteration-timeout", "30"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     simulated = subprocess.run(DMPC + ["sim", scenario, "--algorithm", algorithm, "--steps", str(steps),
