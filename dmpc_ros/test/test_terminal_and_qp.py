@@ -10,7 +10,6 @@ from scipy.linalg import solve_discrete_are
 from dmpc_ros.coordination import CentralizedMPC, ControllerDesign
 from dmpc_ros.models import mass_spring_chain
 from dmpc_ros.models.linear import PolytopicConstraint
-from dmpc_ros.mpc.condensed import CondensedProblem
 from dmpc_ros.mpc.qp import DenseQP
 from dmpc_ros.mpc.reference import ReferenceTrajectory
 from dmpc_ros.mpc.terminal import lqr_terminal, maximal_admissible_set

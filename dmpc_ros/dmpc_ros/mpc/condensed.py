@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.linear import CoupledLinearSystem, CouplingTerm, PolytopicConstraint
+from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from .reference import ReferenceTrajectory
 
 TERMINAL_ROW, SHARED_ROW = -1, -2  # row owners that are no single agent

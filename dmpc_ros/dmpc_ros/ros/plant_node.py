@@ -26,6 +26,7 @@ from rosgraph_msgs.msg import Clock as ClockMessage
 from dmpc_ros_msgs.msg import ControlInput, SubsystemState
 
 from ..scenarios import ScenarioError, load_scenario
+from ..scenarios.node_specs import MAX_INPUT_TIMEOUT
 from .agent_node import agent_topic
 from .qos import CONTROL_QOS, STATE_QOS
 from .spin import spin_node
@@ -41,7 +42,7 @@ class PlantNode(LifecycleNode):
         self.declare_parameter("steps", 0, ParameterDescriptor(description="control steps to simulate; 0: the scenario's"))
         self.declare_parameter("input_timeout", 5.0, ParameterDescriptor(
             description="lock_step: wall-clock wait for an agent's input before holding its last one [s]",
-            floating_point_range=[FloatingPointRange(from_value=0.001, to_value=3600.0, step=0.0)]))
+            floating_point_range=[FloatingPointRange(from_value=0.001, to_value=MAX_INPUT_TIMEOUT, step=0.0)]))
         self.declare_parameter("output_file", "", ParameterDescriptor(description="where to write t, x, u (.npz; a .csv beside it)"))
         self.declare_parameter("exit_on_completion", False, ParameterDescriptor(description="exit the process after the last step"))
         self.finished = False

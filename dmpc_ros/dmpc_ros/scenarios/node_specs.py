@@ -24,6 +24,9 @@ class NodeSpec:
         return f"{self.namespace.rstrip('/')}/{self.name}"
 
 
+MAX_INPUT_TIMEOUT = 3600.0   # [s], the plant's input_timeout range
+
+
 def node_specs(scenario: Scenario, scenario_file: str | Path, namespace: str = "/dmpc", mode: str = "lock_step",
                output_file: str = "", exit_on_completion: bool = False, iteration_timeout: float = 2.0,
                heartbeat_timeout: float = 2.0) -> list[NodeSpec]:
@@ -34,8 +37,9 @@ def node_specs(scenario: Scenario, scenario_file: str | Path, namespace: str = "
         raise ValueError(f"namespace '{namespace}' is not allowed: must be absolute (start with '/')")
     lock_step = mode == "lock_step"
     scenario_file = str(Path(scenario_file).resolve())
-    # The plant waits for a silent agent as long as a whole negotiation could take before holding its input.
-    input_timeout = iteration_timeout * (scenario.controller.max_iterations + 2)
+    # The plant waits for a silent agent as long as a whole negotiation could take before holding its input
+    # (at most an hour, the plant parameter's range).
+    input_timeout = min(iteration_timeout * (scenario.controller.max_iterations + 2), MAX_INPUT_TIMEOUT)
     plant = NodeSpec("plant", "plant", namespace, {
         "scenario_file": scenario_file, "mode": mode, "output_file": output_file, "input_timeout": input_timeout,
         "exit_on_completion": exit_on_completion, "use_sim_time": False})
