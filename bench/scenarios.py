@@ -101,10 +101,12 @@ def main() -> None:
                     shown = [f">{cap}" if np.isinf(v) else f"{v:.0f}" for v in (np.median(reached), np.max(reached))]
                     times = result.solve_time_samples()
                     gap = (result.closed_loop_cost - baseline.closed_loop_cost) / baseline.closed_loop_cost
-                    table.add_row("", "", algorithm, " / ".join(shown), f"{100 * gap:+.3f} %",
-                                  f"{1e6 * np.median(times):.0f} µs", f"{1e6 * np.percentile(times, 95):.0f} µs",
-                                  f"{np.mean(result.messages):.0f}", f"{np.mean(result.bytes) / 1e3:.1f}",
-                                  f"{distributed_step_time(result) / central:.3g}")
+                    row = ("", "", algorithm, " / ".join(shown), f"{100 * gap:+.3f} %",
+                           f"{1e6 * np.median(times):.0f} µs", f"{1e6 * np.percentile(times, 95):.0f} µs",
+                           f"{np.mean(result.messages):.0f}", f"{np.mean(result.bytes) / 1e3:.1f}",
+                           f"{distributed_step_time(result) / central:.3g}")
+                    table.add_row(*row)
+                    console.log(f"{name} M={M} " + " | ".join(row[2:]))   # partial results survive an interrupt
                     progress.advance(task)
                 console.log(f"{name} M = {M} done in {time.perf_counter() - started:.0f} s")
     console.print(table)
