@@ -83,13 +83,13 @@ def report(result, scenario, reference, output: Path, console, title_suffix: str
         summary["scenario_metrics"]["tube_fill"] = float(np.max(np.abs(result.x[:-1] - result.nominal_x) / radii))
     result.save(output, summary)
     plots = plot_result(result, scenario.plant(), output, scenario.name)
+    design = scenario.design()
     if isinstance(scenario.model, Platoon):
-        plots.append(plot_platoon(result, scenario.model, scenario.design().reference, output, scenario.name))
+        plots.append(plot_platoon(result, scenario.model, design.reference, output, scenario.name))
     if scenario.tubes is not None and result.nominal_x is not None:
         plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
     if isinstance(scenario.model, Formation):
-        plots.append(plot_formation(result, scenario.model, scenario.design().reference, output, scenario.name))
-    design = scenario.design()
+        plots.append(plot_formation(result, scenario.model, design.reference, output, scenario.name))
     table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, N = {design.horizon}")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -56,9 +56,6 @@ class Segment:
     kind: str
     size: int        # per time step
 
-    def name(self, role: str, other: int) -> str:
-        return f"{role}_{self.kind}_{other}"
-
 
 class AdmmAgent(Agent):
     sequential = False
@@ -147,7 +144,7 @@ class AdmmAgent(Agent):
         self._fixed_rows, self._backend = fixed_rows, backend
         # Rows valid for the current step only (collision half-planes): rows v ≤ upper − map x_i(0).
         self.collision = design.collision
-        self.step_rows, self.step_upper = np.zeros((0, nv)), np.zeros(0)
+        self.step_rows, self._step_x0, self._step_b = np.zeros((0, nv)), np.zeros((0, self.n)), np.zeros(0)
         self.qp = self._build_qp()
         self.hx_stacked = np.tile(hx, N)
         self.hu_stacked = np.tile(hu, N)
@@ -221,14 +218,9 @@ class AdmmAgent(Agent):
                     pairs.append(pair)
                 else:
                     self._stats.fallbacks += 1
-        rows = [r for r in replace(self.collision, pairs=tuple(pairs)).halfplanes(positions) if r[0] == self.agent_id]
-        G = np.zeros((len(rows), self.n))
-        G[:, columns] = [a for _, _, a, _ in rows] if rows else np.zeros((0, 2))
-        step_of = [k for _, k, _, _ in rows]
-        blocks = [slice((k - 1) * self.n, k * self.n) for k in step_of]
-        self.step_rows = np.array([G[r] @ self.Gamma[blocks[r]] for r in range(len(rows))]).reshape(len(rows), -1)
-        self._step_x0 = np.array([G[r] @ self.Phi[blocks[r]] for r in range(len(rows))]).reshape(len(rows), self.n)
-        self._step_b = np.array([b for _, _, _, b in rows])
+        G, self._step_b = replace(self.collision, pairs=tuple(pairs)).state_rows(
+            positions, {self.agent_id: 0}, self.n, agents={self.agent_id})   # on the own x_i(1..N)
+        self.step_rows, self._step_x0 = G @ self.Gamma, G @ self.Phi
         self.qp = self._build_qp()
 
     # -- maps ----------------------------------------------------------------------------------------
@@ -396,7 +388,7 @@ class AdmmAgent(Agent):
                 fixed.append(self.neighbour_x0.get(s.owner, np.zeros(s.size)))
         fixed_values = np.concatenate(fixed) if fixed else np.zeros(0)
         upper_mixed = self.mixed_h - self.mixed_x0 @ self.x0
-        upper_step = self._step_b - self._step_x0 @ self.x0 if self.step_rows.shape[0] else np.zeros(0)
+        upper_step = self._step_b - self._step_x0 @ self.x0
         upper = np.concatenate([upper_state, self.hu_stacked, upper_mixed, upper_step, fixed_values])
         lower = np.concatenate([np.full(upper.size - fixed_values.size, -np.inf), fixed_values])
         return lower, upper

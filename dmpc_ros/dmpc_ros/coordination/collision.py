@@ -44,10 +44,10 @@ class CollisionAvoidance:
     def partners(self, agent: int) -> set[int]:
         return {b if a == agent else a for a, b in self.pairs if agent in (a, b)}
 
-    def state_rows(self, positions: np.ndarray, state_offsets: np.ndarray, n_x: int,
+    def state_rows(self, positions: np.ndarray, state_offsets, n_x: int,
                    agents: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The half-planes as rows G X ≤ g on stacked predicted states X = [x(1); …; x(N)] (plant-wide order,
-        n_x states per step), optionally only those of `agents`."""
+        """The half-planes as rows G X ≤ g on stacked predicted states X = [x(1); …; x(N)] (n_x states per step,
+        agent j's state starting at state_offsets[j]), optionally only those of `agents`."""
         rows = [r for r in self.halfplanes(positions) if agents is None or r[0] in agents]
         N = positions.shape[0] - 1
         G = np.zeros((len(rows), N * n_x))

@@ -91,11 +91,9 @@ class CentreConsensusAgent(Agent):
 
     @property
     def statistics(self) -> StepStatistics:
-        """The consensus rounds' statistics, then the inner agent's with the rounds counted as iterations."""
-        if self._offset and self.iteration <= self._offset:
-            return self._stats
-        stats = self.inner.statistics
-        return replace(stats, iterations=stats.iterations + (self._offset + 1 if self._offset else 0))
+        """The consensus rounds' statistics, then the inner agent's (its iterations counted from the start of
+        the step, rounds included: see _wrap)."""
+        return self._stats if self._offset and self.iteration <= self._offset else self.inner.statistics
 
     def needs_current_iteration(self, neighbour: int) -> bool:
         return self.iteration > self._offset and self.inner.needs_current_iteration(neighbour)
@@ -112,7 +110,7 @@ class CentreConsensusAgent(Agent):
             self.estimate = self._state[list(self.consensus.position_columns)] - np.asarray(self.consensus.offsets[self.agent_id])
             self._offset = self.consensus.rounds
             self._stats = StepStatistics()
-            self._plan = self._consensus_plan(final=False)
+            self._plan = self._consensus_plan()
             return self._plan
         self._offset = 0
         return self._wrap(self.inner.begin_step(step, self._state - self._shift(), self._unwrap(inbox)))
@@ -126,7 +124,7 @@ class CentreConsensusAgent(Agent):
             self.estimate = self.estimate + self.consensus.step_size * sum((v - self.estimate for v in values), np.zeros(2))
             self.disagreement = max((float(np.max(np.abs(v - self.estimate))) for v in values), default=0.0)
             self._stats.iterations = self.iteration
-            self._plan = self._consensus_plan(final=False)
+            self._plan = self._consensus_plan()
             return self._plan
         if self._offset and self.iteration == self._offset + 1:   # agreed (or out of rounds): start the MPC
             plan = self.inner.begin_step(self.step, self._state - self._shift(), {})
@@ -136,19 +134,19 @@ class CentreConsensusAgent(Agent):
             return self._wrap(plan)
         return self._wrap(self.inner.iterate(self._unwrap(inbox)))
 
-    def _consensus_plan(self, final: bool) -> Plan:
+    def _consensus_plan(self) -> Plan:
         """A plan that carries only the estimate (the state as measured, no inputs planned yet)."""
         return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration,
                     states=np.tile(self._state, (self.horizon + 1, 1)), inputs=np.zeros((self.horizon, self.input_size)),
                     cost=0.0,
-                    feasible=True, converged=self.disagreement <= self.consensus.tolerance, final=final,
+                    feasible=True, converged=self.disagreement <= self.consensus.tolerance, final=False,
                     data={"centre": self.estimate.copy()})
 
     def _wrap(self, plan: Plan) -> Plan:
         """The inner plan as the network sees it: iteration counted from the start of the step, the
         estimate attached (positions stay in the agreed frame, which every agent shares)."""
-        self._plan = replace(plan, iteration=plan.iteration + self._offset + (1 if self._offset else 0),
-                             data={**plan.data, "centre": self.estimate.copy()})
+        self._plan = replace(plan, iteration=self.iteration, data={**plan.data, "centre": self.estimate.copy()})
+        self.inner.statistics.iterations = self.iteration
         return self._plan
 
     def _unwrap(self, inbox: Mapping[int, Plan]) -> dict[int, Plan]:

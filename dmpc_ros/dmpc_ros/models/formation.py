@@ -40,9 +40,6 @@ class Formation:
     def num_agents(self) -> int:
         return len(self.offsets)
 
-    def neighbours(self, i: int) -> tuple[int, ...]:
-        return tuple(sorted({b if a == i else a for a, b in self.edges if i in (a, b)}))
-
     def subsystems(self) -> list[Subsystem]:
         result = []
         for i in range(self.num_agents):

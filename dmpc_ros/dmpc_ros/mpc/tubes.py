@@ -85,12 +85,10 @@ def outer_mrpi(A: np.ndarray, w: np.ndarray, epsilon: float = 1e-3, max_steps: i
 
 @dataclass(frozen=True)
 class TubeFamily:
-    """Per-agent tubes Z_i, ancillary gains K_i and the disturbance boxes they were built for."""
+    """Per-agent tubes Z_i and ancillary gains K_i."""
 
     tubes: tuple[Zonotope, ...]
     gains: tuple[np.ndarray, ...]          # K_i (n_u,i × n_x,i)
-    effective_disturbance: tuple[np.ndarray, ...]   # w̃_i = w_i + Σ_j |M_ij| b_j (box half-widths)
-    fixed_point_iterations: int
 
 
 def coupled_tubes(system: CoupledLinearSystem, gains: list[np.ndarray], disturbance: list[np.ndarray],
@@ -109,7 +107,7 @@ def coupled_tubes(system: CoupledLinearSystem, gains: list[np.ndarray], disturba
                 for i in range(M)]
     neighbours = [[j for j in range(M) if j != i and np.any(coupling[i][j])] for i in range(M)]
     radii = [np.zeros(s.n_x) for s in system.subsystems]
-    for iteration in range(1, max_iterations + 1):
+    for _ in range(max_iterations):
         effective = [disturbance[i] + sum((coupling[i][j] @ radii[j] for j in neighbours[i]), np.zeros(system.subsystems[i].n_x))
                      for i in range(M)]
         try:
@@ -123,7 +121,7 @@ def coupled_tubes(system: CoupledLinearSystem, gains: list[np.ndarray], disturba
         if growth <= 1e-9 * (1.0 + max(float(np.max(n, initial=0.0)) for n in new)):
             # final family: each Z_i is RPI for box(w̃_i) computed from boxes that contain the final Z_j
             if all(np.all(z.radii() <= r * (1 + 1e-6) + 1e-12) for z, r in zip(tubes, radii)):
-                return TubeFamily(tuple(tubes), tuple(gains), tuple(effective), iteration)
+                return TubeFamily(tuple(tubes), tuple(gains))
             radii = [r * (1 + 1e-6) for r in new]
             continue
         radii = new

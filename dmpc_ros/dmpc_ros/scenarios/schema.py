@@ -100,8 +100,8 @@ class Scenario:
         if isinstance(self.model, Formation):
             collision = CollisionAvoidance(self.model.edges, self.model.min_distance)
             settings = self.controller.consensus
-            if settings is not None:
-                relative = ReferenceTrajectory(*self.model.reference(self.centre_path, self.sample_time, self.reference_length))
+            if settings is not None:   # the agents work relative to their agreed centre: the path from 0
+                relative = ReferenceTrajectory(reference.states - self._anchor_shift(), reference.inputs)
                 consensus = CentreConsensus(self.model.edges, self.model.offsets, settings.step_size, settings.rounds,
                                             relative, settings.tolerance)
         return ControllerDesign(model, self.controller.Q, self.controller.R, self.controller.horizon,
@@ -121,13 +121,16 @@ class Scenario:
         positions = self.initial_state.reshape(-1, 4)[:, :2]
         return np.mean(positions - np.asarray(self.model.offsets), axis=0)
 
+    def _anchor_shift(self) -> np.ndarray:
+        """The formation anchor added to every robot's position (stacked state layout)."""
+        return np.tile(np.r_[self.formation_anchor(), 0.0, 0.0], self.num_agents)
+
     def reference_trajectory(self, model: CoupledLinearSystem) -> ReferenceTrajectory:
         """The setpoints every agent knows: the platoon's ideal trajectory along the speed profile (sampled
         for the run plus one horizon of preview), or the chain's constant position setpoints."""
         if isinstance(self.model, Formation):
             states, inputs = self.model.reference(self.centre_path, self.sample_time, self.reference_length)
-            states = states + np.tile(np.r_[self.formation_anchor(), 0.0, 0.0], self.num_agents)
-            return ReferenceTrajectory(states, inputs)
+            return ReferenceTrajectory(states + self._anchor_shift(), inputs)
         if isinstance(self.model, Platoon):
             speed, acceleration = self.speed_profile.sample(self.sample_time, self.reference_length)
             return ReferenceTrajectory(*self.model.reference_states(speed, acceleration, self.sample_time))
@@ -228,7 +231,7 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         profile = None
         Q, R, extra = parse_chain_weights(controller, plant_model)
     elif kind == "formation":
-        plant_model = parse_formation(section(model, "model.", "robots", required=True), sample_time)
+        plant_model = parse_formation(section(model, "model.", "robots", required=True))
         path, profile = parse_centre_path(model.get("path")), None
         Q, R, terms = parse_formation_weights(controller, plant_model)
         centre = choice(model, "model.", "centre", ("consensus", "known"), default="consensus")
@@ -255,8 +258,8 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         robust=choice(controller, "controller.", "robust", ("nominal", "tube"), default="nominal"), **extra,
     )
     if settings.terminal_set and (profile is not None or path is not None):
-        raise ScenarioError("controller.terminal_set: true is not allowed for a platoon: its reference changes "
-                            "along the speed profile and a terminal set is built around one setpoint")
+        raise ScenarioError("controller.terminal_set: true is not allowed for a platoon or a formation: their "
+                            "reference changes over time and a terminal set is built around one setpoint")
     if np.min(np.diag(settings.R)) <= 0:
         raise ScenarioError("controller.input_weight: must be positive definite (every diagonal entry > 0)")
 
@@ -266,12 +269,14 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
     steps = number(simulation, "simulation.", "steps", default=50, minimum=1, maximum=1_000_000, integer=True)
     subsystems = plant_model.subsystems()
     if isinstance(plant_model, Formation):
-        x0 = parse_rows(simulation.get("initial_state"), "simulation.initial_state", M, ("px", "py", "vx", "vy"))
+        x0 = parse_rows(simulation.get("initial_state"), "simulation.initial_state", M, ("px", "py", "vx", "vy"),
+                        noun="lists (one per agent)")
     elif isinstance(plant_model, Platoon):
         x0 = parse_platoon_initial_state(simulation.get("initial_state", "equilibrium"), plant_model, profile,
                                          sample_time)
     else:
-        x0 = parse_initial_state(simulation.get("initial_state"), M)
+        x0 = parse_rows(simulation.get("initial_state"), "simulation.initial_state", M, ("position", "velocity"),
+                        noun="pairs (one per agent)")
     bound = parse_disturbance_bound(simulation.get("disturbance_bound"), subsystems)
     tubes = None
     if settings.robust == "tube":
@@ -431,7 +436,7 @@ class ConsensusSettings:
     tolerance: float
 
 
-def parse_formation(robots: dict, sample_time: float) -> Formation:
+def parse_formation(robots: dict) -> Formation:
     path = "model.robots."
     reject_unknown(robots, path, {"count", "shape", "shape_after", "switch_time", "graph", "speed_limit",
                                   "acceleration_limit", "min_distance"})
@@ -511,10 +516,12 @@ def parse_consensus(consensus: dict, formation: Formation) -> ConsensusSettings:
     return settings
 
 
-def parse_rows(value: object, name: str, count: int, fields: tuple[str, ...]) -> np.ndarray:
+def parse_rows(value: object, name: str, count: int, fields: tuple[str, ...], noun: str = "lists") -> np.ndarray:
     """`count` lists of len(fields) numbers, stacked into one vector."""
+    if value is None:
+        raise ScenarioError(f"{name}: missing; give {count} [{', '.join(fields)}] {noun}")
     if not isinstance(value, list) or len(value) != count:
-        raise ScenarioError(f"{name}: {value!r} is not allowed: expected {count} [{', '.join(fields)}] lists")
+        raise ScenarioError(f"{name}: {value!r} is not allowed: expected {count} [{', '.join(fields)}] {noun}")
     rows = []
     for i, entry in enumerate(value):
         if not isinstance(entry, list) or len(entry) != len(fields):
@@ -590,17 +597,3 @@ def parse_chain(masses: dict) -> MassSpringChain:
         velocity_limit=tuple(per_agent(masses, path, "velocity_limit", M, float("inf"), **positive)),
         net_force_limit=number(masses, path, "net_force_limit", default=float("inf"), **positive),
     )
-
-
-def parse_initial_state(value: object, count: int) -> np.ndarray:
-    name = "simulation.initial_state"
-    if value is None:
-        raise ScenarioError(f"{name}: missing; give one [position, velocity] pair per agent")
-    if not isinstance(value, list) or len(value) != count:
-        raise ScenarioError(f"{name}: {value!r} is not allowed: expected {count} [position, velocity] pairs (one per agent)")
-    rows = []
-    for i, pair in enumerate(value):
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise ScenarioError(f"{name}[{i}]: {pair!r} is not allowed: must be [position, velocity]")
-        rows.append([check_number(v, f"{name}[{i}][{j}]") for j, v in enumerate(pair)])
-    return np.asarray(rows, float).ravel()

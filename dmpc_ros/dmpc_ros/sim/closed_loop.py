@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..coordination import AdmmSettings, CentralizedMPC, ControllerDesign, StoppingRule, build_agents
+from ..coordination.tube import TubeAgent
 from ..models.linear import CoupledLinearSystem
 from .network import TICKS_PER_ITERATION, InMemoryNetwork
 from .results import SimulationResult
@@ -45,6 +46,9 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         max_iterations += design.centre_consensus.rounds + 1
     result = SimulationResult.empty(settings.algorithm, T, N, n, m, plant.num_agents, max_iterations, plant.sample_time)
     result.communication = {a.agent_id: sorted(a.required_plans) for a in agents}
+    tube_mode = bool(agents) and isinstance(agents[0], TubeAgent)
+    if tube_mode:
+        result.nominal_x = np.full((T, n), np.nan)
     network = settings.network
     x = np.asarray(x0, float).copy()
     result.x[0] = x
@@ -74,8 +78,9 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
             U, iterations = ref_inputs.ravel(), 1
             result.cost_per_iteration[k, 0] = result.centralized_cost[k]
             result.agent_solve_times[k] = [[centralized.last_solve_time]]
-        # what the agents apply: their plans' first inputs, plus the ancillary feedback in tube mode
-        u = np.concatenate([a.control() for a in sorted(agents, key=lambda a: a.agent_id)]) if agents else U[:m]
+        # what the agents apply (agents are in id order): their plans' first inputs, plus the ancillary
+        # feedback in tube mode
+        u = np.concatenate([a.control() for a in agents]) if agents else U[:m]
         result.iterations[k] = iterations
         result.plan_inputs[k] = U.reshape(N, m)
         result.plan_states[k] = problem.predict(x, U)
@@ -83,10 +88,8 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         if centralized is not None and reference_ok:
             result.input_error[k] = np.linalg.norm(U - ref_inputs.ravel()) / max(np.linalg.norm(ref_inputs), 1e-12)
         result.u[k] = u
-        if agents and all(getattr(a, "nominal", None) is not None for a in agents):   # tube mode
-            if result.nominal_x is None:
-                result.nominal_x = np.full((T, n), np.nan)
-            result.nominal_x[k] = np.concatenate([a.nominal for a in sorted(agents, key=lambda a: a.agent_id)])
+        if tube_mode:
+            result.nominal_x[k] = np.concatenate([a.nominal for a in agents])
         result.stage_cost[k] = problem.cost.stage(x, u, k)
         result.violation[k] = plant.constraint_violation(x, u)
         result.messages[k] = network.messages - messages_before

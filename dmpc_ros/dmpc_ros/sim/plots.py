@@ -17,6 +17,23 @@ from ..mpc.tubes import TubeFamily  # noqa: E402
 from .results import SimulationResult  # noqa: E402
 
 
+def save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def label_time_axes(axes, labels: list[str], legend_columns: int) -> None:
+    """Stacked time plots: y labels, grids, legends (0 columns: none, too many lines) and the shared time axis."""
+    for axis, label in zip(axes, labels):
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        if legend_columns:
+            axis.legend(loc="upper right", fontsize=7, ncol=legend_columns)
+    axes[-1].set_xlabel("time [s]")
+
+
 def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory: Path, title: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / "states_inputs.png", directory / "convergence.png"]
@@ -34,16 +51,9 @@ def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory
     units = list(first.state_units) + list(first.input_units) or ["", "", ""]
     kinds = [name.split("_")[0] for name in first.state_names + first.input_names] or ["first state", "second state", "input"]
     labels = [f"{kind} [{unit}]" if unit else kind for kind, unit in zip(kinds, units)]
-    for axis, label in zip(axes, labels):
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-        if M <= 8:
-            axis.legend(loc="upper right", fontsize=7, ncol=2)
-    axes[-1].set_xlabel("time [s]")
+    label_time_axes(axes, labels, legend_columns=2 if M <= 8 else 0)
     axes[0].set_title(f"{title}: states and inputs ({result.algorithm})")
-    fig.tight_layout()
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
+    save(fig, paths[0])
 
     fig, axes = plt.subplots(2, 1, figsize=(9, 6))
     reference = result.centralized_cost
@@ -63,9 +73,7 @@ def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory
     axes[1].set_xlabel("control step k")
     axes[1].set_ylabel("iterations")
     axes[1].grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
+    save(fig, paths[1])
     return paths
 
 
@@ -90,18 +98,10 @@ def plot_platoon(result: SimulationResult, platoon: Platoon, reference: Referenc
     limit = max(platoon.jerk_limit)
     axes[3].axhline(limit, color="r", lw=1, ls=":")
     axes[3].axhline(-limit, color="r", lw=1, ls=":")
-    for axis, label in zip(axes, ["speed [m/s]", "spacing error δ [m]", "gap [m]", "jerk [m/s³]"]):
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-        if labelled:
-            axis.legend(loc="upper right", fontsize=7, ncol=4)
-    axes[-1].set_xlabel("time [s]")
+    label_time_axes(axes, ["speed [m/s]", "spacing error δ [m]", "gap [m]", "jerk [m/s³]"], 4 if labelled else 0)
     axes[0].set_title(f"{title}: platoon ({result.algorithm}, {platoon.topology.replace('_', '-')}, "
                       f"h = {platoon.time_headway} s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_formation(result: SimulationResult, formation: Formation, reference: ReferenceTrajectory, directory: Path,
@@ -141,10 +141,7 @@ def plot_formation(result: SimulationResult, formation: Formation, reference: Re
     distance.set_xlabel("time [s]")
     distance.grid(alpha=0.3)
     distance.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_tubes(result: SimulationResult, system: CoupledLinearSystem, tubes: TubeFamily, directory: Path,
@@ -175,7 +172,4 @@ def plot_tubes(result: SimulationResult, system: CoupledLinearSystem, tubes: Tub
         axes[-1][i].set_xlabel("time [s]")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{title}: nominal trajectory, its tube and the real state ({result.algorithm})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
