@@ -28,6 +28,7 @@ from .environment import reserve_domain_id, ros_environment
 from .recorder import RunRecorder
 from .spin import make_executor
 
+DISCOVERY_TIMEOUT = 30.0  # [s] for the recorder to see every node before bring-up starts
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
            "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager"}
 
@@ -81,10 +82,19 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
                                "reliable" if mode == "lock_step" else "best_effort", context=context)
         executor.add_node(recorder)
         processes = {}
-        for spec in specs:
+
+        def start(spec: NodeSpec) -> None:
             command = executable_command(spec) + ["--ros-args", "-r", f"__node:={spec.name}", "-r",
                                                   f"__ns:={spec.namespace}", "--params-file", str(params)]
             processes[spec.name] = group.start(spec.name, command, env)
+
+        managers = [spec for spec in specs if spec.executable == "lifecycle_manager"]
+        nodes = [spec for spec in specs if spec not in managers]
+        for spec in nodes:
+            start(spec)
+        await_discovery(executor, recorder, {spec.full_name for spec in nodes}, group, DISCOVERY_TIMEOUT)
+        for spec in managers:
+            start(spec)
         started = time.monotonic()
         died: tuple[str, int, float] | None = None
         while outcome is None:
@@ -129,6 +139,20 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
             print(f"dmpc run: warning: agents substituted {outcome.result.messages_missing} missing plan(s) after "
                   "their iteration timeout; this lock-step run is not reproducible", flush=True)
     return outcome
+
+
+def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, timeout: float) -> None:
+    """Wait until the recorder's participant knows every node process, so that the publishers they create when
+    configured match the recorder at once: a late match loses the first volatile messages (control inputs).
+    Returns early when a node process has exited (the main loop reports it)."""
+    deadline = time.monotonic() + timeout
+    while not names <= set(recorder.get_fully_qualified_node_names()) and group.first_exited() is None:
+        if time.monotonic() > deadline:
+            missing = sorted(names - set(recorder.get_fully_qualified_node_names()))
+            print(f"dmpc run: warning: the recorder has not discovered {', '.join(missing)} after {timeout:.0f} s; "
+                  "their first messages may be missing from run.mcap", flush=True)
+            return
+        executor.spin_once(timeout_sec=0.02)
 
 
 def collect_result(scenario: Scenario, plant_file: Path, recorder) -> SimulationResult:
