@@ -14,8 +14,6 @@ Usage: python bench/robust.py [--scales 0.5 1 1.5 2 2.5] [--runs 20]
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import time
 
 import numpy as np
 import yaml
@@ -23,28 +21,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from dmpc_ros.coordination import build_agents
 from dmpc_ros.mpc.tubes import tighten
 from dmpc_ros.scenarios import ScenarioError, parse_scenario, scenario_path
-from dmpc_ros.sim import InMemoryNetwork
-from dmpc_ros.sim.closed_loop import negotiate
+from dmpc_ros.sim.monte_carlo import closed_loop_run
 
 
 def run(scenario, seed: int) -> tuple[float, float, float]:
     """(max violation, closed-loop cost, seconds per step) of one seeded run."""
-    scenario = dataclasses.replace(scenario, disturbance_seed=seed)
-    design, plant = scenario.design(), scenario.plant()
-    problem = design.condensed()
-    agents = build_agents(design, scenario.controller.algorithm, scenario.controller.stopping)
-    x, W, network = scenario.initial_state.copy(), scenario.disturbance(), InMemoryNetwork()
-    violation, cost, started = 0.0, 0.0, time.perf_counter()
-    for k in range(scenario.steps):
-        negotiate(agents, problem, network, k, x, 10_000, lambda p, U: None)
-        u = np.concatenate([a.control() for a in agents])
-        violation = max(violation, plant.constraint_violation(x, u))
-        cost += problem.cost.stage(x, u, k)
-        x = plant.step(x, u, W[k])
-    return max(violation, plant.constraint_violation(x)), cost, (time.perf_counter() - started) / scenario.steps
+    figures = closed_loop_run(scenario, seed, tube=scenario.tubes is not None)
+    return figures.violation, figures.cost, figures.step_time
 
 
 def conservatism(scenario) -> tuple[float, float]:
@@ -82,6 +67,7 @@ def main() -> None:
                 tube = None
             nominal_data = yaml.safe_load(yaml.safe_dump(data))
             nominal_data["controller"]["robust"] = "nominal"
+            nominal_data["controller"].pop("tube", None)
             nominal = parse_scenario(nominal_data)
             times = {}
             for mode, scenario in (("nominal", nominal), ("tube", tube)):

@@ -50,7 +50,8 @@ def simulation_settings(scenario, algorithm: str, compare: bool):
         algorithm, scenario.steps, scenario.controller.stopping, scenario.controller.solver,
         scenario.controller.weights, compare,
         InMemoryNetwork(default_delay=scenario.network_delay, drop_probability=scenario.drop_probability,
-                        seed=scenario.network_seed),
+                        seed=scenario.network_seed, outage_probability=scenario.outage_probability,
+                        max_outage_steps=scenario.max_outage_steps),
         scenario.disturbance(), scenario.controller.admm)
 
 

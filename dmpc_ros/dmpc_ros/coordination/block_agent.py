@@ -8,7 +8,13 @@ others' inputs fixed at their announced plans.
 - non-cooperative (Nash) Jacobi: own cost and own constraints, full steps;
 - decentralized: own subsystem model only (couplings ignored), no communication.
 Each agent keeps a *view* of every member's initial state and inputs, refreshed from the plans it receives;
-a plan from an earlier step is used shifted, a missing one leaves the view as predicted.
+when a member's plans of a step are all missing, its newest plan is used shifted (its own prediction of its
+state, its inputs with the terminal controller's tail).
+
+Message faults (tube mode, mpc/tubes.PlanCompatibility): the own plan must stay within the compatibility
+bounds of the own previous plan, shifted (extra rows of the step's QP), so a neighbour that uses it shifted for
+up to D steps errs by a bounded amount the tubes include. If a required neighbour has been silent for more than
+D steps, the agent applies its own safe candidate — its previous plan, shifted — and counts a fallback.
 
 Feasibility recovery: the cooperative guarantees assume the negotiation starts from a feasible plan (Stewart
 et al. 2010, Assumption 4). When an agent's view violates a constraint (first step, or after a disturbance), it
@@ -28,6 +34,7 @@ from ..mpc.agent_problem import AgentBlockQP
 from ..mpc.condensed import CondensedProblem
 from ..mpc.qp import DenseQP
 from .base import Agent, StepStatistics, StoppingRule
+from ..mpc.tubes import PlanCompatibility
 from .collision import CollisionAvoidance
 from .plan import Plan
 
@@ -37,7 +44,8 @@ FEASIBILITY_TOLERANCE = 1e-7  # constraint slack below which a view counts as in
 class BlockUpdateAgent(Agent):
     def __init__(self, agent_id: int, problem: CondensedProblem, members: Sequence[int], block: AgentBlockQP,
                  terminal_gain: np.ndarray, weight: float, stopping: StoppingRule, order: Sequence[int] | None = None,
-                 required_plans: set[int] | None = None, collision: CollisionAvoidance | None = None) -> None:
+                 required_plans: set[int] | None = None, collision: CollisionAvoidance | None = None,
+                 compatibility: PlanCompatibility | None = None) -> None:
         """members[j] is the global id of the problem's subsystem j (the problem may cover the whole plant or
         only this agent's subsystem); order is the update sequence for sequential (Gauss-Seidel) schemes."""
         if not 0 < weight <= 1:
@@ -67,8 +75,11 @@ class BlockUpdateAgent(Agent):
         self._stats = StepStatistics()
         self._plan: Plan | None = None
         self._projection: DenseQP | None = None
-        self.collision = collision
+        self.collision, self.compatibility = collision, compatibility
         self._step_C, self._step_d = np.zeros((0, self.U.size)), np.zeros(0)   # this step's extra rows
+        self._heard: dict[int, Plan] = {}          # each member's newest plan (any step)
+        self._previous: Plan | None = None         # the own final plan of the previous step
+        self._candidate = np.zeros(0)              # the own inputs of the warm start (previous plan, shifted)
 
     # -- contract ------------------------------------------------------------------------------------
     def needs_current_iteration(self, neighbour: int) -> bool:
@@ -78,9 +89,11 @@ class BlockUpdateAgent(Agent):
         if self.step >= 0:
             self._apply_inbox(inbox, accept_step=self.step)  # others' final plans of the step that ended
             self._shift_view()
+        self._previous = self._plan if self._plan is not None and self._plan.step == step - 1 else None
         self.step, self.iteration = step, 0
         self._stats = StepStatistics()
         self.x0[self._state_slice[self.agent_id]] = state
+        self._candidate = self.U[self._input_index[self.agent_id]].copy()
         self._plan = self._make_plan(converged=False, final=False, feasible=True)
         return self._plan
 
@@ -104,29 +117,75 @@ class BlockUpdateAgent(Agent):
         neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged
                               for j in self.required_plans)
         final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
+        if final and self._silent_beyond_bound():
+            self.U[own] = self._candidate
+            self._stats.fallbacks += 1
         self._stats.iterations = self.iteration
-        self._plan = self._make_plan(converged=converged, final=final, feasible=solution.ok)
+        # feasible: the announced plan satisfies the constraints (a failed solve keeps the previous iterate,
+        # which may well do so; the failure itself is counted as a fallback)
+        feasible = solution.ok or self._slack() >= -FEASIBILITY_TOLERANCE
+        self._plan = self._make_plan(converged=converged, final=final, feasible=feasible)
         return self._plan
+
+    def _silent_beyond_bound(self) -> bool:
+        """Whether a required neighbour's newest plan is more than D steps old (tube mode only)."""
+        if self.compatibility is None:
+            return False
+        D = self.compatibility.missed_steps
+        return any(j not in self._heard or self.step - self._heard[j].step > D
+                   for j in self.required_plans & self._input_index.keys())
 
     def _absorb(self, inbox: Mapping[int, Plan]) -> None:
         """Take in the neighbours' plans before the own update (schemes with prices etc. extend this)."""
         if self.iteration == 1:
             # The common view every agent shares: measured states and warm starts (plans of iteration 0).
             self._apply_inbox(inbox, accept_step=self.step, newest_inputs=0, count=False)
-            if self.collision is not None:
-                self._set_collision_rows()
+            self._set_step_rows()
             self._recover_feasibility()
         self._apply_inbox(inbox, accept_step=self.step)
 
-    def _set_collision_rows(self) -> None:
-        """This step's separating half-planes from the common view (every agent computes the same ones)."""
+    def _set_step_rows(self) -> None:
+        """This step's extra rows: separating half-planes from the common view (every agent computes the same
+        ones) and the compatibility rows around the own previous plan, shifted."""
         problem = self.problem
         system = problem.system
-        positions = self.collision.positions(system, problem.predict(self.x0, self.U))
-        G, g = self.collision.state_rows(positions, system.state_offsets, system.n_x)
-        self._step_C, self._step_d = G @ problem.Gamma, g - G @ problem.Phi @ self.x0
-        self.block.set_step_rows(self._step_C, self._step_d)
-        self._projection = None
+        rows, bounds = [np.zeros((0, self.U.size))], [np.zeros(0)]
+        if self.collision is not None:
+            positions = self.collision.positions(system, problem.predict(self.x0, self.U))
+            G, g = self.collision.state_rows(positions, system.state_offsets, system.n_x)
+            rows.append(G @ problem.Gamma)
+            bounds.append(g - G @ problem.Phi @ self.x0)
+        if self.compatibility is not None and self._previous is not None:
+            C, d = self._compatibility_rows()
+            rows.append(C)
+            bounds.append(d)
+        if sum(b.size for b in bounds) or self._step_d.size:
+            self._step_C, self._step_d = np.vstack(rows), np.concatenate(bounds)
+            self.block.set_step_rows(self._step_C, self._step_d)
+            self._projection = None
+
+    def _compatibility_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """|x_i(t) − x̂_i(t)| ≤ δ_x and |u_i(t) − û_i(t)| ≤ δ_u (finite bounds only) as rows on the plant-wide U,
+        with x̂_i(t) = previous plan's state t+1 and û_i(t) its input t+1."""
+        i, previous = self.agent_id, self._previous
+        n_i = previous.states.shape[1]
+        rows, bounds = [], []
+        for t in self.compatibility.state_steps():
+            for r in np.flatnonzero(np.isfinite(self.compatibility.state_change[i])):
+                row = (t - 1) * n_i + r
+                for sign in (1.0, -1.0):
+                    rows.append(sign * self._own_Gamma[row])
+                    bounds.append(self.compatibility.state_change[i][r]
+                                  + sign * (previous.states[t + 1, r] - self._own_Phi[row] @ self.x0))
+        own = self._input_index[i].reshape(self.problem.horizon, -1)
+        for t in self.compatibility.input_steps():
+            for r in np.flatnonzero(np.isfinite(self.compatibility.input_change[i])):
+                for sign in (1.0, -1.0):
+                    row = np.zeros(self.U.size)
+                    row[own[t, r]] = sign
+                    rows.append(row)
+                    bounds.append(self.compatibility.input_change[i][r] + sign * previous.inputs[t + 1, r])
+        return np.reshape(rows, (-1, self.U.size)), np.asarray(bounds, float)
 
     def _slack(self) -> float:
         """Smallest slack of the view over the problem's rows and this step's extra rows."""
@@ -188,6 +247,8 @@ class BlockUpdateAgent(Agent):
             if newest_inputs is None or plan.iteration <= newest_inputs:
                 self.U[self._input_index[j]] = plan.inputs.ravel()
             self.x0[self._state_slice[j]] = plan.states[0]
+            if j not in self._heard or (plan.step, plan.iteration) >= (self._heard[j].step, self._heard[j].iteration):
+                self._heard[j] = plan
 
     def _valid(self, j: int, plan: Plan) -> bool:
         N = self.problem.horizon
@@ -212,6 +273,10 @@ class BlockUpdateAgent(Agent):
             tail[problem.system.input_slice(j)] = segment
         self.U = np.concatenate([self.U[m:], tail])
         self.x0 = predicted[1]
+        for j, plan in self._heard.items():   # a member's own prediction of its next state, where known
+            age = self.step + 1 - plan.step
+            if j != self.agent_id and age <= problem.horizon:
+                self.x0[self._state_slice[j]] = plan.states[age]
 
     def _make_plan(self, converged: bool, final: bool, feasible: bool) -> Plan:
         """The own rows of the prediction under the current view, and their local cost

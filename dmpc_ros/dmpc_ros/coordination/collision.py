@@ -8,6 +8,9 @@ Each constraint involves only the robot's own position, so every iterate of ever
 only its own plan) keeps every pair at least d apart. Both robots compute the plane from the same shared data
 (the warm starts every agent announces at iteration 0), so they agree on it. If the previous plans were d
 apart, the warm starts satisfy their planes (they lie |p̂_a − p̂_b|/2 ≥ d/2 from m), so the step stays feasible.
+Tube mode: the planes constrain nominal positions and each robot keeps, in addition, its tube's extent in the
+plane's normal direction, a' p̄ ≤ b − h_{Z_p}(a) (Z_p: the tube's position components), so the real positions
+p = p̄ + e_p with e ∈ Z stay on their sides and d apart.
 """
 from __future__ import annotations
 
@@ -15,12 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..mpc.tubes import Zonotope
+
 
 @dataclass(frozen=True)
 class CollisionAvoidance:
     pairs: tuple[tuple[int, int], ...]        # robots that must stay apart
     min_distance: float                       # d [m]
     position_columns: tuple[int, int] = (0, 1)   # where (p_x, p_y) sit in each agent's state
+    position_tubes: tuple[Zonotope, ...] | None = None   # tube mode: each robot's tube, position components
 
     def halfplanes(self, positions: np.ndarray) -> list[tuple[int, int, np.ndarray, float]]:
         """(agent, k, a, b) rows a' p_agent(k) ≤ b for k = 1..N from planned positions (N+1 × M × 2)."""
@@ -32,9 +38,13 @@ class CollisionAvoidance:
                 # coincident plans: a fixed direction both robots pick alike
                 normal = delta / length if length > 1e-9 else np.array([1.0, 0.0])
                 middle = float(normal @ (positions[k, a] + positions[k, b])) / 2.0
-                rows.append((a, k, -normal, -(middle + self.min_distance / 2.0)))
-                rows.append((b, k, normal, middle - self.min_distance / 2.0))
+                rows.append((a, k, -normal, -(middle + self.min_distance / 2.0) - self._margin(a, -normal)))
+                rows.append((b, k, normal, middle - self.min_distance / 2.0 - self._margin(b, normal)))
         return rows
+
+    def _margin(self, agent: int, direction: np.ndarray) -> float:
+        """h_{Z_p}(direction) of the agent's tube (0 without tubes)."""
+        return 0.0 if self.position_tubes is None else float(self.position_tubes[agent].support(direction)[0])
 
     def positions(self, system, states: np.ndarray) -> np.ndarray:
         """(N+1 × M × 2) planned positions from stacked planned states (N+1 × n) of a CoupledLinearSystem."""

@@ -163,5 +163,10 @@ class CentreConsensusAgent(Agent):
     def control(self) -> np.ndarray:
         return self.inner.control()
 
+    @property
+    def nominal(self) -> np.ndarray:
+        """A tube agent inside: its nominal state, back in the absolute frame."""
+        return self.inner.nominal + self._shift()
+
     def constraint_margin(self) -> float:
         return self.inner.constraint_margin()

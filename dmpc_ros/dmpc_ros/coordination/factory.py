@@ -13,6 +13,7 @@ from ..models.linear import CouplingTerm
 from ..mpc.condensed import CondensedProblem, QuadraticCost, objective_couplings
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
+from ..mpc.tubes import TubeFamily
 from .admm import AdmmAgent, AdmmSettings
 from .base import Agent, StoppingRule
 from .block_agent import BlockUpdateAgent
@@ -38,7 +39,7 @@ class ControllerDesign:
     coupling_terms: tuple[CouplingTerm, ...] = ()   # how Q's couplings split into PSD pair terms (for ADMM)
     collision: CollisionAvoidance | None = None     # separating half-planes between robot pairs, per step
     centre_consensus: CentreConsensus | None = None  # agents agree on the formation centre before the MPC
-    tube_gains: tuple[np.ndarray, ...] | None = None  # tube-based robust mode: ancillary K_i (system tightened)
+    tubes: TubeFamily | None = None          # tube-based robust mode: Z_i, K_i, plan-change bounds (system tightened)
 
     def in_agreed_frame(self) -> "ControllerDesign":
         """The design the MPC agents use behind a centre consensus: reference relative to the agreed centre."""
@@ -115,18 +116,25 @@ class ControllerDesign:
 
 def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
                  weights: list[float] | None = None, problem: CondensedProblem | None = None,
-                 admm: AdmmSettings = AdmmSettings()) -> list[Agent]:
-    """Agents of `algorithm`, one per subsystem, sharing one condensed problem (in-process simulation)."""
+                 admm: AdmmSettings = AdmmSettings(), tubes: TubeFamily | None = None) -> list[Agent]:
+    """Agents of `algorithm`, one per subsystem, sharing one condensed problem (in-process simulation);
+    `tubes` (inner agents of tube mode) carries the plan-compatibility bounds."""
     check_algorithm(design, algorithm, weights)
-    if design.tube_gains is not None:
-        inner = build_agents(replace(design, tube_gains=None), algorithm, stopping, backend, weights, problem, admm)
-        return [TubeAgent(agent, design.system, design.tube_gains[agent.agent_id]) for agent in inner]
-    if design.centre_consensus is not None:
-        inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, None, admm)
+    if design.centre_consensus is not None:   # outermost: the agents inside work in the agreed frame
+        inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, None, admm, tubes)
         return [wrap_in_consensus(design, agent) for agent in inner]
+    if design.tubes is not None:
+        inner = build_agents(replace(design, tubes=None), algorithm, stopping, backend, weights, problem, admm,
+                             design.tubes)
+        return [wrap_in_tube(design, agent) for agent in inner]
     problem = None if algorithm in ("decentralized", "admm", "dual_decomposition") else (problem or design.condensed())
-    return [build_agent(design, algorithm, i, stopping, backend, weights, problem, admm)
+    return [build_agent(design, algorithm, i, stopping, backend, weights, problem, admm, tubes)
             for i in range(design.system.num_agents)]
+
+
+def wrap_in_tube(design: ControllerDesign, agent: Agent) -> Agent:
+    i = agent.agent_id
+    return TubeAgent(agent, design.tubes.gains[i], design.tubes.tubes[i], design.system.subsystems[i].state_constraint)
 
 
 def wrap_in_consensus(design: ControllerDesign, agent: Agent) -> Agent:
@@ -150,15 +158,17 @@ def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[floa
 
 def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stopping: StoppingRule,
                 backend: str = "daqp", weights: list[float] | None = None,
-                problem: CondensedProblem | None = None, admm: AdmmSettings = AdmmSettings()) -> Agent:
+                problem: CondensedProblem | None = None, admm: AdmmSettings = AdmmSettings(),
+                tubes: TubeFamily | None = None) -> Agent:
     """The agent `agent_id` of `algorithm` (what one ROS agent node builds for itself)."""
     check_algorithm(design, algorithm, weights)
-    if design.tube_gains is not None:
-        inner = build_agent(replace(design, tube_gains=None), algorithm, agent_id, stopping, backend, weights, problem, admm)
-        return TubeAgent(inner, design.system, design.tube_gains[agent_id])
     if design.centre_consensus is not None:
-        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, None, admm)
+        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, None, admm, tubes)
         return wrap_in_consensus(design, inner)
+    if design.tubes is not None:
+        inner = build_agent(replace(design, tubes=None), algorithm, agent_id, stopping, backend, weights, problem, admm,
+                            design.tubes)
+        return wrap_in_tube(design, inner)
     M = design.system.num_agents
     if algorithm == "dual_decomposition":
         maps, bound = shared_constraint_maps(design)
@@ -192,4 +202,5 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
     required = None if design.collision is None else \
         block.interacting_agents() | design.collision.partners(agent_id)
     return BlockUpdateAgent(agent_id, problem, list(range(M)), block, design.terminal_gain(), weight, stopping,
-                            order=order, required_plans=required, collision=design.collision)
+                            order=order, required_plans=required, collision=design.collision,
+                            compatibility=None if tubes is None else tubes.compatibility)

@@ -1,13 +1,13 @@
 """Tube-based robust DMPC agent: the inner agent negotiates the *nominal* problem (constraints tightened by the
 tubes, see mpc/tubes.py) from the nominal state x̄_i, and the agent applies u_i = ū_i + K_i (x_i − x̄_i).
 
-The nominal state follows the nominal coupled dynamics: at the start of step k+1 the agent computes
-    x̄_i(k+1) = A_ii x̄_i(k) + B_ii ū_i(k) + Σ_j (A_ij x̄_j(k) + B_ij ū_j(k))
-from the final plans of step k (plan.states[0] = x̄_j(k), plan.inputs[0] = ū_j(k)), so the error
-e = x − x̄ obeys e⁺ = (A + BK) e + w exactly and stays in the tubes (robust positive invariance); the nominal
-plans stay feasible for the tightened constraints, and x = x̄ + e then satisfies the original ones.
-At step 0, x̄(0) = x(0). A neighbour whose final plan is missing is replaced by the prediction of its previous
-plan (its shifted plan), and the event is counted as a fallback.
+Nominal state: x̄_i(k+1) = x̄_i(1|k), the own final plan's prediction, made with the neighbour values the agent
+used (Farina & Scattolini 2012). It always satisfies the tightened constraints (the plan did), and the error
+e = x − x̄ obeys e_i⁺ = A_K,i e_i + Σ_j M_ij e_j + w_i + (A_ij Δx_j + B_ij Δu_j), where Δ is what the neighbour
+really did minus what the agent used: zero when its plans of the step arrived and only states couple, bounded
+by the compatibility constraints when they were late or lost for up to D steps (included in W̃_i).
+Initial nominal state: a decision variable, x̄_i(0) ∈ (x_i(0) ⊕ (−Z_i)) ∩ X̄_i, the point of that set closest
+to x_i(0) (a small QP), so a start inside X but outside the tightened X̄_i = X_i ⊖ Z_i is still admissible.
 """
 from __future__ import annotations
 
@@ -15,20 +15,21 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..models.linear import CoupledLinearSystem
+from ..models.linear import PolytopicConstraint
+from ..mpc.qp import DenseQP
+from ..mpc.tubes import Zonotope
 from .base import Agent, StepStatistics
 from .plan import Plan
 
 
 class TubeAgent(Agent):
-    def __init__(self, inner: Agent, system: CoupledLinearSystem, gain: np.ndarray) -> None:
-        self.inner, self.system, self.gain = inner, system, gain
+    def __init__(self, inner: Agent, gain: np.ndarray, tube: Zonotope, tightened_states: PolytopicConstraint) -> None:
+        self.inner, self.gain, self.tube, self.tightened_states = inner, gain, tube, tightened_states
         self.agent_id = inner.agent_id
-        self.required_plans = frozenset(inner.required_plans | set(system.dynamic_neighbours(self.agent_id)))
+        self.required_plans = inner.required_plans
         self.nominal: np.ndarray | None = None
         self.measured = np.zeros(0)
         self._own_final: Plan | None = None
-        self._known: dict[int, Plan] = {}     # each neighbour's newest final plan
 
     @property
     def sequential(self) -> bool:
@@ -52,33 +53,29 @@ class TubeAgent(Agent):
     def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
         self.measured = np.asarray(state, float).copy()
         fallback = False
-        if self.nominal is None or self._own_final is None:
-            self.nominal = self.measured.copy()
+        if self._own_final is None or self._own_final.step != step - 1:
+            self.nominal, fallback = self.initial_nominal(self.measured)
         else:
-            self.nominal, fallback = self._propagate(step, inbox)
+            self.nominal = self._own_final.states[1].copy()
         plan = self.inner.begin_step(step, self.nominal, inbox)
         if fallback:
             self.inner.statistics.fallbacks += 1
         return plan
 
-    def _propagate(self, step: int, inbox: Mapping[int, Plan]) -> tuple[np.ndarray, bool]:
-        """x̄_i(k) from the step-(k−1) final plans of the agent and its dynamic neighbours."""
-        i, previous = self.agent_id, self._own_final
-        x_next = self.system.A[i][i] @ previous.states[0] + self.system.B[i][i] @ previous.inputs[0]
-        fallback = False
-        for j in self.system.dynamic_neighbours(i):
-            plan = inbox.get(j)
-            if plan is not None and plan.step == step - 1 and plan.final:
-                self._known[j] = plan
-                x_j, u_j = plan.states[0], plan.inputs[0]
-            elif j in self._known:   # missing: its last final plan, shifted to the step that just ended
-                shift = min(step - 1 - self._known[j].step, self._known[j].inputs.shape[0] - 1)
-                x_j, u_j = self._known[j].states[shift], self._known[j].inputs[shift]
-                fallback = True
-            else:
-                continue
-            x_next = x_next + self.system.A[i][j] @ x_j + self.system.B[i][j] @ u_j
-        return x_next, fallback
+    def initial_nominal(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(x̄, fallback): argmin ‖x̄ − x‖² s.t. x − x̄ = G ξ, ‖ξ‖∞ ≤ 1, H x̄ ≤ h (tightened); x̄ = x (fallback)
+        if x is farther than the tube from the tightened set."""
+        n, p = x.size, self.tube.G.shape[1]
+        H, h = self.tightened_states.H, self.tightened_states.h
+        if p == 0 or h.size == 0 or np.all(H @ x <= h):
+            return x.copy(), False
+        hessian = np.diag(np.r_[np.full(n, 2.0), np.full(p, 1e-9)])
+        rows = np.block([[np.eye(n), self.tube.G], [np.zeros((p, n)), np.eye(p)], [H, np.zeros((h.size, p))]])
+        lower = np.r_[x, -np.ones(p), np.full(h.size, -np.inf)]
+        upper = np.r_[x, np.ones(p), h]
+        qp = DenseQP(hessian, rows, equalities=np.r_[np.ones(n, bool), np.zeros(p + h.size, bool)])
+        solution = qp.solve(np.r_[-2.0 * x, np.zeros(p)], lower, upper)
+        return (solution.z[:n], False) if solution.ok else (x.copy(), True)
 
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
         plan = self.inner.iterate(inbox)

@@ -89,16 +89,26 @@ class DenseQP:
     def _solve_daqp(self, q, lower, upper, warm_start):
         bupper = np.minimum(upper, DAQP_INFINITY)
         blower = np.maximum(lower, -DAQP_INFINITY)
+        reused = self._daqp is not None
         try:
-            if self._daqp is None:
-                model = daqp.Model()
-                model.setup(self.H, q, self.A, bupper, blower, self._sense.copy())
-                model.settings = {"primal_tol": self._tolerance, "iter_limit": 10000}
-                self._daqp = model
-            else:
+            if reused:
                 self._daqp.update(f=q, bupper=bupper, blower=blower, sense=self._sense.copy())
+            else:
+                self._setup_daqp(q, bupper, blower)
             z, _, exitflag, info = self._daqp.solve()
+            if exitflag not in (1, 2) and reused:
+                # the reused model starts from the previous active set, which has made DAQP report feasible
+                # problems as infeasible: decide a failure from a fresh model
+                self._setup_daqp(q, bupper, blower)
+                z, _, exitflag, info = self._daqp.solve()
         except RuntimeError as error:  # DAQP refuses set-up when the first problem is infeasible
             self._daqp = None
             return np.zeros(self.num_variables), False, f"daqp: {error}", 0
         return z, exitflag in (1, 2), DAQP_STATUS.get(int(exitflag), f"exitflag {exitflag}"), int(info.get("iterations", 0))
+
+    def _setup_daqp(self, q, bupper, blower) -> None:
+        model = daqp.Model()
+        self._daqp = None
+        model.setup(self.H, q, self.A, bupper, blower, self._sense.copy())
+        model.settings = {"primal_tol": self._tolerance, "iter_limit": 10000}
+        self._daqp = model

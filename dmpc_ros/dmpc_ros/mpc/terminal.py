@@ -37,3 +37,29 @@ def maximal_admissible_set(A_closed: np.ndarray, constraint: PolytopicConstraint
         rows.append(candidate)
         bounds.append(h)
     raise RuntimeError(f"maximal admissible set not finitely determined within {max_steps} steps")
+
+
+def admissible_target(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, x_ref: np.ndarray,
+                      u_ref: np.ndarray, states: PolytopicConstraint, inputs: PolytopicConstraint,
+                      interior: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """The steady state (x_s, u_s), x_s = A x_s + B u_s, closest to (x_ref, u_ref) in the Q, R norms with
+    x_s, u_s inside the given sets shrunk by `interior` (a share of each bound), so a terminal set with
+    interior exists around it; ValueError if there is none."""
+    from .qp import DenseQP
+
+    n, m = B.shape
+    hessian = 2.0 * np.block([[Q, np.zeros((n, m))], [np.zeros((m, n)), R]])
+    rows = [np.hstack([A - np.eye(n), B])]
+    lower, upper = [np.zeros(n)], [np.zeros(n)]
+    for H, h, columns in ((states.H, states.h, slice(0, n)), (inputs.H, inputs.h, slice(n, n + m))):
+        block = np.zeros((h.size, n + m))
+        block[:, columns] = H
+        rows.append(block)
+        lower.append(np.full(h.size, -np.inf))
+        upper.append(h - interior * np.abs(h))
+    equalities = np.r_[np.ones(n, bool), np.zeros(sum(u.size for u in upper[1:]), bool)]
+    solution = DenseQP(hessian + 1e-9 * np.eye(n + m), np.vstack(rows), equalities=equalities).solve(
+        -hessian @ np.r_[x_ref, u_ref], np.concatenate(lower), np.concatenate(upper))
+    if not solution.ok:
+        raise ValueError(f"no admissible steady state inside the constraint sets ({solution.status})")
+    return solution.z[:n], solution.z[n:]

@@ -13,6 +13,11 @@ the coupled family is the fixed point of b_i = interval hull of Z_i(b), found by
 coupling is weak enough (a small-gain condition) and is refused with the reason otherwise. Every agent can
 compute all tubes from the scenario, so they agree on them without messages.
 Tightening: X_i ⊖ Z_i and U_i ⊖ K_i Z_i row by row with support functions, h_r − h_Z(H_r).
+
+Message faults (PlanCompatibility): agent i's nominal state is its own plan's prediction x̄_i(k+1) = x̄_i(1|k),
+made with the neighbour values it *used*. A neighbour plan lost or late for d ≤ D steps is used shifted, and the
+difference to what the neighbour really does enters e_i⁺ as A_ij Δx_j + B_ij Δu_j; compatibility constraints
+bound it, and the bound joins W̃_i.
 """
 from __future__ import annotations
 
@@ -85,10 +90,75 @@ def outer_mrpi(A: np.ndarray, w: np.ndarray, epsilon: float = 1e-3, max_steps: i
 
 @dataclass(frozen=True)
 class TubeFamily:
-    """Per-agent tubes Z_i and ancillary gains K_i."""
+    """Per-agent tubes Z_i and ancillary gains K_i (and the plan-change bounds the tubes include, if any)."""
 
     tubes: tuple[Zonotope, ...]
     gains: tuple[np.ndarray, ...]          # K_i (n_u,i × n_x,i)
+    compatibility: PlanCompatibility | None = None
+
+
+@dataclass(frozen=True)
+class PlanCompatibility:
+    """Compatibility constraints (Dunbar & Murray 2006; Farina & Scattolini 2012) for neighbour plans that are
+    late or lost for up to D = missed_steps control steps: agent i's plan of step k may differ from its plan of
+    step k−1, shifted, by at most δ_x,i in the predicted states t = 1..D−1 and δ_u,i in the inputs t = 0..D−1.
+    Then a neighbour plan of step k−d (d ≤ D), shifted by d, differs from the neighbour's current plan by
+    ≤ (d − 1) δ_x,j in x̄_j(k) (which is exactly the t = 1 state of its plan of step k−1) and ≤ d δ_u,j in ū_j(k);
+    within a step, any two iterates differ by ≤ 2 δ_u,j (each lies within δ_u,j of the same shifted plan)."""
+
+    missed_steps: int                        # D
+    state_change: tuple[np.ndarray, ...]     # δ_x,i per agent (inf: no constraint)
+    input_change: tuple[np.ndarray, ...]     # δ_u,i per agent (inf: no constraint)
+
+    def state_steps(self) -> range:
+        """Predicted-state indices t that carry a state compatibility row."""
+        return range(1, self.missed_steps)
+
+    def input_steps(self) -> range:
+        """Input indices t that carry an input compatibility row."""
+        return range(0, max(self.missed_steps, 1))
+
+    def mismatch(self, system: CoupledLinearSystem) -> list[np.ndarray]:
+        """Per agent, the box radius of Σ_j A_ij Δx_j + B_ij Δu_j over its dynamic neighbours: each |Δ| entry is
+        at most the compatibility bound (factor · δ) and at most the width of the neighbour's constraint set
+        (two points of the same set); TubeError naming the neighbour if neither bounds a coupled variable."""
+        D = self.missed_steps
+        result = []
+        for i in range(system.num_agents):
+            radius = np.zeros(system.subsystems[i].n_x)
+            for j in system.dynamic_neighbours(i):
+                sub = system.subsystems[j]
+                for matrix, change, factor, constraint, what in (
+                        (system.A[i][j], self.state_change[j], max(D - 1, 0), sub.state_constraint, "state"),
+                        (system.B[i][j], self.input_change[j], max(D, 2), sub.input_constraint, "input")):
+                    used = np.any(matrix != 0, axis=0)
+                    if factor == 0 or not np.any(used):
+                        continue
+                    bound = np.minimum(factor * change, interval_widths(constraint, matrix.shape[1]))
+                    if not np.all(np.isfinite(bound[used])):
+                        raise TubeError(f"agent {i} is coupled to agent {j}'s {what}s, which are unbounded: agent "
+                                        f"{j}'s {what} plan changes need a bound (controller.tube.plan_change) "
+                                        f"with missed_steps = {D}")
+                    radius = radius + np.abs(matrix[:, used]) @ bound[used]
+            result.append(radius)
+        return result
+
+
+def interval_widths(constraint: PolytopicConstraint, n: int) -> np.ndarray:
+    """max − min of each coordinate over {v : H v ≤ h} (LPs; inf where unbounded)."""
+    from scipy.optimize import linprog
+
+    if constraint.h.size == 0:
+        return np.full(n, np.inf)
+    widths = np.empty(n)
+    for r in range(n):
+        extremes = []
+        for sign in (1.0, -1.0):
+            result = linprog(sign * np.eye(n)[r], A_ub=constraint.H, b_ub=constraint.h, bounds=[(None, None)] * n,
+                             method="highs")
+            extremes.append(sign * result.fun if result.status == 0 else np.nan)
+        widths[r] = extremes[1] - extremes[0] if np.all(np.isfinite(extremes)) else np.inf
+    return widths
 
 
 def coupled_tubes(system: CoupledLinearSystem, gains: list[np.ndarray], disturbance: list[np.ndarray],

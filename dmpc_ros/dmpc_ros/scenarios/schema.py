@@ -19,10 +19,10 @@ from ..coordination.consensus import CentreConsensus, check_step_size
 from ..models import CoupledLinearSystem, MassSpringChain
 from ..models.formation import CentrePath, Formation, formation_metrics
 from ..models.platoon import TOPOLOGIES, Platoon, SpeedProfile, platoon_metrics
-from ..models.linear import CouplingTerm
+from ..models.linear import CouplingTerm, PolytopicConstraint
 from ..mpc.qp import BACKENDS
-from ..mpc.terminal import lqr_terminal
-from ..mpc.tubes import TubeError, TubeFamily, coupled_tubes, tighten
+from ..mpc.terminal import admissible_target, lqr_terminal
+from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, Zonotope, coupled_tubes, tighten
 from ..mpc.reference import ReferenceTrajectory
 from .validation import (ScenarioError, check_number, choice, number, per_agent, reject_unknown, section,
                          weight_matrix)
@@ -54,6 +54,9 @@ class ControllerSettings:
         return StoppingRule(self.max_iterations, self.tolerance)
 
 
+TARGET_INTERIOR = 0.01   # share of each bound a terminal-set target keeps clear of it
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -69,6 +72,8 @@ class Scenario:
     network_delay: int
     drop_probability: float
     network_seed: int
+    outage_probability: float = 0.0             # a link is down for a whole step (every plan of it lost)
+    max_outage_steps: int = 0                   # … at most this many steps in a row
     disturbance_kind: str = "uniform"           # uniform in the box | vertices (worst case: ±bound)
     tubes: TubeFamily | None = None             # robust: tube, per-agent RPI sets and ancillary gains
     speed_profile: SpeedProfile | None = None   # platoon: the leader's reference speed
@@ -88,17 +93,18 @@ class Scenario:
 
     def design(self) -> ControllerDesign:
         model = self.prediction_model()
-        gains = None
         if self.tubes is not None:   # the nominal problem: constraints tightened by the tubes
-            gains = self.tubes.gains
-            model = replace(model, subsystems=tuple(
-                tighten(sub, self.tubes.tubes[i], gains[i], i) for i, sub in enumerate(model.subsystems)))
+            model = replace(model, subsystems=tuple(tighten(sub, self.tubes.tubes[i], self.tubes.gains[i], i)
+                                                    for i, sub in enumerate(model.subsystems)))
         reference = self.reference_trajectory(model)
+        if self.controller.terminal_set:
+            reference = self.admissible_reference(model, reference)
         # ADMM splits the cost by agent, so the scenario's problem (and its centralized reference) then uses
         # the separable terminal cost Σ x_i,N' P_ii x_i,N.
         collision = consensus = None
         if isinstance(self.model, Formation):
-            collision = CollisionAvoidance(self.model.edges, self.model.min_distance)
+            tubes = None if self.tubes is None else tuple(Zonotope(z.G[:2]) for z in self.tubes.tubes)
+            collision = CollisionAvoidance(self.model.edges, self.model.min_distance, position_tubes=tubes)
             settings = self.controller.consensus
             if settings is not None:   # the agents work relative to their agreed centre: the path from 0
                 relative = ReferenceTrajectory(reference.states - self._anchor_shift(), reference.inputs)
@@ -108,7 +114,24 @@ class Scenario:
                                 reference, self.controller.terminal_set,
                                 separable_terminal_cost=self.controller.algorithm == "admm",
                                 coupling_terms=self.controller.coupling_terms, collision=collision,
-                                centre_consensus=consensus, tube_gains=gains)
+                                centre_consensus=consensus, tubes=self.tubes)
+
+    def admissible_reference(self, model: CoupledLinearSystem, reference: ReferenceTrajectory) -> ReferenceTrajectory:
+        """With a terminal set: a setpoint on (or beyond) a limit — of the tightened sets in tube mode — has no
+        terminal set with interior around it; the controller then regulates to the admissible steady state
+        closest to it, 1 % inside every bound, and builds the terminal set there. Setpoints inside stay."""
+        A, B = model.full_matrices()
+        subsystems = model.subsystems
+        states = PolytopicConstraint(block_diag(*[s.state_constraint.H for s in subsystems]),
+                                     np.concatenate([s.state_constraint.h for s in subsystems]))
+        inputs = PolytopicConstraint(block_diag(*[s.input_constraint.H for s in subsystems]),
+                                     np.concatenate([s.input_constraint.h for s in subsystems]))
+        x_ref, u_ref = reference.at(0)
+        if np.all(states.H @ x_ref <= states.h - TARGET_INTERIOR * np.abs(states.h)) and \
+                np.all(inputs.H @ u_ref <= inputs.h - TARGET_INTERIOR * np.abs(inputs.h)):
+            return reference
+        return ReferenceTrajectory.constant(*admissible_target(A, B, self.controller.Q, self.controller.R, x_ref, u_ref,
+                                                               states, inputs, TARGET_INTERIOR))
 
     @property
     def reference_length(self) -> int:
@@ -224,7 +247,8 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
     coupling_tolerance = number(model, "model.", "coupling_tolerance", default=1e-6, minimum=0.0, maximum=1.0)
     controller = section(data, "", "controller", required=True)
     reject_unknown(controller, "controller.", {"algorithm", "horizon", "max_iterations", "tolerance", "solver",
-                                               "weights", "terminal_set", "admm", "robust"} | CONTROLLER_FIELDS[kind])
+                                               "weights", "terminal_set", "admm", "robust", "tube"}
+                  | CONTROLLER_FIELDS[kind])
     path = None
     if kind == "mass_spring_chain":
         plant_model = parse_chain(section(model, "model.", "masses", required=True))
@@ -279,11 +303,15 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
                         noun="pairs (one per agent)")
     bound = parse_disturbance_bound(simulation.get("disturbance_bound"), subsystems)
     tubes = None
+    tube = section(controller, "controller.", "tube")
     if settings.robust == "tube":
-        tubes = build_tubes(plant_model, sample_time, coupling_tolerance, settings, bound)
+        compatibility = parse_tube_faults(tube, subsystems, settings)
+        tubes = build_tubes(plant_model, sample_time, coupling_tolerance, settings, bound, compatibility)
+    elif tube:
+        raise ScenarioError("controller.tube: only allowed with controller.robust: tube")
 
     network = section(data, "", "network")
-    reject_unknown(network, "network.", {"delay", "drop_probability", "seed"})
+    reject_unknown(network, "network.", {"delay", "drop_probability", "seed", "outage_probability", "max_outage_steps"})
     return Scenario(
         name=str(data.get("name", Path(source).stem if source else "scenario")),
         description=str(data.get("description", "")),
@@ -293,6 +321,9 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         network_delay=number(network, "network.", "delay", default=0, minimum=0, maximum=1000, integer=True),
         drop_probability=number(network, "network.", "drop_probability", default=0.0, minimum=0.0, maximum=0.99),
         network_seed=number(network, "network.", "seed", default=0, minimum=0, integer=True),
+        outage_probability=number(network, "network.", "outage_probability", default=0.0, minimum=0.0, maximum=1.0),
+        max_outage_steps=number(network, "network.", "max_outage_steps", default=0, minimum=0, maximum=1000,
+                                integer=True),
         disturbance_kind=choice(simulation, "simulation.", "disturbance_kind", ("uniform", "vertices"), default="uniform"),
         tubes=tubes, speed_profile=profile, centre_path=path, source=source,
     )
@@ -403,11 +434,36 @@ def parse_platoon_initial_state(value: object, platoon: Platoon, profile: SpeedP
     return np.asarray(rows, float)
 
 
+def parse_tube_faults(tube: dict, subsystems: list, settings: ControllerSettings) -> PlanCompatibility:
+    """controller.tube: missed_steps D (a neighbour plan may be late or lost for up to D steps) and plan_change,
+    a mapping from state or input symbol to the compatibility bound δ (absent symbols: unconstrained)."""
+    reject_unknown(tube, "controller.tube.", {"missed_steps", "plan_change"})
+    D = number(tube, "controller.tube.", "missed_steps", default=0, minimum=0, maximum=settings.horizon - 1,
+               integer=True)
+    if D and settings.algorithm == "admm":
+        raise ScenarioError(f"controller.tube.missed_steps: {D} is not allowed with algorithm admm: its copies of "
+                            "a neighbour's states are not shifted plans, so the mismatch is not bounded (use 0)")
+    name = "controller.tube.plan_change"
+    value = tube.get("plan_change", {})
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{name}: {value!r} is not allowed: must be a mapping from state or input symbol to bound")
+    states = [tuple(n.rsplit("_", 1)[0] for n in sub.state_names) for sub in subsystems]
+    inputs = [tuple(n.rsplit("_", 1)[0] for n in sub.input_names) for sub in subsystems]
+    known = sorted({s for row in states + inputs for s in row})
+    for key, bound in value.items():
+        if key not in known:
+            raise ScenarioError(f"{name}.{key}: unknown state or input; allowed: {', '.join(known)}")
+        check_number(bound, f"{name}.{key}", minimum=0.0, strict_minimum=True)
+    return PlanCompatibility(D, tuple(np.array([value.get(s, np.inf) for s in row], float) for row in states),
+                             tuple(np.array([value.get(s, np.inf) for s in row], float) for row in inputs))
+
+
 def build_tubes(plant_model, sample_time: float, coupling_tolerance: float, settings: ControllerSettings,
-                bound: np.ndarray) -> TubeFamily:
-    """Tubes for controller.robust = tube: W_i from simulation.disturbance_bound, K_i the LQR gain of the local
-    dynamics (A_ii, B_ii) with the agent's Q_ii, R_ii; checked (stabilizing K_i, converging coupled tubes,
-    non-empty tightened sets) here, at configuration."""
+                bound: np.ndarray, compatibility: PlanCompatibility) -> TubeFamily:
+    """Tubes for controller.robust = tube: W_i from simulation.disturbance_bound plus the neighbours' plan
+    mismatch the message faults allow, K_i the LQR gain of the local dynamics (A_ii, B_ii) with the agent's
+    Q_ii, R_ii; checked (stabilizing K_i, converging coupled tubes, non-empty tightened sets) here, at
+    configuration."""
     if coupling_tolerance != 0.0:
         raise ScenarioError(f"model.coupling_tolerance: {coupling_tolerance} is not allowed with controller.robust: "
                             f"tube; it must be 0 so the nominal model is the plant (dropped couplings are not in W)")
@@ -415,13 +471,18 @@ def build_tubes(plant_model, sample_time: float, coupling_tolerance: float, sett
         raise ScenarioError("simulation.disturbance_bound: must be > 0 somewhere with controller.robust: tube "
                             "(it is the disturbance set W the tubes are built for)")
     system = plant_model.discrete(sample_time, coupling_tolerance=0.0)
+    if settings.algorithm == "admm" and any(np.any(system.B[i][j]) for i in range(system.num_agents)
+                                             for j in system.dynamic_neighbours(i)):
+        raise ScenarioError("controller.robust: tube is not possible with algorithm admm when inputs couple agents "
+                            "(B_ij ≠ 0): unconverged copies of a neighbour's inputs are not bounded")
     gains, W = [], []
     for i, sub in enumerate(system.subsystems):
         xs, us = system.state_slice(i), system.input_slice(i)
         gains.append(lqr_terminal(system.A[i][i], system.B[i][i], settings.Q[xs, xs], settings.R[us, us])[1])
-        W.append(bound[xs])
     try:
-        family = coupled_tubes(system, gains, W)
+        mismatch = compatibility.mismatch(system)
+        W = [bound[system.state_slice(i)] + mismatch[i] for i in range(system.num_agents)]
+        family = replace(coupled_tubes(system, gains, W), compatibility=compatibility)
         for i, sub in enumerate(system.subsystems):
             tighten(sub, family.tubes[i], gains[i], i)
     except TubeError as error:

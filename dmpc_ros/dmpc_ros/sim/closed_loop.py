@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..coordination import AdmmSettings, CentralizedMPC, ControllerDesign, StoppingRule, build_agents
-from ..coordination.tube import TubeAgent
 from ..models.linear import CoupledLinearSystem
 from .network import TICKS_PER_ITERATION, InMemoryNetwork
 from .results import SimulationResult
@@ -46,7 +45,7 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         max_iterations += design.centre_consensus.rounds + 1
     result = SimulationResult.empty(settings.algorithm, T, N, n, m, plant.num_agents, max_iterations, plant.sample_time)
     result.communication = {a.agent_id: sorted(a.required_plans) for a in agents}
-    tube_mode = bool(agents) and isinstance(agents[0], TubeAgent)
+    tube_mode = bool(agents) and design.tubes is not None
     if tube_mode:
         result.nominal_x = np.full((T, n), np.nan)
     network = settings.network
