@@ -270,8 +270,10 @@ def test_initial_nominal_state_is_a_decision_variable() -> None:
 
 
 def test_fault_settings_are_validated() -> None:
-    with pytest.raises(ScenarioError, match=r"controller\.tube\.missed_steps: 1 is not allowed with algorithm admm"):
+    with pytest.raises(ScenarioError, match=r"controller\.algorithm: admm is not allowed with controller\.tube\.missed_steps 1"):
         scenario_with("mass_spring_robust", **{"controller.algorithm": "admm", "controller.tube.missed_steps": 1})
+    with pytest.raises(ScenarioError, match=r"controller\.algorithm: admm is not allowed with controller\.tube"):
+        load_scenario("mass_spring_robust").with_overrides(algorithm="admm")
     with pytest.raises(ScenarioError, match=r"controller\.tube\.plan_change\.q: unknown state or input; allowed: F, p, v"):
         scenario_with("mass_spring_robust", **{"controller.tube.plan_change.q": 0.1})
     with pytest.raises(ScenarioError, match=r"controller\.tube\.missed_steps: 15 is not allowed"):
@@ -315,3 +317,14 @@ def test_robust_formation_keeps_the_distance_nominal_does_not() -> None:
     assert sum(f for _, _, f, _ in tube) == 0
     assert max(e for _, _, _, e in tube) <= 1.0 + 1e-9
     assert sum(d < 0.6 - 1e-6 for d, _, _, _ in nominal) >= 2
+
+
+def test_tube_admm_without_fault_settings_matches_its_bound() -> None:
+    """ADMM in tube mode (no fault settings): its input copies stay in the owners' input sets, so the
+    mismatch its unconverged copies cause is within the width bound the tubes include; the run is safe and
+    inside the tubes."""
+    data = edited("mass_spring_robust", **{"controller.algorithm": "admm"})
+    del data["controller"]["tube"]
+    scenario = parse_scenario(data).with_overrides(steps=15)
+    run = closed_loop_run(scenario, 0, True)
+    assert run.violation <= 1e-9 and run.failed == 0 and run.fill <= 1.0 + 1e-9

@@ -140,7 +140,18 @@ class AdmmAgent(Agent):
         self.fixed_index = np.array(fixed, int)
         fixed_rows = np.zeros((self.fixed_index.size, nv))
         fixed_rows[np.arange(self.fixed_index.size), self.fixed_index] = 1.0
-        self.inequality_rows = np.vstack([self.state_rows, self.input_rows, self.mixed_rows])
+        # Input copies stay in their owners' input sets (redundant at consensus; it bounds what an unconverged copy
+        # can differ from the owner's plan, which tube mode needs when inputs couple).
+        copy_rows, self.copy_input_h = [np.zeros((0, nv))], [np.zeros(0)]
+        for s, index in zip(self.copies, self.copy_index):
+            owner_set = system.subsystems[s.owner].input_constraint
+            if s.kind == "u" and owner_set.h.size:
+                rows = np.zeros((N * owner_set.h.size, nv))
+                rows[:, index] = np.kron(np.eye(N), owner_set.H)
+                copy_rows.append(rows)
+                self.copy_input_h.append(np.tile(owner_set.h, N))
+        self.copy_input_h = np.concatenate(self.copy_input_h)
+        self.inequality_rows = np.vstack([self.state_rows, self.input_rows, self.mixed_rows] + copy_rows)
         self._fixed_rows, self._backend = fixed_rows, backend
         # Rows valid for the current step only (collision half-planes): rows v ≤ upper − map x_i(0).
         self.collision = design.collision
@@ -389,7 +400,7 @@ class AdmmAgent(Agent):
         fixed_values = np.concatenate(fixed) if fixed else np.zeros(0)
         upper_mixed = self.mixed_h - self.mixed_x0 @ self.x0
         upper_step = self._step_b - self._step_x0 @ self.x0
-        upper = np.concatenate([upper_state, self.hu_stacked, upper_mixed, upper_step, fixed_values])
+        upper = np.concatenate([upper_state, self.hu_stacked, upper_mixed, self.copy_input_h, upper_step, fixed_values])
         lower = np.concatenate([np.full(upper.size - fixed_values.size, -np.inf), fixed_values])
         return lower, upper
 

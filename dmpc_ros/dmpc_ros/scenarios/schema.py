@@ -193,6 +193,8 @@ class Scenario:
         top = {k: v for k, v in changes.items() if k not in controller_fields}
         if "algorithm" in controller_fields:
             choice(controller_fields, "controller.", "algorithm", ALGORITHMS)
+            if self.tubes is not None:
+                check_tube_algorithm(controller_fields["algorithm"], self.tubes.compatibility)
         return replace(self, controller=replace(self.controller, **controller_fields), **top)
 
 
@@ -440,9 +442,6 @@ def parse_tube_faults(tube: dict, subsystems: list, settings: ControllerSettings
     reject_unknown(tube, "controller.tube.", {"missed_steps", "plan_change"})
     D = number(tube, "controller.tube.", "missed_steps", default=0, minimum=0, maximum=settings.horizon - 1,
                integer=True)
-    if D and settings.algorithm == "admm":
-        raise ScenarioError(f"controller.tube.missed_steps: {D} is not allowed with algorithm admm: its copies of "
-                            "a neighbour's states are not shifted plans, so the mismatch is not bounded (use 0)")
     name = "controller.tube.plan_change"
     value = tube.get("plan_change", {})
     if not isinstance(value, dict):
@@ -454,8 +453,20 @@ def parse_tube_faults(tube: dict, subsystems: list, settings: ControllerSettings
         if key not in known:
             raise ScenarioError(f"{name}.{key}: unknown state or input; allowed: {', '.join(known)}")
         check_number(bound, f"{name}.{key}", minimum=0.0, strict_minimum=True)
-    return PlanCompatibility(D, tuple(np.array([value.get(s, np.inf) for s in row], float) for row in states),
-                             tuple(np.array([value.get(s, np.inf) for s in row], float) for row in inputs))
+    compatibility = PlanCompatibility(D, tuple(np.array([value.get(s, np.inf) for s in row], float) for row in states),
+                                      tuple(np.array([value.get(s, np.inf) for s in row], float) for row in inputs))
+    check_tube_algorithm(settings.algorithm, compatibility)
+    return compatibility
+
+
+def check_tube_algorithm(algorithm: str, compatibility: PlanCompatibility) -> None:
+    """ADMM agents keep copies of their neighbours instead of shifted plans and add no compatibility rows: the
+    fault settings would promise a bound they do not enforce."""
+    if algorithm == "admm" and (compatibility.missed_steps or any(
+            np.any(np.isfinite(c)) for c in compatibility.state_change + compatibility.input_change)):
+        raise ScenarioError(f"controller.algorithm: admm is not allowed with controller.tube.missed_steps "
+                            f"{compatibility.missed_steps} / plan_change: its copies of a neighbour are not shifted "
+                            "plans and it adds no compatibility rows (use missed_steps 0 and no plan_change)")
 
 
 def build_tubes(plant_model, sample_time: float, coupling_tolerance: float, settings: ControllerSettings,
@@ -471,10 +482,6 @@ def build_tubes(plant_model, sample_time: float, coupling_tolerance: float, sett
         raise ScenarioError("simulation.disturbance_bound: must be > 0 somewhere with controller.robust: tube "
                             "(it is the disturbance set W the tubes are built for)")
     system = plant_model.discrete(sample_time, coupling_tolerance=0.0)
-    if settings.algorithm == "admm" and any(np.any(system.B[i][j]) for i in range(system.num_agents)
-                                             for j in system.dynamic_neighbours(i)):
-        raise ScenarioError("controller.robust: tube is not possible with algorithm admm when inputs couple agents "
-                            "(B_ij ≠ 0): unconverged copies of a neighbour's inputs are not bounded")
     gains, W = [], []
     for i, sub in enumerate(system.subsystems):
         xs, us = system.state_slice(i), system.input_slice(i)
