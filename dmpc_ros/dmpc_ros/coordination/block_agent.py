@@ -33,8 +33,8 @@ import numpy as np
 from ..mpc.agent_problem import AgentBlockQP
 from ..mpc.condensed import CondensedProblem
 from ..mpc.qp import DenseQP
-from .base import Agent, StepStatistics, StoppingRule
 from ..mpc.tubes import PlanCompatibility
+from .base import Agent, StepStatistics, StoppingRule
 from .collision import CollisionAvoidance
 from .plan import Plan
 

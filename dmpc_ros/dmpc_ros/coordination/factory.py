@@ -78,10 +78,8 @@ class ControllerDesign:
         x_ref, u_ref = self.reference.at(0)
         A, B = self.system.full_matrices()
         K = self.terminal_gain()
-        Hx = block_diag(*[s.state_constraint.H for s in self.system.subsystems])
-        hx = np.concatenate([s.state_constraint.h for s in self.system.subsystems])
-        Hu = block_diag(*[s.input_constraint.H for s in self.system.subsystems])
-        hu = np.concatenate([s.input_constraint.h for s in self.system.subsystems])
+        states, inputs = self.system.stacked_constraints()
+        (Hx, hx), (Hu, hu) = (states.H, states.h), (inputs.H, inputs.h)
         rows, bounds = [Hx, Hu @ K], [hx - Hx @ x_ref, hu - Hu @ u_ref]
         for i, sub in enumerate(self.system.subsystems):   # mixed rows Mx x_i + Mu u_i ≤ h under u = ū + K x̃
             if sub.mixed_constraint is not None:

@@ -133,6 +133,16 @@ class CoupledLinearSystem:
         x_next = A @ x + B @ u
         return x_next if w is None else x_next + w
 
+    def stacked_constraints(self) -> tuple["PolytopicConstraint", "PolytopicConstraint"]:
+        """The agents' state and input sets as constraints on the stacked x and u (block diagonal)."""
+        from scipy.linalg import block_diag
+
+        subs = self.subsystems
+        return (PolytopicConstraint(block_diag(*[s.state_constraint.H for s in subs]),
+                                    np.concatenate([s.state_constraint.h for s in subs])),
+                PolytopicConstraint(block_diag(*[s.input_constraint.H for s in subs]),
+                                    np.concatenate([s.input_constraint.h for s in subs])))
+
     def constraint_violation(self, x: np.ndarray, u: np.ndarray | None = None) -> float:
         """Largest violation over all agents' state (and input) constraints at stacked x (and u)."""
         worst = 0.0

@@ -19,7 +19,7 @@ from ..coordination.consensus import CentreConsensus, check_step_size
 from ..models import CoupledLinearSystem, MassSpringChain
 from ..models.formation import CentrePath, Formation, formation_metrics
 from ..models.platoon import TOPOLOGIES, Platoon, SpeedProfile, platoon_metrics
-from ..models.linear import CouplingTerm, PolytopicConstraint
+from ..models.linear import CouplingTerm
 from ..mpc.qp import BACKENDS
 from ..mpc.terminal import admissible_target, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, Zonotope, coupled_tubes, tighten
@@ -121,11 +121,7 @@ class Scenario:
         terminal set with interior around it; the controller then regulates to the admissible steady state
         closest to it, 1 % inside every bound, and builds the terminal set there. Setpoints inside stay."""
         A, B = model.full_matrices()
-        subsystems = model.subsystems
-        states = PolytopicConstraint(block_diag(*[s.state_constraint.H for s in subsystems]),
-                                     np.concatenate([s.state_constraint.h for s in subsystems]))
-        inputs = PolytopicConstraint(block_diag(*[s.input_constraint.H for s in subsystems]),
-                                     np.concatenate([s.input_constraint.h for s in subsystems]))
+        states, inputs = model.stacked_constraints()
         x_ref, u_ref = reference.at(0)
         if np.all(states.H @ x_ref <= states.h - TARGET_INTERIOR * np.abs(states.h)) and \
                 np.all(inputs.H @ u_ref <= inputs.h - TARGET_INTERIOR * np.abs(inputs.h)):
