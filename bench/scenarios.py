@@ -15,7 +15,9 @@ Scaled scenarios: the chain keeps its per-mass parameters (uniform masses, walls
 repeats the default time constants; the formation puts the robots on a circle (ring graph, 1.2 m apart) that
 reconfigures into a line, with the centre known (no consensus phase). ADMM solves each scenario's problem with
 the separable terminal cost; its gap is against the centralized MPC of that problem.
-Usage: python bench/scenarios.py [--sizes 4 16 64] [--scenarios mass_spring platoon formation]
+Size 0 runs the scenario file as it is (the default scenario: 4 masses, 6 vehicles, 6 robots with the
+consensus phase, each file's own steps).
+Usage: python bench/scenarios.py [--sizes 0 4 16 64] [--scenarios mass_spring platoon formation]
 """
 from __future__ import annotations
 
@@ -38,8 +40,11 @@ STEPS = {"mass_spring": 40, "platoon": 60, "formation": 80}
 
 
 def scaled(name: str, M: int) -> dict:
-    """The scenario file `name` with M agents (see the module docstring)."""
+    """The scenario file `name` with M agents (see the module docstring); M = 0: the file unchanged (its own
+    agents and steps: the default scenario)."""
     data = copy.deepcopy(yaml.safe_load(scenario_path(name).read_text()))
+    if M == 0:
+        return data
     data["simulation"]["steps"] = STEPS[name]
     if name == "mass_spring":
         masses = data["model"]["masses"]
@@ -88,7 +93,8 @@ def main() -> None:
                                                      SimulationSettings("centralized", scenario.steps))
                     progress.advance(task)
                 central = float(np.median(references[False].centralized_solve_time))
-                table.add_row(name, str(M), "centralized", "—", "0", f"{1e3 * central:.2f} ms", "", "0", "0", "1")
+                size = str(M) if M else f"{base.design().system.num_agents} (file)"
+                table.add_row(name, size, "centralized", "—", "0", f"{1e3 * central:.2f} ms", "", "0", "0", "1")
                 for algorithm in args.algorithms:
                     progress.update(task, description=f"{name} M={M}: {algorithm}")
                     scenario = base.with_overrides(algorithm=algorithm)
@@ -106,7 +112,7 @@ def main() -> None:
                            f"{np.mean(result.messages):.0f}", f"{np.mean(result.bytes) / 1e3:.1f}",
                            f"{distributed_step_time(result) / central:.3g}")
                     table.add_row(*row)
-                    console.log(f"{name} M={M} " + " | ".join(row[2:]))   # partial results survive an interrupt
+                    console.log(f"{name} M={size} " + " | ".join(row[2:]))   # partial results survive an interrupt
                     progress.advance(task)
                 console.log(f"{name} M = {M} done in {time.perf_counter() - started:.0f} s")
     console.print(table)

@@ -81,6 +81,10 @@ def default_runs() -> dict:
         s = scenario.with_overrides(algorithm=algorithm)
         runs[algorithm] = simulate(s.design(), plant, s.initial_state,
                                    SimulationSettings(algorithm, s.steps, s.controller.stopping))
+    s = scenario.with_overrides(algorithm="admm")   # the problem with the separable terminal cost ADMM solves
+    runs["centralized_separable"] = simulate(s.design(), plant, s.initial_state, SimulationSettings("centralized", s.steps))
+    runs["admm"] = simulate(s.design(), plant, s.initial_state,
+                            SimulationSettings("admm", s.steps, s.controller.stopping, admm=s.controller.admm))
     return runs
 
 
@@ -101,6 +105,15 @@ def test_cost_ordering_centralized_cooperative_decentralized(default_runs) -> No
     assert cost["centralized"] <= cost["gauss_seidel"] * (1 + 1e-9)
     assert cost["gauss_seidel"] <= cost["jacobi"] < cost["noncooperative"] < cost["decentralized"]
     assert cost["gauss_seidel"] <= 1.02 * cost["centralized"]
+
+
+def test_admm_within_one_percent_of_centralized_at_the_files_iterations(default_runs) -> None:
+    """The issue's goal on the default platoon: ADMM (20 iterations per step, the file's ρ) within 1 % of the
+    centralized closed loop of the same problem (measured: +0.002 %, from the reference warm start)."""
+    admm, central = default_runs["admm"], default_runs["centralized_separable"]
+    assert np.max(admm.iterations) <= load_scenario("platoon").controller.max_iterations
+    assert admm.closed_loop_cost <= 1.01 * central.closed_loop_cost
+    assert admm.violation.max() < 1e-6
 
 
 def test_minimum_gap_is_a_hard_constraint() -> None:

@@ -266,11 +266,24 @@ class AdmmAgent(Agent):
             self.v = np.vstack([v[1:], last]).ravel()
             self.z = {key: np.vstack([value[1:], value[-1:]]) for key, value in self.z.items()}
             self.lambdas = {key: np.vstack([value[1:], value[-1:]]) for key, value in self.lambdas.items()}
+        else:  # first step: own inputs and the copies from the reference over the horizon
+            self.v = self._reference_start(step)
         self.step, self.iteration = step, 0
         self._stats = StepStatistics()
         self.x0 = np.asarray(state, float).copy()
         self._plan = self._make_plan(converged=False, final=False, feasible=True)
         return self._plan
+
+    def _reference_start(self, step: int) -> np.ndarray:
+        """v with the own inputs, the copied inputs and the copied states (k = 0..N−1) of the reference."""
+        x_ref, u_ref = self.reference.window(step, self.N)
+        v = np.zeros(self.N * self.step_width)
+        v[self.u_index] = u_ref[:, self.input_columns].ravel()
+        for s, index in zip(self.copies, self.copy_index):
+            source = (x_ref[:-1, self.system.state_slice(s.owner)] if s.kind == "x"
+                      else u_ref[:, self.system.input_slice(s.owner)])
+            v[index] = source.ravel()
+        return v
 
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
         self.iteration += 1

@@ -29,10 +29,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..mpc.agent_problem import AgentBlockQP
 from ..mpc.condensed import CondensedProblem
-from ..mpc.qp import DenseQP
+from ..mpc.projection import Projection
 from ..mpc.tubes import PlanCompatibility
 from .base import Agent, StepStatistics, StoppingRule
 from .collision import CollisionAvoidance
@@ -74,7 +75,7 @@ class BlockUpdateAgent(Agent):
         self.iteration = 0
         self._stats = StepStatistics()
         self._plan: Plan | None = None
-        self._projection: DenseQP | None = None
+        self._projection: Projection | None = None   # built when first needed, again when the step rows change
         self.collision, self.compatibility = collision, compatibility
         self._step_C, self._step_d = np.zeros((0, self.U.size)), np.zeros(0)   # this step's extra rows
         self._heard: dict[int, Plan] = {}          # each member's newest plan (any step)
@@ -89,6 +90,8 @@ class BlockUpdateAgent(Agent):
         if self.step >= 0:
             self._apply_inbox(inbox, accept_step=self.step)  # others' final plans of the step that ended
             self._shift_view()
+        else:  # first step: every member's reference inputs over the horizon (the same view in every agent)
+            self.U = self.problem.cost.reference.window(step, self.problem.horizon)[1].ravel().astype(float)
         self._previous = self._plan if self._plan is not None and self._plan.step == step - 1 else None
         self.step, self.iteration = step, 0
         self._stats = StepStatistics()
@@ -216,15 +219,13 @@ class BlockUpdateAgent(Agent):
         if problem.d0.size + self._step_d.size == 0 or self._slack() >= -FEASIBILITY_TOLERANCE:
             return False
         if self._projection is None:
-            self._projection = DenseQP(2.0 * np.eye(self.U.size), np.vstack([problem.C, self._step_C]),
-                                       self.block.qp.backend)
+            self._projection = Projection(sp.vstack([problem.sparse_constraints, sp.csr_matrix(self._step_C)]),
+                                          self.block.qp.backend)
         upper = np.concatenate([problem.d0 + problem.D @ self.x0, self._step_d])
-        projected = self._projection.solve(-2.0 * self.U, np.full(upper.size, -np.inf), upper)
-        self._stats.solve_times.append(projected.solve_time)
+        self.U, ok, solve_time = self._projection.solve(upper, self.U)
+        self._stats.solve_times.append(solve_time)
         self._stats.fallbacks += 1
-        if projected.ok:
-            self.U = projected.z
-        return projected.ok
+        return ok
 
     def _apply_inbox(self, inbox: Mapping[int, Plan], accept_step: int, newest_inputs: int | None = None,
                      count: bool = True) -> None:

@@ -193,7 +193,9 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
         return BlockUpdateAgent(agent_id, local_problem, [agent_id], block, local.terminal_gain(), 1.0,
                                 StoppingRule(1, stopping.tolerance), required_plans=set())
     problem = problem or design.condensed()
-    weight = (weights[agent_id] if weights is not None else (1.0 / M if algorithm == "jacobi" else 1.0))
+    per_step_rows = design.collision is not None or (tubes is not None and tubes.compatibility is not None)
+    weight = (weights[agent_id] if weights is not None else
+              problem.parallel_step.weight(per_step_rows) if algorithm == "jacobi" else 1.0)
     objective, constraints = ("own", "own") if algorithm == "noncooperative" else ("plant", "affected")
     order = list(range(M)) if algorithm == "gauss_seidel" else None
     block = AgentBlockQP(problem, agent_id, objective, constraints, backend)

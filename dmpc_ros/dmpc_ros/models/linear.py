@@ -96,11 +96,21 @@ class CoupledLinearSystem:
 
     @property
     def state_offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum([s.n_x for s in self.subsystems])])
+        """Start of each agent's states in the stacked state, and n_x last (cached, read-only)."""
+        return self._offsets("n_x")
 
     @property
     def input_offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum([s.n_u for s in self.subsystems])])
+        """Start of each agent's inputs in the stacked input, and n_u last (cached, read-only)."""
+        return self._offsets("n_u")
+
+    def _offsets(self, size: str) -> np.ndarray:
+        key = f"offsets_{size}"
+        if key not in self._full:
+            offsets = np.concatenate([[0], np.cumsum([getattr(s, size) for s in self.subsystems])]).astype(int)
+            offsets.flags.writeable = False
+            self._full[key] = offsets
+        return self._full[key]
 
     @property
     def n_x(self) -> int:

@@ -11,10 +11,13 @@ inputs as variables (N·n_u,i) and keeps just the rows its inputs affect, so it 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
+from .parallel_step import ParallelStepBounds, parallel_step_bounds
 from .reference import ReferenceTrajectory
 
 TERMINAL_ROW, SHARED_ROW = -1, -2  # row owners that are no single agent
@@ -156,6 +159,20 @@ class CondensedProblem:
         m = self.system.n_u
         cols = np.arange(self.system.input_offsets[agent], self.system.input_offsets[agent + 1])
         return (np.arange(self.horizon)[:, None] * m + cols[None, :]).ravel()
+
+    @cached_property
+    def sparse_constraints(self) -> sp.csr_matrix:
+        """C as a sparse matrix (computed once per problem; agents in one process share it)."""
+        return sp.csr_matrix(self.C)
+
+    @cached_property
+    def parallel_step(self) -> ParallelStepBounds:
+        """Structure bounds for the step of a parallel (Jacobi) block update (computed once per problem)."""
+        system, n = self.system, self.system.n_x
+        state_rows = [np.concatenate([np.arange(k * n, (k + 1) * n)[system.state_slice(i)]
+                                      for k in range(self.horizon)]) for i in range(system.num_agents)]
+        return parallel_step_bounds(self.H, self.C, self.Gamma,
+                                    [self.input_indices(i) for i in range(system.num_agents)], state_rows)
 
     def predict(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
         """States x_0..x_N (N+1 × n) under U."""

@@ -1,0 +1,54 @@
+"""Euclidean projection onto a polyhedron {z : C z ≤ d} with fixed C: the cooperative agents' feasibility repair.
+
+The set has as many variables as the whole plant's inputs over the horizon. For small plants a dense QP model
+(DAQP, built once and re-solved with new d) is fastest; stored densely per agent it would need rows × N·m doubles
+per agent — gigabytes at 64 agents — so above DENSE_LIMIT entries the projection is a sparse interior-point
+solve (Clarabel; a platoon's gap rows touch two vehicles). Both are deterministic, so agents with the same view
+get the same point.
+"""
+from __future__ import annotations
+
+import time
+
+import clarabel
+import numpy as np
+import scipy.sparse as sp
+
+from .qp import DenseQP
+
+DENSE_LIMIT = 2_000_000        # entries of C up to which the dense model is used (16 MB)
+FEASIBILITY_TOLERANCE = 1e-7   # largest accepted row violation of the sparse solve, relative to 1 + max |C z|
+
+
+class Projection:
+    def __init__(self, C: sp.spmatrix, backend: str = "daqp") -> None:
+        self.C = sp.csr_matrix(C)
+        n = self.C.shape[1]
+        self._dense = (DenseQP(2.0 * np.eye(n), self.C.toarray(), backend)
+                       if self.C.shape[0] * n <= DENSE_LIMIT else None)
+
+    def solve(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:
+        """(z, ok, solve time [s]) with z = argmin ‖z − point‖² s.t. C z ≤ d; z = point when not ok."""
+        if self._dense is not None:
+            solution = self._dense.solve(-2.0 * point, np.full(d.size, -np.inf), d)
+            return (solution.z if solution.ok else point.copy()), solution.ok, solution.solve_time
+        return self._sparse(d, point)
+
+    def _sparse(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = 1e-10
+        settings.max_iter = 200
+        finite = np.isfinite(d)
+        A, b = sp.csc_matrix(self.C[finite]), d[finite]
+        started = time.perf_counter()
+        solver = clarabel.DefaultSolver(sp.identity(point.size, format="csc") * 2.0, -2.0 * point, A, b,
+                                        [clarabel.NonnegativeConeT(b.size)] if b.size else [], settings)
+        result = solver.solve()
+        elapsed = time.perf_counter() - started
+        z = np.asarray(result.x, float)
+        ok = str(result.status) in ("Solved", "AlmostSolved") and bool(np.all(np.isfinite(z)))
+        if ok and b.size:
+            Az = A @ z
+            ok = float(np.max(Az - b)) <= FEASIBILITY_TOLERANCE * (1.0 + float(np.max(np.abs(Az))))
+        return (z if ok else point.copy()), ok, elapsed
