@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.linalg import solve_discrete_are
@@ -10,6 +11,7 @@ from scipy.linalg import solve_discrete_are
 from dmpc_ros.coordination import CentralizedMPC, ControllerDesign
 from dmpc_ros.models import mass_spring_chain
 from dmpc_ros.models.linear import PolytopicConstraint
+from dmpc_ros.mpc.projection import Projection
 from dmpc_ros.mpc.qp import DenseQP
 from dmpc_ros.mpc.reference import ReferenceTrajectory
 from dmpc_ros.mpc.terminal import lqr_terminal, maximal_admissible_set
@@ -115,3 +117,24 @@ def test_infeasible_qp_reports_failure_without_nan() -> None:
     assert not result.ok and np.all(np.isfinite(result.z))
     again = qp.solve(np.ones(2), np.full(2, -np.inf), np.array([2.0, 0.0]))      # feasible again after failure
     assert again.ok and again.z[0] == pytest.approx(-0.0, abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_sparse_and_dense_projections_agree(seed: int) -> None:
+    """The feasibility repair's two back ends (dense DAQP for small sets, sparse Clarabel above the size limit)
+    return the same Euclidean projection onto a random non-empty polyhedron; a point inside stays put."""
+    rng = np.random.default_rng(seed)
+    n, rows = rng.integers(2, 30), rng.integers(1, 60)
+    C = rng.normal(size=(rows, n)) * (rng.random((rows, n)) < 0.3)
+    inside = rng.normal(size=n)
+    d = C @ inside + rng.uniform(0.0, 1.0, rows)
+    point = inside + 3.0 * rng.normal(size=n)
+    dense, sparse = Projection(sp.csr_matrix(C)), Projection(sp.csr_matrix(C), dense_limit=0)
+    z_dense, ok_dense, _ = dense.solve(d, point)
+    z_sparse, ok_sparse, _ = sparse.solve(d, point)
+    assert ok_dense and ok_sparse
+    assert np.max(C @ z_sparse - d) <= 1e-7 * (1 + np.max(np.abs(C @ z_sparse)))
+    np.testing.assert_allclose(z_sparse, z_dense, atol=1e-6 * (1 + np.max(np.abs(z_dense))))
+    z_inside, _, _ = sparse.solve(d, inside)
+    np.testing.assert_allclose(z_inside, inside, atol=1e-6 * (1 + np.max(np.abs(inside))))

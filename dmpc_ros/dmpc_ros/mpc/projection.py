@@ -21,11 +21,11 @@ FEASIBILITY_TOLERANCE = 1e-7   # largest accepted row violation of the sparse so
 
 
 class Projection:
-    def __init__(self, C: sp.spmatrix, backend: str = "daqp") -> None:
+    def __init__(self, C: sp.spmatrix, backend: str = "daqp", dense_limit: int = DENSE_LIMIT) -> None:
         self.C = sp.csr_matrix(C)
         n = self.C.shape[1]
         self._dense = (DenseQP(2.0 * np.eye(n), self.C.toarray(), backend)
-                       if self.C.shape[0] * n <= DENSE_LIMIT else None)
+                       if self.C.shape[0] * n <= dense_limit else None)
 
     def solve(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:
         """(z, ok, solve time [s]) with z = argmin ‖z − point‖² s.t. C z ≤ d; z = point when not ok."""
