@@ -3,7 +3,8 @@ others' inputs fixed at their announced plans.
 
 - cooperative Jacobi (Venkat, Rawlings & Wright 2005; Stewart et al. 2010): plant-wide objective, every
   constraint the own inputs affect, all agents in parallel, new iterate U_i ← w_i U_i* + (1 − w_i) U_i with
-  Σ w_i = 1: every iterate is feasible and the plant-wide cost never increases;
+  Σ w_i = 1, or one structural step w for all (mpc/parallel_step.py, ≥ 1/M): every iterate is feasible and
+  the plant-wide cost never increases;
 - cooperative Gauss-Seidel: the same objective, agents in sequence using the newest plans, w_i = 1;
 - non-cooperative (Nash) Jacobi: own cost and own constraints, full steps;
 - decentralized: own subsystem model only (couplings ignored), no communication.
