@@ -24,7 +24,7 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
                                                 ("mass_budget", "dual_decomposition"), ("platoon", "gauss_seidel"),
                                                 ("formation", "jacobi"), ("mass_spring_robust", "jacobi")])
 def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str) -> None:
-    steps = 8 if algorithm == "dual_decomposition" else 15   # its many price iterations make a step slow over ROS
+    steps = 8 if algorithm == "dual_decomposition" else 10   # its many price iterations make a step slow over ROS
     ros, sim = tmp_path / "ros", tmp_path / "sim"
     # a generous per-iteration deadline: under CPU load a substituted plan would make the run differ
     run = subprocess.run(DMPC + ["run", scenario, "--algorithm", algorithm, "--steps", str(steps), "--output", str(ros),
