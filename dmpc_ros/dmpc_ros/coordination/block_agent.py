@@ -158,13 +158,15 @@ class BlockUpdateAgent(Agent):
             positions = self.collision.positions(system, problem.predict(self.x0, self.U))
             G, g = self.collision.state_rows(positions, system.state_offsets, system.n_x)
             rows.append(G @ problem.Gamma)
-            bounds.append(g - G @ problem.Phi @ self.x0)
+            bounds.append(g - G @ (problem.Phi @ self.x0))
         if self.compatibility is not None and self._previous is not None:
             C, d = self._compatibility_rows()
             rows.append(C)
             bounds.append(d)
         if sum(b.size for b in bounds) or self._step_d.size:
-            self._step_C, self._step_d = np.vstack(rows), np.concatenate(bounds)
+            pieces = [r for r in rows if r.shape[0]] or rows[:1]
+            self._step_C = pieces[0] if len(pieces) == 1 else np.vstack(pieces)   # one piece: no 50 MB copy
+            self._step_d = np.concatenate(bounds)
             self.block.set_step_rows(self._step_C, self._step_d)
             self._projection = None
 

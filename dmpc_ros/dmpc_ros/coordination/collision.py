@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..mpc.tubes import Zonotope
 
@@ -55,15 +56,16 @@ class CollisionAvoidance:
         return {b if a == agent else a for a, b in self.pairs if agent in (a, b)}
 
     def state_rows(self, positions: np.ndarray, state_offsets, n_x: int,
-                   agents: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   agents: set[int] | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
         """The half-planes as rows G X ≤ g on stacked predicted states X = [x(1); …; x(N)] (n_x states per step,
-        agent j's state starting at state_offsets[j]), optionally only those of `agents`."""
+        agent j's state starting at state_offsets[j]), optionally only those of `agents`. G is sparse (two
+        entries a row): at 64 robots a dense G times the plant-wide prediction matrix cost 33 GFLOP per agent."""
         rows = [r for r in self.halfplanes(positions) if agents is None or r[0] in agents]
         N = positions.shape[0] - 1
-        G = np.zeros((len(rows), N * n_x))
-        g = np.zeros(len(rows))
-        for r, (agent, k, a, b) in enumerate(rows):
-            base = (k - 1) * n_x + state_offsets[agent]
-            G[r, base + np.asarray(self.position_columns)] = a
-            g[r] = b
-        return G, g
+        columns = np.asarray(self.position_columns)
+        row_index = np.repeat(np.arange(len(rows)), columns.size)
+        column_index = np.concatenate([(k - 1) * n_x + state_offsets[agent] + columns for agent, k, _, _ in rows]) \
+            if rows else np.zeros(0, int)
+        values = np.concatenate([a for _, _, a, _ in rows]) if rows else np.zeros(0)
+        G = sp.csr_matrix((values, (row_index, column_index)), shape=(len(rows), N * n_x))
+        return G, np.array([b for _, _, _, b in rows], float)
