@@ -44,11 +44,9 @@ def scaled(name: str, M: int, steps: int | None = None) -> dict:
     """The scenario file `name` with M agents (see the module docstring); M = 0: the file unchanged (its own
     agents and steps: the default scenario). `steps` overrides the number of steps."""
     data = copy.deepcopy(yaml.safe_load(scenario_path(name).read_text()))
-    if steps is not None:
-        data["simulation"]["steps"] = steps
+    data["simulation"]["steps"] = steps or (data["simulation"]["steps"] if M == 0 else STEPS[name])
     if M == 0:
         return data
-    data["simulation"]["steps"] = steps or STEPS[name]
     if name == "mass_spring":
         masses = data["model"]["masses"]
         masses.update(count=M, mass=1.0, spring_to_wall=[1.0 if i in (0, M - 1) else 0.0 for i in range(M)])
@@ -84,15 +82,15 @@ def main() -> None:
                    "solve p95", "messages", "kB/step", "step / central."):
         table.add_column(column, justify="right")
     with Progress(console=console) as progress:
-        references_per_size = len({algorithm == "admm" for algorithm in args.algorithms})
+        separable_kinds = sorted({algorithm == "admm" for algorithm in args.algorithms})   # references needed
         task = progress.add_task("benchmark", total=len(args.scenarios) * len(args.sizes)
-                                 * (len(args.algorithms) + references_per_size))
+                                 * (len(args.algorithms) + len(separable_kinds)))
         for name in args.scenarios:
             for M in args.sizes:
                 started = time.perf_counter()
                 base = parse_scenario(scaled(name, M, args.steps))
                 plant, references = base.plant(), {}
-                for separable in sorted({algorithm == "admm" for algorithm in args.algorithms}):
+                for separable in separable_kinds:
                     progress.update(task, description=f"{name} M={M}: centralized")
                     scenario = base.with_overrides(algorithm="admm" if separable else "jacobi")
                     references[separable] = simulate(scenario.design(), plant, scenario.initial_state,

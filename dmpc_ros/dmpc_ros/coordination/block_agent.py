@@ -153,7 +153,7 @@ class BlockUpdateAgent(Agent):
         ones) and the compatibility rows around the own previous plan, shifted."""
         problem = self.problem
         system = problem.system
-        rows, bounds = [np.zeros((0, self.U.size))], [np.zeros(0)]
+        rows, bounds = [], []
         if self.collision is not None:
             positions = self.collision.positions(system, problem.predict(self.x0, self.U))
             G, g = self.collision.state_rows(positions, system.state_offsets, system.n_x)
@@ -163,10 +163,10 @@ class BlockUpdateAgent(Agent):
             C, d = self._compatibility_rows()
             rows.append(C)
             bounds.append(d)
-        if sum(b.size for b in bounds) or self._step_d.size:
-            pieces = [r for r in rows if r.shape[0]] or rows[:1]
-            self._step_C = pieces[0] if len(pieces) == 1 else np.vstack(pieces)   # one piece: no 50 MB copy
-            self._step_d = np.concatenate(bounds)
+        if rows or self._step_d.size:
+            # a single block is used as it is (the 64-robot half-planes are 50 MB: no copy)
+            self._step_C = np.zeros((0, self.U.size)) if not rows else rows[0] if len(rows) == 1 else np.vstack(rows)
+            self._step_d = np.concatenate(bounds) if bounds else np.zeros(0)
             self.block.set_step_rows(self._step_C, self._step_d)
             self._projection = None
 

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.condensed import QuadraticCost
+from ..mpc.qp import clarabel_settings
 
 
 class CentralizedMPC:
@@ -60,11 +61,7 @@ class CentralizedMPC:
                               sp.csc_matrix((terminal_set.h.size, N * m))])
             rows.append(last); upper.append(terminal_set.h)
         self._rows, self._upper, self._P, self._num_x = rows, upper, sp.triu(2.0 * P, format="csc"), num_x
-        settings = clarabel.DefaultSettings()
-        settings.verbose = False
-        settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = tolerance
-        settings.max_iter = 200
-        self._settings = settings
+        self._settings = clarabel_settings(tolerance)
         self._setup(np.zeros((0, N * n)), np.zeros(0), 0)
 
     def _setup(self, G: np.ndarray, g: np.ndarray, step: int) -> None:

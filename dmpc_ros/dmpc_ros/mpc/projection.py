@@ -14,7 +14,7 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 
-from .qp import DenseQP
+from .qp import DenseQP, clarabel_settings
 
 DENSE_LIMIT = 2_000_000        # entries of C up to which the dense model is used (16 MB)
 FEASIBILITY_TOLERANCE = 1e-7   # largest accepted row violation of the sparse solve, relative to 1 + max |C z|
@@ -26,6 +26,7 @@ class Projection:
         n = self.C.shape[1]
         self._dense = (DenseQP(2.0 * np.eye(n), self.C.toarray(), backend)
                        if self.C.shape[0] * n <= dense_limit else None)
+        self._rows: tuple[bytes, sp.csc_matrix] | None = None   # sparse: C's rows with finite bounds, last mask
 
     def solve(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:
         """(z, ok, solve time [s]) with z = argmin ‖z − point‖² s.t. C z ≤ d; z = point when not ok."""
@@ -35,15 +36,13 @@ class Projection:
         return self._sparse(d, point)
 
     def _sparse(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:
-        settings = clarabel.DefaultSettings()
-        settings.verbose = False
-        settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = 1e-10
-        settings.max_iter = 200
         finite = np.isfinite(d)
-        A, b = sp.csc_matrix(self.C[finite]), d[finite]
+        if self._rows is None or self._rows[0] != finite.tobytes():   # rows without a bound drop out (same each call)
+            self._rows = (finite.tobytes(), sp.csc_matrix(self.C[finite]))
+        A, b = self._rows[1], d[finite]
         started = time.perf_counter()
         solver = clarabel.DefaultSolver(sp.identity(point.size, format="csc") * 2.0, -2.0 * point, A, b,
-                                        [clarabel.NonnegativeConeT(b.size)] if b.size else [], settings)
+                                        [clarabel.NonnegativeConeT(b.size)] if b.size else [], clarabel_settings(1e-10))
         result = solver.solve()
         elapsed = time.perf_counter() - started
         z = np.asarray(result.x, float)

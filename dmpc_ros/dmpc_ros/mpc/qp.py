@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import clarabel
 import daqp
 import numpy as np
 import osqp
@@ -112,3 +113,12 @@ class DenseQP:
         model.setup(self.H, q, self.A, bupper, blower, self._sense.copy())
         model.settings = {"primal_tol": self._tolerance, "iter_limit": 10000}
         self._daqp = model
+
+
+def clarabel_settings(tolerance: float, max_iterations: int = 200) -> clarabel.DefaultSettings:
+    """Quiet Clarabel settings with gap and feasibility tolerances `tolerance` (centralized MPC, projections)."""
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = tolerance
+    settings.max_iter = max_iterations
+    return settings

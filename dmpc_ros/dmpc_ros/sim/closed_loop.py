@@ -57,7 +57,8 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         if centralized is not None:
             extra = None
             if design.collision is not None:   # half-planes from its own previous plan, shifted (as the agents do)
-                previous = problem.predict(x, shifted_inputs) if k else problem.predict(x, np.zeros(N * m))
+                warm = shifted_inputs if k else problem.cost.reference.window(0, N)[1].ravel()   # the agents' start
+                previous = problem.predict(x, warm)
                 extra = design.collision.state_rows(design.collision.positions(plant, previous), plant.state_offsets, n)
             ref_states, ref_inputs, reference_ok = centralized.solve(x, k, extra)
             shifted_inputs = np.concatenate([ref_inputs.ravel()[m:], ref_inputs.ravel()[-m:]])
