@@ -17,6 +17,9 @@ from dmpc_ros.sim import InMemoryNetwork, SimulationSettings, simulate
 from dmpc_ros.sim.closed_loop import negotiate
 
 FEASIBILITY = 1e-7
+# Cost rise allowed between iterates, relative: the local QPs are solved to DAQP's primal tolerance (1e-9), so at
+# convergence an iterate may sit ~1e-9 outside an active row and the cost moves by multiplier × 1e-9 (seen: 1.2e-9).
+COST_TOLERANCE = 1e-8
 
 
 @st.composite
@@ -63,6 +66,14 @@ def test_iterates_feasible_and_cost_non_increasing(algorithm: str, case) -> None
     never increases (warm start infeasible? the agents' projection makes iterate 1 feasible)."""
     chain, x0 = case
     check_guarantees(design_for(chain), x0, algorithm)
+
+
+def test_guarantees_hold_to_solver_accuracy_at_convergence() -> None:
+    """Regression (found by hypothesis in CI): Gauss-Seidel converged on a chain with active velocity rows rises by
+    1.2e-9 relative at iterate 10, the DAQP primal tolerance at work, not a broken descent."""
+    chain = MassSpringChain((1.0, 1.0, 2.0, 1.0), (3.0, 2.0, 1.0, 1.0), (0.0,) * 4, (0.0,) * 4, (0.0,) * 4,
+                            (1.0, 2.0, 1.0, 1.0), (1.0,) * 4, (1.0, 0.5, 1.0, 1.0))
+    check_guarantees(design_for(chain), np.array([0.0, 0.0, 0.25, -0.375, -0.25, 0.0, 0.0, 0.25]), "gauss_seidel")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -117,7 +128,7 @@ def check_guarantees(design: ControllerDesign, x0: np.ndarray, algorithm: str) -
     first = feasible[0]
     assert first <= 1
     assert all(s >= -FEASIBILITY for s in slacks[first:]), slacks
-    assert all(b <= a + 1e-9 * (1 + abs(a)) for a, b in zip(costs[first:], costs[first + 1:])), costs
+    assert all(b <= a + COST_TOLERANCE * (1 + abs(a)) for a, b in zip(costs[first:], costs[first + 1:])), costs
 
 
 @pytest.mark.parametrize("algorithm,iterations", [("jacobi", 1500), ("gauss_seidel", 400)])
