@@ -33,7 +33,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from coordination import distributed_step_time, iterations_to  # bench/coordination.py
-from dmpc_ros.scenarios import parse_scenario, scenario_path
+from dmpc_ros.scenarios import ScenarioError, parse_scenario, scenario_path
 from dmpc_ros.sim import SimulationSettings, simulate
 
 ALGORITHMS = ("jacobi", "gauss_seidel", "admm", "noncooperative", "decentralized")
@@ -101,7 +101,13 @@ def main() -> None:
                 table.add_row(name, size, "centralized", "—", "0", f"{1e3 * central:.2f} ms", "", "0", "0", "1")
                 for algorithm in args.algorithms:
                     progress.update(task, description=f"{name} M={M}: {algorithm}")
-                    scenario = base.with_overrides(algorithm=algorithm)
+                    try:
+                        scenario = base.with_overrides(algorithm=algorithm)
+                    except ScenarioError as error:   # e.g. decentralized formation: no collision planes
+                        table.add_row("", "", algorithm, "not allowed", "", "", "", "", "", "")
+                        console.log(f"{name} M={size} {algorithm}: {error}")
+                        progress.advance(task)
+                        continue
                     settings = SimulationSettings(algorithm, scenario.steps, scenario.controller.stopping,
                                                   admm=scenario.controller.admm, compare_centralized=True)
                     result = simulate(scenario.design(), plant, scenario.initial_state, settings)

@@ -7,7 +7,8 @@ others' inputs fixed at their announced plans.
   the plant-wide cost never increases;
 - cooperative Gauss-Seidel: the same objective, agents in sequence using the newest plans, w_i = 1;
 - non-cooperative (Nash) Jacobi: own cost and own constraints, full steps;
-- decentralized: own subsystem model only (couplings ignored), no communication.
+- decentralized (coordination/decentralized.py): own cost and constraints, no communication, the others
+  assumed on their reference trajectories.
 Each agent keeps a *view* of every member's initial state and inputs, refreshed from the plans it receives;
 when a member's plans of a step are all missing, its newest plan is used shifted (its own prediction of its
 state, its inputs with the terminal controller's tail).
@@ -17,7 +18,7 @@ bounds of the own previous plan, shifted (extra rows of the step's QP), so a nei
 up to D steps errs by a bounded amount the tubes include. If a required neighbour has been silent for more than
 D steps, the agent applies its own safe candidate — its previous plan, shifted — and counts a fallback.
 
-Feasibility recovery: the cooperative guarantees assume the negotiation starts from a feasible plan (Stewart
+Feasibility recovery (cooperative agents): the cooperative guarantees assume the negotiation starts from a feasible plan (Stewart
 et al. 2010, Assumption 4). When an agent's view violates a constraint (first step, or after a disturbance), it
 replaces the view by its Euclidean projection onto the feasible set of the condensed problem. Agents with the same view compute the same projection, so the views stay consistent; the
 event is counted as a fallback. If even the projection is infeasible the agent keeps its plan and flags it.
@@ -194,7 +195,10 @@ class BlockUpdateAgent(Agent):
         return np.reshape(rows, (-1, self.U.size)), np.asarray(bounds, float)
 
     def _slack(self) -> float:
-        """Smallest slack of the view over the problem's rows and this step's extra rows."""
+        """Smallest slack of the view over the problem's rows and this step's extra rows (a non-cooperative
+        agent answers for its own rows only)."""
+        if self.block.constraints == "own":
+            return self.block.slack(self.x0, self.U)
         extra = float(np.min(self._step_d - self._step_C @ self.U, initial=np.inf))
         return min(self.problem.constraint_slack(self.x0, self.U), extra)
 
@@ -217,9 +221,12 @@ class BlockUpdateAgent(Agent):
 
     # -- view maintenance ----------------------------------------------------------------------------
     def _recover_feasibility(self) -> bool:
-        """If the view violates a constraint, project it onto the feasible set; True if the view changed."""
+        """If the view violates a constraint, project it onto the feasible set; True if the view changed.
+        Cooperative agents only: an agent with its own rows has nothing plant-wide to restore (its block QP
+        already is the best it can do on them), and at 64 vehicles the projection cost seconds per agent."""
         problem = self.problem
-        if problem.d0.size + self._step_d.size == 0 or self._slack() >= -FEASIBILITY_TOLERANCE:
+        if self.block.constraints == "own" or problem.d0.size + self._step_d.size == 0 \
+                or self._slack() >= -FEASIBILITY_TOLERANCE:
             return False
         if self._projection is None:
             self._projection = Projection(sp.vstack([problem.sparse_constraints, sp.csr_matrix(self._step_C)]),

@@ -19,6 +19,7 @@ from .base import Agent, StoppingRule
 from .block_agent import BlockUpdateAgent
 from .collision import CollisionAvoidance
 from .consensus import CentreConsensus, CentreConsensusAgent
+from .decentralized import DecentralizedAgent
 from .tube import TubeAgent
 from .dual_decomposition import DualDecompositionAgent, check_decoupled, dual_step_size, shared_constraint_maps
 
@@ -125,7 +126,7 @@ def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRul
         inner = build_agents(replace(design, tubes=None), algorithm, stopping, backend, weights, problem, admm,
                              design.tubes)
         return [wrap_in_tube(design, agent) for agent in inner]
-    problem = None if algorithm in ("decentralized", "admm", "dual_decomposition") else (problem or design.condensed())
+    problem = None if algorithm in ("admm", "dual_decomposition") else (problem or design.condensed())
     return [build_agent(design, algorithm, i, stopping, backend, weights, problem, admm, tubes)
             for i in range(design.system.num_agents)]
 
@@ -146,6 +147,9 @@ def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[floa
     distributed = tuple(a for a in ALGORITHMS if a != "centralized")
     if algorithm not in distributed:
         raise ValueError(f"algorithm '{algorithm}' has no agents: allowed {', '.join(distributed)}")
+    if algorithm == "decentralized" and design.collision is not None:
+        raise ValueError("algorithm 'decentralized' cannot keep robots apart: the separating half-planes need the "
+                         "neighbours' plans; allowed here: noncooperative (own cost, plans exchanged) or a cooperative scheme")
     if weights is None:
         return
     if len(weights) != M or any(w <= 0 for w in weights):
@@ -186,13 +190,11 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
                              f"term (ControllerDesign.coupling_terms); the cost couples agents "
                              f"{', '.join(f'{i}–{j}' for i, j in uncovered[:4])} without one")
         return AdmmAgent(agent_id, design, stopping, admm, backend)
-    if algorithm == "decentralized":
-        local = design.local_design(agent_id)
-        local_problem = local.condensed()
-        block = AgentBlockQP(local_problem, 0, "plant", "affected", backend)
-        return BlockUpdateAgent(agent_id, local_problem, [agent_id], block, local.terminal_gain(), 1.0,
-                                StoppingRule(1, stopping.tolerance), required_plans=set())
     problem = problem or design.condensed()
+    if algorithm == "decentralized":
+        block = AgentBlockQP(problem, agent_id, "own", "own", backend)
+        return DecentralizedAgent(agent_id, problem, list(range(M)), block, design.terminal_gain(), 1.0,
+                                  StoppingRule(1, stopping.tolerance), required_plans=set())
     per_step_rows = design.collision is not None or (tubes is not None and tubes.compatibility is not None)
     weight = (weights[agent_id] if weights is not None else
               problem.parallel_step.weight(per_step_rows) if algorithm == "jacobi" else 1.0)

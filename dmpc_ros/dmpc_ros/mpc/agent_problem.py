@@ -42,7 +42,7 @@ class AgentBlockQP:
             raise ValueError(f"constraints '{constraints}' unknown: allowed affected, own")
         self.C_i, self.C_o = C_own[rows], problem.C[rows][:, self.other]
         self.d0, self.D = problem.d0[rows], problem.D[rows]
-        self.backend = backend
+        self.constraints, self.backend = constraints, backend
         self.set_step_rows(np.zeros((0, problem.H.shape[0])), np.zeros(0))
 
     def set_step_rows(self, C: np.ndarray, d: np.ndarray) -> None:
@@ -73,6 +73,13 @@ class AgentBlockQP:
             self._offset = reference_term(self.L_x, self.L_u, self.problem.cost.reference, step, self.problem.horizon)
             self._offset_step = step
         return self._offset
+
+    def slack(self, x0: np.ndarray, U: np.ndarray) -> float:
+        """Smallest slack of this block's rows (and this step's rows it holds) at the plant-wide U."""
+        U_own, U_other = U[self.own], U[self.other]
+        fixed = np.concatenate([self.d0 + self.D @ x0 - self.C_o @ U_other - self.C_i @ U_own,
+                                self.de - self.Ce_o @ U_other - self.Ce_i @ U_own])
+        return float(np.min(fixed, initial=np.inf))
 
     def solve(self, x0: np.ndarray, U: np.ndarray, step: int = 0, warm_start: np.ndarray | None = None,
               extra_linear: np.ndarray | None = None) -> QPSolution:

@@ -189,6 +189,7 @@ class Scenario:
         top = {k: v for k, v in changes.items() if k not in controller_fields}
         if "algorithm" in controller_fields:
             choice(controller_fields, "controller.", "algorithm", ALGORITHMS)
+            check_model_algorithm(self.model, controller_fields["algorithm"])
             if self.tubes is not None:
                 check_tube_algorithm(controller_fields["algorithm"], self.tubes.compatibility)
         return replace(self, controller=replace(self.controller, **controller_fields), **top)
@@ -279,6 +280,7 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         Q=Q, R=R, admm=parse_admm(section(controller, "controller.", "admm")),
         robust=choice(controller, "controller.", "robust", ("nominal", "tube"), default="nominal"), **extra,
     )
+    check_model_algorithm(plant_model, settings.algorithm)
     if settings.terminal_set and (profile is not None or path is not None):
         raise ScenarioError("controller.terminal_set: true is not allowed for a platoon or a formation: their "
                             "reference changes over time and a terminal set is built around one setpoint")
@@ -453,6 +455,14 @@ def parse_tube_faults(tube: dict, subsystems: list, settings: ControllerSettings
                                       tuple(np.array([value.get(s, np.inf) for s in row], float) for row in inputs))
     check_tube_algorithm(settings.algorithm, compatibility)
     return compatibility
+
+
+def check_model_algorithm(model, algorithm: str) -> None:
+    """A formation's collision half-planes come from the neighbours' plans: decentralized agents have none."""
+    if isinstance(model, Formation) and algorithm == "decentralized":
+        raise ScenarioError("controller.algorithm: decentralized is not allowed for a formation: without the "
+                            "neighbours' plans no agent can keep the robots apart (use noncooperative, jacobi, "
+                            "gauss_seidel or admm)")
 
 
 def check_tube_algorithm(algorithm: str, compatibility: PlanCompatibility) -> None:
