@@ -116,6 +116,27 @@ def test_admm_within_one_percent_of_centralized_at_the_files_iterations(default_
     assert admm.violation.max() < 1e-6
 
 
+def test_decentralized_agents_assume_their_neighbours_on_the_reference() -> None:
+    """Cruising in the ideal platoon, every vehicle on its reference: a decentralized agent that assumes the others
+    on theirs predicts its own reference and plans nothing else (no fallback), so the platoon stays exactly there
+    (closed-loop cost 0, no messages). An agent that dropped the coupling terms instead would predict its gap
+    shrinking at its own speed below the minimum gap: an infeasible QP at every step."""
+    scenario = scenario_with(**{"model.speed_profile": [[0.0, 20.0]], "simulation.steps": 15})
+    design = scenario.design()
+    problem = design.condensed()
+    agents = build_agents(design, "decentralized", StoppingRule(1, 1e-9), problem=problem)
+    U, _, _ = negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10, lambda p, U: None)
+    x_ref, u_ref = design.reference.window(0, design.horizon)
+    np.testing.assert_allclose(U, u_ref.ravel(), atol=1e-9)
+    for agent in agents:
+        assert agent.statistics.fallbacks == 0
+        np.testing.assert_allclose(agent.last_plan.states, x_ref[:, design.system.state_slice(agent.agent_id)], atol=1e-9)
+    result = simulate(design, scenario.plant(), scenario.initial_state, SimulationSettings("decentralized", scenario.steps))
+    assert result.closed_loop_cost < 1e-12
+    np.testing.assert_allclose(result.x[-1], scenario.initial_state, atol=1e-9)
+    assert np.sum(result.messages) == 0
+
+
 def test_minimum_gap_is_a_hard_constraint() -> None:
     """An emergency stop with short headway: without the gap constraint (d_min = 0) the plan-optimal gaps
     dip below 2 m; with d_min = 2 m every follower keeps ≥ 2 m in the closed loop and in every iterate."""
