@@ -6,8 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from dmpc_ros.ros.environment import reserve_domain_id, ros_environment
+
+# The gate (`make test`, CI) replays the same property-test examples on every run, so a failure there is a
+# regression of the code, not a new random draw; `HYPOTHESIS_PROFILE=explore make test` draws new examples.
+settings.register_profile("gate", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = PACKAGE_DIR.parent
