@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -76,6 +77,13 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
     recorder = None
     outcome = None
     group = ProcessGroup(echo=echo)
+    # Ctrl-C sets a flag the loops below check: a KeyboardInterrupt raised inside the executor's native code
+    # could leave it unusable for the shutdown spinning that records the last messages.
+    # (An ignored SIGINT, e.g. under nohup, stays ignored.)
+    interrupted = threading.Event()
+    previous_handler = signal.getsignal(signal.SIGINT)
+    if previous_handler is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
     try:
         executor = make_executor(context=context)
         recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
@@ -92,15 +100,18 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
         nodes = [spec for spec in specs if spec not in managers]
         for spec in nodes:
             start(spec)
-        await_discovery(executor, recorder, {spec.full_name for spec in nodes}, group, DISCOVERY_TIMEOUT)
-        for spec in managers:
-            start(spec)
+        await_discovery(executor, recorder, {spec.full_name for spec in nodes}, group, DISCOVERY_TIMEOUT, interrupted)
+        if not interrupted.is_set():
+            for spec in managers:
+                start(spec)
         started = time.monotonic()
         died: tuple[str, int, float] | None = None
         while outcome is None:
             executor.spin_once(timeout_sec=0.02)
-            plant, manager = processes["plant"], processes["lifecycle_manager"]
-            if plant.popen.poll() == 0:
+            plant, manager = processes["plant"], processes.get("lifecycle_manager")
+            if interrupted.is_set():
+                outcome = RunOutcome(130, "interrupted")
+            elif plant.popen.poll() == 0:
                 outcome = RunOutcome(0, "scenario complete")
             elif manager.popen.poll() == 1:
                 outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)")
@@ -114,7 +125,7 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
                 outcome = RunOutcome(1, f"node {died[0]} died (exit code {died[1]})")
             if outcome is None and time.monotonic() - started > timeout:
                 outcome = RunOutcome(1, f"timed out after {timeout:.0f} s")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # before the handler was in place or from a blocking call
         outcome = RunOutcome(130, "interrupted")
     finally:
         # Stop the nodes (manager first: it takes the others down in order) while the recorder keeps
@@ -131,8 +142,10 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
                 executor.spin_once(timeout_sec=0.01)
             recorder.close()
             recorder.destroy_node()
+            executor.shutdown()
         rclpy.try_shutdown(context=context)
         reservation.release()
+        signal.signal(signal.SIGINT, previous_handler)
     if outcome.code == 0:
         outcome.result = collect_result(scenario, output / "plant.npz", recorder)
         if mode == "lock_step" and outcome.result.messages_missing:
@@ -141,12 +154,14 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
     return outcome
 
 
-def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, timeout: float) -> None:
+def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, timeout: float,
+                    interrupted: threading.Event) -> None:
     """Wait until the recorder's participant knows every node process, so that the publishers they create when
     configured match the recorder at once: a late match loses the first volatile messages (control inputs).
-    Returns early when a node process has exited (the main loop reports it)."""
+    Returns early when a node process has exited (the main loop reports it) or on Ctrl-C."""
     deadline = time.monotonic() + timeout
-    while not names <= set(recorder.get_fully_qualified_node_names()) and group.first_exited() is None:
+    while not names <= set(recorder.get_fully_qualified_node_names()) and group.first_exited() is None \
+            and not interrupted.is_set():
         if time.monotonic() > deadline:
             missing = sorted(names - set(recorder.get_fully_qualified_node_names()))
             print(f"dmpc run: warning: the recorder has not discovered {', '.join(missing)} after {timeout:.0f} s; "
