@@ -259,7 +259,9 @@ class AdmmAgent(Agent):
         if self.step >= 0:  # shift everything one step, own tail from the local LQR law
             x_N = self._states(self.v)[-1]
             x_ref, u_ref = self.own_cost.reference.at(self.step + self.N)
-            tail = self.K @ (x_N - x_ref) + u_ref
+            # the local LQR law, scaled into the input set: after a jump of the reference (a formation switching
+            # shape) K·error is far outside it, and a failed QP would apply this warm start
+            tail = self.system.subsystems[self.agent_id].input_constraint.scaled_into(self.K @ (x_N - x_ref) + u_ref)
             v = self.v.reshape(self.N, self.step_width)
             last = v[-1].copy()
             last[: self.m] = tail

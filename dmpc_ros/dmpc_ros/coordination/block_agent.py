@@ -276,12 +276,8 @@ class BlockUpdateAgent(Agent):
         x_ref, u_ref = problem.cost.reference.at(self.step + problem.horizon)
         tail = u_ref + self.terminal_gain @ (predicted[-1] - x_ref)
         for j, sub in enumerate(problem.system.subsystems):
-            segment = tail[problem.system.input_slice(j)]
-            H, h = sub.input_constraint.H, sub.input_constraint.h
-            if h.size and np.any(H @ segment > h):
-                ratios = np.where(H @ segment > 0, h / np.maximum(H @ segment, 1e-300), np.inf)
-                segment *= max(0.0, min(1.0, float(np.min(ratios))))
-            tail[problem.system.input_slice(j)] = segment
+            columns = problem.system.input_slice(j)
+            tail[columns] = sub.input_constraint.scaled_into(tail[columns])
         self.U = np.concatenate([self.U[m:], tail])
         self.x0 = predicted[1]
         for j, plan in self._heard.items():   # a member's own prediction of its next state, where known

@@ -25,6 +25,17 @@ class PolytopicConstraint:
         bounds += [-lower[i] for i in range(lower.size) if np.isfinite(lower[i])]
         return PolytopicConstraint(np.array(rows).reshape(-1, lower.size), np.array(bounds, float))
 
+    def scaled_into(self, v: np.ndarray) -> np.ndarray:
+        """v scaled toward the origin until every row holds (the origin inside the set), e.g. a terminal
+        controller's input in a shifted plan: H (s v) ≤ h for the largest s ∈ [0, 1]."""
+        if self.h.size == 0:
+            return v
+        load = self.H @ v
+        if not np.any(load > self.h):
+            return v
+        ratios = np.where(load > 0, self.h / np.maximum(load, 1e-300), np.inf)
+        return v * max(0.0, min(1.0, float(np.min(ratios))))
+
     def violation(self, v: np.ndarray) -> float:
         """Largest amount by which v violates a row (0 if inside), in the constraint's units."""
         if self.h.size == 0:
