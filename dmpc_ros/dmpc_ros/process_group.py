@@ -2,7 +2,8 @@
 
 Used by `dmpc demo` and the scenario runner the way `ros2 launch` supervises its processes: each child
 gets its own process group, output lines are prefixed with the child's name, shutdown sends SIGINT, then
-SIGTERM, then SIGKILL, in reverse start order. No ROS imports: the environment comes from the caller.
+SIGTERM, then SIGKILL, in reverse start order. Children learn this process's pid (DMPC_SUPERVISOR_PID) so that
+ROS nodes end themselves if it dies without stopping them. No ROS imports: the environment comes from the caller.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class ProcessGroup:
         self._lock = threading.Lock()
 
     def start(self, name: str, command: list[str], env: dict[str, str]) -> ManagedProcess:
+        env = {**env, "DMPC_SUPERVISOR_PID": str(os.getpid())}   # the nodes end when this process dies
         popen = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             bufsize=1, start_new_session=True,

@@ -116,7 +116,15 @@ def disturb_running_scenario(arguments: list[str], disturb) -> tuple[int, str]:
     finally:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)
+        for pid in leftover_processes(arguments[arguments.index("--output") + 1]):   # never poison later tests
+            os.kill(pid, signal.SIGKILL)
     return code, "".join(lines)
+
+
+def leftover_processes(output: str) -> list[int]:
+    """Processes whose command line names the run's output directory (its nodes' parameter file does)."""
+    found = subprocess.run(["pgrep", "-f", output], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found if int(pid) != os.getpid()]
 
 
 def test_ctrl_c_stops_every_node_cleanly(tmp_path: Path) -> None:
@@ -128,6 +136,25 @@ def test_ctrl_c_stops_every_node_cleanly(tmp_path: Path) -> None:
     assert "/dmpc/agent_0: deactivate ok" in output           # the manager took the nodes down in order
     leftovers = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert leftovers == []
+
+
+def test_nodes_end_when_the_runner_is_killed(tmp_path: Path) -> None:
+    """kill -9 of `dmpc run` gives it no chance to stop its nodes: they notice that their supervisor is gone
+    (DMPC_SUPERVISOR_PID) and end themselves instead of spinning forever."""
+    out = tmp_path / "run"
+    seen = {}
+
+    def kill_runner(runner: subprocess.Popen) -> None:
+        seen["nodes"] = leftover_processes(str(out))
+        os.killpg(runner.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20.0
+        while leftover_processes(str(out)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        seen["left"] = leftover_processes(str(out))
+
+    disturb_running_scenario(["--steps", "100000", "--output", str(out), "--no-reference"], kill_runner)
+    assert len(seen["nodes"]) == 7, seen   # the runner, plant, 4 agents and the lifecycle manager were running
+    assert seen["left"] == []
 
 
 def test_real_time_mode_runs_at_the_sample_rate(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
 from .qos import STATUS_QOS
+from .spin import supervisor_gone
 
 EXPECTED = {
     Transition.TRANSITION_CONFIGURE: State.PRIMARY_STATE_INACTIVE,
@@ -122,7 +123,7 @@ class LifecycleManager(Node):
         return True
 
     def watch(self) -> None:
-        while rclpy.ok() and not self.stop_requested:
+        while rclpy.ok() and not self.stop_requested and not supervisor_gone():
             self.executor_.spin_once(timeout_sec=0.05)
             now = time.monotonic()
             for topic, seen in self.last_beat.items():

@@ -28,12 +28,23 @@ def make_executor(kind: str | None = None, context=None):
     return SingleThreadedExecutor(context=context)
 
 
+SUPERVISOR_VARIABLE = "DMPC_SUPERVISOR_PID"   # set by the process group of `dmpc run` / `dmpc demo`
+
+
+def supervisor_gone() -> bool:
+    """True when the process that started this node and named itself in DMPC_SUPERVISOR_PID has died (the
+    node was re-parented): a node `dmpc run` started must not outlive it, e.g. after a kill -9 of the runner."""
+    supervisor = os.environ.get(SUPERVISOR_VARIABLE)
+    return supervisor is not None and os.getppid() != int(supervisor)
+
+
 def spin_node(node: Node, done: Callable[[], bool] = lambda: False) -> None:
-    """Spin until shutdown (signal), until done() holds, then destroy the node and shut rclpy down."""
+    """Spin until shutdown (signal), until done() holds or the supervisor died, then destroy the node and
+    shut rclpy down."""
     executor = make_executor()
     executor.add_node(node)
     try:
-        while rclpy.ok() and not done():
+        while rclpy.ok() and not done() and not supervisor_gone():
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
