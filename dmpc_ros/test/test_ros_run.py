@@ -102,11 +102,15 @@ def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[
     raise AssertionError(f"process ended before '{text}':\n{''.join(lines)[-3000:]}")
 
 
-def disturb_running_scenario(arguments: list[str], disturb) -> tuple[int, str]:
-    """Start `dmpc run mass_spring <arguments>`, call disturb(runner) a second after bring-up, wait for the
-    runner to end; returns its exit code and output. Whatever is left is killed."""
-    runner = subprocess.Popen(DMPC + ["run", "mass_spring", *arguments], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def disturb_running_scenario(arguments: list[str], disturb, sigint_ignored: bool = False) -> tuple[int, str]:
+    """Start `dmpc run mass_spring <arguments>` (optionally with SIGINT ignored, as a parent may pass it on), call
+    disturb(runner) a second after bring-up, wait for the runner to end; returns its exit code and output.
+    Whatever is left is killed."""
+    command = DMPC + ["run", "mass_spring", *arguments]
+    if sigint_ignored:   # `trap '' INT` ignores it, exec keeps it ignored
+        command = ["sh", "-c", "trap '' INT; exec \"$@\"", "sh", *command]
+    runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
     try:
         lines = wait_for_line(runner, "all 5 nodes active", 120)
         time.sleep(1.0)
@@ -127,10 +131,13 @@ def leftover_processes(output: str) -> list[int]:
     return [int(pid) for pid in found if int(pid) != os.getpid()]
 
 
-def test_ctrl_c_stops_every_node_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_ctrl_c_stops_every_node_cleanly(tmp_path: Path, sigint_ignored: bool) -> None:
+    """SIGINT stops the run, also when the runner was started with SIGINT ignored (the full suite's pytest
+    process passed it on that way, and the run went on for 300 s)."""
     out = tmp_path / "run"
     code, output = disturb_running_scenario(["--steps", "100000", "--output", str(out), "--no-reference"],
-                                            lambda runner: runner.send_signal(signal.SIGINT))
+                                            lambda runner: runner.send_signal(signal.SIGINT), sigint_ignored)
     assert code == 130, output[-3000:]
     assert "dmpc run: interrupted" in output
     assert "/dmpc/agent_0: deactivate ok" in output           # the manager took the nodes down in order

@@ -79,11 +79,10 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
     group = ProcessGroup(echo=echo)
     # Ctrl-C sets a flag the loops below check: a KeyboardInterrupt raised inside the executor's native code
     # could leave it unusable for the shutdown spinning that records the last messages.
-    # (An ignored SIGINT, e.g. under nohup, stays ignored.)
+    # Installed even when SIGINT arrives ignored: a process started with SIGINT ignored (it was, from the full
+    # test suite's pytest process) would otherwise run on after Ctrl-C until the scenario ends.
     interrupted = threading.Event()
-    previous_handler = signal.getsignal(signal.SIGINT)
-    if previous_handler is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
     try:
         executor = make_executor(context=context)
         recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
