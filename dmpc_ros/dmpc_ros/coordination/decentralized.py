@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from .block_agent import BlockUpdateAgent
 from .plan import Plan
 
 
 class DecentralizedAgent(BlockUpdateAgent):
-    def begin_step(self, step: int, state, inbox: Mapping[int, Plan]) -> Plan:
+    def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
         super().begin_step(step, state, {})
         x_ref, u_ref = self.problem.cost.reference.window(step, self.problem.horizon)
         own_inputs, own_states = self._input_index[self.agent_id], self._state_slice[self.agent_id]

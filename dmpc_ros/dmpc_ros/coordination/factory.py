@@ -104,7 +104,7 @@ class ControllerDesign:
         return dual_step_size(hessians, maps)
 
     def local_design(self, agent: int) -> "ControllerDesign":
-        """The design an agent that ignores every coupling would use (decentralized MPC)."""
+        """The agent's own subsystem alone, every coupling dropped (dual decomposition's local problems)."""
         system = self.system
         xs, us = system.state_slice(agent), system.input_slice(agent)
         local = CoupledLinearSystem((system.subsystems[agent],), ((system.A[agent][agent],),),

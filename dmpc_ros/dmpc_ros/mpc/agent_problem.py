@@ -77,9 +77,9 @@ class AgentBlockQP:
     def slack(self, x0: np.ndarray, U: np.ndarray) -> float:
         """Smallest slack of this block's rows (and this step's rows it holds) at the plant-wide U."""
         U_own, U_other = U[self.own], U[self.other]
-        fixed = np.concatenate([self.d0 + self.D @ x0 - self.C_o @ U_other - self.C_i @ U_own,
-                                self.de - self.Ce_o @ U_other - self.Ce_i @ U_own])
-        return float(np.min(fixed, initial=np.inf))
+        slacks = np.concatenate([self.d0 + self.D @ x0 - self.C_o @ U_other - self.C_i @ U_own,
+                                 self.de - self.Ce_o @ U_other - self.Ce_i @ U_own])
+        return float(np.min(slacks, initial=np.inf))
 
     def solve(self, x0: np.ndarray, U: np.ndarray, step: int = 0, warm_start: np.ndarray | None = None,
               extra_linear: np.ndarray | None = None) -> QPSolution:

@@ -124,8 +124,6 @@ def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: st
                 outcome = RunOutcome(1, f"node {died[0]} died (exit code {died[1]})")
             if outcome is None and time.monotonic() - started > timeout:
                 outcome = RunOutcome(1, f"timed out after {timeout:.0f} s")
-    except KeyboardInterrupt:   # before the handler was in place or from a blocking call
-        outcome = RunOutcome(130, "interrupted")
     finally:
         # Stop the nodes (manager first: it takes the others down in order) while the recorder keeps
         # listening, so the shutdown traffic (safe commands, last statuses) is in the bag too.
