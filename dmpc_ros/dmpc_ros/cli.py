@@ -73,9 +73,7 @@ def report(result, scenario, reference, output: Path, console, title_suffix: str
     import numpy as np
     from rich.table import Table
 
-    from .models.formation import Formation
-    from .models.platoon import Platoon
-    from .sim.plots import plot_formation, plot_platoon, plot_result, plot_tubes
+    from .sim.plots import plot_result, plot_tubes
 
     summary = result.summary(scenario.name, reference.closed_loop_cost if reference else None)
     summary["scenario_metrics"] = scenario.metrics(result.x, result.u)
@@ -84,14 +82,10 @@ def report(result, scenario, reference, output: Path, console, title_suffix: str
         summary["scenario_metrics"]["tube_fill"] = float(np.max(np.abs(result.x[:-1] - result.nominal_x) / radii))
     result.save(output, summary)
     plots = plot_result(result, scenario.plant(), output, scenario.name)
-    design = scenario.design()
-    if isinstance(scenario.model, Platoon):
-        plots.append(plot_platoon(result, scenario.model, design.reference, output, scenario.name))
     if scenario.tubes is not None and result.nominal_x is not None:
         plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
-    if isinstance(scenario.model, Formation):
-        plots.append(plot_formation(result, scenario.model, design.reference, output, scenario.name))
-    table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, N = {design.horizon}")
+    plots.extend(scenario.family.plots(scenario, result, output))
+    table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, N = {scenario.controller.horizon}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     median, p95 = summary["solve_time"]["median"], summary["solve_time"]["p95"]

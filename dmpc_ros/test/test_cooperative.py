@@ -197,8 +197,8 @@ def test_position_setpoints_are_tracked_with_the_steady_state_force() -> None:
     """Setpoints that stretch the springs need a steady force; the closed loop settles on them exactly."""
     scenario = load_scenario("mass_spring")
     chain = dataclasses.replace(scenario.model, position_limit=(np.inf,) * 4, velocity_limit=(np.inf,) * 4)
-    controller = dataclasses.replace(scenario.controller, position_reference=(0.3, -0.2, 0.1, 0.0))
-    scenario = dataclasses.replace(scenario, model=chain, controller=controller, steps=150)
+    setpoints = dataclasses.replace(scenario.family_settings, position_reference=(0.3, -0.2, 0.1, 0.0))
+    scenario = dataclasses.replace(scenario, model=chain, family_settings=setpoints, steps=150)
     design = scenario.design()
     Ac, Bc = chain.continuous()
     x_ref = np.array([0.3, 0.0, -0.2, 0.0, 0.1, 0.0, 0.0, 0.0])

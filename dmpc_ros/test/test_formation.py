@@ -12,6 +12,7 @@ from scipy.integrate import solve_ivp
 from dmpc_ros.coordination import CentralizedMPC, StoppingRule, build_agents
 from dmpc_ros.coordination.consensus import check_step_size, laplacian
 from dmpc_ros.models.unicycle import lookahead_point, wheel_command
+from dmpc_ros.families.formation import formation_anchor
 from dmpc_ros.scenarios import ScenarioError, load_scenario
 from dmpc_ros.sim import InMemoryNetwork, SimulationSettings, simulate
 from dmpc_ros.sim.closed_loop import negotiate
@@ -49,7 +50,7 @@ def test_every_iterate_of_every_step_is_collision_free(algorithm: str) -> None:
             input_violation = max([input_violation] + [sub.input_constraint.violation(inputs[t, plant.input_slice(j)])
                                                         for j, sub in enumerate(plant.subsystems)
                                                         for t in range(problem.horizon)])
-            first = scenario.controller.consensus.rounds + 1 if k == 0 else 0
+            first = scenario.family_settings.consensus.rounds + 1 if k == 0 else 0
             if p <= first:
                 return   # consensus rounds and the warm start (the data the half-planes come from)
             predicted = problem.predict(x, U).reshape(problem.horizon + 1, -1, 4)[:, :, :2]
@@ -82,7 +83,7 @@ def test_formation_follows_the_path_and_reconfigures(closed_loops) -> None:
         assert metrics["time_to_reconfigure"] is not None and metrics["time_to_reconfigure"] < 6.0, algorithm
         assert result.violation.max() < 1e-6
         centre = result.x[-1].reshape(-1, 4)[:, :2].mean(axis=0)
-        expected = scenario.formation_anchor() + np.array([4.0, 3.0]) + np.mean(scenario.model.offsets_after, axis=0)
+        expected = formation_anchor(scenario) + np.array([4.0, 3.0]) + np.mean(scenario.model.offsets_after, axis=0)
         np.testing.assert_allclose(centre, expected, atol=0.05)
     reference = closed_loops["centralized"].closed_loop_cost
     for algorithm in ("jacobi", "admm"):   # the goal: within 1 % of centralized at ≤ 20 iterations
@@ -122,8 +123,8 @@ def test_consensus_agrees_on_the_average_centre() -> None:
     agents = build_agents(design, "jacobi", scenario.controller.stopping)
     negotiate(agents, design.condensed(), InMemoryNetwork(), 0, scenario.initial_state, 10_000, lambda p, U: None)
     for agent in agents:
-        np.testing.assert_allclose(agent.estimate, scenario.formation_anchor(), atol=1e-9)
-        assert agent.disagreement <= scenario.controller.consensus.tolerance
+        np.testing.assert_allclose(agent.estimate, formation_anchor(scenario), atol=1e-9)
+        assert agent.disagreement <= scenario.family_settings.consensus.tolerance
 
 
 @pytest.mark.parametrize("edges", [((0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (0, 5)), ((0, 1), (1, 2), (2, 3))])
@@ -190,6 +191,6 @@ def test_bad_formation_files_name_the_field(changes, expected) -> None:
 
 def test_known_centre_skips_consensus() -> None:
     scenario = scenario_with(**{"model.centre": "known"})
-    assert scenario.controller.consensus is None and scenario.design().centre_consensus is None
+    assert scenario.family_settings.consensus is None and scenario.design().centre_consensus is None
     agents = build_agents(dataclasses.replace(scenario.design()), "jacobi", scenario.controller.stopping)
     assert type(agents[0]).__name__ == "BlockUpdateAgent"

@@ -14,7 +14,8 @@ FORBIDDEN = {
     "mpc": {"coordination", "sim", "scenarios", "ros", "cli"},
     "coordination": {"sim", "scenarios", "ros", "cli"},
     "sim": {"scenarios", "ros", "cli"},
-    "scenarios": {"sim", "ros", "cli"},
+    "scenarios": {"sim", "ros", "cli", "families"},   # families are found through the registry, by name
+    "families": {"ros", "cli"},
 }
 
 

@@ -57,7 +57,7 @@ def test_reference_is_the_ideal_platoon() -> None:
     reference = scenario.design().reference
     gaps, speeds, _ = platoon_signals(scenario.model, reference.states)
     np.testing.assert_allclose(gaps - scenario.model.desired_gap(speeds[:, 1:]), 0.0, atol=1e-12)
-    profile = scenario.speed_profile
+    profile = scenario.family_settings.speed_profile
     assert np.all(speeds <= max(profile.speeds) + 1e-9) and np.all(speeds >= min(profile.speeds) - 1e-9)
     # consistency: the reference gaps change as the reference speeds say, e_{k+1} − e_k ≈ T (v_{i−1} − v_i)
     T = scenario.sample_time
@@ -200,7 +200,7 @@ def test_bidirectional_topology_admm_reaches_the_centralized_optimum() -> None:
      r"simulation\.initial_state\[1\]\[0\]: gap 1\.0 is not allowed: below the minimum gap 2\.0"),
     ({"model.vehicles.standstill_gap": 1.0}, r"standstill_gap: 1\.0 is not allowed: must be ≥ min_gap"),
     ({"controller.coupling_weight": 1.0}, r"controller\.coupling_weight: 1\.0 is not allowed with topology predecessor_follower"),
-    ({"controller.terminal_set": True}, r"controller\.terminal_set: true is not allowed for a platoon"),
+    ({"controller.terminal_set": True}, r"controller\.terminal_set: true is not allowed for model\.type platoon"),
     ({"simulation.disturbance_bound": {"p": 0.1}}, r"simulation\.disturbance_bound\.p: unknown state; allowed: a, e, v"),
     ({"controller.state_weight": [1.0]}, r"controller\.state_weight: unknown field"),
 ])

@@ -23,7 +23,36 @@ from .decentralized import DecentralizedAgent
 from .tube import TubeAgent
 from .dual_decomposition import DualDecompositionAgent, check_decoupled, dual_step_size, shared_constraint_maps
 
-ALGORITHMS = ("centralized", "decentralized", "noncooperative", "jacobi", "gauss_seidel", "admm", "dual_decomposition")
+
+
+@dataclass(frozen=True)
+class SchemeTraits:
+    """What a coordination scheme needs from the design and which parts of a problem it honours."""
+
+    separable_terminal_cost: bool = False   # splits the cost by agent: terminal cost Σ x_i,N' P_ii x_i,N
+    shared_constraint: bool = False         # keeps a constraint shared by all agents' inputs
+
+
+SCHEMES = {
+    "centralized": SchemeTraits(shared_constraint=True),
+    "decentralized": SchemeTraits(),
+    "noncooperative": SchemeTraits(),
+    "jacobi": SchemeTraits(shared_constraint=True),
+    "gauss_seidel": SchemeTraits(shared_constraint=True),
+    "admm": SchemeTraits(separable_terminal_cost=True),
+    "dual_decomposition": SchemeTraits(shared_constraint=True),
+}
+ALGORITHMS = tuple(SCHEMES)
+
+
+def scheme_conflict(system: CoupledLinearSystem, algorithm: str) -> str | None:
+    """Why `algorithm` cannot honour this problem (None if it can)."""
+    if system.shared_input_constraint is not None and not SCHEMES[algorithm].shared_constraint:
+        honouring = ", ".join(name for name, traits in SCHEMES.items() if traits.shared_constraint)
+        return (f"the model has a constraint shared by all agents' inputs ({system.shared_input_constraint.h.size} "
+                f"rows on the stacked u), which {algorithm} ignores, so its agents would break it; use one of "
+                f"{honouring}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -41,6 +70,13 @@ class ControllerDesign:
     collision: CollisionAvoidance | None = None     # separating half-planes between robot pairs, per step
     centre_consensus: CentreConsensus | None = None  # agents agree on the formation centre before the MPC
     tubes: TubeFamily | None = None          # tube-based robust mode: Z_i, K_i, plan-change bounds (system tightened)
+
+    def for_algorithm(self, algorithm: str) -> "ControllerDesign":
+        """The design `algorithm` solves: what the scheme needs is set here (ADMM: the separable terminal cost),
+        so its centralized reference, built from the same design, solves the same problem."""
+        if SCHEMES[algorithm].separable_terminal_cost and not self.separable_terminal_cost:
+            return replace(self, separable_terminal_cost=True)
+        return self
 
     def in_agreed_frame(self) -> "ControllerDesign":
         """The design the MPC agents use behind a centre consensus: reference relative to the agreed centre."""
@@ -96,6 +132,30 @@ class ControllerDesign:
     def condensed(self) -> CondensedProblem:
         return CondensedProblem.build(self.system, self.horizon, self.cost(), self.terminal_set)
 
+    # -- what a driver records through the design (the simulator never touches the prediction matrices) ------
+    @cached_property
+    def prediction(self) -> CondensedProblem:
+        """The plant-wide prediction the records use (built once per design)."""
+        return self.condensed()
+
+    def assemble(self, plans: dict) -> np.ndarray:
+        """The plant-wide plan (time-major inputs) from every agent's Plan."""
+        return self.prediction.assemble(plans)
+
+    def predict(self, x: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """Predicted states (N+1 × n_x) of plan U from x."""
+        return self.prediction.predict(x, U)
+
+    def plan_cost(self, x: np.ndarray, U: np.ndarray, step: int) -> float:
+        """Plant-wide MPC cost of plan U from x at `step` (the reference window of that step)."""
+        return self.prediction.cost_value(x, U, step)
+
+    def trajectory_cost(self, states: np.ndarray, inputs: np.ndarray, step: int) -> float:
+        return self.prediction.cost.trajectory(states, inputs, step)
+
+    def stage_cost(self, x: np.ndarray, u: np.ndarray, step: int) -> float:
+        return self.prediction.cost.stage(x, u, step)
+
     @cached_property
     def dual_step_size(self) -> float:
         """Price step 1/L of dual decomposition, from every sharing agent's local Hessian (computed once)."""
@@ -119,6 +179,7 @@ def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRul
     """Agents of `algorithm`, one per subsystem, sharing one condensed problem (in-process simulation);
     `tubes` (inner agents of tube mode) carries the plan-compatibility bounds."""
     check_algorithm(design, algorithm, weights)
+    design = design.for_algorithm(algorithm)
     if design.centre_consensus is not None:   # outermost: the agents inside work in the agreed frame
         inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, None, admm, tubes)
         return [wrap_in_consensus(design, agent) for agent in inner]
@@ -150,6 +211,9 @@ def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[floa
     if algorithm == "decentralized" and design.collision is not None:
         raise ValueError("algorithm 'decentralized' cannot keep robots apart: the separating half-planes need the "
                          "neighbours' plans; allowed here: noncooperative (own cost, plans exchanged) or a cooperative scheme")
+    conflict = scheme_conflict(design.system, algorithm)
+    if conflict:
+        raise ValueError(f"algorithm '{algorithm}' is not allowed here: {conflict}")
     if weights is None:
         return
     if len(weights) != M or any(w <= 0 for w in weights):
@@ -164,6 +228,7 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
                 tubes: TubeFamily | None = None) -> Agent:
     """The agent `agent_id` of `algorithm` (what one ROS agent node builds for itself)."""
     check_algorithm(design, algorithm, weights)
+    design = design.for_algorithm(algorithm)
     if design.centre_consensus is not None:
         inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, None, admm, tubes)
         return wrap_in_consensus(design, inner)
@@ -181,9 +246,6 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
         return DualDecompositionAgent(agent_id, local_problem, block, local.terminal_gain(), stopping, maps, bound,
                                       design.dual_step_size)
     if algorithm == "admm":
-        if not design.separable_terminal_cost:
-            raise ValueError("algorithm 'admm' splits the cost by agent: the design needs separable_terminal_cost=True "
-                             "(scenarios set it for admm, so the centralized reference solves the same problem)")
         uncovered = objective_couplings(design.system, design.separable_remainder())
         if uncovered:
             raise ValueError(f"algorithm 'admm' needs every objective coupling given as a positive semidefinite pair "

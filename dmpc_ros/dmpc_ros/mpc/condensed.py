@@ -174,6 +174,13 @@ class CondensedProblem:
         return parallel_step_bounds(self.H, self.C, self.Gamma,
                                     [self.input_indices(i) for i in range(system.num_agents)], state_rows)
 
+    def assemble(self, plans: dict) -> np.ndarray:
+        """Time-major U from each agent's planned inputs (agent id → Plan)."""
+        U = np.zeros(self.H.shape[0])
+        for agent_id, plan in plans.items():
+            U[self.input_indices(agent_id)] = plan.inputs.ravel()
+        return U
+
     def predict(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
         """States x_0..x_N (N+1 × n) under U."""
         return np.vstack([x0, (self.Phi @ x0 + self.Gamma @ U).reshape(self.horizon, -1)])

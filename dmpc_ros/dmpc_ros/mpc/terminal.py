@@ -8,8 +8,60 @@ from scipy.optimize import linprog
 from ..models.linear import PolytopicConstraint
 
 
+class NotStabilizable(ValueError):
+    """(A, B) has an unstable mode no input reaches, or (Q, A) one the cost does not see: no DARE is attempted."""
+
+
+def unstable_eigenvalues(A: np.ndarray, tolerance: float = 1e-9) -> list[complex]:
+    """Distinct eigenvalues with |λ| ≥ 1 − tolerance (discrete time)."""
+    modes: list[complex] = []
+    for value in np.linalg.eigvals(A):
+        if abs(value) >= 1.0 - tolerance and not any(abs(value - known) < 1e-6 for known in modes):
+            modes.append(complex(value))
+    return modes
+
+
+def describe_mode(value: complex, vector: np.ndarray, names: list[str] | None) -> str:
+    """'λ = 1.02 (|λ| = 1.02; states h3 0.71, h4 0.71)': the eigenvalue and the states that carry the mode."""
+    names = names or [f"x{i}" for i in range(vector.size)]
+    weights = np.abs(vector) / max(np.linalg.norm(vector), 1e-300)
+    order = [i for i in np.argsort(-weights) if weights[i] > 0.1 * weights.max()][:4]
+    text = f"{value.real:.4g}" if abs(value.imag) < 1e-12 else f"{value.real:.4g}{value.imag:+.4g}j"
+    return f"λ = {text} (|λ| = {abs(value):.4g}; states {', '.join(f'{names[i]} {weights[i]:.2g}' for i in order)})"
+
+
+def _null_direction(matrix: np.ndarray, tolerance: float) -> np.ndarray | None:
+    """A unit vector v with matrix v ≈ 0 (relative tolerance), or None if the matrix has full column rank."""
+    _, singular, vh = np.linalg.svd(matrix)
+    scale = max(1.0, float(singular[0])) if singular.size else 1.0
+    if singular.size < matrix.shape[1] or singular[-1] <= tolerance * scale:
+        return vh[-1].conj()
+    return None
+
+
+def check_stabilizable(A: np.ndarray, B: np.ndarray, Q: np.ndarray | None = None,
+                       names: list[str] | None = None, tolerance: float = 1e-9) -> None:
+    """PBH tests for every mode with |λ| ≥ 1: rank [A − λI, B] = n (stabilizable) and, with Q, rank [A − λI; Q] = n
+    (detectable through the cost: an unweighted unstable mode makes the DARE's stabilizing solution fail).
+    Raises NotStabilizable naming the mode; open-loop unstable models are fine."""
+    n = A.shape[0]
+    for value in unstable_eigenvalues(A):
+        shifted = A - value * np.eye(n)
+        left = _null_direction(np.hstack([shifted, B]).conj().T, tolerance)
+        if left is not None:
+            raise NotStabilizable(f"(A, B) is not stabilizable: the mode {describe_mode(value, left, names)} "
+                                  f"cannot be influenced by any input, so no controller can stabilize it")
+        if Q is not None:
+            right = _null_direction(np.vstack([shifted, Q]), tolerance)
+            if right is not None:
+                raise NotStabilizable(f"(Q, A) is not detectable: the mode {describe_mode(value, right, names)} has "
+                                      f"no weight in the state cost Q, so the LQR terminal law would not stabilize it")
+
+
 def lqr_terminal(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(P, K): P solves the DARE, u = K x is the LQR law, K = -(R + B'PB)⁻¹ B'PA."""
+    """(P, K): P solves the DARE, u = K x is the LQR law, K = -(R + B'PB)⁻¹ B'PA; NotStabilizable (naming the
+    mode) instead of a meaningless DARE when (A, B) is not stabilizable or (Q, A) not detectable."""
+    check_stabilizable(A, B, Q)
     P = solve_discrete_are(A, B, Q, R)
     K = -np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
     return 0.5 * (P + P.T), K

@@ -85,3 +85,28 @@ def weight_matrix(value: Any, name: str, size: int) -> np.ndarray:
     if np.min(np.linalg.eigvalsh(array)) < -1e-12:
         raise ScenarioError(f"{name}: must be positive semidefinite (smallest eigenvalue {np.min(np.linalg.eigvalsh(array)):.3g})")
     return array
+
+
+def parse_rows(value: object, name: str, count: int, fields: tuple[str, ...], noun: str = "lists") -> np.ndarray:
+    """`count` lists of len(fields) numbers, stacked into one vector."""
+    if value is None:
+        raise ScenarioError(f"{name}: missing; give {count} [{', '.join(fields)}] {noun}")
+    if not isinstance(value, list) or len(value) != count:
+        raise ScenarioError(f"{name}: {value!r} is not allowed: expected {count} [{', '.join(fields)}] {noun}")
+    rows = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, list) or len(entry) != len(fields):
+            raise ScenarioError(f"{name}[{i}]: {entry!r} is not allowed: must be [{', '.join(fields)}]")
+        rows.extend(check_number(v, f"{name}[{i}][{j}]") for j, v in enumerate(entry))
+    return np.asarray(rows, float)
+
+
+def agent_values(value: object, count: int) -> list[tuple[object, str]]:
+    """One value for every agent, or `per_agent: [...]` with exactly one value per agent."""
+    if isinstance(value, dict):
+        reject_unknown(value, "", {"per_agent"})
+        values = value.get("per_agent")
+        if not isinstance(values, list) or len(values) != count:
+            raise ScenarioError(f"per_agent: expected a list of {count} entries (one per agent), got {values!r}")
+        return [(v, f".per_agent[{i}]") for i, v in enumerate(values)]
+    return [(value, "")] * count

@@ -35,7 +35,9 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
              progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Run the closed loop for settings.steps steps from x0; progress(k, steps) is called after each step."""
     T, N, n, m = settings.steps, design.horizon, plant.n_x, plant.n_u
-    problem = design.condensed()
+    if settings.algorithm != "centralized":   # what the scheme needs (ADMM: separable terminal cost), for the
+        design = design.for_algorithm(settings.algorithm)   # agents and the centralized comparison alike
+    problem = design.prediction
     centralized = CentralizedMPC(design.system, problem.cost, N, problem.terminal_set) \
         if settings.algorithm == "centralized" or settings.compare_centralized else None
     agents = [] if settings.algorithm == "centralized" else build_agents(
@@ -57,22 +59,22 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         if centralized is not None:
             extra = None
             if design.collision is not None:   # half-planes from its own previous plan, shifted (as the agents do)
-                warm = shifted_inputs if k else problem.cost.reference.window(0, N)[1].ravel()   # the agents' start
-                previous = problem.predict(x, warm)
+                warm = shifted_inputs if k else design.reference.window(0, N)[1].ravel()   # the agents' start
+                previous = design.predict(x, warm)
                 extra = design.collision.state_rows(design.collision.positions(plant, previous), plant.state_offsets, n)
             ref_states, ref_inputs, reference_ok = centralized.solve(x, k, extra)
             shifted_inputs = np.concatenate([ref_inputs.ravel()[m:], ref_inputs.ravel()[-m:]])
             if reference_ok:
-                result.centralized_cost[k] = problem.cost.trajectory(ref_states, ref_inputs, k)
+                result.centralized_cost[k] = design.trajectory_cost(ref_states, ref_inputs, k)
             result.centralized_solve_time[k] = centralized.last_solve_time
         if agents:
             trace = result.cost_per_iteration[k]
 
             def record(p: int, U_p: np.ndarray, trace=trace) -> None:
                 if p < trace.size:
-                    trace[p] = problem.cost_value(x, U_p, k)
+                    trace[p] = design.plan_cost(x, U_p, k)
 
-            U, iterations, solve_times = negotiate(agents, problem, network, k, x, stride, record)
+            U, iterations, solve_times = negotiate(agents, design, network, k, x, stride, record)
             result.agent_solve_times[k] = solve_times
         else:
             U, iterations = ref_inputs.ravel(), 1
@@ -83,14 +85,14 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         u = np.concatenate([a.control() for a in agents]) if agents else U[:m]
         result.iterations[k] = iterations
         result.plan_inputs[k] = U.reshape(N, m)
-        result.plan_states[k] = problem.predict(x, U)
-        result.plan_cost[k] = problem.cost.trajectory(result.plan_states[k], result.plan_inputs[k], k)
+        result.plan_states[k] = design.predict(x, U)
+        result.plan_cost[k] = design.trajectory_cost(result.plan_states[k], result.plan_inputs[k], k)
         if centralized is not None and reference_ok:
             result.input_error[k] = np.linalg.norm(U - ref_inputs.ravel()) / max(np.linalg.norm(ref_inputs), 1e-12)
         result.u[k] = u
         if tube_mode:
             result.nominal_x[k] = np.concatenate([a.nominal for a in agents])
-        result.stage_cost[k] = problem.cost.stage(x, u, k)
+        result.stage_cost[k] = design.stage_cost(x, u, k)
         result.violation[k] = plant.constraint_violation(x, u)
         result.messages[k] = network.messages - messages_before
         result.bytes[k] = network.bytes - bytes_before
@@ -103,11 +105,12 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
     return result
 
 
-def negotiate(agents, problem, network: InMemoryNetwork, step: int, x: np.ndarray, stride: int,
+def negotiate(agents, design, network: InMemoryNetwork, step: int, x: np.ndarray, stride: int,
               observe: Callable[[int, np.ndarray], None]) -> tuple[np.ndarray, int, list[list[float]]]:
     """One step's negotiation; observe(p, U) sees the assembled plans after every iteration p (0 = warm start).
-    Returns the assembled inputs U (time-major), the iterations used and each agent's solve times."""
-    system = problem.system
+    `design` assembles the plans (a ControllerDesign or its condensed problem). Returns the assembled inputs U
+    (time-major), the iterations used and each agent's solve times."""
+    system = design.system
     base = step * stride
     listeners = {a.agent_id: {b.agent_id for b in agents if a.agent_id in b.required_plans} for a in agents}
     latest = {}
@@ -116,7 +119,7 @@ def negotiate(agents, problem, network: InMemoryNetwork, step: int, x: np.ndarra
         plan = agent.begin_step(step, x[system.state_slice(agent.agent_id)], inbox)
         latest[agent.agent_id] = plan
         network.send(plan, listeners[agent.agent_id], base + 1)
-    observe(0, assemble(problem, latest))
+    observe(0, design.assemble(latest))
     active = list(agents)
     iteration = 0
     while active:
@@ -127,13 +130,5 @@ def negotiate(agents, problem, network: InMemoryNetwork, step: int, x: np.ndarra
             latest[agent.agent_id] = plan
             network.send(plan, listeners[agent.agent_id], read_tick if agent.sequential else read_tick + 1)
         active = [a for a in active if not latest[a.agent_id].final]
-        observe(iteration, assemble(problem, latest))
-    return assemble(problem, latest), iteration, [list(a.statistics.solve_times) for a in agents]
-
-
-def assemble(problem, plans) -> np.ndarray:
-    """Time-major U from each agent's planned inputs."""
-    U = np.zeros(problem.H.shape[0])
-    for agent_id, plan in plans.items():
-        U[problem.input_indices(agent_id)] = plan.inputs.ravel()
-    return U
+        observe(iteration, design.assemble(latest))
+    return design.assemble(latest), iteration, [list(a.statistics.solve_times) for a in agents]

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..coordination import build_agents
-from ..models.formation import Formation, formation_metrics
 from ..mpc.condensed import QuadraticCost
 from .closed_loop import negotiate
 from .network import InMemoryNetwork
@@ -64,12 +63,13 @@ def closed_loop_run(scenario, seed: int, tube: bool = True, network: InMemoryNet
     agents = build_agents(design, scenario.controller.algorithm, scenario.controller.stopping, problem=problem)
     x = (scenario.initial_state if initial_state is None else initial_state).copy()
     W = scenario.disturbance()
-    states, nominal = [x], []
+    states, inputs, nominal = [x], [], []
     violation, failed, fallbacks, fill, cost = 0.0, 0, 0, 0.0, 0.0
     started = time.perf_counter()
     for k in range(scenario.steps):
         negotiate(agents, problem, network, k, x, 10_000, lambda p, U: None)
         u = np.concatenate([a.control() for a in agents])
+        inputs.append(u)
         failed += sum(1 for a in agents if not a.last_plan.feasible)
         fallbacks += sum(a.statistics.fallbacks for a in agents)
         if tube:
@@ -81,7 +81,6 @@ def closed_loop_run(scenario, seed: int, tube: bool = True, network: InMemoryNet
         states.append(x)
     elapsed = (time.perf_counter() - started) / scenario.steps
     states = np.array(states)
-    distance = formation_metrics(scenario.model, states, scenario.sample_time)["min_distance"] \
-        if isinstance(scenario.model, Formation) else float("nan")
+    distance = scenario.metrics(states, np.array(inputs)).get("min_distance", float("nan"))
     return RunFigures(max(violation, plant.constraint_violation(x)), failed, fallbacks, fill, distance, cost,
                       elapsed, network.dropped, states, np.array(nominal) if tube else None)

@@ -1,4 +1,5 @@
-"""PNG plots of a closed-loop result: states and inputs per agent; cost gap and iterations per step."""
+"""PNG plots of a closed-loop result: states and inputs per agent; cost gap and iterations per step; tubes.
+Model families add their own plots with the helpers here (families/*.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,9 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..models.linear import CoupledLinearSystem  # noqa: E402
-from ..models.formation import Formation, edge_errors  # noqa: E402
-from ..models.platoon import Platoon, platoon_signals  # noqa: E402
-from ..mpc.reference import ReferenceTrajectory  # noqa: E402
 from ..mpc.tubes import TubeFamily  # noqa: E402
 from .results import SimulationResult  # noqa: E402
 
@@ -75,73 +73,6 @@ def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory
     axes[1].grid(alpha=0.3)
     save(fig, paths[1])
     return paths
-
-
-def plot_platoon(result: SimulationResult, platoon: Platoon, reference: ReferenceTrajectory, directory: Path,
-                 title: str) -> Path:
-    """platoon.png: speeds against the leader's profile, spacing errors, gaps against the minimum gap, jerk."""
-    path = directory / "platoon.png"
-    gaps, speeds, accelerations = platoon_signals(platoon, result.x)
-    M, t = platoon.num_agents, result.t
-    labelled = M <= 10
-    fig, axes = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
-    axes[0].plot(t, reference.states[: t.size, 0], "k--", lw=1, label="leader profile")
-    for i in range(M):
-        axes[0].plot(t, speeds[:, i], lw=1, label=f"v_{i}" if labelled else None)
-    for i in range(1, M):
-        axes[1].plot(t, gaps[:, i - 1] - platoon.desired_gap(speeds[:, i]), lw=1, label=f"δ_{i}" if labelled else None)
-        axes[2].plot(t, gaps[:, i - 1], lw=1, label=f"e_{i}" if labelled else None)
-    axes[2].axhline(platoon.min_gap, color="r", lw=1, ls=":", label="minimum gap")
-    jerk = (result.u - accelerations[:-1]) / np.asarray(platoon.time_constant)
-    for i in range(M):
-        axes[3].step(t[:-1], jerk[:, i], where="post", lw=1, label=f"vehicle {i}" if labelled else None)
-    limit = max(platoon.jerk_limit)
-    axes[3].axhline(limit, color="r", lw=1, ls=":")
-    axes[3].axhline(-limit, color="r", lw=1, ls=":")
-    label_time_axes(axes, ["speed [m/s]", "spacing error δ [m]", "gap [m]", "jerk [m/s³]"], 4 if labelled else 0)
-    axes[0].set_title(f"{title}: platoon ({result.algorithm}, {platoon.topology.replace('_', '-')}, "
-                      f"h = {platoon.time_headway} s)")
-    return save(fig, path)
-
-
-def plot_formation(result: SimulationResult, formation: Formation, reference: ReferenceTrajectory, directory: Path,
-                   title: str) -> Path:
-    """formation.png: paths in the plane (with the reference and robot markers at the switch), formation error
-    and the smallest distance between any two robots against the minimum distance."""
-    path = directory / "formation.png"
-    M, T = formation.num_agents, result.x.shape[0]
-    positions = result.x.reshape(T, M, 4)[:, :, :2]
-    targets = reference.states[:T].reshape(T, M, 4)[:, :, :2]
-    fig = plt.figure(figsize=(10, 9))
-    plane = fig.add_subplot(2, 1, 1)
-    for i in range(M):
-        line, = plane.plot(positions[:, i, 0], positions[:, i, 1], lw=1.2, label=f"robot {i}" if M <= 10 else None)
-        plane.plot(targets[:, i, 0], targets[:, i, 1], ls=":", lw=0.8, color=line.get_color())
-        plane.plot(*positions[0, i], "o", color=line.get_color(), ms=4)
-        plane.plot(*positions[-1, i], "s", color=line.get_color(), ms=5)
-    switch = min(int(np.ceil(formation.switch_time / result.sample_time)), T - 1)
-    plane.plot(positions[switch, :, 0], positions[switch, :, 1], "k+", ms=8, label="at the switch")
-    plane.set_aspect("equal")
-    plane.set_xlabel("x [m]")
-    plane.set_ylabel("y [m]")
-    plane.grid(alpha=0.3)
-    plane.legend(fontsize=7, ncol=4, loc="best")
-    plane.set_title(f"{title}: paths (dotted: reference, o start, □ end) — {result.algorithm}")
-    errors = fig.add_subplot(4, 1, 3)
-    errors.plot(result.t, edge_errors(formation, result.x, result.sample_time))
-    errors.axvline(formation.switch_time, color="k", ls=":", lw=1)
-    errors.set_ylabel("formation error [m]")
-    errors.grid(alpha=0.3)
-    distance = fig.add_subplot(4, 1, 4, sharex=errors)
-    closest = [min(np.linalg.norm(positions[k, a] - positions[k, b]) for a in range(M) for b in range(a + 1, M))
-               for k in range(T)]
-    distance.plot(result.t, closest, label="closest pair")
-    distance.axhline(formation.min_distance, color="r", ls=":", lw=1, label="minimum distance")
-    distance.set_ylabel("distance [m]")
-    distance.set_xlabel("time [s]")
-    distance.grid(alpha=0.3)
-    distance.legend(fontsize=7)
-    return save(fig, path)
 
 
 def plot_tubes(result: SimulationResult, system: CoupledLinearSystem, tubes: TubeFamily, directory: Path,

@@ -1,0 +1,220 @@
+"""`model.type: formation`: planar robots (double integrators) hold a shape around a centre that follows a
+path, reconfigure at a switch time, agree on the centre by consensus first and keep a minimum distance by
+separating half-planes (see models/formation.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..coordination.collision import CollisionAvoidance
+from ..coordination.consensus import CentreConsensus, check_step_size
+from ..models.formation import CentrePath, Formation, edge_errors, formation_metrics
+from ..models.linear import CoupledLinearSystem
+from ..mpc.reference import ReferenceTrajectory
+from ..mpc.tubes import Zonotope
+from ..scenarios.family import DesignExtras, FamilyParts, ModelFamily
+from ..scenarios.schema import MAX_AGENTS
+from ..scenarios.validation import ScenarioError, choice, number, parse_rows, reject_unknown, section
+
+
+@dataclass(frozen=True)
+class ConsensusSettings:
+    step_size: float
+    rounds: int
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class FormationSettings:
+    centre_path: CentrePath                 # the centre's path relative to its start
+    consensus: ConsensusSettings | None     # None: the centre is known (no consensus first)
+
+
+class FormationFamily(ModelFamily):
+    name = "formation"
+    model_fields = frozenset({"robots", "path", "centre"})
+    controller_fields = frozenset({"formation_weight", "tracking_weight", "velocity_weight", "input_weight",
+                                   "consensus"})
+    time_varying_reference = True
+
+    def parse(self, model: dict, controller: dict, sample_time: float) -> FamilyParts:
+        formation = parse_formation(section(model, "model.", "robots", required=True))
+        path = parse_centre_path(model.get("path"))
+        path_ = "controller."
+        Q, R, terms = formation.weights(
+            formation=number(controller, path_, "formation_weight", default=1.0, minimum=0.0),
+            tracking=number(controller, path_, "tracking_weight", default=0.1, minimum=0.0),
+            velocity=number(controller, path_, "velocity_weight", default=0.5, minimum=0.0, strict_minimum=True),
+            input_weight=number(controller, path_, "input_weight", default=0.1, minimum=0.0, strict_minimum=True),
+        )
+        centre = choice(model, "model.", "centre", ("consensus", "known"), default="consensus")
+        consensus = parse_consensus(section(controller, "controller.", "consensus"), formation) \
+            if centre == "consensus" else None
+        return FamilyParts(formation, Q, R, terms, FormationSettings(path, consensus))
+
+    def initial_state(self, value: object, parts: FamilyParts, sample_time: float) -> np.ndarray:
+        return parse_rows(value, "simulation.initial_state", parts.model.num_agents, ("px", "py", "vx", "vy"),
+                          noun="lists (one per agent)")
+
+    def check_algorithm(self, parts: FamilyParts, algorithm: str) -> None:
+        """The collision half-planes come from the neighbours' plans: decentralized agents have none."""
+        if algorithm == "decentralized":
+            raise ScenarioError("controller.algorithm: decentralized is not allowed for a formation: without the "
+                                "neighbours' plans no agent can keep the robots apart (use noncooperative, jacobi, "
+                                "gauss_seidel or admm)")
+
+    def reference(self, scenario, system: CoupledLinearSystem) -> ReferenceTrajectory:
+        states, inputs = scenario.model.reference(scenario.family_settings.centre_path, scenario.sample_time,
+                                                  scenario.reference_length)
+        return ReferenceTrajectory(states + anchor_shift(scenario), inputs)
+
+    def design_extras(self, scenario, reference: ReferenceTrajectory) -> DesignExtras:
+        formation = scenario.model
+        tubes = None if scenario.tubes is None else tuple(Zonotope(z.G[:2]) for z in scenario.tubes.tubes)
+        collision = CollisionAvoidance(formation.edges, formation.min_distance, position_tubes=tubes)
+        settings = scenario.family_settings.consensus
+        if settings is None:
+            return DesignExtras(collision=collision)
+        # the agents work relative to their agreed centre: the path from 0
+        relative = ReferenceTrajectory(reference.states - anchor_shift(scenario), reference.inputs)
+        consensus = CentreConsensus(formation.edges, formation.offsets, settings.step_size, settings.rounds,
+                                    relative, settings.tolerance)
+        return DesignExtras(collision=collision, centre_consensus=consensus)
+
+    def metrics(self, scenario, x: np.ndarray, u: np.ndarray) -> dict:
+        return formation_metrics(scenario.model, x, scenario.sample_time)
+
+    def plots(self, scenario, result, directory: Path) -> list[Path]:
+        return [plot_formation(result, scenario.model, self.reference(scenario, scenario.prediction_model()),
+                               directory, scenario.name)]
+
+
+def formation_anchor(scenario) -> np.ndarray:
+    """Where the centre path starts: the average of the centres the robots' initial positions imply (the value
+    the centre consensus converges to)."""
+    positions = scenario.initial_state.reshape(-1, 4)[:, :2]
+    return np.mean(positions - np.asarray(scenario.model.offsets), axis=0)
+
+
+def anchor_shift(scenario) -> np.ndarray:
+    """The formation anchor added to every robot's position (stacked state layout)."""
+    return np.tile(np.r_[formation_anchor(scenario), 0.0, 0.0], scenario.num_agents)
+
+
+def plot_formation(result, formation: Formation, reference: ReferenceTrajectory, directory: Path,
+                   title: str) -> Path:
+    """formation.png: paths in the plane (with the reference and robot markers at the switch), formation error
+    and the smallest distance between any two robots against the minimum distance."""
+    from ..sim.plots import plt, save  # matplotlib only when plotting
+    path = directory / "formation.png"
+    M, T = formation.num_agents, result.x.shape[0]
+    positions = result.x.reshape(T, M, 4)[:, :, :2]
+    targets = reference.states[:T].reshape(T, M, 4)[:, :, :2]
+    fig = plt.figure(figsize=(10, 9))
+    plane = fig.add_subplot(2, 1, 1)
+    for i in range(M):
+        line, = plane.plot(positions[:, i, 0], positions[:, i, 1], lw=1.2, label=f"robot {i}" if M <= 10 else None)
+        plane.plot(targets[:, i, 0], targets[:, i, 1], ls=":", lw=0.8, color=line.get_color())
+        plane.plot(*positions[0, i], "o", color=line.get_color(), ms=4)
+        plane.plot(*positions[-1, i], "s", color=line.get_color(), ms=5)
+    switch = min(int(np.ceil(formation.switch_time / result.sample_time)), T - 1)
+    plane.plot(positions[switch, :, 0], positions[switch, :, 1], "k+", ms=8, label="at the switch")
+    plane.set_aspect("equal")
+    plane.set_xlabel("x [m]")
+    plane.set_ylabel("y [m]")
+    plane.grid(alpha=0.3)
+    plane.legend(fontsize=7, ncol=4, loc="best")
+    plane.set_title(f"{title}: paths (dotted: reference, o start, □ end) — {result.algorithm}")
+    errors = fig.add_subplot(4, 1, 3)
+    errors.plot(result.t, edge_errors(formation, result.x, result.sample_time))
+    errors.axvline(formation.switch_time, color="k", ls=":", lw=1)
+    errors.set_ylabel("formation error [m]")
+    errors.grid(alpha=0.3)
+    distance = fig.add_subplot(4, 1, 4, sharex=errors)
+    closest = [min(np.linalg.norm(positions[k, a] - positions[k, b]) for a in range(M) for b in range(a + 1, M))
+               for k in range(T)]
+    distance.plot(result.t, closest, label="closest pair")
+    distance.axhline(formation.min_distance, color="r", ls=":", lw=1, label="minimum distance")
+    distance.set_ylabel("distance [m]")
+    distance.set_xlabel("time [s]")
+    distance.grid(alpha=0.3)
+    distance.legend(fontsize=7)
+    return save(fig, path)
+
+
+def parse_formation(robots: dict) -> Formation:
+    path = "model.robots."
+    reject_unknown(robots, path, {"count", "shape", "shape_after", "switch_time", "graph", "speed_limit",
+                                  "acceleration_limit", "min_distance"})
+    M = number(robots, path, "count", minimum=2, maximum=MAX_AGENTS, integer=True)
+    shape = parse_rows(robots.get("shape"), f"{path}shape", M, ("x", "y")).reshape(M, 2)
+    after = parse_rows(robots.get("shape_after", robots.get("shape")), f"{path}shape_after", M,
+                       ("x", "y")).reshape(M, 2)
+    edges = parse_graph(robots.get("graph", "ring"), f"{path}graph", M)
+    formation = Formation(
+        offsets=tuple(map(tuple, shape)), offsets_after=tuple(map(tuple, after)),
+        switch_time=number(robots, path, "switch_time", default=float("inf"), minimum=0.0), edges=edges,
+        speed_limit=number(robots, path, "speed_limit", default=1.0, minimum=0.0, strict_minimum=True),
+        acceleration_limit=number(robots, path, "acceleration_limit", default=1.0, minimum=0.0, strict_minimum=True),
+        min_distance=number(robots, path, "min_distance", default=0.5, minimum=0.0),
+    )
+    for name, offsets in (("shape", shape), ("shape_after", after)):
+        for a, b in edges:
+            gap = np.linalg.norm(offsets[a] - offsets[b])
+            if gap < formation.min_distance:
+                raise ScenarioError(f"{path}{name}: robots {a} and {b} are {gap:.3g} m apart in the formation, "
+                                    f"closer than min_distance {formation.min_distance} m")
+    return formation
+
+
+def parse_graph(value: object, name: str, count: int) -> tuple[tuple[int, int], ...]:
+    """'ring', 'complete', 'path' or a list of [i, j] edges (0 ≤ i, j < count, i ≠ j)."""
+    if value == "ring":
+        return tuple(sorted({tuple(sorted((i, (i + 1) % count))) for i in range(count)}))
+    if value == "path":
+        return tuple((i, i + 1) for i in range(count - 1))
+    if value == "complete":
+        return tuple((i, j) for i in range(count) for j in range(i + 1, count))
+    if not isinstance(value, list) or not value:
+        raise ScenarioError(f"{name}: {value!r} is not allowed: ring, path, complete or a list of [i, j] edges")
+    edges = set()
+    for e, edge in enumerate(value):
+        if not (isinstance(edge, list) and len(edge) == 2 and all(isinstance(v, int) and 0 <= v < count for v in edge)
+                and edge[0] != edge[1]):
+            raise ScenarioError(f"{name}[{e}]: {edge!r} is not allowed: must be [i, j] with two different robots in "
+                                f"0..{count - 1}")
+        edges.add(tuple(sorted(edge)))
+    return tuple(sorted(edges))
+
+
+def parse_centre_path(value: object) -> CentrePath:
+    name = "model.path"
+    if value is None:
+        return CentrePath(((0.0, 0.0, 0.0),))
+    rows = parse_rows(value, name, len(value) if isinstance(value, list) else -1, ("t", "x", "y")).reshape(-1, 3)
+    if rows[0, 0] != 0.0 or rows[0, 1] != 0.0 or rows[0, 2] != 0.0:
+        raise ScenarioError(f"{name}[0]: {value[0]!r} is not allowed: the path starts at [0, 0, 0] (time 0 at the "
+                            f"agreed centre); later knots are relative to it")
+    for i in range(1, rows.shape[0]):
+        if rows[i, 0] <= rows[i - 1, 0]:
+            raise ScenarioError(f"{name}[{i}][0]: {rows[i, 0]} is not allowed: times must increase strictly")
+    return CentrePath(tuple(map(tuple, rows)))
+
+
+def parse_consensus(consensus: dict, formation: Formation) -> ConsensusSettings:
+    path = "controller.consensus."
+    reject_unknown(consensus, path, {"step_size", "rounds", "tolerance"})
+    settings = ConsensusSettings(
+        step_size=number(consensus, path, "step_size", default=0.2, minimum=0.0, strict_minimum=True),
+        rounds=number(consensus, path, "rounds", default=60, minimum=1, maximum=10000, integer=True),
+        tolerance=number(consensus, path, "tolerance", default=1e-6, minimum=0.0, strict_minimum=True))
+    try:
+        check_step_size(formation.num_agents, formation.edges, settings.step_size)
+    except ValueError as error:
+        raise ScenarioError(f"{path}step_size: {error}") from None
+    return settings
+
+
+FAMILY = FormationFamily()

@@ -1,0 +1,104 @@
+"""Load-time checks a control engineer expects, each naming the agent, the set or state and the cause:
+non-empty constraint sets, an initial state inside its set, setpoints that are steady states with admissible
+steady inputs (stabilizability is checked by mpc.terminal.check_stabilizable)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linprog
+
+from ..models.linear import CoupledLinearSystem, PolytopicConstraint, Subsystem
+from ..mpc.reference import ReferenceTrajectory
+from .validation import ScenarioError
+
+FEASIBILITY = 1e-9          # relative slack allowed on a constraint row
+STEADY_STATE = 1e-6         # relative residual of x̄ = A x̄ + B ū
+
+
+def is_empty(H: np.ndarray, h: np.ndarray) -> bool:
+    """{v : H v ≤ h} has no point (LP feasibility)."""
+    if h.size == 0:
+        return False
+    result = linprog(np.zeros(H.shape[1]), A_ub=H, b_ub=h, bounds=(None, None), method="highs")
+    return result.status == 2
+
+
+def check_nonempty_sets(subsystems: list[Subsystem]) -> None:
+    for i, sub in enumerate(subsystems):
+        for kind, constraint in (("state", sub.state_constraint), ("input", sub.input_constraint)):
+            if is_empty(constraint.H, constraint.h):
+                raise ScenarioError(f"model: the {kind} constraint set of agent {i} ({sub.name}) is empty: its "
+                                    f"{constraint.h.size} rows cannot all hold at once")
+        mixed = sub.mixed_constraint
+        if mixed is not None:
+            X, U = sub.state_constraint, sub.input_constraint
+            H = np.block([[X.H, np.zeros((X.h.size, sub.n_u))], [np.zeros((U.h.size, sub.n_x)), U.H],
+                          [mixed.Hx, mixed.Hu]])
+            if is_empty(H, np.concatenate([X.h, U.h, mixed.h])):
+                raise ScenarioError(f"model: the mixed state-input rows of agent {i} ({sub.name}) leave no (x, u) "
+                                    f"inside its state and input sets")
+
+
+def describe_row(row: np.ndarray, names: tuple[str, ...]) -> str:
+    """A constraint row in words: '-v_1' for a box row, the non-zero terms otherwise."""
+    terms = [(c, names[j] if j < len(names) else f"x{j}") for j, c in enumerate(row) if c != 0]
+    if len(terms) == 1 and abs(terms[0][0]) == 1:
+        return ("" if terms[0][0] > 0 else "−") + terms[0][1]
+    return " + ".join(f"{c:.3g}·{n}" for c, n in terms)
+
+
+def worst_row(constraint: PolytopicConstraint, v: np.ndarray) -> tuple[int, float]:
+    """(row, excess) of the most violated row, excess relative to 1 + |bound| (≤ 0: inside)."""
+    excess = (constraint.H @ v - constraint.h) / (1.0 + np.abs(constraint.h))
+    row = int(np.argmax(excess))
+    return row, float(excess[row])
+
+
+def check_initial_state(subsystems: list[Subsystem], x0: np.ndarray) -> None:
+    offset = 0
+    for i, sub in enumerate(subsystems):
+        x = x0[offset:offset + sub.n_x]
+        offset += sub.n_x
+        X = sub.state_constraint
+        if X.h.size == 0:
+            continue
+        row, excess = worst_row(X, x)
+        if excess > FEASIBILITY:
+            raise ScenarioError(
+                f"simulation.initial_state: agent {i} ({sub.name}) starts outside its state constraint set: "
+                f"{describe_row(X.H[row], sub.state_names)} = {X.H[row] @ x:.6g} > {X.h[row]:.6g} "
+                f"(x_{i}(0) = {np.array2string(x, precision=4)})")
+
+
+def check_reference(system: CoupledLinearSystem, reference: ReferenceTrajectory) -> None:
+    """Every reference input inside its input set; a constant setpoint must also be a steady state inside the
+    state sets (a time-varying reference is tracked, so only its inputs are checked)."""
+    for k in range(reference.states.shape[0]):
+        _, u_ref = reference.at(k)
+        for i, sub in enumerate(system.subsystems):
+            u, U = u_ref[system.input_slice(i)], sub.input_constraint
+            if U.h.size and worst_row(U, u)[1] > FEASIBILITY:
+                row = worst_row(U, u)[0]
+                raise ScenarioError(
+                    f"controller: the steady input agent {i} ({sub.name}) needs to hold its setpoint"
+                    f"{'' if reference.is_constant else f' at step {k}'} violates its input limits: "
+                    f"{describe_row(U.H[row], sub.input_names)} = {U.H[row] @ u:.6g} > {U.h[row]:.6g} "
+                    f"(ū_{i} = {np.array2string(u, precision=4)})")
+        if not reference.is_constant:
+            continue
+        x_ref, u_ref = reference.at(0)
+        residual = x_ref - system.step(x_ref, u_ref)
+        worst = int(np.argmax(np.abs(residual)))
+        if abs(residual[worst]) > STEADY_STATE * (1.0 + np.max(np.abs(x_ref))):
+            names = [name for sub in system.subsystems for name in sub.state_names]
+            raise ScenarioError(
+                f"controller: the setpoint is not a steady state of the model: no input holds it "
+                f"(x̄ − A x̄ − B ū is {residual[worst]:.3g} in state {names[worst] if names else worst}); choose "
+                f"setpoints the plant can rest at, or leave states free for the family to compute")
+        for i, sub in enumerate(system.subsystems):
+            x, X = x_ref[system.state_slice(i)], sub.state_constraint
+            if X.h.size and worst_row(X, x)[1] > FEASIBILITY:
+                row = worst_row(X, x)[0]
+                raise ScenarioError(
+                    f"controller: the setpoint of agent {i} ({sub.name}) is outside its state constraint set: "
+                    f"{describe_row(X.H[row], sub.state_names)} = {X.H[row] @ x:.6g} > {X.h[row]:.6g}")
+        break

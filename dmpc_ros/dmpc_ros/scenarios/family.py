@@ -1,0 +1,174 @@
+"""Model families: the plugin seam of the scenario format.
+
+A family turns its part of a scenario (the `model:` section and its own `controller:` fields) into a plant
+model, weights and the family's own settings, and answers what the common scenario code asks of it: the
+reference, the initial state, the design's extras, its metrics and its plots. Families are found by name
+(`model.type`): the modules of `dmpc_ros.families` and the Python entry points of group `dmpc_ros.models`,
+so a user's package adds one without editing dmpc_ros. Nothing here knows any family.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from ..models.linear import CoupledLinearSystem, CouplingTerm, Subsystem
+from ..mpc.reference import ReferenceTrajectory
+from .validation import ScenarioError
+
+if TYPE_CHECKING:   # annotations only: scenarios never imports the layers above it
+    from .schema import Scenario
+
+ENTRY_POINT_GROUP = "dmpc_ros.models"
+BUILTIN_PACKAGE = "dmpc_ros.families"
+
+
+class PlantModel(Protocol):
+    """What the common code needs from a family's model object."""
+
+    @property
+    def num_agents(self) -> int: ...
+
+    def subsystems(self) -> list[Subsystem]: ...
+
+    def discrete(self, sample_time: float, coupling_tolerance: float = ...) -> CoupledLinearSystem: ...
+
+
+@dataclass(frozen=True)
+class FamilyParts:
+    """What a family's parser returns: the model, the plant-wide weights (with Q's couplings as PSD pair
+    terms, which ADMM needs) and the family's own settings (a setpoint, a speed profile, a path ...)."""
+
+    model: Any
+    Q: np.ndarray
+    R: np.ndarray
+    coupling_terms: tuple[CouplingTerm, ...] = ()
+    settings: Any = None
+
+
+@dataclass(frozen=True)
+class DesignExtras:
+    """Family-specific parts of the controller design (formation: collision planes and the centre consensus)."""
+
+    collision: Any = None
+    centre_consensus: Any = None
+
+
+class ModelFamily(ABC):
+    """One `model.type`. Subclasses set `name`, the fields they read and implement the hooks."""
+
+    name: str = ""
+    model_fields: frozenset[str] = frozenset()        # keys of `model:` besides type, sample_time, coupling_tolerance
+    controller_fields: frozenset[str] = frozenset()   # the family's own keys of `controller:` (weights, setpoints)
+    time_varying_reference: bool = False              # True: no terminal set (it is built around one setpoint)
+    initial_state_default: object = None              # simulation.initial_state when absent (None: required)
+
+    @abstractmethod
+    def parse(self, model: dict, controller: dict, sample_time: float) -> FamilyParts:
+        """The model section (validated; errors name the field) and the family's controller fields."""
+
+    @abstractmethod
+    def initial_state(self, value: object, parts: FamilyParts, sample_time: float) -> np.ndarray:
+        """Stacked x(0) from `simulation.initial_state`."""
+
+    def from_model(self, model: object) -> FamilyParts:
+        """Parts for a model object built in Python (families that offer a Python API override this)."""
+        raise ScenarioError(f"model.type {self.name}: this family is configured from a scenario file only")
+
+    def reference(self, scenario: Scenario, system: CoupledLinearSystem) -> ReferenceTrajectory:
+        """The setpoints every agent knows (default: regulate to the origin)."""
+        return ReferenceTrajectory.constant(np.zeros(system.n_x), np.zeros(system.n_u))
+
+    def design_extras(self, scenario: Scenario, reference: ReferenceTrajectory) -> DesignExtras:
+        return DesignExtras()
+
+    def check_algorithm(self, scenario_parts: FamilyParts, algorithm: str) -> None:
+        """Raise ScenarioError (naming controller.algorithm) if the family cannot run `algorithm`."""
+
+    def metrics(self, scenario: Scenario, x: np.ndarray, u: np.ndarray) -> dict:
+        """Family-specific closed-loop figures for summary.json and the table."""
+        return {}
+
+    def plots(self, scenario: Scenario, result: Any, directory: Path) -> list[Path]:
+        """Family-specific PNGs beyond the generic states/inputs and convergence plots."""
+        return []
+
+
+@dataclass
+class _Registry:
+    families: dict[str, ModelFamily] = field(default_factory=dict)
+    loaded: bool = False
+
+
+_REGISTRY = _Registry()
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Add a family by its name (also how tests register one in-process); a second one of a name is refused."""
+    if not isinstance(family, ModelFamily) or not family.name:
+        raise TypeError(f"{family!r} is not a named ModelFamily")
+    known = _REGISTRY.families.get(family.name)
+    if known is not None and type(known) is not type(family):
+        raise ValueError(f"model family '{family.name}' is registered twice: {type(known).__module__} and "
+                         f"{type(family).__module__}")
+    _REGISTRY.families[family.name] = family
+    return family
+
+
+def _load() -> None:
+    """The built-in families (modules of dmpc_ros.families, each with a FAMILY) and the entry points."""
+    if _REGISTRY.loaded:
+        return
+    _REGISTRY.loaded = True
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    for module in pkgutil.iter_modules(package.__path__):
+        found = getattr(importlib.import_module(f"{BUILTIN_PACKAGE}.{module.name}"), "FAMILY", None)
+        if found is not None:
+            register_family(found)
+    for entry in _entry_points():
+        try:
+            loaded = entry.load()
+        except Exception as error:   # a broken plugin must not hide the others; it is named when asked for
+            _BROKEN[entry.name] = f"{entry.value}: {type(error).__name__}: {error}"
+            continue
+        register_family(loaded() if isinstance(loaded, type) else loaded)
+
+
+_BROKEN: dict[str, str] = {}
+
+
+@cache
+def _entry_points() -> tuple:
+    return tuple(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def family_names() -> tuple[str, ...]:
+    _load()
+    return tuple(sorted(_REGISTRY.families))
+
+
+def model_family(name: object) -> ModelFamily:
+    """The family of `model.type` = name, or a ScenarioError listing the known ones."""
+    _load()
+    if isinstance(name, str) and name in _REGISTRY.families:
+        return _REGISTRY.families[name]
+    if isinstance(name, str) and name in _BROKEN:
+        raise ScenarioError(f"model.type: '{name}' is registered but its plugin failed to load ({_BROKEN[name]})")
+    raise ScenarioError(f"model.type: {name!r} is not allowed: must be one of {', '.join(family_names())} "
+                        f"(more through entry points of group {ENTRY_POINT_GROUP})")
+
+
+def family_of(model: object) -> ModelFamily:
+    """The family that builds scenarios from a Python model object (its class names it: `family = '<name>'`)."""
+    name = getattr(model, "family", None)
+    if not isinstance(name, str):
+        raise ScenarioError(f"model: a {type(model).__name__} is not allowed: give a mapping (a scenario file's "
+                            f"model section) or a model object with a `family` attribute, e.g. dmpc_ros.LinearNetwork")
+    return model_family(name)
