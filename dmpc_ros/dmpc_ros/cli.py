@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from pathlib import Path
 
+from .api import save
 from .process_group import ProcessGroup
 from .ros.environment import reserve_domain_id, ros_environment
 
@@ -29,87 +32,82 @@ def smoke_demo(count: int, timeout: float) -> int:
     return code
 
 
-def load_with_overrides(args: argparse.Namespace, console):
-    """(path, scenario with the command line's overrides), or None after printing why it cannot be used."""
-    from .scenarios import ScenarioError, load_scenario, scenario_path
+class UsageError(Exception):
+    """A bad command line: printed as one line naming the flag, the value and what is allowed (exit code 2)."""
 
-    overrides = {k: v for k, v in (("algorithm", args.algorithm), ("max_iterations", args.iterations),
-                                   ("solver", args.solver), ("steps", args.steps)) if v is not None}
+
+# flag → Scenario.with_overrides field (validated like the scenario file, cross-field rules included)
+FLAG_OVERRIDES = {"algorithm": "algorithm", "iterations": "max_iterations", "solver": "solver", "steps": "steps",
+                  "horizon": "horizon", "tolerance": "tolerance"}
+
+
+def overrides_of(args: argparse.Namespace) -> dict:
+    return {field: getattr(args, flag) for flag, field in FLAG_OVERRIDES.items() if getattr(args, flag) is not None}
+
+
+def load_with_overrides(args: argparse.Namespace):
+    """(source, scenario with the command line's overrides, the overrides); UsageError naming what is wrong."""
+    from .scenarios import ScenarioError
+    from .scenarios.source import load_source
+
     try:
-        path = scenario_path(args.scenario)
-        return path, load_scenario(str(path)).with_overrides(**overrides)
+        scenario = load_source(args.scenario)
     except ScenarioError as error:
-        console.print(f"[red]dmpc {args.command}: {error}[/red]")
-        return None
+        raise UsageError(str(error)) from None
+    overrides = overrides_of(args)
+    for flag, field in FLAG_OVERRIDES.items():   # one at a time, so the message names the flag
+        if field in overrides:
+            try:
+                scenario.with_overrides(**{field: overrides[field]})
+            except ScenarioError as error:
+                raise UsageError(f"--{flag.replace('_', '-')} {overrides[field]}: {error}") from None
+    try:
+        return args.scenario, scenario.with_overrides(**overrides), overrides
+    except ScenarioError as error:   # a combination (e.g. --horizon with the tube's missed_steps)
+        raise UsageError(f"{' '.join(f'--{k} {v}' for k, v in vars(args).items() if k in FLAG_OVERRIDES and v is not None)}: "
+                         f"{error}") from None
 
 
-def simulation_settings(scenario, algorithm: str, compare: bool):
-    from .sim import InMemoryNetwork, SimulationSettings
+def check_output(value: str | None) -> None:
+    if value is None:
+        return
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--output {value}: is an existing file; give a directory (created if missing)")
+    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--output {value}: {parent} is not writable")
 
-    return SimulationSettings(
-        algorithm, scenario.steps, scenario.controller.stopping, scenario.controller.solver,
-        scenario.controller.weights, compare,
-        InMemoryNetwork(default_delay=scenario.network_delay, drop_probability=scenario.drop_probability,
-                        seed=scenario.network_seed, outage_probability=scenario.outage_probability,
-                        max_outage_steps=scenario.max_outage_steps),
-        scenario.disturbance(), scenario.controller.admm)
+
+def check_run_flags(args: argparse.Namespace) -> None:
+    """dmpc run's own flags, before any node starts."""
+    from .ros.environment import DOMAIN_ID_LIMIT
+
+    for flag, value, low, high, inclusive in (("timeout", args.timeout, 0.0, 1e6, False),
+                                              ("iteration-timeout", args.iteration_timeout, 0.001, 3600.0, True),
+                                              ("death-grace", args.death_grace, 0.0, 3600.0, True)):
+        if not (math.isfinite(value) and (value >= low if inclusive else value > low) and value <= high):
+            raise UsageError(f"--{flag} {value}: is not allowed: must be {'≥' if inclusive else '>'} {low} and "
+                             f"≤ {high:g} s")
+    if args.domain_id is not None and not 0 <= args.domain_id <= DOMAIN_ID_LIMIT:
+        raise UsageError(f"--domain-id {args.domain_id}: is not allowed: ROS domain ids are 0..{DOMAIN_ID_LIMIT} "
+                         f"(0..101 keep DDS ports below Linux's ephemeral range)")
+    if not args.namespace.startswith("/") or not all(part.replace("_", "a").isalnum() and not part[0].isdigit()
+                                                     for part in args.namespace.strip("/").split("/") if part):
+        raise UsageError(f"--namespace {args.namespace}: is not allowed: an absolute ROS namespace such as /dmpc "
+                         f"(letters, digits and _ per part, not starting with a digit)")
 
 
 def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, console):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .sim import simulate
+    from .api import simulate
 
     with Progress(TextColumn(f"{label:>11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=not console.is_terminal) as progress:
         task = progress.add_task(label, total=scenario.steps)
-        return simulate(scenario.design(), scenario.plant(), scenario.initial_state,
-                        simulation_settings(scenario, algorithm, compare),
-                        lambda k, total: progress.update(task, completed=k))
-
-
-def report(result, scenario, reference, output: Path, console, title_suffix: str = "") -> dict:
-    """Write summary.json, trajectory.npz/.csv and plots; print the summary table; return the summary."""
-    import numpy as np
-    from rich.table import Table
-
-    from .sim.plots import plot_result, plot_tubes
-
-    summary = result.summary(scenario.name, reference.closed_loop_cost if reference else None)
-    summary["scenario_metrics"] = scenario.metrics(result.x, result.u)
-    if scenario.tubes is not None and result.nominal_x is not None:   # how full the tubes got: max |x − x̄| / radius
-        radii = np.concatenate([z.radii() for z in scenario.tubes.tubes])
-        summary["scenario_metrics"]["tube_fill"] = float(np.max(np.abs(result.x[:-1] - result.nominal_x) / radii))
-    result.save(output, summary)
-    plots = plot_result(result, scenario.plant(), output, scenario.name)
-    if scenario.tubes is not None and result.nominal_x is not None:
-        plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
-    plots.extend(scenario.family.plots(scenario, result, output))
-    table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, N = {scenario.controller.horizon}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    median, p95 = summary["solve_time"]["median"], summary["solve_time"]["p95"]
-    rows = [
-        ("closed-loop cost", f"{summary['closed_loop_cost']:.6g}"),
-        ("centralized closed-loop cost", "—" if reference is None else f"{summary['reference_cost']:.6g}"),
-        ("cost gap", "—" if summary["closed_loop_cost_gap"] is None else f"{100 * summary['closed_loop_cost_gap']:+.4f} %"),
-        ("max constraint violation", f"{summary['max_constraint_violation']:.3g}"),
-        ("iterations mean / max", f"{summary['iterations']['mean']:.2f} / {summary['iterations']['max']}"),
-        ("agent solve time median / p95", "—" if median is None else f"{1e6 * median:.0f} µs / {1e6 * p95:.0f} µs"),
-        ("max input error vs centralized", "—" if summary["max_input_error"] is None else f"{summary['max_input_error']:.3g}"),
-        ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
-    ]
-    for name, value in summary["scenario_metrics"].items():
-        text = "—" if value is None else (", ".join(f"{v:.3g}" for v in value) if isinstance(value, list) else f"{value:.4g}")
-        rows.append((name.replace("_", " "), text))
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
-    files = ["summary.json", "trajectory.npz", "trajectory.csv"] + [p.name for p in plots]
-    if (output / "run.mcap").exists():
-        files.append("run.mcap")
-    console.print(f"results: {output}/ ({', '.join(files)})")
-    return summary
+        return simulate(scenario, algorithm, compare_centralized=compare,
+                        progress=lambda k, total: progress.update(task, completed=k))
 
 
 def default_output(scenario, command: str) -> Path:
@@ -120,11 +118,9 @@ def run_simulation(args: argparse.Namespace) -> int:
     """`dmpc sim`: in-process closed loop of a scenario; summary table, summary.json, trajectory.npz, plots."""
     from rich.console import Console
 
+    check_output(args.output)
+    _, scenario, _ = load_with_overrides(args)
     console = Console()
-    loaded = load_with_overrides(args, console)
-    if loaded is None:
-        return 2
-    _, scenario = loaded
     output = Path(args.output) if args.output else default_output(scenario, "sim")
     algorithm = scenario.controller.algorithm
     result = simulate_with_progress(scenario, algorithm, algorithm, not args.no_reference, console)
@@ -132,7 +128,7 @@ def run_simulation(args: argparse.Namespace) -> int:
     if not args.no_reference:
         reference = result if algorithm == "centralized" else \
             simulate_with_progress(scenario, "centralized", "reference", False, console)
-    report(result, scenario, reference, output, console)
+    save(result, scenario, output, reference, console)
     return 0
 
 
@@ -142,53 +138,51 @@ def run_ros(args: argparse.Namespace) -> int:
 
     from .ros.runner import run_scenario
 
-    console = Console()
-    loaded = load_with_overrides(args, console)
-    if loaded is None:
-        return 2
-    path, scenario = loaded
+    check_output(args.output)
+    check_run_flags(args)
+    source, scenario, overrides = load_with_overrides(args)
     if scenario.controller.algorithm == "centralized":
-        console.print("[red]dmpc run: controller.algorithm 'centralized' has no agents to run over ROS; "
-                      "use `dmpc sim` or a distributed algorithm[/red]")
-        return 2
+        raise UsageError("controller.algorithm 'centralized' has no agents to run over ROS; use `dmpc sim` or a "
+                         "distributed algorithm")
+    console = Console()
     output = Path(args.output) if args.output else default_output(scenario, "run")
     output.mkdir(parents=True, exist_ok=True)
-    effective = output / "scenario_input.yaml"
-    effective.write_text(path.read_text())
-    if any(v is not None for v in (args.algorithm, args.iterations, args.solver, args.steps)):
-        import yaml
-        data = yaml.safe_load(path.read_text())
-        for key, value in (("algorithm", args.algorithm), ("max_iterations", args.iterations), ("solver", args.solver)):
-            if value is not None:
-                data["controller"][key] = value
-        if args.steps is not None:
-            data.setdefault("simulation", {})["steps"] = args.steps
-        effective.write_text(yaml.safe_dump(data, sort_keys=False))
-    outcome = run_scenario(scenario, effective, output, mode=args.mode, namespace=args.namespace,
+    outcome = run_scenario(scenario, source, output, mode=args.mode, namespace=args.namespace,
                            domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout,
-                           death_grace=args.death_grace, iteration_timeout=args.iteration_timeout)
+                           death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
+                           overrides=overrides)
     if outcome.code != 0:
-        console.print(f"[red]dmpc run: {outcome.message}[/red]")
+        print(f"dmpc run: {outcome.message}", file=sys.stderr)
         return outcome.code
     reference = None if args.no_reference else simulate_with_progress(scenario, "centralized", "reference", False, console)
-    report(outcome.result, scenario, reference, output, console, title_suffix=f" over ROS ({args.mode})")
+    save(outcome.result, scenario, output, reference, console, title_suffix=f" over ROS ({args.mode})")
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line naming the flag (no usage dump), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dmpc", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="dmpc", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     smoke = commands.add_parser("smoke", help="two nodes exchange PredictedTrajectory messages over DDS")
     smoke.add_argument("--count", type=int, default=3, help="plans the listener waits for")
     smoke.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
     for name, help_text in (("sim", "simulate a scenario in-process (no ROS)"),
                             ("run", "run a scenario over ROS 2, one process per node")):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("scenario", help="scenario name (config/<name>.yaml) or path to a YAML file")
+        command.add_argument("scenario", help="scenario name (config/<name>.yaml), a YAML file, or a Python factory "
+                                              "module:function / file.py:function returning a Scenario")
         command.add_argument("--algorithm", help="override controller.algorithm")
         command.add_argument("--iterations", type=int, help="override controller.max_iterations")
         command.add_argument("--solver", help="override controller.solver (daqp | osqp)")
         command.add_argument("--steps", type=int, help="override simulation.steps")
+        command.add_argument("--horizon", type=int, help="override controller.horizon")
+        command.add_argument("--tolerance", type=float, help="override controller.tolerance")
         command.add_argument("--output", help="output directory (default: runs/<timestamp>-<command>-<scenario>-<algorithm>)")
         command.add_argument("--no-reference", action="store_true", help="skip the centralized reference run")
         if name == "run":
@@ -209,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
                 "run": lambda: run_ros(args)}
-    return handlers[args.command]()
+    try:
+        return handlers[args.command]()
+    except UsageError as error:   # one plain line (no console markup or wrapping that could eat the text)
+        print(f"dmpc {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

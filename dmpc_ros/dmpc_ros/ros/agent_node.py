@@ -26,7 +26,8 @@ from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, Su
 from ..coordination import ALGORITHMS, StoppingRule, build_agent
 from ..coordination.plan_book import PlanBook
 from ..mpc.qp import BACKENDS
-from ..scenarios import ScenarioError, load_scenario
+from ..scenarios import ScenarioError
+from ..scenarios.source import scenario_from_parameters
 from .conversions import MalformedPlan, message_to_plan, plan_to_message
 from .qos import CONTROL_QOS, PLAN_QOS_CHOICES, STATE_QOS, STATUS_QOS, plan_qos
 from .spin import spin_node
@@ -42,7 +43,10 @@ class AgentNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         read_only = dict(read_only=True)
         self.declare_parameter("scenario_file", "", ParameterDescriptor(
-            description="scenario YAML (model, weights, constraints, sample time)", **read_only))
+            description="scenario YAML (model, weights, constraints, sample time); or use scenario_factory", **read_only))
+        self.declare_parameter("scenario_factory", "", ParameterDescriptor(
+            description="Python function building the scenario: module:function, /path/file.py:function or an "
+                        "entry point of group dmpc_ros.scenarios", **read_only))
         self.declare_parameter("agent_id", 0, ParameterDescriptor(
             description="index of this agent's subsystem in the scenario", integer_range=[IntegerRange(from_value=0, to_value=999, step=1)], **read_only))
         self.declare_parameter("neighbour_ids", Parameter.Type.INTEGER_ARRAY, ParameterDescriptor(
@@ -53,6 +57,9 @@ class AgentNode(LifecycleNode):
             description="prediction horizon N [steps]; 0: the scenario's", integer_range=[IntegerRange(from_value=0, to_value=500, step=1)]))
         self.declare_parameter("max_iterations", 0, ParameterDescriptor(
             description="negotiation iterations per step; 0: the scenario's", integer_range=[IntegerRange(from_value=0, to_value=100000, step=1)]))
+        self.declare_parameter("steps", 0, ParameterDescriptor(
+            description="control steps of the run (the reference is sampled for them); 0: the scenario's",
+            integer_range=[IntegerRange(from_value=0, to_value=1_000_000, step=1)]))
         self.declare_parameter("tolerance", -1.0, ParameterDescriptor(
             description="relative plan-change tolerance of the stopping rule; negative: the scenario's"))
         self.declare_parameter("solver", "", ParameterDescriptor(description=f"QP back end ({', '.join(BACKENDS)}); empty: the scenario's"))
@@ -104,15 +111,12 @@ class AgentNode(LifecycleNode):
         return self.get_parameter(name).value
 
     def _configure(self) -> None:
-        path = self._parameter("scenario_file")
-        if not path:
-            raise ValueError("parameter scenario_file: '' is not allowed: give the scenario YAML path")
-        scenario = load_scenario(path)
+        scenario = scenario_from_parameters(self._parameter("scenario_file"), self._parameter("scenario_factory"))
         self.agent_id = int(self._parameter("agent_id"))
         if not 0 <= self.agent_id < scenario.num_agents:
             raise ValueError(f"parameter agent_id: {self.agent_id} is not allowed: the scenario has agents 0..{scenario.num_agents - 1}")
         overrides = {}
-        for name, unset in (("algorithm", ""), ("horizon", 0), ("max_iterations", 0), ("solver", "")):
+        for name, unset in (("algorithm", ""), ("horizon", 0), ("max_iterations", 0), ("solver", ""), ("steps", 0)):
             value = self._parameter(name)
             if value != unset:
                 overrides[name] = value

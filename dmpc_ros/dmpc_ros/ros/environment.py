@@ -17,6 +17,7 @@ from typing import IO
 
 # Domain ids whose DDS ports stay below Linux's ephemeral port range (32768+): 0..101; 0 is left to users.
 DOMAIN_ID_RANGE = range(1, 102)
+DOMAIN_ID_LIMIT = 232   # largest id Fast DDS maps to valid ports
 LOCK_DIR = Path(tempfile.gettempdir()) / "dmpc_ros_domains"
 
 
@@ -39,8 +40,8 @@ def reserve_domain_id(preferred: int | None = None) -> DomainReservation:
     candidates = list(DOMAIN_ID_RANGE)
     random.shuffle(candidates)
     if preferred is not None:
-        if preferred not in range(0, 233):
-            raise ValueError(f"ROS domain id {preferred} is out of range: allowed 0..232 (0..101 on Linux hosts)")
+        if preferred not in range(0, DOMAIN_ID_LIMIT + 1):
+            raise ValueError(f"ROS domain id {preferred} is out of range: allowed 0..{DOMAIN_ID_LIMIT} (0..101 on Linux hosts)")
         candidates = [preferred]
     for domain_id in candidates:
         handle = open(LOCK_DIR / f"{domain_id}.lock", "w")

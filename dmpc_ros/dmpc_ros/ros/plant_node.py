@@ -25,7 +25,8 @@ from rosgraph_msgs.msg import Clock as ClockMessage
 
 from dmpc_ros_msgs.msg import ControlInput, SubsystemState
 
-from ..scenarios import ScenarioError, load_scenario
+from ..scenarios import ScenarioError
+from ..scenarios.source import scenario_from_parameters
 from ..scenarios.node_specs import MAX_INPUT_TIMEOUT
 from .agent_node import agent_topic
 from .qos import CONTROL_QOS, STATE_QOS
@@ -38,6 +39,9 @@ class PlantNode(LifecycleNode):
     def __init__(self, node_name: str = "plant", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.declare_parameter("scenario_file", "", ParameterDescriptor(description="scenario YAML", read_only=True))
+        self.declare_parameter("scenario_factory", "", ParameterDescriptor(
+            description="Python function building the scenario (module:function or /path/file.py:function)",
+            read_only=True))
         self.declare_parameter("mode", "lock_step", ParameterDescriptor(description=f"time keeping: {', '.join(MODES)}", read_only=True))
         self.declare_parameter("steps", 0, ParameterDescriptor(description="control steps to simulate; 0: the scenario's"))
         self.declare_parameter("input_timeout", 5.0, ParameterDescriptor(
@@ -53,13 +57,11 @@ class PlantNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            path = self.get_parameter("scenario_file").value
-            if not path:
-                raise ValueError("parameter scenario_file: '' is not allowed: give the scenario YAML path")
             self.mode = self.get_parameter("mode").value
             if self.mode not in MODES:
                 raise ValueError(f"parameter mode: '{self.mode}' is not allowed: must be one of {', '.join(MODES)}")
-            scenario = load_scenario(path)
+            scenario = scenario_from_parameters(self.get_parameter("scenario_file").value,
+                                                self.get_parameter("scenario_factory").value)
             steps = self.get_parameter("steps").value
             if steps < 0:
                 raise ValueError(f"parameter steps: {steps} is not allowed: must be ≥ 0")

@@ -24,6 +24,7 @@ from rclpy.signals import SignalHandlerOptions
 from ..process_group import ProcessGroup
 from ..scenarios import Scenario
 from ..scenarios.node_specs import NodeSpec, node_specs, parameters_file
+from ..scenarios.source import is_factory
 from ..sim.results import SimulationResult
 from .environment import reserve_domain_id, ros_environment
 from .recorder import RunRecorder
@@ -55,18 +56,25 @@ def executable_command(spec: NodeSpec) -> list[str]:
     return [sys.executable, "-m", MODULES[spec.executable]]
 
 
-def run_scenario(scenario: Scenario, scenario_file: Path, output: Path, mode: str = "lock_step",
+def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str = "lock_step",
                  namespace: str = "/dmpc", domain_id: int | None = None, localhost_only: bool = True,
                  timeout: float = 600.0, death_grace: float = 3.0, iteration_timeout: float = 2.0,
-                 echo: bool = True) -> RunOutcome:
+                 echo: bool = True, overrides: dict | None = None) -> RunOutcome:
+    """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
+    which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
+    call; a module is imported from the current directory too)."""
     output.mkdir(parents=True, exist_ok=True)
     reservation = reserve_domain_id(domain_id)
     env = ros_environment(reservation.domain_id, localhost_only)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
-    effective = output / "scenario.yaml"
-    shutil.copyfile(scenario_file, effective)
-    specs = node_specs(scenario, effective, namespace, mode, output_file=str(output / "plant.npz"),
-                       exit_on_completion=True, iteration_timeout=iteration_timeout)
+    if is_factory(str(source)):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
+    else:
+        copy = output / "scenario.yaml"
+        shutil.copyfile(source, copy)
+        source = copy
+    specs = node_specs(scenario, source, namespace, mode, output_file=str(output / "plant.npz"),
+                       exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides)
     params = output / "parameters.yaml"
     params.write_text(yaml.safe_dump(parameters_file(specs), sort_keys=False))
     print(f"dmpc run: {scenario.name}, {scenario.num_agents} agents, {mode}, ROS_DOMAIN_ID={reservation.domain_id}, "

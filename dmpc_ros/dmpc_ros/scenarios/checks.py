@@ -70,21 +70,27 @@ def check_initial_state(subsystems: list[Subsystem], x0: np.ndarray) -> None:
 
 
 def check_reference(system: CoupledLinearSystem, reference: ReferenceTrajectory) -> None:
-    """Every reference input inside its input set; a constant setpoint must also be a steady state inside the
-    state sets (a time-varying reference is tracked, so only its inputs are checked)."""
+    """Every reference sample inside the state and input sets; a constant setpoint must also be a steady state
+    (a time-varying reference is tracked: its samples need not be steady states)."""
     for k in range(reference.states.shape[0]):
-        _, u_ref = reference.at(k)
+        x_ref, u_ref = reference.at(k)
+        when = "" if reference.is_constant else f" at step {k}"
         for i, sub in enumerate(system.subsystems):
             u, U = u_ref[system.input_slice(i)], sub.input_constraint
             if U.h.size and worst_row(U, u)[1] > FEASIBILITY:
                 row = worst_row(U, u)[0]
                 raise ScenarioError(
-                    f"controller: the steady input agent {i} ({sub.name}) needs to hold its setpoint"
-                    f"{'' if reference.is_constant else f' at step {k}'} violates its input limits: "
-                    f"{describe_row(U.H[row], sub.input_names)} = {U.H[row] @ u:.6g} > {U.h[row]:.6g} "
-                    f"(ū_{i} = {np.array2string(u, precision=4)})")
-        if not reference.is_constant:
-            continue
+                    f"controller: the steady input agent {i} ({sub.name}) needs to hold its setpoint{when} violates "
+                    f"its input limits: {describe_row(U.H[row], sub.input_names)} = {U.H[row] @ u:.6g} > "
+                    f"{U.h[row]:.6g} (ū_{i} = {np.array2string(u, precision=4)})")
+        for i, sub in enumerate(system.subsystems):
+            x, X = x_ref[system.state_slice(i)], sub.state_constraint
+            if X.h.size and worst_row(X, x)[1] > FEASIBILITY:
+                row = worst_row(X, x)[0]
+                raise ScenarioError(
+                    f"controller: the setpoint of agent {i} ({sub.name}){when} is outside its state constraint set: "
+                    f"{describe_row(X.H[row], sub.state_names)} = {X.H[row] @ x:.6g} > {X.h[row]:.6g}")
+    if reference.is_constant:
         x_ref, u_ref = reference.at(0)
         residual = x_ref - system.step(x_ref, u_ref)
         worst = int(np.argmax(np.abs(residual)))
@@ -94,11 +100,3 @@ def check_reference(system: CoupledLinearSystem, reference: ReferenceTrajectory)
                 f"controller: the setpoint is not a steady state of the model: no input holds it "
                 f"(x̄ − A x̄ − B ū is {residual[worst]:.3g} in state {names[worst] if names else worst}); choose "
                 f"setpoints the plant can rest at, or leave states free for the family to compute")
-        for i, sub in enumerate(system.subsystems):
-            x, X = x_ref[system.state_slice(i)], sub.state_constraint
-            if X.h.size and worst_row(X, x)[1] > FEASIBILITY:
-                row = worst_row(X, x)[0]
-                raise ScenarioError(
-                    f"controller: the setpoint of agent {i} ({sub.name}) is outside its state constraint set: "
-                    f"{describe_row(X.H[row], sub.state_names)} = {X.H[row] @ x:.6g} > {X.h[row]:.6g}")
-        break

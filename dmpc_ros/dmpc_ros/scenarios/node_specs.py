@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .schema import Scenario
+from .schema import OVERRIDES, Scenario
+from .source import is_factory
 
 MODES = ("lock_step", "real_time")
 
@@ -27,24 +28,49 @@ class NodeSpec:
 MAX_INPUT_TIMEOUT = 3600.0   # [s], the plant's input_timeout range
 
 
-def node_specs(scenario: Scenario, scenario_file: str | Path, namespace: str = "/dmpc", mode: str = "lock_step",
+def source_parameters(source: str | Path) -> dict:
+    """`scenario_file` (a YAML path, made absolute) or `scenario_factory` (module:function or file.py:function,
+    the file made absolute) — how every node finds the scenario."""
+    source = str(source)
+    if is_factory(source):
+        module, _, function = source.rpartition(":")
+        if module.endswith(".py"):
+            module = str(Path(module).resolve())
+        return {"scenario_file": "", "scenario_factory": f"{module}:{function}"}
+    return {"scenario_file": str(Path(source).resolve()), "scenario_factory": ""}
+
+
+def override_parameters(overrides: dict) -> tuple[dict, dict]:
+    """(agent, plant) node parameters for command-line overrides (validated before, by Scenario.with_overrides);
+    agents get `steps` too: their reference (a speed profile, setpoint changes) is sampled for the run."""
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise ValueError(f"override {unknown[0]} is not allowed: must be one of {', '.join(OVERRIDES)}")
+    agent = {k: float(v) if k == "tolerance" else v for k, v in overrides.items()}
+    return agent, ({"steps": overrides["steps"]} if "steps" in overrides else {})
+
+
+def node_specs(scenario: Scenario, source: str | Path, namespace: str = "/dmpc", mode: str = "lock_step",
                output_file: str = "", exit_on_completion: bool = False, iteration_timeout: float = 2.0,
-               heartbeat_timeout: float = 2.0) -> list[NodeSpec]:
-    """Plant, one agent per subsystem, and the lifecycle manager (which brings the others up in this order)."""
+               heartbeat_timeout: float = 2.0, overrides: dict | None = None) -> list[NodeSpec]:
+    """Plant, one agent per subsystem, and the lifecycle manager (which brings the others up in this order).
+    `source` is the scenario's YAML file or Python factory; `overrides` (OVERRIDES fields) become node
+    parameters, so `scenario` must already carry them."""
     if mode not in MODES:
         raise ValueError(f"mode '{mode}' is not allowed: must be one of {', '.join(MODES)}")
     if not namespace.startswith("/"):
         raise ValueError(f"namespace '{namespace}' is not allowed: must be absolute (start with '/')")
     lock_step = mode == "lock_step"
-    scenario_file = str(Path(scenario_file).resolve())
+    where = source_parameters(source)
+    agent_overrides, plant_overrides = override_parameters(overrides or {})
     # The plant waits for a silent agent as long as a whole negotiation could take before holding its input
     # (at most an hour, the plant parameter's range).
     input_timeout = min(iteration_timeout * (scenario.controller.max_iterations + 2), MAX_INPUT_TIMEOUT)
     plant = NodeSpec("plant", "plant", namespace, {
-        "scenario_file": scenario_file, "mode": mode, "output_file": output_file, "input_timeout": input_timeout,
+        **where, **plant_overrides, "mode": mode, "output_file": output_file, "input_timeout": input_timeout,
         "exit_on_completion": exit_on_completion, "use_sim_time": False})
     agents = [NodeSpec("agent", f"agent_{i}", namespace, {
-        "scenario_file": scenario_file, "agent_id": i, "plan_qos": "reliable" if lock_step else "best_effort",
+        **where, **agent_overrides, "agent_id": i, "plan_qos": "reliable" if lock_step else "best_effort",
         "iteration_timeout": iteration_timeout if lock_step else min(iteration_timeout, scenario.sample_time / 4),
         "use_sim_time": lock_step}) for i in range(scenario.num_agents)]
     manager = NodeSpec("lifecycle_manager", "lifecycle_manager", namespace, {

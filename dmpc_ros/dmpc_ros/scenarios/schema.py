@@ -165,8 +165,11 @@ def parse_tube_faults(tube: dict, subsystems: list, settings: ControllerSettings
     """controller.tube: missed_steps D (a neighbour plan may be late or lost for up to D steps) and plan_change,
     a mapping from state or input symbol to the compatibility bound δ (absent symbols: unconstrained)."""
     reject_unknown(tube, "controller.tube.", {"missed_steps", "plan_change"})
-    D = number(tube, "controller.tube.", "missed_steps", default=0, minimum=0, maximum=settings.horizon - 1,
-               integer=True)
+    D = number(tube, "controller.tube.", "missed_steps", default=0, minimum=0, integer=True)
+    if D > settings.horizon - 1:
+        raise ScenarioError(f"controller.tube.missed_steps: {D} is not allowed with controller.horizon "
+                            f"{settings.horizon}: a plan shifted D steps must still cover a step, so D ≤ N − 1 = "
+                            f"{settings.horizon - 1}")
     name = "controller.tube.plan_change"
     value = tube.get("plan_change", {})
     if not isinstance(value, dict):

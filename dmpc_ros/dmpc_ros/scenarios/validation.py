@@ -54,6 +54,8 @@ def check_number(value: Any, name: str, minimum: float | None = None, maximum: f
 
 def choice(data: dict, path: str, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
     value = data.get(key, default)
+    if value is None:
+        raise ScenarioError(f"{path}{key}: missing; must be one of {', '.join(allowed)}")
     if value not in allowed:
         raise ScenarioError(f"{path}{key}: {value!r} is not allowed: must be one of {', '.join(allowed)}")
     return value

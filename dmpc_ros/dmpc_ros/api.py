@@ -1,0 +1,154 @@
+"""The public Python API (re-exported by `import dmpc_ros`): build a coupled system in code or load a scenario,
+simulate it under any scheme, compare with centralized MPC, save results and plots, run it over ROS 2.
+
+    import dmpc_ros as dmpc
+    system = dmpc.LinearNetwork([...agents...], sample_time=0.1, time="continuous")
+    scenario = dmpc.scenario(system, controller={"algorithm": "jacobi", "horizon": 20},
+                             simulation={"steps": 60, "initial_state": [[...], ...]})
+    result = dmpc.simulate(scenario)                        # or dmpc.simulate(scenario, "admm")
+    dmpc.save(result, scenario, "runs/mine", dmpc.reference(scenario))
+    dmpc.run_ros("my_file.py:my_scenario", "runs/mine-ros")   # the nodes call the same factory
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .scenarios import Scenario, parse_scenario
+from .scenarios.schema import OVERRIDES
+from .scenarios.source import is_factory, load_source
+from .sim import InMemoryNetwork, SimulationSettings
+from .sim import simulate as simulate_design
+from .sim.results import SimulationResult
+
+
+def scenario(model: object, *, controller: dict, simulation: dict | None = None, network: dict | None = None,
+             name: str = "scenario", description: str = "") -> Scenario:
+    """A scenario around a model built in Python (e.g. a LinearNetwork); the controller, simulation and network
+    mappings take the keys of a scenario file's sections and are validated alike (ScenarioError naming the
+    field). `simulation.initial_state` may be an array of the stacked state."""
+    data = {"name": name, "description": description, "model": model, "controller": controller}
+    data.update({k: v for k, v in (("simulation", simulation), ("network", network)) if v is not None})
+    return parse_scenario(data, source=name)
+
+
+def load(source: str) -> Scenario:
+    """A shipped name, a YAML path, or a factory module:function / file.py:function."""
+    return load_source(source)
+
+
+def simulation_settings(scenario: Scenario, algorithm: str, compare: bool) -> SimulationSettings:
+    """The in-process closed loop of the scenario's controller, network and disturbances under `algorithm`."""
+    return SimulationSettings(
+        algorithm, scenario.steps, scenario.controller.stopping, scenario.controller.solver,
+        scenario.controller.weights, compare,
+        InMemoryNetwork(default_delay=scenario.network_delay, drop_probability=scenario.drop_probability,
+                        seed=scenario.network_seed, outage_probability=scenario.outage_probability,
+                        max_outage_steps=scenario.max_outage_steps),
+        scenario.disturbance(), scenario.controller.admm)
+
+
+def simulate(scenario: Scenario, algorithm: str | None = None, *, compare_centralized: bool = False,
+             progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+    """The closed loop in-process under `algorithm` (default: the scenario's); with compare_centralized the
+    centralized optimum is also solved at every visited state (input error, cost gap per iteration)."""
+    if algorithm is not None and algorithm != scenario.controller.algorithm:
+        scenario = scenario.with_overrides(algorithm=algorithm)
+    algorithm = scenario.controller.algorithm
+    return simulate_design(scenario.design(), scenario.plant(), scenario.initial_state,
+                           simulation_settings(scenario, algorithm, compare_centralized), progress)
+
+
+def reference(scenario: Scenario, algorithm: str | None = None) -> SimulationResult:
+    """Centralized MPC in closed loop on the problem `algorithm` solves (ADMM's separable terminal cost
+    included), the baseline a distributed run is compared with."""
+    if algorithm is not None and algorithm != scenario.controller.algorithm:
+        scenario = scenario.with_overrides(algorithm=algorithm)
+    return simulate_design(scenario.design(), scenario.plant(), scenario.initial_state,
+                           simulation_settings(scenario, "centralized", False))
+
+
+def run_ros(scenario_or_source: Scenario | str, output: str | Path, **options) -> SimulationResult:
+    """The scenario over ROS 2 (one process per node, lock-step by default; options as run_scenario's: mode,
+    namespace, domain_id, timeout, iteration_timeout, ...). The nodes rebuild the scenario from its source, so
+    a Python-built one must come from a factory (module:function or file.py:function); overrides applied to it
+    (with_overrides) travel as node parameters. Raises RuntimeError if the run fails."""
+    from .ros.runner import run_scenario
+
+    if isinstance(scenario_or_source, str):
+        source, built = scenario_or_source, load_source(scenario_or_source)
+    else:
+        built, source = scenario_or_source, scenario_or_source.source
+        if not (is_factory(source) or source.endswith((".yaml", ".yml"))):
+            raise ValueError(f"scenario '{built.name}' was built in this process; the ROS nodes can only rebuild "
+                             f"it from a factory: pass 'file.py:function' (a function returning the scenario)")
+    original = load_source(source)
+    outcome = run_scenario(built, source, Path(output), overrides=changed_fields(original, built), **options)
+    if outcome.code != 0:
+        raise RuntimeError(f"dmpc run of {built.name} failed: {outcome.message}")
+    return outcome.result
+
+
+def changed_fields(original: Scenario, changed: Scenario) -> dict:
+    """The OVERRIDES fields in which `changed` differs from `original`."""
+    values = {}
+    for name, (where, _) in OVERRIDES.items():
+        old = getattr(original if where == "simulation" else original.controller, name)
+        new = getattr(changed if where == "simulation" else changed.controller, name)
+        if old != new:
+            values[name] = new
+    return values
+
+
+def save(result: SimulationResult, scenario: Scenario, output: str | Path, reference: SimulationResult | None = None,
+         console=None, title_suffix: str = "") -> dict:
+    """Write summary.json (with the cost gap to `reference`, a centralized run), trajectory.npz/.csv and the
+    plots into `output`; print the summary table (to `console`, a rich Console; default stdout); return the
+    summary."""
+    from rich.console import Console
+    from rich.table import Table
+
+    output = Path(output)
+    console = console or Console()
+
+    from .sim.plots import plot_result, plot_tubes
+
+    summary = result.summary(scenario.name, reference.closed_loop_cost if reference else None)
+    summary["scenario_metrics"] = scenario.metrics(result.x, result.u)
+    if scenario.tubes is not None and result.nominal_x is not None:   # how full the tubes got: max |x − x̄| / radius
+        radii = np.concatenate([z.radii() for z in scenario.tubes.tubes])
+        summary["scenario_metrics"]["tube_fill"] = float(np.max(np.abs(result.x[:-1] - result.nominal_x) / radii))
+    result.save(output, summary)
+    plots = plot_result(result, scenario.plant(), output, scenario.name)
+    if scenario.tubes is not None and result.nominal_x is not None:
+        plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
+    plots.extend(scenario.family.plots(scenario, result, output))
+    table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, N = {scenario.controller.horizon}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    median, p95 = summary["solve_time"]["median"], summary["solve_time"]["p95"]
+    rows = [
+        ("closed-loop cost", f"{summary['closed_loop_cost']:.6g}"),
+        ("centralized closed-loop cost", "—" if reference is None else f"{summary['reference_cost']:.6g}"),
+        ("cost gap", "—" if summary["closed_loop_cost_gap"] is None else f"{100 * summary['closed_loop_cost_gap']:+.4f} %"),
+        ("max constraint violation", f"{summary['max_constraint_violation']:.3g}"),
+        ("iterations mean / max", f"{summary['iterations']['mean']:.2f} / {summary['iterations']['max']}"),
+        ("agent solve time median / p95", "—" if median is None else f"{1e6 * median:.0f} µs / {1e6 * p95:.0f} µs"),
+        ("max input error vs centralized", "—" if summary["max_input_error"] is None else f"{summary['max_input_error']:.3g}"),
+        ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
+    ]
+    for name, value in summary["scenario_metrics"].items():
+        text = "—" if value is None else (", ".join(f"{v:.3g}" for v in value) if isinstance(value, list) else f"{value:.4g}")
+        rows.append((name.replace("_", " "), text))
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    files = ["summary.json", "trajectory.npz", "trajectory.csv"] + [p.name for p in plots]
+    if (output / "run.mcap").exists():
+        files.append("run.mcap")
+    console.print(f"results: {output}/ ({', '.join(files)})")
+    return summary
+
+
