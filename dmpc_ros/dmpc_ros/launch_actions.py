@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .scenarios import load_scenario
 from .scenarios.node_specs import NodeSpec, node_specs
+from .scenarios.source import is_factory, load_source, source_path
 
 LAUNCH_ARGUMENTS = {
-    "scenario": ("mass_spring", "scenario name (config/<name>.yaml) or path to a scenario YAML file"),
+    "scenario": ("mass_spring", "scenario name (config/<name>.yaml), a scenario YAML file, or a Python factory "
+                                "module:function / file.py:function"),
     "namespace": ("/dmpc", "ROS namespace of the run's nodes and topics"),
     "use_sim_time": ("true", "agents follow the plant's /clock (lock_step); false for real robots"),
     "mode": ("lock_step", "lock_step (the plant owns time) or real_time (fixed-rate plant, zero-order hold)"),
@@ -20,10 +21,9 @@ LAUNCH_ARGUMENTS = {
 
 def specs_from_arguments(values: dict[str, str]) -> list[NodeSpec]:
     """Node specs for the launch arguments' values (strings, as launch delivers them)."""
-    from .scenarios import scenario_path
-
-    path = scenario_path(values["scenario"])
-    specs = node_specs(load_scenario(str(path)), path, values["namespace"], values["mode"])
+    source = values["scenario"]
+    specs = node_specs(load_source(source), source if is_factory(source) else source_path(source),
+                       values["namespace"], values["mode"])
     use_sim_time = values["use_sim_time"].lower() in ("true", "1", "yes")
     return [NodeSpec(s.executable, s.name, s.namespace,
                      {**s.parameters, "use_sim_time": use_sim_time and s.executable == "agent"}, s.lifecycle, s.package)

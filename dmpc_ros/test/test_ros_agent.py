@@ -85,6 +85,9 @@ def test_lifecycle_through_services(ros_env, client, tmp_path) -> None:
     ({"solver": "cplex"}, "parameter solver: 'cplex' is not allowed: must be one of daqp, osqp"),
     ({"neighbour_ids": "[1]"}, "parameter neighbour_ids: [1] is not allowed: agent 0 needs the plans of [1, 2, 3]"),
     ({"scenario_file": "/nonexistent.yaml"}, "scenario file /nonexistent.yaml does not exist"),
+    ({"scenario_factory": "/nonexistent.py:scenario"}, "give exactly one (a scenario YAML path, or module:function"),
+    ({"scenario_file": "''", "scenario_factory": "/nonexistent.py:scenario"},
+     "scenario factory '/nonexistent.py:scenario': file /nonexistent.py does not exist"),
 ])
 def test_bad_parameters_refuse_configure_with_reason(ros_env, client, tmp_path, parameters, reason) -> None:
     log_path = tmp_path / "agent.log"

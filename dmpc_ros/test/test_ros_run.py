@@ -14,6 +14,7 @@ import pytest
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
+from conftest import REPO_DIR
 from dmpc_ros.scenarios import load_scenario
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -22,7 +23,8 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
 
 @pytest.mark.parametrize("scenario,algorithm", [("mass_spring", "jacobi"), ("mass_spring", "admm"),
                                                 ("mass_budget", "dual_decomposition"), ("platoon", "gauss_seidel"),
-                                                ("formation", "jacobi"), ("mass_spring_robust", "jacobi")])
+                                                ("formation", "jacobi"), ("mass_spring_robust", "jacobi"),
+                                                (str(REPO_DIR / "examples" / "four_tank.yaml"), "gauss_seidel")])
 def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str) -> None:
     steps = 8 if algorithm == "dual_decomposition" else 10   # its many price iterations make a step slow over ROS
     ros, sim = tmp_path / "ros", tmp_path / "sim"
@@ -57,7 +59,7 @@ def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario
     # one (reliable) input per step, plus the safe zero command each agent sends when it is deactivated at the end
     # (that one may come after the recorder stopped); status is best-effort by design, so under load some can drop
     assert steps <= topics["/dmpc/agent_0/control"] <= steps + 1
-    assert 0 < topics["/dmpc/agent_3/status"] <= steps
+    assert 0 < topics[f"/dmpc/agent_{plant.num_agents - 1}/status"] <= steps
     loaded = load_scenario(scenario)
     horizon, n_x = loaded.controller.horizon, loaded.plant().subsystems[1].n_x
     assert plans and plans[0].horizon == horizon and len(plans[0].states) == (horizon + 1) * n_x

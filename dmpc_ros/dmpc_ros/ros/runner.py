@@ -24,7 +24,7 @@ from rclpy.signals import SignalHandlerOptions
 from ..process_group import ProcessGroup
 from ..scenarios import Scenario
 from ..scenarios.node_specs import NodeSpec, node_specs, parameters_file
-from ..scenarios.source import is_factory
+from ..scenarios.source import is_factory, source_path
 from ..sim.results import SimulationResult
 from .environment import reserve_domain_id, ros_environment
 from .recorder import RunRecorder
@@ -71,7 +71,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
     else:
         copy = output / "scenario.yaml"
-        shutil.copyfile(source, copy)
+        shutil.copyfile(source_path(str(source)), copy)
         source = copy
     specs = node_specs(scenario, source, namespace, mode, output_file=str(output / "plant.npz"),
                        exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides)
