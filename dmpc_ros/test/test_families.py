@@ -49,6 +49,12 @@ def test_a_family_from_another_package_runs_through_the_entry_point(tmp_path: Pa
     assert summary["algorithm"] == "gauss_seidel" and summary["max_constraint_violation"] < 1e-9
     assert abs(summary["closed_loop_cost_gap"]) < 1e-3 and summary["scenario_metrics"]["energy_kwh"] > 0
     assert (out / "states_inputs.png").stat().st_size > 1000
+    # a scenario factory of the same package, found by its entry point name (group dmpc_ros.scenarios)
+    named = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "sim", "three_rooms", "--steps", "5", "--output",
+                            str(tmp_path / "named"), "--no-reference"], capture_output=True, text=True, timeout=300,
+                           env=env)
+    assert named.returncode == 0, named.stdout + named.stderr
+    assert json.loads((tmp_path / "named" / "summary.json").read_text())["steps"] == 5
     # without the plugin on the path the type is unknown, and the message says where families come from
     bare = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "sim", str(HERE / "plugins" / "rooms.yaml")],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)

@@ -54,6 +54,7 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
     x = np.asarray(x0, float).copy()
     result.x[0] = x
     stride = TICKS_PER_ITERATION * (max_iterations + 2)
+    shifted_inputs = None   # the centralized plan of the previous step, shifted (its next warm start)
     for k in range(T):
         messages_before, bytes_before = network.messages, network.bytes
         if centralized is not None:

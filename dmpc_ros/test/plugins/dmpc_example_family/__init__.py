@@ -75,3 +75,12 @@ class ThermalRoomsFamily(ModelFamily):
 
     def metrics(self, scenario, x, u) -> dict:
         return {"energy_kwh": float(np.sum(u) * scenario.sample_time / 3600.0)}
+
+
+def three_rooms():
+    """A scenario factory registered under the entry point group dmpc_ros.scenarios (`dmpc sim three_rooms`)."""
+    from pathlib import Path
+
+    from dmpc_ros.scenarios import load_scenario
+
+    return load_scenario(str(Path(__file__).resolve().parents[1] / "rooms.yaml"))
