@@ -34,9 +34,11 @@ demo: setup
 	$(VENV)/bin/dmpc run mass_spring --output runs/demo
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest dmpc_ros/test $(PYTEST_ARGS)
 
 test-fast: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest dmpc_ros/test -m "not slow" $(PYTEST_ARGS)
 
 clean:

@@ -38,14 +38,16 @@ def chain_case(M: int, horizon: int, separable: bool = False):
                               velocity_limit=0.8)
     model = chain.discrete(0.1, coupling_tolerance=1e-6)
     design = ControllerDesign(model, np.diag(np.tile([10.0, 1.0], M)), 0.1 * np.eye(M), horizon,
-                              ReferenceTrajectory.constant(np.zeros(2 * M), np.zeros(M)), separable_terminal_cost=separable)
+                              ReferenceTrajectory.constant(np.zeros(2 * M), np.zeros(M)),
+                              separable_terminal_cost=separable)
     x0 = np.zeros(2 * M)
     x0[0::2] = 0.5 * np.cos(1.3 * np.arange(M))
     return design, chain.discrete(0.1, coupling_tolerance=0.0), x0
 
 
 def iterations_to(result, tolerance: float) -> list[float]:
-    gaps = np.abs(result.cost_per_iteration - result.centralized_cost[:, None]) / np.abs(result.centralized_cost[:, None])
+    gaps = (np.abs(result.cost_per_iteration - result.centralized_cost[:, None])
+            / np.abs(result.centralized_cost[:, None]))
     reached = []
     for k in range(result.steps):
         hits = np.flatnonzero(gaps[k] <= tolerance)
@@ -72,8 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=150)
     table = Table(title=f"coordination on mass-spring chains (N = {args.horizon}, {args.steps} steps)")
-    for column in ("M", "algorithm", "iter. to 1e-4 (median / max)", "cost gap", "solve median", "solve p95", "messages",
-                   "kB/step", "step / centralized"):
+    for column in ("M", "algorithm", "iter. to 1e-4 (median / max)", "cost gap", "solve median", "solve p95",
+                   "messages", "kB/step", "step / centralized"):
         table.add_column(column, justify="right")
     with Progress(console=console, transient=True) as progress:
         runs = [(algorithm, "daqp") for algorithm in ALGORITHMS]
@@ -103,7 +105,8 @@ def main() -> None:
                 gap = (result.closed_loop_cost - baseline.closed_loop_cost) / baseline.closed_loop_cost
                 table.add_row(
                     "", algorithm if backend == "daqp" else f"{algorithm} (osqp)", " / ".join(shown),
-                    f"{100 * gap:+.3f} %", f"{1e6 * np.median(times):.0f} µs", f"{1e6 * np.percentile(times, 95):.0f} µs",
+                    f"{100 * gap:+.3f} %", f"{1e6 * np.median(times):.0f} µs",
+                    f"{1e6 * np.percentile(times, 95):.0f} µs",
                     f"{np.mean(result.messages):.0f}", f"{np.mean(result.bytes) / 1e3:.1f}",
                     f"{distributed_step_time(result) / central_time:.3g}",
                 )

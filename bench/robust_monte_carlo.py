@@ -35,7 +35,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", nargs="+", default=["mass_spring_robust", "formation_robust", "platoon_robust"])
     parser.add_argument("--steps", nargs="*", default=["platoon_robust=40"],
-                        help="scenario=steps: run that scenario for fewer steps (the platoon's braking is in the first 8 s)")
+                        help="scenario=steps: run that scenario for fewer steps "
+                             "(the platoon's braking is in the first 8 s)")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--nominal-runs", type=int, default=50)
     args = parser.parse_args()

@@ -47,7 +47,8 @@ def chain_scenario(masses: int, steps: int, directory: Path) -> Path:
 def round_trips(bag: Path, masses: int) -> np.ndarray:
     arrivals: dict[tuple[int, int], dict[int, float]] = defaultdict(dict)
     with bag.open("rb") as handle:
-        for _, channel, message, plan in make_reader(handle, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+        for _, channel, message, plan in make_reader(handle,
+                                                     decoder_factories=[DecoderFactory()]).iter_decoded_messages():
             if channel.topic.endswith("/plan"):
                 arrivals[(plan.step, plan.iteration)][plan.agent_id] = message.log_time / 1e9
     gaps = [max(seen.values()) - max(arrivals[(k, p - 1)].values())
@@ -64,7 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=140)
     table = Table(title=f"negotiation over DDS, lock-step, 10 iterations/step, N = 20 ({os.cpu_count()} cores)")
-    for column in ("agents", "executor", "round trip median", "round trip p95", "ROS steps/s", "in-process steps/s", "ratio"):
+    for column in ("agents", "executor", "round trip median", "round trip p95", "ROS steps/s", "in-process steps/s",
+                   "ratio"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as scratch:
         for masses in args.agents:
@@ -77,8 +79,9 @@ def main() -> None:
             for executor in args.executors:
                 console.log(f"{masses} agents, {executor} executor: dmpc run …")
                 output = Path(scratch) / f"run_{masses}_{executor}"
-                result = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "run", str(path), "--output", str(output),
-                                         "--no-reference"], env=dict(os.environ, DMPC_EXECUTOR=executor),
+                result = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "run", str(path),
+                                         "--output", str(output), "--no-reference"],
+                                        env=dict(os.environ, DMPC_EXECUTOR=executor),
                                         capture_output=True, text=True, timeout=900)
                 if result.returncode != 0:
                     console.print(f"[red]run failed:[/red] {result.stdout[-2000:]}")
@@ -86,7 +89,8 @@ def main() -> None:
                 gaps = round_trips(output / "run.mcap", masses)
                 wall = np.load(output / "plant.npz")["wall_time"]
                 ros_rate = scenario.steps / (wall[-1] - wall[0])
-                table.add_row(str(masses), executor, f"{1e3 * np.median(gaps):.2f} ms", f"{1e3 * np.percentile(gaps, 95):.2f} ms",
+                table.add_row(str(masses), executor, f"{1e3 * np.median(gaps):.2f} ms",
+                              f"{1e3 * np.percentile(gaps, 95):.2f} ms",
                               f"{ros_rate:.1f}", f"{in_process:.1f}", f"{ros_rate / in_process:.2f}")
     console.print(table)
 

@@ -77,7 +77,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="override the number of closed-loop steps (long 64-agent runs)")
     args = parser.parse_args()
     console = Console(width=160)
-    table = Table(title="coordination schemes on the three scenarios (each file's max_iterations: chain 10, platoon and formation 20)")
+    table = Table(title="coordination schemes on the three scenarios "
+                        "(each file's max_iterations: chain 10, platoon and formation 20)")
     for column in ("scenario", "M", "algorithm", "iter. to 1e-3 (median / max)", "cost gap", "solve median",
                    "solve p95", "messages", "kB/step", "step / central."):
         table.add_column(column, justify="right")

@@ -125,22 +125,26 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     if scenario.tubes is not None and result.nominal_x is not None:
         plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
     plots.extend(scenario.family.plots(scenario, result, output))
-    table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, N = {scenario.controller.horizon}")
+    table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, "
+                        f"N = {scenario.controller.horizon}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     median, p95 = summary["solve_time"]["median"], summary["solve_time"]["p95"]
     rows = [
         ("closed-loop cost", f"{summary['closed_loop_cost']:.6g}"),
         ("centralized closed-loop cost", "—" if reference is None else f"{summary['reference_cost']:.6g}"),
-        ("cost gap", "—" if summary["closed_loop_cost_gap"] is None else f"{100 * summary['closed_loop_cost_gap']:+.4f} %"),
+        ("cost gap",
+         "—" if summary["closed_loop_cost_gap"] is None else f"{100 * summary['closed_loop_cost_gap']:+.4f} %"),
         ("max constraint violation", f"{summary['max_constraint_violation']:.3g}"),
         ("iterations mean / max", f"{summary['iterations']['mean']:.2f} / {summary['iterations']['max']}"),
         ("agent solve time median / p95", "—" if median is None else f"{1e6 * median:.0f} µs / {1e6 * p95:.0f} µs"),
-        ("max input error vs centralized", "—" if summary["max_input_error"] is None else f"{summary['max_input_error']:.3g}"),
+        ("max input error vs centralized",
+         "—" if summary["max_input_error"] is None else f"{summary['max_input_error']:.3g}"),
         ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
     ]
     for name, value in summary["scenario_metrics"].items():
-        text = "—" if value is None else (", ".join(f"{v:.3g}" for v in value) if isinstance(value, list) else f"{value:.4g}")
+        text = "—" if value is None else (", ".join(f"{v:.3g}" for v in value) if isinstance(value, list)
+                                          else f"{value:.4g}")
         rows.append((name.replace("_", " "), text))
     for name, value in rows:
         table.add_row(name, value)

@@ -64,8 +64,9 @@ def load_with_overrides(args: argparse.Namespace):
     try:
         return args.scenario, scenario.with_overrides(**overrides), overrides
     except ScenarioError as error:   # a combination (e.g. --horizon with the tube's missed_steps)
-        raise UsageError(f"{' '.join(f'--{k} {v}' for k, v in vars(args).items() if k in FLAG_OVERRIDES and v is not None)}: "
-                         f"{error}") from None
+        raise UsageError(
+            f"{' '.join(f'--{k} {v}' for k, v in vars(args).items() if k in FLAG_OVERRIDES and v is not None)}: "
+            f"{error}") from None
 
 
 def check_output(value: str | None) -> None:
@@ -154,7 +155,8 @@ def run_ros(args: argparse.Namespace) -> int:
     if outcome.code != 0:
         print(f"dmpc run: {outcome.message}", file=sys.stderr)
         return outcome.code
-    reference = None if args.no_reference else simulate_with_progress(scenario, "centralized", "reference", False, console)
+    reference = (None if args.no_reference
+                 else simulate_with_progress(scenario, "centralized", "reference", False, console))
     save(outcome.result, scenario, output, reference, console, title_suffix=f" over ROS ({args.mode})")
     return 0
 
@@ -183,12 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--steps", type=int, help="override simulation.steps")
         command.add_argument("--horizon", type=int, help="override controller.horizon")
         command.add_argument("--tolerance", type=float, help="override controller.tolerance")
-        command.add_argument("--output", help="output directory (default: runs/<timestamp>-<command>-<scenario>-<algorithm>)")
+        command.add_argument("--output",
+                             help="output directory (default: runs/<timestamp>-<command>-<scenario>-<algorithm>)")
         command.add_argument("--no-reference", action="store_true", help="skip the centralized reference run")
         if name == "run":
             command.add_argument("--mode", choices=("lock_step", "real_time"), default="lock_step")
             command.add_argument("--namespace", default="/dmpc", help="ROS namespace of the run's nodes and topics")
-            command.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default: a free one, reserved for the run)")
+            command.add_argument("--domain-id", type=int,
+                                 help="ROS_DOMAIN_ID (default: a free one, reserved for the run)")
             command.add_argument("--network", action="store_true",
                                  help="discover peers on the subnet (real robots) instead of localhost only")
             command.add_argument("--timeout", type=float, default=600.0, help="abort the run after this many seconds")

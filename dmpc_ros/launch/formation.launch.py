@@ -1,4 +1,5 @@
-"""`ros2 launch dmpc_ros formation.launch.py`: 6 robots agree on their centre, follow a path and reconfigure without collisions (Jacobi DMPC) (see scenario.launch.py)."""
+"""`ros2 launch dmpc_ros formation.launch.py`: 6 robots agree on their centre, follow a path and reconfigure
+without collisions (Jacobi DMPC) (see scenario.launch.py)."""
 import importlib.util
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""`ros2 launch dmpc_ros mass_budget.launch.py`: 4 decoupled masses sharing a net-force budget (dual decomposition) (see scenario.launch.py)."""
+"""`ros2 launch dmpc_ros mass_budget.launch.py`: 4 decoupled masses sharing a net-force budget (dual decomposition)
+(see scenario.launch.py)."""
 import importlib.util
 from pathlib import Path
 

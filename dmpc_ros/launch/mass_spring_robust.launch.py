@@ -1,4 +1,5 @@
-"""`ros2 launch dmpc_ros mass_spring_robust.launch.py`: the 4-mass chain at its limits under disturbances, tube-based robust DMPC (see scenario.launch.py)."""
+"""`ros2 launch dmpc_ros mass_spring_robust.launch.py`: the 4-mass chain at its limits under disturbances, tube-based
+robust DMPC (see scenario.launch.py)."""
 import importlib.util
 from pathlib import Path
 

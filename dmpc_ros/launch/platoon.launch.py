@@ -1,4 +1,5 @@
-"""`ros2 launch dmpc_ros platoon.launch.py`: a 6-vehicle platoon following a speed profile (cooperative Gauss-Seidel DMPC) (see scenario.launch.py)."""
+"""`ros2 launch dmpc_ros platoon.launch.py`: a 6-vehicle platoon following a speed profile (cooperative Gauss-Seidel
+DMPC) (see scenario.launch.py)."""
 import importlib.util
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""`ros2 launch dmpc_ros platoon_robust.launch.py`: the platoon under bounded disturbances, tube-based robust DMPC (see scenario.launch.py)."""
+"""`ros2 launch dmpc_ros platoon_robust.launch.py`: the platoon under bounded disturbances, tube-based robust DMPC
+(see scenario.launch.py)."""
 import importlib.util
 from pathlib import Path
 

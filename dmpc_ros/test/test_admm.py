@@ -105,7 +105,8 @@ def test_admm_plan_data_survives_the_message(admm_case) -> None:
 
     scenario, design, problem, _ = admm_case
     agents = build_agents(design, "admm", StoppingRule(3, 0.0))
-    plans = {a.agent_id: a.begin_step(0, scenario.initial_state[2 * a.agent_id: 2 * a.agent_id + 2], {}) for a in agents}
+    plans = {a.agent_id: a.begin_step(0, scenario.initial_state[2 * a.agent_id: 2 * a.agent_id + 2], {})
+             for a in agents}
     plan = agents[1].iterate(plans)
     assert plan.data and all(isinstance(v, np.ndarray) for v in plan.data.values())
     message = plan_to_message(plan, 0.1, Time())

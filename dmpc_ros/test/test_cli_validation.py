@@ -15,9 +15,12 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
     # scenario overrides, validated like the file
     (["sim", "mass_spring", "--steps", "0"], "--steps 0: simulation.steps: 0 is not allowed: must be ≥ 1"),
     (["sim", "mass_spring", "--iterations", "0"], "--iterations 0: controller.max_iterations: 0 is not allowed"),
-    (["sim", "mass_spring", "--solver", "gurobi"], "controller.solver: 'gurobi' is not allowed: must be one of daqp, osqp"),
-    (["sim", "mass_spring", "--horizon", "501"], "--horizon 501: controller.horizon: 501 is not allowed: must be ≤ 500"),
-    (["sim", "mass_spring", "--algorithm", "telepathy"], "controller.algorithm: 'telepathy' is not allowed: must be one of"),
+    (["sim", "mass_spring", "--solver", "gurobi"], "controller.solver: 'gurobi' is not allowed: "
+                                                   "must be one of daqp, osqp"),
+    (["sim", "mass_spring", "--horizon", "501"], "--horizon 501: controller.horizon: 501 is not allowed: "
+                                                 "must be ≤ 500"),
+    (["sim", "mass_spring", "--algorithm", "telepathy"], "controller.algorithm: 'telepathy' is not allowed: "
+                                                         "must be one of"),
     (["sim", "mass_spring", "--tolerance", "-1"], "controller.tolerance: -1.0 is not allowed: must be ≥ 0.0"),
     # cross-field rules
     (["sim", "mass_spring_robust", "--horizon", "2"], "controller.tube.missed_steps: 2 is not allowed with "

@@ -30,7 +30,8 @@ def chains(draw) -> tuple[MassSpringChain, np.ndarray]:
     chain = MassSpringChain(
         mass=draw(floats(0.5, 3.0)), spring_to_next=draw(floats(0.2, 3.0)), damper_to_next=draw(floats(0.0, 0.5)),
         spring_to_wall=draw(floats(-0.5, 2.0)), damper_to_wall=draw(floats(0.0, 0.3)),
-        force_limit=draw(floats(0.3, 2.0)), position_limit=draw(floats(0.8, 2.0)), velocity_limit=draw(floats(0.5, 2.0)),
+        force_limit=draw(floats(0.3, 2.0)), position_limit=draw(floats(0.8, 2.0)),
+        velocity_limit=draw(floats(0.5, 2.0)),
     )
     x0 = np.array(draw(st.lists(st.floats(-0.4, 0.4), min_size=2 * M, max_size=2 * M)))
     return chain, x0
@@ -42,7 +43,8 @@ def platoons(draw) -> tuple[ControllerDesign, np.ndarray]:
     the gap rows couple two vehicles, so the structural Jacobi step is larger than 1/M."""
     M = draw(st.integers(2, 5))
     tau = tuple(draw(st.lists(st.floats(0.2, 0.8), min_size=M, max_size=M)))
-    platoon = Platoon(tau, (-4.0,) * M, (2.0,) * M, (draw(st.floats(2.0, 8.0)),) * M, min_gap=draw(st.floats(2.0, 14.0)))
+    platoon = Platoon(tau, (-4.0,) * M, (2.0,) * M, (draw(st.floats(2.0, 8.0)),) * M,
+                      min_gap=draw(st.floats(2.0, 14.0)))
     system = platoon.discrete(0.2)
     Q, R, _ = platoon.weights(20.0, 1.0, 0.5, 0.5)
     x_ref = np.concatenate([[20.0, 0.0]] + [[platoon.desired_gap(20.0), 20.0, 0.0]] * (M - 1))
@@ -141,7 +143,8 @@ def test_converges_to_centralized_optimum_with_uncoupled_constraints(algorithm: 
     design, plant = scenario.design(), scenario.plant()
     reference = simulate(design, plant, scenario.initial_state, SimulationSettings("centralized", scenario.steps))
     result = simulate(design, plant, scenario.initial_state,
-                      SimulationSettings(algorithm, scenario.steps, StoppingRule(iterations, 1e-12), compare_centralized=True))
+                      SimulationSettings(algorithm, scenario.steps, StoppingRule(iterations, 1e-12),
+                                         compare_centralized=True))
     assert np.max(np.abs(result.u)) == pytest.approx(1.0, abs=1e-6)  # the force limits are active
     assert np.nanmax(result.input_error) < 1e-4
     assert abs(result.closed_loop_cost - reference.closed_loop_cost) <= 1e-3 * reference.closed_loop_cost
@@ -173,7 +176,8 @@ def test_cost_ordering_on_strongly_coupled_chain() -> None:
     scenario = dataclasses.replace(scenario, model=chain, steps=40)
     design, plant = scenario.design(), scenario.plant()
     costs = {}
-    for algorithm, iterations in [("centralized", 1), ("gauss_seidel", 100), ("noncooperative", 100), ("decentralized", 1)]:
+    for algorithm, iterations in [("centralized", 1), ("gauss_seidel", 100), ("noncooperative", 100),
+                                  ("decentralized", 1)]:
         result = simulate(design, plant, scenario.initial_state,
                           SimulationSettings(algorithm, scenario.steps, StoppingRule(iterations, 1e-10)))
         costs[algorithm] = result.closed_loop_cost

@@ -70,7 +70,8 @@ def closed_loops() -> dict:
     for algorithm in ("centralized", "jacobi", "admm"):
         s = scenario.with_overrides(algorithm=algorithm)
         runs[algorithm] = simulate(s.design(), plant, s.initial_state,
-                                   SimulationSettings(algorithm, s.steps, s.controller.stopping, admm=s.controller.admm))
+                                   SimulationSettings(algorithm, s.steps, s.controller.stopping,
+                                                      admm=s.controller.admm))
     return runs
 
 
@@ -158,31 +159,34 @@ def test_bad_consensus_step_is_refused_at_configuration() -> None:
 def test_unicycle_lookahead_point_moves_like_the_double_integrator() -> None:
     """A unicycle whose (v, ω) are recomputed from its heading at 200 Hz tracks the agent's double-integrator
     prediction of the look-ahead point (independent ODE integration)."""
-    T, l = 0.2, 0.15
+    T, distance = 0.2, 0.15
     rng = np.random.default_rng(1)
     pose = np.array([0.3, -0.2, 0.7])
-    p = lookahead_point(pose, l)
+    p = lookahead_point(pose, distance)
     velocity = np.zeros(2)
     for _ in range(25):
         u = rng.uniform(-0.8, 0.8, 2)
         def dynamics(t, z):
             w = velocity + u * t
-            v, omega = wheel_command(z, w, l)
+            v, omega = wheel_command(z, w, distance)
             return [v * np.cos(z[2]), v * np.sin(z[2]), omega]
         pose = solve_ivp(dynamics, (0, T), pose, rtol=1e-10, atol=1e-12, max_step=0.005).y[:, -1]
         p = p + velocity * T + 0.5 * u * T ** 2
         velocity = velocity + u * T
-        np.testing.assert_allclose(lookahead_point(pose, l), p, atol=1e-6)
+        np.testing.assert_allclose(lookahead_point(pose, distance), p, atol=1e-6)
     with pytest.raises(ValueError, match="look-ahead distance must be > 0"):
         wheel_command(pose, velocity, 0.0)
 
 
 @pytest.mark.parametrize("changes,expected", [
-    ({"model.robots.graph": [[0, 0]]}, r"model\.robots\.graph\[0\]: \[0, 0\] is not allowed: must be \[i, j\] with two different robots"),
-    ({"model.robots.min_distance": 2.0}, r"model\.robots\.shape: robots 0 and 1 are 1\.5 m apart in the formation, closer than min_distance 2\.0"),
+    ({"model.robots.graph": [[0, 0]]},
+     r"model\.robots\.graph\[0\]: \[0, 0\] is not allowed: must be \[i, j\] with two different robots"),
+    ({"model.robots.min_distance": 2.0},
+     r"model\.robots\.shape: robots 0 and 1 are 1\.5 m apart in the formation, closer than min_distance 2\.0"),
     ({"model.path": [[0, 1, 0]]}, r"model\.path\[0\]: .* the path starts at \[0, 0, 0\]"),
     ({"model.centre": "guess"}, r"model\.centre: 'guess' is not allowed: must be one of consensus, known"),
-    ({"simulation.initial_state": [[0, 0, 0, 0]]}, r"simulation\.initial_state: .* expected 6 \[px, py, vx, vy\] lists"),
+    ({"simulation.initial_state": [[0, 0, 0, 0]]},
+     r"simulation\.initial_state: .* expected 6 \[px, py, vx, vy\] lists"),
 ])
 def test_bad_formation_files_name_the_field(changes, expected) -> None:
     with pytest.raises(ScenarioError, match=expected):

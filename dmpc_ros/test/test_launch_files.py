@@ -28,8 +28,10 @@ class LaunchConfiguration(Recorded):
 @pytest.fixture
 def fake_launch(monkeypatch):
     classes = {}
-    for module_name, names in {"launch": ["LaunchDescription"], "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction"],
-                               "launch.substitutions": [], "launch_ros": [], "launch_ros.actions": ["LifecycleNode", "Node"]}.items():
+    for module_name, names in {"launch": ["LaunchDescription"],
+                               "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction"],
+                               "launch.substitutions": [], "launch_ros": [],
+                               "launch_ros.actions": ["LifecycleNode", "Node"]}.items():
         module = types.ModuleType(module_name)
         for name in names:
             classes[name] = type(name, (Recorded,), {})

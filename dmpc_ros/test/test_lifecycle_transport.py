@@ -18,7 +18,8 @@ BEACON = Path(__file__).parent / "nodes" / "lifecycle_beacon.py"
 
 
 def test_lifecycle_publisher_only_publishes_while_active(ros_env, python) -> None:
-    beacon = subprocess.Popen([python, str(BEACON)], env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    beacon = subprocess.Popen([python, str(BEACON)], env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
     client = RosClient("beacon_test_client")
     beats = client.subscribe(UInt32, "beacon/beat", 10)
 

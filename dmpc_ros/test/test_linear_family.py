@@ -67,7 +67,8 @@ def test_four_tank_setpoints_match_johansson_steady_state_gains() -> None:
         assert h2 == pytest.approx(T[1] / area[1] * ((1 - g[0]) * k[0] * v1 + g[1] * k[1] * v2), abs=1e-9)
         assert h3 == pytest.approx(T[2] / area[2] * (1 - g[1]) * k[1] * v2, abs=1e-9)
         assert h4 == pytest.approx(T[3] / area[3] * (1 - g[0]) * k[0] * v1, abs=1e-9)
-    assert ref.at(20)[0][[0, 2]] == pytest.approx([0.05, 0.04]) and ref.at(100)[0][[0, 2]] == pytest.approx([0.01, 0.06])
+    assert (ref.at(20)[0][[0, 2]] == pytest.approx([0.05, 0.04])
+            and ref.at(100)[0][[0, 2]] == pytest.approx([0.01, 0.06]))
 
 
 def test_four_tank_every_scheme_against_centralized() -> None:
@@ -89,13 +90,16 @@ def test_four_tank_every_scheme_against_centralized() -> None:
 
 
 @pytest.mark.parametrize("path_and_value,expected", [
-    ((["model", "agents", 0, "B"], [[0.1, 0.2], [0.0, 0.0], [1.0, 1.0]]), r"model\.agents\[0\] \(left\)\.B: is 3×2, expected 2 rows"),
+    ((["model", "agents", 0, "B"], [[0.1, 0.2], [0.0, 0.0], [1.0, 1.0]]),
+     r"model\.agents\[0\] \(left\)\.B: is 3×2, expected 2 rows"),
     ((["model", "agents", 1, "couplings", "left", "B"], [[0.0, 1.0], [0.0, 0.0]]),
      r"agent 'right': couplings\.left\.B \(n_x of right × n_u of left\) is 2×2, expected 2×1"),
     ((["model", "agents", 1, "couplings", "left"], {"A": [[1.0, 0.0, 0.0]]}),
      r"agent 'right': couplings\.left\.A \(n_x of right × n_x of left\) is 1×3, expected 2×2"),
-    ((["model", "agents", 0, "couplings", "middle"], {"B": [[0.0], [1.0]]}), r"unknown agent 'middle'; agents: left, right"),
-    ((["model", "agents", 0, "A"], [[1.0, 0.0]]), r"model\.agents\[0\] \(left\)\.A: 1×2 is not allowed: must be a square"),
+    ((["model", "agents", 0, "couplings", "middle"], {"B": [[0.0], [1.0]]}),
+     r"unknown agent 'middle'; agents: left, right"),
+    ((["model", "agents", 0, "A"], [[1.0, 0.0]]),
+     r"model\.agents\[0\] \(left\)\.A: 1×2 is not allowed: must be a square"),
     ((["model", "agents", 0, "Q"], [1.0, 2.0, 3.0]), r"model\.agents\[0\] \(left\)\.Q: has 3 entries, expected 2"),
     ((["model", "agents", 0, "R"], [0.0]), r"agent 'left': R must be symmetric positive definite"),
     ((["model", "agents", 0, "state_limits"], {"lower": [0.1, 0.0], "upper": [0.0, 0.1]}),
@@ -118,7 +122,8 @@ def test_malformed_linear_models_name_agent_block_and_shapes(path_and_value, exp
 @pytest.mark.parametrize("path_and_value,expected", [
     # the pumps cannot hold h1 7.5 cm above and h2 10 cm below P−: the steady inputs need about ±3.5 V
     ((["model", "agents", 1, "setpoints", 1, "x"], [-0.10, None]),
-     r"the steady input agent 1 \(right\) needs to hold its setpoint at step 10 violates its input limits: −v2 = 3\.\d+ > 3"),
+     r"the steady input agent 1 \(right\) needs to hold its setpoint at step 10 violates its input limits: "
+     r"−v2 = 3\.\d+ > 3"),
     ((["model", "agents", 1, "setpoints", 1, "x"], [-0.06, None]),   # inputs fine, but tank 3 would run dry
      r"the setpoint of agent 0 \(left\) at step 10 is outside its state constraint set: −h3 = 0\.0\d+ > 0\.018"),
     # all four levels fixed: (h1, h3) and (h2, h4) cannot all be held by two pumps
@@ -144,7 +149,8 @@ def test_unstabilizable_model_is_refused_naming_the_mode_and_unstable_models_are
     data = edited(data, "model", "agents", 1, "couplings", {})   # and pump 1 no longer reaches tank 4
     data = edited(data, "model", "graph", None)
     with pytest.raises(ScenarioError, match=r"model: \(A, B\) is not stabilizable: the mode λ = 1\.05\d* "
-                                            r"\(\|λ\| = 1\.05\d*; states h2 0\.\d+, h4 0\.\d+\) cannot be influenced by any input"):
+                                            r"\(\|λ\| = 1\.05\d*; states h2 0\.\d+, h4 0\.\d+\) "
+                                            r"cannot be influenced by any input"):
         parse_scenario(data)
     undetected = edited(FOUR_TANK, "model", "agents", 1, "A", [[0.01, 0.0333], [0.0, -0.0333]])
     undetected = edited(undetected, "model", "agents", 1, "Q", [0.0, 1.0])

@@ -82,7 +82,8 @@ def default_runs() -> dict:
         runs[algorithm] = simulate(s.design(), plant, s.initial_state,
                                    SimulationSettings(algorithm, s.steps, s.controller.stopping))
     s = scenario.with_overrides(algorithm="admm")   # the problem with the separable terminal cost ADMM solves
-    runs["centralized_separable"] = simulate(s.design(), plant, s.initial_state, SimulationSettings("centralized", s.steps))
+    runs["centralized_separable"] = simulate(s.design(), plant, s.initial_state,
+                                             SimulationSettings("centralized", s.steps))
     runs["admm"] = simulate(s.design(), plant, s.initial_state,
                             SimulationSettings("admm", s.steps, s.controller.stopping, admm=s.controller.admm))
     return runs
@@ -130,8 +131,10 @@ def test_decentralized_agents_assume_their_neighbours_on_the_reference() -> None
     np.testing.assert_allclose(U, u_ref.ravel(), atol=1e-9)
     for agent in agents:
         assert agent.statistics.fallbacks == 0
-        np.testing.assert_allclose(agent.last_plan.states, x_ref[:, design.system.state_slice(agent.agent_id)], atol=1e-9)
-    result = simulate(design, scenario.plant(), scenario.initial_state, SimulationSettings("decentralized", scenario.steps))
+        np.testing.assert_allclose(agent.last_plan.states, x_ref[:, design.system.state_slice(agent.agent_id)],
+                                   atol=1e-9)
+    result = simulate(design, scenario.plant(), scenario.initial_state,
+                      SimulationSettings("decentralized", scenario.steps))
     assert result.closed_loop_cost < 1e-12
     np.testing.assert_allclose(result.x[-1], scenario.initial_state, atol=1e-9)
     assert np.sum(result.messages) == 0
@@ -141,7 +144,8 @@ def test_minimum_gap_is_a_hard_constraint() -> None:
     """An emergency stop with short headway: without the gap constraint (d_min = 0) the plan-optimal gaps
     dip below 2 m; with d_min = 2 m every follower keeps ≥ 2 m in the closed loop and in every iterate."""
     changes = {"model.vehicles.time_headway": 0.0, "model.vehicles.standstill_gap": 2.5,
-               "model.vehicles.count": 4, "model.vehicles.time_constant": [0.3, 0.5, 0.6, 0.4], "model.speed_profile": [[0.0, 20.0], [1.0, 20.0], [5.0, 0.0]],
+               "model.vehicles.count": 4, "model.vehicles.time_constant": [0.3, 0.5, 0.6, 0.4],
+               "model.speed_profile": [[0.0, 20.0], [1.0, 20.0], [5.0, 0.0]],
                "controller.spacing_weight": 1.0, "controller.speed_weight": 5.0,
                "simulation.steps": 40, "simulation.initial_state": "equilibrium"}
     free = scenario_with(**changes, **{"model.vehicles.min_gap": 0.0})
@@ -193,15 +197,20 @@ def test_bidirectional_topology_admm_reaches_the_centralized_optimum() -> None:
 
 @pytest.mark.parametrize("changes,expected", [
     ({"model.vehicles.count": 101}, r"model\.vehicles\.count: 101 is not allowed: must be ≤ 100"),
-    ({"model.vehicles.topology": "ring"}, r"model\.vehicles\.topology: 'ring' is not allowed: must be one of predecessor_follower, bidirectional"),
-    ({"model.speed_profile": [[0, 20], [1, 10]]}, r"model\.speed_profile\[1\]: slope -10 m/s² is not allowed: .*within \[-5\.0, 2\.5\]"),
-    ({"model.speed_profile": [[0, 20], [0, 10]]}, r"model\.speed_profile\[1\]\[0\]: 0(\.0)? is not allowed: times must increase"),
+    ({"model.vehicles.topology": "ring"},
+     r"model\.vehicles\.topology: 'ring' is not allowed: must be one of predecessor_follower, bidirectional"),
+    ({"model.speed_profile": [[0, 20], [1, 10]]},
+     r"model\.speed_profile\[1\]: slope -10 m/s² is not allowed: .*within \[-5\.0, 2\.5\]"),
+    ({"model.speed_profile": [[0, 20], [0, 10]]},
+     r"model\.speed_profile\[1\]\[0\]: 0(\.0)? is not allowed: times must increase"),
     ({"simulation.initial_state": [[20, 0], [1.0, 20, 0], [17, 20, 0], [17, 20, 0], [17, 20, 0], [17, 20, 0]]},
      r"simulation\.initial_state\[1\]\[0\]: gap 1\.0 is not allowed: below the minimum gap 2\.0"),
     ({"model.vehicles.standstill_gap": 1.0}, r"standstill_gap: 1\.0 is not allowed: must be ≥ min_gap"),
-    ({"controller.coupling_weight": 1.0}, r"controller\.coupling_weight: 1\.0 is not allowed with topology predecessor_follower"),
+    ({"controller.coupling_weight": 1.0},
+     r"controller\.coupling_weight: 1\.0 is not allowed with topology predecessor_follower"),
     ({"controller.terminal_set": True}, r"controller\.terminal_set: true is not allowed for model\.type platoon"),
-    ({"simulation.disturbance_bound": {"p": 0.1}}, r"simulation\.disturbance_bound\.p: unknown state; allowed: a, e, v"),
+    ({"simulation.disturbance_bound": {"p": 0.1}},
+     r"simulation\.disturbance_bound\.p: unknown state; allowed: a, e, v"),
     ({"controller.state_weight": [1.0]}, r"controller\.state_weight: unknown field"),
 ])
 def test_bad_platoon_files_name_the_field(changes, expected) -> None:

@@ -28,7 +28,8 @@ def start_node(module: str, name: str, env, log, parameters: dict):
 
 
 def start_agent(env, log, **parameters):
-    return start_node("dmpc_ros.ros.agent_node", "agent_0", env, log, {"agent_id": 0, "iteration_timeout": 0.2, **parameters})
+    return start_node("dmpc_ros.ros.agent_node", "agent_0", env, log,
+                      {"agent_id": 0, "iteration_timeout": 0.2, **parameters})
 
 
 @pytest.fixture
@@ -114,12 +115,13 @@ def test_malformed_neighbour_plans_are_rejected_and_counted(ros_env, client, tmp
         for step in range(3):
             states.publish(state(step, (0.3 - 0.05 * step, 0.0)))
             for iteration in range(3):
-                liars[1].publish(PredictedTrajectory(agent_id=1, step=step, iteration=iteration, horizon=20, state_dim=3,
-                                                     input_dim=1, states=[0.0] * 63, inputs=[0.0] * 20))
-                liars[2].publish(PredictedTrajectory(agent_id=2, step=step, iteration=iteration, horizon=20, state_dim=2,
-                                                     input_dim=1, states=[float("nan")] * 42, inputs=[1e3] * 20))
-                liars[3].publish(PredictedTrajectory(agent_id=3, step=step, iteration=iteration, horizon=20, state_dim=2,
-                                                     input_dim=1, states=[0.0] * 5, inputs=[0.0] * 20))
+                liars[1].publish(PredictedTrajectory(agent_id=1, step=step, iteration=iteration, horizon=20,
+                                                     state_dim=3, input_dim=1, states=[0.0] * 63, inputs=[0.0] * 20))
+                liars[2].publish(PredictedTrajectory(agent_id=2, step=step, iteration=iteration, horizon=20,
+                                                     state_dim=2, input_dim=1, states=[float("nan")] * 42,
+                                                     inputs=[1e3] * 20))
+                liars[3].publish(PredictedTrajectory(agent_id=3, step=step, iteration=iteration, horizon=20,
+                                                     state_dim=2, input_dim=1, states=[0.0] * 5, inputs=[0.0] * 20))
             client.spin_until(lambda: len(controls) > step, 20, f"the control input of step {step}")
         client.spin_until(lambda: len(statuses) >= 3, 5, "three statuses")
         assert sum(s.messages_rejected for s in statuses) >= 9

@@ -72,7 +72,8 @@ def test_killed_neighbour_is_reported_and_the_others_keep_going(tmp_path: Path) 
     killed = {}
 
     def kill_agent_2(runner: subprocess.Popen) -> None:
-        victim = subprocess.run(["pgrep", "-f", f"__node:=agent_2 .*{out}"], capture_output=True, text=True).stdout.split()
+        victim = subprocess.run(["pgrep", "-f", f"__node:=agent_2 .*{out}"], capture_output=True,
+                                text=True).stdout.split()
         assert len(victim) == 1, victim
         os.kill(int(victim[0]), signal.SIGKILL)
         killed["at"] = time.monotonic()

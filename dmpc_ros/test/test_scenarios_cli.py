@@ -27,16 +27,21 @@ def mutated(path: list, value) -> dict:
 
 
 @pytest.mark.parametrize("path,value,expected", [
-    (["controller", "algorithm"], "telepathy", r"controller\.algorithm: 'telepathy' is not allowed: must be one of .*jacobi"),
+    (["controller", "algorithm"], "telepathy",
+     r"controller\.algorithm: 'telepathy' is not allowed: must be one of .*jacobi"),
     (["controller", "state_weight"], [1.0, 2.0, 3.0], r"controller\.state_weight: has 3 entries, expected 2"),
-    (["controller", "state_weight"], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], r"controller\.state_weight: matrix is 2×3, expected 2×2"),
-    (["model", "masses", "mass"], [1.0, -2.0, 1.0, 1.0], r"model\.masses\.mass\[1\]: -2\.0 is not allowed: must be > 0"),
+    (["controller", "state_weight"], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+     r"controller\.state_weight: matrix is 2×3, expected 2×2"),
+    (["model", "masses", "mass"], [1.0, -2.0, 1.0, 1.0],
+     r"model\.masses\.mass\[1\]: -2\.0 is not allowed: must be > 0"),
     (["controller", "horizon"], 0, r"controller\.horizon: 0 is not allowed: must be ≥ 1"),
-    (["simulation", "initial_state"], [[0.0, 0.0]], r"simulation\.initial_state: .* expected 4 \[position, velocity\] pairs"),
+    (["simulation", "initial_state"], [[0.0, 0.0]],
+     r"simulation\.initial_state: .* expected 4 \[position, velocity\] pairs"),
     (["controller", "solver"], "cplex", r"controller\.solver: 'cplex' is not allowed: must be one of daqp, osqp"),
     (["network", "drop_probability"], 1.5, r"network\.drop_probability: 1\.5 is not allowed: must be ≤ 0\.99"),
     (["controller", "horizn"], 5, r"controller\.horizn: unknown field"),
-    (["controller", "position_reference"], [0.0, 2.0, 0.0, 0.0], r"controller\.position_reference\[1\]: 2\.0 is not allowed: outside the position limit"),
+    (["controller", "position_reference"], [0.0, 2.0, 0.0, 0.0],
+     r"controller\.position_reference\[1\]: 2\.0 is not allowed: outside the position limit"),
 ])
 def test_bad_scenario_names_field_value_and_rule(path, value, expected) -> None:
     with pytest.raises(ScenarioError, match=expected):

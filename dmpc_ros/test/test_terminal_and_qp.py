@@ -71,16 +71,17 @@ def test_maximal_admissible_set_is_invariant_and_admissible() -> None:
     Hu = block_diag(*[s.input_constraint.H for s in system.subsystems])
     hu = np.concatenate([s.input_constraint.h for s in system.subsystems])
     constraint = PolytopicConstraint(np.vstack([Hx, Hu @ K]), np.concatenate([hx, hu]))
-    O = maximal_admissible_set(A + B @ K, constraint)
+    O_inf = maximal_admissible_set(A + B @ K, constraint)
     rng = np.random.default_rng(3)
     samples = rng.uniform(-0.6, 0.6, (20000, 4))
-    inside = samples[np.all(samples @ O.H.T <= O.h, axis=1)]
+    inside = samples[np.all(samples @ O_inf.H.T <= O_inf.h, axis=1)]
     assert len(inside) > 50
     for x in inside[:300]:  # invariance and admissibility along the closed loop
         for _ in range(60):
             assert np.all(constraint.H @ x <= constraint.h + 1e-9)
             x = (A + B @ K) @ x
-    outside = samples[~np.all(samples @ O.H.T <= O.h, axis=1) & np.all(samples @ constraint.H.T <= constraint.h, axis=1)][:300]
+    outside = samples[~np.all(samples @ O_inf.H.T <= O_inf.h, axis=1)
+                      & np.all(samples @ constraint.H.T <= constraint.h, axis=1)][:300]
     assert len(outside) > 50
     escaped = 0
     for x in outside:  # admissible now, but the LQR loop leaves the constraints later: that is why they are out

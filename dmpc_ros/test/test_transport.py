@@ -24,7 +24,8 @@ def test_plan_crosses_process_boundary(ros_env, python, tmp_path) -> None:
     plan_file.write_text(json.dumps(SENT))
     listener = subprocess.Popen([python, "-m", "dmpc_ros.ros.smoke", "listener", "--count", "2", "--dump", str(dump)],
                                 env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    talker = subprocess.Popen([python, "-m", "dmpc_ros.ros.smoke", "talker", "--plan-json", str(plan_file), "--rate", "20"],
+    talker = subprocess.Popen([python, "-m", "dmpc_ros.ros.smoke", "talker", "--plan-json", str(plan_file),
+                               "--rate", "20"],
                               env=ros_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         output, _ = listener.communicate(timeout=60)

@@ -270,11 +270,13 @@ def test_initial_nominal_state_is_a_decision_variable() -> None:
 
 
 def test_fault_settings_are_validated() -> None:
-    with pytest.raises(ScenarioError, match=r"controller\.algorithm: admm is not allowed with controller\.tube\.missed_steps 1"):
+    with pytest.raises(ScenarioError,
+                       match=r"controller\.algorithm: admm is not allowed with controller\.tube\.missed_steps 1"):
         scenario_with("mass_spring_robust", **{"controller.algorithm": "admm", "controller.tube.missed_steps": 1})
     with pytest.raises(ScenarioError, match=r"controller\.algorithm: admm is not allowed with controller\.tube"):
         load_scenario("mass_spring_robust").with_overrides(algorithm="admm")
-    with pytest.raises(ScenarioError, match=r"controller\.tube\.plan_change\.q: unknown state or input; allowed: F, p, v"):
+    with pytest.raises(ScenarioError,
+                       match=r"controller\.tube\.plan_change\.q: unknown state or input; allowed: F, p, v"):
         scenario_with("mass_spring_robust", **{"controller.tube.plan_change.q": 0.1})
     with pytest.raises(ScenarioError, match=r"controller\.tube\.missed_steps: 15 is not allowed"):
         scenario_with("mass_spring_robust", **{"controller.tube.missed_steps": 15})
@@ -282,8 +284,9 @@ def test_fault_settings_are_validated() -> None:
         scenario_with("mass_spring_robust", **{"controller.robust": "nominal"})
     unbounded = edited("mass_spring_robust", **{"controller.tube.plan_change": {"F": 0.25}})
     del unbounded["model"]["masses"]["velocity_limit"]
-    with pytest.raises(ScenarioError, match=r"agent \d is coupled to agent \d's states, which are unbounded: agent \d's "
-                                            r"state plan changes need a bound \(controller\.tube\.plan_change\)"):
+    with pytest.raises(ScenarioError, match=r"agent \d is coupled to agent \d's states, which are unbounded: "
+                                            r"agent \d's state plan changes need a bound "
+                                            r"\(controller\.tube\.plan_change\)"):
         parse_scenario(unbounded)
 
 

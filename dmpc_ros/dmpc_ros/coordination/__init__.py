@@ -5,5 +5,5 @@ from .centralized import CentralizedMPC
 from .factory import ALGORITHMS, ControllerDesign, build_agent, build_agents
 from .plan import Plan
 
-__all__ = ["AdmmAgent", "AdmmSettings", "Agent", "StepStatistics", "StoppingRule", "CentralizedMPC", "ALGORITHMS", "ControllerDesign",
-           "build_agent", "build_agents", "Plan"]
+__all__ = ["AdmmAgent", "AdmmSettings", "Agent", "StepStatistics", "StoppingRule", "CentralizedMPC", "ALGORITHMS",
+           "ControllerDesign", "build_agent", "build_agents", "Plan"]

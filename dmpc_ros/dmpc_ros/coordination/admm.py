@@ -78,7 +78,8 @@ class AdmmAgent(Agent):
         cost_in = {t.other for t in owned}
         cost_out = {t.owner for t in design.coupling_terms if t.other == i}
         self.copies = [Segment(j, kind, size) for j in range(system.num_agents) if j != i
-                       for kind, coupled, size in (("x", np.any(system.A[i][j]) or j in cost_in, system.subsystems[j].n_x),
+                       for kind, coupled, size in (("x", np.any(system.A[i][j]) or j in cost_in,
+                                                    system.subsystems[j].n_x),
                                                    ("u", np.any(system.B[i][j]), system.subsystems[j].n_u)) if coupled]
         self.copied = [(k, kind) for k in range(system.num_agents) if k != i
                        for kind, coupled in (("x", np.any(system.A[k][i]) or k in cost_out),
@@ -345,7 +346,8 @@ class AdmmAgent(Agent):
         converged = (self.iteration > 1 and self._stats.primal_residual <= self.stopping.tolerance * scale
                      and self._stats.dual_residual <= self.stopping.tolerance * scale
                      and self.stopping.converged(self.v[self.u_index], old[self.u_index]))
-        neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged for j in self.required_plans)
+        neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged
+                              for j in self.required_plans)
         final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
         self._plan = self._make_plan(converged=converged, final=final, feasible=solution.ok)
         return self._plan
@@ -436,7 +438,8 @@ class AdmmAgent(Agent):
         data = {}
         for c, s in enumerate(self.copies):
             data[f"copy_{s.kind}_{s.owner}"] = self._copy(c, self.v).copy()
-            data[f"lambda_copy_{s.kind}_{s.owner}"] = self.lambdas.get(("in", s.owner, s.kind), np.zeros((self.N, s.size))).copy()
+            data[f"lambda_copy_{s.kind}_{s.owner}"] = self.lambdas.get(("in", s.owner, s.kind),
+                                                                       np.zeros((self.N, s.size))).copy()
         for k, kind in self.copied:
             size = self.n if kind == "x" else self.m
             data[f"lambda_own_{kind}_{k}"] = self.lambdas.get(("out", k, kind), np.zeros((self.N, size))).copy()

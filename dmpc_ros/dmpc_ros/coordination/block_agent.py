@@ -18,10 +18,11 @@ bounds of the own previous plan, shifted (extra rows of the step's QP), so a nei
 up to D steps errs by a bounded amount the tubes include. If a required neighbour has been silent for more than
 D steps, the agent applies its own safe candidate — its previous plan, shifted — and counts a fallback.
 
-Feasibility recovery (cooperative agents): the cooperative guarantees assume the negotiation starts from a feasible plan (Stewart
-et al. 2010, Assumption 4). When an agent's view violates a constraint (first step, or after a disturbance), it
-replaces the view by its Euclidean projection onto the feasible set of the condensed problem. Agents with the same view compute the same projection, so the views stay consistent; the
-event is counted as a fallback. If even the projection is infeasible the agent keeps its plan and flags it.
+Feasibility recovery (cooperative agents): the cooperative guarantees assume the negotiation starts from a
+feasible plan (Stewart et al. 2010, Assumption 4). When an agent's view violates a constraint (first step, or
+after a disturbance), it replaces the view by its Euclidean projection onto the feasible set of the condensed
+problem. Agents with the same view compute the same projection, so the views stay consistent; the event is
+counted as a fallback. If even the projection is infeasible the agent keeps its plan and flags it.
 The check runs at the first iteration of every step on the view all agents share (measured states and warm
 starts; a Gauss-Seidel agent applies its predecessors' newer inputs only afterwards), and later only when
 the agent's own block QP fails (views that disagree after lost or late plans).
@@ -290,7 +291,9 @@ class BlockUpdateAgent(Agent):
         Σ x_i'Q_ii x_i + u_i'R_ii u_i + x_i,N' P_ii x_i,N (the agent's share of the plant-wide cost)."""
         own_states = self._state_slice[self.agent_id]
         x_own = self.x0[own_states]
-        states = np.vstack([x_own, (self._own_Phi @ self.x0 + self._own_Gamma @ self.U).reshape(self.problem.horizon, -1)])
+        states = np.vstack([x_own,
+                            (self._own_Phi @ self.x0 + self._own_Gamma @ self.U).reshape(self.problem.horizon, -1)])
         inputs = self.U[self._input_index[self.agent_id]].reshape(self.problem.horizon, -1).copy()
         return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration, states=states, inputs=inputs,
-                    cost=self._own_cost.trajectory(states, inputs, self.step), feasible=feasible, converged=converged, final=final)
+                    cost=self._own_cost.trajectory(states, inputs, self.step), feasible=feasible, converged=converged,
+                    final=final)

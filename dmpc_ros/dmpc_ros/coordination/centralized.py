@@ -46,12 +46,15 @@ class CentralizedMPC:
             upper.append(np.tile(hu, N))
         shared = system.shared_input_constraint
         if shared is not None:
-            rows.append(sp.hstack([sp.csc_matrix((N * shared.h.size, num_x)), sp.kron(sp.eye(N), sp.csc_matrix(shared.H))]))
+            rows.append(sp.hstack([sp.csc_matrix((N * shared.h.size, num_x)),
+                                   sp.kron(sp.eye(N), sp.csc_matrix(shared.H))]))
             upper.append(np.tile(shared.h, N))
         mixed = [s.mixed_constraint for s in system.subsystems]
         if any(c is not None for c in mixed):  # Hx x_k + Hu u_k ≤ h, k = 0..N−1
-            Mx = sp.block_diag([c.Hx if c is not None else np.zeros((0, s.n_x)) for c, s in zip(mixed, system.subsystems)])
-            Mu = sp.block_diag([c.Hu if c is not None else np.zeros((0, s.n_u)) for c, s in zip(mixed, system.subsystems)])
+            Mx = sp.block_diag([c.Hx if c is not None else np.zeros((0, s.n_x))
+                                for c, s in zip(mixed, system.subsystems)])
+            Mu = sp.block_diag([c.Hu if c is not None else np.zeros((0, s.n_u))
+                                for c, s in zip(mixed, system.subsystems)])
             mh = np.concatenate([c.h for c in mixed if c is not None])
             select = sp.hstack([sp.eye(N), sp.csc_matrix((N, 1))])  # x_0..x_{N-1}
             rows.append(sp.hstack([sp.kron(select, Mx), sp.kron(sp.eye(N), Mu)]))
@@ -59,7 +62,8 @@ class CentralizedMPC:
         if terminal_set is not None:
             last = sp.hstack([sp.csc_matrix((terminal_set.h.size, N * n)), sp.csc_matrix(terminal_set.H),
                               sp.csc_matrix((terminal_set.h.size, N * m))])
-            rows.append(last); upper.append(terminal_set.h)
+            rows.append(last)
+            upper.append(terminal_set.h)
         self._rows, self._upper, self._P, self._num_x = rows, upper, sp.triu(2.0 * P, format="csc"), num_x
         self._settings = clarabel_settings(tolerance)
         self._setup(np.zeros((0, N * n)), np.zeros(0), 0)

@@ -107,7 +107,8 @@ class CentreConsensusAgent(Agent):
         self.step, self.iteration = step, 0
         self._state = np.asarray(state, float)
         if step == 0:   # consensus first: start from the centre the own position implies
-            self.estimate = self._state[list(self.consensus.position_columns)] - np.asarray(self.consensus.offsets[self.agent_id])
+            self.estimate = (self._state[list(self.consensus.position_columns)]
+                             - np.asarray(self.consensus.offsets[self.agent_id]))
             self._offset = self.consensus.rounds
             self._stats = StepStatistics()
             self._plan = self._consensus_plan()
@@ -121,7 +122,8 @@ class CentreConsensusAgent(Agent):
             values = [inbox[j].data["centre"] for j in self.neighbours
                       if j in inbox and inbox[j].step == self.step and "centre" in inbox[j].data]
             self._stats.messages_missing += len(self.neighbours) - len(values)
-            self.estimate = self.estimate + self.consensus.step_size * sum((v - self.estimate for v in values), np.zeros(2))
+            self.estimate = self.estimate + self.consensus.step_size * sum((v - self.estimate for v in values),
+                                                                           np.zeros(2))
             self.disagreement = max((float(np.max(np.abs(v - self.estimate))) for v in values), default=0.0)
             self._stats.iterations = self.iteration
             self._plan = self._consensus_plan()
@@ -137,7 +139,8 @@ class CentreConsensusAgent(Agent):
     def _consensus_plan(self) -> Plan:
         """A plan that carries only the estimate (the state as measured, no inputs planned yet)."""
         return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration,
-                    states=np.tile(self._state, (self.horizon + 1, 1)), inputs=np.zeros((self.horizon, self.input_size)),
+                    states=np.tile(self._state, (self.horizon + 1, 1)),
+                    inputs=np.zeros((self.horizon, self.input_size)),
                     cost=0.0,
                     feasible=True, converged=self.disagreement <= self.consensus.tolerance, final=False,
                     data={"centre": self.estimate.copy()})

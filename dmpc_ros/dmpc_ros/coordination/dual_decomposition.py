@@ -97,7 +97,8 @@ class DualDecompositionAgent(BlockUpdateAgent):
 
     def _converged(self, new: np.ndarray, old: np.ndarray) -> bool:
         tolerance = self.stopping.tolerance
-        return (self.stopping.converged(new, old) and self._stats.dual_residual <= tolerance * (1 + np.max(self.prices, initial=0))
+        return (self.stopping.converged(new, old)
+                and self._stats.dual_residual <= tolerance * (1 + np.max(self.prices, initial=0))
                 and self._stats.primal_residual <= tolerance * (1 + np.max(np.abs(self.bound), initial=0)))
 
     def _make_plan(self, converged: bool, final: bool, feasible: bool) -> Plan:

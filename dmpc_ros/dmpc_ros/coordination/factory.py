@@ -210,7 +210,8 @@ def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[floa
         raise ValueError(f"algorithm '{algorithm}' has no agents: allowed {', '.join(distributed)}")
     if algorithm == "decentralized" and design.collision is not None:
         raise ValueError("algorithm 'decentralized' cannot keep robots apart: the separating half-planes need the "
-                         "neighbours' plans; allowed here: noncooperative (own cost, plans exchanged) or a cooperative scheme")
+                         "neighbours' plans; allowed here: noncooperative (own cost, plans exchanged) "
+                         "or a cooperative scheme")
     conflict = scheme_conflict(design.system, algorithm)
     if conflict:
         raise ValueError(f"algorithm '{algorithm}' is not allowed here: {conflict}")
@@ -230,7 +231,8 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
     check_algorithm(design, algorithm, weights)
     design = design.for_algorithm(algorithm)
     if design.centre_consensus is not None:
-        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, None, admm, tubes)
+        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, None, admm,
+                            tubes)
         return wrap_in_consensus(design, inner)
     if design.tubes is not None:
         inner = build_agent(replace(design, tubes=None), algorithm, agent_id, stopping, backend, weights, problem, admm,

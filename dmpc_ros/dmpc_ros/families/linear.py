@@ -261,7 +261,8 @@ def parse_agent(entry: object, where: str) -> LinearAgent:
     parsed = {}
     for other, blocks in couplings.items():
         if not isinstance(blocks, dict):
-            raise ScenarioError(f"{where}.couplings.{other}: {blocks!r} is not allowed: must be a mapping with A and/or B")
+            raise ScenarioError(f"{where}.couplings.{other}: {blocks!r} is not allowed: "
+                                "must be a mapping with A and/or B")
         reject_unknown(blocks, f"{where}.couplings.{other}.", {"A", "B"})
         parsed[other] = {key: numbers(blocks[key], f"{where}.couplings.{other}.{key}") for key in ("A", "B")
                          if blocks.get(key) is not None}
@@ -269,7 +270,8 @@ def parse_agent(entry: object, where: str) -> LinearAgent:
     if mixed:
         reject_unknown(mixed, f"{where}.mixed_constraint.", {"Hx", "Hu", "h"})
         mixed = MixedConstraint(*(np.atleast_2d(numbers(mixed.get(k), f"{where}.mixed_constraint.{k}"))
-                                  for k in ("Hx", "Hu")), numbers(mixed.get("h"), f"{where}.mixed_constraint.h").ravel())
+                                  for k in ("Hx", "Hu")),
+                                numbers(mixed.get("h"), f"{where}.mixed_constraint.h").ravel())
     return LinearAgent(
         name=name, A=A, B=B, couplings=parsed,
         Q=weight(entry.get("Q"), f"{where}.Q", n), R=weight(entry.get("R"), f"{where}.R", m),

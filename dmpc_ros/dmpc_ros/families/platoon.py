@@ -156,7 +156,8 @@ def parse_platoon_initial_state(value: object, platoon: Platoon, profile: SpeedP
     for i, entry in enumerate(value):
         size = platoon.state_size(i)
         if not isinstance(entry, list) or len(entry) != size:
-            raise ScenarioError(f"{name}[{i}]: {entry!r} is not allowed: must be {'[v, a]' if i == 0 else '[gap, v, a]'}")
+            raise ScenarioError(f"{name}[{i}]: {entry!r} is not allowed: "
+                                f"must be {'[v, a]' if i == 0 else '[gap, v, a]'}")
         rows.extend(check_number(v, f"{name}[{i}][{j}]") for j, v in enumerate(entry))
         if i > 0 and entry[0] < platoon.min_gap:
             raise ScenarioError(f"{name}[{i}][0]: gap {entry[0]} is not allowed: below the minimum gap "

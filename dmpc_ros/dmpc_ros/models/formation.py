@@ -116,7 +116,8 @@ def edge_errors(formation: Formation, x: np.ndarray, sample_time: float) -> np.n
     errors = np.zeros(T)
     for k in range(T):
         offsets = formation.offsets_at(k * sample_time)
-        squared = [np.sum((positions[k, a] - positions[k, b] - offsets[a] + offsets[b]) ** 2) for a, b in formation.edges]
+        squared = [np.sum((positions[k, a] - positions[k, b] - offsets[a] + offsets[b]) ** 2)
+                   for a, b in formation.edges]
         errors[k] = np.sqrt(np.mean(squared))
     return errors
 

@@ -1,4 +1,5 @@
-"""Coupled linear subsystems x_i(k+1) = A_ii x_i + B_ii u_i + Σ_j (A_ij x_j + B_ij u_j) + w_i with per-agent constraints."""
+"""Coupled linear subsystems x_i(k+1) = A_ii x_i + B_ii u_i + Σ_j (A_ij x_j + B_ij u_j) + w_i
+with per-agent constraints."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

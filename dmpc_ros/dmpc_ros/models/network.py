@@ -120,7 +120,8 @@ class LinearNetwork:
         names = [a.name for a in self.agents]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"agent names must be unique; '{duplicates[0]}' appears {names.count(duplicates[0])} times")
+            raise ValueError("agent names must be unique; "
+                             f"'{duplicates[0]}' appears {names.count(duplicates[0])} times")
         object.__setattr__(self, "agents", tuple(self._checked(a) for a in self.agents))
         self._check_costs()
         self._check_graph()

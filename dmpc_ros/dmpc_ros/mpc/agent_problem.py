@@ -37,7 +37,8 @@ class AgentBlockQP:
         if constraints == "affected":
             rows = np.flatnonzero(np.max(np.abs(C_own), axis=1, initial=0.0) > ZERO_TOLERANCE)
         elif constraints == "own":
-            rows = np.flatnonzero((problem.row_owner == agent) & (np.max(np.abs(C_own), axis=1, initial=0.0) > ZERO_TOLERANCE))
+            rows = np.flatnonzero((problem.row_owner == agent)
+                                  & (np.max(np.abs(C_own), axis=1, initial=0.0) > ZERO_TOLERANCE))
         else:
             raise ValueError(f"constraints '{constraints}' unknown: allowed affected, own")
         self.C_i, self.C_o = C_own[rows], problem.C[rows][:, self.other]

@@ -5,8 +5,9 @@ Plant-wide cost V(U) = Σ_k (x_k - x̄_k)'Q(x_k - x̄_k) + (u_k - ū_k)'R(u_k - 
                      = ½ U'HU + (F x_0 + c(t))'U + const,   c(t) = L_x [x̄_1; …; x̄_N] + L_u [ū_0; …; ū_{N-1}]
 with the reference window starting at the current step t (constant setpoints give a constant c).
 Constraints C U ≤ d_0 + D x_0 stack every agent's input rows (k = 0..N-1), shared input rows, state rows
-(k = 1..N), mixed state-input rows (k = 0..N-1) and optional terminal-set rows (k = N). An agent's block fixes the other agents' inputs: its QP has only its own
-inputs as variables (N·n_u,i) and keeps just the rows its inputs affect, so it stays small.
+(k = 1..N), mixed state-input rows (k = 0..N-1) and optional terminal-set rows (k = N). An agent's block fixes
+the other agents' inputs: its QP has only its own inputs as variables (N·n_u,i) and keeps just the rows its
+inputs affect, so it stays small.
 """
 from __future__ import annotations
 
@@ -114,21 +115,26 @@ class CondensedProblem:
                 if hu.size:
                     block = np.zeros((hu.size, N * m))
                     block[:, k * m + system.input_offsets[i]: k * m + system.input_offsets[i + 1]] = Hu
-                    rows_C.append(block); rows_d.append(hu); rows_D.append(np.zeros((hu.size, n)))
+                    rows_C.append(block)
+                    rows_d.append(hu)
+                    rows_D.append(np.zeros((hu.size, n)))
                     owner += [i] * hu.size
         shared = system.shared_input_constraint
         if shared is not None:  # rows on every agent's inputs at once (owner −2)
             for k in range(N):
                 block = np.zeros((shared.h.size, N * m))
                 block[:, k * m:(k + 1) * m] = shared.H
-                rows_C.append(block); rows_d.append(shared.h); rows_D.append(np.zeros((shared.h.size, n)))
+                rows_C.append(block)
+                rows_d.append(shared.h)
+                rows_D.append(np.zeros((shared.h.size, n)))
                 owner += [SHARED_ROW] * shared.h.size
         for k in range(N):
             for i, sub in enumerate(system.subsystems):
                 Hx, hx = sub.state_constraint.H, sub.state_constraint.h
                 if hx.size:
                     rows = Gamma[k * n:(k + 1) * n][system.state_slice(i)]
-                    rows_C.append(Hx @ rows); rows_d.append(hx)
+                    rows_C.append(Hx @ rows)
+                    rows_d.append(hx)
                     rows_D.append(-Hx @ Phi[k * n:(k + 1) * n][system.state_slice(i)])
                     owner += [i] * hx.size
         for k in range(N):  # mixed rows Hx x_k + Hu u_k ≤ h (x_0 is the measured state)
@@ -141,11 +147,13 @@ class CondensedProblem:
                 state_map = np.eye(n) if k == 0 else Phi[(k - 1) * n:k * n]
                 if k > 0:
                     block += mixed.Hx @ Gamma[(k - 1) * n:k * n][system.state_slice(i)]
-                rows_C.append(block); rows_d.append(mixed.h)
+                rows_C.append(block)
+                rows_d.append(mixed.h)
                 rows_D.append(-mixed.Hx @ state_map[system.state_slice(i)])
                 owner += [i] * mixed.h.size
         if terminal_set is not None:
-            rows_C.append(terminal_set.H @ Gamma[-n:]); rows_d.append(terminal_set.h)
+            rows_C.append(terminal_set.H @ Gamma[-n:])
+            rows_d.append(terminal_set.h)
             rows_D.append(-terminal_set.H @ Phi[-n:])
             owner += [TERMINAL_ROW] * terminal_set.h.size
         C = np.vstack(rows_C) if rows_C else np.zeros((0, N * m))

@@ -58,7 +58,8 @@ class DenseQP:
                          polishing=False, eps_abs=self._tolerance, eps_rel=self._tolerance, max_iter=20000,
                          warm_starting=True)
 
-    def solve(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray, warm_start: np.ndarray | None = None) -> QPSolution:
+    def solve(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+              warm_start: np.ndarray | None = None) -> QPSolution:
         started = time.perf_counter()
         if self.backend == "osqp":
             z, ok, status, iterations = self._solve_osqp(q, lower, upper, warm_start)
@@ -72,8 +73,8 @@ class DenseQP:
             Az = self.A @ z
             residual = max(np.max(Az - upper), np.max(lower - Az))
             if residual > FEASIBILITY_TOLERANCE * (1.0 + np.max(np.abs(Az))):
-                return QPSolution(np.zeros(self.num_variables), False, f"{status}, but violates a constraint by {residual:.3g}",
-                                  elapsed, iterations)
+                return QPSolution(np.zeros(self.num_variables), False,
+                                  f"{status}, but violates a constraint by {residual:.3g}", elapsed, iterations)
         return QPSolution(np.asarray(z, float), True, status, elapsed, iterations)
 
     def _solve_osqp(self, q, lower, upper, warm_start):
@@ -105,7 +106,8 @@ class DenseQP:
         except RuntimeError as error:  # DAQP refuses set-up when the first problem is infeasible
             self._daqp = None
             return np.zeros(self.num_variables), False, f"daqp: {error}", 0
-        return z, exitflag in (1, 2), DAQP_STATUS.get(int(exitflag), f"exitflag {exitflag}"), int(info.get("iterations", 0))
+        return (z, exitflag in (1, 2), DAQP_STATUS.get(int(exitflag), f"exitflag {exitflag}"),
+                int(info.get("iterations", 0)))
 
     def _setup_daqp(self, q, bupper, blower) -> None:
         model = daqp.Model()

@@ -62,12 +62,14 @@ class Zonotope:
         return Zonotope(factor * self.G)
 
 
-def outer_mrpi(A: np.ndarray, w: np.ndarray, epsilon: float = 1e-3, max_steps: int = 500) -> tuple[Zonotope, int, float]:
+def outer_mrpi(A: np.ndarray, w: np.ndarray, epsilon: float = 1e-3,
+               max_steps: int = 500) -> tuple[Zonotope, int, float]:
     """(Z, s, α): Raković et al. (2005) outer approximation of the minimal RPI set of e⁺ = A e + w, w ∈ box(w),
     with α ≤ ε-scaled tolerance; Z is RPI for (A, box(w))."""
     n = A.shape[0]
     if n and np.max(np.abs(np.linalg.eigvals(A))) >= 1.0:
-        raise TubeError(f"the error dynamics are not stable (spectral radius {np.max(np.abs(np.linalg.eigvals(A))):.4g} ≥ 1)")
+        raise TubeError("the error dynamics are not stable "
+                        f"(spectral radius {np.max(np.abs(np.linalg.eigvals(A))):.4g} ≥ 1)")
     if not np.any(w > 0):
         return Zonotope(np.zeros((n, 0))), 0, 0.0
     # Raković's α needs 0 in the interior of W: rows without disturbance get a floor of 1e-3 of the largest
@@ -178,7 +180,8 @@ def coupled_tubes(system: CoupledLinearSystem, gains: list[np.ndarray], disturba
     neighbours = [[j for j in range(M) if j != i and np.any(coupling[i][j])] for i in range(M)]
     radii = [np.zeros(s.n_x) for s in system.subsystems]
     for _ in range(max_iterations):
-        effective = [disturbance[i] + sum((coupling[i][j] @ radii[j] for j in neighbours[i]), np.zeros(system.subsystems[i].n_x))
+        effective = [disturbance[i] + sum((coupling[i][j] @ radii[j] for j in neighbours[i]),
+                                          np.zeros(system.subsystems[i].n_x))
                      for i in range(M)]
         try:
             tubes = [outer_mrpi(closed[i], effective[i], epsilon)[0] for i in range(M)]
@@ -209,8 +212,10 @@ def tighten(subsystem: Subsystem, tube: Zonotope, gain: np.ndarray, agent: int) 
     mixed = subsystem.mixed_constraint
     if mixed is not None:
         mixed = MixedConstraint(mixed.Hx, mixed.Hu, mixed.h - tube.support(mixed.Hx + mixed.Hu @ gain))
-    for name, original, tightened, labels in (("state set X", subsystem.state_constraint, state, subsystem.state_names),
-                                               ("input set U", subsystem.input_constraint, inputs, subsystem.input_names)):
+    for name, original, tightened, labels in (("state set X", subsystem.state_constraint, state,
+                                                subsystem.state_names),
+                                               ("input set U", subsystem.input_constraint, inputs,
+                                                subsystem.input_names)):
         shortfall = emptiness(tightened)
         if shortfall > 0:
             raise TubeError(f"agent {agent}: the tightened {name}_{agent} ⊖ Z_{agent} is empty — the tube needs "

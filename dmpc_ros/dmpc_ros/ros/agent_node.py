@@ -42,26 +42,32 @@ class AgentNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         read_only = dict(read_only=True)
         self.declare_parameter("scenario_file", "", ParameterDescriptor(
-            description="scenario YAML (model, weights, constraints, sample time); or use scenario_factory", **read_only))
+            description="scenario YAML (model, weights, constraints, sample time); or use scenario_factory",
+            **read_only))
         self.declare_parameter("scenario_factory", "", ParameterDescriptor(
             description="Python function building the scenario: module:function, /path/file.py:function or an "
                         "entry point of group dmpc_ros.scenarios", **read_only))
         self.declare_parameter("agent_id", 0, ParameterDescriptor(
-            description="index of this agent's subsystem in the scenario", integer_range=[IntegerRange(from_value=0, to_value=999, step=1)], **read_only))
+            description="index of this agent's subsystem in the scenario",
+            integer_range=[IntegerRange(from_value=0, to_value=999, step=1)], **read_only))
         self.declare_parameter("neighbour_ids", Parameter.Type.INTEGER_ARRAY, ParameterDescriptor(
             description="agents whose plans this agent listens to; empty: derived from the model"))
         self.declare_parameter("algorithm", "", ParameterDescriptor(
-            description=f"coordination algorithm ({', '.join(a for a in ALGORITHMS if a != 'centralized')}); empty: the scenario's"))
+            description=f"coordination algorithm ({', '.join(a for a in ALGORITHMS if a != 'centralized')}); "
+                        "empty: the scenario's"))
         self.declare_parameter("horizon", 0, ParameterDescriptor(
-            description="prediction horizon N [steps]; 0: the scenario's", integer_range=[IntegerRange(from_value=0, to_value=500, step=1)]))
+            description="prediction horizon N [steps]; 0: the scenario's",
+            integer_range=[IntegerRange(from_value=0, to_value=500, step=1)]))
         self.declare_parameter("max_iterations", 0, ParameterDescriptor(
-            description="negotiation iterations per step; 0: the scenario's", integer_range=[IntegerRange(from_value=0, to_value=100000, step=1)]))
+            description="negotiation iterations per step; 0: the scenario's",
+            integer_range=[IntegerRange(from_value=0, to_value=100000, step=1)]))
         self.declare_parameter("steps", 0, ParameterDescriptor(
             description="control steps of the run (the reference is sampled for them); 0: the scenario's",
             integer_range=[IntegerRange(from_value=0, to_value=1_000_000, step=1)]))
         self.declare_parameter("tolerance", -1.0, ParameterDescriptor(
             description="relative plan-change tolerance of the stopping rule; negative: the scenario's"))
-        self.declare_parameter("solver", "", ParameterDescriptor(description=f"QP back end ({', '.join(BACKENDS)}); empty: the scenario's"))
+        self.declare_parameter("solver", "", ParameterDescriptor(
+            description=f"QP back end ({', '.join(BACKENDS)}); empty: the scenario's"))
         self.declare_parameter("iteration_timeout", 2.0, ParameterDescriptor(
             description="wall-clock wait for neighbour plans per iteration before using their last plan [s]",
             floating_point_range=[FloatingPointRange(from_value=0.001, to_value=3600.0, step=0.0)]))
@@ -113,7 +119,8 @@ class AgentNode(LifecycleNode):
         scenario = scenario_from_parameters(self._parameter("scenario_file"), self._parameter("scenario_factory"))
         self.agent_id = int(self._parameter("agent_id"))
         if not 0 <= self.agent_id < scenario.num_agents:
-            raise ValueError(f"parameter agent_id: {self.agent_id} is not allowed: the scenario has agents 0..{scenario.num_agents - 1}")
+            raise ValueError(f"parameter agent_id: {self.agent_id} is not allowed: "
+                             f"the scenario has agents 0..{scenario.num_agents - 1}")
         overrides = {}
         for name, unset in (("algorithm", ""), ("horizon", 0), ("max_iterations", 0), ("solver", ""), ("steps", 0)):
             value = self._parameter(name)
@@ -125,7 +132,8 @@ class AgentNode(LifecycleNode):
             raise ValueError("parameter algorithm: 'centralized' is not allowed for an agent node: "
                              f"must be one of {', '.join(a for a in ALGORITHMS if a != 'centralized')}")
         if "solver" in overrides and overrides["solver"] not in BACKENDS:
-            raise ValueError(f"parameter solver: '{overrides['solver']}' is not allowed: must be one of {', '.join(BACKENDS)}")
+            raise ValueError(f"parameter solver: '{overrides['solver']}' is not allowed: "
+                             f"must be one of {', '.join(BACKENDS)}")
         try:
             scenario = scenario.with_overrides(**overrides)
         except ScenarioError as error:
@@ -158,7 +166,8 @@ class AgentNode(LifecycleNode):
         }
         self._inputs = [self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"), self._on_plan, qos)
                          for j in sorted(self.agent.required_plans)]
-        self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state, STATE_QOS))
+        self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
+                                                     STATE_QOS))
         self._heartbeat = self.create_timer(self._parameter("heartbeat_period"), self._beat, clock=self._wall)
         self._iteration_timeout = float(self._parameter("iteration_timeout"))
         self._watchdog = self.create_timer(self._iteration_timeout, self._on_deadline, clock=self._wall)
@@ -209,7 +218,8 @@ class AgentNode(LifecycleNode):
         state = np.asarray(message.state, float)
         if message.agent_id != self.agent_id or state.shape != (n_x,) or not np.all(np.isfinite(state)):
             self._rejected += 1
-            self.get_logger().warning(f"rejected state message: agent {message.agent_id}, {state.size} values (expected {n_x} finite)")
+            self.get_logger().warning(f"rejected state message: agent {message.agent_id}, {state.size} values "
+                                      f"(expected {n_x} finite)")
             return
         if message.step <= self._last_step:
             return  # duplicate or stale measurement

@@ -54,7 +54,8 @@ def plan_to_message(plan, sample_time: float, stamp) -> "PredictedTrajectory":  
     message.feasible, message.converged, message.final = bool(plan.feasible), bool(plan.converged), bool(plan.final)
     if plan.data:
         message.algorithm_data = [float(v) for array in plan.data.values() for v in array.ravel()]
-        message.algorithm_data_layout = ";".join(f"{name}={'x'.join(map(str, array.shape))}" for name, array in plan.data.items())
+        message.algorithm_data_layout = ";".join(f"{name}={'x'.join(map(str, array.shape))}"
+                                                 for name, array in plan.data.items())
     return message
 
 
@@ -70,11 +71,12 @@ def message_to_plan(message, expected_horizon: int, expected_state_dim: int, exp
                             f"N={expected_horizon}, n_x={expected_state_dim}, n_u={expected_input_dim}")
     states, inputs = np.asarray(message.states, float), np.asarray(message.inputs, float)
     if states.size != (N + 1) * n or inputs.size != N * m:
-        raise MalformedPlan(f"plan of agent {message.agent_id} carries {states.size} state and {inputs.size} input values; "
-                            f"expected {(N + 1) * n} and {N * m}")
+        raise MalformedPlan(f"plan of agent {message.agent_id} carries {states.size} state and {inputs.size} "
+                            f"input values; expected {(N + 1) * n} and {N * m}")
     if not (np.all(np.isfinite(states)) and np.all(np.isfinite(inputs)) and np.isfinite(message.local_cost)):
         raise MalformedPlan(f"plan of agent {message.agent_id} contains non-finite values")
-    data = unpack_algorithm_data(message.agent_id, np.asarray(message.algorithm_data, float), message.algorithm_data_layout)
+    data = unpack_algorithm_data(message.agent_id, np.asarray(message.algorithm_data, float),
+                                 message.algorithm_data_layout)
     return Plan(agent=message.agent_id, step=message.step, iteration=message.iteration,
                 states=states.reshape(N + 1, n), inputs=inputs.reshape(N, m), cost=message.local_cost,
                 feasible=message.feasible, converged=message.converged, final=message.final, data=data)
@@ -98,7 +100,8 @@ def unpack_algorithm_data(agent_id: int, values, layout: str) -> dict:
         data[name] = values[offset:offset + size].reshape(shape)
         offset += size
     if offset != values.size:
-        raise MalformedPlan(f"plan of agent {agent_id}: algorithm_data has {values.size} values, layout describes {offset}")
+        raise MalformedPlan(f"plan of agent {agent_id}: algorithm_data has {values.size} values, "
+                            f"layout describes {offset}")
     if not np.all(np.isfinite(values)):
         raise MalformedPlan(f"plan of agent {agent_id} carries non-finite algorithm data")
     return data

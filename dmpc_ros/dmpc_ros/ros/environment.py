@@ -41,7 +41,8 @@ def reserve_domain_id(preferred: int | None = None) -> DomainReservation:
     random.shuffle(candidates)
     if preferred is not None:
         if preferred not in range(0, DOMAIN_ID_LIMIT + 1):
-            raise ValueError(f"ROS domain id {preferred} is out of range: allowed 0..{DOMAIN_ID_LIMIT} (0..101 on Linux hosts)")
+            raise ValueError(f"ROS domain id {preferred} is out of range: allowed 0..{DOMAIN_ID_LIMIT} "
+                             "(0..101 on Linux hosts)")
         candidates = [preferred]
     for domain_id in candidates:
         handle = open(LOCK_DIR / f"{domain_id}.lock", "w")
@@ -53,7 +54,8 @@ def reserve_domain_id(preferred: int | None = None) -> DomainReservation:
         handle.write(str(os.getpid()))
         handle.flush()
         return DomainReservation(domain_id, handle)
-    raise RuntimeError(f"no free ROS domain id: all of {candidates[0]}..{candidates[-1]} are held by other dmpc_ros runs")
+    raise RuntimeError(f"no free ROS domain id: all of {candidates[0]}..{candidates[-1]} "
+                       "are held by other dmpc_ros runs")
 
 
 def ros_environment(domain_id: int, localhost_only: bool = True, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -47,7 +47,8 @@ class LifecycleManager(Node):
         self.declare_parameter("transition_timeout", 30.0, ParameterDescriptor(description="per service call [s]"))
         self.declare_parameter("heartbeat_topics", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
             description="heartbeat topics to watch (std_msgs/Header), one per agent"))
-        self.declare_parameter("heartbeat_timeout", 2.0, ParameterDescriptor(description="silence after which an agent is lost [s]"))
+        self.declare_parameter("heartbeat_timeout", 2.0, ParameterDescriptor(
+            description="silence after which an agent is lost [s]"))
         self.nodes = list(self.get_parameter("node_names").value or [])
         self.timeout = self.get_parameter("transition_timeout").value
         self.executor_ = SingleThreadedExecutor()
@@ -57,7 +58,8 @@ class LifecycleManager(Node):
         self.last_beat: dict[str, float] = {}
         self.lost: set[str] = set()
         for topic in self.get_parameter("heartbeat_topics").value or []:
-            self.create_subscription(Header, topic, lambda _m, t=topic: self.last_beat.__setitem__(t, time.monotonic()), STATUS_QOS)
+            self.create_subscription(Header, topic, lambda _m, t=topic: self.last_beat.__setitem__(t, time.monotonic()),
+                                     STATUS_QOS)
         self.heartbeat_timeout = self.get_parameter("heartbeat_timeout").value
         self.stop_requested = False
 

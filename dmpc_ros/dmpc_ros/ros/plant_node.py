@@ -42,13 +42,17 @@ class PlantNode(LifecycleNode):
         self.declare_parameter("scenario_factory", "", ParameterDescriptor(
             description="Python function building the scenario (module:function or /path/file.py:function)",
             read_only=True))
-        self.declare_parameter("mode", "lock_step", ParameterDescriptor(description=f"time keeping: {', '.join(MODES)}", read_only=True))
-        self.declare_parameter("steps", 0, ParameterDescriptor(description="control steps to simulate; 0: the scenario's"))
+        self.declare_parameter("mode", "lock_step", ParameterDescriptor(
+            description=f"time keeping: {', '.join(MODES)}", read_only=True))
+        self.declare_parameter("steps", 0, ParameterDescriptor(
+            description="control steps to simulate; 0: the scenario's"))
         self.declare_parameter("input_timeout", 5.0, ParameterDescriptor(
             description="lock_step: wall-clock wait for an agent's input before holding its last one [s]",
             floating_point_range=[FloatingPointRange(from_value=0.001, to_value=MAX_INPUT_TIMEOUT, step=0.0)]))
-        self.declare_parameter("output_file", "", ParameterDescriptor(description="where to write t, x, u (.npz; a .csv beside it)"))
-        self.declare_parameter("exit_on_completion", False, ParameterDescriptor(description="exit the process after the last step"))
+        self.declare_parameter("output_file", "", ParameterDescriptor(
+            description="where to write t, x, u (.npz; a .csv beside it)"))
+        self.declare_parameter("exit_on_completion", False, ParameterDescriptor(
+            description="exit the process after the last step"))
         self.finished = False
         self.active = False
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
@@ -80,9 +84,11 @@ class PlantNode(LifecycleNode):
         self.received: dict[int, int] = {}   # agent → newest step with an input
         self.late_inputs = 0
         self.wall_time = np.full(T + 1, np.nan)  # steady-clock time each step's state went out [s]
-        self._state_publishers = [self.create_lifecycle_publisher(SubsystemState, agent_topic(i, "state"), STATE_QOS) for i in range(M)]
+        self._state_publishers = [self.create_lifecycle_publisher(SubsystemState, agent_topic(i, "state"), STATE_QOS)
+                                  for i in range(M)]
         self._clock_publisher = self.create_lifecycle_publisher(ClockMessage, "/clock", QoSProfile(depth=10))
-        self._inputs = [self.create_subscription(ControlInput, agent_topic(i, "control"), self._on_input, CONTROL_QOS) for i in range(M)]
+        self._inputs = [self.create_subscription(ControlInput, agent_topic(i, "control"), self._on_input, CONTROL_QOS)
+                        for i in range(M)]
         self.get_logger().info(f"configured {M} subsystems, {T} steps of {self.plant.sample_time} s, mode {self.mode}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -172,7 +178,8 @@ class PlantNode(LifecycleNode):
             self.wall_time[self.scenario.steps] = time.monotonic()
             np.savez_compressed(path, t=t, x=self.x, u=self.u, late_inputs=self.late_inputs, wall_time=self.wall_time)
             u_padded = np.vstack([self.u, np.full((1, self.u.shape[1]), np.nan)])  # no input after the last state
-            header = ",".join(["t"] + [f"x{j}" for j in range(self.x.shape[1])] + [f"u{j}" for j in range(self.u.shape[1])])
+            header = ",".join(["t"] + [f"x{j}" for j in range(self.x.shape[1])]
+                              + [f"u{j}" for j in range(self.u.shape[1])])
             np.savetxt(path.with_suffix(".csv"), np.column_stack([t, self.x, u_padded]), delimiter=",", header=header,
                        comments="", fmt="%.10g")
             self.get_logger().info(f"wrote {path} ({self.scenario.steps} steps, {self.late_inputs} late inputs)")

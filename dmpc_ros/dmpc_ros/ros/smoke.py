@@ -65,7 +65,8 @@ def spin_until(executor: SingleThreadedExecutor, done) -> None:
 
 def talker_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Publish PredictedTrajectory messages on /smoke/plan.")
-    parser.add_argument("--plan-json", type=Path, help="publish this message (JSON of its fields) instead of the oscillator plan")
+    parser.add_argument("--plan-json", type=Path,
+                        help="publish this message (JSON of its fields) instead of the oscillator plan")
     parser.add_argument("--rate", type=float, default=10.0, help="publish rate [Hz]")
     parser.add_argument("--count", type=int, default=0, help="stop after this many messages (0: until interrupted)")
     args, ros_args = parser.parse_known_args(argv)

@@ -66,7 +66,8 @@ def per_agent(data: dict, path: str, key: str, count: int, default: float, **lim
     value = data.get(key, default)
     if isinstance(value, list):
         if len(value) != count:
-            raise ScenarioError(f"{path}{key}: has {len(value)} entries, expected {count} (one per agent) or one number")
+            raise ScenarioError(f"{path}{key}: has {len(value)} entries, "
+                                f"expected {count} (one per agent) or one number")
         return [check_number(v, f"{path}{key}[{i}]", **limits) for i, v in enumerate(value)]
     return [check_number(value, f"{path}{key}", **limits)] * count
 
@@ -75,17 +76,20 @@ def weight_matrix(value: Any, name: str, size: int) -> np.ndarray:
     """A positive semidefinite weight: a diagonal (list of `size` numbers) or a full size × size matrix."""
     array = np.asarray(value, dtype=float) if isinstance(value, list) else None
     if array is None or array.ndim not in (1, 2):
-        raise ScenarioError(f"{name}: {value!r} is not allowed: must be a list of {size} numbers or a {size}×{size} matrix")
+        raise ScenarioError(f"{name}: {value!r} is not allowed: "
+                            f"must be a list of {size} numbers or a {size}×{size} matrix")
     if array.ndim == 1:
         if array.shape != (size,):
-            raise ScenarioError(f"{name}: has {array.shape[0]} entries, expected {size} (the diagonal) or a {size}×{size} matrix")
+            raise ScenarioError(f"{name}: has {array.shape[0]} entries, "
+                                f"expected {size} (the diagonal) or a {size}×{size} matrix")
         array = np.diag(array)
     elif array.shape != (size, size):
         raise ScenarioError(f"{name}: matrix is {array.shape[0]}×{array.shape[1]}, expected {size}×{size}")
     if not np.all(np.isfinite(array)) or not np.allclose(array, array.T):
         raise ScenarioError(f"{name}: must be finite and symmetric")
     if np.min(np.linalg.eigvalsh(array)) < -1e-12:
-        raise ScenarioError(f"{name}: must be positive semidefinite (smallest eigenvalue {np.min(np.linalg.eigvalsh(array)):.3g})")
+        raise ScenarioError(f"{name}: must be positive semidefinite "
+                            f"(smallest eigenvalue {np.min(np.linalg.eigvalsh(array)):.3g})")
     return array
 
 

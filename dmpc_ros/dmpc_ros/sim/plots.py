@@ -47,7 +47,8 @@ def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory
                      label=system.subsystems[i].input_names[0] if M <= 8 and system.subsystems[i].input_names else None)
     first = system.subsystems[0]
     units = list(first.state_units) + list(first.input_units) or ["", "", ""]
-    kinds = [name.split("_")[0] for name in first.state_names + first.input_names] or ["first state", "second state", "input"]
+    kinds = ([name.split("_")[0] for name in first.state_names + first.input_names]
+             or ["first state", "second state", "input"])
     labels = [f"{kind} [{unit}]" if unit else kind for kind, unit in zip(kinds, units)]
     label_time_axes(axes, labels, legend_columns=2 if M <= 8 else 0)
     axes[0].set_title(f"{title}: states and inputs ({result.algorithm})")

@@ -93,7 +93,8 @@ class SimulationResult:
         )
         with (directory / "trajectory.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["t"] + [f"x{i}" for i in range(self.x.shape[1])] + [f"u{i}" for i in range(self.u.shape[1])])
+            writer.writerow(["t"] + [f"x{i}" for i in range(self.x.shape[1])]
+                            + [f"u{i}" for i in range(self.u.shape[1])])
             for k in range(self.steps + 1):
                 u = self.u[k] if k < self.steps else np.full(self.u.shape[1], np.nan)
                 writer.writerow([f"{self.t[k]:.6g}"] + [f"{v:.10g}" for v in self.x[k]] + [f"{v:.10g}" for v in u])
