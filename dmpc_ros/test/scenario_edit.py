@@ -22,3 +22,13 @@ def edited(name: str, **changes) -> dict:
 
 def scenario_with(name: str, **changes) -> Scenario:
     return parse_scenario(edited(name, **changes))
+
+
+def replaced(data: dict, path: list, value) -> dict:
+    """A deep copy of scenario data with data[p0][p1]... = value (keys or list indices)."""
+    result = copy.deepcopy(data)
+    target = result
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return result

@@ -3,7 +3,6 @@ bit, the four-tank process matches Johansson's published steady-state gains and 
 every malformed block is named with its shapes."""
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import yaml
 from scipy.signal import cont2discrete
 
 from conftest import REPO_DIR
+from scenario_edit import replaced
 from dmpc_ros.api import reference, simulate
 from dmpc_ros.scenarios import ScenarioError, load_scenario, parse_scenario
 
@@ -24,12 +24,7 @@ def edited(data: dict, *path_and_value) -> dict:
     *path, value = path_and_value
     if len(path) == 1 and isinstance(path[0], list):   # (path list, value) as the parametrized cases give it
         path = path[0]
-    result = copy.deepcopy(data)
-    target = result
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    return result
+    return replaced(data, path, value)
 
 
 @pytest.mark.parametrize("algorithm", ["jacobi", "admm", "centralized"])
@@ -179,3 +174,14 @@ def test_discrete_matrices_and_polytopic_rows_with_a_shared_budget() -> None:
     assert np.max(result.u.sum(axis=1)) <= 0.4 + 1e-9 and np.max(result.violation) < 1e-9
     with pytest.raises(ScenarioError, match="controller.algorithm: admm is not allowed here"):
         scenario.with_overrides(algorithm="admm")
+
+
+def test_the_readme_linear_format_block_is_a_valid_scenario() -> None:
+    text = (REPO_DIR / "README.md").read_text()
+    block = text.split("```yaml\nname: two_tanks_readme\n", 1)[1].split("```", 1)[0]
+    scenario = parse_scenario(yaml.safe_load("name: two_tanks_readme\n" + block))
+    assert scenario.num_agents == 2 and scenario.model.shared_input_constraint is not None
+    x_ref, u_ref = scenario.design().reference.at(20)
+    assert x_ref[0] == pytest.approx(0.05) and u_ref[0] == pytest.approx(0.8)
+    result = simulate(scenario.with_overrides(steps=30))
+    assert np.max(result.violation) < 1e-6

@@ -1,7 +1,6 @@
 """Scenario validation names the bad field; `dmpc sim` writes the output contract."""
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -12,18 +11,14 @@ import pytest
 import yaml
 
 from conftest import PACKAGE_DIR
+from scenario_edit import replaced
 from dmpc_ros.scenarios import ScenarioError, load_scenario, parse_scenario
 
 DEFAULT = yaml.safe_load((PACKAGE_DIR / "config" / "mass_spring.yaml").read_text())
 
 
 def mutated(path: list, value) -> dict:
-    data = copy.deepcopy(DEFAULT)
-    target = data
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    return data
+    return replaced(DEFAULT, path, value)
 
 
 @pytest.mark.parametrize("path,value,expected", [

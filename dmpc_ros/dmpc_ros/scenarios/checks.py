@@ -46,11 +46,15 @@ def describe_row(row: np.ndarray, names: tuple[str, ...]) -> str:
     return " + ".join(f"{c:.3g}·{n}" for c, n in terms)
 
 
-def worst_row(constraint: PolytopicConstraint, v: np.ndarray) -> tuple[int, float]:
-    """(row, excess) of the most violated row, excess relative to 1 + |bound| (≤ 0: inside)."""
+def violated_row(constraint: PolytopicConstraint, v: np.ndarray, names: tuple[str, ...]) -> str | None:
+    """'−v_1 = 0.9 > 0.8' for the most violated row of `constraint` at v (relative to 1 + |bound|), or None."""
+    if constraint.h.size == 0:
+        return None
     excess = (constraint.H @ v - constraint.h) / (1.0 + np.abs(constraint.h))
     row = int(np.argmax(excess))
-    return row, float(excess[row])
+    if excess[row] <= FEASIBILITY:
+        return None
+    return f"{describe_row(constraint.H[row], names)} = {constraint.H[row] @ v:.6g} > {constraint.h[row]:.6g}"
 
 
 def check_initial_state(subsystems: list[Subsystem], x0: np.ndarray) -> None:
@@ -58,15 +62,10 @@ def check_initial_state(subsystems: list[Subsystem], x0: np.ndarray) -> None:
     for i, sub in enumerate(subsystems):
         x = x0[offset:offset + sub.n_x]
         offset += sub.n_x
-        X = sub.state_constraint
-        if X.h.size == 0:
-            continue
-        row, excess = worst_row(X, x)
-        if excess > FEASIBILITY:
-            raise ScenarioError(
-                f"simulation.initial_state: agent {i} ({sub.name}) starts outside its state constraint set: "
-                f"{describe_row(X.H[row], sub.state_names)} = {X.H[row] @ x:.6g} > {X.h[row]:.6g} "
-                f"(x_{i}(0) = {np.array2string(x, precision=4)})")
+        violated = violated_row(sub.state_constraint, x, sub.state_names)
+        if violated:
+            raise ScenarioError(f"simulation.initial_state: agent {i} ({sub.name}) starts outside its state "
+                                f"constraint set: {violated} (x_{i}(0) = {np.array2string(x, precision=4)})")
 
 
 def check_reference(system: CoupledLinearSystem, reference: ReferenceTrajectory) -> None:
@@ -76,20 +75,17 @@ def check_reference(system: CoupledLinearSystem, reference: ReferenceTrajectory)
         x_ref, u_ref = reference.at(k)
         when = "" if reference.is_constant else f" at step {k}"
         for i, sub in enumerate(system.subsystems):
-            u, U = u_ref[system.input_slice(i)], sub.input_constraint
-            if U.h.size and worst_row(U, u)[1] > FEASIBILITY:
-                row = worst_row(U, u)[0]
-                raise ScenarioError(
-                    f"controller: the steady input agent {i} ({sub.name}) needs to hold its setpoint{when} violates "
-                    f"its input limits: {describe_row(U.H[row], sub.input_names)} = {U.H[row] @ u:.6g} > "
-                    f"{U.h[row]:.6g} (ū_{i} = {np.array2string(u, precision=4)})")
+            u = u_ref[system.input_slice(i)]
+            violated = violated_row(sub.input_constraint, u, sub.input_names)
+            if violated:
+                raise ScenarioError(f"controller: the steady input agent {i} ({sub.name}) needs to hold its setpoint"
+                                    f"{when} violates its input limits: {violated} "
+                                    f"(ū_{i} = {np.array2string(u, precision=4)})")
         for i, sub in enumerate(system.subsystems):
-            x, X = x_ref[system.state_slice(i)], sub.state_constraint
-            if X.h.size and worst_row(X, x)[1] > FEASIBILITY:
-                row = worst_row(X, x)[0]
-                raise ScenarioError(
-                    f"controller: the setpoint of agent {i} ({sub.name}){when} is outside its state constraint set: "
-                    f"{describe_row(X.H[row], sub.state_names)} = {X.H[row] @ x:.6g} > {X.h[row]:.6g}")
+            violated = violated_row(sub.state_constraint, x_ref[system.state_slice(i)], sub.state_names)
+            if violated:
+                raise ScenarioError(f"controller: the setpoint of agent {i} ({sub.name}){when} is outside its "
+                                    f"state constraint set: {violated}")
     if reference.is_constant:
         x_ref, u_ref = reference.at(0)
         residual = x_ref - system.step(x_ref, u_ref)
