@@ -185,3 +185,20 @@ def test_the_readme_linear_format_block_is_a_valid_scenario() -> None:
     assert x_ref[0] == pytest.approx(0.05) and u_ref[0] == pytest.approx(0.8)
     result = simulate(scenario.with_overrides(steps=30))
     assert np.max(result.violation) < 1e-6
+
+
+def test_tube_mode_on_a_user_system_and_the_hint_when_plan_changes_dominate() -> None:
+    """Each pump reaches the other agent's tank directly (B_ij), so unbounded plan changes between iterates make
+    the tubes too wide and the refusal says which inputs to bound; bounded, the robust four-tank runs with
+    vertex disturbances and never violates a limit."""
+    data = edited(FOUR_TANK, "controller", "robust", "tube")
+    data = edited(data, "simulation", {"steps": 60, "initial_state": "setpoint", "disturbance_kind": "vertices",
+                                       "disturbance_bound": {"h1": 2e-5, "h2": 2e-5}})
+    with pytest.raises(ScenarioError, match=r"tube is not possible here: .* bound them with "
+                                            r"controller\.tube\.plan_change for v1, v2"):
+        parse_scenario(data)
+    scenario = parse_scenario(edited(data, "controller", "tube", {"plan_change": {"v1": 0.02, "v2": 0.02}}))
+    result = simulate(scenario)
+    assert np.max(result.violation) < 1e-9
+    radii = np.concatenate([z.radii() for z in scenario.tubes.tubes])
+    assert np.max(np.abs(result.x[:-1] - result.nominal_x) / radii) <= 1 + 1e-9   # inside the tubes throughout

@@ -225,8 +225,24 @@ def build_tubes(plant_model, sample_time: float, coupling_tolerance: float, sett
         for i, sub in enumerate(system.subsystems):
             tighten(sub, family.tubes[i], gains[i], i)
     except TubeError as error:
-        raise ScenarioError(f"controller.robust: tube is not possible here: {error}") from None
+        raise ScenarioError(f"controller.robust: tube is not possible here: {error}{mismatch_hint(system, W, bound)}") \
+            from None
     return family
+
+
+def mismatch_hint(system: CoupledLinearSystem, W: list[np.ndarray], bound: np.ndarray) -> str:
+    """When the neighbours' plan changes (unbounded: the width of their sets) dominate W, say how to bound them."""
+    if not W:
+        return ""
+    extra = max(float(np.max(W[i] - bound[system.state_slice(i)], initial=0.0)) for i in range(system.num_agents))
+    if extra <= max(float(np.max(bound)), 0.0):
+        return ""
+    coupled = sorted({symbol(system.subsystems[j].input_names[c]) for i in range(system.num_agents)
+                      for j in system.dynamic_neighbours(i)
+                      for c in np.flatnonzero(np.any(system.B[i][j] != 0, axis=0))})
+    return (f"; most of W comes from the neighbours' plan changes between iterates (up to {extra:.3g}, the width "
+            f"of their sets, as nothing bounds them): bound them with controller.tube.plan_change"
+            f"{' for ' + ', '.join(coupled) if coupled else ''}")
 
 
 
