@@ -15,27 +15,43 @@ STEADY_STATE = 1e-6         # relative residual of x̄ = A x̄ + B ū
 
 
 def is_empty(H: np.ndarray, h: np.ndarray) -> bool:
-    """{v : H v ≤ h} has no point (LP feasibility)."""
+    """{v : H v ≤ h} has no point (interval bounds for box rows, else LP feasibility)."""
     if h.size == 0:
         return False
+    if np.all(np.count_nonzero(H, axis=1) == 1):   # box rows: each coordinate's interval must be non-empty
+        column, scale = np.argmax(H != 0, axis=1), H[np.arange(h.size), np.argmax(H != 0, axis=1)]
+        bound = h / scale
+        upper = np.full(H.shape[1], np.inf)
+        lower = np.full(H.shape[1], -np.inf)
+        np.minimum.at(upper, column[scale > 0], bound[scale > 0])
+        np.maximum.at(lower, column[scale < 0], bound[scale < 0])
+        return bool(np.any(lower > upper))
     result = linprog(np.zeros(H.shape[1]), A_ub=H, b_ub=h, bounds=(None, None), method="highs")
     return result.status == 2
 
 
 def check_nonempty_sets(subsystems: list[Subsystem]) -> None:
+    checked: set[bytes] = set()   # agents of a family often share their sets: each distinct set once
     for i, sub in enumerate(subsystems):
         for kind, constraint in (("state", sub.state_constraint), ("input", sub.input_constraint)):
+            key = constraint.H.tobytes() + constraint.h.tobytes()
+            if key in checked:
+                continue
             if is_empty(constraint.H, constraint.h):
                 raise ScenarioError(f"model: the {kind} constraint set of agent {i} ({sub.name}) is empty: its "
                                     f"{constraint.h.size} rows cannot all hold at once")
+            checked.add(key)
         mixed = sub.mixed_constraint
         if mixed is not None:
             X, U = sub.state_constraint, sub.input_constraint
             H = np.block([[X.H, np.zeros((X.h.size, sub.n_u))], [np.zeros((U.h.size, sub.n_x)), U.H],
                           [mixed.Hx, mixed.Hu]])
-            if is_empty(H, np.concatenate([X.h, U.h, mixed.h])):
+            h = np.concatenate([X.h, U.h, mixed.h])
+            key = H.tobytes() + h.tobytes()
+            if key not in checked and is_empty(H, h):
                 raise ScenarioError(f"model: the mixed state-input rows of agent {i} ({sub.name}) leave no (x, u) "
                                     f"inside its state and input sets")
+            checked.add(key)
 
 
 def describe_row(row: np.ndarray, names: tuple[str, ...]) -> str:
@@ -70,8 +86,14 @@ def check_initial_state(subsystems: list[Subsystem], x0: np.ndarray) -> None:
 
 def check_reference(system: CoupledLinearSystem, reference: ReferenceTrajectory) -> None:
     """Every reference sample inside the state and input sets; a constant setpoint must also be a steady state
-    (a time-varying reference is tracked: its samples need not be steady states)."""
-    for k in range(reference.states.shape[0]):
+    (a time-varying reference is tracked: its samples need not be steady states). All samples are checked at
+    once; the first bad one is then described agent by agent."""
+    states, inputs = system.stacked_constraints()
+    first_bad = [int(np.argmax(np.any(bad, axis=1))) for bad in (
+        (samples @ constraint.H.T - constraint.h) / (1.0 + np.abs(constraint.h)) > FEASIBILITY
+        for samples, constraint in ((reference.states, states), (reference.inputs, inputs)) if constraint.h.size)
+        if np.any(bad)]
+    for k in sorted(first_bad)[:1]:
         x_ref, u_ref = reference.at(k)
         when = "" if reference.is_constant else f" at step {k}"
         for i, sub in enumerate(system.subsystems):
