@@ -90,6 +90,19 @@ def test_malformed_networks_in_code_are_named(build, expected) -> None:
         build()
 
 
+def test_coupling_tolerance_of_a_python_built_system_reaches_the_prediction_model() -> None:
+    """Weak couplings (1e-4 of the largest entry) are dropped from the prediction model only, as in files."""
+    agents = [dmpc.LinearAgent("a", A=[[0.9]], B=[[1.0]], couplings={"b": dmpc.Coupling(A=[[1e-4]])}),
+              dmpc.LinearAgent("b", A=[[0.9]], B=[[1.0]])]
+    sections = dict(controller={"algorithm": "jacobi", "horizon": 5}, simulation={"initial_state": [[1.0], [0.0]]})
+    loose = dmpc.scenario(dmpc.LinearNetwork(agents, 0.1, coupling_tolerance=1e-3), **sections)
+    assert not np.any(loose.prediction_model().A[0][1]) and np.any(loose.plant().A[0][1])
+    exact = dmpc.scenario(dmpc.LinearNetwork(agents, 0.1), **sections)
+    assert np.any(exact.prediction_model().A[0][1])
+    with pytest.raises(ValueError, match=r"coupling_tolerance 2 is not allowed: must be in \[0, 1\]"):
+        dmpc.LinearNetwork(agents, 0.1, coupling_tolerance=2)
+
+
 def test_run_ros_refuses_a_scenario_the_nodes_cannot_rebuild() -> None:
     scenario = dmpc.scenario(two_carts(), controller={"algorithm": "jacobi", "horizon": 10},
                              simulation={"initial_state": [[0.0, 0.0], [0.0, 0.0]]})

@@ -350,7 +350,8 @@ def parse_network(model: dict, sample_time: float) -> LinearNetwork:
     try:
         return LinearNetwork(tuple(agents), sample_time, choice(model, "model.", "time", TIME_DOMAINS),
                              shared, tuple(terms), None if graph is None else tuple(map(tuple, graph)),
-                             choice(model, "model.", "setpoint_interpolation", ("step", "linear"), default="step"))
+                             choice(model, "model.", "setpoint_interpolation", ("step", "linear"), default="step"),
+                             number(model, "model.", "coupling_tolerance", default=1e-6, minimum=0.0, maximum=1.0))
     except ValueError as error:
         raise ScenarioError(f"model.agents: {error}") from None
 

@@ -104,6 +104,7 @@ class LinearNetwork:
     cost_couplings: tuple[CostCoupling, ...] = ()
     graph: tuple[tuple[str, str], ...] | None = None              # declared communication graph (checked)
     setpoint_interpolation: str = "step"                          # step | linear between setpoint times
+    coupling_tolerance: float = 0.0   # prediction model: couplings below this (relative) dropped (Python API)
     family = "linear"                                              # the scenario family that runs it
 
     def __post_init__(self) -> None:
@@ -115,6 +116,8 @@ class LinearNetwork:
             raise ValueError(f"time '{self.time}' is not allowed: must be one of {', '.join(TIME_DOMAINS)}")
         if self.setpoint_interpolation not in ("step", "linear"):
             raise ValueError(f"setpoint_interpolation '{self.setpoint_interpolation}' is not allowed: step or linear")
+        if not 0.0 <= self.coupling_tolerance <= 1.0:
+            raise ValueError(f"coupling_tolerance {self.coupling_tolerance} is not allowed: must be in [0, 1]")
         if not (np.isfinite(self.sample_time) and self.sample_time > 0):
             raise ValueError(f"sample_time {self.sample_time} is not allowed: must be > 0 [s]")
         names = [a.name for a in self.agents]
