@@ -61,6 +61,25 @@ def test_a_family_from_another_package_runs_through_the_entry_point(tmp_path: Pa
     assert bare.returncode == 2 and "model.type: 'thermal_rooms' is not allowed" in bare.stdout + bare.stderr
 
 
+def test_a_broken_plugin_is_named_when_its_type_is_asked_for(tmp_path: Path) -> None:
+    info = tmp_path / "broken_family-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-family\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[dmpc_ros.models]\nbroken = no_such_package.family:Family\n")
+    data = tmp_path / "broken.yaml"
+    data.write_text("model: {type: broken, sample_time: 0.1}\ncontroller: {algorithm: jacobi, horizon: 5}\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "sim", str(data)], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert run.returncode == 2
+    assert ("model.type: 'broken' is registered but its plugin failed to load (no_such_package.family:Family: "
+            "ModuleNotFoundError") in run.stderr, run.stderr
+    mass_spring = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "sim", "mass_spring", "--steps", "2",
+                                  "--no-reference", "--output", str(tmp_path / "ok")], capture_output=True,
+                                 text=True, timeout=120, env=env)
+    assert mass_spring.returncode == 0, mass_spring.stderr   # the other families still load
+
+
 def test_the_builtin_families_are_one_module_each_and_schema_names_none() -> None:
     families = {p.stem for p in (PACKAGE_DIR / "dmpc_ros" / "families").glob("*.py")} - {"__init__"}
     assert families == {"linear", "mass_spring_chain", "platoon", "formation"}

@@ -108,6 +108,7 @@ class _Registry:
 
 
 _REGISTRY = _Registry()
+_BROKEN: dict[str, str] = {}   # entry point name → why its plugin failed to import
 
 
 def register_family(family: ModelFamily) -> ModelFamily:
@@ -139,9 +140,6 @@ def _load() -> None:
             _BROKEN[entry.name] = f"{entry.value}: {type(error).__name__}: {error}"
             continue
         register_family(loaded() if isinstance(loaded, type) else loaded)
-
-
-_BROKEN: dict[str, str] = {}
 
 
 @cache

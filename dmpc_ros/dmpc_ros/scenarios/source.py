@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -51,13 +52,7 @@ def load_factory(reference: str) -> Scenario:
     if not isinstance(scenario, Scenario):
         raise ScenarioError(f"scenario factory '{reference}' returned a {type(scenario).__name__}, not a Scenario "
                             f"(build one with dmpc_ros.scenario(...))")
-    return scenario_with_source(scenario, reference)
-
-
-def scenario_with_source(scenario: Scenario, reference: str) -> Scenario:
-    from dataclasses import replace
-
-    return replace(scenario, source=reference)
+    return replace(scenario, source=reference)   # how the nodes and run_ros rebuild it
 
 
 def _module(name: str, reference: str):
