@@ -54,6 +54,14 @@ def test_bad_command_line_is_one_clear_line(arguments: list[str], expected: str)
     assert "Traceback" not in run.stderr and "dmpc run:" not in run.stdout   # no node was started
 
 
+def test_a_factory_that_raises_is_one_line_naming_where(tmp_path: Path) -> None:
+    module = tmp_path / "broken_factory.py"
+    module.write_text("def scenario():\n    return {}['missing']\n")
+    run = subprocess.run(DMPC + ["sim", f"{module}:scenario"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert f"raised KeyError: 'missing' (at {module}:2)" in run.stderr
+
+
 def test_output_on_an_existing_file_is_refused_and_loses_nothing(tmp_path: Path) -> None:
     existing = tmp_path / "notes.txt"
     existing.write_text("keep me")

@@ -103,6 +103,9 @@ def test_four_tank_every_scheme_against_centralized() -> None:
     ((["model", "agents", 0, "couplings"], {}), None),   # uncoupled left: the declared edge is then checked
     ((["model", "time"], "sampled"), r"model\.time: 'sampled' is not allowed: must be one of discrete, continuous"),
     ((["model", "agents", 0, "colour"], "red"), r"model\.agents\[0\]\.colour: unknown field"),
+    ((["model", "agents", 0, "A"], [[1.0, 2.0], [3.0]]),
+     r"model\.agents\[0\] \(left\)\.A: rows of different lengths \(2, 1\) are not allowed"),
+    ((["model", "agents"], {"left": {}}), r"model\.agents: \{'left': \{\}\} is not allowed: a list"),
 ])
 def test_malformed_linear_models_name_agent_block_and_shapes(path_and_value, expected) -> None:
     data = edited(FOUR_TANK, *path_and_value)

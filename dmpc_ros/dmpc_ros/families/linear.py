@@ -162,10 +162,14 @@ def plot_setpoints(result, scenario, reference: ReferenceTrajectory, directory: 
 def numbers(value: object, name: str, allow_none: bool = False) -> np.ndarray:
     """A number, a list of numbers or a list of lists as a float array (None → NaN where allowed)."""
     if isinstance(value, list):
-        return np.array([numbers(v, f"{name}[{k}]", allow_none) for k, v in enumerate(value)], dtype=float) \
-            if value and all(isinstance(v, list) for v in value) else \
-            np.array([np.nan if v is None and allow_none else check_number(v, f"{name}[{k}]")
-                      for k, v in enumerate(value)], float)
+        if not (value and all(isinstance(v, list) for v in value)):
+            return np.array([np.nan if v is None and allow_none else check_number(v, f"{name}[{k}]")
+                             for k, v in enumerate(value)], float)
+        rows = [numbers(v, f"{name}[{k}]", allow_none) for k, v in enumerate(value)]
+        if len({row.shape for row in rows}) > 1:
+            raise ScenarioError(f"{name}: rows of different lengths ({', '.join(str(r.size) for r in rows)}) are not "
+                                f"allowed: a matrix needs rows of equal length")
+        return np.array(rows, dtype=float)
     if value is None and allow_none:
         return np.array(np.nan)
     return np.array(check_number(value, name), float)
@@ -327,8 +331,11 @@ def parse_setpoints(entry: dict, where: str, n: int, m: int) -> tuple[Setpoint, 
 
 def parse_network(model: dict, sample_time: float) -> LinearNetwork:
     entries = model.get("agents")
-    if not isinstance(entries, list) or not entries:
+    if entries is None:
         raise ScenarioError("model.agents: missing; give one entry per agent (name, A, B, ...)")
+    if not isinstance(entries, list) or not entries:
+        raise ScenarioError(f"model.agents: {entries!r} is not allowed: a list with one entry per agent "
+                            f"(name, A, B, ...)")
     if len(entries) > MAX_AGENTS:
         raise ScenarioError(f"model.agents: {len(entries)} agents is not allowed: at most {MAX_AGENTS}")
     agents = [parse_agent(entry, f"model.agents[{i}]") for i, entry in enumerate(entries)]

@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import traceback
 from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -49,6 +50,10 @@ def load_factory(reference: str) -> Scenario:
         scenario = factory()
     except ScenarioError as error:
         raise ScenarioError(f"scenario factory '{reference}': {error}") from None
+    except Exception as error:   # the user's code: say what and where, in one line
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        raise ScenarioError(f"scenario factory '{reference}' raised {type(error).__name__}: {error} (at "
+                            f"{frame.filename}:{frame.lineno})") from None
     if not isinstance(scenario, Scenario):
         raise ScenarioError(f"scenario factory '{reference}' returned a {type(scenario).__name__}, not a Scenario "
                             f"(build one with dmpc_ros.scenario(...))")
