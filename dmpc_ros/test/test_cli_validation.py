@@ -35,7 +35,8 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
     # dmpc run's own flags
     (["run", "mass_spring", "--domain-id", "999"], "--domain-id 999: is not allowed: ROS domain ids are 0..232"),
     (["run", "mass_spring", "--domain-id", "-1"], "--domain-id -1: is not allowed"),
-    (["run", "mass_spring", "--iteration-timeout", "-1"], "--iteration-timeout -1.0: is not allowed: must be ≥ 0.001"),
+    (["run", "mass_spring", "--iteration-timeout", "-1"],
+     "--iteration-timeout -1.0: is not allowed: must be ≥ 0.001"),
     (["run", "mass_spring", "--timeout", "0"], "--timeout 0.0: is not allowed: must be > 0.0"),
     (["run", "mass_spring", "--timeout", "nan"], "--timeout nan: is not allowed"),
     (["run", "mass_spring", "--death-grace", "-3"], "--death-grace -3.0: is not allowed"),

@@ -51,8 +51,9 @@ def test_continuous_matrices_are_discretized_exactly_on_the_whole_plant() -> Non
 
 
 def test_four_tank_setpoints_match_johansson_steady_state_gains() -> None:
-    """Johansson (2000), eq. (3): h1 = T1/A1 (γ1 k1 v1 + (1 − γ2) k2 v2), h2 = T2/A2 ((1 − γ1) k1 v1 + γ2 k2 v2),
-    h3 = T3/A3 (1 − γ2) k2 v2, h4 = T4/A4 (1 − γ1) k1 v1 (cm, V); free levels and pump inputs are solved."""
+    """Johansson (2000), eq. (3): h1 = T1/A1 (γ1 k1 v1 + (1 − γ2) k2 v2),
+    h2 = T2/A2 ((1 − γ1) k1 v1 + γ2 k2 v2), h3 = T3/A3 (1 − γ2) k2 v2, h4 = T4/A4 (1 − γ1) k1 v1 (cm, V);
+    free levels and pump inputs are solved."""
     scenario = load_scenario(str(EXAMPLES / "four_tank.yaml"))
     ref = scenario.design().reference
     T, area, k, g = (62, 90, 23, 30), (28, 32, 28, 32), (3.33, 3.35), (0.70, 0.60)

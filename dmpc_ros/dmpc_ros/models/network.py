@@ -220,7 +220,8 @@ class LinearNetwork:
             size = self.agents[a].n_x + self.agents[b].n_x
             W = matrix(term.W, size, size, f"cost coupling {term.owner}–{term.other}: W (n_x of both)")
             if not np.allclose(W, W.T) or np.min(np.linalg.eigvalsh(0.5 * (W + W.T))) < -1e-12:
-                raise ValueError(f"cost coupling {term.owner}–{term.other}: W must be symmetric positive semidefinite")
+                raise ValueError(f"cost coupling {term.owner}–{term.other}: W must be symmetric positive "
+                                 f"semidefinite")
 
     def coupled_pairs(self) -> set[frozenset[str]]:
         """Undirected pairs of agents coupled through the dynamics (non-zero A_ij or B_ij) or the cost."""

@@ -41,8 +41,9 @@ def _null_direction(matrix: np.ndarray, tolerance: float) -> np.ndarray | None:
 
 def check_stabilizable(A: np.ndarray, B: np.ndarray, Q: np.ndarray | None = None,
                        names: list[str] | None = None, tolerance: float = 1e-9) -> None:
-    """PBH tests for every mode with |λ| ≥ 1: rank [A − λI, B] = n (stabilizable) and, with Q, rank [A − λI; Q] = n
-    (detectable through the cost: an unweighted unstable mode makes the DARE's stabilizing solution fail).
+    """PBH tests for every mode with |λ| ≥ 1: rank [A − λI, B] = n (stabilizable) and, with Q,
+    rank [A − λI; Q] = n (detectable through the cost: an unweighted unstable mode makes the DARE's stabilizing
+    solution fail).
     Raises NotStabilizable naming the mode; open-loop unstable models are fine."""
     n = A.shape[0]
     for value in unstable_eigenvalues(A):

@@ -116,5 +116,6 @@ def check_reference(system: CoupledLinearSystem, reference: ReferenceTrajectory)
             names = [name for sub in system.subsystems for name in sub.state_names]
             raise ScenarioError(
                 f"controller: the setpoint is not a steady state of the model: no input holds it "
-                f"(x̄ − A x̄ − B ū is {residual[worst]:.3g} in state {names[worst] if names else worst}); choose "
+                f"(x̄ − A x̄ − B ū is {residual[worst]:.3g} in state "
+                f"{names[worst] if names else worst}); choose "
                 f"setpoints the plant can rest at, or leave states free for the family to compute")
