@@ -55,18 +55,18 @@ def load_with_overrides(args: argparse.Namespace):
     except ScenarioError as error:
         raise UsageError(str(error)) from None
     overrides = overrides_of(args)
-    for flag, field in FLAG_OVERRIDES.items():   # one at a time, so the message names the flag
+    try:
+        return args.scenario, scenario.with_overrides(**overrides), overrides
+    except ScenarioError as error:
+        combined = error
+    for flag, field in FLAG_OVERRIDES.items():   # which flag alone breaks a rule, so the message names it
         if field in overrides:
             try:
                 scenario.with_overrides(**{field: overrides[field]})
             except ScenarioError as error:
                 raise UsageError(f"--{flag.replace('_', '-')} {overrides[field]}: {error}") from None
-    try:
-        return args.scenario, scenario.with_overrides(**overrides), overrides
-    except ScenarioError as error:   # a combination (e.g. --horizon with the tube's missed_steps)
-        raise UsageError(
-            f"{' '.join(f'--{k} {v}' for k, v in vars(args).items() if k in FLAG_OVERRIDES and v is not None)}: "
-            f"{error}") from None
+    flags = " ".join(f"--{flag} {overrides[field]}" for flag, field in FLAG_OVERRIDES.items() if field in overrides)
+    raise UsageError(f"{flags}: {combined}")   # only the combination (e.g. --horizon with the tube's missed_steps)
 
 
 def check_output(value: str | None) -> None:

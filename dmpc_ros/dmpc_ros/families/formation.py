@@ -42,12 +42,12 @@ class FormationFamily(ModelFamily):
     def parse(self, model: dict, controller: dict, sample_time: float) -> FamilyParts:
         formation = parse_formation(section(model, "model.", "robots", required=True))
         path = parse_centre_path(model.get("path"))
-        path_ = "controller."
+        where = "controller."
         Q, R, terms = formation.weights(
-            formation=number(controller, path_, "formation_weight", default=1.0, minimum=0.0),
-            tracking=number(controller, path_, "tracking_weight", default=0.1, minimum=0.0),
-            velocity=number(controller, path_, "velocity_weight", default=0.5, minimum=0.0, strict_minimum=True),
-            input_weight=number(controller, path_, "input_weight", default=0.1, minimum=0.0, strict_minimum=True),
+            formation=number(controller, where, "formation_weight", default=1.0, minimum=0.0),
+            tracking=number(controller, where, "tracking_weight", default=0.1, minimum=0.0),
+            velocity=number(controller, where, "velocity_weight", default=0.5, minimum=0.0, strict_minimum=True),
+            input_weight=number(controller, where, "input_weight", default=0.1, minimum=0.0, strict_minimum=True),
         )
         centre = choice(model, "model.", "centre", ("consensus", "known"), default="consensus")
         consensus = parse_consensus(section(controller, "controller.", "consensus"), formation) \

@@ -12,7 +12,8 @@ from ..models.network import TIME_DOMAINS, CostCoupling, LinearAgent, LinearNetw
 from ..mpc.reference import ReferenceTrajectory
 from ..scenarios.family import FamilyParts, ModelFamily
 from ..scenarios.schema import MAX_AGENTS
-from ..scenarios.validation import ScenarioError, check_number, choice, number, reject_unknown, section
+from ..scenarios.validation import ScenarioError, check_number, choice, number, reject_unknown, section, \
+    weight_matrix
 
 AGENT_FIELDS = {"name", "states", "inputs", "state_units", "input_units", "A", "B", "couplings", "state_limits",
                 "state_constraint", "input_limits", "input_constraint", "mixed_constraint", "Q", "R", "setpoint",
@@ -175,19 +176,13 @@ def numbers(value: object, name: str, allow_none: bool = False) -> np.ndarray:
     return np.array(check_number(value, name), float)
 
 
-def weight(value: object, name: str, size: int, default: float = 1.0) -> np.ndarray:
-    """A diagonal (list of `size`), a scalar (times identity) or a full matrix."""
+def weight(value: object, name: str, size: int) -> np.ndarray:
+    """A scalar (times identity; absent: identity), or what validation.weight_matrix takes (a diagonal or a
+    full PSD matrix)."""
     if value is None:
-        return default * np.eye(size)
-    array = numbers(value, name)
-    if array.ndim == 0:
-        return float(array) * np.eye(size)
-    if array.ndim == 1:
-        if array.size != size:
-            raise ScenarioError(f"{name}: has {array.size} entries, expected {size} (the diagonal) or a "
-                                f"{size}×{size} matrix")
-        return np.diag(array)
-    return array
+        return np.eye(size)
+    array = numbers(value, name)   # every entry a number, no ragged rows
+    return float(array) * np.eye(size) if array.ndim == 0 else weight_matrix(array.tolist(), name, size)
 
 
 def limits(value: object, name: str, size: int) -> PolytopicConstraint:

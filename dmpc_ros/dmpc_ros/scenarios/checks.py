@@ -89,25 +89,11 @@ def check_reference(system: CoupledLinearSystem, reference: ReferenceTrajectory)
     (a time-varying reference is tracked: its samples need not be steady states). All samples are checked at
     once; the first bad one is then described agent by agent."""
     states, inputs = system.stacked_constraints()
-    first_bad = [int(np.argmax(np.any(bad, axis=1))) for bad in (
-        (samples @ constraint.H.T - constraint.h) / (1.0 + np.abs(constraint.h)) > FEASIBILITY
-        for samples, constraint in ((reference.states, states), (reference.inputs, inputs)) if constraint.h.size)
-        if np.any(bad)]
-    for k in sorted(first_bad)[:1]:
-        x_ref, u_ref = reference.at(k)
-        when = "" if reference.is_constant else f" at step {k}"
-        for i, sub in enumerate(system.subsystems):
-            u = u_ref[system.input_slice(i)]
-            violated = violated_row(sub.input_constraint, u, sub.input_names)
-            if violated:
-                raise ScenarioError(f"controller: the steady input agent {i} ({sub.name}) needs to hold its setpoint"
-                                    f"{when} violates its input limits: {violated} "
-                                    f"(ū_{i} = {np.array2string(u, precision=4)})")
-        for i, sub in enumerate(system.subsystems):
-            violated = violated_row(sub.state_constraint, x_ref[system.state_slice(i)], sub.state_names)
-            if violated:
-                raise ScenarioError(f"controller: the setpoint of agent {i} ({sub.name}){when} is outside its "
-                                    f"state constraint set: {violated}")
+    first_bad = [first_violating_sample(samples, constraint)
+                 for samples, constraint in ((reference.states, states), (reference.inputs, inputs))]
+    first_bad = [k for k in first_bad if k is not None]
+    if first_bad:
+        describe_reference_violation(system, reference, min(first_bad))
     if reference.is_constant:
         x_ref, u_ref = reference.at(0)
         residual = x_ref - system.step(x_ref, u_ref)
@@ -119,3 +105,29 @@ def check_reference(system: CoupledLinearSystem, reference: ReferenceTrajectory)
                 f"(x̄ − A x̄ − B ū is {residual[worst]:.3g} in state "
                 f"{names[worst] if names else worst}); choose "
                 f"setpoints the plant can rest at, or leave states free for the family to compute")
+
+
+def first_violating_sample(samples: np.ndarray, constraint: PolytopicConstraint) -> int | None:
+    """Index of the first row of `samples` (S × dim) outside the constraint, or None."""
+    if constraint.h.size == 0:
+        return None
+    bad = np.any((samples @ constraint.H.T - constraint.h) / (1.0 + np.abs(constraint.h)) > FEASIBILITY, axis=1)
+    return int(np.argmax(bad)) if np.any(bad) else None
+
+
+def describe_reference_violation(system: CoupledLinearSystem, reference: ReferenceTrajectory, k: int) -> None:
+    """Raise the ScenarioError for reference sample k, naming the agent, its row and value (inputs first)."""
+    x_ref, u_ref = reference.at(k)
+    when = "" if reference.is_constant else f" at step {k}"
+    for i, sub in enumerate(system.subsystems):
+        u = u_ref[system.input_slice(i)]
+        violated = violated_row(sub.input_constraint, u, sub.input_names)
+        if violated:
+            raise ScenarioError(f"controller: the steady input agent {i} ({sub.name}) needs to hold its setpoint"
+                                f"{when} violates its input limits: {violated} "
+                                f"(ū_{i} = {np.array2string(u, precision=4)})")
+    for i, sub in enumerate(system.subsystems):
+        violated = violated_row(sub.state_constraint, x_ref[system.state_slice(i)], sub.state_names)
+        if violated:
+            raise ScenarioError(f"controller: the setpoint of agent {i} ({sub.name}){when} is outside its "
+                                f"state constraint set: {violated}")
