@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -101,13 +101,7 @@ class ModelFamily(ABC):
         return []
 
 
-@dataclass
-class _Registry:
-    families: dict[str, ModelFamily] = field(default_factory=dict)
-    loaded: bool = False
-
-
-_REGISTRY = _Registry()
+_FAMILIES: dict[str, ModelFamily] = {}
 _BROKEN: dict[str, str] = {}   # entry point name → why its plugin failed to import
 
 
@@ -115,25 +109,23 @@ def register_family(family: ModelFamily) -> ModelFamily:
     """Add a family by its name (also how tests register one in-process); a second one of a name is refused."""
     if not isinstance(family, ModelFamily) or not family.name:
         raise TypeError(f"{family!r} is not a named ModelFamily")
-    known = _REGISTRY.families.get(family.name)
+    known = _FAMILIES.get(family.name)
     if known is not None and type(known) is not type(family):
         raise ValueError(f"model family '{family.name}' is registered twice: {type(known).__module__} and "
                          f"{type(family).__module__}")
-    _REGISTRY.families[family.name] = family
+    _FAMILIES[family.name] = family
     return family
 
 
+@cache
 def _load() -> None:
-    """The built-in families (modules of dmpc_ros.families, each with a FAMILY) and the entry points."""
-    if _REGISTRY.loaded:
-        return
-    _REGISTRY.loaded = True
+    """Once per process: the built-in families (modules of dmpc_ros.families with a FAMILY), then the entry points."""
     package = importlib.import_module(BUILTIN_PACKAGE)
     for module in pkgutil.iter_modules(package.__path__):
         found = getattr(importlib.import_module(f"{BUILTIN_PACKAGE}.{module.name}"), "FAMILY", None)
         if found is not None:
             register_family(found)
-    for entry in _entry_points():
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry.load()
         except Exception as error:   # a broken plugin must not hide the others; it is named when asked for
@@ -142,21 +134,16 @@ def _load() -> None:
         register_family(loaded() if isinstance(loaded, type) else loaded)
 
 
-@cache
-def _entry_points() -> tuple:
-    return tuple(entry_points(group=ENTRY_POINT_GROUP))
-
-
 def family_names() -> tuple[str, ...]:
     _load()
-    return tuple(sorted(_REGISTRY.families))
+    return tuple(sorted(_FAMILIES))
 
 
 def model_family(name: object) -> ModelFamily:
     """The family of `model.type` = name, or a ScenarioError listing the known ones."""
     _load()
-    if isinstance(name, str) and name in _REGISTRY.families:
-        return _REGISTRY.families[name]
+    if isinstance(name, str) and name in _FAMILIES:
+        return _FAMILIES[name]
     if isinstance(name, str) and name in _BROKEN:
         raise ScenarioError(f"model.type: '{name}' is registered but its plugin failed to load ({_BROKEN[name]})")
     raise ScenarioError(f"model.type: {name!r} is not allowed: must be one of {', '.join(family_names())} "
