@@ -50,22 +50,26 @@ def simulation_settings(scenario: Scenario, algorithm: str, compare: bool) -> Si
         scenario.disturbance(), scenario.controller.admm)
 
 
+def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:
+    """The scenario with `algorithm` (None: its own), validated like the file."""
+    if algorithm is None or algorithm == scenario.controller.algorithm:
+        return scenario
+    return scenario.with_overrides(algorithm=algorithm)
+
+
 def simulate(scenario: Scenario, algorithm: str | None = None, *, compare_centralized: bool = False,
              progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """The closed loop in-process under `algorithm` (default: the scenario's); with compare_centralized the
     centralized optimum is also solved at every visited state (input error, cost gap per iteration)."""
-    if algorithm is not None and algorithm != scenario.controller.algorithm:
-        scenario = scenario.with_overrides(algorithm=algorithm)
-    algorithm = scenario.controller.algorithm
+    scenario = for_algorithm(scenario, algorithm)
     return simulate_design(scenario.design(), scenario.plant(), scenario.initial_state,
-                           simulation_settings(scenario, algorithm, compare_centralized), progress)
+                           simulation_settings(scenario, scenario.controller.algorithm, compare_centralized), progress)
 
 
 def reference(scenario: Scenario, algorithm: str | None = None) -> SimulationResult:
     """Centralized MPC in closed loop on the problem `algorithm` solves (ADMM's separable terminal cost
     included), the baseline a distributed run is compared with."""
-    if algorithm is not None and algorithm != scenario.controller.algorithm:
-        scenario = scenario.with_overrides(algorithm=algorithm)
+    scenario = for_algorithm(scenario, algorithm)
     return simulate_design(scenario.design(), scenario.plant(), scenario.initial_state,
                            simulation_settings(scenario, "centralized", False))
 
@@ -79,13 +83,14 @@ def run_ros(scenario_or_source: Scenario | str, output: str | Path, **options) -
 
     if isinstance(scenario_or_source, str):
         source, built = scenario_or_source, load_source(scenario_or_source)
+        overrides = {}
     else:
         built, source = scenario_or_source, scenario_or_source.source
         if not (is_factory(source) or source.endswith((".yaml", ".yml"))):
             raise ValueError(f"scenario '{built.name}' was built in this process; the ROS nodes can only rebuild "
                              f"it from a factory: pass 'file.py:function' (a function returning the scenario)")
-    original = load_source(source)
-    outcome = run_scenario(built, source, Path(output), overrides=changed_fields(original, built), **options)
+        overrides = changed_fields(load_source(source), built)
+    outcome = run_scenario(built, source, Path(output), overrides=overrides, **options)
     if outcome.code != 0:
         raise RuntimeError(f"dmpc run of {built.name} failed: {outcome.message}")
     return outcome.result
@@ -110,10 +115,10 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     from rich.console import Console
     from rich.table import Table
 
+    from .sim.plots import plot_result, plot_tubes
+
     output = Path(output)
     console = console or Console()
-
-    from .sim.plots import plot_result, plot_tubes
 
     summary = result.summary(scenario.name, reference.closed_loop_cost if reference else None)
     summary["scenario_metrics"] = scenario.metrics(result.x, result.u)
