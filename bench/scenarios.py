@@ -7,10 +7,11 @@ the chain, 20 for the platoon and the formation; tolerance 1e-6) and reports:
                     within 1e-3 (relative) of the centralized optimum at that state ('>20': not within the cap);
   cost gap          closed-loop cost relative to the centralized closed loop (the issue's goal: |gap| ≤ 1 % for
                     ADMM and Jacobi at ≤ 20 iterations);
-  solve median/p95  per-agent QP solve time (DAQP);
+  call / solve      per-agent whole iterate call and QP solve time, medians (DAQP);
   messages, kB      plans sent per step (one per receiving agent) and their size;
-  step / central.   distributed step time (Σ over iterations of the slowest agent's solve) divided by the
-                    centralized solve time (Clarabel, sparse) in the same run (goal at 64 agents: < 1).
+  one-core, crit.   Σ over all agents' whole calls per step, and the critical path (parallel: Σ over iterations of
+                    the slowest call; Gauss-Seidel: the sum along the sequence; bench/timing.py), each divided by
+                    the centralized solve time (Clarabel, sparse) in the same run.
 Scaled scenarios: the chain keeps its per-mass parameters (uniform masses, walls at both ends); the platoon
 repeats the default time constants; the formation puts the robots on a circle (ring graph, 1.2 m apart) that
 reconfigures into a line, with the centre known (no consensus phase). ADMM solves each scenario's problem with
@@ -32,7 +33,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from coordination import distributed_step_time, iterations_to  # bench/coordination.py
+from coordination import iterations_to  # bench/coordination.py
+from timing import call_samples, per_step_critical_path, per_step_one_core   # bench/timing.py
 from dmpc_ros.scenarios import ScenarioError, parse_scenario, scenario_path
 from dmpc_ros.sim import SimulationSettings, simulate
 
@@ -79,8 +81,8 @@ def main() -> None:
     console = Console(width=160)
     table = Table(title="coordination schemes on the three scenarios "
                         "(each file's max_iterations: chain 10, platoon and formation 20)")
-    for column in ("scenario", "M", "algorithm", "iter. to 1e-3 (median / max)", "cost gap", "solve median",
-                   "solve p95", "messages", "kB/step", "step / central."):
+    for column in ("scenario", "M", "algorithm", "iter. to 1e-3 (median / max)", "cost gap", "call median",
+                   "solve median", "messages", "kB/step", "one-core", "crit."):
         table.add_column(column, justify="right")
     with Progress(console=console) as progress:
         separable_kinds = sorted({algorithm == "admm" for algorithm in args.algorithms})   # references needed
@@ -99,7 +101,7 @@ def main() -> None:
                     progress.advance(task)
                 central = float(np.median(next(iter(references.values())).centralized_solve_time))
                 size = str(M) if M else f"{base.design().system.num_agents} (file)"
-                table.add_row(name, size, "centralized", "—", "0", f"{1e3 * central:.2f} ms", "", "0", "0", "1")
+                table.add_row(name, size, "centralized", "—", "0", "", f"{1e3 * central:.2f} ms", "0", "0", "1", "1")
                 for algorithm in args.algorithms:
                     progress.update(task, description=f"{name} M={M}: {algorithm}")
                     try:
@@ -118,10 +120,11 @@ def main() -> None:
                     shown = [f">{cap}" if np.isinf(v) else f"{v:.0f}" for v in (np.median(reached), np.max(reached))]
                     times = result.solve_time_samples()
                     gap = (result.closed_loop_cost - baseline.closed_loop_cost) / baseline.closed_loop_cost
+                    critical = np.median(per_step_critical_path(result, algorithm == "gauss_seidel"))
                     row = ("", "", algorithm, " / ".join(shown), f"{100 * gap:+.3f} %",
-                           f"{1e6 * np.median(times):.0f} µs", f"{1e6 * np.percentile(times, 95):.0f} µs",
+                           f"{1e6 * np.median(call_samples(result)):.0f} µs", f"{1e6 * np.median(times):.0f} µs",
                            f"{np.mean(result.messages):.0f}", f"{np.mean(result.bytes) / 1e3:.1f}",
-                           f"{distributed_step_time(result) / central:.3g}")
+                           f"{np.median(per_step_one_core(result)) / central:.3g}", f"{critical / central:.3g}")
                     table.add_row(*row)
                     console.log(f"{name} M={size} " + " | ".join(row[2:]))   # partial results survive an interrupt
                     progress.advance(task)

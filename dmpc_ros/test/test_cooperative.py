@@ -115,7 +115,7 @@ def test_structural_step_over_approximates_the_cost(case, seed: int) -> None:
 
 def check_guarantees(design: ControllerDesign, x0: np.ndarray, algorithm: str) -> None:
     problem = design.condensed()
-    agents = build_agents(design, algorithm, StoppingRule(15, 0.0), problem=problem)
+    agents = build_agents(design, algorithm, StoppingRule(15, 0.0))
     costs, slacks = [], []
 
     def observe(p: int, U: np.ndarray) -> None:

@@ -125,7 +125,7 @@ def test_decentralized_agents_assume_their_neighbours_on_the_reference() -> None
     scenario = scenario_with(**{"model.speed_profile": [[0.0, 20.0]], "simulation.steps": 15})
     design = scenario.design()
     problem = design.condensed()
-    agents = build_agents(design, "decentralized", StoppingRule(1, 1e-9), problem=problem)
+    agents = build_agents(design, "decentralized", StoppingRule(1, 1e-9))
     U, _, _ = negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10, lambda p, U: None)
     x_ref, u_ref = design.reference.window(0, design.horizon)
     np.testing.assert_allclose(U, u_ref.ravel(), atol=1e-9)

@@ -25,6 +25,7 @@ class StepStatistics:
 
     iterations: int = 0
     solve_times: list[float] = field(default_factory=list)
+    call_times: list[float] = field(default_factory=list)   # whole begin_step / iterate calls, timed by the driver [s]
     fallbacks: int = 0
     messages_missing: int = 0
     messages_late: int = 0

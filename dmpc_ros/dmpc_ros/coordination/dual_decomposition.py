@@ -54,16 +54,17 @@ def dual_step_size(local_hessians: dict[int, np.ndarray], maps: dict[int, np.nda
 
 
 class DualDecompositionAgent(BlockUpdateAgent):
-    def __init__(self, agent_id: int, local_problem, block: AgentBlockQP, terminal_gain: np.ndarray,
-                 stopping: StoppingRule, maps: dict[int, np.ndarray], bound: np.ndarray, step_size: float) -> None:
-        super().__init__(agent_id, local_problem, [agent_id], block, terminal_gain, 1.0, stopping,
-                         required_plans=set(maps) - {agent_id})
+    def __init__(self, agent_id: int, block: AgentBlockQP, terminal_gain: np.ndarray, stopping: StoppingRule,
+                 maps: dict[int, np.ndarray], bound: np.ndarray, step_size: float) -> None:
+        """`block` is built on the agent's own subsystem alone (ControllerDesign.local_design)."""
+        super().__init__(agent_id, block, terminal_gain, 1.0, stopping, required_plans=set(maps) - {agent_id},
+                         members=[agent_id])
         self.maps, self.bound, self.step_size = maps, bound, step_size
         self.prices = np.zeros(bound.size)
         self._others: dict[int, np.ndarray] = {}   # newest inputs of the other sharing agents (time-major)
 
     def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
-        rows = self.bound.size // self.problem.horizon
+        rows = self.bound.size // self.horizon
         self.prices = np.concatenate([self.prices[rows:], self.prices[-rows:]])  # shift, hold the last price
         self._others = {j: np.vstack([u[1:], u[-1:]]) for j, u in self._others.items()}
         return super().begin_step(step, state, inbox)
@@ -76,7 +77,7 @@ class DualDecompositionAgent(BlockUpdateAgent):
             plan = inbox.get(j)
             if plan is None or plan.step != self.step:
                 self._stats.messages_missing += 1
-            elif plan.inputs.shape[0] != self.problem.horizon or not np.all(np.isfinite(plan.inputs)) \
+            elif plan.inputs.shape[0] != self.horizon or not np.all(np.isfinite(plan.inputs)) \
                     or plan.inputs.size * self.maps[j].shape[0] != self.maps[j].size:
                 self._stats.messages_rejected += 1
             else:
@@ -103,5 +104,5 @@ class DualDecompositionAgent(BlockUpdateAgent):
 
     def _make_plan(self, converged: bool, final: bool, feasible: bool) -> Plan:
         plan = super()._make_plan(converged, final, feasible)
-        plan.data["prices"] = self.prices.reshape(self.problem.horizon, -1).copy()
+        plan.data["prices"] = self.prices.reshape(self.horizon, -1).copy()
         return plan

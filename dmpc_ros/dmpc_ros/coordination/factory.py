@@ -10,7 +10,7 @@ from scipy.linalg import block_diag
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.agent_problem import AgentBlockQP
 from ..models.linear import CouplingTerm
-from ..mpc.condensed import CondensedProblem, QuadraticCost, objective_couplings
+from ..mpc.condensed import CondensedProblem, PlantPrediction, QuadraticCost, objective_couplings
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
 from ..mpc.tubes import TubeFamily
@@ -130,13 +130,29 @@ class ControllerDesign:
         return PolytopicConstraint(in_error.H, in_error.h + in_error.H @ x_ref)
 
     def condensed(self) -> CondensedProblem:
+        """The plant-wide condensed problem (dense: for small plants, tests and the Jacobi step bound only)."""
         return CondensedProblem.build(self.system, self.horizon, self.cost(), self.terminal_set)
 
-    # -- what a driver records through the design (the simulator never touches the prediction matrices) ------
     @cached_property
-    def prediction(self) -> CondensedProblem:
-        """The plant-wide prediction the records use (built once per design)."""
-        return self.condensed()
+    def parallel_step(self):
+        """Structure bounds of cooperative Jacobi's step (plant-wide, computed once per design at set-up)."""
+        return self.condensed().parallel_step
+
+    @cached_property
+    def shared_cost(self) -> QuadraticCost:
+        """The cost every agent's block takes its weights from (built once per design)."""
+        return self.cost()
+
+    def block(self, agent: int, objective: str, constraints: str, backend: str) -> AgentBlockQP:
+        """Agent `agent`'s block problem on its neighbourhood."""
+        return AgentBlockQP(self.system, self.horizon, self.shared_cost, agent, objective, constraints, backend,
+                            self.terminal_set, self.terminal_gain(), self.collision)
+
+    # -- what a driver records through the design (the simulator never touches the agents' matrices) ----------
+    @cached_property
+    def prediction(self) -> PlantPrediction:
+        """The plant-wide prediction the records use (sparse, built once per design)."""
+        return PlantPrediction(self.system, self.horizon, self.shared_cost)
 
     def assemble(self, plans: dict) -> np.ndarray:
         """The plant-wide plan (time-major inputs) from every agent's Plan."""
@@ -174,21 +190,19 @@ class ControllerDesign:
 
 
 def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
-                 weights: list[float] | None = None, problem: CondensedProblem | None = None,
-                 admm: AdmmSettings = AdmmSettings(), tubes: TubeFamily | None = None) -> list[Agent]:
-    """Agents of `algorithm`, one per subsystem, sharing one condensed problem (in-process simulation);
-    `tubes` (inner agents of tube mode) carries the plan-compatibility bounds."""
+                 weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings(),
+                 tubes: TubeFamily | None = None) -> list[Agent]:
+    """Agents of `algorithm`, one per subsystem (in-process simulation); each builds its own neighbourhood
+    problem. `tubes` (inner agents of tube mode) carries the plan-compatibility bounds."""
     check_algorithm(design, algorithm, weights)
     design = design.for_algorithm(algorithm)
     if design.centre_consensus is not None:   # outermost: the agents inside work in the agreed frame
-        inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, None, admm, tubes)
+        inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, admm, tubes)
         return [wrap_in_consensus(design, agent) for agent in inner]
     if design.tubes is not None:
-        inner = build_agents(replace(design, tubes=None), algorithm, stopping, backend, weights, problem, admm,
-                             design.tubes)
+        inner = build_agents(replace(design, tubes=None), algorithm, stopping, backend, weights, admm, design.tubes)
         return [wrap_in_tube(design, agent) for agent in inner]
-    problem = None if algorithm in ("admm", "dual_decomposition") else (problem or design.condensed())
-    return [build_agent(design, algorithm, i, stopping, backend, weights, problem, admm, tubes)
+    return [build_agent(design, algorithm, i, stopping, backend, weights, admm, tubes)
             for i in range(design.system.num_agents)]
 
 
@@ -224,18 +238,16 @@ def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[floa
 
 
 def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stopping: StoppingRule,
-                backend: str = "daqp", weights: list[float] | None = None,
-                problem: CondensedProblem | None = None, admm: AdmmSettings = AdmmSettings(),
+                backend: str = "daqp", weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings(),
                 tubes: TubeFamily | None = None) -> Agent:
     """The agent `agent_id` of `algorithm` (what one ROS agent node builds for itself)."""
     check_algorithm(design, algorithm, weights)
     design = design.for_algorithm(algorithm)
     if design.centre_consensus is not None:
-        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, None, admm,
-                            tubes)
+        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, admm, tubes)
         return wrap_in_consensus(design, inner)
     if design.tubes is not None:
-        inner = build_agent(replace(design, tubes=None), algorithm, agent_id, stopping, backend, weights, problem, admm,
+        inner = build_agent(replace(design, tubes=None), algorithm, agent_id, stopping, backend, weights, admm,
                             design.tubes)
         return wrap_in_tube(design, inner)
     M = design.system.num_agents
@@ -243,9 +255,8 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
         maps, bound = shared_constraint_maps(design)
         check_decoupled(design)
         local = design.local_design(agent_id)
-        local_problem = local.condensed()
-        block = AgentBlockQP(local_problem, 0, "plant", "affected", backend)
-        return DualDecompositionAgent(agent_id, local_problem, block, local.terminal_gain(), stopping, maps, bound,
+        block = local.block(0, "plant", "affected", backend)
+        return DualDecompositionAgent(agent_id, block, local.terminal_gain(), stopping, maps, bound,
                                       design.dual_step_size)
     if algorithm == "admm":
         uncovered = objective_couplings(design.system, design.separable_remainder())
@@ -254,19 +265,18 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
                              f"term (ControllerDesign.coupling_terms); the cost couples agents "
                              f"{', '.join(f'{i}–{j}' for i, j in uncovered[:4])} without one")
         return AdmmAgent(agent_id, design, stopping, admm, backend)
-    problem = problem or design.condensed()
     if algorithm == "decentralized":
-        block = AgentBlockQP(problem, agent_id, "own", "own", backend)
-        return DecentralizedAgent(agent_id, problem, list(range(M)), block, design.terminal_gain(), 1.0,
-                                  StoppingRule(1, stopping.tolerance), required_plans=set())
+        block = design.block(agent_id, "own", "own", backend)
+        return DecentralizedAgent(agent_id, block, design.terminal_gain(), 1.0, StoppingRule(1, stopping.tolerance),
+                                  required_plans=set())
     per_step_rows = design.collision is not None or (tubes is not None and tubes.compatibility is not None)
     weight = (weights[agent_id] if weights is not None else
-              problem.parallel_step.weight(per_step_rows) if algorithm == "jacobi" else 1.0)
+              design.parallel_step.weight(per_step_rows) if algorithm == "jacobi" else 1.0)
     objective, constraints = ("own", "own") if algorithm == "noncooperative" else ("plant", "affected")
     order = list(range(M)) if algorithm == "gauss_seidel" else None
-    block = AgentBlockQP(problem, agent_id, objective, constraints, backend)
+    block = design.block(agent_id, objective, constraints, backend)
     required = None if design.collision is None else \
         block.interacting_agents() | design.collision.partners(agent_id)
-    return BlockUpdateAgent(agent_id, problem, list(range(M)), block, design.terminal_gain(), weight, stopping,
-                            order=order, required_plans=required, collision=design.collision,
+    return BlockUpdateAgent(agent_id, block, design.terminal_gain(), weight, stopping, order=order,
+                            required_plans=required, collision=design.collision,
                             compatibility=None if tubes is None else tubes.compatibility)

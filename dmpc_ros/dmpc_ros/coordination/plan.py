@@ -1,7 +1,9 @@
 """The plan an agent announces each negotiation iteration (the sans-IO form of PredictedTrajectory)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -24,6 +26,12 @@ class Plan:
     @property
     def horizon(self) -> int:
         return self.inputs.shape[0]
+
+    @cached_property
+    def finite(self) -> bool:
+        """States, inputs and algorithm data free of NaN and inf (computed once per plan, however many read it;
+        a non-finite entry makes a sum non-finite, and so does overflow of absurd values)."""
+        return all(math.isfinite(a.sum()) for a in (self.states, self.inputs, *self.data.values()))
 
     def nbytes(self) -> int:
         """Approximate serialized size [bytes] (float64 arrays + fixed header)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg import expm
 
 
@@ -143,6 +144,19 @@ class CoupledLinearSystem:
         if "AB" not in self._full:
             self._full["AB"] = (np.block([list(row) for row in self.A]), np.block([list(row) for row in self.B]))
         return self._full["AB"]
+
+    def sparse_matrices(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(A, B) as sparse matrices (cached): what plant-wide predictions and neighbourhood searches use."""
+        if "sparse" not in self._full:
+            A, B = self.full_matrices()
+            self._full["sparse"] = (sp.csr_matrix(A), sp.csr_matrix(B))
+        return self._full["sparse"]
+
+    def sparse_magnitudes(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(|A|, |B|) entrywise (cached): they bound how far influence travels (mpc/neighbourhood.py)."""
+        if "magnitudes" not in self._full:
+            self._full["magnitudes"] = tuple(abs(M) for M in self.sparse_matrices())
+        return self._full["magnitudes"]
 
     def dynamic_neighbours(self, i: int) -> tuple[int, ...]:
         """Agents j ≠ i whose state or input enters x_i's update (non-zero A_ij or B_ij)."""

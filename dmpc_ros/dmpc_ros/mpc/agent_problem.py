@@ -1,119 +1,314 @@
-"""An agent's block of the condensed problem: its own inputs U_i are the variables, the others' are fixed.
+"""An agent's block of the finite-horizon problem: its own inputs U_i are the variables, the others' are fixed.
 
-Cooperative schemes use the plant-wide objective and every constraint row U_i affects; non-cooperative
-schemes use the agent's own cost terms and its own constraint rows. Either way the QP matrices are built
-once and only (q, bounds) change per iteration:
-    min ½ U_i' H_ii U_i + (F_i x_0 + c_i(t) + H_io U_o)' U_i   s.t.  C_i U_i ≤ d_0 + D x_0 - C_o U_o,
-with c_i(t) from the reference window of the current step t.
+Cooperative schemes use the plant-wide objective and every constraint row U_i affects; non-cooperative schemes
+use the agent's own cost terms and its own constraint rows. The block lives on the agent's neighbourhood
+(mpc/neighbourhood.py): the view V_i it simulates and the observed agents O_i ⊆ V_i whose predicted states are
+exact. With X = X(U) the view's prediction (k = 0..N) and G its response to U_i, the block QP is
+    min ½ U_i' H_ii U_i + q' U_i   s.t.  C_i U_i ≤ h − W_x X(U) − W_u U + C_i U_i^view,
+    H_ii = 2 (G' Q̄_O G + R̄_ii),  q = ∇_{U_i} V(U) − H_ii U_i^view,  C_i = W_x G + W_u[:, own],
+where Q̄_O weighs the observed states only and every row is a sparse combination (W_x, W_u) of the observed agents'
+states and the view's inputs. The matrices are built
+once; per iteration the agent simulates its view once and forms (q, upper) from it.
 """
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-from .condensed import CondensedProblem, reference_term
+import numpy as np
+import scipy.sparse as sp
+
+from ..models.linear import CoupledLinearSystem, PolytopicConstraint
+from .condensed import QuadraticCost
+from .neighbourhood import (INFLUENCE_TOLERANCE, SubNetwork, agents_of, reached_states, sources_of, sparse_rows,
+                            stacked_indices, toeplitz_response)
+from .projection import Projection
 from .qp import DenseQP, QPSolution
+from .reference import ReferenceTrajectory
 from .terminal import lqr_terminal
 
-ZERO_TOLERANCE = 1e-12
+ZERO_TOLERANCE = 1e-12   # a row whose own-input coefficients are all below this is not the agent's business
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows W_x X + W_u U ≤ h on the stacked view states X (k = 0..N) and view inputs U (both time-major)."""
+
+    Wx: sp.csr_matrix
+    Wu: sp.csr_matrix
+    h: np.ndarray
+
+    def select(self, keep: np.ndarray) -> "Rows":
+        return Rows(self.Wx[keep], self.Wu[keep], self.h[keep])
+
+    @staticmethod
+    def of(x_entries: list, u_entries: list, bounds: list, shape: tuple[int, int]) -> "Rows":
+        """Rows from (row, column, value) triples on X and on U, and their bounds."""
+        count = len(bounds)
+        return Rows(sparse_rows(x_entries, (count, shape[0])), sparse_rows(u_entries, (count, shape[1])),
+                    np.asarray(bounds, float))
+
+    @staticmethod
+    def stack(parts: list["Rows"], shape_x: int, shape_u: int) -> "Rows":
+        parts = [p for p in parts if p.h.size]
+        if not parts:
+            return Rows(sp.csr_matrix((0, shape_x)), sp.csr_matrix((0, shape_u)), np.zeros(0))
+        return Rows(sp.vstack([p.Wx for p in parts]).tocsr(), sp.vstack([p.Wu for p in parts]).tocsr(),
+                    np.concatenate([p.h for p in parts]))
+
+
+def significant_agents(system: CoupledLinearSystem, rows: np.ndarray, states: np.ndarray, matrix: np.ndarray,
+                       relative: float) -> set[int]:
+    """Agents whose states have an entry of matrix[rows] above relative · max|matrix| (0: any non-zero entry)."""
+    if states.size == 0 or rows.size == 0:
+        return set()
+    block = np.abs(matrix[rows])
+    top = float(np.max(np.abs(matrix), initial=0.0))
+    columns = np.flatnonzero(np.max(block, axis=0) > relative * top) if top > 0 else np.zeros(0, int)
+    return agents_of(system.state_offsets, columns)
 
 
 class AgentBlockQP:
-    def __init__(self, problem: CondensedProblem, agent: int, objective: str = "plant", constraints: str = "affected",
-                 backend: str = "daqp") -> None:
-        self.problem, self.agent = problem, agent
-        self.own = problem.input_indices(agent)
-        self.other = np.setdiff1d(np.arange(problem.H.shape[0]), self.own)
-        if objective == "plant":
-            H_rows, F_rows = problem.H[self.own], problem.F[self.own]
-            Lx_rows, Lu_rows = problem.L_x[self.own], problem.L_u[self.own]
-        elif objective == "own":
-            H_rows, F_rows, Lx_rows, Lu_rows = own_cost_rows(problem, agent)
-        else:
+    def __init__(self, system: CoupledLinearSystem, horizon: int, cost: QuadraticCost, agent: int,
+                 objective: str = "plant", constraints: str = "affected", backend: str = "daqp",
+                 terminal_set: PolytopicConstraint | None = None, terminal_gain: np.ndarray | None = None,
+                 collision=None) -> None:
+        if objective not in ("plant", "own"):
             raise ValueError(f"objective '{objective}' unknown: allowed plant, own")
-        self.H_ii, self.H_io = H_rows[:, self.own], H_rows[:, self.other]
-        self.F_i, self.L_x, self.L_u = F_rows, Lx_rows, Lu_rows
-        self._offset_step, self._offset = None, np.zeros(self.own.size)
-        C_own = problem.C[:, self.own]
-        if constraints == "affected":
-            rows = np.flatnonzero(np.max(np.abs(C_own), axis=1, initial=0.0) > ZERO_TOLERANCE)
-        elif constraints == "own":
-            rows = np.flatnonzero((problem.row_owner == agent)
-                                  & (np.max(np.abs(C_own), axis=1, initial=0.0) > ZERO_TOLERANCE))
-        else:
+        if constraints not in ("affected", "own"):
             raise ValueError(f"constraints '{constraints}' unknown: allowed affected, own")
-        self.C_i, self.C_o = C_own[rows], problem.C[rows][:, self.other]
-        self.d0, self.D = problem.d0[rows], problem.D[rows]
-        self.constraints, self.backend = constraints, backend
-        self.set_step_rows(np.zeros((0, problem.H.shape[0])), np.zeros(0))
+        self.agent, self.horizon, self.constraints, self.backend = agent, horizon, constraints, backend
+        N, i = horizon, agent
+        own_states = np.arange(system.n_x)[system.state_slice(i)]
+        Q, R, P = cost.Q, cost.R, cost.P
+        reached = reached_states(system, i, N) if (objective == "plant" or constraints == "affected") else own_states
+        reached = np.union1d(reached, own_states)
+        observed = {i} | agents_of(system.state_offsets, reached)
+        if objective == "plant":
+            observed |= significant_agents(system, reached, reached, Q, 0.0)
+            observed |= significant_agents(system, reached, reached, P, INFLUENCE_TOLERANCE)
+        if terminal_gain is not None:   # the own tail u = K x̂_N of the shifted plan
+            observed |= significant_agents(system, np.arange(system.n_u)[system.input_slice(i)], reached,
+                                           terminal_gain, INFLUENCE_TOLERANCE)
+        if collision is not None:
+            for a in list(observed if constraints == "affected" else {i}):
+                observed |= collision.partners(a)
+        affected_terminal = terminal_set is not None and constraints == "affected"
+        if affected_terminal:
+            observed |= agents_of(system.state_offsets, np.flatnonzero(np.any(terminal_set.H, axis=0)))
+        view = set(observed) | sources_of(system, stacked_indices(system.state_offsets, sorted(observed)), N)
+        own_inputs = np.arange(system.n_u)[system.input_slice(i)]
+        if objective == "plant":
+            view |= agents_of(system.input_offsets, np.flatnonzero(np.any(R[own_inputs], axis=0)))
+        shared = system.shared_input_constraint
+        shares = (shared is not None and constraints == "affected"
+                  and bool(np.any(shared.H[:, system.input_slice(i)])))
+        if shares:
+            view |= agents_of(system.input_offsets, np.flatnonzero(np.any(shared.H, axis=0)))
+        if len(view) == system.num_agents:   # the view is the plant: every prediction is exact, every row known
+            observed = set(view)
+        self.network = net = SubNetwork.of(system, view)
+        self.observed = tuple(sorted(observed))
+        self.observed_states = net.local_states(self.observed)            # exact predictions (local indices)
+        n_V, m_V = net.n_x, net.n_u
+        self._position = {int(a): p for p, a in enumerate(net.state_index)}   # plant state → local state
+        self.own_inputs = net.local_inputs([i])
+        self.own_columns = (np.arange(N)[:, None] * m_V + self.own_inputs[None, :]).ravel()   # in flat U
+        responses = net.impulse_responses(self.own_inputs, N)
+        self.G = toeplitz_response(responses, np.arange(n_V))                # (N+1) n_V × N m_i
+        # cost on the observed states: stage weight Q_O at k = 1..N−1, terminal P_O at k = N, none at k = 0
+        Q_O, P_O, self.R_rows = self._weights(system, cost, objective)
+        per_step = self.G.reshape(N + 1, n_V, -1)      # G_k: response of x(k) to U_i
+        self.Wq = np.hstack([np.zeros((per_step.shape[2], n_V))]
+                            + [2.0 * per_step[k].T @ (Q_O if k < N else P_O) for k in range(1, N + 1)])
+        R_ii = self.R_rows[:, self.own_inputs]
+        self.H_ii = self.Wq @ self.G + 2.0 * np.kron(np.eye(N), R_ii)
+        self.H_ii = 0.5 * (self.H_ii + self.H_ii.T)
+        self.reference = ReferenceTrajectory(cost.reference.states[:, net.state_index],
+                                             cost.reference.inputs[:, net.input_index])
+        self.own_cost = cost.block(system.state_slice(i), system.input_slice(i))
+        self.input_sets = {a: system.subsystems[a].input_constraint for a in net.members}
+        self.num_agents = system.num_agents
+        self._reference_step, self._reference_values = None, (np.zeros(0), np.zeros(0))
+        # constraint rows the own inputs affect
+        shape_x, shape_u = (N + 1) * n_V, N * m_V
+        self.row_shape = (shape_x, shape_u)
+        # Repair rows: every row on the observed agents' states (predicted exactly) and the view's inputs; where the
+        # view is the whole plant they are all rows, the same in every agent, so all repair to the same point. QP
+        # rows: those of them the own inputs affect.
+        row_agents = list(self.observed) if constraints == "affected" else [i]
+        input_agents = list(net.members) if constraints == "affected" else [i]
+        parts = [self._agent_rows(system, row_agents, input_agents)]
+        parts += ([self._shared_rows(system, shared)] if shares else []) + \
+            ([self._terminal_rows(system, terminal_set)] if affected_terminal else [])
+        self.repair_rows = Rows.stack(parts, *self.row_shape)
+        self.rows, self.C_i = self._affected(self.repair_rows)
+        self._X = np.zeros((N + 1, net.n_x))
+        self.set_step_rows(Rows.stack([], shape_x, shape_u))
 
-    def set_step_rows(self, C: np.ndarray, d: np.ndarray) -> None:
-        """Rows C U ≤ d that hold for the current control step only (e.g. collision half-planes), on the
-        plant-wide U; the ones the own inputs affect join the QP (its matrices are rebuilt)."""
-        affected = np.flatnonzero(np.max(np.abs(C[:, self.own]), axis=1, initial=0.0) > ZERO_TOLERANCE)
-        self.Ce_i, self.Ce_o, self.de = C[affected][:, self.own], C[affected][:, self.other], d[affected]
-        self.qp = DenseQP(self.H_ii, np.vstack([self.C_i, self.Ce_i]), self.backend)
+    # -- construction -------------------------------------------------------------------------------------------
+    def _weights(self, system, cost: QuadraticCost, objective: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(Q_O, P_O, R_i·) on the observed states and the view inputs: the plant-wide weights, or only the agent's
+        own terms with the DARE terminal cost of its own dynamics (non-cooperative)."""
+        net, i = self.network, self.agent
+        observed, own_inputs = self.observed_states, np.arange(system.n_u)[system.input_slice(i)]
+        Q_O, P_O = np.zeros((net.n_x, net.n_x)), np.zeros((net.n_x, net.n_x))
+        if objective == "plant":
+            plant = net.state_index[observed]
+            Q_O[np.ix_(observed, observed)] = cost.Q[np.ix_(plant, plant)]
+            P_O[np.ix_(observed, observed)] = cost.P[np.ix_(plant, plant)]
+            return Q_O, P_O, cost.R[np.ix_(own_inputs, net.input_index)]
+        xs, us = system.state_slice(i), system.input_slice(i)
+        own = net.local_states([i])
+        Q_O[np.ix_(own, own)] = cost.Q[xs, xs]
+        P_O[np.ix_(own, own)] = lqr_terminal(system.A[i][i], system.B[i][i], cost.Q[xs, xs], cost.R[us, us])[0]
+        R_rows = np.zeros((own_inputs.size, net.n_u))
+        R_rows[:, self.own_inputs] = cost.R[us, us]
+        return Q_O, P_O, R_rows
 
+    def state_column(self, agent: int, k: int, component: int) -> int:
+        """Column of x_agent[component](k) in the stacked view states X (k = 0..N)."""
+        return k * self.network.n_x + self.network.state_slices[agent].start + component
+
+    def input_column(self, agent: int, t: int, component: int) -> int:
+        """Column of u_agent[component](t) in the flat view inputs U."""
+        return t * self.network.n_u + self.network.input_slices[agent].start + component
+
+    def _selection(self, blocks: list[tuple[np.ndarray, int]], width: int) -> sp.csr_matrix:
+        """Stacked rows [0 … H … 0], each H (rows × columns of one agent) starting at its local column."""
+        rows, columns, values, offset = [np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)], 0
+        for H, start in blocks:
+            r, c = np.nonzero(H)
+            rows.append(r + offset)
+            columns.append(c + start)
+            values.append(H[r, c])
+            offset += H.shape[0]
+        return sp.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))),
+                             shape=(offset, width))
+
+    def _agent_rows(self, system, state_agents: list[int], input_agents: list[int]) -> Rows:
+        """State rows (k = 1..N) and mixed rows (t = 0..N−1) of `state_agents`, input rows of `input_agents`,
+        grouped by time step: one sparse product per kind."""
+        net, N = self.network, self.horizon
+        subs = system.subsystems
+        n_V, m_V = net.n_x, net.n_u
+        later = sp.eye(N, N + 1, k=1, format="csr")      # selects x(1..N) among x(0..N)
+        earlier = sp.eye(N, N + 1, format="csr")         # selects x(0..N−1)
+        states = [(subs[a].state_constraint.H, net.state_slices[a].start) for a in state_agents]
+        inputs = [(subs[a].input_constraint.H, net.input_slices[a].start) for a in input_agents]
+        with_mixed = [a for a in state_agents if subs[a].mixed_constraint is not None and a in net.input_slices]
+        Sx, Su = self._selection(states, n_V), self._selection(inputs, m_V)
+        Mx = self._selection([(subs[a].mixed_constraint.Hx, net.state_slices[a].start) for a in with_mixed], n_V)
+        Mu = self._selection([(subs[a].mixed_constraint.Hu, net.input_slices[a].start) for a in with_mixed], m_V)
+        bound = lambda parts: np.tile(np.concatenate([np.zeros(0)] + parts), N)   # noqa: E731
+        no_u, no_x = lambda r: sp.csr_matrix((r, N * m_V)), lambda r: sp.csr_matrix((r, (N + 1) * n_V))  # noqa: E731
+        Wx = sp.vstack([sp.kron(later, Sx), no_x(N * Su.shape[0]), sp.kron(earlier, Mx)], format="csr")
+        Wu = sp.vstack([no_u(N * Sx.shape[0]), sp.kron(sp.eye(N), Su), sp.kron(sp.eye(N), Mu)], format="csr")
+        h = np.concatenate([bound([subs[a].state_constraint.h for a in state_agents]),
+                            bound([subs[a].input_constraint.h for a in input_agents]),
+                            bound([subs[a].mixed_constraint.h for a in with_mixed])])
+        return Rows(Wx, Wu, h.astype(float))
+
+    def _shared_rows(self, system, shared: PolytopicConstraint) -> Rows:
+        net, entries, bounds = self.network, [], []
+        for t in range(self.horizon):
+            for r in range(shared.h.size):
+                row = len(bounds)
+                for a in net.members:
+                    block = shared.H[r, system.input_slice(a)]
+                    entries += [(row, self.input_column(a, t, c), v) for c, v in enumerate(block) if v]
+                bounds.append(shared.h[r])
+        return Rows.of([], entries, bounds, self.row_shape)
+
+    def _terminal_rows(self, system, terminal_set: PolytopicConstraint) -> Rows:
+        entries = []
+        for r in range(terminal_set.h.size):
+            for column in np.flatnonzero(terminal_set.H[r]):
+                entries.append((r, self.horizon * self.network.n_x + self._position[int(column)],
+                                terminal_set.H[r, column]))
+        return Rows.of(entries, [], list(terminal_set.h), self.row_shape)
+
+    def _affected(self, rows: Rows) -> tuple[Rows, np.ndarray]:
+        """The rows the own inputs affect, and their coefficients C on U_i."""
+        C = np.asarray(rows.Wx @ self.G) + rows.Wu[:, self.own_columns].toarray() if rows.h.size \
+            else np.zeros((0, self.own_columns.size))
+        keep = np.flatnonzero(np.max(np.abs(C), axis=1, initial=0.0) > ZERO_TOLERANCE)
+        return rows.select(keep), C[keep]
+
+    def set_step_rows(self, rows: Rows) -> None:
+        """Rows that hold for the current control step only (collision half-planes, plan-compatibility bounds);
+        the ones the own inputs affect join the QP (its matrices are rebuilt)."""
+        self.all_step_rows = rows
+        self.step_rows, Ce_i = self._affected(rows)
+        qp_rows = Rows.stack([self.rows, self.step_rows], *self.row_shape)
+        self._W = sp.hstack([qp_rows.Wx, qp_rows.Wu], format="csr")   # QP rows on [X; U] (one product per solve)
+        self._h, self._C = qp_rows.h, np.vstack([self.C_i, Ce_i])
+        self._lower = np.full(self._h.size, -np.inf)
+        self.qp = DenseQP(self.H_ii, self._C, self.backend)
+
+    # -- per iteration ------------------------------------------------------------------------------------------
     def interacting_agents(self) -> set[int]:
-        """Agents whose inputs or initial states enter this block's QP data (whose plans the agent needs)."""
-        system = self.problem.system
-        used_inputs = (np.max(np.abs(self.H_io), axis=0, initial=0.0) > ZERO_TOLERANCE) | \
-                      (np.max(np.abs(self.C_o), axis=0, initial=0.0) > ZERO_TOLERANCE)
-        used_states = (np.max(np.abs(self.F_i), axis=0, initial=0.0) > ZERO_TOLERANCE) | \
-                      (np.max(np.abs(self.D), axis=0, initial=0.0) > ZERO_TOLERANCE)
-        m = system.n_u
-        agents = {int(np.searchsorted(system.input_offsets, col % m, side="right") - 1)
-                  for col in self.other[used_inputs]}
-        agents |= {int(np.searchsorted(system.state_offsets, col, side="right") - 1)
-                   for col in np.flatnonzero(used_states)}
-        agents.discard(self.agent)
-        return agents
+        """Agents whose initial states or inputs enter this block's data (whose plans the agent needs)."""
+        return set(self.network.members) - {self.agent}
 
-    def reference_offset(self, step: int) -> np.ndarray:
-        """c_i(step), recomputed only when the step changes."""
-        if step != self._offset_step:
-            self._offset = reference_term(self.L_x, self.L_u, self.problem.cost.reference, step, self.problem.horizon)
-            self._offset_step = step
-        return self._offset
+    def predict(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """The view's predicted states x(0..N) (N+1 × n_V) under the view inputs U (flat, time-major); the
+        returned array is reused by the next call."""
+        return self.network.simulate(x0, U.reshape(self.horizon, -1), self._X)
 
-    def slack(self, x0: np.ndarray, U: np.ndarray) -> float:
-        """Smallest slack of this block's rows (and this step's rows it holds) at the plant-wide U."""
-        U_own, U_other = U[self.own], U[self.other]
-        slacks = np.concatenate([self.d0 + self.D @ x0 - self.C_o @ U_other - self.C_i @ U_own,
-                                 self.de - self.Ce_o @ U_other - self.Ce_i @ U_own])
-        return float(np.min(slacks, initial=np.inf))
+    def _reference(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(X̄ flat, Ū_V: N × m_V) of the window starting at `step`, recomputed only when the step changes."""
+        if step != self._reference_step:
+            x_ref, u_ref = self.reference.window(step, self.horizon)
+            self._reference_values = (x_ref.ravel(), u_ref)
+            self._reference_step = step
+        return self._reference_values
+
+    def slack(self, x0: np.ndarray, U: np.ndarray, repair: bool = False) -> float:
+        """Smallest slack under the view of this block's QP rows (repair: of the repair rows and all this step's
+        rows)."""
+        X = self.predict(x0, U).ravel()
+        if not repair:
+            return float(np.min(self._h - self._W @ np.concatenate([X, U]), initial=np.inf))
+        slacks = [rows.h - rows.Wx @ X - rows.Wu @ U for rows in (self.repair_rows, self.all_step_rows)]
+        return float(np.min(np.concatenate(slacks), initial=np.inf))
 
     def solve(self, x0: np.ndarray, U: np.ndarray, step: int = 0, warm_start: np.ndarray | None = None,
               extra_linear: np.ndarray | None = None) -> QPSolution:
-        """Best own inputs at control step `step` given x_0 and the others' inputs in U (the own part of U is
-        ignored), with an optional extra linear cost term on the own inputs (e.g. prices of a shared constraint)."""
-        U_other = U[self.other]
-        q = self.F_i @ x0 + self.reference_offset(step) + self.H_io @ U_other
+        """Best own inputs at control step `step` given the view (x0, U), with an optional extra linear cost term on
+        the own inputs (e.g. prices of a shared constraint)."""
+        X = self.predict(x0, U).ravel()
+        x_ref, u_ref = self._reference(step)
+        U_own = U[self.own_columns]
+        q = self.Wq @ (X - x_ref) + 2.0 * ((U.reshape(self.horizon, -1) - u_ref) @ self.R_rows.T).ravel() \
+            - self.H_ii @ U_own
         if extra_linear is not None:
             q = q + extra_linear
-        upper = np.concatenate([self.d0 + self.D @ x0 - self.C_o @ U_other, self.de - self.Ce_o @ U_other])
-        return self.qp.solve(q, np.full(upper.size, -np.inf), upper, warm_start)
+        upper = self._h - self._W @ np.concatenate([X, U]) + self._C @ U_own
+        return self.qp.solve(q, self._lower, upper, warm_start)
+
+    def move_own(self, change: np.ndarray) -> np.ndarray:
+        """The last prediction moved by a change of the own inputs (X += G ΔU_i, exact: the model is linear), so a
+        plan after an update needs no second simulation; returns it (N+1 × n_V)."""
+        self._X += (self.G @ change).reshape(self._X.shape)
+        return self._X
+
+    def project(self, x0: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, bool, float]:
+        """The view inputs nearest to U that satisfy the repair rows (the cooperative feasibility repair), whether
+        that worked, and the solve time. Built on demand: it needs the response of X to every view input."""
+        net = self.network
+        every_input = np.arange(net.n_u)
+        Gamma = toeplitz_response(net.impulse_responses(every_input, self.horizon), np.arange(net.n_x))
+        free = net.simulate(x0, np.zeros((self.horizon, net.n_u)), np.empty_like(self._X))
+        rows = Rows.stack([self.repair_rows, self.all_step_rows], *self.row_shape)
+        C = sp.csr_matrix(rows.Wx @ Gamma) + rows.Wu
+        projection = Projection(sp.csr_matrix(C), self.backend)
+        return projection.solve(rows.h - rows.Wx @ free.ravel(), U)
 
 
-def own_cost_rows(problem: CondensedProblem, agent: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows (for the agent's inputs) of the Hessian / linear-term maps (H, F, L_x, L_u) of the agent's *own* cost:
-    its states' and inputs' terms of Q and R, and a terminal cost from the DARE of its local dynamics."""
-    system, cost, N = problem.system, problem.cost, problem.horizon
-    n = system.n_x
-    xs, us = system.state_slice(agent), system.input_slice(agent)
-    Q_ii, R_ii = cost.Q[xs, xs], cost.R[us, us]
-    P_ii, _ = lqr_terminal(system.A[agent][agent], system.B[agent][agent], Q_ii, R_ii)
-    state_rows = np.concatenate([np.arange(n * k + xs.start, n * k + xs.stop) for k in range(N)])
-    Gamma_i, Phi_i = problem.Gamma[state_rows], problem.Phi[state_rows]
-    Qbar = np.kron(np.eye(N), Q_ii)
-    Qbar[-Q_ii.shape[0]:, -Q_ii.shape[0]:] = P_ii
-    own = problem.input_indices(agent)
-    Rbar_rows = np.zeros((own.size, problem.H.shape[0]))
-    Rbar_rows[:, own] = np.kron(np.eye(N), R_ii)
-    weighted = Gamma_i[:, own].T @ Qbar
-    H_rows = 2.0 * (weighted @ Gamma_i + Rbar_rows)
-    F_rows = 2.0 * weighted @ Phi_i
-    Lx_rows = np.zeros((own.size, N * n))
-    Lx_rows[:, state_rows] = -2.0 * weighted
-    Lu_rows = np.zeros((own.size, N * system.n_u))
-    Lu_rows[:, own] = -2.0 * np.kron(np.eye(N), R_ii)
-    return H_rows, F_rows, Lx_rows, Lu_rows
+def positions_observed(block: AgentBlockQP, states: np.ndarray, columns: tuple[int, int],
+                       num_agents: int) -> np.ndarray:
+    """(N+1 × M × 2) planned positions of the observed agents from the view's predicted states (NaN elsewhere)."""
+    positions = np.full((states.shape[0], num_agents, 2), np.nan)
+    for a in block.observed:
+        positions[:, a] = states[:, block.network.state_slices[a]][:, list(columns)]
+    return positions

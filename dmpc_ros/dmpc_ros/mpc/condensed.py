@@ -72,7 +72,7 @@ class QuadraticCost:
         x_ref, u_ref = self.reference.window(step, inputs.shape[0])
         dx = states - x_ref
         du = inputs - u_ref
-        stage = np.einsum("ki,ij,kj->", dx[:-1], self.Q, dx[:-1]) + np.einsum("ki,ij,kj->", du, self.R, du)
+        stage = np.sum((dx[:-1] @ self.Q) * dx[:-1]) + np.sum((du @ self.R) * du)
         return float(stage + dx[-1] @ self.P @ dx[-1])
 
 
@@ -208,6 +208,38 @@ class CondensedProblem:
 
     def unconstrained_minimizer(self, x0: np.ndarray, step: int = 0) -> np.ndarray:
         return np.linalg.solve(self.H, -(self.F @ x0 + self.reference_offset(step)))
+
+
+class PlantPrediction:
+    """Plant-wide predictions by sparse simulation, O(N·nnz(A)) per call: what a driver records (assembled plans,
+    their states and cost) without any agent's matrices or the dense condensed form."""
+
+    def __init__(self, system: CoupledLinearSystem, horizon: int, cost: QuadraticCost) -> None:
+        self.system, self.horizon, self.cost = system, horizon, cost
+        self.A, self.B = system.sparse_matrices()
+        m = system.n_u
+        self._columns = {j: (np.arange(horizon)[:, None] * m + np.arange(system.input_offsets[j],
+                                                                         system.input_offsets[j + 1])[None, :]).ravel()
+                         for j in range(system.num_agents)}
+
+    def assemble(self, plans: dict) -> np.ndarray:
+        """Time-major U from each agent's planned inputs (agent id → Plan)."""
+        U = np.zeros(self.horizon * self.system.n_u)
+        for agent_id, plan in plans.items():
+            U[self._columns[agent_id]] = plan.inputs.ravel()
+        return U
+
+    def predict(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """States x_0..x_N (N+1 × n) under U."""
+        inputs = U.reshape(self.horizon, -1)
+        states = np.empty((self.horizon + 1, x0.size))
+        states[0] = x0
+        for k in range(self.horizon):
+            states[k + 1] = self.A @ states[k] + self.B @ inputs[k]
+        return states
+
+    def cost_value(self, x0: np.ndarray, U: np.ndarray, step: int = 0) -> float:
+        return self.cost.trajectory(self.predict(x0, U), U.reshape(self.horizon, -1), step)
 
 
 def reference_term(L_x: np.ndarray, L_u: np.ndarray, reference: ReferenceTrajectory, step: int,

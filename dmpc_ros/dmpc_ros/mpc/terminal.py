@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_discrete_are
+from scipy.linalg import lu_factor, lu_solve, solve_discrete_are
 from scipy.optimize import linprog
 
 from ..models.linear import PolytopicConstraint
+
+
+DOUBLING_ABOVE = 300   # states above which the DARE is solved by doubling (scipy's QZ on 2n took 27 s at n = 512)
 
 
 class NotStabilizable(ValueError):
@@ -63,9 +66,28 @@ def lqr_terminal(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray) -> 
     """(P, K): P solves the DARE, u = K x is the LQR law, K = -(R + B'PB)⁻¹ B'PA; NotStabilizable (naming the
     mode) instead of a meaningless DARE when (A, B) is not stabilizable or (Q, A) not detectable."""
     check_stabilizable(A, B, Q)
-    P = solve_discrete_are(A, B, Q, R)
+    P = solve_discrete_are(A, B, Q, R) if A.shape[0] <= DOUBLING_ABOVE else doubling_dare(A, B, Q, R)
     K = -np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
     return 0.5 * (P + P.T), K
+
+
+def doubling_dare(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, tolerance: float = 1e-13,
+                  max_iterations: int = 100) -> np.ndarray:
+    """The stabilizing DARE solution by the structure-preserving doubling algorithm (Chu et al. 2004): quadratic
+    convergence, a handful of n×n LU solves and products, so a 2048-state plant takes seconds, not the QZ's hour.
+    A_{k+1} = A_k W⁻¹ A_k, G_{k+1} = G_k + A_k W⁻¹ G_k A_k', H_{k+1} = H_k + A_k' H_k W⁻¹ A_k, W = I + G_k H_k."""
+    n = A.shape[0]
+    Ak, G, H = A.copy(), B @ np.linalg.solve(R, B.T), Q.astype(float).copy()
+    for _ in range(max_iterations):
+        factors = lu_factor(np.eye(n) + G @ H)
+        V_A, V_G = lu_solve(factors, Ak), lu_solve(factors, G)
+        H_next = H + Ak.T @ (H @ V_A)
+        G, Ak = G + Ak @ V_G @ Ak.T, Ak @ V_A
+        done = np.linalg.norm(H_next - H) <= tolerance * np.linalg.norm(H_next)
+        H = H_next
+        if done:
+            return 0.5 * (H + H.T)
+    raise RuntimeError(f"DARE doubling did not converge in {max_iterations} iterations")
 
 
 def maximal_admissible_set(A_closed: np.ndarray, constraint: PolytopicConstraint, max_steps: int = 200,

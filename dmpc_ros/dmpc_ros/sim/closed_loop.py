@@ -8,6 +8,7 @@ also the plans of iteration p of the agents before them.
 from __future__ import annotations
 
 from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,11 +38,10 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
     T, N, n, m = settings.steps, design.horizon, plant.n_x, plant.n_u
     if settings.algorithm != "centralized":   # what the scheme needs (ADMM: separable terminal cost), for the
         design = design.for_algorithm(settings.algorithm)   # agents and the centralized comparison alike
-    problem = design.prediction
-    centralized = CentralizedMPC(design.system, problem.cost, N, problem.terminal_set) \
+    centralized = CentralizedMPC(design.system, design.shared_cost, N, design.terminal_set) \
         if settings.algorithm == "centralized" or settings.compare_centralized else None
     agents = [] if settings.algorithm == "centralized" else build_agents(
-        design, settings.algorithm, settings.stopping, settings.backend, settings.weights, problem, settings.admm)
+        design, settings.algorithm, settings.stopping, settings.backend, settings.weights, settings.admm)
     max_iterations = 1 if settings.algorithm == "centralized" else settings.stopping.max_iterations
     if design.centre_consensus is not None and settings.algorithm != "centralized":   # step 0 agrees first
         max_iterations += design.centre_consensus.rounds + 1
@@ -77,10 +77,12 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
 
             U, iterations, solve_times = negotiate(agents, design, network, k, x, stride, record)
             result.agent_solve_times[k] = solve_times
+            result.agent_call_times[k] = [list(a.statistics.call_times) for a in agents]
         else:
             U, iterations = ref_inputs.ravel(), 1
             result.cost_per_iteration[k, 0] = result.centralized_cost[k]
             result.agent_solve_times[k] = [[centralized.last_solve_time]]
+            result.agent_call_times[k] = [[centralized.last_solve_time]]
         # what the agents apply (agents are in id order): their plans' first inputs, plus the ancillary
         # feedback in tube mode
         u = np.concatenate([a.control() for a in agents]) if agents else U[:m]
@@ -109,15 +111,18 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
 def negotiate(agents, design, network: InMemoryNetwork, step: int, x: np.ndarray, stride: int,
               observe: Callable[[int, np.ndarray], None]) -> tuple[np.ndarray, int, list[list[float]]]:
     """One step's negotiation; observe(p, U) sees the assembled plans after every iteration p (0 = warm start).
-    `design` assembles the plans (a ControllerDesign or its condensed problem). Returns the assembled inputs U
-    (time-major), the iterations used and each agent's solve times."""
+    `design` assembles the plans (a ControllerDesign or a plant prediction). Returns the assembled inputs U
+    (time-major), the iterations used and each agent's solve times; every whole agent call is timed into the
+    agent's statistics (call_times: begin_step, then each iterate)."""
     system = design.system
     base = step * stride
     listeners = {a.agent_id: {b.agent_id for b in agents if a.agent_id in b.required_plans} for a in agents}
     latest = {}
     for agent in agents:
         inbox = network.inbox(agent.agent_id, base)
+        started = time.perf_counter()
         plan = agent.begin_step(step, x[system.state_slice(agent.agent_id)], inbox)
+        agent.statistics.call_times.append(time.perf_counter() - started)
         latest[agent.agent_id] = plan
         network.send(plan, listeners[agent.agent_id], base + 1)
     observe(0, design.assemble(latest))
@@ -127,7 +132,10 @@ def negotiate(agents, design, network: InMemoryNetwork, step: int, x: np.ndarray
         iteration += 1
         read_tick = base + TICKS_PER_ITERATION * iteration
         for agent in active:
-            plan = agent.iterate(network.inbox(agent.agent_id, read_tick))
+            inbox = network.inbox(agent.agent_id, read_tick)
+            started = time.perf_counter()
+            plan = agent.iterate(inbox)
+            agent.statistics.call_times.append(time.perf_counter() - started)
             latest[agent.agent_id] = plan
             network.send(plan, listeners[agent.agent_id], read_tick if agent.sequential else read_tick + 1)
         active = [a for a in active if not latest[a.agent_id].final]

@@ -37,7 +37,7 @@ _DESIGNS: dict[tuple[int, bool], tuple] = {}   # (id(scenario), tube) → (scena
 
 
 def design_of(scenario, tube: bool):
-    """(design, condensed problem, performance cost) of the scenario in tube or nominal mode, built once per
+    """(design, plant prediction, performance cost) of the scenario in tube or nominal mode, built once per
     scenario object in this process (runs differ only in their seeds; a terminal set takes a while to compute)."""
     key = (id(scenario), tube)
     if key not in _DESIGNS or _DESIGNS[key][0] is not scenario:
@@ -47,7 +47,7 @@ def design_of(scenario, tube: bool):
         # performance is measured against the scenario's own setpoint (a terminal-set target may differ by mode)
         performance = QuadraticCost(design.Q, design.R, design.cost().P,
                                     scenario.reference_trajectory(scenario.prediction_model()))
-        _DESIGNS[key] = (scenario, design, design.condensed(), performance)
+        _DESIGNS[key] = (scenario, design, design.prediction, performance)
     return _DESIGNS[key][1:]
 
 
@@ -60,7 +60,7 @@ def closed_loop_run(scenario, seed: int, tube: bool = True, network: InMemoryNet
     scenario = dataclasses.replace(scenario, disturbance_seed=seed)
     network = network or InMemoryNetwork()
     plant = scenario.plant()
-    agents = build_agents(design, scenario.controller.algorithm, scenario.controller.stopping, problem=problem)
+    agents = build_agents(design, scenario.controller.algorithm, scenario.controller.stopping)
     x = (scenario.initial_state if initial_state is None else initial_state).copy()
     W = scenario.disturbance()
     states, inputs, nominal = [x], [], []

@@ -28,6 +28,7 @@ class SimulationResult:
     messages: np.ndarray           # T: plans sent per step (one per receiving agent)
     bytes: np.ndarray              # T
     agent_solve_times: list = field(default_factory=list)  # [k][agent] → list of solve times [s]
+    agent_call_times: list = field(default_factory=list)   # [k][agent] → whole calls (begin_step, iterates) [s]
     communication: dict = field(default_factory=dict)      # agent → agents whose plans it uses
     late_inputs: int = 0                                    # inputs that missed their step (ROS runs)
     messages_missing: int = 0                               # plans substituted after a deadline (ROS runs)
@@ -40,7 +41,7 @@ class SimulationResult:
         return SimulationResult(
             algorithm, sample_time, nan(T + 1, n), nan(T, m), nan(T, N + 1, n), nan(T, N, m), nan(T),
             np.zeros(T, int), nan(T, max_iterations + 1), nan(T), nan(T), nan(T), nan(T), np.zeros(T + 1),
-            np.zeros(T, int), np.zeros(T, int), [None] * T,
+            np.zeros(T, int), np.zeros(T, int), [None] * T, [None] * T,
         )
 
     @property
