@@ -102,7 +102,7 @@ class DualDecompositionAgent(BlockUpdateAgent):
                 and self._stats.dual_residual <= tolerance * (1 + np.max(self.prices, initial=0))
                 and self._stats.primal_residual <= tolerance * (1 + np.max(np.abs(self.bound), initial=0)))
 
-    def _make_plan(self, converged: bool, final: bool, feasible: bool) -> Plan:
-        plan = super()._make_plan(converged, final, feasible)
+    def _make_plan(self, converged: bool, final: bool, feasible: bool, predicted: np.ndarray | None = None) -> Plan:
+        plan = super()._make_plan(converged, final, feasible, predicted)
         plan.data["prices"] = self.prices.reshape(self.horizon, -1).copy()
         return plan
