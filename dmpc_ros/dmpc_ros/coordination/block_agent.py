@@ -62,7 +62,6 @@ class BlockUpdateAgent(Agent):
         self.agent_id = agent_id
         self.block, self.stopping, self.weight = block, stopping, weight
         self.horizon = N = block.horizon
-        self.local = block.agent
         self.sequential = order is not None
         self._position = {a: i for i, a in enumerate(order)} if order is not None else {}
         self.required_plans = frozenset(required_plans if required_plans is not None
@@ -188,8 +187,8 @@ class BlockUpdateAgent(Agent):
         return Rows.of(entries, [], bounds, block.row_shape)
 
     def _compatibility_rows(self) -> Rows:
-        """|x_i(t) − x̂_i(t)| ≤ δ_x and |u_i(t) − û_i(t)| ≤ δ_u (finite bounds only) as rows on the observed states
-        and view inputs, with x̂_i(t) = previous plan's state t+1 and û_i(t) its input t+1."""
+        """|x_i(t) − x̂_i(t)| ≤ δ_x and |u_i(t) − û_i(t)| ≤ δ_u (finite bounds only) as rows on the observed
+        states and view inputs, with x̂_i(t) = previous plan's state t+1 and û_i(t) its input t+1."""
         i, previous, block = self.agent_id, self._previous, self.block
         x_entries, u_entries, bounds = [], [], []
         for t in self.compatibility.state_steps():

@@ -7,8 +7,8 @@ exact. With X = X(U) the view's prediction (k = 0..N) and G its response to U_i,
     min ½ U_i' H_ii U_i + q' U_i   s.t.  C_i U_i ≤ h − W_x X(U) − W_u U + C_i U_i^view,
     H_ii = 2 (G' Q̄_O G + R̄_ii),  q = ∇_{U_i} V(U) − H_ii U_i^view,  C_i = W_x G + W_u[:, own],
 where Q̄_O weighs the observed states only and every row is a sparse combination (W_x, W_u) of the observed agents'
-states and the view's inputs. The matrices are built
-once; per iteration the agent simulates its view once and forms (q, upper) from it.
+states and the view's inputs. The matrices are built once; per iteration the agent simulates its view once and
+forms (q, upper) from it.
 """
 from __future__ import annotations
 
@@ -56,10 +56,9 @@ class Rows:
                     np.concatenate([p.h for p in parts]))
 
 
-def significant_agents(system: CoupledLinearSystem, rows: np.ndarray, states: np.ndarray, matrix: np.ndarray,
-                       relative: float) -> set[int]:
+def significant_agents(system: CoupledLinearSystem, rows: np.ndarray, matrix: np.ndarray, relative: float) -> set[int]:
     """Agents whose states have an entry of matrix[rows] above relative · max|matrix| (0: any non-zero entry)."""
-    if states.size == 0 or rows.size == 0:
+    if rows.size == 0:
         return set()
     block = np.abs(matrix[rows])
     top = float(np.max(np.abs(matrix), initial=0.0))
@@ -84,11 +83,11 @@ class AgentBlockQP:
         reached = np.union1d(reached, own_states)
         observed = {i} | agents_of(system.state_offsets, reached)
         if objective == "plant":
-            observed |= significant_agents(system, reached, reached, Q, 0.0)
-            observed |= significant_agents(system, reached, reached, P, INFLUENCE_TOLERANCE)
+            observed |= significant_agents(system, reached, Q, 0.0)
+            observed |= significant_agents(system, reached, P, INFLUENCE_TOLERANCE)
         if terminal_gain is not None:   # the own tail u = K x̂_N of the shifted plan
-            observed |= significant_agents(system, np.arange(system.n_u)[system.input_slice(i)], reached,
-                                           terminal_gain, INFLUENCE_TOLERANCE)
+            observed |= significant_agents(system, np.arange(system.n_u)[system.input_slice(i)], terminal_gain,
+                                           INFLUENCE_TOLERANCE)
         if collision is not None:
             for a in list(observed if constraints == "affected" else {i}):
                 observed |= collision.partners(a)
@@ -110,7 +109,6 @@ class AgentBlockQP:
         self.observed = tuple(sorted(observed))
         self.observed_states = net.local_states(self.observed)            # exact predictions (local indices)
         n_V, m_V = net.n_x, net.n_u
-        self._position = {int(a): p for p, a in enumerate(net.state_index)}   # plant state → local state
         self.own_inputs = net.local_inputs([i])
         self.own_columns = (np.arange(N)[:, None] * m_V + self.own_inputs[None, :]).ravel()   # in flat U
         responses = net.impulse_responses(self.own_inputs, N)
@@ -138,8 +136,8 @@ class AgentBlockQP:
         row_agents = list(self.observed) if constraints == "affected" else [i]
         input_agents = list(net.members) if constraints == "affected" else [i]
         parts = [self._agent_rows(system, row_agents, input_agents)]
-        parts += ([self._shared_rows(system, shared)] if shares else []) + \
-            ([self._terminal_rows(system, terminal_set)] if affected_terminal else [])
+        parts += ([self._shared_rows(shared)] if shares else []) + \
+            ([self._terminal_rows(terminal_set)] if affected_terminal else [])
         self.repair_rows = Rows.stack(parts, *self.row_shape)
         self.rows, self.C_i = self._affected(self.repair_rows)
         self._X = np.zeros((N + 1, net.n_x))
@@ -208,24 +206,18 @@ class AgentBlockQP:
                             bound([subs[a].mixed_constraint.h for a in with_mixed])])
         return Rows(Wx, Wu, h.astype(float))
 
-    def _shared_rows(self, system, shared: PolytopicConstraint) -> Rows:
-        net, entries, bounds = self.network, [], []
-        for t in range(self.horizon):
-            for r in range(shared.h.size):
-                row = len(bounds)
-                for a in net.members:
-                    block = shared.H[r, system.input_slice(a)]
-                    entries += [(row, self.input_column(a, t, c), v) for c, v in enumerate(block) if v]
-                bounds.append(shared.h[r])
-        return Rows.of([], entries, bounds, self.row_shape)
+    def _shared_rows(self, shared: PolytopicConstraint) -> Rows:
+        """S u(t) ≤ s at every t on the view's inputs (the view holds every agent the rows involve)."""
+        N, net = self.horizon, self.network
+        Wu = sp.kron(sp.eye(N), sp.csr_matrix(shared.H[:, net.input_index]), format="csr")
+        return Rows(sp.csr_matrix((Wu.shape[0], self.row_shape[0])), Wu, np.tile(shared.h, N).astype(float))
 
-    def _terminal_rows(self, system, terminal_set: PolytopicConstraint) -> Rows:
-        entries = []
-        for r in range(terminal_set.h.size):
-            for column in np.flatnonzero(terminal_set.H[r]):
-                entries.append((r, self.horizon * self.network.n_x + self._position[int(column)],
-                                terminal_set.H[r, column]))
-        return Rows.of(entries, [], list(terminal_set.h), self.row_shape)
+    def _terminal_rows(self, terminal_set: PolytopicConstraint) -> Rows:
+        """H_T x(N) ≤ h_T on the view's states (the view holds the set's support)."""
+        net, size = self.network, terminal_set.h.size
+        at_end = sp.csr_matrix(([1.0], ([0], [self.horizon])), shape=(1, self.horizon + 1))
+        Wx = sp.kron(at_end, sp.csr_matrix(terminal_set.H[:, net.state_index]), format="csr")
+        return Rows(Wx, sp.csr_matrix((size, self.row_shape[1])), terminal_set.h.astype(float))
 
     def _affected(self, rows: Rows) -> tuple[Rows, np.ndarray]:
         """The rows the own inputs affect, and their coefficients C on U_i."""

@@ -75,7 +75,8 @@ def doubling_dare(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, to
                   max_iterations: int = 100) -> np.ndarray:
     """The stabilizing DARE solution by the structure-preserving doubling algorithm (Chu et al. 2004): quadratic
     convergence, a handful of n×n LU solves and products, so a 2048-state plant takes seconds, not the QZ's hour.
-    A_{k+1} = A_k W⁻¹ A_k, G_{k+1} = G_k + A_k W⁻¹ G_k A_k', H_{k+1} = H_k + A_k' H_k W⁻¹ A_k, W = I + G_k H_k."""
+    A_{k+1} = A_k W⁻¹ A_k, G_{k+1} = G_k + A_k W⁻¹ G_k A_k', H_{k+1} = H_k + A_k' H_k W⁻¹ A_k,
+    W = I + G_k H_k."""
     n = A.shape[0]
     Ak, G, H = A.copy(), B @ np.linalg.solve(R, B.T), Q.astype(float).copy()
     for _ in range(max_iterations):
