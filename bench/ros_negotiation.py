@@ -6,7 +6,10 @@ each executor, `dmpc run` records every plan to its MCAP bag; from the recorder'
                every agent received all its neighbours' plans, solved, and published (median, p95);
   steps/s      lock-step control steps per second of wall time (plant's clock), and the in-process
                simulator's steps/s for the same scenario measured in this process; their ratio.
+With --agent-processes P the agents share at most P processes (`dmpc run --agents-per-process ⌈M/P⌉`, agent
+containers), which lets 64 agents run on this machine.
 Usage: python bench/ros_negotiation.py [--agents 2 4 8] [--steps 30] [--executors events single]
+                                       [--agent-processes P]
 """
 from __future__ import annotations
 
@@ -62,11 +65,13 @@ def main() -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--executors", nargs="+", default=["events", "single"])
+    parser.add_argument("--agent-processes", type=int, default=0, metavar="P",
+                        help="host the agents in at most P processes (0: one process per agent)")
     args = parser.parse_args()
     console = Console(width=140)
     table = Table(title=f"negotiation over DDS, lock-step, 10 iterations/step, N = 20 ({os.cpu_count()} cores)")
-    for column in ("agents", "executor", "round trip median", "round trip p95", "ROS steps/s", "in-process steps/s",
-                   "ratio"):
+    for column in ("agents", "processes", "executor", "round trip median", "round trip p95", "ROS steps/s",
+                   "in-process steps/s", "ratio"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as scratch:
         for masses in args.agents:
@@ -76,11 +81,14 @@ def main() -> None:
             simulate(scenario.design(), scenario.plant(), scenario.initial_state,
                      SimulationSettings("jacobi", scenario.steps, scenario.controller.stopping))
             in_process = scenario.steps / (time.perf_counter() - started)
+            per_process = -(-masses // args.agent_processes) if args.agent_processes > 0 else 1
+            processes = -(-masses // per_process)
             for executor in args.executors:
-                console.log(f"{masses} agents, {executor} executor: dmpc run …")
+                console.log(f"{masses} agents in {processes} processes, {executor} executor: dmpc run …")
                 output = Path(scratch) / f"run_{masses}_{executor}"
                 result = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "run", str(path),
-                                         "--output", str(output), "--no-reference"],
+                                         "--output", str(output), "--no-reference", "--iteration-timeout", "30",
+                                         "--agents-per-process", str(per_process)],
                                         env=dict(os.environ, DMPC_EXECUTOR=executor),
                                         capture_output=True, text=True, timeout=900)
                 if result.returncode != 0:
@@ -89,7 +97,7 @@ def main() -> None:
                 gaps = round_trips(output / "run.mcap", masses)
                 wall = np.load(output / "plant.npz")["wall_time"]
                 ros_rate = scenario.steps / (wall[-1] - wall[0])
-                table.add_row(str(masses), executor, f"{1e3 * np.median(gaps):.2f} ms",
+                table.add_row(str(masses), str(processes), executor, f"{1e3 * np.median(gaps):.2f} ms",
                               f"{1e3 * np.percentile(gaps, 95):.2f} ms",
                               f"{ros_rate:.1f}", f"{in_process:.1f}", f"{ros_rate / in_process:.2f}")
     console.print(table)

@@ -8,6 +8,7 @@ PACKAGE = "dmpc_ros"
 # Executables runnable as `ros2 run dmpc_ros <name>` (installed to lib/dmpc_ros by setup.cfg).
 NODES = {
     "agent": "dmpc_ros.ros.agent_node:main",
+    "agent_container": "dmpc_ros.ros.agent_container:main",
     "plant": "dmpc_ros.ros.plant_node:main",
     "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager:main",
     "smoke_talker": "dmpc_ros.ros.smoke:talker_main",

@@ -90,6 +90,8 @@ def check_run_flags(args: argparse.Namespace) -> None:
         if not (math.isfinite(value) and (value >= low if inclusive else value > low) and value <= high):
             raise UsageError(f"--{flag} {value}: is not allowed: must be {'≥' if inclusive else '>'} {low} and "
                              f"≤ {high:g} s")
+    if args.agents_per_process < 1:
+        raise UsageError(f"--agents-per-process {args.agents_per_process}: is not allowed: must be ≥ 1")
     if args.domain_id is not None and not 0 <= args.domain_id <= DOMAIN_ID_LIMIT:
         raise UsageError(f"--domain-id {args.domain_id}: is not allowed: ROS domain ids are 0..{DOMAIN_ID_LIMIT} "
                          f"(0..101 keep DDS ports below Linux's ephemeral range)")
@@ -151,7 +153,7 @@ def run_ros(args: argparse.Namespace) -> int:
     outcome = run_scenario(scenario, source, output, mode=args.mode, namespace=args.namespace,
                            domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout,
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
-                           overrides=overrides)
+                           overrides=overrides, agents_per_process=args.agents_per_process)
     if outcome.code != 0:
         print(f"dmpc run: {outcome.message}", file=sys.stderr)
         return outcome.code
@@ -200,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="agents' wait for a neighbour's plan before using its last one [s]")
             command.add_argument("--death-grace", type=float, default=3.0,
                                  help="keep the others running this long after a node dies, then stop [s]")
+            command.add_argument("--agents-per-process", type=int, default=1, metavar="K",
+                                 help="host K agent nodes per process (one executor, like a component container)")
     return parser
 
 

@@ -91,11 +91,34 @@ def test_residual_balancing_rescues_a_badly_chosen_penalty(admm_case, penalty: f
                 assert outcome[True][2][other].rho[("out", holder.agent_id, kind)] == value
 
 
+def test_accelerated_admm_reaches_the_optimum_and_both_ends_of_an_edge_restart_alike(admm_case) -> None:
+    """Nesterov momentum with restart per edge: same optimum; the restart decision and the momentum step are
+    computed from values both ends share, so they agree on every edge."""
+    scenario, design, problem, optimum = admm_case
+    agents = build_agents(design, "admm", StoppingRule(1000, 1e-6), admm=AdmmSettings(0.3, 1.0, acceleration=True))
+    errors = []
+    _, iterations, _ = negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10_000,
+                                 lambda p, U: errors.append(np.linalg.norm(U - optimum) / np.linalg.norm(optimum)))
+    assert iterations < 1000 and errors[-1] < 1e-3
+    # a fixed number of iterations (nobody stops early): every edge's two ends hold the same momentum
+    agents = build_agents(design, "admm", StoppingRule(25, 0.0), admm=AdmmSettings(0.3, 1.0, acceleration=True))
+    negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10_000, lambda p, U: None)
+    assert max(m.step for a in agents for m in a.momentum.values()) > 1.0   # momentum was used
+    for holder in agents:
+        for (direction, other, kind), state in holder.momentum.items():
+            if direction == "in":
+                twin = agents[other].momentum[("out", holder.agent_id, kind)]
+                assert (twin.step, twin.residual) == (state.step, state.residual)
+                np.testing.assert_array_equal(twin.z, state.z)
+
+
 def test_admm_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="penalty ρ must be > 0"):
         AdmmSettings(penalty=0.0)
     with pytest.raises(ValueError, match=r"over-relaxation α must be in \[1, 2\)"):
         AdmmSettings(over_relaxation=2.5)
+    with pytest.raises(ValueError, match=r"restart ratio η must be in \(0, 1\)"):
+        AdmmSettings(acceleration=True, restart_ratio=1.0)
 
 
 def test_admm_plan_data_survives_the_message(admm_case) -> None:

@@ -40,6 +40,7 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
     (["run", "mass_spring", "--timeout", "0"], "--timeout 0.0: is not allowed: must be > 0.0"),
     (["run", "mass_spring", "--timeout", "nan"], "--timeout nan: is not allowed"),
     (["run", "mass_spring", "--death-grace", "-3"], "--death-grace -3.0: is not allowed"),
+    (["run", "mass_spring", "--agents-per-process", "0"], "--agents-per-process 0: is not allowed: must be ≥ 1"),
     (["run", "mass_spring", "--namespace", "dmpc"], "--namespace dmpc: is not allowed: an absolute ROS namespace"),
     # sources
     (["sim", "nope"], "scenario 'nope' not found; known scenarios: "),

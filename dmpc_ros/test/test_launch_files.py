@@ -78,3 +78,24 @@ def test_launch_file_starts_the_runner_nodes(fake_launch, launch_file: str, scen
                {k: v for k, v in spec.parameters.items() if k != "use_sim_time"}
     setup_text = (PACKAGE_DIR / "setup.py").read_text()
     assert all(f'"{spec.executable}":' in setup_text for spec in expected)
+
+
+def test_agents_hosted_k_to_a_process_keep_their_names_and_parameters() -> None:
+    from dmpc_ros.ros.agent_container import hosted_names
+    from dmpc_ros.scenarios.node_specs import host_agents, parameters_file
+
+    specs = node_specs(load_scenario("platoon"), scenario_path("platoon"))
+    hosted = host_agents(specs, 3)
+    containers = [s for s in hosted if s.executable == "agent_container"]
+    agents = [s for s in specs if s.executable == "agent"]
+    assert [s.executable for s in hosted] == ["plant"] + ["agent_container"] * len(containers) + ["lifecycle_manager"]
+    assert [len(c.hosted) for c in containers] == [3] * (len(agents) // 3) + ([len(agents) % 3] if len(agents) % 3
+                                                                               else [])
+    assert [a for c in containers for a in c.hosted] == agents
+    assert parameters_file(hosted) == parameters_file(specs)   # every node still finds its own parameters
+    with pytest.raises(ValueError, match="agents per process 0 is not allowed"):
+        host_agents(specs, 0)
+    assert hosted_names(["agent_0", "agent_1"]) == ["agent_0", "agent_1"]
+    for bad, message in (([], "no node names"), (["agent_0", "agent_0"], "given twice"), (["0x"], "not allowed")):
+        with pytest.raises(ValueError, match=message):
+            hosted_names(bad)

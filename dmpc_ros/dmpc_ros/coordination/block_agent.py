@@ -86,7 +86,9 @@ class BlockUpdateAgent(Agent):
         self._heard: dict[int, Plan] = {}          # each member's newest plan (any step)
         self._previous: Plan | None = None         # the own final plan of the previous step
         self._candidate = np.zeros(0)              # the own inputs of the warm start (previous plan, shifted)
-        self._readable = tuple(sorted(self.required_plans & self._input_index.keys()))
+        # (neighbour, lag): whose plans the view reads, and how many iterations old its plan may be without being late
+        self._readable = tuple((j, 0 if self.needs_current_iteration(j) else 1)
+                               for j in sorted(self.required_plans & self._input_index.keys()))
         self._input_shape = {j: (N, d) for j, d in self._input_dim.items()}
         self._state_shape = {j: (N + 1, s.stop - s.start) for j, s in self._state_slice.items()}
         self._applied: dict[int, Plan] = {}        # each neighbour's plan whose inputs the view holds
@@ -242,16 +244,15 @@ class BlockUpdateAgent(Agent):
         """Take the others' measured states and planned inputs from their plans of step accept_step (inputs
         only from plans of iteration ≤ newest_inputs when given); count missing, late and rejected plans.
         Only agents the view covers are read (dual decomposition listens to agents outside its local model)."""
-        stats, counting, applied = self._stats, count and self.iteration > 0, self._applied
+        stats, counting, applied, iteration = self._stats, count and self.iteration > 0, self._applied, self.iteration
         U = self.U.reshape(self.horizon, -1)
-        for j in self._readable:
+        for j, lag in self._readable:
             plan = inbox.get(j)
             if plan is None or plan.step != accept_step:
                 if counting:
                     stats.messages_missing += 1
                 continue
-            if counting and not plan.final and plan.iteration < self.iteration - (
-                    0 if self.needs_current_iteration(j) else 1):
+            if counting and plan.iteration < iteration - lag and not plan.final:
                 stats.messages_late += 1
             if applied.get(j) is plan:   # already in the view (and the view has not changed since)
                 continue

@@ -23,7 +23,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from ..process_group import ProcessGroup
 from ..scenarios import Scenario
-from ..scenarios.node_specs import NodeSpec, node_specs, parameters_file
+from ..scenarios.node_specs import NodeSpec, host_agents, node_specs, parameters_file
 from ..scenarios.source import is_factory, source_path
 from ..sim.results import SimulationResult
 from .environment import reserve_domain_id, ros_environment
@@ -32,7 +32,7 @@ from .spin import make_executor
 
 DISCOVERY_TIMEOUT = 30.0  # [s] for the recorder to see every node before bring-up starts
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
-           "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager"}
+           "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager", "agent_container": "dmpc_ros.ros.agent_container"}
 
 
 @dataclass
@@ -59,10 +59,11 @@ def executable_command(spec: NodeSpec) -> list[str]:
 def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str = "lock_step",
                  namespace: str = "/dmpc", domain_id: int | None = None, localhost_only: bool = True,
                  timeout: float = 600.0, death_grace: float = 3.0, iteration_timeout: float = 2.0,
-                 echo: bool = True, overrides: dict | None = None) -> RunOutcome:
+                 echo: bool = True, overrides: dict | None = None, agents_per_process: int = 1) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
-    call; a module is imported from the current directory too)."""
+    call; a module is imported from the current directory too). `agents_per_process` > 1 hosts that many agent
+    nodes in each agent container process."""
     output.mkdir(parents=True, exist_ok=True)
     reservation = reserve_domain_id(domain_id)
     env = ros_environment(reservation.domain_id, localhost_only)
@@ -75,9 +76,13 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         source = copy
     specs = node_specs(scenario, source, namespace, mode, output_file=str(output / "plant.npz"),
                        exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides)
+    if agents_per_process > 1:
+        specs = host_agents(specs, agents_per_process)
     params = output / "parameters.yaml"
     params.write_text(yaml.safe_dump(parameters_file(specs), sort_keys=False))
-    print(f"dmpc run: {scenario.name}, {scenario.num_agents} agents, {mode}, ROS_DOMAIN_ID={reservation.domain_id}, "
+    processes_text = "" if agents_per_process == 1 else f" in {sum(1 for s in specs if s.hosted)} processes"
+    print(f"dmpc run: {scenario.name}, {scenario.num_agents} agents{processes_text}, {mode}, "
+          f"ROS_DOMAIN_ID={reservation.domain_id}, "
           f"discovery {'localhost' if localhost_only else 'subnet'}; parameters in {params}", flush=True)
 
     context = rclpy.Context()
@@ -99,15 +104,18 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         processes = {}
 
         def start(spec: NodeSpec) -> None:
-            command = executable_command(spec) + ["--ros-args", "-r", f"__node:={spec.name}", "-r",
-                                                  f"__ns:={spec.namespace}", "--params-file", str(params)]
+            naming = [s.name for s in spec.hosted] + ["--ros-args"] if spec.hosted else ["--ros-args", "-r",
+                                                                                        f"__node:={spec.name}"]
+            command = executable_command(spec) + naming + ["-r", f"__ns:={spec.namespace}", "--params-file",
+                                                           str(params)]
             processes[spec.name] = group.start(spec.name, command, env)
 
         managers = [spec for spec in specs if spec.executable == "lifecycle_manager"]
         nodes = [spec for spec in specs if spec not in managers]
         for spec in nodes:
             start(spec)
-        await_discovery(executor, recorder, {spec.full_name for spec in nodes}, group, DISCOVERY_TIMEOUT, interrupted)
+        await_discovery(executor, recorder, {hosted.full_name for spec in nodes for hosted in spec.hosted or (spec,)},
+                        group, DISCOVERY_TIMEOUT, interrupted)
         if not interrupted.is_set():
             for spec in managers:
                 start(spec)

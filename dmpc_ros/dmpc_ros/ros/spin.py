@@ -41,14 +41,21 @@ def supervisor_gone() -> bool:
 def spin_node(node: Node, done: Callable[[], bool] = lambda: False) -> None:
     """Spin until shutdown (signal), until done() holds or the supervisor died, then destroy the node and
     shut rclpy down."""
+    spin_nodes([node], done)
+
+
+def spin_nodes(nodes: list[Node], done: Callable[[], bool] = lambda: False) -> None:
+    """spin_node for several nodes of one process on one executor (the agent container)."""
     executor = make_executor()
-    executor.add_node(node)
+    for node in nodes:
+        executor.add_node(node)
     try:
         while rclpy.ok() and not done() and not supervisor_gone():
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        executor.remove_node(node)
-        node.destroy_node()
+        for node in nodes:
+            executor.remove_node(node)
+            node.destroy_node()
         rclpy.try_shutdown()

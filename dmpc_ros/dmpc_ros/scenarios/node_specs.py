@@ -19,6 +19,7 @@ class NodeSpec:
     parameters: dict = field(default_factory=dict)
     lifecycle: bool = True
     package: str = "dmpc_ros"
+    hosted: tuple["NodeSpec", ...] = ()   # an agent container's nodes (their names are its arguments)
 
     @property
     def full_name(self) -> str:
@@ -80,6 +81,22 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = "/dmpc",
     return [plant, *agents, manager]
 
 
+def host_agents(specs: list[NodeSpec], per_process: int) -> list[NodeSpec]:
+    """The specs with the agents hosted `per_process` to an agent container (in agent order), in the agents'
+    place; the plant and the lifecycle manager stay processes of their own."""
+    if not (isinstance(per_process, int) and per_process >= 1):
+        raise ValueError(f"agents per process {per_process!r} is not allowed: must be an integer >= 1")
+    agents = [spec for spec in specs if spec.executable == "agent"]
+    groups = [tuple(agents[k:k + per_process]) for k in range(0, len(agents), per_process)]
+    containers = [NodeSpec("agent_container", f"agents_{g}", group[0].namespace, lifecycle=False, hosted=group)
+                  for g, group in enumerate(groups)]
+    first = specs.index(agents[0]) if agents else len(specs)
+    rest = [spec for spec in specs if spec.executable != "agent"]
+    return rest[:first] + containers + rest[first:]
+
+
 def parameters_file(specs: list[NodeSpec]) -> dict:
-    """The usual ROS parameter-file layout: fully qualified node name → ros__parameters."""
-    return {spec.full_name: {"ros__parameters": dict(spec.parameters)} for spec in specs}
+    """The usual ROS parameter-file layout: fully qualified node name → ros__parameters (a container's hosted
+    nodes each under their own name)."""
+    nodes = [hosted for spec in specs for hosted in (spec.hosted or (spec,))]
+    return {spec.full_name: {"ros__parameters": dict(spec.parameters)} for spec in nodes}

@@ -271,14 +271,16 @@ def parse_disturbance_bound(value: object, subsystems: list) -> np.ndarray:
 
 
 def parse_admm(admm: dict) -> AdmmSettings:
-    reject_unknown(admm, "controller.admm.", {"penalty", "over_relaxation", "residual_balancing"})
-    balancing = admm.get("residual_balancing", False)
-    if not isinstance(balancing, bool):
-        raise ScenarioError(f"controller.admm.residual_balancing: {balancing!r} is not allowed: must be true or false")
+    reject_unknown(admm, "controller.admm.", {"penalty", "over_relaxation", "residual_balancing", "acceleration"})
+    flags = {}
+    for name in ("residual_balancing", "acceleration"):
+        flags[name] = admm.get(name, False)
+        if not isinstance(flags[name], bool):
+            raise ScenarioError(f"controller.admm.{name}: {flags[name]!r} is not allowed: must be true or false")
     return AdmmSettings(
         penalty=number(admm, "controller.admm.", "penalty", default=0.3, minimum=0.0, strict_minimum=True),
         over_relaxation=number(admm, "controller.admm.", "over_relaxation", default=1.6, minimum=1.0, maximum=1.99),
-        residual_balancing=balancing,
+        **flags,
     )
 
 
