@@ -23,8 +23,8 @@ HERE = Path(__file__).resolve().parent
 STRATEGIES = {   # name → AdmmSettings fields
     **{f"fixed ρ={rho:g} α={alpha:g}": dict(penalty=rho, over_relaxation=alpha)
        for rho, alpha in ((0.1, 1.0), (0.3, 1.0), (0.3, 1.6), (1.0, 1.6))},
-    **{f"balancing from ρ={rho:g} α=1": dict(penalty=rho, over_relaxation=1.0, residual_balancing=True)
-       for rho in (0.3, 1.0)},
+    **{f"balancing from ρ={rho:g} α={alpha:g}": dict(penalty=rho, over_relaxation=alpha, residual_balancing=True)
+       for rho, alpha in ((0.3, 1.0), (1.0, 1.0), (1.0, 1.6))},
     **{f"nesterov ρ={rho:g}": dict(penalty=rho, over_relaxation=1.0, acceleration=True) for rho in (0.1, 0.3)},
 }
 DEFAULT = "fixed ρ=0.3 α=1.6"

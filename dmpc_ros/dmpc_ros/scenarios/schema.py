@@ -272,14 +272,16 @@ def parse_disturbance_bound(value: object, subsystems: list) -> np.ndarray:
 
 def parse_admm(admm: dict) -> AdmmSettings:
     reject_unknown(admm, "controller.admm.", {"penalty", "over_relaxation", "residual_balancing", "acceleration"})
+    defaults = AdmmSettings()
     flags = {}
     for name in ("residual_balancing", "acceleration"):
-        flags[name] = admm.get(name, False)
+        flags[name] = admm.get(name, getattr(defaults, name))
         if not isinstance(flags[name], bool):
             raise ScenarioError(f"controller.admm.{name}: {flags[name]!r} is not allowed: must be true or false")
     return AdmmSettings(
-        penalty=number(admm, "controller.admm.", "penalty", default=0.3, minimum=0.0, strict_minimum=True),
-        over_relaxation=number(admm, "controller.admm.", "over_relaxation", default=1.6, minimum=1.0, maximum=1.99),
+        penalty=number(admm, "controller.admm.", "penalty", default=defaults.penalty, minimum=0.0, strict_minimum=True),
+        over_relaxation=number(admm, "controller.admm.", "over_relaxation", default=defaults.over_relaxation,
+                               minimum=1.0, maximum=1.99),
         **flags,
     )
 
