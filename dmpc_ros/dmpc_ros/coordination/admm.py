@@ -25,6 +25,7 @@ from scipy.linalg import block_diag
 
 from ..mpc.condensed import prediction_matrices
 from ..mpc.qp import DenseQP
+from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal
 from .base import Agent, StepStatistics, StoppingRule
 from .plan import Plan
@@ -130,6 +131,9 @@ class AdmmAgent(Agent):
         self.F_cost = 2.0 * Psi.T @ Qbar @ psi
         self.Lx_cost, self.Lu_cost = -2.0 * Psi.T @ Qbar, -2.0 * Su.T @ Rbar
         self.input_columns = us
+        # the reference of the local states and own inputs only (the linear term's; nothing plant-wide per step)
+        self.local_reference = ReferenceTrajectory(cost.reference.states[:, self.local_states],
+                                                   cost.reference.inputs[:, us])
         # Own segments others copy: segment = T v + C x_i(0), one map per kind ('x', 'u').
         self.segment_maps = {kind: self._own_segment_maps(kind) for kind in {kind for _, kind in self.copied}}
         # Penalty ρ_e per edge; both ends of an edge adapt it identically (residual balancing).
@@ -295,8 +299,19 @@ class AdmmAgent(Agent):
         self.momentum = {}
         self._stats = StepStatistics()
         self.x0 = np.asarray(state, float).copy()
+        self._set_step_terms()
         self._plan = self._make_plan(converged=False, final=False, feasible=True)
         return self._plan
+
+    def _set_step_terms(self) -> None:
+        """What x_i(0) and the reference window fix for the whole step, computed once per step instead of per
+        iteration: the QP's linear cost term, the free response of the own segments and the own-state bounds."""
+        x_ref, u_ref = self.local_reference.window(self.step, self.N)
+        self._linear_base = self.F_cost @ self.x0 + self.Lx_cost @ x_ref[1:].ravel() + self.Lu_cost @ u_ref.ravel()
+        self._free_segments = {kind: C @ self.x0 for kind, (_, C) in self.segment_maps.items()}
+        self._upper_state = self.hx_stacked - self.Hx_stacked @ (self.Phi @ self.x0) if self.hx_stacked.size \
+            else np.zeros(0)
+        self._upper_mixed = self.mixed_h - self.mixed_x0 @ self.x0
 
     def _reference_start(self, step: int) -> np.ndarray:
         """v with the own inputs, the copied inputs and the copied states (k = 0..N−1) of the reference."""
@@ -434,9 +449,7 @@ class AdmmAgent(Agent):
         return state.z, state.multiplier
 
     def _linear_term(self) -> np.ndarray:
-        x_ref, u_ref = self.reference.window(self.step, self.N)
-        q = self.F_cost @ self.x0 + self.Lx_cost @ x_ref[1:, self.local_states].ravel() \
-            + self.Lu_cost @ u_ref[:, self.input_columns].ravel()
+        q = self._linear_base.copy()
         for c, s in enumerate(self.copies):
             key = ("in", s.owner, s.kind)
             z = self.z.get(key)
@@ -446,30 +459,26 @@ class AdmmAgent(Agent):
             key = ("out", k, kind)
             z = self.z.get(key)
             if z is not None:
-                T, C = self.segment_maps[kind]
-                q += T.T @ (self.lambdas[key].ravel() + self.rho[key] * (C @ self.x0 - z.ravel()))
+                q += self.segment_maps[kind][0].T @ (self.lambdas[key].ravel()
+                                                     + self.rho[key] * (self._free_segments[kind] - z.ravel()))
         return q
 
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        upper_state = self.hx_stacked - self.Hx_stacked @ (self.Phi @ self.x0) if self.hx_stacked.size else np.zeros(0)
         fixed = []
         for s in self.copies:
             if s.kind == "x":
                 fixed.append(self.neighbour_x0.get(s.owner, np.zeros(s.size)))
         fixed_values = np.concatenate(fixed) if fixed else np.zeros(0)
-        upper_mixed = self.mixed_h - self.mixed_x0 @ self.x0
         upper_step = self._step_b - self._step_x0 @ self.x0
-        upper = np.concatenate([upper_state, self.hu_stacked, upper_mixed, self.copy_input_h, upper_step, fixed_values])
+        upper = np.concatenate([self._upper_state, self.hu_stacked, self._upper_mixed, self.copy_input_h, upper_step,
+                                fixed_values])
         lower = np.concatenate([np.full(upper.size - fixed_values.size, -np.inf), fixed_values])
         return lower, upper
 
     def _valid(self, plan: Plan) -> bool:
         """Finite values and the dimensions this agent expects of that neighbour."""
         sub = self.system.subsystems[plan.agent]
-        if plan.states.shape != (self.N + 1, sub.n_x) or plan.inputs.shape != (self.N, sub.n_u):
-            return False
-        values = [plan.states.ravel(), plan.inputs.ravel()] + [a.ravel() for a in plan.data.values()]
-        return bool(np.isfinite(np.concatenate(values)).all())
+        return plan.states.shape == (self.N + 1, sub.n_x) and plan.inputs.shape == (self.N, sub.n_u) and plan.finite
 
     def _states(self, v: np.ndarray) -> np.ndarray:
         return np.vstack([self.x0, (self.Phi @ self.x0 + self.Gamma @ v).reshape(self.N, self.n)])
