@@ -224,8 +224,8 @@ class AdmmAgent(Agent):
         Qbar = block_diag(*([W] * (N - 1) + [terminal]))
         return Psi, psi, Qbar, states
 
-    def _build_qp(self) -> DenseQP:
-        """The local QP for the current edge penalties: own cost + ρ_e on every copy and copied own segment."""
+    def _hessian(self) -> np.ndarray:
+        """The local QP's Hessian for the current edge penalties: own cost + ρ_e on every copy and copied segment."""
         H = self.H_cost.copy()
         for c, s in enumerate(self.copies):
             index = self.copy_index[c]
@@ -233,6 +233,11 @@ class AdmmAgent(Agent):
         for k, kind in self.copied:
             T = self.segment_maps[kind][0]
             H += self.rho[("out", k, kind)] * T.T @ T
+        return H
+
+    def _build_qp(self) -> DenseQP:
+        """The local QP for the current edge penalties and rows (rebuilt when this step's rows change)."""
+        H = self._hessian()
         inequalities = np.vstack([self.inequality_rows, self.step_rows])
         equality = np.r_[np.zeros(inequalities.shape[0], bool), np.ones(self._fixed_rows.shape[0], bool)]
         return DenseQP(H, np.vstack([inequalities, self._fixed_rows]), self._backend, equalities=equality)
@@ -368,7 +373,7 @@ class AdmmAgent(Agent):
             primal, dual = primal + r, dual + self.rho[key] ** 2 * d
             edge_residuals[key] = (r, d)
         if self.settings.residual_balancing and self.iteration > 1 and self._balance(edge_residuals):
-            self.qp = self._build_qp()
+            self.qp.set_hessian(self._hessian())   # same rows: the solver keeps its factorization work and active set
         solution = self.qp.solve(self._linear_term(), *self._bounds(), warm_start=self.v)
         self._stats.solve_times.append(solution.solve_time)
         old = self.v.copy()

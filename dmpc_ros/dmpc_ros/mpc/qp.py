@@ -52,6 +52,16 @@ class DenseQP:
         if equalities is not None:
             self._sense[np.asarray(equalities, bool)] = DAQP_EQUALITY
 
+    def set_hessian(self, H: np.ndarray) -> None:
+        """A new H of the same size (e.g. ADMM's penalty changed): DAQP updates its model in place and keeps its
+        active set; OSQP is set up again at the next solve."""
+        if H.shape != self.H.shape:
+            raise ValueError(f"set_hessian: H of shape {H.shape} is not allowed: the QP has {self.H.shape}")
+        self.H = np.ascontiguousarray(0.5 * (H + H.T))
+        self._osqp = None
+        if self._daqp is not None:
+            self._daqp.update(H=self.H)
+
     def _setup_osqp(self, q: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
         self._osqp = osqp.OSQP()
         self._osqp.setup(sp.csc_matrix(np.triu(self.H)), q, sp.csc_matrix(self.A), lower, upper, verbose=False,
