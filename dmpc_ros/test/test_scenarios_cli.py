@@ -35,6 +35,10 @@ def mutated(path: list, value) -> dict:
     (["controller", "solver"], "cplex", r"controller\.solver: 'cplex' is not allowed: must be one of daqp, osqp"),
     (["network", "drop_probability"], 1.5, r"network\.drop_probability: 1\.5 is not allowed: must be ≤ 0\.99"),
     (["controller", "horizn"], 5, r"controller\.horizn: unknown field"),
+    (["controller", "admm", "balancing_interval"], 0,
+     r"controller\.admm\.balancing_interval: 0 is not allowed: must be ≥ 1"),
+    (["controller", "admm", "acceleration"], "yes",
+     r"controller\.admm\.acceleration: 'yes' is not allowed: must be true"),
     (["controller", "position_reference"], [0.0, 2.0, 0.0, 0.0],
      r"controller\.position_reference\[1\]: 2\.0 is not allowed: outside the position limit"),
 ])

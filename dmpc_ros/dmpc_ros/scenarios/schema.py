@@ -271,7 +271,8 @@ def parse_disturbance_bound(value: object, subsystems: list) -> np.ndarray:
 
 
 def parse_admm(admm: dict) -> AdmmSettings:
-    reject_unknown(admm, "controller.admm.", {"penalty", "over_relaxation", "residual_balancing", "acceleration"})
+    reject_unknown(admm, "controller.admm.", {"penalty", "over_relaxation", "residual_balancing", "balancing_interval",
+                                              "acceleration"})
     defaults = AdmmSettings()
     flags = {}
     for name in ("residual_balancing", "acceleration"):
@@ -282,6 +283,8 @@ def parse_admm(admm: dict) -> AdmmSettings:
         penalty=number(admm, "controller.admm.", "penalty", default=defaults.penalty, minimum=0.0, strict_minimum=True),
         over_relaxation=number(admm, "controller.admm.", "over_relaxation", default=defaults.over_relaxation,
                                minimum=1.0, maximum=1.99),
+        balancing_interval=number(admm, "controller.admm.", "balancing_interval", default=defaults.balancing_interval,
+                                  minimum=1, maximum=1000, integer=True),
         **flags,
     )
 
