@@ -17,7 +17,8 @@ its own process (clean peak memory) with OPENBLAS_NUM_THREADS=1. Columns per sch
                 to the Clarabel MPC, marked C (ADMM's separable-terminal problem has no Clarabel row: —).
 Baselines: `osqp` is a hand-built sparse MPC (bench/sparse_osqp.py; set up once, bounds and linear term updated,
 warm-started); `clarabel` is dmpc_ros's centralized MPC. Both are timed per step (update + solve).
-Writes bench/scaling.png (log-log time per step vs M, one panel per family) and prints the table.
+Writes bench/scaling.png (log-log time per step vs M, one panel per family) with its rows as scaling.json, and
+prints the table.
 Usage: python bench/scaling.py [--family chain platoon formation] [--sizes 4 16 64 256 1024]
                                [--schemes gauss_seidel admm jacobi] [--steps 20]
 """
@@ -197,7 +198,8 @@ def main() -> None:
                       flush=True)
     print(table(rows))
     plot(rows, args.output)
-    print(f"\nplot: {args.output}")
+    args.output.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    print(f"\nplot: {args.output} (rows: {args.output.with_suffix('.json')})")
 
 
 if __name__ == "__main__":
