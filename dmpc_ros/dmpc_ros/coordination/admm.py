@@ -433,7 +433,7 @@ class AdmmAgent(Agent):
         residuals = (float(np.sum((owner_value - z) ** 2) + np.sum((copy_value - z) ** 2)),
                      float(np.sum((z - z_previous) ** 2)))
         if self.settings.acceleration:
-            # combined residual of the edge, from values both ends have: ρ‖ŵ − z‖² + ρ‖ĉ − z‖² + ρ‖z − ẑ‖²
+            # the edge's combined residual (both ends have the values): ρ(|ŵ−z|² + |ĉ−z|² + |z−ẑ|²)
             combined = rho * (float(np.sum((owner_hat - z) ** 2) + np.sum((copy_hat - z) ** 2)) + residuals[1])
             z, held = self._accelerate(key, z, held, combined)
         self.lambdas[key], self.z[key] = held, z
