@@ -35,6 +35,9 @@ def mutated(path: list, value) -> dict:
     (["controller", "solver"], "cplex", r"controller\.solver: 'cplex' is not allowed: must be one of daqp, osqp"),
     (["network", "drop_probability"], 1.5, r"network\.drop_probability: 1\.5 is not allowed: must be ≤ 0\.99"),
     (["controller", "horizn"], 5, r"controller\.horizn: unknown field"),
+    (["model", "sample_time"], float("inf"), r"model\.sample_time: inf is not allowed: must be ≤ 3600"),
+    (["model", "masses", "spring_to_next"], [1.0, 2.0, 3.0, 4.0],
+     r"model\.masses\.spring_to_next: has 4 entries, expected 3 \(one per link"),
     (["controller", "admm", "balancing_interval"], 0,
      r"controller\.admm\.balancing_interval: 0 is not allowed: must be ≥ 1"),
     (["controller", "admm", "acceleration"], "yes",
@@ -45,6 +48,26 @@ def mutated(path: list, value) -> dict:
 def test_bad_scenario_names_field_value_and_rule(path, value, expected) -> None:
     with pytest.raises(ScenarioError, match=expected):
         parse_scenario(mutated(path, value))
+
+
+def test_unreadable_files_name_the_file_and_what_is_wrong(tmp_path: Path) -> None:
+    """Latin-1 bytes, a key given twice (PyYAML would keep the second silently) and a directory named like a
+    scenario each give one line naming the problem, not a traceback or a misleading field."""
+    text = (PACKAGE_DIR / "config" / "mass_spring.yaml").read_text()
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(text.encode() + "# café\n".encode("latin-1"))
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(text + "model:\n  type: linear\n")
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    for path, expected in ((latin, r"latin\.yaml: not UTF-8 text \(byte 0xe9 at offset \d+\); save it as UTF-8"),
+                           (twice, r"twice\.yaml: line \d+: key 'model' is given twice \(first on line \d+\)"),
+                           (folder, r"folder\.yaml is a directory; give a YAML file")):
+        with pytest.raises(ScenarioError, match=expected):
+            load_scenario(str(path))
+    per_link = mutated(["model", "masses", "spring_to_next"], [1.0, 2.0, 3.0])
+    chain = parse_scenario(per_link).model
+    assert chain.spring_to_next == (1.0, 2.0, 3.0, 0.0)   # one value per link; the unused last entry is 0
 
 
 def test_default_scenario_loads_by_name() -> None:

@@ -11,8 +11,8 @@ from ..models import MassSpringChain
 from ..models.linear import CoupledLinearSystem
 from ..mpc.reference import ReferenceTrajectory
 from ..scenarios.family import FamilyParts, ModelFamily
-from ..scenarios.validation import ScenarioError, agent_values, number, parse_rows, per_agent, reject_unknown, \
-    section, weight_matrix
+from ..scenarios.validation import ScenarioError, agent_values, check_number, number, parse_rows, per_agent, \
+    reject_unknown, section, weight_matrix
 from ..scenarios.schema import MAX_AGENTS
 
 
@@ -55,6 +55,18 @@ class MassSpringChainFamily(ModelFamily):
         return ReferenceTrajectory.constant(x_ref, u_ref)
 
 
+def per_link(masses: dict, path: str, key: str, M: int, default: float) -> tuple[float, ...]:
+    """One value per link between neighbouring masses (M − 1 of them) or one for all; the model's tuple has an
+    unused last entry (mass M−1 has no next), 0. A list of M values is refused: its last entry would be ignored."""
+    value = masses.get(key, default)
+    if isinstance(value, list) and len(value) != M - 1:
+        raise ScenarioError(f"{path}{key}: has {len(value)} entries, expected {M - 1} (one per link between "
+                            f"neighbouring masses) or one number")
+    values = [check_number(v, f"{path}{key}[{i}]", minimum=0.0) for i, v in enumerate(value)] \
+        if isinstance(value, list) else [check_number(value, f"{path}{key}", minimum=0.0)] * (M - 1)
+    return tuple(values) + (0.0,)
+
+
 def parse_chain(masses: dict) -> MassSpringChain:
     path = "model.masses."
     reject_unknown(masses, path, {"count", "mass", "spring_to_next", "damper_to_next", "spring_to_wall",
@@ -66,8 +78,8 @@ def parse_chain(masses: dict) -> MassSpringChain:
     ends = [1.0 if i in (0, M - 1) else 0.0 for i in range(M)]
     return MassSpringChain(
         mass=tuple(per_agent(masses, path, "mass", M, 1.0, **positive)),
-        spring_to_next=tuple(per_agent(masses, path, "spring_to_next", M, 1.0, **nonnegative)),
-        damper_to_next=tuple(per_agent(masses, path, "damper_to_next", M, 0.1, **nonnegative)),
+        spring_to_next=per_link(masses, path, "spring_to_next", M, 1.0),
+        damper_to_next=per_link(masses, path, "damper_to_next", M, 0.1),
         spring_to_wall=tuple(per_agent(masses, path, "spring_to_wall", M, ends, **nonnegative)
                              if "spring_to_wall" in masses else ends),
         damper_to_wall=tuple(per_agent(masses, path, "damper_to_wall", M, 0.0, **nonnegative)),

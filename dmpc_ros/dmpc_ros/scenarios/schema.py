@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ..coordination import ALGORITHMS, AdmmSettings, ControllerDesign, StoppingRule
 from ..coordination.factory import scheme_conflict
@@ -25,9 +24,11 @@ from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes,
 from .checks import check_initial_state, check_nonempty_sets, check_reference
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .validation import ScenarioError, agent_values, check_number, choice, number, per_agent, reject_unknown, section
+from .yaml_file import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 MAX_AGENTS = 1000
+MAX_SAMPLE_TIME = 3600.0   # [s] model.sample_time above this (or inf) is refused
 COMMON_CONTROLLER_FIELDS = {"algorithm", "horizon", "max_iterations", "tolerance", "solver", "weights",
                             "terminal_set", "admm", "robust", "tube"}
 # Fields a command line or a node parameter may override: name → (section, key) of the scenario data.
@@ -293,6 +294,8 @@ def scenario_path(name_or_path: str) -> Path:
     """A YAML path as given, or config/<name>.yaml of the installed package."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml"):
+        if candidate.is_dir():
+            raise ScenarioError(f"scenario file {candidate} is a directory; give a YAML file")
         if not candidate.is_file():
             raise ScenarioError(f"scenario file {candidate} does not exist")
         return candidate
@@ -319,10 +322,7 @@ def config_directories() -> list[Path]:
 
 def load_scenario(name_or_path: str) -> Scenario:
     path = scenario_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ScenarioError(f"{path}: not valid YAML: {error}") from error
+    data = read_yaml(path)
     try:
         return parse_scenario(data, source=str(path))
     except ScenarioError as error:
@@ -342,7 +342,8 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
     if isinstance(model, dict):
         family = model_family(model.get("type"))
         reject_unknown(model, "model.", {"type", "sample_time", "coupling_tolerance"} | set(family.model_fields))
-        sample_time = number(model, "model.", "sample_time", minimum=0.0, strict_minimum=True)
+        sample_time = number(model, "model.", "sample_time", minimum=0.0, strict_minimum=True,
+                             maximum=MAX_SAMPLE_TIME)
         coupling_tolerance = number(model, "model.", "coupling_tolerance", default=1e-6, minimum=0.0, maximum=1.0)
         reject_unknown(controller, "controller.", COMMON_CONTROLLER_FIELDS | set(family.controller_fields))
         parts = family.parse(model, controller, sample_time)
