@@ -156,6 +156,12 @@ def test_bad_consensus_step_is_refused_at_configuration() -> None:
         scenario_with(**{"controller.consensus.step_size": 0.5})
 
 
+def test_disconnected_graph_is_blamed_on_the_graph_not_the_step_size() -> None:
+    with pytest.raises(ScenarioError, match=r"model\.robots\.graph: splits the robots into 2 groups that never hear "
+                                            r"of each other \(\[0, 1, 2\]; \[3, 4, 5\]\)"):
+        scenario_with(**{"model.robots.graph": [[0, 1], [1, 2], [3, 4], [4, 5]]})
+
+
 def test_unicycle_lookahead_point_moves_like_the_double_integrator() -> None:
     """A unicycle whose (v, ω) are recomputed from its heading at 200 Hz tracks the agent's double-integrator
     prediction of the look-ahead point (independent ODE integration)."""

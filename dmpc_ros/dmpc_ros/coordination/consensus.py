@@ -35,6 +35,24 @@ def laplacian(num_agents: int, edges: tuple[tuple[int, int], ...]) -> np.ndarray
     return L
 
 
+def components(num_agents: int, edges: tuple[tuple[int, int], ...]) -> list[list[int]]:
+    """The connected components of the undirected graph (each sorted, in order of their smallest agent)."""
+    parent = list(range(num_agents))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in edges:
+        parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for a in range(num_agents):
+        groups.setdefault(root(a), []).append(a)
+    return sorted(groups.values())
+
+
 def check_step_size(num_agents: int, edges: tuple[tuple[int, int], ...], step_size: float) -> float:
     """The convergence factor of ξ ← (I − αL)ξ on the disagreement subspace; ValueError if the graph is not
     connected or α is outside (0, 2/λ_max)."""

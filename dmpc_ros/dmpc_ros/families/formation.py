@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..coordination.collision import CollisionAvoidance
-from ..coordination.consensus import CentreConsensus, check_step_size
+from ..coordination.consensus import CentreConsensus, check_step_size, components
 from ..models.formation import CentrePath, Formation, edge_errors, formation_metrics
 from ..models.linear import CoupledLinearSystem
 from ..mpc.reference import ReferenceTrajectory
@@ -210,6 +210,11 @@ def parse_consensus(consensus: dict, formation: Formation) -> ConsensusSettings:
         step_size=number(consensus, path, "step_size", default=0.2, minimum=0.0, strict_minimum=True),
         rounds=number(consensus, path, "rounds", default=60, minimum=1, maximum=10000, integer=True),
         tolerance=number(consensus, path, "tolerance", default=1e-6, minimum=0.0, strict_minimum=True))
+    parts = components(formation.num_agents, formation.edges)
+    if len(parts) > 1:   # the graph's fault, not the step size's
+        groups = "; ".join(str(p) for p in parts)
+        raise ScenarioError(f"model.robots.graph: splits the robots into {len(parts)} groups that never hear of "
+                            f"each other ({groups}); centre consensus needs a connected graph")
     try:
         check_step_size(formation.num_agents, formation.edges, settings.step_size)
     except ValueError as error:
