@@ -362,8 +362,9 @@ class AdmmAgent(Agent):
             r, d = self._edge_update(key, theirs, their_lambda, mine, owner_side=False)
             primal, dual = primal + r, dual + self.rho[key] ** 2 * d
             edge_residuals[key] = (r, d)
+        own_segments = {kind: self._own_segment(kind, self.v) for kind in self.segment_maps}   # one prediction
         for k, kind in self.copied:
-            key, mine, plan = ("out", k, kind), self._own_segment(kind, self.v), usable.get(k)
+            key, mine, plan = ("out", k, kind), own_segments[kind], usable.get(k)
             if self._frozen(key, plan):
                 continue
             theirs = None if plan is None else plan.data.get(f"copy_{kind}_{self.agent_id}")
