@@ -114,8 +114,8 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         nodes = [spec for spec in specs if spec not in managers]
         for spec in nodes:
             start(spec)
-        await_discovery(executor, recorder, {hosted.full_name for spec in nodes for hosted in spec.hosted or (spec,)},
-                        group, DISCOVERY_TIMEOUT, interrupted)
+        await_discovery(executor, recorder, {node.full_name for spec in nodes for node in spec.nodes}, group,
+                        DISCOVERY_TIMEOUT, interrupted)
         if not interrupted.is_set():
             for spec in managers:
                 start(spec)

@@ -25,6 +25,11 @@ class NodeSpec:
     def full_name(self) -> str:
         return f"{self.namespace.rstrip('/')}/{self.name}"
 
+    @property
+    def nodes(self) -> tuple["NodeSpec", ...]:
+        """The ROS nodes this process runs: a container's hosted nodes, else itself."""
+        return self.hosted or (self,)
+
 
 MAX_INPUT_TIMEOUT = 3600.0   # [s], the plant's input_timeout range
 
@@ -98,5 +103,4 @@ def host_agents(specs: list[NodeSpec], per_process: int) -> list[NodeSpec]:
 def parameters_file(specs: list[NodeSpec]) -> dict:
     """The usual ROS parameter-file layout: fully qualified node name → ros__parameters (a container's hosted
     nodes each under their own name)."""
-    nodes = [hosted for spec in specs for hosted in (spec.hosted or (spec,))]
-    return {spec.full_name: {"ros__parameters": dict(spec.parameters)} for spec in nodes}
+    return {node.full_name: {"ros__parameters": dict(node.parameters)} for spec in specs for node in spec.nodes}
