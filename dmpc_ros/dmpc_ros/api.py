@@ -11,6 +11,7 @@ simulate it under any scheme, compare with centralized MPC, save results and plo
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def simulation_settings(scenario: Scenario, algorithm: str, compare: bool) -> Si
         InMemoryNetwork(default_delay=scenario.network_delay, drop_probability=scenario.drop_probability,
                         seed=scenario.network_seed, outage_probability=scenario.outage_probability,
                         max_outage_steps=scenario.max_outage_steps),
-        scenario.disturbance(), scenario.controller.admm)
+        scenario.disturbance(), scenario.controller.admm, scenario.strict)
 
 
 def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:
@@ -120,7 +121,7 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     output = Path(output)
     console = console or Console()
 
-    summary = result.summary(scenario.name, reference.closed_loop_cost if reference else None)
+    summary = result.summary(scenario.name, reference)
     summary["scenario_metrics"] = scenario.metrics(result.x, result.u)
     if scenario.tubes is not None and result.nominal_x is not None:   # how full the tubes got: max |x − x̄| / radius
         radii = np.concatenate([z.radii() for z in scenario.tubes.tubes])
@@ -135,17 +136,22 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     table.add_column("metric")
     table.add_column("value", justify="right")
     median, p95 = summary["solve_time"]["median"], summary["solve_time"]["p95"]
+    failures = summary["failures"]
     rows = [
         ("closed-loop cost", f"{summary['closed_loop_cost']:.6g}"),
         ("centralized closed-loop cost", "—" if reference is None else f"{summary['reference_cost']:.6g}"),
         ("cost gap",
          "—" if summary["closed_loop_cost_gap"] is None else f"{100 * summary['closed_loop_cost_gap']:+.4f} %"),
+        *([("cost gap note", summary["cost_gap_note"])] if summary["cost_gap_note"] else []),
         ("max constraint violation", f"{summary['max_constraint_violation']:.3g}"),
         ("iterations mean / max", f"{summary['iterations']['mean']:.2f} / {summary['iterations']['max']}"),
         ("agent solve time median / p95", "—" if median is None else f"{1e6 * median:.0f} µs / {1e6 * p95:.0f} µs"),
         ("max input error vs centralized",
          "—" if summary["max_input_error"] is None else f"{summary['max_input_error']:.3g}"),
         ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
+        ("infeasible problems / solver failures", f"{failures['infeasible_problems']} / {failures['solver_failures']}"),
+        ("fallbacks / steps on fallback input", f"{failures['fallbacks']} / {failures['steps_on_fallback_input']}"),
+        *([("stopped", result.stopped)] if result.stopped else []),
     ]
     for name, value in summary["scenario_metrics"].items():
         text = "—" if value is None else (", ".join(f"{v:.3g}" for v in value) if isinstance(value, list)
@@ -158,6 +164,13 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     if (output / "run.mcap").exists():
         files.append("run.mcap")
     console.print(f"results: {output}/ ({', '.join(files)})")
+    runs = [("this run", result)]
+    if reference is not None and reference is not result:
+        runs.append(("the centralized reference", reference))
+    for label, run in runs:
+        warning = run.warning()
+        if warning:
+            print(f"warning ({label}): {warning}", file=sys.stderr, flush=True)
     return summary
 
 

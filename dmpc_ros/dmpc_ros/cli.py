@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .api import save
+from .sim.results import STRICT_EXIT
 from .process_group import ProcessGroup
 from .ros.environment import reserve_domain_id, ros_environment
 
@@ -42,7 +43,9 @@ FLAG_OVERRIDES = {"algorithm": "algorithm", "iterations": "max_iterations", "sol
 
 
 def overrides_of(args: argparse.Namespace) -> dict:
-    return {field: getattr(args, flag) for flag, field in FLAG_OVERRIDES.items() if getattr(args, flag) is not None}
+    overrides = {field: getattr(args, flag) for flag, field in FLAG_OVERRIDES.items()
+                 if getattr(args, flag) is not None}
+    return overrides | ({"strict": True} if args.strict else {})
 
 
 def load_with_overrides(args: argparse.Namespace):
@@ -102,9 +105,13 @@ def check_run_flags(args: argparse.Namespace) -> None:
 
 
 def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, console):
+    """The in-process run with a progress bar; the centralized reference always runs to the end (never strict)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .api import simulate
+
+    if label == "reference" and scenario.strict:
+        scenario = scenario.with_overrides(strict=False)
 
     with Progress(TextColumn(f"{label:>11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=not console.is_terminal) as progress:
@@ -132,7 +139,7 @@ def run_simulation(args: argparse.Namespace) -> int:
         reference = result if algorithm == "centralized" else \
             simulate_with_progress(scenario, "centralized", "reference", False, console)
     save(result, scenario, output, reference, console)
-    return 0
+    return exit_code(result, "dmpc sim")
 
 
 def run_ros(args: argparse.Namespace) -> int:
@@ -154,12 +161,37 @@ def run_ros(args: argparse.Namespace) -> int:
                            domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout,
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
                            overrides=overrides, agents_per_process=args.agents_per_process)
+    if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
+        reference = (None if args.no_reference
+                     else simulate_with_progress(scenario, "centralized", "reference", False, console))
+        save(outcome.result, scenario, output, reference, console, title_suffix=f" over ROS ({args.mode})")
     if outcome.code != 0:
         print(f"dmpc run: {outcome.message}", file=sys.stderr)
-        return outcome.code
-    reference = (None if args.no_reference
-                 else simulate_with_progress(scenario, "centralized", "reference", False, console))
-    save(outcome.result, scenario, output, reference, console, title_suffix=f" over ROS ({args.mode})")
+    return outcome.code
+
+
+def exit_code(result, command: str) -> int:
+    """0, or STRICT_EXIT when strict mode ended the run at a step without a solution (said on stderr)."""
+    if result.stopped.startswith("strict"):
+        print(f"{command}: {result.stopped}", file=sys.stderr)
+        return STRICT_EXIT
+    return 0
+
+
+def repair_bag_command(args: argparse.Namespace) -> int:
+    """`dmpc bag repair RUN.mcap`: the complete records of a bag a killed recorder left, as a well-formed bag."""
+    from .bag import repair_bag
+
+    source = Path(args.bag)
+    if not source.is_file():
+        raise UsageError(f"{args.bag}: {'is a directory' if source.is_dir() else 'does not exist'}; give a .mcap file")
+    target = Path(args.output) if args.output else source.with_name(source.stem + ".repaired.mcap")
+    if target.resolve() == source.resolve():
+        raise UsageError(f"--output {args.output}: is the bag itself; give another file")
+    contents = repair_bag(source, target)
+    state = "it was complete" if contents.complete else f"the torn tail was dropped ({contents.error})"
+    print(f"dmpc bag repair: {len(contents.messages)} messages on {len(contents.channels)} topics written to {target}; "
+          f"{state}")
     return 0
 
 
@@ -190,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--output",
                              help="output directory (default: runs/<timestamp>-<command>-<scenario>-<algorithm>)")
         command.add_argument("--no-reference", action="store_true", help="skip the centralized reference run")
+        command.add_argument("--strict", action="store_true",
+                             help=f"end the run at the first step without a solution, exit code {STRICT_EXIT} "
+                                  "(also simulation.strict)")
         if name == "run":
             command.add_argument("--mode", choices=("lock_step", "real_time"), default="lock_step")
             command.add_argument("--namespace", default="/dmpc", help="ROS namespace of the run's nodes and topics")
@@ -204,13 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="keep the others running this long after a node dies, then stop [s]")
             command.add_argument("--agents-per-process", type=int, default=1, metavar="K",
                                  help="host K agent nodes per process (one executor, like a component container)")
+    bag = commands.add_parser("bag", help="run bags: repair one a killed recorder left")
+    bag.add_argument("action", choices=("repair",), help="repair: write its complete records as a well-formed bag")
+    bag.add_argument("bag", help="the .mcap file (e.g. runs/<run>/run.mcap)")
+    bag.add_argument("--output", help="where to write (default: <bag>.repaired.mcap beside it)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
-                "run": lambda: run_ros(args)}
+                "run": lambda: run_ros(args), "bag": lambda: repair_bag_command(args)}
     try:
         return handlers[args.command]()
     except UsageError as error:   # one plain line (no console markup or wrapping that could eat the text)

@@ -1,13 +1,20 @@
-"""Every dmpc_ros_msgs type imports and survives CDR serialization with non-trivial values."""
+"""Every dmpc_ros_msgs type imports and survives CDR serialization with non-trivial values; any plan message, however
+hostile, is either a valid Plan or refused with MalformedPlan."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rclpy.serialization import deserialize_message, serialize_message
 
+from dmpc_ros.coordination.plan import Plan
+from dmpc_ros.coordination.plan_book import PlanBook
+from dmpc_ros.ros.conversions import MalformedPlan, message_to_plan
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
 MESSAGE_TYPES = [PredictedTrajectory, SubsystemState, ControlInput, AgentStatus]
@@ -16,6 +23,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 # CDR strings are NUL-terminated UTF-8: no NUL, no lone surrogates.
 ros_text = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=40)
 SCALARS = {
+    "uint8": st.integers(0, 255),
     "uint32": st.integers(0, 2**32 - 1),
     "double": finite,
     "boolean": st.booleans(),
@@ -68,3 +76,39 @@ def test_predicted_trajectory_layout_fields() -> None:
     assert list(back.states) == list(plan.states)
     assert back.algorithm_data_layout == "admm:z=2x3" and back.header.frame_id == "mass_spring"
     assert (back.horizon + 1) * back.state_dim == len(back.states)
+
+
+layouts = st.one_of(ros_text, st.lists(st.tuples(st.sampled_from(["z", "lambda", ""]),
+                                                 st.lists(st.integers(-3, 10**10), min_size=1, max_size=3)),
+                                       max_size=3).map(lambda entries: ";".join(
+                                           f"{name}={'x'.join(map(str, shape))}" for name, shape in entries)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(message_strategy(PredictedTrajectory), st.sampled_from([(20, 2, 1), (3, 1, 2)]), layouts,
+       st.floats(allow_nan=True, allow_infinity=True))
+def test_any_plan_message_becomes_a_valid_plan_or_is_refused_with_a_reason(message, dims, layout, value) -> None:
+    N, n, m = dims
+    if value == value and abs(value) < 1e9:   # half the cases: the right sizes, so the values and layout are reached
+        message.horizon, message.state_dim, message.input_dim = N, n, m
+        message.states, message.inputs = [value] * ((N + 1) * n), [value] * (N * m)
+        message.local_cost = value
+        message.algorithm_data_layout = layout
+    try:
+        plan = message_to_plan(message, N, n, m)
+    except MalformedPlan as error:
+        assert str(error).startswith(f"plan of agent {message.agent_id}")
+        return
+    assert plan.states.shape == (N + 1, n) and plan.inputs.shape == (N, m) and plan.finite
+
+
+def test_the_plan_book_refuses_iterations_and_steps_no_run_can_have() -> None:
+    agent = SimpleNamespace(required_plans=frozenset({1}), needs_current_iteration=lambda j: False)
+    book = PlanBook(agent, max_iteration=10)
+    plan = Plan(agent=1, step=0, iteration=3, states=np.zeros((4, 2)), inputs=np.zeros((3, 1)), cost=0.0,
+                feasible=True, converged=False, final=False)
+    assert book.inadmissible(plan) is None
+    assert "has iteration 11; at most 10" in book.inadmissible(replace(plan, iteration=11))
+    assert "more than 2 steps ahead of step 0" in book.inadmissible(replace(plan, step=3))
+    book.begin(5)
+    assert book.inadmissible(replace(plan, step=7)) is None and not book.record(replace(plan, step=3))

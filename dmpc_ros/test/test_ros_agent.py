@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 from lifecycle_msgs.msg import Transition
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 
 from conftest import PACKAGE_DIR
 from dmpc_ros.ros.qos import CONTROL_QOS, STATE_QOS, STATUS_QOS, plan_qos
@@ -122,9 +124,17 @@ def test_malformed_neighbour_plans_are_rejected_and_counted(ros_env, client, tmp
                                                      inputs=[1e3] * 20))
                 liars[3].publish(PredictedTrajectory(agent_id=3, step=step, iteration=iteration, horizon=20,
                                                      state_dim=2, input_dim=1, states=[0.0] * 5, inputs=[0.0] * 20))
+                good = dict(horizon=20, state_dim=2, input_dim=1, states=[0.0] * 42, inputs=[0.0] * 20)
+                liars[2].publish(PredictedTrajectory(agent_id=3, step=step, iteration=iteration, **good))  # spoof
+                liars[2].publish(PredictedTrajectory(agent_id=2, step=step, iteration=10**6, **good))
+                liars[2].publish(PredictedTrajectory(agent_id=2, step=10**6, iteration=iteration, **good))
+                liars[3].publish(PredictedTrajectory(agent_id=3, step=step, iteration=iteration, horizon=10**8,
+                                                     state_dim=10**8, input_dim=1))   # absurd declared sizes
+                liars[3].publish(PredictedTrajectory(agent_id=3, step=step, iteration=iteration, **good,
+                                                     algorithm_data_layout="a=10000000000x10000000000"))
             client.spin_until(lambda: len(controls) > step, 20, f"the control input of step {step}")
         client.spin_until(lambda: len(statuses) >= 3, 5, "three statuses")
-        assert sum(s.messages_rejected for s in statuses) >= 9
+        assert sum(s.messages_rejected for s in statuses) >= 9 * 6
         assert all(np.all(np.isfinite(c.input)) and abs(c.input[0]) <= 1.0 + 1e-9 for c in controls)
         assert agent.poll() is None                # still alive
     finally:
@@ -132,6 +142,35 @@ def test_malformed_neighbour_plans_are_rejected_and_counted(ros_env, client, tmp
         agent.wait(timeout=10)
         log.close()
     assert "rejected plan: plan of agent 1 has N=20, n_x=3" in (tmp_path / "agent.log").read_text()
+
+
+def set_parameter(client, name: str, value) -> tuple[bool, str]:
+    """`ros2 param set` through the node's SetParameters service: (successful, reason)."""
+    parameter = Parameter(name, value=value).to_parameter_msg()
+    response = client.call(SetParameters, f"{NODE}/set_parameters", SetParameters.Request(parameters=[parameter]))
+    return response.results[0].successful, response.results[0].reason
+
+
+def test_live_parameter_changes_are_validated_like_a_configure(ros_env, client, tmp_path) -> None:
+    log = (tmp_path / "agent.log").open("w")
+    agent = start_agent(ros_env, log)
+    try:
+        assert set_parameter(client, "scenario_file", "/elsewhere.yaml") == (
+            False, "Trying to set a read-only parameter: scenario_file.")
+        ok, reason = set_parameter(client, "algorithm", "centralized")
+        assert not ok and reason.startswith("parameter algorithm: 'centralized' is not allowed")
+        assert not set_parameter(client, "horizon", 5000)[0]   # outside its declared range (rclpy says so)
+        assert set_parameter(client, "algorithm", "gauss_seidel") == (True, "")   # valid before configure
+        assert client.transition(NODE, Transition.TRANSITION_CONFIGURE) == (True, "inactive")
+        assert "configured agent 0 (gauss_seidel" in (tmp_path / "agent.log").read_text()
+        ok, reason = set_parameter(client, "max_iterations", 3)
+        assert not ok and reason.startswith("parameter max_iterations: cannot change while the node is configured")
+        assert set_parameter(client, "iteration_timeout", 0.5) == (True, "")   # takes effect at once
+        assert not set_parameter(client, "iteration_timeout", -1.0)[0]
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+        log.close()
 
 
 def start_plant(env, log, **parameters):

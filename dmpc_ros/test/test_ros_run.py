@@ -97,6 +97,15 @@ def test_killed_neighbour_is_reported_and_the_others_keep_going(tmp_path: Path) 
                 missing_after.append(status.agent_id)
     assert {0, 1, 3} <= set(missing_after)   # the survivors kept negotiating without agent 2
     assert "no plan from [2]" in output or "no plan from [" in output
+    # nothing is lost: the steps done are written, marked incomplete with the step the run stopped at
+    summary = json.loads((out / "summary.json").read_text())
+    done = summary["steps"]
+    assert 0 < done < 400 and summary["complete"] is False
+    assert summary["stopped"] == f"node agent_2 died (exit code -9) after {done} of 400 steps"
+    trajectory = np.load(out / "trajectory.npz")
+    assert trajectory["u"].shape[0] == done and trajectory["x"].shape[0] == done + 1
+    assert np.all(np.isfinite(trajectory["x"]))
+    assert (out / "states_inputs.png").is_file() and (out / "plant.csv").is_file()
 
 
 def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[str]:
@@ -147,6 +156,7 @@ def test_ctrl_c_stops_every_node_cleanly(tmp_path: Path, sigint_ignored: bool) -
                                             lambda runner: runner.send_signal(signal.SIGINT), sigint_ignored)
     assert code == 130, output[-3000:]
     assert "dmpc run: interrupted" in output
+    assert json.loads((out / "summary.json").read_text())["stopped"].startswith("interrupted after ")
     assert "/dmpc/agent_0: deactivate ok" in output           # the manager took the nodes down in order
     leftovers = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert leftovers == []
@@ -169,6 +179,13 @@ def test_nodes_end_when_the_runner_is_killed(tmp_path: Path) -> None:
     disturb_running_scenario(["--steps", "100000", "--output", str(out), "--no-reference"], kill_runner)
     assert len(seen["nodes"]) == 7, seen   # the runner, plant, 4 agents and the lifecycle manager were running
     assert seen["left"] == []
+    # the bag it left has no summary; `dmpc bag repair` keeps every complete chunk (the first second of the run)
+    repair = subprocess.run(DMPC + ["bag", "repair", str(out / "run.mcap")], capture_output=True, text=True,
+                            timeout=120)
+    assert repair.returncode == 0, repair.stderr
+    with (out / "run.repaired.mcap").open("rb") as handle:
+        topics = {channel.topic for _, channel, _ in make_reader(handle).iter_messages()}
+    assert {"/dmpc/agent_0/plan", "/dmpc/agent_0/state", "/dmpc/agent_0/status"} <= topics, repair.stdout
 
 
 def test_real_time_mode_runs_at_the_sample_rate(tmp_path: Path) -> None:
@@ -184,3 +201,4 @@ def test_real_time_mode_runs_at_the_sample_rate(tmp_path: Path) -> None:
     assert np.max(np.abs(data["x"][-1])) < np.max(np.abs(data["x"][0]))   # still regulating towards rest
     summary = json.loads((out / "summary.json").read_text())
     assert summary["late_inputs"] >= 0
+

@@ -29,6 +29,7 @@ from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal
 from .base import Agent, StepStatistics, StoppingRule
 from .plan import Plan
+from .safe_input import InputGuard
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,8 @@ class AdmmAgent(Agent):
 
         self.v = np.zeros(nv)
         self.x0 = np.zeros(self.n)
+        self._candidate = np.zeros(self.m)
+        self.guard = InputGuard.of(system.subsystems[i])
         self.neighbour_x0: dict[int, np.ndarray] = {}
         self.z: dict[tuple, np.ndarray] = {}         # edge key → consensus value (N × size)
         self.lambdas: dict[tuple, np.ndarray] = {}   # edge key → the multiplier this agent holds
@@ -307,6 +310,8 @@ class AdmmAgent(Agent):
         self.momentum = {}
         self._stats = StepStatistics()
         self.x0 = np.asarray(state, float).copy()
+        self._candidate = self.v[self.u_index][: self.m].copy()
+        self.solved = True
         self._set_step_terms()
         self._plan = self._make_plan(converged=False, final=False, feasible=True)
         return self._plan
@@ -382,10 +387,12 @@ class AdmmAgent(Agent):
         solution = self.qp.solve(self._linear_term(), *self._bounds(), warm_start=self.v)
         self._stats.solve_times.append(solution.solve_time)
         old = self.v.copy()
-        if solution.ok:
+        self.solved = solution.usable
+        if solution.usable:
             self.v = solution.z
         else:
             self._stats.fallbacks += 1
+            self._stats.count_failure(solution.infeasible)
         self._stats.iterations = self.iteration
         self._stats.primal_residual, self._stats.dual_residual = float(np.sqrt(primal)), float(np.sqrt(dual))
         scale = 1.0 + max((np.max(np.abs(z)) for z in self.z.values()), default=0.0)
@@ -395,7 +402,7 @@ class AdmmAgent(Agent):
         neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged
                               for j in self.required_plans)
         final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
-        self._plan = self._make_plan(converged=converged, final=final, feasible=solution.ok)
+        self._plan = self._make_plan(converged=converged, final=final, feasible=solution.usable)
         return self._plan
 
     def _frozen(self, key: tuple, plan: Plan | None) -> bool:
@@ -507,8 +514,14 @@ class AdmmAgent(Agent):
         return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration, states=states, inputs=inputs,
                     cost=cost, feasible=feasible, converged=converged, final=final, data=data)
 
-    def control(self) -> np.ndarray:
+    def planned_input(self) -> np.ndarray:
         return self.v[self.u_index][: self.m].copy()
+
+    def candidate_input(self) -> np.ndarray:
+        return self._candidate.copy()
+
+    def measured_state(self) -> np.ndarray:
+        return self.x0
 
     def constraint_margin(self) -> float:
         rows = np.vstack([self.inequality_rows, self.step_rows])

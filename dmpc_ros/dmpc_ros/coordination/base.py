@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .plan import Plan
+from .safe_input import InputGuard
 
 
 @dataclass
@@ -27,11 +28,25 @@ class StepStatistics:
     solve_times: list[float] = field(default_factory=list)
     call_times: list[float] = field(default_factory=list)   # whole begin_step / iterate calls, timed by the driver [s]
     fallbacks: int = 0
+    infeasible: int = 0              # local problems the solver reported infeasible (repairs included)
+    solver_failures: int = 0         # other failed solves (iteration limits, numerical trouble, rejected results)
+    input_source: str = "solved"     # where the applied input came from (safe_input.INPUT_SOURCES)
     messages_missing: int = 0
     messages_late: int = 0
     messages_rejected: int = 0
     primal_residual: float = 0.0
     dual_residual: float = 0.0
+
+    def count_failure(self, infeasible: bool) -> None:
+        if infeasible:
+            self.infeasible += 1
+        else:
+            self.solver_failures += 1
+
+    @property
+    def fallback_input(self) -> bool:
+        """Whether the applied input came from a fallback rather than this step's final solve."""
+        return self.input_source != "solved"
 
 
 @dataclass(frozen=True)
@@ -68,11 +83,29 @@ class Agent(ABC):
     @abstractmethod
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan: ...
 
-    @abstractmethod
-    def control(self) -> np.ndarray: ...
-
     _stats: StepStatistics
     _plan: Plan | None = None
+    guard: InputGuard          # the agent's input set (what control() may return)
+    solved: bool = True        # the announced plan came from this step's last solve (False: a kept iterate)
+
+    def control(self) -> np.ndarray:
+        """u_i(k), always finite and inside U_i (coordination/safe_input.py): the announced plan's first input, else
+        the feasible candidate's, else its projection; statistics.input_source says which."""
+        u, rule = self.guard.apply(self.planned_input(), self.candidate_input(), self.measured_state())
+        self.statistics.input_source = ("solved" if self.solved else "previous_iterate") if rule == "plan" else rule
+        return u
+
+    @abstractmethod
+    def planned_input(self) -> np.ndarray:
+        """The first input of the announced plan (what the neighbours expect to be applied)."""
+
+    @abstractmethod
+    def candidate_input(self) -> np.ndarray:
+        """The first input of this step's feasible candidate (the previous plan shifted; reference at step 0)."""
+
+    @abstractmethod
+    def measured_state(self) -> np.ndarray:
+        """x_i(k) as measured (the mixed input rows depend on it)."""
 
     @property
     def statistics(self) -> StepStatistics:

@@ -42,6 +42,7 @@ from ..mpc.tubes import PlanCompatibility
 from .base import Agent, StepStatistics, StoppingRule
 from .collision import CollisionAvoidance
 from .plan import Plan
+from .safe_input import InputGuard
 
 FEASIBILITY_TOLERANCE = 1e-7  # constraint slack below which a view counts as infeasible [constraint units]
 
@@ -86,6 +87,8 @@ class BlockUpdateAgent(Agent):
         self._heard: dict[int, Plan] = {}          # each member's newest plan (any step)
         self._previous: Plan | None = None         # the own final plan of the previous step
         self._candidate = np.zeros(0)              # the own inputs of the warm start (previous plan, shifted)
+        self._measured = np.zeros(self._own_states.stop - self._own_states.start)
+        self.guard = InputGuard.of(block.own_subsystem)
         # (neighbour, lag): whose plans the view reads, and how many iterations old its plan may be without being late
         self._readable = tuple((j, 0 if self.needs_current_iteration(j) else 1)
                                for j in sorted(self.required_plans & self._input_index.keys()))
@@ -107,6 +110,8 @@ class BlockUpdateAgent(Agent):
         self.step, self.iteration = step, 0
         self._stats = StepStatistics()
         self.x0[self._own_states] = state
+        self._measured = np.asarray(state, float).copy()
+        self.solved = True
         self._candidate = self.U[self._input_index[self.agent_id]].copy()
         self._plan = self._make_plan(converged=False, final=False, feasible=True)
         return self._plan
@@ -118,15 +123,18 @@ class BlockUpdateAgent(Agent):
         old = self.U[own].copy()
         solution = self.block.solve(self.x0, self.U, self.step, warm_start=old, extra_linear=self._linear_offset())
         self._stats.solve_times.append(solution.solve_time)
-        if not solution.ok and self.iteration > 1 and self._recover_feasibility():  # views disagreed (lossy links)
+        if not solution.usable and self.iteration > 1 and self._recover_feasibility():  # views disagreed (lossy links)
+            self._stats.count_failure(solution.infeasible)
             old = self.U[own].copy()
             solution = self.block.solve(self.x0, self.U, self.step, warm_start=old, extra_linear=self._linear_offset())
             self._stats.solve_times.append(solution.solve_time)
-        if solution.ok:
+        self.solved = solution.usable
+        if solution.usable:
             self.U[own] = self.weight * solution.z + (1.0 - self.weight) * old
             predicted = self.block.move_own(self.U[own] - old)   # the solve's prediction, after the own update
         else:
             self._stats.fallbacks += 1
+            self._stats.count_failure(solution.infeasible)
             predicted = None
         self._record_change(self.U[own] - old)
         converged = self._converged(self.U[own], old)
@@ -136,11 +144,12 @@ class BlockUpdateAgent(Agent):
         if final and self._silent_beyond_bound():
             self.U[own] = self._candidate
             self._stats.fallbacks += 1
+            self.solved = False
             predicted = None
         self._stats.iterations = self.iteration
         # feasible: the announced plan satisfies the constraints (a failed solve keeps the previous iterate,
         # which may well do so; the failure itself is counted as a fallback)
-        feasible = solution.ok or self._slack() >= -FEASIBILITY_TOLERANCE
+        feasible = solution.usable or self._slack() >= -FEASIBILITY_TOLERANCE
         self._plan = self._make_plan(converged=converged, final=final, feasible=feasible, predicted=predicted)
         return self._plan
 
@@ -220,8 +229,14 @@ class BlockUpdateAgent(Agent):
     def _converged(self, new: np.ndarray, old: np.ndarray) -> bool:
         return self.stopping.converged(new, old)
 
-    def control(self) -> np.ndarray:
+    def planned_input(self) -> np.ndarray:
         return self.U[self._input_index[self.agent_id]][: self._input_dim[self.agent_id]].copy()
+
+    def candidate_input(self) -> np.ndarray:
+        return self._candidate[: self._input_dim[self.agent_id]].copy()
+
+    def measured_state(self) -> np.ndarray:
+        return self._measured
 
     def constraint_margin(self) -> float:
         return self._slack()
@@ -237,6 +252,8 @@ class BlockUpdateAgent(Agent):
         self._applied.clear()
         self._stats.solve_times.append(solve_time)
         self._stats.fallbacks += 1
+        if not ok:   # no point of the neighbourhood's rows: the local problem is infeasible
+            self._stats.infeasible += 1
         return ok
 
     def _apply_inbox(self, inbox: Mapping[int, Plan], accept_step: int, newest_inputs: int | None = None,

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.condensed import QuadraticCost
 from ..mpc.qp import clarabel_settings
+from .base import StepStatistics
 
 
 class CentralizedMPC:
@@ -112,3 +113,63 @@ class CentralizedMPC:
         if not ok:
             return np.tile(x0, (N + 1, 1)), np.zeros((N, self.m)), False
         return z[: (N + 1) * n].reshape(N + 1, n), z[(N + 1) * n:].reshape(N, self.m), True
+
+
+class CentralizedController:
+    """The centralized MPC as a controller under the agents' rules (coordination/safe_input.py). A failed solve
+    (Clarabel "InsufficientProgress", "PrimalInfeasible", …) is counted and applies the previous plan, shifted with
+    the terminal law's tail u = ū + K (x̂ − x̄) scaled into each U_i (the reference inputs at the first step) —
+    never a silent zero input."""
+
+    def __init__(self, design) -> None:
+        self.design = design
+        self.mpc = CentralizedMPC(design.system, design.shared_cost, design.horizon, design.terminal_set)
+        system = design.system
+        self.guards = [design.input_guard(i) for i in range(system.num_agents)]
+        self._slices = [(system.state_slice(i), system.input_slice(i)) for i in range(system.num_agents)]
+        self._plan = np.zeros((design.horizon, system.n_u))
+        self._candidate = np.zeros(system.n_u)
+        self._x = np.zeros(system.n_x)
+        self._solved = True
+        self.statistics = StepStatistics()
+
+    def plan(self, x: np.ndarray, step: int,
+             extra: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(states, inputs, solved) of the plan it will apply at state x and step `step`."""
+        mpc, N = self.mpc, self.design.horizon
+        candidate = self._shifted(x, step)
+        states, inputs, ok = mpc.solve(x, step, extra)
+        self.statistics = StepStatistics(iterations=1, solve_times=[mpc.last_solve_time],
+                                         call_times=[mpc.last_solve_time])
+        if not ok:
+            self.statistics.fallbacks += 1
+            self.statistics.count_failure(mpc.last_status in ("PrimalInfeasible", "AlmostPrimalInfeasible"))
+            inputs = candidate
+            states = self.design.predict(x, inputs.ravel()).reshape(N + 1, -1)
+        self._plan, self._candidate, self._x, self._solved = inputs, candidate[0], np.asarray(x, float), ok
+        return states, inputs, ok
+
+    def control(self) -> np.ndarray:
+        """u(k): each subsystem's part of the plan's first input, guarded like an agent's."""
+        u, sources = np.empty(self._plan.shape[1]), []
+        for guard, (xs, us) in zip(self.guards, self._slices):
+            u[us], rule = guard.apply(self._plan[0, us], self._candidate[us], self._x[xs])
+            sources.append(rule)
+        rule = next((r for r in sources if r != "plan"), "plan")
+        self.statistics.input_source = ("solved" if self._solved else "candidate") if rule == "plan" else rule
+        return u
+
+    def _shifted(self, x: np.ndarray, step: int) -> np.ndarray:
+        """The candidate plan at step `step`: the previous plan shifted (tail from the terminal law, scaled into each
+        U_i); the reference inputs over the horizon at the first call."""
+        design, N = self.design, self.design.horizon
+        if step == 0 or not np.all(np.isfinite(self._plan)):
+            return design.reference.window(step, N)[1].astype(float)
+        inputs = np.vstack([self._plan[1:], self._plan[-1:]])
+        predicted = design.predict(x, inputs.ravel()).reshape(N + 1, -1)
+        x_ref, u_ref = design.reference.at(step + N - 1)
+        tail = u_ref + design.terminal_gain() @ (predicted[N - 1] - x_ref)
+        for guard, (_, us) in zip(self.guards, self._slices):
+            tail[us] = guard.input_set.scaled_into(tail[us])
+        inputs[-1] = tail
+        return inputs

@@ -23,6 +23,7 @@ import numpy as np
 from ..mpc.reference import ReferenceTrajectory
 from .base import Agent, StepStatistics
 from .plan import Plan
+from .safe_input import InputGuard
 
 
 def laplacian(num_agents: int, edges: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -181,8 +182,22 @@ class CentreConsensusAgent(Agent):
             result[j] = replace(plan, iteration=plan.iteration - skip) if plan.step == self.step else plan
         return result
 
-    def control(self) -> np.ndarray:
-        return self.inner.control()
+    def planned_input(self) -> np.ndarray:
+        return self.inner.planned_input()
+
+    def candidate_input(self) -> np.ndarray:
+        return self.inner.candidate_input()
+
+    def measured_state(self) -> np.ndarray:
+        return self.inner.measured_state()
+
+    @property
+    def guard(self) -> InputGuard:
+        return self.inner.guard
+
+    @property
+    def solved(self) -> bool:
+        return self.inner.solved
 
     @property
     def nominal(self) -> np.ndarray:

@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 from scipy.linalg import block_diag
 
-from ..models.linear import CoupledLinearSystem, PolytopicConstraint
+from ..models.linear import CoupledLinearSystem, PolytopicConstraint, Subsystem
 from ..mpc.agent_problem import AgentBlockQP
 from ..models.linear import CouplingTerm
 from ..mpc.condensed import CondensedProblem, PlantPrediction, QuadraticCost, objective_couplings
@@ -20,6 +20,7 @@ from .block_agent import BlockUpdateAgent
 from .collision import CollisionAvoidance
 from .consensus import CentreConsensus, CentreConsensusAgent
 from .decentralized import DecentralizedAgent
+from .safe_input import InputGuard
 from .tube import TubeAgent
 from .dual_decomposition import DualDecompositionAgent, check_decoupled, dual_step_size, shared_constraint_maps
 
@@ -70,6 +71,11 @@ class ControllerDesign:
     collision: CollisionAvoidance | None = None     # separating half-planes between robot pairs, per step
     centre_consensus: CentreConsensus | None = None  # agents agree on the formation centre before the MPC
     tubes: TubeFamily | None = None          # tube-based robust mode: Z_i, K_i, plan-change bounds (system tightened)
+    applied_limits: tuple[Subsystem, ...] | None = None   # the plant's own sets when `system`'s are tightened
+
+    def input_guard(self, agent: int) -> InputGuard:
+        """What the agent's applied input must satisfy: the plant's own input set (untightened in tube mode)."""
+        return InputGuard.of((self.applied_limits or self.system.subsystems)[agent])
 
     def for_algorithm(self, algorithm: str) -> "ControllerDesign":
         """The design `algorithm` solves: what the scheme needs is set here (ADMM: the separable terminal cost),
@@ -208,7 +214,8 @@ def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRul
 
 def wrap_in_tube(design: ControllerDesign, agent: Agent) -> Agent:
     i = agent.agent_id
-    return TubeAgent(agent, design.tubes.gains[i], design.tubes.tubes[i], design.system.subsystems[i].state_constraint)
+    return TubeAgent(agent, design.tubes.gains[i], design.tubes.tubes[i], design.system.subsystems[i].state_constraint,
+                     design.input_guard(i))
 
 
 def wrap_in_consensus(design: ControllerDesign, agent: Agent) -> Agent:

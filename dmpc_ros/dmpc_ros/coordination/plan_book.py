@@ -12,9 +12,15 @@ from .base import Agent
 from .plan import Plan
 
 
+STEPS_AHEAD = 2   # a neighbour's plan may be this many steps ahead of this agent's step (real time: it lags)
+
+
 class PlanBook:
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, max_iteration: int) -> None:
+        """`max_iteration`: the largest iteration any plan of a step can carry (the book stays bounded: a flood of
+        distinct (step, iteration) keys from a rogue publisher is refused, not stored)."""
         self.agent = agent
+        self.max_iteration = max_iteration
         self.step = -1
         self._plans: dict[int, dict[tuple[int, int], Plan]] = {j: {} for j in agent.required_plans}
 
@@ -34,6 +40,15 @@ class PlanBook:
         """True once every neighbour's final plan of step − 1 is here (their warm starts build on it)."""
         return step == 0 or all(any(key[0] == step - 1 and plan.final for key, plan in plans.items())
                                 for plans in self._plans.values())
+
+    def inadmissible(self, plan: Plan) -> str | None:
+        """Why a neighbour's plan cannot be one of a run this agent is part of (None if it can)."""
+        if plan.iteration > self.max_iteration:
+            return f"plan of agent {plan.agent} has iteration {plan.iteration}; at most {self.max_iteration} exist"
+        if plan.step > max(self.step, 0) + STEPS_AHEAD:
+            return (f"plan of agent {plan.agent} is for step {plan.step}, more than {STEPS_AHEAD} steps ahead of "
+                    f"step {max(self.step, 0)}")
+        return None
 
     def record(self, plan: Plan) -> bool:
         """Keep a neighbour's plan; False if it is not one this agent listens to or belongs to an old step."""

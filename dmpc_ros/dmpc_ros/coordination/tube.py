@@ -20,11 +20,15 @@ from ..mpc.qp import DenseQP
 from ..mpc.tubes import Zonotope
 from .base import Agent, StepStatistics
 from .plan import Plan
+from .safe_input import InputGuard
 
 
 class TubeAgent(Agent):
-    def __init__(self, inner: Agent, gain: np.ndarray, tube: Zonotope, tightened_states: PolytopicConstraint) -> None:
+    def __init__(self, inner: Agent, gain: np.ndarray, tube: Zonotope, tightened_states: PolytopicConstraint,
+                 guard: InputGuard) -> None:
+        """`guard` holds the plant's own input set U_i (the inner agent's is tightened by K_i Z_i)."""
         self.inner, self.gain, self.tube, self.tightened_states = inner, gain, tube, tightened_states
+        self.guard = guard
         self.agent_id = inner.agent_id
         self.required_plans = inner.required_plans
         self.nominal: np.ndarray | None = None
@@ -83,9 +87,19 @@ class TubeAgent(Agent):
             self._own_final = plan
         return plan
 
-    def control(self) -> np.ndarray:
+    def planned_input(self) -> np.ndarray:
         """u_i = ū_i + K_i (x_i − x̄_i)."""
-        return self.inner.control() + self.gain @ (self.measured - self.nominal)
+        return self.inner.planned_input() + self.gain @ (self.measured - self.nominal)
+
+    def candidate_input(self) -> np.ndarray:
+        return self.inner.candidate_input() + self.gain @ (self.measured - self.nominal)
+
+    def measured_state(self) -> np.ndarray:
+        return self.measured
+
+    @property
+    def solved(self) -> bool:
+        return self.inner.solved
 
     def constraint_margin(self) -> float:
         return self.inner.constraint_margin()

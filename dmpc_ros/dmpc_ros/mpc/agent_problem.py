@@ -125,6 +125,7 @@ class AgentBlockQP:
                                              cost.reference.inputs[:, net.input_index])
         self.own_cost = cost.block(system.state_slice(i), system.input_slice(i))
         self.input_sets = {a: system.subsystems[a].input_constraint for a in net.members}
+        self.own_subsystem = system.subsystems[i]
         self.num_agents = system.num_agents
         self._reference_step, self._reference_values = None, (np.zeros(0), np.zeros(0))
         # constraint rows the own inputs affect

@@ -31,6 +31,12 @@ class QPSolution:
     status: str            # solver's status text
     solve_time: float      # wall-clock time of the solve call [s]
     iterations: int
+    infeasible: bool = False   # the solver found (or set-up detected) no point satisfying the constraints
+
+    @property
+    def usable(self) -> bool:
+        """Solved, with a finite minimizer (what an agent may take into its plan)."""
+        return self.ok and bool(np.all(np.isfinite(self.z)))
 
 
 class DenseQP:
@@ -77,7 +83,8 @@ class DenseQP:
             z, ok, status, iterations = self._solve_daqp(q, lower, upper, warm_start)
         elapsed = time.perf_counter() - started
         if not ok or not np.all(np.isfinite(z)):
-            return QPSolution(np.zeros(self.num_variables), False, status, elapsed, iterations)
+            return QPSolution(np.zeros(self.num_variables), False, status, elapsed, iterations,
+                              infeasible="primal infeasible" in status)   # DAQP's and OSQP's word
         if self.A.shape[0]:
             # Never trust a status alone: DAQP's warm-started Model has reported infeasible problems as solved.
             Az = self.A @ z

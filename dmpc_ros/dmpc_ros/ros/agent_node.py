@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import rclpy
 import rclpy.exceptions
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -24,6 +24,7 @@ from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, Su
 
 from ..coordination import ALGORITHMS, StoppingRule, build_agent
 from ..coordination.plan_book import PlanBook
+from ..coordination.safe_input import INPUT_SOURCES
 from ..mpc.qp import BACKENDS
 from ..scenarios import ScenarioError
 from ..scenarios.source import scenario_from_parameters
@@ -35,6 +36,35 @@ from .spin import spin_node
 def agent_topic(agent_id: int, leaf: str) -> str:
     """Relative topic of one agent's interface: agent_<i>/<leaf> (resolved in the run's namespace)."""
     return f"agent_{agent_id}/{leaf}"
+
+
+LIVE_PARAMETERS = ("iteration_timeout", "heartbeat_period")   # take effect at once; the others at configure
+SCENARIO_PARAMETERS = ("scenario_file", "scenario_factory", "agent_id", "algorithm", "horizon", "max_iterations",
+                       "solver", "steps", "tolerance")   # what scenario_of reads
+
+
+def scenario_of(values: dict):
+    """The scenario the agent parameters describe (scenario source, agent_id, overrides), validated as configure
+    does; ValueError naming the parameter, the value and what is allowed."""
+    scenario = scenario_from_parameters(values["scenario_file"], values["scenario_factory"])
+    agent_id = int(values["agent_id"])
+    if not 0 <= agent_id < scenario.num_agents:
+        raise ValueError(f"parameter agent_id: {agent_id} is not allowed: "
+                         f"the scenario has agents 0..{scenario.num_agents - 1}")
+    overrides = {name: values[name] for name, unset in (("algorithm", ""), ("horizon", 0), ("max_iterations", 0),
+                                                         ("solver", ""), ("steps", 0)) if values[name] != unset}
+    if values["tolerance"] >= 0:
+        overrides["tolerance"] = float(values["tolerance"])
+    if overrides.get("algorithm", scenario.controller.algorithm) == "centralized":
+        raise ValueError("parameter algorithm: 'centralized' is not allowed for an agent node: "
+                         f"must be one of {', '.join(a for a in ALGORITHMS if a != 'centralized')}")
+    if "solver" in overrides and overrides["solver"] not in BACKENDS:
+        raise ValueError(f"parameter solver: '{overrides['solver']}' is not allowed: "
+                         f"must be one of {', '.join(BACKENDS)}")
+    try:
+        return scenario.with_overrides(**overrides)
+    except ScenarioError as error:
+        raise ValueError(f"parameter {error}") from None
 
 
 class AgentNode(LifecycleNode):
@@ -79,6 +109,35 @@ class AgentNode(LifecycleNode):
         self._reset()
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         self.finished = False  # set by the shutdown transition; the process then leaves
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _values(self, changes: list[Parameter] = ()) -> dict:
+        """The values scenario_of reads, with `changes` applied."""
+        values = {name: self.get_parameter(name).value for name in SCENARIO_PARAMETERS}
+        values.update({p.name: p.value for p in changes if p.name in SCENARIO_PARAMETERS})
+        return values
+
+    def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
+        """`ros2 param set` at run time: iteration_timeout and heartbeat_period take effect at once; the others
+        shape the controller, so they are refused once it is built (clean up first) and, before, validated as
+        configure would validate them. rclpy itself refuses read-only ones and values outside their ranges."""
+        fixed = [p.name for p in changes if p.name not in LIVE_PARAMETERS]
+        if fixed and self.agent is not None:
+            return SetParametersResult(successful=False, reason=(
+                f"parameter {fixed[0]}: cannot change while the node is configured (its controller is built from "
+                f"it); deactivate and clean the node up, then set it and configure again"))
+        if any(p.name in SCENARIO_PARAMETERS for p in changes):
+            try:
+                scenario_of(self._values(changes))
+            except (ScenarioError, ValueError) as error:
+                return SetParametersResult(successful=False, reason=str(error))
+        for change in changes:
+            if change.name == "iteration_timeout" and self._watchdog is not None:
+                self._iteration_timeout = float(change.value)
+                self._watchdog.timer_period_ns = int(change.value * 1e9)
+            elif change.name == "heartbeat_period" and self._heartbeat is not None:
+                self._heartbeat.timer_period_ns = int(change.value * 1e9)
+        return SetParametersResult(successful=True)
 
     def _reset(self) -> None:
         self.agent = None
@@ -116,28 +175,8 @@ class AgentNode(LifecycleNode):
         return self.get_parameter(name).value
 
     def _configure(self) -> None:
-        scenario = scenario_from_parameters(self._parameter("scenario_file"), self._parameter("scenario_factory"))
+        scenario = scenario_of(self._values())
         self.agent_id = int(self._parameter("agent_id"))
-        if not 0 <= self.agent_id < scenario.num_agents:
-            raise ValueError(f"parameter agent_id: {self.agent_id} is not allowed: "
-                             f"the scenario has agents 0..{scenario.num_agents - 1}")
-        overrides = {}
-        for name, unset in (("algorithm", ""), ("horizon", 0), ("max_iterations", 0), ("solver", ""), ("steps", 0)):
-            value = self._parameter(name)
-            if value != unset:
-                overrides[name] = value
-        if self._parameter("tolerance") >= 0:
-            overrides["tolerance"] = float(self._parameter("tolerance"))
-        if overrides.get("algorithm", scenario.controller.algorithm) == "centralized":
-            raise ValueError("parameter algorithm: 'centralized' is not allowed for an agent node: "
-                             f"must be one of {', '.join(a for a in ALGORITHMS if a != 'centralized')}")
-        if "solver" in overrides and overrides["solver"] not in BACKENDS:
-            raise ValueError(f"parameter solver: '{overrides['solver']}' is not allowed: "
-                             f"must be one of {', '.join(BACKENDS)}")
-        try:
-            scenario = scenario.with_overrides(**overrides)
-        except ScenarioError as error:
-            raise ValueError(f"parameter {error}") from None
         self.algorithm = scenario.controller.algorithm
         self.design = scenario.design()
         controller = scenario.controller
@@ -153,7 +192,8 @@ class AgentNode(LifecycleNode):
             if missing:
                 raise ValueError(f"parameter neighbour_ids: {list(neighbours)} is not allowed: agent {self.agent_id} "
                                  f"needs the plans of {sorted(self.agent.required_plans)} (missing {missing})")
-        self.book = PlanBook(self.agent)
+        rounds = 0 if self.design.centre_consensus is None else self.design.centre_consensus.rounds + 1
+        self.book = PlanBook(self.agent, controller.max_iterations + rounds)
         system = self.design.system
         self._dims = {j: (system.subsystems[j].n_x, system.subsystems[j].n_u) for j in range(system.num_agents)}
         qos = plan_qos(self._parameter("plan_qos"))
@@ -164,7 +204,8 @@ class AgentNode(LifecycleNode):
             "status": self.create_lifecycle_publisher(AgentStatus, agent_topic(me, "status"), STATUS_QOS),
             "heartbeat": self.create_lifecycle_publisher(Header, agent_topic(me, "heartbeat"), STATUS_QOS),
         }
-        self._inputs = [self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"), self._on_plan, qos)
+        self._inputs = [self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"),
+                                                 lambda message, j=j: self._on_plan(j, message), qos)
                          for j in sorted(self.agent.required_plans)]
         self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
                                                      STATE_QOS))
@@ -183,7 +224,8 @@ class AgentNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.agent is not None and self._last_step >= 0:
-            self._publish_control(self._last_step, np.zeros(self._dims[self.agent_id][1]))  # safe command: zero force
+            # the stop command: the input of U_i nearest to zero (zero force / acceleration where the set allows it)
+            self._publish_control(self._last_step, self.agent.guard.nearest(np.zeros(self._dims[self.agent_id][1])))
         self._negotiating = False
         self.active = False
         return super().on_deactivate(state)
@@ -249,12 +291,18 @@ class AgentNode(LifecycleNode):
         self._publish_plan(plan)
         self._advance()
 
-    def _on_plan(self, message: PredictedTrajectory) -> None:
+    def _on_plan(self, sender: int, message: PredictedTrajectory) -> None:
+        """A plan from the topic of agent `sender`: checked (its id, sizes, values, step and iteration) before it is
+        booked; a rejected one is counted (AgentStatus.messages_rejected) and logged at most once a second."""
         if self.agent is None:
             return  # plans are booked while inactive too (neighbours activated earlier already negotiate)
-        n_x, n_u = self._dims.get(message.agent_id, (0, 0))
         try:
-            plan = message_to_plan(message, self.design.horizon, n_x, n_u)
+            if message.agent_id != sender:
+                raise MalformedPlan(f"plan on the topic of agent {sender} claims agent_id {message.agent_id}")
+            plan = message_to_plan(message, self.design.horizon, *self._dims[sender])
+            reason = self.book.inadmissible(plan)
+            if reason:
+                raise MalformedPlan(reason)
         except MalformedPlan as error:
             self._rejected += 1
             self.get_logger().warning(f"rejected plan: {error}", throttle_duration_sec=1.0)
@@ -308,9 +356,7 @@ class AgentNode(LifecycleNode):
         plan = self.agent.last_plan
         if plan is not None and not plan.final:  # overtaken by a new measurement: tell the neighbours we stopped
             self._publish_plan(dataclasses.replace(plan, final=True))
-        u = self.agent.control()
-        if not np.all(np.isfinite(u)):  # cannot happen by construction; never send it anyway
-            u = np.zeros_like(u)
+        u = self.agent.control()   # finite and inside U_i whatever the solver did (coordination/safe_input.py)
         self._publish_control(self._last_step, u)
         self._publish_status()
 
@@ -336,7 +382,8 @@ class AgentNode(LifecycleNode):
             dual_residual=float(stats.dual_residual), cost=float(plan.cost),
             constraint_margin=float(slack) if np.isfinite(slack) else 0.0, fallbacks=stats.fallbacks,
             messages_missing=self._missing, messages_late=stats.messages_late,
-            messages_rejected=self._rejected + stats.messages_rejected)
+            messages_rejected=self._rejected + stats.messages_rejected, infeasible_problems=stats.infeasible,
+            solver_failures=stats.solver_failures, input_source=INPUT_SOURCES.index(stats.input_source))
         message.header.stamp = self._stamp()
         self._outputs["status"].publish(message)
         self._rejected = 0

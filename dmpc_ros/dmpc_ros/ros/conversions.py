@@ -1,6 +1,7 @@
 """Conversions between ROS messages and plain Python data (dicts of lists/numbers/strings)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -93,7 +94,7 @@ def unpack_algorithm_data(agent_id: int, values, layout: str) -> dict:
             shape = tuple(int(v) for v in shape_text.split("x"))
         except ValueError:
             raise MalformedPlan(f"plan of agent {agent_id}: bad algorithm_data_layout entry '{entry}'") from None
-        size = int(np.prod(shape))
+        size = math.prod(shape)   # exact (numpy's product wraps around for absurd declared shapes)
         if not name or any(v < 0 for v in shape) or offset + size > values.size:
             raise MalformedPlan(f"plan of agent {agent_id}: algorithm_data_layout '{layout}' does not fit "
                                 f"{values.size} values")

@@ -55,6 +55,8 @@ class PlantNode(LifecycleNode):
             description="exit the process after the last step"))
         self.finished = False
         self.active = False
+        self.scenario = None
+        self.k, self._written = 0, -1   # steps done; steps in the output file
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         self._inputs: list = []
         self._timer = None
@@ -76,7 +78,7 @@ class PlantNode(LifecycleNode):
         self.plant = self.scenario.plant()
         self.disturbance = self.scenario.disturbance()
         M, T = self.plant.num_agents, self.scenario.steps
-        self.k = 0
+        self.k, self._written = 0, -1
         self.x = np.zeros((T + 1, self.plant.n_x))
         self.x[0] = self.scenario.initial_state
         self.u = np.zeros((T, self.plant.n_u))
@@ -170,28 +172,39 @@ class PlantNode(LifecycleNode):
             publisher.publish(message)
 
     def _complete(self) -> None:
-        output = self.get_parameter("output_file").value
-        if output:
-            path = Path(output)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            t = np.arange(self.scenario.steps + 1) * self.plant.sample_time
-            self.wall_time[self.scenario.steps] = time.monotonic()
-            np.savez_compressed(path, t=t, x=self.x, u=self.u, late_inputs=self.late_inputs, wall_time=self.wall_time)
-            u_padded = np.vstack([self.u, np.full((1, self.u.shape[1]), np.nan)])  # no input after the last state
-            header = ",".join(["t"] + [f"x{j}" for j in range(self.x.shape[1])]
-                              + [f"u{j}" for j in range(self.u.shape[1])])
-            np.savetxt(path.with_suffix(".csv"), np.column_stack([t, self.x, u_padded]), delimiter=",", header=header,
-                       comments="", fmt="%.10g")
-            self.get_logger().info(f"wrote {path} ({self.scenario.steps} steps, {self.late_inputs} late inputs)")
+        self.wall_time[self.scenario.steps] = time.monotonic()
+        self.write_output()
         self.get_logger().info("scenario complete")
         if self.get_parameter("exit_on_completion").value:
             self.finished = True
+
+    def write_output(self) -> None:
+        """t, x, u of the steps done so far (all of them at scenario end) to output_file (npz, CSV), with
+        completed_steps: a run stopped early (a node died, Ctrl-C, strict mode) keeps what it did."""
+        output = self.get_parameter("output_file").value if self.scenario is not None else ""
+        if not output or self._written == self.k:
+            return
+        k = self.k
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(k + 1) * self.plant.sample_time
+        x, u = self.x[: k + 1], self.u[:k]
+        np.savez_compressed(path, t=t, x=x, u=u, late_inputs=self.late_inputs, wall_time=self.wall_time[: k + 1],
+                            completed_steps=k, steps=self.scenario.steps)
+        u_padded = np.vstack([u, np.full((1, u.shape[1]), np.nan)])  # no input after the last state
+        header = ",".join(["t"] + [f"x{j}" for j in range(x.shape[1])] + [f"u{j}" for j in range(u.shape[1])])
+        np.savetxt(path.with_suffix(".csv"), np.column_stack([t, x, u_padded]), delimiter=",", header=header,
+                   comments="", fmt="%.10g")
+        self._written = k
+        done = "" if k == self.scenario.steps else f" of {self.scenario.steps} (stopped early)"
+        self.get_logger().info(f"wrote {path} ({k} steps{done}, {self.late_inputs} late inputs)")
 
 
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = PlantNode()
     spin_node(node, lambda: node.finished)
+    node.write_output()   # stopped before the scenario's end: keep the steps done
     return 0
 
 

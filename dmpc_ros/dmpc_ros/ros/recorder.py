@@ -1,10 +1,12 @@
 """In-process recorder of a run: every plan, state, input and status as an MCAP bag, statuses kept for the summary.
 
 Subscribes with raw (CDR) delivery and writes the bytes unchanged, with the message definitions as
-`ros2msg` schemas, so the bag opens in PlotJuggler / Foxglove / `ros2 bag` like one rosbag2 wrote.
+`ros2msg` schemas, so the bag opens in PlotJuggler / Foxglove / `ros2 bag` like one rosbag2 wrote. Chunks are
+small and flushed, so after a SIGKILL `dmpc bag repair` recovers everything but the last chunk (dmpc_ros/bag.py).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from mcap.writer import Writer
@@ -16,6 +18,8 @@ from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, Su
 from .agent_node import agent_topic
 from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS, plan_qos
 
+CHUNK_SIZE = 32 * 1024   # [bytes] small chunks: a killed runner leaves all but the last one readable (dmpc bag)
+FLUSH_PERIOD = 0.25      # [s]
 MESSAGE_DIRECTORY = Path(__file__).resolve().parents[3] / "dmpc_ros_msgs" / "msg"
 
 
@@ -48,7 +52,8 @@ class RunRecorder(Node):
         super().__init__("recorder", namespace=namespace, **kwargs)
         bag_path.parent.mkdir(parents=True, exist_ok=True)
         self._file = bag_path.open("wb")
-        self.writer = Writer(self._file)
+        self.writer = Writer(self._file, chunk_size=CHUNK_SIZE)
+        self._flushed = time.monotonic()
         self.writer.start(profile="ros2", library="dmpc_ros")
         self.statuses: list[AgentStatus] = []
         self.plans = 0
@@ -74,6 +79,9 @@ class RunRecorder(Node):
     def _on(self, channel: int, message_type: type, data: bytes) -> None:
         now = self.get_clock().now().nanoseconds
         self.writer.add_message(channel_id=channel, log_time=now, publish_time=now, data=data)
+        if time.monotonic() - self._flushed > FLUSH_PERIOD:   # closed chunks reach the disk: a kill loses one chunk
+            self._file.flush()
+            self._flushed = time.monotonic()
         if message_type is AgentStatus:
             self.statuses.append(deserialize_message(data, AgentStatus))
         elif message_type is PredictedTrajectory:

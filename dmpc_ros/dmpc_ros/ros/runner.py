@@ -21,11 +21,13 @@ import rclpy
 import yaml
 from rclpy.signals import SignalHandlerOptions
 
+from dmpc_ros_msgs.msg import AgentStatus
+
 from ..process_group import ProcessGroup
 from ..scenarios import Scenario
 from ..scenarios.node_specs import NodeSpec, host_agents, node_specs, parameters_file
 from ..scenarios.source import is_factory, source_path
-from ..sim.results import SimulationResult
+from ..sim.results import STRICT_EXIT, SimulationResult
 from .environment import reserve_domain_id, ros_environment
 from .recorder import RunRecorder
 from .spin import make_executor
@@ -37,9 +39,9 @@ MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node
 
 @dataclass
 class RunOutcome:
-    code: int                      # 0 ok; 1 bring-up failed / node died / timeout; 130 interrupted
+    code: int                      # 0 ok; 1 bring-up failed / node died / timeout; 3 strict; 130 interrupted
     message: str
-    result: SimulationResult | None = None
+    result: SimulationResult | None = None   # also after a failure: the steps done (result.stopped says why)
 
 
 def executable_command(spec: NodeSpec) -> list[str]:
@@ -65,6 +67,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     call; a module is imported from the current directory too). `agents_per_process` > 1 hosts that many agent
     nodes in each agent container process."""
     output.mkdir(parents=True, exist_ok=True)
+    (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
     reservation = reserve_domain_id(domain_id)
     env = ros_environment(reservation.domain_id, localhost_only)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
@@ -89,6 +92,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     rclpy.init(context=context, domain_id=reservation.domain_id, signal_handler_options=SignalHandlerOptions.NO)
     recorder = None
     outcome = None
+    strict_step = None   # the step strict mode stopped at
     group = ProcessGroup(echo=echo)
     # Ctrl-C sets a flag the loops below check: a KeyboardInterrupt raised inside the executor's native code
     # could leave it unusable for the shutdown spinning that records the last messages.
@@ -121,11 +125,18 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                 start(spec)
         started = time.monotonic()
         died: tuple[str, int, float] | None = None
+        seen = 0   # statuses checked for strict mode
         while outcome is None:
             executor.spin_once(timeout_sec=0.02)
             plant, manager = processes["plant"], processes.get("lifecycle_manager")
+            failed, seen = (failed_status(recorder.statuses, seen) if scenario.strict else None), len(recorder.statuses)
             if interrupted.is_set():
                 outcome = RunOutcome(130, "interrupted")
+            elif failed is not None:
+                strict_step = failed.step
+                outcome = RunOutcome(STRICT_EXIT, f"strict: step {failed.step} applied a fallback input after "
+                                                  f"{failed.infeasible_problems} infeasible local problems and "
+                                                  f"{failed.solver_failures} solver failures (agent {failed.agent_id})")
             elif plant.popen.poll() == 0:
                 outcome = RunOutcome(0, "scenario complete")
             elif manager.popen.poll() == 1:
@@ -159,8 +170,14 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         rclpy.try_shutdown(context=context)
         reservation.release()
         signal.signal(signal.SIGINT, previous_handler)
-    if outcome.code == 0:
+    if (output / "plant.npz").is_file() and np.load(output / "plant.npz")["u"].shape[0]:
+        # after a failure too: the plant wrote the steps it did (none: nothing to report)
         outcome.result = collect_result(scenario, output / "plant.npz", recorder)
+        if strict_step is not None:   # as `dmpc sim`: the run ends with the step that had no solution
+            outcome.result.truncated(min(strict_step + 1, outcome.result.steps), "")
+        done = outcome.result.steps
+        if outcome.code != 0 or done < scenario.steps:
+            outcome.result.stopped = f"{outcome.message} after {done} of {scenario.steps} steps"
         if mode == "lock_step" and outcome.result.messages_missing:
             print(f"dmpc run: warning: agents substituted {outcome.result.messages_missing} missing plan(s) after "
                   "their iteration timeout; this lock-step run is not reproducible", flush=True)
@@ -181,6 +198,14 @@ def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, ti
                   "their first messages may be missing from run.mcap", flush=True)
             return
         executor.spin_once(timeout_sec=0.02)
+
+
+def failed_status(statuses: list, start: int):
+    """The first status from index `start` on whose agent applied a fallback input for want of a solution."""
+    for status in statuses[start:]:
+        if status.input_source != AgentStatus.INPUT_SOLVED and status.infeasible_problems + status.solver_failures:
+            return status
+    return None
 
 
 def collect_result(scenario: Scenario, plant_file: Path, recorder) -> SimulationResult:
@@ -205,6 +230,12 @@ def collect_result(scenario: Scenario, plant_file: Path, recorder) -> Simulation
         statuses = per_step.get(k, [])
         result.iterations[k] = max((s.iterations for s in statuses), default=0)
         result.agent_solve_times[k] = [[s.solve_time / max(s.iterations, 1)] for s in statuses] or None
+        for s in statuses:
+            if s.agent_id < M:
+                result.infeasible[k, s.agent_id], result.solver_failures[k, s.agent_id] = (s.infeasible_problems,
+                                                                                           s.solver_failures)
+                result.fallbacks[k, s.agent_id] = s.fallbacks
+                result.fallback_input[k, s.agent_id] = s.input_source != AgentStatus.INPUT_SOLVED
     result.messages[:] = recorder.plans // max(T, 1)
     result.bytes[:] = recorder.plan_bytes // max(T, 1)
     result.late_inputs = int(data["late_inputs"])

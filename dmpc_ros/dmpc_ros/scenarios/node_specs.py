@@ -46,13 +46,17 @@ def source_parameters(source: str | Path) -> dict:
     return {"scenario_file": str(Path(source).resolve()), "scenario_factory": ""}
 
 
+RUNNER_FIELDS = {"strict"}   # overrides the runner applies itself (not node parameters)
+
+
 def override_parameters(overrides: dict) -> tuple[dict, dict]:
     """(agent, plant) node parameters for command-line overrides (validated before, by Scenario.with_overrides);
     agents get `steps` too: their reference (a speed profile, setpoint changes) is sampled for the run."""
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
         raise ValueError(f"override {unknown[0]} is not allowed: must be one of {', '.join(OVERRIDES)}")
-    agent = {k: float(v) if k == "tolerance" else v for k, v in overrides.items()}
+    agent = {k: float(v) if k == "tolerance" else v for k, v in overrides.items()
+             if k not in RUNNER_FIELDS}
     return agent, ({"steps": overrides["steps"]} if "steps" in overrides else {})
 
 

@@ -23,7 +23,8 @@ from ..mpc.terminal import NotStabilizable, admissible_target, check_stabilizabl
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
 from .checks import check_initial_state, check_nonempty_sets, check_reference
 from .family import FamilyParts, ModelFamily, family_of, model_family
-from .validation import ScenarioError, agent_values, check_number, choice, number, per_agent, reject_unknown, section
+from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
+                         section)
 from .yaml_file import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -34,7 +35,7 @@ COMMON_CONTROLLER_FIELDS = {"algorithm", "horizon", "max_iterations", "tolerance
 # Fields a command line or a node parameter may override: name → (section, key) of the scenario data.
 OVERRIDES = {"algorithm": ("controller", "algorithm"), "horizon": ("controller", "horizon"),
              "max_iterations": ("controller", "max_iterations"), "tolerance": ("controller", "tolerance"),
-             "solver": ("controller", "solver"), "steps": ("simulation", "steps")}
+             "solver": ("controller", "solver"), "steps": ("simulation", "steps"), "strict": ("simulation", "strict")}
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Scenario:
     max_outage_steps: int = 0                   # … at most this many steps in a row
     disturbance_kind: str = "uniform"           # uniform in the box | vertices (worst case: ±bound)
     tubes: TubeFamily | None = None             # robust: tube, per-agent RPI sets and ancillary gains
+    strict: bool = False                        # end the run at the first step that had no solution (exit code 3)
     family_settings: Any = None                 # the family's own settings (setpoints, speed profile, path, ...)
     source: str = field(default="", compare=False)
     sections: dict = field(default_factory=dict, compare=False, repr=False)   # controller/simulation/network as given
@@ -99,6 +101,7 @@ class Scenario:
         """The controller design of the scenario's algorithm (a scheme that splits the cost by agent, ADMM, gets
         the separable terminal cost Σ x_i,N' P_ii x_i,N, and so does its centralized reference)."""
         model = self.prediction_model()
+        limits = model.subsystems if self.tubes is not None else None
         if self.tubes is not None:   # the nominal problem: constraints tightened by the tubes
             model = replace(model, subsystems=tuple(tighten(sub, self.tubes.tubes[i], self.tubes.gains[i], i)
                                                     for i, sub in enumerate(model.subsystems)))
@@ -109,7 +112,8 @@ class Scenario:
         design = ControllerDesign(model, self.controller.Q, self.controller.R, self.controller.horizon,
                                   reference, self.controller.terminal_set,
                                   coupling_terms=self.controller.coupling_terms, collision=extras.collision,
-                                  centre_consensus=extras.centre_consensus, tubes=self.tubes)
+                                  centre_consensus=extras.centre_consensus, tubes=self.tubes,
+                                  applied_limits=limits)
         return design.for_algorithm(self.controller.algorithm)
 
     def admissible_reference(self, model: CoupledLinearSystem, reference: ReferenceTrajectory) -> ReferenceTrajectory:
@@ -275,11 +279,8 @@ def parse_admm(admm: dict) -> AdmmSettings:
     reject_unknown(admm, "controller.admm.", {"penalty", "over_relaxation", "residual_balancing", "balancing_interval",
                                               "acceleration"})
     defaults = AdmmSettings()
-    flags = {}
-    for name in ("residual_balancing", "acceleration"):
-        flags[name] = admm.get(name, getattr(defaults, name))
-        if not isinstance(flags[name], bool):
-            raise ScenarioError(f"controller.admm.{name}: {flags[name]!r} is not allowed: must be true or false")
+    flags = {name: flag(admm, "controller.admm.", name, getattr(defaults, name))
+             for name in ("residual_balancing", "acceleration")}
     return AdmmSettings(
         penalty=number(admm, "controller.admm.", "penalty", default=defaults.penalty, minimum=0.0, strict_minimum=True),
         over_relaxation=number(admm, "controller.admm.", "over_relaxation", default=defaults.over_relaxation,
@@ -389,7 +390,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
 
     simulation = section(sections, "", "simulation")
     reject_unknown(simulation, "simulation.", {"steps", "initial_state", "disturbance_bound", "disturbance_seed",
-                                               "disturbance_kind"})
+                                               "disturbance_kind", "strict"})
     steps = number(simulation, "simulation.", "steps", default=50, minimum=1, maximum=1_000_000, integer=True)
     subsystems = parts.model.subsystems()
     check_nonempty_sets(subsystems)
@@ -428,6 +429,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
         disturbance_kind=choice(simulation, "simulation.", "disturbance_kind", ("uniform", "vertices"),
                                 default="uniform"),
         tubes=tubes, family_settings=parts.settings, source=source, sections=sections,
+        strict=flag(simulation, "simulation.", "strict", False),
     )
     check_reference(system, family.reference(scenario, system))
     return scenario

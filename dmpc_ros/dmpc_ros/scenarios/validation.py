@@ -61,6 +61,14 @@ def choice(data: dict, path: str, key: str, allowed: tuple[str, ...], default: s
     return value
 
 
+def flag(data: dict, path: str, key: str, default: bool) -> bool:
+    """A true/false field (YAML booleans only: 1, "yes" or "on" written as text are refused)."""
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise ScenarioError(f"{path}{key}: {value!r} is not allowed: must be true or false")
+    return value
+
+
 def per_agent(data: dict, path: str, key: str, count: int, default: float, **limits) -> list[float]:
     """A scalar applied to every agent, or a list of exactly `count` values."""
     value = data.get(key, default)

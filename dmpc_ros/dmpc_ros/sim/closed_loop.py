@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..coordination import AdmmSettings, CentralizedMPC, ControllerDesign, StoppingRule, build_agents
+from ..coordination import AdmmSettings, CentralizedController, ControllerDesign, StoppingRule, build_agents
 from ..models.linear import CoupledLinearSystem
 from .network import TICKS_PER_ITERATION, InMemoryNetwork
 from .results import SimulationResult
@@ -30,6 +30,7 @@ class SimulationSettings:
     network: InMemoryNetwork = field(default_factory=InMemoryNetwork)
     disturbance: np.ndarray | None = None  # steps × n_x additive disturbance w(k)
     admm: AdmmSettings = field(default_factory=AdmmSettings)
+    strict: bool = False   # end the run after the first step that applied a fallback input for want of a solution
 
 
 def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarray, settings: SimulationSettings,
@@ -38,14 +39,14 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
     T, N, n, m = settings.steps, design.horizon, plant.n_x, plant.n_u
     if settings.algorithm != "centralized":   # what the scheme needs (ADMM: separable terminal cost), for the
         design = design.for_algorithm(settings.algorithm)   # agents and the centralized comparison alike
-    centralized = CentralizedMPC(design.system, design.shared_cost, N, design.terminal_set) \
+    centralized = CentralizedController(design) \
         if settings.algorithm == "centralized" or settings.compare_centralized else None
     agents = [] if settings.algorithm == "centralized" else build_agents(
         design, settings.algorithm, settings.stopping, settings.backend, settings.weights, settings.admm)
     max_iterations = 1 if settings.algorithm == "centralized" else settings.stopping.max_iterations
     if design.centre_consensus is not None and settings.algorithm != "centralized":   # step 0 agrees first
         max_iterations += design.centre_consensus.rounds + 1
-    result = SimulationResult.empty(settings.algorithm, T, N, n, m, plant.num_agents, max_iterations, plant.sample_time)
+    result = SimulationResult.empty(settings.algorithm, T, N, n, m, len(agents) or 1, max_iterations, plant.sample_time)
     result.communication = {a.agent_id: sorted(a.required_plans) for a in agents}
     tube_mode = bool(agents) and design.tubes is not None
     if tube_mode:
@@ -63,11 +64,13 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
                 warm = shifted_inputs if k else design.reference.window(0, N)[1].ravel()   # the agents' start
                 previous = design.predict(x, warm)
                 extra = design.collision.state_rows(design.collision.positions(plant, previous), plant.state_offsets, n)
-            ref_states, ref_inputs, reference_ok = centralized.solve(x, k, extra)
+            ref_states, ref_inputs, reference_ok = centralized.plan(x, k, extra)
             shifted_inputs = np.concatenate([ref_inputs.ravel()[m:], ref_inputs.ravel()[-m:]])
             if reference_ok:
                 result.centralized_cost[k] = design.trajectory_cost(ref_states, ref_inputs, k)
-            result.centralized_solve_time[k] = centralized.last_solve_time
+            if agents:   # the comparison's own failures (a centralized run counts them as its controller's)
+                result.reference_failed[k] = not reference_ok
+            result.centralized_solve_time[k] = centralized.mpc.last_solve_time
         if agents:
             trace = result.cost_per_iteration[k]
 
@@ -80,12 +83,14 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
             result.agent_call_times[k] = [list(a.statistics.call_times) for a in agents]
         else:
             U, iterations = ref_inputs.ravel(), 1
-            result.cost_per_iteration[k, 0] = result.centralized_cost[k]
-            result.agent_solve_times[k] = [[centralized.last_solve_time]]
-            result.agent_call_times[k] = [[centralized.last_solve_time]]
-        # what the agents apply (agents are in id order): their plans' first inputs, plus the ancillary
-        # feedback in tube mode
-        u = np.concatenate([a.control() for a in agents]) if agents else U[:m]
+            result.cost_per_iteration[k, 0] = design.trajectory_cost(ref_states, ref_inputs, k)
+            result.agent_solve_times[k] = [[centralized.mpc.last_solve_time]]
+            result.agent_call_times[k] = [[centralized.mpc.last_solve_time]]
+        # what the controllers apply (agents in id order), guarded: their plans' first inputs (plus the ancillary
+        # feedback in tube mode), or a fallback that is inside U_i (coordination/safe_input.py)
+        controllers = agents or [centralized]
+        u = np.concatenate([c.control() for c in controllers])
+        result.record_failures(k, [c.statistics for c in controllers])
         result.iterations[k] = iterations
         result.plan_inputs[k] = U.reshape(N, m)
         result.plan_states[k] = design.predict(x, U)
@@ -104,6 +109,10 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         result.x[k + 1] = x
         if progress:
             progress(k + 1, T)
+        if settings.strict and result.step_failed(k):
+            result.violation[k + 1] = plant.constraint_violation(x)
+            return result.truncated(k + 1, f"strict: step {k} applied a fallback input after "
+                                           f"{result.failure_text(k)}")
     result.violation[T] = plant.constraint_violation(x)
     return result
 

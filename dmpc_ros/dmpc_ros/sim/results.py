@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+STRICT_EXIT = 3   # exit code of a run that strict mode ended at a step without a solution (dmpc sim and run)
+
 
 @dataclass
 class SimulationResult:
@@ -33,16 +35,89 @@ class SimulationResult:
     late_inputs: int = 0                                    # inputs that missed their step (ROS runs)
     messages_missing: int = 0                               # plans substituted after a deadline (ROS runs)
     nominal_x: np.ndarray | None = None                     # T × n_x: tube mode's nominal states x̄(k)
+    # per step and controller (each agent; the centralized controller is one): what went wrong (base.StepStatistics)
+    infeasible: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), int))       # local problems infeasible
+    solver_failures: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), int))  # other failed solves
+    fallbacks: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), int))        # fallbacks of any kind
+    fallback_input: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))  # applied input not solved
+    reference_failed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))     # T: centralized solve failed
+    stopped: str = ""                                       # why the run ended early (strict mode, a node died)
 
     @staticmethod
-    def empty(algorithm: str, T: int, N: int, n: int, m: int, agents: int, max_iterations: int,
+    def empty(algorithm: str, T: int, N: int, n: int, m: int, controllers: int, max_iterations: int,
               sample_time: float) -> "SimulationResult":
         nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
+        counts = lambda: np.zeros((T, controllers), int)  # noqa: E731
         return SimulationResult(
             algorithm, sample_time, nan(T + 1, n), nan(T, m), nan(T, N + 1, n), nan(T, N, m), nan(T),
             np.zeros(T, int), nan(T, max_iterations + 1), nan(T), nan(T), nan(T), nan(T), np.zeros(T + 1),
-            np.zeros(T, int), np.zeros(T, int), [None] * T, [None] * T,
+            np.zeros(T, int), np.zeros(T, int), [None] * T, [None] * T, infeasible=counts(),
+            solver_failures=counts(), fallbacks=counts(), fallback_input=np.zeros((T, controllers), bool),
+            reference_failed=np.zeros(T, bool),
         )
+
+    def record_failures(self, k: int, statistics: list) -> None:
+        """Step k's failure counts from each controller's StepStatistics (after it chose its input)."""
+        for c, stats in enumerate(statistics):
+            self.infeasible[k, c], self.solver_failures[k, c] = stats.infeasible, stats.solver_failures
+            self.fallbacks[k, c], self.fallback_input[k, c] = stats.fallbacks, stats.fallback_input
+
+    def step_failed(self, k: int) -> bool:
+        """A controller applied a fallback input at step k because its problem was infeasible or its solver failed."""
+        return bool(np.any(self.fallback_input[k] & (self.infeasible[k] + self.solver_failures[k] > 0)))
+
+    def failure_text(self, k: int) -> str:
+        """What failed at step k, e.g. "3 infeasible local problems, 1 solver failure (agents 0, 2)"."""
+        parts = [f"{int(total)} {name}{'s' if total != 1 else ''}" for total, name in
+                 ((self.infeasible[k].sum(), "infeasible local problem"),
+                  (self.solver_failures[k].sum(), "solver failure")) if total]
+        who = np.flatnonzero(self.infeasible[k] + self.solver_failures[k])
+        return f"{', '.join(parts) or 'no failure'} (controllers {', '.join(map(str, who))})"
+
+    def truncated(self, steps: int, reason: str) -> "SimulationResult":
+        """The first `steps` steps only (a run that ended early), marked with the reason."""
+        T = self.steps
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray) and value.ndim and value.shape[0] in (T, T + 1):
+                setattr(self, name, value[: steps + (value.shape[0] - T)])
+            elif isinstance(value, list) and len(value) == T:
+                setattr(self, name, value[:steps])
+        self.stopped = reason
+        return self
+
+    def failures(self) -> dict:
+        """The summary's failure counts (summary.json "failures")."""
+        failed = [k for k in range(self.steps) if self.step_failed(k)]
+        on_fallback = np.flatnonzero(np.any(self.fallback_input, axis=1)) if self.fallback_input.size else []
+        return {
+            "infeasible_problems": int(self.infeasible.sum()),
+            "solver_failures": int(self.solver_failures.sum()),
+            "fallbacks": int(self.fallbacks.sum()),
+            "fallback_inputs": int(self.fallback_input.sum()),
+            "steps_on_fallback_input": int(len(on_fallback)),
+            "failed_steps": len(failed),
+            "first_failed_step": failed[0] if failed else None,
+            "reference_failures": int(self.reference_failed.sum()),
+            "first_reference_failure": int(np.argmax(self.reference_failed)) if self.reference_failed.any() else None,
+        }
+
+    def warning(self) -> str | None:
+        """One line for the end of a run when something failed (None when nothing did)."""
+        f = self.failures()
+        if not f["failed_steps"] and not f["steps_on_fallback_input"] and not f["reference_failures"]:
+            return None
+        parts = []
+        if f["failed_steps"]:
+            parts.append(f"{f['failed_steps']} of {self.steps} steps applied a fallback input for want of a solution "
+                         f"(first at step {f['first_failed_step']}; {f['infeasible_problems']} infeasible local "
+                         f"problems, {f['solver_failures']} solver failures)")
+        elif f["steps_on_fallback_input"]:
+            parts.append(f"{f['steps_on_fallback_input']} of {self.steps} steps applied a fallback input "
+                         f"({f['fallbacks']} fallbacks)")
+        if f["reference_failures"]:
+            parts.append(f"the centralized optimum at the visited states (input error) had no solution at "
+                         f"{f['reference_failures']} steps (first at step {f['first_reference_failure']})")
+        return "; ".join(parts) + "; see \"failures\" in summary.json"
 
     @property
     def steps(self) -> int:
@@ -59,9 +134,15 @@ class SimulationResult:
     def solve_time_samples(self) -> np.ndarray:
         return np.array([s for step in self.agent_solve_times if step for agent in step for s in agent])
 
-    def summary(self, scenario: str, reference_cost: float | None) -> dict:
+    def summary(self, scenario: str, reference: "SimulationResult | None") -> dict:
+        """The summary.json mapping; the cost gap against `reference` (a centralized run), explained when it is
+        missing or negative (explain_gap)."""
         times = self.solve_time_samples()
+        reference_cost = reference.closed_loop_cost if reference is not None else None
         gap = (self.closed_loop_cost - reference_cost) / abs(reference_cost) if reference_cost else None
+        note = explain_gap(self, reference, gap)
+        if note is not None and note.startswith("not computed"):
+            gap = None
         return {
             "scenario": scenario,
             "algorithm": self.algorithm,
@@ -70,6 +151,7 @@ class SimulationResult:
             "closed_loop_cost": self.closed_loop_cost,
             "reference_cost": reference_cost,
             "closed_loop_cost_gap": gap,
+            "cost_gap_note": note,
             "max_constraint_violation": float(np.max(self.violation)),
             "iterations": {"mean": float(np.mean(self.iterations)), "max": int(np.max(self.iterations))},
             "solve_time": {"median": float(np.median(times)) if times.size else None,
@@ -80,6 +162,9 @@ class SimulationResult:
             "communication": {str(k): v for k, v in self.communication.items()},
             "late_inputs": self.late_inputs,
             "messages_missing": self.messages_missing,
+            "failures": self.failures(),
+            "complete": not self.stopped,
+            "stopped": self.stopped or None,
         }
 
     def save(self, directory: Path, summary: dict) -> None:
@@ -90,7 +175,9 @@ class SimulationResult:
             directory / "trajectory.npz", t=self.t, x=self.x, u=self.u, plan_states=self.plan_states,
             plan_inputs=self.plan_inputs, iterations=self.iterations, cost_per_iteration=self.cost_per_iteration,
             centralized_cost=self.centralized_cost, input_error=self.input_error, stage_cost=self.stage_cost,
-            violation=self.violation, messages=self.messages, bytes=self.bytes,
+            violation=self.violation, messages=self.messages, bytes=self.bytes, infeasible=self.infeasible,
+            solver_failures=self.solver_failures, fallbacks=self.fallbacks, fallback_input=self.fallback_input,
+            reference_failed=self.reference_failed,
         )
         with (directory / "trajectory.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -99,3 +186,28 @@ class SimulationResult:
             for k in range(self.steps + 1):
                 u = self.u[k] if k < self.steps else np.full(self.u.shape[1], np.nan)
                 writer.writerow([f"{self.t[k]:.6g}"] + [f"{v:.10g}" for v in self.x[k]] + [f"{v:.10g}" for v in u])
+
+
+def explain_gap(result: SimulationResult, reference: SimulationResult | None, gap: float | None) -> str | None:
+    """Why the cost gap is not a number, or why it is negative (the distributed run cheaper than the reference)."""
+    if reference is None:
+        return None
+    failed = reference.failures()
+    if failed["failed_steps"]:
+        return (f"not computed: the centralized reference had no solution at {failed['failed_steps']} steps (first at "
+                f"step {failed['first_failed_step']}), so its cost is no optimum")
+    if reference.stopped or result.stopped:
+        return f"not computed: {'the reference' if reference.stopped else 'this run'} ended early"
+    if gap is None or gap >= 0:
+        return None
+    reasons = []
+    mine = result.failures()
+    if mine["failed_steps"]:
+        reasons.append(f"this run applied fallback inputs at {mine['failed_steps']} steps")
+    violation, theirs = float(np.max(result.violation)), float(np.max(reference.violation))
+    if violation > theirs + 1e-6:
+        reasons.append(f"it violated constraints by up to {violation:.3g} (the reference by {theirs:.3g})")
+    if not reasons:
+        reasons.append("centralized MPC is optimal over each horizon, not over the closed loop, so another sequence "
+                       "of plans can cost less in closed loop")
+    return "negative: " + "; ".join(reasons)
