@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import PACKAGE_DIR
-from scenario_edit import replaced
+from scenario_edit import edited, replaced
 from dmpc_ros.scenarios import ScenarioError, load_scenario, parse_scenario
 
 DEFAULT = yaml.safe_load((PACKAGE_DIR / "config" / "mass_spring.yaml").read_text())
@@ -106,3 +106,19 @@ def test_dmpc_sim_writes_output_contract(tmp_path: Path) -> None:
     for name in ("states_inputs.png", "convergence.png", "trajectory.csv"):
         assert (out / name).stat().st_size > 1000
     assert "closed-loop cost" in result.stdout
+
+
+def test_a_set_up_that_would_exceed_the_machine_is_refused_before_it_starts(monkeypatch) -> None:
+    """Cooperative Jacobi's plant-wide step bound is estimated at load time (1000 masses: 16 GB, 40 min here);
+    the estimate against a machine with 1 kB free, and against the time limit, names the way out."""
+    from dmpc_ros.scenarios import checks
+
+    monkeypatch.setattr(checks, "available_memory", lambda: 1e3)
+    with pytest.raises(ScenarioError, match=r"controller.algorithm: jacobi is not allowed for 4 agents with horizon "
+                                            r"20: .* about 0.0 GB .* use gauss_seidel or admm"):
+        load_scenario("mass_spring")
+    assert parse_scenario(edited("mass_spring", **{"controller.algorithm": "gauss_seidel"})).num_agents == 4   # local
+    monkeypatch.undo()
+    monkeypatch.setattr(checks, "SET_UP_LIMIT", 1e-9)
+    with pytest.raises(ScenarioError, match="limits: .* GB, 0 min"):
+        load_scenario("mass_spring")

@@ -71,7 +71,7 @@ class InputGuard:
             if key not in self._qps:   # the rows' matrix is fixed (the mixed rows' bounds move with the state)
                 self._qps[key] = DenseQP(2.0 * np.eye(self.size), rows)
             solution = self._qps[key].solve(-2.0 * v, np.full(bounds.size, -np.inf), bounds)
-            if solution.ok:
+            if solution.usable:
                 return solution.z
         return self.interior.copy()
 

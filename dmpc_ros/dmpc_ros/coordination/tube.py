@@ -79,7 +79,7 @@ class TubeAgent(Agent):
         upper = np.r_[x, np.ones(p), h]
         qp = DenseQP(hessian, rows, equalities=np.r_[np.ones(n, bool), np.zeros(p + h.size, bool)])
         solution = qp.solve(np.r_[-2.0 * x, np.zeros(p)], lower, upper)
-        return (solution.z[:n], False) if solution.ok else (x.copy(), True)
+        return (solution.z[:n], False) if solution.usable else (x.copy(), True)
 
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
         plan = self.inner.iterate(inbox)

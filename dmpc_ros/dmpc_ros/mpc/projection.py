@@ -32,7 +32,7 @@ class Projection:
         """(z, ok, solve time [s]) with z = argmin ‖z − point‖² s.t. C z ≤ d; z = point when not ok."""
         if self._dense is not None:
             solution = self._dense.solve(-2.0 * point, np.full(d.size, -np.inf), d)
-            return (solution.z if solution.ok else point.copy()), solution.ok, solution.solve_time
+            return (solution.z if solution.usable else point.copy()), solution.usable, solution.solve_time
         return self._sparse(d, point)
 
     def _sparse(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:

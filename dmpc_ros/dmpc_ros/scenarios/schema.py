@@ -21,7 +21,7 @@ from ..mpc.qp import BACKENDS
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, admissible_target, check_stabilizable, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
-from .checks import check_initial_state, check_nonempty_sets, check_reference
+from .checks import check_initial_state, check_nonempty_sets, check_reference, check_set_up_size
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
                          section)
@@ -398,6 +398,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     check_initial_state(subsystems, x0)
     system = parts.model.discrete(sample_time, coupling_tolerance=coupling_tolerance)
     check_scheme(system, settings.algorithm)
+    check_set_up_size(system, settings.horizon, settings.algorithm)
     try:
         check_stabilizable(*system.full_matrices(), settings.Q,
                            [name for sub in system.subsystems for name in sub.state_names])

@@ -82,7 +82,13 @@ def per_agent(data: dict, path: str, key: str, count: int, default: float, **lim
 
 def weight_matrix(value: Any, name: str, size: int) -> np.ndarray:
     """A positive semidefinite weight: a diagonal (list of `size` numbers) or a full size × size matrix."""
-    array = np.asarray(value, dtype=float) if isinstance(value, list) else None
+    array = None
+    if isinstance(value, list) and value and all(isinstance(row, list) for row in value) \
+            and len({len(row) for row in value}) == 1:
+        array = np.array([[check_number(v, f"{name}[{i}][{j}]") for j, v in enumerate(row)]
+                          for i, row in enumerate(value)])
+    elif isinstance(value, list) and not any(isinstance(v, list) for v in value):
+        array = np.array([check_number(v, f"{name}[{i}]") for i, v in enumerate(value)])
     if array is None or array.ndim not in (1, 2):
         raise ScenarioError(f"{name}: {value!r} is not allowed: "
                             f"must be a list of {size} numbers or a {size}×{size} matrix")

@@ -1,0 +1,128 @@
+"""Fuzzing the scenario boundary: mutated scenario data and override sets give either a valid scenario (which then
+runs) or one ScenarioError line naming the problem; never a traceback, never a hang. (Scenario files as raw bytes
+are covered by the cases in test_scenarios_cli.py; a byte-level fuzzer is still to come.)
+
+The gate replays fixed examples (conftest's "gate" profile); `DMPC_FUZZ_EXAMPLES=2000 HYPOTHESIS_PROFILE=explore`
+explores further.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import signal
+from contextlib import contextmanager
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import REPO_DIR
+from dmpc_ros.api import simulate
+from dmpc_ros.scenarios import ScenarioError, load_scenario, parse_scenario, scenario_path
+from dmpc_ros.scenarios.schema import OVERRIDES
+
+EXAMPLES = int(os.environ.get("DMPC_FUZZ_EXAMPLES", "40"))
+CASE_SECONDS = 60   # a case that takes longer counts as a hang
+BASES = {name: yaml.safe_load(scenario_path(name).read_text())
+         for name in ("mass_spring", "mass_budget", "platoon", "formation", "mass_spring_robust")}
+BASES["four_tank"] = yaml.safe_load((REPO_DIR / "examples" / "four_tank.yaml").read_text())
+
+junk = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.sampled_from([0, 1, 2, 1000, 10**6, -1]),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.sampled_from(["", "nan", "inf", "∞", "jacobi", "osqp", "1e309", "\u202e", "ü"]),
+    st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5)), max_size=6),
+    st.lists(st.lists(st.floats(-2, 2), min_size=1, max_size=3), max_size=5),
+    st.dictionaries(st.text(max_size=6), st.integers(-3, 3), max_size=3))
+
+
+def paths(data, prefix=()) -> list[tuple]:
+    """Every key or index path in a scenario's data tree."""
+    found = [prefix] if prefix else []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found += paths(value, prefix + (key,))
+    elif isinstance(data, list):
+        for index, value in enumerate(data[:4]):
+            found += paths(value, prefix + (index,))
+    return found
+
+
+@st.composite
+def mutated_scenarios(draw):
+    """A shipped scenario with 1–3 random edits: a value replaced by junk, a key removed, an unknown key added."""
+    name = draw(st.sampled_from(sorted(BASES)))
+    data = copy.deepcopy(BASES[name])
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.sampled_from(paths(data)))
+        parent = data
+        for key in where[:-1]:
+            parent = parent[key]
+        action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
+        if action == "delete" and isinstance(parent, dict):
+            parent.pop(where[-1], None)
+        elif action == "add" and isinstance(parent, dict):
+            parent[draw(st.text(min_size=1, max_size=8))] = draw(junk)
+        else:
+            parent[where[-1]] = draw(junk)
+    if draw(st.integers(0, 20)) == 0:   # now and then the whole document is junk
+        data = draw(junk)
+    return data
+
+
+@contextmanager
+def time_bound(seconds: int):
+    def hang(signum, frame):
+        raise AssertionError(f"no answer within {seconds} s: a hang")
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def one_line(error: ScenarioError) -> None:
+    text = str(error)
+    assert text and "\n" not in text and "Traceback" not in text, text
+
+
+def runs_briefly(scenario) -> None:
+    """A valid scenario small enough to try runs two steps (its own algorithm)."""
+    if scenario.num_agents <= 12 and scenario.controller.horizon <= 40:
+        try:
+            result = simulate(scenario.with_overrides(steps=2))
+        except ScenarioError as error:   # e.g. steps=2 shorter than a profile the scenario needs
+            one_line(error)
+            return
+        assert result.steps >= 1
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_scenarios())
+def test_mutated_scenario_data_gives_a_scenario_or_one_clear_line(data) -> None:
+    with time_bound(CASE_SECONDS):
+        try:
+            scenario = parse_scenario(data)
+        except ScenarioError as error:
+            one_line(error)
+            return
+        runs_briefly(scenario)
+
+
+@pytest.mark.parametrize("name", ["mass_spring", "platoon"])
+def test_override_sets_give_a_scenario_or_one_clear_line(name) -> None:
+    scenario = load_scenario(name)
+
+    @settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.dictionaries(st.sampled_from(sorted(OVERRIDES)), junk, min_size=1, max_size=3))
+    def check(overrides) -> None:
+        with time_bound(CASE_SECONDS):
+            try:
+                scenario.with_overrides(**overrides)
+            except ScenarioError as error:
+                one_line(error)
+
+    check()
