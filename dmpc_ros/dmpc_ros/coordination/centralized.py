@@ -128,7 +128,7 @@ class CentralizedController:
         self.guards = [design.input_guard(i) for i in range(system.num_agents)]
         self._slices = [(system.state_slice(i), system.input_slice(i)) for i in range(system.num_agents)]
         self._plan = np.zeros((design.horizon, system.n_u))
-        self._candidate = np.zeros(system.n_u)
+        self._candidate = np.zeros(system.n_u)   # first input of this step's candidate (the guard's fallback)
         self._x = np.zeros(system.n_x)
         self._solved = True
         self.statistics = StepStatistics()
@@ -137,16 +137,17 @@ class CentralizedController:
              extra: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
         """(states, inputs, solved) of the plan it will apply at state x and step `step`."""
         mpc, N = self.mpc, self.design.horizon
-        candidate = self._shifted(x, step)
+        # the candidate's first input is the previous plan's second: the whole shifted plan only on failure
+        first = self.design.reference.at(step)[1] if step == 0 else self._plan[min(1, N - 1)]
         states, inputs, ok = mpc.solve(x, step, extra)
         self.statistics = StepStatistics(iterations=1, solve_times=[mpc.last_solve_time],
                                          call_times=[mpc.last_solve_time])
         if not ok:
             self.statistics.fallbacks += 1
             self.statistics.count_failure(mpc.last_status in ("PrimalInfeasible", "AlmostPrimalInfeasible"))
-            inputs = candidate
+            inputs = self._shifted(x, step)
             states = self.design.predict(x, inputs.ravel()).reshape(N + 1, -1)
-        self._plan, self._candidate, self._x, self._solved = inputs, candidate[0], np.asarray(x, float), ok
+        self._plan, self._candidate, self._x, self._solved = inputs, np.asarray(first, float), np.asarray(x, float), ok
         return states, inputs, ok
 
     def control(self) -> np.ndarray:
