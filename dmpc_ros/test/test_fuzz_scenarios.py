@@ -1,6 +1,5 @@
-"""Fuzzing the scenario boundary: mutated scenario data and override sets give either a valid scenario (which then
-runs) or one ScenarioError line naming the problem; never a traceback, never a hang. (Scenario files as raw bytes
-are covered by the cases in test_scenarios_cli.py; a byte-level fuzzer is still to come.)
+"""Fuzzing the scenario boundary: mutated scenario data, scenario files as bytes and override sets give either a
+valid scenario (which then runs) or one ScenarioError line naming the problem; never a traceback, never a hang.
 
 The gate replays fixed examples (conftest's "gate" profile); `DMPC_FUZZ_EXAMPLES=2000 HYPOTHESIS_PROFILE=explore`
 explores further.
@@ -110,6 +109,31 @@ def test_mutated_scenario_data_gives_a_scenario_or_one_clear_line(data) -> None:
             one_line(error)
             return
         runs_briefly(scenario)
+
+
+@settings(max_examples=EXAMPLES * 5, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                           HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(BASES)), edit=st.sampled_from(["bytes", "latin-1", "duplicate", "truncate",
+                                                                  "unicode", "tabs"]),
+       blob=st.binary(max_size=64), where=st.floats(0, 1), text=st.text(max_size=30))
+def test_scenario_files_as_bytes_give_a_scenario_or_one_clear_line(tmp_path, name, edit, blob, where, text) -> None:
+    """Bytes spliced in, a Latin-1 file, sections given twice, a cut file, stray unicode (lone surrogates too), tabs
+    for indentation: one line naming the problem (PyYAML's several-line reports were passed on as they were)."""
+    source = yaml.safe_dump(BASES[name], allow_unicode=True, sort_keys=False)
+    cut = int(where * len(source))
+    content = {"bytes": source.encode()[:cut] + blob + source.encode()[cut:],
+               "latin-1": (source + f"\ndescription: caf\u00e9 {text}\n").encode("latin-1", "replace"),
+               "duplicate": (source + "\n" + source.split("\n", 3)[-1]).encode(),
+               "truncate": source.encode()[:cut],
+               "unicode": (source[:cut] + text + source[cut:]).encode("utf-8", "surrogatepass"),
+               "tabs": source.replace("  ", "\t", 1 + cut % 5).encode()}[edit]
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(content)
+    with time_bound(CASE_SECONDS):
+        try:
+            load_scenario(str(path))
+        except ScenarioError as error:
+            one_line(error)
 
 
 @pytest.mark.parametrize("name", ["mass_spring", "platoon"])

@@ -42,4 +42,13 @@ def read_yaml(path: Path) -> object:
     except ScenarioError as error:
         raise ScenarioError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
-        raise ScenarioError(f"{path}: not valid YAML: {error}") from None
+        raise ScenarioError(f"{path}: not valid YAML: {yaml_problem(error)}") from None
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's several-line report as one line: the problem and where (1-based line and column)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(error, "context", None)
+    return " ".join(f"{problem}{where}{f' ({context})' if context else ''}".split())
