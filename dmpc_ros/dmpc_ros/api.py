@@ -123,6 +123,8 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
 
     summary = result.summary(scenario.name, reference)
     summary["scenario_metrics"] = scenario.metrics(result.x, result.u)
+    summary["max_constraint_violation"] = max(summary["max_constraint_violation"],
+                                              summary["scenario_metrics"].get("constraint_violation", 0.0))
     if scenario.tubes is not None and result.nominal_x is not None:   # how full the tubes got: max |x − x̄| / radius
         radii = np.concatenate([z.radii() for z in scenario.tubes.tubes])
         summary["scenario_metrics"]["tube_fill"] = float(np.max(np.abs(result.x[:-1] - result.nominal_x) / radii))

@@ -193,6 +193,8 @@ def test_unicycle_lookahead_point_moves_like_the_double_integrator() -> None:
     ({"model.centre": "guess"}, r"model\.centre: 'guess' is not allowed: must be one of consensus, known"),
     ({"simulation.initial_state": [[0, 0, 0, 0]]},
      r"simulation\.initial_state: .* expected 6 \[px, py, vx, vy\] lists"),
+    ({"simulation.initial_state": [[1, 1, 0, 0]] * 6},   # every robot on the same point (was "max violation 0")
+     r"simulation\.initial_state: robots 0 and 1 start 0 m apart, closer than model\.robots\.min_distance"),
 ])
 def test_bad_formation_files_name_the_field(changes, expected) -> None:
     with pytest.raises(ScenarioError, match=expected):
@@ -204,3 +206,14 @@ def test_known_centre_skips_consensus() -> None:
     assert scenario.family_settings.consensus is None and scenario.design().centre_consensus is None
     agents = build_agents(dataclasses.replace(scenario.design()), "jacobi", scenario.controller.stopping)
     assert type(agents[0]).__name__ == "BlockUpdateAgent"
+
+
+def test_a_collision_counts_as_a_constraint_violation() -> None:
+    """The minimum distance is not one of the plant's sets: the family reports its shortfall, and the summary's
+    max_constraint_violation includes it."""
+    scenario = scenario_with()
+    x = np.tile(scenario.initial_state, (3, 1))
+    x[1, 4:6] = x[1, 0:2] + [0.1, 0.0]   # robot 1 passes 0.1 m from robot 0 at step 1
+    metrics = scenario.metrics(x, np.zeros((2, scenario.plant().n_u)))
+    assert metrics["constraint_violation"] == pytest.approx(scenario.model.min_distance - 0.1)
+    assert scenario_with().metrics(np.tile(scenario.initial_state, (3, 1)), None)["constraint_violation"] == 0.0

@@ -55,8 +55,17 @@ class FormationFamily(ModelFamily):
         return FamilyParts(formation, Q, R, terms, FormationSettings(path, consensus))
 
     def initial_state(self, value: object, parts: FamilyParts, sample_time: float) -> np.ndarray:
-        return parse_rows(value, "simulation.initial_state", parts.model.num_agents, ("px", "py", "vx", "vy"),
-                          noun="lists (one per agent)")
+        """Rows (px, py, vx, vy); two graph neighbours (they keep min_distance apart) may not start closer."""
+        x0 = parse_rows(value, "simulation.initial_state", parts.model.num_agents, ("px", "py", "vx", "vy"),
+                        noun="lists (one per agent)")
+        positions, formation = x0.reshape(-1, 4)[:, :2], parts.model
+        for a, b in formation.edges:
+            gap = float(np.linalg.norm(positions[a] - positions[b]))
+            if gap < formation.min_distance:
+                raise ScenarioError(f"simulation.initial_state: robots {a} and {b} start {gap:.3g} m apart, closer "
+                                    f"than model.robots.min_distance {formation.min_distance} m (the collision "
+                                    f"constraint would be violated from the first step)")
+        return x0
 
     def check_algorithm(self, parts: FamilyParts, algorithm: str) -> None:
         """The collision half-planes come from the neighbours' plans: decentralized agents have none."""
@@ -84,11 +93,21 @@ class FormationFamily(ModelFamily):
         return DesignExtras(collision=collision, centre_consensus=consensus)
 
     def metrics(self, scenario, x: np.ndarray, u: np.ndarray) -> dict:
-        return formation_metrics(scenario.model, x, scenario.sample_time)
+        """The formation's metrics, and the collision constraint's violation (the plant's sets do not hold it)."""
+        metrics = formation_metrics(scenario.model, x, scenario.sample_time)
+        metrics["constraint_violation"] = distance_shortfall(scenario.model, x)
+        return metrics
 
     def plots(self, scenario, result, directory: Path) -> list[Path]:
         return [plot_formation(result, scenario.model, self.reference(scenario, scenario.prediction_model()),
                                directory, scenario.name)]
+
+
+def distance_shortfall(formation, x: np.ndarray) -> float:
+    """max over steps and graph neighbours of (min_distance − ‖p_a − p_b‖)⁺ [m]."""
+    positions = x.reshape(x.shape[0], -1, 4)[:, :, :2]
+    gaps = [np.linalg.norm(positions[:, a] - positions[:, b], axis=1) for a, b in formation.edges]
+    return max(0.0, *(float(np.max(formation.min_distance - g)) for g in gaps))
 
 
 def formation_anchor(scenario) -> np.ndarray:

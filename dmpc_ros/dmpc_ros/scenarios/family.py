@@ -93,7 +93,8 @@ class ModelFamily(ABC):
         """Raise ScenarioError (naming controller.algorithm) if the family cannot run `algorithm`."""
 
     def metrics(self, scenario: Scenario, x: np.ndarray, u: np.ndarray) -> dict:
-        """Family-specific closed-loop figures for summary.json and the table."""
+        """Family-specific closed-loop figures for summary.json and the table; a `constraint_violation` entry (of
+        constraints the plant's sets do not hold, e.g. collisions) counts in max_constraint_violation too."""
         return {}
 
     def plots(self, scenario: Scenario, result: Any, directory: Path) -> list[Path]:
