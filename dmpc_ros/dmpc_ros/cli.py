@@ -5,6 +5,7 @@ import argparse
 import math
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -102,6 +103,46 @@ def check_run_flags(args: argparse.Namespace) -> None:
                                                      for part in args.namespace.strip("/").split("/") if part):
         raise UsageError(f"--namespace {args.namespace}: is not allowed: an absolute ROS namespace such as /dmpc "
                          f"(letters, digits and _ per part, not starting with a digit)")
+
+
+class SetUpProgress:
+    """Shows the library's set-up stages on stderr once set-up has taken QUIET_SECONDS: the stage under way, and
+    counted stages every tenth; a watcher thread prints a long stage while it runs (small scenarios print nothing)."""
+
+    QUIET_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.current: tuple[str, int, int] | None = None
+        self.shown: tuple[str, int] | None = None
+        self._lock, self._done = threading.Lock(), threading.Event()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        with self._lock:
+            self.current = (stage, done, total)
+        self._show()
+
+    def _show(self) -> None:
+        with self._lock:
+            elapsed = time.monotonic() - self.started
+            if self.current is None or elapsed < self.QUIET_SECONDS:
+                return
+            stage, done, total = self.current
+            key = (stage, 10 * done // total if total else 0)
+            if key == self.shown:
+                return
+            self.shown = key
+        print(f"set-up ({elapsed:.0f} s): {stage}{f' {done}/{total}' if total else ''}", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "SetUpProgress":
+        def watch() -> None:
+            while not self._done.wait(0.5):
+                self._show()
+        threading.Thread(target=watch, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
 
 
 def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, console):
@@ -247,11 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .progress import reporting
+
     args = build_parser().parse_args(argv)
     handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
                 "run": lambda: run_ros(args), "bag": lambda: repair_bag_command(args)}
     try:
-        return handlers[args.command]()
+        with SetUpProgress() as progress, reporting(progress):
+            return handlers[args.command]()
     except UsageError as error:   # one plain line (no console markup or wrapping that could eat the text)
         print(f"dmpc {args.command}: {error}", file=sys.stderr)
         return 2

@@ -81,3 +81,23 @@ def test_bracketed_text_in_errors_survives_the_console(tmp_path: Path) -> None:
     run = subprocess.run(DMPC + ["sim", str(bad)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "expected 3 [px, py, vx, vy] lists" in run.stderr, run.stderr
+
+
+def test_long_set_up_shows_its_stages(monkeypatch, capsys) -> None:
+    """The library names its set-up stages; the CLI shows them once set-up has taken a while (here at once)."""
+    from dmpc_ros.cli import SetUpProgress
+    from dmpc_ros.coordination import build_agents
+    from dmpc_ros.progress import reporting
+    from dmpc_ros.scenarios import load_scenario
+
+    monkeypatch.setattr(SetUpProgress, "QUIET_SECONDS", 0.0)
+    with SetUpProgress() as progress, reporting(progress):
+        scenario = load_scenario("mass_spring")
+        build_agents(scenario.design(), "gauss_seidel", scenario.controller.stopping)
+    lines = capsys.readouterr().err.splitlines()
+    assert any("discretizing the model (4 agents, 8 states)" in line for line in lines)
+    assert any("building the gauss_seidel agents 4/4" in line for line in lines)
+    monkeypatch.undo()
+    with SetUpProgress() as progress, reporting(progress):   # a quick set-up prints nothing
+        load_scenario("mass_spring")
+    assert capsys.readouterr().err == ""

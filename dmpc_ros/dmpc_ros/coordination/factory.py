@@ -14,6 +14,7 @@ from ..mpc.condensed import CondensedProblem, PlantPrediction, QuadraticCost, ob
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
 from ..mpc.tubes import TubeFamily
+from ..progress import counted, report
 from .admm import AdmmAgent, AdmmSettings
 from .base import Agent, StoppingRule
 from .block_agent import BlockUpdateAgent
@@ -95,6 +96,7 @@ class ControllerDesign:
     @cached_property
     def lqr(self) -> tuple[np.ndarray, np.ndarray]:
         """(P, K) of the plant-wide DARE, solved once per design."""
+        report(f"solving the plant-wide Riccati equation ({self.system.n_x} states)")
         A, B = self.system.full_matrices()
         return lqr_terminal(A, B, self.Q, self.R)
 
@@ -115,6 +117,7 @@ class ControllerDesign:
         """Maximal admissible set of x̃ = x − x̄ under u = ū + K x̃ with all state and input constraints."""
         if not self.use_terminal_set:
             return None
+        report("computing the terminal set (maximal admissible set)")
         if not self.reference.is_constant:
             raise ValueError("a terminal set needs a constant reference (the set is built around one setpoint); "
                              "this design's reference changes over time")
@@ -142,6 +145,7 @@ class ControllerDesign:
     @cached_property
     def parallel_step(self):
         """Structure bounds of cooperative Jacobi's step (plant-wide, computed once per design at set-up)."""
+        report("computing Jacobi's step bound (plant-wide condensed problem)")
         return self.condensed().parallel_step
 
     @cached_property
@@ -208,8 +212,9 @@ def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRul
     if design.tubes is not None:
         inner = build_agents(replace(design, tubes=None), algorithm, stopping, backend, weights, admm, design.tubes)
         return [wrap_in_tube(design, agent) for agent in inner]
+    M = design.system.num_agents
     return [build_agent(design, algorithm, i, stopping, backend, weights, admm, tubes)
-            for i in range(design.system.num_agents)]
+            for i in counted(f"building the {algorithm} agents", range(M), M)]
 
 
 def wrap_in_tube(design: ControllerDesign, agent: Agent) -> Agent:

@@ -21,6 +21,7 @@ from ..mpc.qp import BACKENDS
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, admissible_target, check_stabilizable, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
+from ..progress import report
 from .checks import check_initial_state, check_nonempty_sets, check_reference, check_set_up_size
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
@@ -396,9 +397,11 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     check_nonempty_sets(subsystems)
     x0 = family.initial_state(simulation.get("initial_state", family.initial_state_default), parts, sample_time)
     check_initial_state(subsystems, x0)
+    report(f"discretizing the model ({M} agents, {system_size(subsystems)} states)")
     system = parts.model.discrete(sample_time, coupling_tolerance=coupling_tolerance)
     check_scheme(system, settings.algorithm)
     check_set_up_size(system, settings.horizon, settings.algorithm)
+    report("checking stabilizability and detectability")
     try:
         check_stabilizable(*system.full_matrices(), settings.Q,
                            [name for sub in system.subsystems for name in sub.state_names])
@@ -409,6 +412,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     tube = section(controller, "controller.", "tube")
     if settings.robust == "tube":
         compatibility = parse_tube_faults(tube, subsystems, settings)
+        report("computing the robust tubes")
         tubes = build_tubes(parts.model, sample_time, coupling_tolerance, settings, bound, compatibility)
     elif tube:
         raise ScenarioError("controller.tube: only allowed with controller.robust: tube")
@@ -447,6 +451,10 @@ def parse_flag(data: dict, path: str, key: str, default: bool = False) -> bool:
     if not isinstance(value, bool):
         raise ScenarioError(f"{path}{key}: {value!r} is not allowed: must be true or false")
     return value
+
+
+def system_size(subsystems) -> int:
+    return sum(sub.n_x for sub in subsystems)
 
 
 def check_scheme(system: CoupledLinearSystem, algorithm: str) -> None:
