@@ -134,14 +134,16 @@ def test_malformed_neighbour_plans_are_rejected_and_counted(ros_env, client, tmp
                                                      algorithm_data_layout="a=10000000000x10000000000"))
             client.spin_until(lambda: len(controls) > step, 20, f"the control input of step {step}")
         client.spin_until(lambda: len(statuses) >= 3, 5, "three statuses")
-        assert sum(s.messages_rejected for s in statuses) >= 9 * 6
+        # dropped by the DDS content filter before they reach the node: wrong dims, spoofed id, iteration 10⁶,
+        # a declared 10⁸; refused and counted by the node: NaN, wrong array sizes, step 10⁶, a bad layout
+        assert 9 * 3 <= sum(s.messages_rejected for s in statuses) <= 9 * 4   # 9 * 8 without the filter
         assert all(np.all(np.isfinite(c.input)) and abs(c.input[0]) <= 1.0 + 1e-9 for c in controls)
         assert agent.poll() is None                # still alive
     finally:
         agent.terminate()
         agent.wait(timeout=10)
         log.close()
-    assert "rejected plan: plan of agent 1 has N=20, n_x=3" in (tmp_path / "agent.log").read_text()
+    assert "rejected plan: plan of agent 2 contains non-finite values" in (tmp_path / "agent.log").read_text()
 
 
 def set_parameter(client, name: str, value) -> tuple[bool, str]:

@@ -15,7 +15,6 @@ from ..models.linear import CoupledLinearSystem
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.tubes import Zonotope
 from ..scenarios.family import DesignExtras, FamilyParts, ModelFamily
-from ..scenarios.schema import MAX_AGENTS
 from ..scenarios.validation import ScenarioError, choice, number, parse_rows, reject_unknown, section
 
 
@@ -163,11 +162,14 @@ def plot_formation(result, formation: Formation, reference: ReferenceTrajectory,
     return save(fig, path)
 
 
+MAX_ROBOTS = 64   # the largest formation run (bench/scaling.py --family formation --sizes 64, RESULTS.md)
+
+
 def parse_formation(robots: dict) -> Formation:
     path = "model.robots."
     reject_unknown(robots, path, {"count", "shape", "shape_after", "switch_time", "graph", "speed_limit",
                                   "acceleration_limit", "min_distance"})
-    M = number(robots, path, "count", minimum=2, maximum=MAX_AGENTS, integer=True)
+    M = number(robots, path, "count", minimum=2, maximum=MAX_ROBOTS, integer=True)
     shape = parse_rows(robots.get("shape"), f"{path}shape", M, ("x", "y")).reshape(M, 2)
     after = parse_rows(robots.get("shape_after", robots.get("shape")), f"{path}shape_after", M,
                        ("x", "y")).reshape(M, 2)

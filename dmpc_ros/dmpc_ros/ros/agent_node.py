@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 
 import numpy as np
 import rclpy
@@ -18,12 +19,13 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.subscription import ContentFilterOptions
 from std_msgs.msg import Header
 
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
 from ..coordination import ALGORITHMS, StoppingRule, build_agent
-from ..coordination.plan_book import PlanBook
+from ..coordination.plan_book import STEPS_AHEAD, PlanBook
 from ..coordination.safe_input import INPUT_SOURCES
 from ..mpc.qp import BACKENDS
 from ..scenarios import ScenarioError
@@ -38,6 +40,8 @@ def agent_topic(agent_id: int, leaf: str) -> str:
     return f"agent_{agent_id}/{leaf}"
 
 
+PLAN_FILTER = ("agent_id = %0 AND horizon = %1 AND state_dim = %2 AND input_dim = %3 AND iteration <= %4 "
+               "AND step <= %5")   # DDS-SQL on PredictedTrajectory (see AgentNode._plan_filter)
 LIVE_PARAMETERS = ("iteration_timeout", "heartbeat_period")   # take effect at once; the others at configure
 SCENARIO_PARAMETERS = ("scenario_file", "scenario_factory", "agent_id", "algorithm", "horizon", "max_iterations",
                        "solver", "steps", "tolerance")   # what scenario_of reads
@@ -149,6 +153,7 @@ class AgentNode(LifecycleNode):
         self._deadline_armed = False
         self._pending_state: SubsystemState | None = None
         self._rejected = 0
+        self._warned_at, self._refused_since_warning = -1.0, 0   # the rejected-plan warning's own throttle
         self._last_step = -1
         self._measured: np.ndarray | None = None
         self._missing = 0
@@ -178,6 +183,7 @@ class AgentNode(LifecycleNode):
         scenario = scenario_of(self._values())
         self.agent_id = int(self._parameter("agent_id"))
         self.algorithm = scenario.controller.algorithm
+        self._steps = scenario.steps
         self.design = scenario.design()
         controller = scenario.controller
         self.agent = build_agent(self.design, self.algorithm, self.agent_id,
@@ -204,9 +210,11 @@ class AgentNode(LifecycleNode):
             "status": self.create_lifecycle_publisher(AgentStatus, agent_topic(me, "status"), STATUS_QOS),
             "heartbeat": self.create_lifecycle_publisher(Header, agent_topic(me, "heartbeat"), STATUS_QOS),
         }
-        self._inputs = [self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"),
-                                                 lambda message, j=j: self._on_plan(j, message), qos)
-                         for j in sorted(self.agent.required_plans)]
+        self._plan_inputs = {j: self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"),
+                                                         lambda message, j=j: self._on_plan(j, message), qos,
+                                                         content_filter_options=self._plan_filter(j))
+                             for j in sorted(self.agent.required_plans)}
+        self._inputs = list(self._plan_inputs.values())
         self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
                                                      STATE_QOS))
         self._heartbeat = self.create_timer(self._parameter("heartbeat_period"), self._beat, clock=self._wall)
@@ -305,13 +313,35 @@ class AgentNode(LifecycleNode):
                 raise MalformedPlan(reason)
         except MalformedPlan as error:
             self._rejected += 1
-            self.get_logger().warning(f"rejected plan: {error}", throttle_duration_sec=1.0)
+            self._warn_rejected(error)
             return
         if self.book.record(plan) and self.active:
             if self._measured is not None:
                 self._try_begin()
             elif self._negotiating:
                 self._advance()
+
+    def _plan_filter(self, sender: int) -> ContentFilterOptions:
+        """DDS drops, before the reader's bounded queue, plans on sender's topic whose id, sizes, iteration or step
+        cannot be sender's in this run: a flood of them cannot push sender's real plans out of the queue
+        (keep-last). The node still checks everything itself (_on_plan), so a middleware without content filtering
+        loses only this shield. The filter is fixed at configure: moving a step window with set_content_filter
+        while plans arrive crashed Fast DDS (SIGSEGV) under the flood test."""
+        n_x, n_u = self._dims[sender]
+        return ContentFilterOptions(PLAN_FILTER, [str(sender), str(self.design.horizon), str(n_x), str(n_u),
+                                                  str(self.book.max_iteration), str(self._steps + STEPS_AHEAD)])
+
+    def _warn_rejected(self, error: MalformedPlan) -> None:
+        """At most one warning a second, with the number refused since the last one. Throttled by hand: rclpy's
+        throttle_duration_sec inspects the caller's frame on every call (2 ms each), which a flood of bad plans
+        turned into a stall (bench/ros_flood.py)."""
+        now = time.monotonic()
+        self._refused_since_warning += 1
+        if now - self._warned_at >= 1.0:
+            more = self._refused_since_warning - 1
+            self.get_logger().warning(f"rejected plan: {error}" + (f" (and {more} more since the last warning)"
+                                                                  if more else ""))
+            self._warned_at, self._refused_since_warning = now, 0
 
     def _advance(self, forced: bool = False) -> None:
         """Iterate while the needed plans are present (or once with substitutes after a deadline)."""
