@@ -1,6 +1,7 @@
 """Build the agents of a coordination algorithm from one controller design (model, cost, horizon)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -28,23 +29,26 @@ from .dual_decomposition import DualDecompositionAgent, check_decoupled, dual_st
 
 
 @dataclass(frozen=True)
-class SchemeTraits:
-    """What a coordination scheme needs from the design and which parts of a problem it honours."""
+class AgentRequest:
+    """What a scheme's builder gets: the design (already set up for the scheme) and the run's settings."""
 
+    design: "ControllerDesign"
+    agent_id: int
+    stopping: StoppingRule
+    backend: str = "daqp"
+    weights: list[float] | None = None
+    admm: AdmmSettings = AdmmSettings()
+    tubes: TubeFamily | None = None
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A coordination scheme, found by name in SCHEMES: how one agent is built, what it needs, what it honours."""
+
+    build: Callable[[AgentRequest], Agent] | None   # None: no agents (the centralized controller)
     separable_terminal_cost: bool = False   # splits the cost by agent: terminal cost Σ x_i,N' P_ii x_i,N
     shared_constraint: bool = False         # keeps a constraint shared by all agents' inputs
-
-
-SCHEMES = {
-    "centralized": SchemeTraits(shared_constraint=True),
-    "decentralized": SchemeTraits(),
-    "noncooperative": SchemeTraits(),
-    "jacobi": SchemeTraits(shared_constraint=True),
-    "gauss_seidel": SchemeTraits(shared_constraint=True),
-    "admm": SchemeTraits(separable_terminal_cost=True),
-    "dual_decomposition": SchemeTraits(shared_constraint=True),
-}
-ALGORITHMS = tuple(SCHEMES)
+    check: Callable[["ControllerDesign", list[float] | None], str | None] | None = None   # why not here
 
 
 def scheme_conflict(system: CoupledLinearSystem, algorithm: str) -> str | None:
@@ -231,22 +235,18 @@ def wrap_in_consensus(design: ControllerDesign, agent: Agent) -> Agent:
 def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[float] | None) -> None:
     """Raise ValueError naming what is wrong with the algorithm choice or its convex-combination weights."""
     M = design.system.num_agents
-    distributed = tuple(a for a in ALGORITHMS if a != "centralized")
+    distributed = tuple(a for a, scheme in SCHEMES.items() if scheme.build is not None)
     if algorithm not in distributed:
         raise ValueError(f"algorithm '{algorithm}' has no agents: allowed {', '.join(distributed)}")
-    if algorithm == "decentralized" and design.collision is not None:
-        raise ValueError("algorithm 'decentralized' cannot keep robots apart: the separating half-planes need the "
-                         "neighbours' plans; allowed here: noncooperative (own cost, plans exchanged) "
-                         "or a cooperative scheme")
     conflict = scheme_conflict(design.system, algorithm)
     if conflict:
         raise ValueError(f"algorithm '{algorithm}' is not allowed here: {conflict}")
-    if weights is None:
-        return
-    if len(weights) != M or any(w <= 0 for w in weights):
+    if weights is not None and (len(weights) != M or any(w <= 0 for w in weights)):
         raise ValueError(f"weights must be {M} positive numbers, got {weights}")
-    if algorithm == "jacobi" and abs(sum(weights) - 1.0) > 1e-9:
-        raise ValueError(f"cooperative Jacobi weights must sum to 1 (convex combination), got sum {sum(weights):.6g}")
+    check = SCHEMES[algorithm].check
+    reason = check(design, weights) if check is not None else None
+    if reason:
+        raise ValueError(f"algorithm '{algorithm}' is not allowed here: {reason}")
 
 
 def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stopping: StoppingRule,
@@ -262,33 +262,79 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
         inner = build_agent(replace(design, tubes=None), algorithm, agent_id, stopping, backend, weights, admm,
                             design.tubes)
         return wrap_in_tube(design, inner)
-    M = design.system.num_agents
-    if algorithm == "dual_decomposition":
-        maps, bound = shared_constraint_maps(design)
-        check_decoupled(design)
-        local = design.local_design(agent_id)
-        block = local.block(0, "plant", "affected", backend)
-        return DualDecompositionAgent(agent_id, block, local.terminal_gain(), stopping, maps, bound,
-                                      design.dual_step_size)
-    if algorithm == "admm":
-        uncovered = objective_couplings(design.system, design.separable_remainder())
-        if uncovered:
-            raise ValueError(f"algorithm 'admm' needs every objective coupling given as a positive semidefinite pair "
-                             f"term (ControllerDesign.coupling_terms); the cost couples agents "
-                             f"{', '.join(f'{i}–{j}' for i, j in uncovered[:4])} without one")
-        return AdmmAgent(agent_id, design, stopping, admm, backend)
-    if algorithm == "decentralized":
-        block = design.block(agent_id, "own", "own", backend)
-        return DecentralizedAgent(agent_id, block, design.terminal_gain(), 1.0, StoppingRule(1, stopping.tolerance),
-                                  required_plans=set())
-    per_step_rows = design.collision is not None or (tubes is not None and tubes.compatibility is not None)
-    weight = (weights[agent_id] if weights is not None else
-              design.parallel_step.weight(per_step_rows) if algorithm == "jacobi" else 1.0)
-    objective, constraints = ("own", "own") if algorithm == "noncooperative" else ("plant", "affected")
-    order = list(range(M)) if algorithm == "gauss_seidel" else None
-    block = design.block(agent_id, objective, constraints, backend)
+    return SCHEMES[algorithm].build(AgentRequest(design, agent_id, stopping, backend, weights, admm, tubes))
+
+
+# -- the built-in schemes -----------------------------------------------------------------------------------------
+def block_update_agent(request: AgentRequest, objective: str, constraints: str, weight: float,
+                       sequential: bool) -> BlockUpdateAgent:
+    """A block-update agent (Jacobi, Gauss-Seidel, non-cooperative) on its neighbourhood's block problem."""
+    design, agent_id, tubes = request.design, request.agent_id, request.tubes
+    order = list(range(design.system.num_agents)) if sequential else None
+    block = design.block(agent_id, objective, constraints, request.backend)
     required = None if design.collision is None else \
         block.interacting_agents() | design.collision.partners(agent_id)
-    return BlockUpdateAgent(agent_id, block, design.terminal_gain(), weight, stopping, order=order,
+    return BlockUpdateAgent(agent_id, block, design.terminal_gain(), weight, request.stopping, order=order,
                             required_plans=required, collision=design.collision,
                             compatibility=None if tubes is None else tubes.compatibility)
+
+
+def jacobi_weight(request: AgentRequest) -> float:
+    """The agent's convex-combination weight: the given one, else the structural step (mpc/parallel_step.py)."""
+    if request.weights is not None:
+        return request.weights[request.agent_id]
+    tubes = request.tubes
+    per_step_rows = request.design.collision is not None or (tubes is not None and tubes.compatibility is not None)
+    return request.design.parallel_step.weight(per_step_rows)
+
+
+def jacobi_check(design: ControllerDesign, weights: list[float] | None) -> str | None:
+    if weights is not None and abs(sum(weights) - 1.0) > 1e-9:
+        return f"cooperative Jacobi weights must sum to 1 (convex combination), got sum {sum(weights):.6g}"
+    return None
+
+
+def decentralized_agent(request: AgentRequest) -> Agent:
+    block = request.design.block(request.agent_id, "own", "own", request.backend)
+    return DecentralizedAgent(request.agent_id, block, request.design.terminal_gain(), 1.0,
+                              StoppingRule(1, request.stopping.tolerance), required_plans=set())
+
+
+def decentralized_check(design: ControllerDesign, weights: list[float] | None) -> str | None:
+    if design.collision is not None:
+        return ("it cannot keep robots apart: the separating half-planes need the neighbours' plans; allowed here: "
+                "noncooperative (own cost, plans exchanged) or a cooperative scheme")
+    return None
+
+
+def admm_agent(request: AgentRequest) -> Agent:
+    design = request.design
+    uncovered = objective_couplings(design.system, design.separable_remainder())
+    if uncovered:
+        raise ValueError(f"algorithm 'admm' needs every objective coupling given as a positive semidefinite pair "
+                         f"term (ControllerDesign.coupling_terms); the cost couples agents "
+                         f"{', '.join(f'{i}–{j}' for i, j in uncovered[:4])} without one")
+    return AdmmAgent(request.agent_id, design, request.stopping, request.admm, request.backend)
+
+
+def dual_decomposition_agent(request: AgentRequest) -> Agent:
+    design = request.design
+    maps, bound = shared_constraint_maps(design)
+    check_decoupled(design)
+    local = design.local_design(request.agent_id)
+    block = local.block(0, "plant", "affected", request.backend)
+    return DualDecompositionAgent(request.agent_id, block, local.terminal_gain(), request.stopping, maps, bound,
+                                  design.dual_step_size)
+
+
+SCHEMES: dict[str, Scheme] = {
+    "centralized": Scheme(None, shared_constraint=True),
+    "decentralized": Scheme(decentralized_agent, check=decentralized_check),
+    "noncooperative": Scheme(lambda r: block_update_agent(r, "own", "own", 1.0, False)),
+    "jacobi": Scheme(lambda r: block_update_agent(r, "plant", "affected", jacobi_weight(r), False),
+                     shared_constraint=True, check=jacobi_check),
+    "gauss_seidel": Scheme(lambda r: block_update_agent(r, "plant", "affected", 1.0, True), shared_constraint=True),
+    "admm": Scheme(admm_agent, separable_terminal_cost=True),
+    "dual_decomposition": Scheme(dual_decomposition_agent, shared_constraint=True),
+}
+ALGORITHMS = tuple(SCHEMES)

@@ -44,6 +44,19 @@ class PolytopicConstraint:
             return 0.0
         return float(max(0.0, np.max(self.H @ v - self.h)))
 
+    def bounding_box(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of every coordinate over the set (LPs; ±inf where unbounded)."""
+        from scipy.optimize import linprog
+
+        lower, upper = np.full(dim, -np.inf), np.full(dim, np.inf)
+        for r in range(dim if self.h.size else 0):
+            for sign, out in ((1.0, lower), (-1.0, upper)):
+                result = linprog(sign * np.eye(dim)[r], A_ub=self.H, b_ub=self.h, bounds=[(None, None)] * dim,
+                                 method="highs")
+                if result.status == 0:
+                    out[r] = sign * result.fun
+        return lower, upper
+
 
 @dataclass(frozen=True)
 class MixedConstraint:

@@ -125,6 +125,7 @@ class AgentBlockQP:
                                              cost.reference.inputs[:, net.input_index])
         self.own_cost = cost.block(system.state_slice(i), system.input_slice(i))
         self.input_sets = {a: system.subsystems[a].input_constraint for a in net.members}
+        self.state_sets = {a: system.subsystems[a].state_constraint for a in net.members}
         self.own_subsystem = system.subsystems[i]
         self.num_agents = system.num_agents
         self._reference_step, self._reference_values = None, (np.zeros(0), np.zeros(0))
@@ -269,6 +270,13 @@ class AgentBlockQP:
               extra_linear: np.ndarray | None = None) -> QPSolution:
         """Best own inputs at control step `step` given the view (x0, U), with an optional extra linear cost term on
         the own inputs (e.g. prices of a shared constraint)."""
+        q, upper = self.qp_vectors(x0, U, step, extra_linear)
+        return self.qp.solve(q, self._lower, upper, warm_start)
+
+    def qp_vectors(self, x0: np.ndarray, U: np.ndarray, step: int = 0,
+                   extra_linear: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(q, upper) of the block QP at the view (x0, U): both affine in x0 and the others' inputs (the own inputs
+        cancel), which is what the explicit solution is parametrized by (mpc/explicit_law.py)."""
         X = self.predict(x0, U).ravel()
         x_ref, u_ref = self._reference(step)
         U_own = U[self.own_columns]
@@ -276,8 +284,7 @@ class AgentBlockQP:
             - self.H_ii @ U_own
         if extra_linear is not None:
             q = q + extra_linear
-        upper = self._h - self._W @ np.concatenate([X, U]) + self._C @ U_own
-        return self.qp.solve(q, self._lower, upper, warm_start)
+        return q, self._h - self._W @ np.concatenate([X, U]) + self._C @ U_own
 
     def move_own(self, change: np.ndarray) -> np.ndarray:
         """The last prediction moved by a change of the own inputs (X += G ΔU_i, exact: the model is linear), so a

@@ -148,19 +148,8 @@ class PlanCompatibility:
 
 def interval_widths(constraint: PolytopicConstraint, n: int) -> np.ndarray:
     """max − min of each coordinate over {v : H v ≤ h} (LPs; inf where unbounded)."""
-    from scipy.optimize import linprog
-
-    if constraint.h.size == 0:
-        return np.full(n, np.inf)
-    widths = np.empty(n)
-    for r in range(n):
-        extremes = []
-        for sign in (1.0, -1.0):
-            result = linprog(sign * np.eye(n)[r], A_ub=constraint.H, b_ub=constraint.h, bounds=[(None, None)] * n,
-                             method="highs")
-            extremes.append(sign * result.fun if result.status == 0 else np.nan)
-        widths[r] = extremes[1] - extremes[0] if np.all(np.isfinite(extremes)) else np.inf
-    return widths
+    lower, upper = constraint.bounding_box(n)
+    return upper - lower
 
 
 def coupled_tubes(system: CoupledLinearSystem, gains: list[np.ndarray], disturbance: list[np.ndarray],
