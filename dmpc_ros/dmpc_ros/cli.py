@@ -236,6 +236,25 @@ def repair_bag_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def explicit_command(args: argparse.Namespace) -> int:
+    """`dmpc explicit build SCENARIO`: every agent's mpQP solved into the cache the explicit schemes load."""
+    from .coordination.factory import SCHEMES
+    from .scenarios import ScenarioError
+    from .scenarios.explicit_cache import build
+
+    source, scenario, _ = load_with_overrides(args)
+    if not SCHEMES[scenario.controller.algorithm].offline:
+        explicit = ", ".join(a for a, s in SCHEMES.items() if s.offline)
+        raise UsageError(f"controller.algorithm {scenario.controller.algorithm}: has no explicit solution; give "
+                         f"--algorithm {explicit.split(', ')[-1]} (or one of {explicit})")
+    try:
+        build(scenario.design(with_laws=False))
+    except (ScenarioError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    print(f"dmpc explicit build: done; `dmpc sim {source}` and the agent nodes now load these files")
+    return 0
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose errors are one line naming the flag (no usage dump), exit code 2."""
 
@@ -250,8 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--count", type=int, default=3, help="plans the listener waits for")
     smoke.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
     for name, help_text in (("sim", "simulate a scenario in-process (no ROS)"),
-                            ("run", "run a scenario over ROS 2, one process per node")):
+                            ("run", "run a scenario over ROS 2, one process per node"),
+                            ("explicit", "explicit schemes: build (solve every agent's mpQP into the cache)")):
         command = commands.add_parser(name, help=help_text)
+        if name == "explicit":
+            command.add_argument("action", choices=("build",), help="build: solve and cache every agent's mpQP")
         command.add_argument("scenario", help="scenario name (config/<name>.yaml), a YAML file, or a Python factory "
                                               "module:function / file.py:function returning a Scenario")
         command.add_argument("--algorithm", help="override controller.algorithm")
@@ -292,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
-                "run": lambda: run_ros(args), "bag": lambda: repair_bag_command(args)}
+                "run": lambda: run_ros(args), "bag": lambda: repair_bag_command(args),
+                "explicit": lambda: explicit_command(args)}
     try:
         with SetUpProgress() as progress, reporting(progress):
             return handlers[args.command]()

@@ -36,6 +36,10 @@ class StepStatistics:
     messages_rejected: int = 0
     primal_residual: float = 0.0
     dual_residual: float = 0.0
+    qp_fallbacks: int = 0            # explicit schemes: laws replaced by the online QP (outside the explored set)
+    full_searches: int = 0           # iteration-free schemes: searches over every region combination
+    iterative_fallbacks: int = 0     # iteration-free schemes: no fixed point found, the iterative scheme ran
+    combinations: int = 0            # iteration-free schemes: region combinations tried
 
     def count_failure(self, infeasible: bool) -> None:
         if infeasible:

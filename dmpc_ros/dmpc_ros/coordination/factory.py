@@ -1,7 +1,6 @@
 """Build the agents of a coordination algorithm from one controller design (model, cost, horizon)."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -11,6 +10,7 @@ from scipy.linalg import block_diag
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint, Subsystem
 from ..mpc.agent_problem import AgentBlockQP
 from ..models.linear import CouplingTerm
+from ..mpc.explicit_law import ExplicitLaws
 from ..mpc.condensed import CondensedProblem, PlantPrediction, QuadraticCost, objective_couplings
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
@@ -22,33 +22,12 @@ from .block_agent import BlockUpdateAgent
 from .collision import CollisionAvoidance
 from .consensus import CentreConsensus, CentreConsensusAgent
 from .decentralized import DecentralizedAgent
+from .explicit import explicit_check, explicit_iterative_agent, iteration_free_agent
 from .safe_input import InputGuard
+from .scheme import AgentRequest, Scheme, jacobi_weight
 from .tube import TubeAgent
 from .dual_decomposition import DualDecompositionAgent, check_decoupled, dual_step_size, shared_constraint_maps
 
-
-
-@dataclass(frozen=True)
-class AgentRequest:
-    """What a scheme's builder gets: the design (already set up for the scheme) and the run's settings."""
-
-    design: "ControllerDesign"
-    agent_id: int
-    stopping: StoppingRule
-    backend: str = "daqp"
-    weights: list[float] | None = None
-    admm: AdmmSettings = AdmmSettings()
-    tubes: TubeFamily | None = None
-
-
-@dataclass(frozen=True)
-class Scheme:
-    """A coordination scheme, found by name in SCHEMES: how one agent is built, what it needs, what it honours."""
-
-    build: Callable[[AgentRequest], Agent] | None   # None: no agents (the centralized controller)
-    separable_terminal_cost: bool = False   # splits the cost by agent: terminal cost Σ x_i,N' P_ii x_i,N
-    shared_constraint: bool = False         # keeps a constraint shared by all agents' inputs
-    check: Callable[["ControllerDesign", list[float] | None], str | None] | None = None   # why not here
 
 
 def scheme_conflict(system: CoupledLinearSystem, algorithm: str) -> str | None:
@@ -77,6 +56,7 @@ class ControllerDesign:
     centre_consensus: CentreConsensus | None = None  # agents agree on the formation centre before the MPC
     tubes: TubeFamily | None = None          # tube-based robust mode: Z_i, K_i, plan-change bounds (system tightened)
     applied_limits: tuple[Subsystem, ...] | None = None   # the plant's own sets when `system`'s are tightened
+    explicit: ExplicitLaws | None = None     # every agent's multiparametric solution (explicit schemes)
 
     def input_guard(self, agent: int) -> InputGuard:
         """What the agent's applied input must satisfy: the plant's own input set (untightened in tube mode)."""
@@ -279,15 +259,6 @@ def block_update_agent(request: AgentRequest, objective: str, constraints: str, 
                             compatibility=None if tubes is None else tubes.compatibility)
 
 
-def jacobi_weight(request: AgentRequest) -> float:
-    """The agent's convex-combination weight: the given one, else the structural step (mpc/parallel_step.py)."""
-    if request.weights is not None:
-        return request.weights[request.agent_id]
-    tubes = request.tubes
-    per_step_rows = request.design.collision is not None or (tubes is not None and tubes.compatibility is not None)
-    return request.design.parallel_step.weight(per_step_rows)
-
-
 def jacobi_check(design: ControllerDesign, weights: list[float] | None) -> str | None:
     if weights is not None and abs(sum(weights) - 1.0) > 1e-9:
         return f"cooperative Jacobi weights must sum to 1 (convex combination), got sum {sum(weights):.6g}"
@@ -336,5 +307,11 @@ SCHEMES: dict[str, Scheme] = {
     "gauss_seidel": Scheme(lambda r: block_update_agent(r, "plant", "affected", 1.0, True), shared_constraint=True),
     "admm": Scheme(admm_agent, separable_terminal_cost=True),
     "dual_decomposition": Scheme(dual_decomposition_agent, shared_constraint=True),
+    "explicit_iterative": Scheme(explicit_iterative_agent, shared_constraint=True, check=explicit_check,
+                                 offline=True),
+    "explicit_iteration_free": Scheme(lambda r: iteration_free_agent(r, "hyperplane"), shared_constraint=True,
+                                      check=explicit_check, offline=True),
+    "explicit_facet": Scheme(lambda r: iteration_free_agent(r, "facet"), shared_constraint=True,
+                             check=explicit_check, offline=True),
 }
 ALGORITHMS = tuple(SCHEMES)

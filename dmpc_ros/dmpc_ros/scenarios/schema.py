@@ -15,13 +15,15 @@ from typing import Any
 import numpy as np
 
 from ..coordination import ALGORITHMS, AdmmSettings, ControllerDesign, StoppingRule
-from ..coordination.factory import scheme_conflict
+from ..coordination.factory import SCHEMES, scheme_conflict
 from ..models.linear import CoupledLinearSystem, CouplingTerm
+from ..mpc.explicit_law import POINT_LOCATIONS, ExplicitSettings
 from ..mpc.qp import BACKENDS
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, admissible_target, check_stabilizable, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
 from ..progress import report
+from . import explicit_cache
 from .checks import check_initial_state, check_nonempty_sets, check_reference, check_set_up_size
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
@@ -32,7 +34,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 MAX_AGENTS = 1000
 MAX_SAMPLE_TIME = 3600.0   # [s] model.sample_time above this (or inf) is refused
 COMMON_CONTROLLER_FIELDS = {"algorithm", "horizon", "max_iterations", "tolerance", "solver", "weights",
-                            "terminal_set", "admm", "robust", "tube"}
+                            "terminal_set", "admm", "robust", "tube", "explicit"}
 # Fields a command line or a node parameter may override: name → (section, key) of the scenario data.
 OVERRIDES = {"algorithm": ("controller", "algorithm"), "horizon": ("controller", "horizon"),
              "max_iterations": ("controller", "max_iterations"), "tolerance": ("controller", "tolerance"),
@@ -53,6 +55,7 @@ class ControllerSettings:
     coupling_terms: tuple[CouplingTerm, ...] = ()  # Q's couplings as PSD pair terms (bidirectional platoon, formation)
     robust: str = "nominal"                        # nominal | tube (tube-based robust DMPC)
     admm: AdmmSettings = AdmmSettings()
+    explicit: ExplicitSettings = ExplicitSettings()   # online settings of the explicit schemes
 
     @property
     def stopping(self) -> StoppingRule:
@@ -98,9 +101,10 @@ class Scenario:
     def prediction_model(self) -> CoupledLinearSystem:
         return self.model.discrete(self.sample_time, coupling_tolerance=self.coupling_tolerance)
 
-    def design(self) -> ControllerDesign:
+    def design(self, with_laws: bool = True) -> ControllerDesign:
         """The controller design of the scenario's algorithm (a scheme that splits the cost by agent, ADMM, gets
-        the separable terminal cost Σ x_i,N' P_ii x_i,N, and so does its centralized reference)."""
+        the separable terminal cost Σ x_i,N' P_ii x_i,N, and so does its centralized reference). An explicit
+        scheme's laws come from the cache (with_laws=False: not loaded, for the build itself)."""
         model = self.prediction_model()
         limits = model.subsystems if self.tubes is not None else None
         if self.tubes is not None:   # the nominal problem: constraints tightened by the tubes
@@ -115,6 +119,8 @@ class Scenario:
                                   coupling_terms=self.controller.coupling_terms, collision=extras.collision,
                                   centre_consensus=extras.centre_consensus, tubes=self.tubes,
                                   applied_limits=limits)
+        if with_laws and SCHEMES[self.controller.algorithm].offline:   # solved offline (dmpc explicit build)
+            design = replace(design, explicit=explicit_cache.load(design, self.controller.explicit, self.source))
         return design.for_algorithm(self.controller.algorithm)
 
     def admissible_reference(self, model: CoupledLinearSystem, reference: ReferenceTrajectory) -> ReferenceTrajectory:
@@ -292,6 +298,19 @@ def parse_admm(admm: dict) -> AdmmSettings:
     )
 
 
+def parse_explicit(explicit: dict, algorithm: str) -> ExplicitSettings:
+    if explicit and not SCHEMES[algorithm].offline:
+        raise ScenarioError(f"controller.explicit: only allowed with an explicit scheme "
+                            f"({', '.join(a for a, s in SCHEMES.items() if s.offline)}), not {algorithm}")
+    reject_unknown(explicit, "controller.explicit.", {"point_location", "max_combinations"})
+    defaults = ExplicitSettings()
+    return ExplicitSettings(
+        point_location=choice(explicit, "controller.explicit.", "point_location", POINT_LOCATIONS,
+                              default=defaults.point_location),
+        max_combinations=number(explicit, "controller.explicit.", "max_combinations",
+                                default=defaults.max_combinations, minimum=1, maximum=10_000_000, integer=True))
+
+
 def scenario_path(name_or_path: str) -> Path:
     """A YAML path as given, or config/<name>.yaml of the installed package."""
     candidate = Path(name_or_path)
@@ -382,6 +401,8 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
         admm=parse_admm(section(controller, "controller.", "admm")),
         robust=choice(controller, "controller.", "robust", ("nominal", "tube"), default="nominal"),
     )
+    settings = replace(settings, explicit=parse_explicit(section(controller, "controller.", "explicit"),
+                                                         settings.algorithm))
     family.check_algorithm(parts, settings.algorithm)
     if settings.terminal_set and family.time_varying_reference:
         raise ScenarioError(f"controller.terminal_set: true is not allowed for model.type {family.name}: its "

@@ -1,0 +1,344 @@
+"""Multiparametric QPs: the explicit solution z*(θ) of  min ½ z'Hz + (f + Fθ)'z  s.t.  A z ≤ b + Bθ,  θ in a box.
+
+The solution is piecewise affine on critical regions CR = {θ : Φθ ≤ φ}, z* = gain θ + offset (Pistikopoulos,
+Diangelakis & Oberdieck 2020). Regions are explored geometrically: a QP solved at a point gives the active set and
+its region; every facet is found by a Chebyshev-ball LP on its hyperplane, and the region beyond it by a QP just
+across the facet's centre. Rows that no z in its bounds and no θ in the box can make active are removed first.
+Adjacency (Brahmbhatt, Ganesh & Avraamidou 2026, LP (14)) is computed on pairs of regions that share a hyperplane.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import daqp
+import numpy as np
+from scipy.optimize import linprog
+
+from ..progress import report
+
+DAQP_INFINITY = 1e30
+ACTIVE_MULTIPLIER = 1e-9      # a multiplier above this (relative to 1 + max λ) marks a strongly active row
+RADIUS_TOLERANCE = 1e-7       # Chebyshev radius [normalized parameter units] below which a region or facet is flat
+CROSSING_STEP = 1e-5          # how far past a facet's centre the next region is sought [normalized units]
+HYPERPLANE_DIGITS = 7         # rounding of normalized rows when hyperplanes are matched
+MAX_REGIONS = 50_000
+
+
+@dataclass(frozen=True)
+class ParametricQP:
+    """min ½ z'Hz + (f + Fθ)'z  s.t.  A z ≤ b + Bθ,  lower ≤ θ ≤ upper (the explored parameter set)."""
+
+    H: np.ndarray
+    f: np.ndarray
+    F: np.ndarray
+    A: np.ndarray
+    b: np.ndarray
+    B: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @property
+    def num_parameters(self) -> int:
+        return self.F.shape[1]
+
+    @property
+    def num_variables(self) -> int:
+        return self.H.shape[0]
+
+    def digest(self) -> str:
+        """A hash of every number of the problem (cache key of its explicit solution)."""
+        sha = hashlib.sha256()
+        for array in (self.H, self.f, self.F, self.A, self.b, self.B, self.lower, self.upper):
+            sha.update(np.ascontiguousarray(array, float).tobytes())
+            sha.update(str(array.shape).encode())
+        return sha.hexdigest()[:20]
+
+    def solve_at(self, theta: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] | None:
+        """(z*, strongly active rows) at θ, or None if the QP is infeasible there."""
+        upper = np.minimum(self.b + self.B @ theta, DAQP_INFINITY)
+        z, _, exitflag, info = daqp.solve(self.H, self.f + self.F @ theta, self.A, upper,
+                                          np.full(upper.size, -DAQP_INFINITY), np.zeros(upper.size, np.int32))
+        if exitflag not in (1, 2):
+            return None
+        lam = np.asarray(info["lam"], float)
+        active = np.flatnonzero(lam > ACTIVE_MULTIPLIER * (1.0 + np.max(np.abs(lam), initial=0.0)))
+        return np.asarray(z, float), tuple(int(j) for j in active)
+
+    def reduced(self) -> tuple["ParametricQP", np.ndarray]:
+        """The problem without rows that no (z, θ) in the box of z's own bounds and the parameter box can make
+        active, and the indices of the rows kept."""
+        z_low, z_high = variable_bounds(self.A, self.b, self.B, self.lower, self.upper)
+        worst = (np.maximum(self.A * z_low, self.A * z_high).sum(axis=1)
+                 + np.maximum(-self.B * self.lower, -self.B * self.upper).sum(axis=1))
+        keep = np.flatnonzero(~(worst < self.b - 1e-9 * (1.0 + np.abs(self.b))))
+        return ParametricQP(self.H, self.f, self.F, self.A[keep], self.b[keep], self.B[keep], self.lower,
+                            self.upper), keep
+
+
+def variable_bounds(A: np.ndarray, b: np.ndarray, B: np.ndarray, lower: np.ndarray,
+                    upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-variable bounds implied by single-variable rows (a z_c ≤ b + Bθ) over the parameter box (±inf if none)."""
+    n = A.shape[1]
+    low, high = np.full(n, -np.inf), np.full(n, np.inf)
+    for r in np.flatnonzero(np.count_nonzero(A, axis=1) == 1):
+        c = int(np.flatnonzero(A[r])[0])
+        most = b[r] + np.maximum(B[r] * lower, B[r] * upper).sum()
+        if A[r, c] > 0:
+            high[c] = min(high[c], most / A[r, c])
+        else:
+            low[c] = max(low[c], most / A[r, c])
+    return low, high
+
+
+@dataclass
+class CriticalRegion:
+    """{θ : Φθ ≤ φ} (rows normalized) on which z*(θ) = gain θ + offset; `active` are the problem's active rows."""
+
+    active: tuple[int, ...]
+    Phi: np.ndarray
+    phi: np.ndarray
+    gain: np.ndarray
+    offset: np.ndarray
+    facets: np.ndarray = field(default_factory=lambda: np.zeros(0, int))   # rows of Φ that are facets
+    across: dict[int, int] = field(default_factory=dict)                   # facet row → region found across it
+
+    def contains(self, theta: np.ndarray, tolerance: float = 1e-9) -> bool:
+        return bool(np.all(self.Phi @ theta <= self.phi + tolerance))
+
+
+@dataclass
+class ExplicitSolution:
+    """Critical regions of one ParametricQP with their adjacency; `build_time` [s] of the exploration."""
+
+    problem: ParametricQP
+    regions: list[CriticalRegion]
+    build_time: float = 0.0
+    hyperplane_neighbours: list[tuple[int, ...]] = field(default_factory=list)
+    facet_neighbours: list[tuple[int, ...]] = field(default_factory=list)
+    adjacency_time: float = 0.0
+    skipped_facets: int = 0   # facets across which no full-dimensional region was found (degenerate points)
+
+
+def region_of(problem: ParametricQP, active: tuple[int, ...]) -> CriticalRegion | None:
+    """The critical region of an active set (None if its rows are linearly dependent)."""
+    H_inv = np.linalg.inv(problem.H)
+    n, p = problem.num_variables, problem.num_parameters
+    rows = list(active)
+    if rows:
+        G = problem.A[rows]
+        S = G @ H_inv @ G.T
+        if np.linalg.matrix_rank(S) < len(rows):
+            return None
+        S_inv = np.linalg.inv(S)
+        lam_gain = -S_inv @ (problem.B[rows] + G @ H_inv @ problem.F)
+        lam_offset = -S_inv @ (problem.b[rows] + G @ H_inv @ problem.f)
+        gain = -H_inv @ (problem.F + G.T @ lam_gain)
+        offset = -H_inv @ (problem.f + G.T @ lam_offset)
+    else:
+        lam_gain, lam_offset = np.zeros((0, p)), np.zeros(0)
+        gain, offset = -H_inv @ problem.F, -H_inv @ problem.f
+    inactive = np.setdiff1d(np.arange(problem.A.shape[0]), rows)
+    A_I = problem.A[inactive]
+    Phi = np.vstack([A_I @ gain - problem.B[inactive], -lam_gain, np.eye(p), -np.eye(p)])
+    phi = np.concatenate([problem.b[inactive] - A_I @ offset, lam_offset, problem.upper, -problem.lower])
+    norms = np.linalg.norm(Phi, axis=1)
+    flat = norms < 1e-12
+    if np.any(phi[flat] < -1e-9):
+        return None
+    Phi, phi = Phi[~flat] / norms[~flat, None], phi[~flat] / norms[~flat]
+    return CriticalRegion(tuple(rows), Phi, phi, gain.reshape(n, p), offset)
+
+
+def chebyshev(Phi: np.ndarray, phi: np.ndarray, on_row: int | None = None) -> tuple[np.ndarray, float] | None:
+    """Centre and radius of the largest ball in {Φθ ≤ φ} (rows normalized), within the hyperplane of `on_row` if
+    given (its row held with equality); None if empty."""
+    p = Phi.shape[1]
+    others = np.arange(phi.size) if on_row is None else np.setdiff1d(np.arange(phi.size), [on_row])
+    A_ub = np.hstack([Phi[others], np.ones((others.size, 1))])
+    A_eq = None if on_row is None else np.hstack([Phi[on_row], [0.0]])[None, :]
+    b_eq = None if on_row is None else [phi[on_row]]
+    result = linprog(np.r_[np.zeros(p), -1.0], A_ub=A_ub, b_ub=phi[others], A_eq=A_eq, b_eq=b_eq,
+                     bounds=[(None, None)] * p + [(None, 1e6)], method="highs")
+    if result.status != 0:
+        return None
+    return result.x[:p], float(result.x[p])
+
+
+def explore(problem: ParametricQP, max_regions: int = MAX_REGIONS,
+            progress: Callable[[int, int], None] | None = None) -> ExplicitSolution:
+    """Every full-dimensional critical region reachable across facets from a first feasible point."""
+    started = time.perf_counter()
+    step = CROSSING_STEP * float(np.mean(problem.upper - problem.lower))   # past a facet, in parameter units
+    seed = feasible_parameter(problem)
+    if seed is None:
+        raise ValueError("the problem is infeasible for every parameter of the box")
+    regions: list[CriticalRegion] = []
+    known: dict[tuple[int, ...], int] = {}
+    queue: list[int] = []
+    skipped = 0
+
+    def add(theta: np.ndarray) -> int | None:
+        solved = problem.solve_at(theta)
+        if solved is None:
+            return None
+        active = solved[1]
+        if active in known:
+            return known[active]
+        region = region_of(problem, active)
+        if region is None or not region.contains(theta, 1e-6):
+            return None
+        ball = chebyshev(region.Phi, region.phi)
+        if ball is None or ball[1] < RADIUS_TOLERANCE:
+            return None
+        if len(regions) >= max_regions:
+            raise ValueError(f"more than {max_regions} critical regions: the explicit solution is too large")
+        known[active] = len(regions)
+        regions.append(region)
+        queue.append(len(regions) - 1)
+        return known[active]
+
+    if add(seed) is None:
+        raise ValueError("no full-dimensional critical region at the first feasible parameter")
+    box_rows = 2 * problem.num_parameters
+    while queue:
+        index = queue.pop()
+        region = regions[index]
+        facets = []
+        for row in range(region.phi.size - box_rows):   # box rows bound the explored set: nothing lies beyond
+            ball = chebyshev(region.Phi, region.phi, on_row=row)
+            if ball is None or ball[1] < RADIUS_TOLERANCE:
+                continue
+            facets.append(row)
+            beyond = ball[0] + step * region.Phi[row]
+            if np.any(beyond < problem.lower) or np.any(beyond > problem.upper):
+                continue
+            found = add(beyond)
+            if found is None:
+                if problem.solve_at(beyond) is not None:
+                    skipped += 1
+                continue
+            region.across[row] = found
+        box = np.arange(region.phi.size - box_rows, region.phi.size)
+        facets += [int(r) for r in box if (b := chebyshev(region.Phi, region.phi, on_row=int(r))) is not None
+                   and b[1] >= RADIUS_TOLERANCE]
+        region.facets = np.asarray(facets, int)
+        if progress is not None:
+            progress(len(regions) - len(queue), len(regions))
+    return ExplicitSolution(problem, regions, time.perf_counter() - started, skipped_facets=skipped)
+
+
+def feasible_parameter(problem: ParametricQP) -> np.ndarray | None:
+    """A parameter deep inside the feasible set {θ in the box : ∃ z, A z ≤ b + Bθ} (max common slack)."""
+    n, p = problem.num_variables, problem.num_parameters
+    m = problem.A.shape[0]
+    A_ub = np.vstack([np.hstack([problem.A, -problem.B, np.ones((m, 1))]),
+                      np.hstack([np.zeros((p, n)), np.eye(p), np.ones((p, 1))]),
+                      np.hstack([np.zeros((p, n)), -np.eye(p), np.ones((p, 1))])])
+    b_ub = np.concatenate([problem.b, problem.upper, -problem.lower])
+    result = linprog(np.r_[np.zeros(n + p), -1.0], A_ub=A_ub, b_ub=b_ub,
+                     bounds=[(None, None)] * (n + p) + [(None, 1e6)], method="highs")
+    if result.status != 0 or result.x[-1] < 0:
+        return None
+    return result.x[n:n + p]
+
+
+def hyperplane_key(normal: np.ndarray, bound: float) -> tuple[tuple[float, ...], int]:
+    """The hyperplane {θ : n'θ = β} up to orientation, rounded (key) and the orientation of (n, β) (±1)."""
+    values = np.r_[normal, bound]
+    lead = values[np.flatnonzero(np.abs(values) > 10.0 ** -HYPERPLANE_DIGITS)[0]]
+    sign = 1 if lead > 0 else -1
+    return tuple(np.round(sign * values, HYPERPLANE_DIGITS) + 0.0), sign
+
+
+def adjacency(solution: ExplicitSolution) -> None:
+    """Hyperplane neighbours (regions with a hyperplane in common, IF-mpDiMPC's candidates) and facet neighbours
+    (regions that share a facet of positive measure: LP (14) of the paper, with the other rows of *both* regions,
+    so that a region touching the facet in one point is not counted)."""
+    started = time.perf_counter()
+    regions = solution.regions
+    by_plane: dict[tuple, list[tuple[int, int, int]]] = {}
+    box_rows = 2 * solution.problem.num_parameters
+    for index, region in enumerate(regions):
+        for row in range(region.phi.size - box_rows):
+            key, sign = hyperplane_key(region.Phi[row], region.phi[row])
+            by_plane.setdefault(key, []).append((index, row, sign))
+    hyperplane = [set() for _ in regions]
+    facet = [set() for _ in regions]
+    for members in by_plane.values():
+        for a, (i, row_i, sign_i) in enumerate(members):
+            for j, row_j, sign_j in members[a + 1:]:
+                if i == j:
+                    continue
+                hyperplane[i].add(j)
+                hyperplane[j].add(i)
+                if sign_i == sign_j or j in facet[i]:
+                    continue
+                if row_i in regions[i].facets and row_j in regions[j].facets and shares_facet(regions[i], row_i,
+                                                                                             regions[j], row_j):
+                    facet[i].add(j)
+                    facet[j].add(i)
+    solution.hyperplane_neighbours = [tuple(sorted(s)) for s in hyperplane]
+    solution.facet_neighbours = [tuple(sorted(s)) for s in facet]
+    solution.adjacency_time = time.perf_counter() - started
+    report(f"adjacency of {len(regions)} regions: {solution.adjacency_time:.1f} s")
+
+
+def shares_facet(first: CriticalRegion, row_first: int, second: CriticalRegion, row_second: int) -> bool:
+    """LP (14): a ball of positive radius within the common hyperplane inside both regions."""
+    Phi = np.vstack([first.Phi, np.delete(second.Phi, row_second, axis=0)])
+    phi = np.concatenate([first.phi, np.delete(second.phi, row_second)])
+    ball = chebyshev(Phi, phi, on_row=row_first)
+    return ball is not None and ball[1] >= RADIUS_TOLERANCE
+
+
+def ragged(rows: list) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, values) of a list of integer sequences."""
+    lengths = [len(r) for r in rows]
+    values = np.concatenate([np.asarray(r, int) for r in rows]) if rows and sum(lengths) else np.zeros(0, int)
+    return np.r_[0, np.cumsum(lengths)].astype(int), values.astype(int)
+
+
+def unragged(indptr: np.ndarray, values: np.ndarray) -> list[tuple[int, ...]]:
+    return [tuple(int(v) for v in values[a:b]) for a, b in zip(indptr[:-1], indptr[1:])]
+
+
+def solution_arrays(solution: ExplicitSolution) -> dict[str, np.ndarray]:
+    """Every number of an explicit solution as flat arrays (what the cache file stores)."""
+    regions, problem = solution.regions, solution.problem
+    row_ptr, _ = ragged([range(r.phi.size) for r in regions])
+    arrays = {name: getattr(problem, name) for name in ("H", "f", "F", "A", "b", "B", "lower", "upper")}
+    across = [(i, row, j) for i, r in enumerate(regions) for row, j in sorted(r.across.items())]
+    for name, rows in (("active", [r.active for r in regions]), ("facets", [r.facets for r in regions]),
+                       ("hyperplane", solution.hyperplane_neighbours), ("facet", solution.facet_neighbours)):
+        arrays[f"{name}_ptr"], arrays[f"{name}_values"] = ragged(rows)
+    return arrays | {
+        "Phi": np.vstack([r.Phi for r in regions]), "phi": np.concatenate([r.phi for r in regions]),
+        "row_ptr": row_ptr, "gains": np.stack([r.gain for r in regions]),
+        "offsets": np.stack([r.offset for r in regions]), "across": np.asarray(across, int).reshape(-1, 3),
+        "times": np.array([solution.build_time, solution.adjacency_time]), "skipped": np.array(solution.skipped_facets)}
+
+
+def solution_of(arrays: dict[str, np.ndarray]) -> ExplicitSolution:
+    """The inverse of solution_arrays."""
+    problem = ParametricQP(*(np.asarray(arrays[n]) for n in ("H", "f", "F", "A", "b", "B", "lower", "upper")))
+    lists = {name: unragged(arrays[f"{name}_ptr"], arrays[f"{name}_values"])
+             for name in ("active", "facets", "hyperplane", "facet")}
+    ptr = arrays["row_ptr"]
+    regions = [CriticalRegion(lists["active"][k], arrays["Phi"][a:b], arrays["phi"][a:b], arrays["gains"][k],
+                              arrays["offsets"][k], np.asarray(lists["facets"][k], int))
+               for k, (a, b) in enumerate(zip(ptr[:-1], ptr[1:]))]
+    for i, row, j in arrays["across"]:
+        regions[int(i)].across[int(row)] = int(j)
+    build_time, adjacency_time = (float(t) for t in arrays["times"])
+    return ExplicitSolution(problem, regions, build_time, lists["hyperplane"], lists["facet"], adjacency_time,
+                            int(arrays["skipped"]))
+
+
+def active_set_bound(num_rows: int, num_variables: int) -> int:
+    """How many active sets an mpQP with these sizes can have under LICQ (Σ_k≤n C(m, k)): its region count bound."""
+    from math import comb
+
+    return sum(comb(num_rows, k) for k in range(min(num_rows, num_variables) + 1))
