@@ -413,7 +413,9 @@ class AgentNode(LifecycleNode):
             constraint_margin=float(slack) if np.isfinite(slack) else 0.0, fallbacks=stats.fallbacks,
             messages_missing=self._missing, messages_late=stats.messages_late,
             messages_rejected=self._rejected + stats.messages_rejected, infeasible_problems=stats.infeasible,
-            solver_failures=stats.solver_failures, input_source=INPUT_SOURCES.index(stats.input_source))
+            solver_failures=stats.solver_failures, input_source=INPUT_SOURCES.index(stats.input_source),
+            data_exchanges=stats.iterations, qp_fallbacks=stats.qp_fallbacks, full_searches=stats.full_searches,
+            iterative_fallbacks=stats.iterative_fallbacks, region_combinations=stats.combinations)
         message.header.stamp = self._stamp()
         self._outputs["status"].publish(message)
         self._rejected = 0

@@ -236,6 +236,8 @@ def collect_result(scenario: Scenario, plant_file: Path, recorder) -> Simulation
                                                                                            s.solver_failures)
                 result.fallbacks[k, s.agent_id] = s.fallbacks
                 result.fallback_input[k, s.agent_id] = s.input_source != AgentStatus.INPUT_SOLVED
+                result.explicit[k, s.agent_id] = (s.qp_fallbacks, s.full_searches, s.iterative_fallbacks,
+                                                  s.region_combinations)
     result.messages[:] = recorder.plans // max(T, 1)
     result.bytes[:] = recorder.plan_bytes // max(T, 1)
     result.late_inputs = int(data["late_inputs"])

@@ -10,6 +10,9 @@ import numpy as np
 
 STRICT_EXIT = 3   # exit code of a run that strict mode ended at a step without a solution (dmpc sim and run)
 
+# explicit schemes' counts per step and agent (coordination/base.StepStatistics fields)
+EXPLICIT_COUNTS = ("qp_fallbacks", "full_searches", "iterative_fallbacks", "combinations")
+
 
 @dataclass
 class SimulationResult:
@@ -41,6 +44,7 @@ class SimulationResult:
     fallbacks: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), int))        # fallbacks of any kind
     fallback_input: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))  # applied input not solved
     reference_failed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))     # T: centralized solve failed
+    explicit: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 4), int))      # EXPLICIT_COUNTS per agent
     stopped: str = ""                                       # why the run ended early (strict mode, a node died)
 
     @staticmethod
@@ -53,7 +57,7 @@ class SimulationResult:
             np.zeros(T, int), nan(T, max_iterations + 1), nan(T), nan(T), nan(T), nan(T), np.zeros(T + 1),
             np.zeros(T, int), np.zeros(T, int), [None] * T, [None] * T, infeasible=counts(),
             solver_failures=counts(), fallbacks=counts(), fallback_input=np.zeros((T, controllers), bool),
-            reference_failed=np.zeros(T, bool),
+            reference_failed=np.zeros(T, bool), explicit=np.zeros((T, controllers, len(EXPLICIT_COUNTS)), int),
         )
 
     def record_failures(self, k: int, statistics: list) -> None:
@@ -61,6 +65,7 @@ class SimulationResult:
         for c, stats in enumerate(statistics):
             self.infeasible[k, c], self.solver_failures[k, c] = stats.infeasible, stats.solver_failures
             self.fallbacks[k, c], self.fallback_input[k, c] = stats.fallbacks, stats.fallback_input
+            self.explicit[k, c] = [getattr(stats, name) for name in EXPLICIT_COUNTS]
 
     def step_failed(self, k: int) -> bool:
         """A controller applied a fallback input at step k because its problem was infeasible or its solver failed."""
@@ -163,6 +168,7 @@ class SimulationResult:
             "late_inputs": self.late_inputs,
             "messages_missing": self.messages_missing,
             "failures": self.failures(),
+            "explicit": {name: int(self.explicit[..., j].sum()) for j, name in enumerate(EXPLICIT_COUNTS)},
             "complete": not self.stopped,
             "stopped": self.stopped or None,
         }
@@ -177,7 +183,7 @@ class SimulationResult:
             centralized_cost=self.centralized_cost, input_error=self.input_error, stage_cost=self.stage_cost,
             violation=self.violation, messages=self.messages, bytes=self.bytes, infeasible=self.infeasible,
             solver_failures=self.solver_failures, fallbacks=self.fallbacks, fallback_input=self.fallback_input,
-            reference_failed=self.reference_failed,
+            reference_failed=self.reference_failed, explicit=self.explicit,
         )
         with (directory / "trajectory.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
