@@ -195,6 +195,10 @@ def run_ros(args: argparse.Namespace) -> int:
     if scenario.controller.algorithm == "centralized":
         raise UsageError("controller.algorithm 'centralized' has no agents to run over ROS; use `dmpc sim` or a "
                          "distributed algorithm")
+    from .coordination.factory import SCHEMES
+
+    if SCHEMES[scenario.controller.algorithm].offline:
+        scenario.design()   # the explicit laws must be in the cache before any node starts (else: the command)
     console = Console()
     output = Path(args.output) if args.output else default_output(scenario, "run")
     output.mkdir(parents=True, exist_ok=True)
@@ -311,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .progress import reporting
+    from .scenarios import ScenarioError
 
     args = build_parser().parse_args(argv)
     handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
@@ -320,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         with SetUpProgress() as progress, reporting(progress):
             return handlers[args.command]()
     except UsageError as error:   # one plain line (no console markup or wrapping that could eat the text)
+        print(f"dmpc {args.command}: {error}", file=sys.stderr)
+        return 2
+    except ScenarioError as error:   # found once the run builds its design (an explicit scheme's missing laws)
         print(f"dmpc {args.command}: {error}", file=sys.stderr)
         return 2
 

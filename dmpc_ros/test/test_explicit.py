@@ -134,6 +134,12 @@ def test_regions_touching_in_one_point_are_not_facet_neighbours() -> None:
     assert shares_facet(left, 0, beside, 2)
 
 
+def test_wegstein_weights_reach_the_same_fixed_point() -> None:
+    scenario = load_scenario(SCENARIO)
+    accelerated = simulate(_parse_with(scenario, {"wegstein": True}), "explicit_iterative")
+    np.testing.assert_allclose(accelerated.u, simulate(scenario, "jacobi").u, atol=1e-6)
+
+
 def test_schemes_apply_the_inputs_of_the_qp_dmpc_they_replace() -> None:
     scenario = load_scenario(SCENARIO)
     qp = simulate(scenario, "jacobi")
@@ -198,8 +204,12 @@ def test_explicit_settings_are_validated() -> None:
     scenario = load_scenario(SCENARIO)
     with pytest.raises(ScenarioError, match="controller.explicit.point_location"):
         _parse_with(scenario, {"point_location": "tree"})
-    with pytest.raises(ScenarioError, match="only allowed with an explicit scheme"):
-        _parse_with(scenario, {"max_combinations": 10}, algorithm="jacobi")
+    with pytest.raises(ScenarioError, match="controller.explicit.max_combinations"):
+        _parse_with(scenario, {"max_combinations": 0})
+    with pytest.raises(ScenarioError, match="controller.explicit.wegstein"):
+        _parse_with(scenario, {"wegstein": "yes"})
+    kept = _parse_with(scenario, {"wegstein": True}, algorithm="jacobi")   # ignored by the QP scheme, kept
+    assert kept.controller.explicit.wegstein
 
 
 def _parse_with(scenario, explicit: dict, algorithm: str | None = None):
@@ -235,3 +245,29 @@ def test_lock_step_ros_run_of_facet_dimpc_equals_the_simulation(tmp_path: Path, 
                 exchanges.append((message.data_exchanges, message.iterative_fallbacks, message.qp_fallbacks))
     assert exchanges and all(e == (1, 0, 0) for e in exchanges)
     assert json.loads((ros / "summary.json").read_text())["explicit"]["iterative_fallbacks"] == 0
+
+
+def test_problems_the_offline_laws_cannot_serve_are_refused() -> None:
+    from dmpc_ros.coordination import build_agent
+
+    design = load_scenario(SCENARIO).design()
+    with pytest.raises(ValueError, match="sum to 1"):
+        build_agent(design, "explicit_facet", 0, load_scenario(SCENARIO).controller.stopping, weights=[0.9, 0.9])
+    formation = load_scenario("formation")
+    with pytest.raises(ValueError, match="half-planes change every step"):
+        build_agent(formation.design(), "explicit_iterative", 0, formation.controller.stopping)
+    robust = load_scenario("mass_spring_robust")
+    with pytest.raises(ValueError, match="tube mode"):
+        build_agent(robust.design(), "explicit_iterative", 0, robust.controller.stopping)
+
+
+@pytest.mark.parametrize("command", ["sim", "run"])
+def test_commands_without_the_cache_say_what_to_run(tmp_path: Path, command: str) -> None:
+    env = dict(os.environ, DMPC_EXPLICIT_CACHE=str(tmp_path / "empty"))
+    done = subprocess.run(DMPC + [command, SCENARIO, "--steps", "2", "--output", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "run `dmpc explicit build" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()   # refused before any node started or output was written
+    built = subprocess.run(DMPC + ["explicit", "build", SCENARIO], capture_output=True, text=True, timeout=120, env=env)
+    assert built.returncode == 0 and "agent 1: θ 7, U_i 3" in built.stdout and "14 regions" in built.stdout

@@ -231,3 +231,18 @@ def test_plant_refuses_unknown_mode(ros_env, client, tmp_path) -> None:
             plant.terminate()
             plant.wait(timeout=10)
     assert "parameter mode: 'warp' is not allowed: must be one of lock_step, real_time" in log_path.read_text()
+
+
+def test_explicit_agent_without_its_cache_refuses_configure_with_the_command(ros_env, client, tmp_path) -> None:
+    """The explicit schemes' laws are built offline: a node never solves them, and says what to run."""
+    log_path = tmp_path / "agent.log"
+    env = dict(ros_env, DMPC_EXPLICIT_CACHE=str(tmp_path / "empty-cache"))
+    with log_path.open("w") as log:
+        agent = start_agent(env, log, scenario_file=str(PACKAGE_DIR / "config" / "facet_two_plants.yaml"))
+        try:
+            assert client.transition(NODE, Transition.TRANSITION_CONFIGURE) == (False, "unconfigured")
+        finally:
+            agent.terminate()
+            agent.wait(timeout=10)
+    text = log_path.read_text()
+    assert "no explicit solution for agent 0" in text and "dmpc explicit build" in text

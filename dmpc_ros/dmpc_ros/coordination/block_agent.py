@@ -130,7 +130,7 @@ class BlockUpdateAgent(Agent):
             self._stats.solve_times.append(solution.solve_time)
         self.solved = solution.usable
         if solution.usable:
-            self.U[own] = self.weight * solution.z + (1.0 - self.weight) * old
+            self.U[own] = self._combine(solution.z, old)
             predicted = self.block.move_own(self.U[own] - old)   # the solve's prediction, after the own update
         else:
             self._stats.fallbacks += 1
@@ -152,6 +152,10 @@ class BlockUpdateAgent(Agent):
         feasible = solution.usable or self._slack() >= -FEASIBILITY_TOLERANCE
         self._plan = self._make_plan(converged=converged, final=final, feasible=feasible, predicted=predicted)
         return self._plan
+
+    def _combine(self, best: np.ndarray, old: np.ndarray) -> np.ndarray:
+        """The new own iterate from the block's best response and the previous iterate: the convex combination."""
+        return self.weight * best + (1.0 - self.weight) * old
 
     def _silent_beyond_bound(self) -> bool:
         """Whether a required neighbour's newest plan is more than D steps old (tube mode only)."""

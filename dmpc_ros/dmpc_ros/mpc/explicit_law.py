@@ -132,7 +132,8 @@ class ExplicitSettings:
     """Online settings of the explicit schemes (scenario: controller.explicit)."""
 
     point_location: str = "walk"      # walk (last region first, across violated facets) | scan (every region)
-    max_combinations: int = 20_000    # region combinations a full search may try before the iterative fallback
+    max_combinations: int = 100       # combinations each search phase may try (then the next fallback)
+    wegstein: bool = False            # explicit_iterative: Wegstein's adaptive weights instead of the fixed step
 
 
 @dataclass(frozen=True)

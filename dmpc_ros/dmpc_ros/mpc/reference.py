@@ -42,6 +42,9 @@ class ReferenceTrajectory:
     def window(self, step: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         """(x̄(step..step+N): N+1 × n, ū(step..step+N−1): N × m), the targets of the horizon starting at step."""
         last = self.states.shape[0] - 1
+        if last == 0:   # one sample (a constant setpoint): the same rows at every step, no indexing
+            return (np.broadcast_to(self.states[0], (horizon + 1, self.states.shape[1])),
+                    np.broadcast_to(self.inputs[0], (horizon, self.inputs.shape[1])))
         index = np.clip(step + np.arange(horizon + 1), 0, last)
         return self.states[index], self.inputs[index[:-1]]
 

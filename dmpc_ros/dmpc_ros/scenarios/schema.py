@@ -298,17 +298,17 @@ def parse_admm(admm: dict) -> AdmmSettings:
     )
 
 
-def parse_explicit(explicit: dict, algorithm: str) -> ExplicitSettings:
-    if explicit and not SCHEMES[algorithm].offline:
-        raise ScenarioError(f"controller.explicit: only allowed with an explicit scheme "
-                            f"({', '.join(a for a, s in SCHEMES.items() if s.offline)}), not {algorithm}")
-    reject_unknown(explicit, "controller.explicit.", {"point_location", "max_combinations"})
+def parse_explicit(explicit: dict) -> ExplicitSettings:
+    """The explicit schemes' online settings (kept, unused, under other schemes: switching --algorithm to compare
+    with the QP DMPC must not need another file)."""
+    reject_unknown(explicit, "controller.explicit.", {"point_location", "max_combinations", "wegstein"})
     defaults = ExplicitSettings()
     return ExplicitSettings(
         point_location=choice(explicit, "controller.explicit.", "point_location", POINT_LOCATIONS,
                               default=defaults.point_location),
         max_combinations=number(explicit, "controller.explicit.", "max_combinations",
-                                default=defaults.max_combinations, minimum=1, maximum=10_000_000, integer=True))
+                                default=defaults.max_combinations, minimum=1, maximum=10_000_000, integer=True),
+        wegstein=parse_flag(explicit, "controller.explicit.", "wegstein", defaults.wegstein))
 
 
 def scenario_path(name_or_path: str) -> Path:
@@ -401,8 +401,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
         admm=parse_admm(section(controller, "controller.", "admm")),
         robust=choice(controller, "controller.", "robust", ("nominal", "tube"), default="nominal"),
     )
-    settings = replace(settings, explicit=parse_explicit(section(controller, "controller.", "explicit"),
-                                                         settings.algorithm))
+    settings = replace(settings, explicit=parse_explicit(section(controller, "controller.", "explicit")))
     family.check_algorithm(parts, settings.algorithm)
     if settings.terminal_set and family.time_varying_reference:
         raise ScenarioError(f"controller.terminal_set: true is not allowed for model.type {family.name}: its "
