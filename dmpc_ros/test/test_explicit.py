@@ -212,15 +212,34 @@ def test_explicit_settings_are_validated() -> None:
     assert kept.controller.explicit.wegstein
 
 
-def _parse_with(scenario, explicit: dict, algorithm: str | None = None):
+def _parse_with(scenario, explicit: dict, algorithm: str | None = None, **simulation):
     from dmpc_ros.scenarios import parse_scenario
     from dmpc_ros.scenarios.yaml_file import read_yaml
 
     data = read_yaml(Path(scenario.source))
     data["controller"]["explicit"] = explicit
+    data["simulation"].update(simulation)
     if algorithm:
         data["controller"]["algorithm"] = algorithm
     return parse_scenario(data, scenario.source)
+
+
+def test_the_agents_own_iteration_starts_from_a_repaired_warm_start() -> None:
+    """From x(0) where the zero-input warm start breaks a state limit: the iterative fallback of an iteration-free
+    agent projects it first (as the QP agents do), so it ends at Jacobi's plan and inside every limit."""
+    scenario = _parse_with(load_scenario(SCENARIO), {}, initial_state=[[22.3, -43.4], [6.9, -23.3]], steps=1)
+    design = scenario.design()
+    agents = build_agents(design, "explicit_facet", scenario.controller.stopping)
+    x0 = scenario.initial_state
+    for agent in agents:
+        agent.begin_step(0, x0[design.system.state_slice(agent.agent_id)], {})
+    agent = agents[0]
+    agent.x = x0.copy()
+    law, block = agent.laws[0], agent.blocks[0].block
+    assert block.slack(x0, agent.U[law.view_to_plant], repair=True) < -1.0   # the warm start is infeasible
+    U = agent._iterate_locally()
+    assert agent.statistics.fallbacks == 1 and block.slack(x0, U[law.view_to_plant], repair=True) > -1e-7
+    np.testing.assert_allclose(U, simulate(scenario, "jacobi").plan_inputs[0].ravel(), atol=1e-6)
 
 
 @pytest.mark.ros

@@ -30,7 +30,7 @@ from ..mpc.agent_problem import AgentBlockQP
 from ..mpc.explicit_law import LOCATION_TOLERANCE, ExplicitLaw, ExplicitSettings
 from ..mpc.qp import QPSolution
 from .base import Agent, StepStatistics, StoppingRule
-from .block_agent import BlockUpdateAgent
+from .block_agent import FEASIBILITY_TOLERANCE, BlockUpdateAgent
 from .plan import Plan
 from .safe_input import InputGuard
 from .scheme import AgentRequest, jacobi_weight
@@ -335,7 +335,7 @@ class IterationFreeAgent(Agent):
     def _iterate_locally(self) -> np.ndarray | None:
         """I-mpDiMPC on every agent's law (online QPs outside the explored set), run by this agent alone; its final
         regions' fixed point is taken when it holds (exact where the iteration stopped at its tolerance)."""
-        U = self.U.copy()
+        U = self._repaired(self.U.copy())
         for block in self.blocks:
             block.misses = 0
         for _ in range(self.stopping.max_iterations):
@@ -359,6 +359,23 @@ class IterationFreeAgent(Agent):
             if exact is not None:
                 self.regions, U = combination, exact
         return U if np.all(np.isfinite(U)) else None
+
+    def _repaired(self, U: np.ndarray) -> np.ndarray:
+        """The warm start projected onto the own block's repair rows when it violates one (first step, after a
+        disturbance): the cooperative iteration needs a feasible start (block_agent's feasibility recovery); with the
+        whole plant in view every agent projects onto the same set and gets the same point."""
+        law, block = self.laws[self.agent_id], self.blocks[self.agent_id].block
+        x_view = self.x[law.state_index]
+        if block.slack(x_view, U[law.view_to_plant], repair=True) >= -FEASIBILITY_TOLERANCE:
+            return U
+        projected, ok, _ = block.project(x_view, U[law.view_to_plant])
+        self._stats.fallbacks += 1
+        if not ok:
+            self._stats.infeasible += 1
+            return U
+        U = U.copy()
+        U[law.view_to_plant] = projected
+        return U
 
     # -- predictions ----------------------------------------------------------------------------------------------
     def _predict(self) -> np.ndarray:
