@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .coordination.factory import SCHEMES
 from .scenarios import Scenario, parse_scenario
 from .scenarios.schema import OVERRIDES
 from .scenarios.source import is_factory, load_source
@@ -153,6 +154,9 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
         ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
         ("infeasible problems / solver failures", f"{failures['infeasible_problems']} / {failures['solver_failures']}"),
         ("fallbacks / steps on fallback input", f"{failures['fallbacks']} / {failures['steps_on_fallback_input']}"),
+        *([("explicit: online QPs / full searches / iterative fallbacks",
+            " / ".join(str(summary["explicit"][k]) for k in ("qp_fallbacks", "full_searches", "iterative_fallbacks")))]
+          if SCHEMES.get(result.algorithm) is not None and SCHEMES[result.algorithm].offline else []),
         *([("stopped", result.stopped)] if result.stopped else []),
     ]
     for name, value in summary["scenario_metrics"].items():

@@ -290,3 +290,9 @@ def test_commands_without_the_cache_say_what_to_run(tmp_path: Path, command: str
     assert not (tmp_path / "out").exists()   # refused before any node started or output was written
     built = subprocess.run(DMPC + ["explicit", "build", SCENARIO], capture_output=True, text=True, timeout=120, env=env)
     assert built.returncode == 0 and "agent 1: θ 7, U_i 3" in built.stdout and "14 regions" in built.stdout
+    if command == "sim":
+        ran = subprocess.run(DMPC + ["sim", SCENARIO, "--steps", "2", "--output", str(tmp_path / "out"),
+                                     "--no-reference"], capture_output=True, text=True, timeout=120,
+                             env=dict(env, COLUMNS="200"))
+        assert ran.returncode == 0, ran.stderr
+        assert "explicit: online QPs / full searches / iterative fallbacks" in ran.stdout and "0 / 0 / 0" in ran.stdout
