@@ -68,8 +68,8 @@ def feasible_plant(M: int, rng: np.random.Generator, steps: int) -> dmpc.Scenari
         run = dmpc.simulate(scenario, "centralized")
         if not run.failures()["failed_steps"] and float(np.max(run.violation)) == 0.0:
             return scenario
-        x0 = [rng.uniform(a.state_constraint.bounding_box(2)[0] / 2, a.state_constraint.bounding_box(2)[1] / 2).tolist()
-              for a in network.agents]
+        boxes = [a.state_constraint.bounding_box(2) for a in network.agents]
+        x0 = [rng.uniform(low / 2, high / 2).tolist() for low, high in boxes]
     raise RuntimeError(f"no admissible x(0) found for a random plant with M = {M}")
 
 

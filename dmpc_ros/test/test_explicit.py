@@ -65,14 +65,13 @@ def test_explicit_law_equals_the_online_block_qp(agent: int) -> None:
         assert (region is not None) == online.usable   # the regions cover the feasible parameters
         if region is not None:
             np.testing.assert_allclose(law.evaluate(region, theta), online.z, atol=1e-7)
-            walked, _ = law.walk(theta, 0)
+            walked = law.walk(theta, 0)
             np.testing.assert_allclose(law.evaluate(walked, theta), online.z, atol=1e-7)
             compared += 1
     assert compared > 200
 
 
 def test_regions_and_laws_agree_with_ppopt() -> None:
-    pytest.importorskip("cvxopt")
     from ppopt.mp_solvers.solve_mpqp import mpqp_algorithm, solve_mpqp
     from ppopt.mpqp_program import MPQP_Program
     from ppopt.solver import Solver

@@ -124,16 +124,23 @@ class RegionLaw:
         self.num_regions = law.num_regions
 
 
+def stacked_equations(laws: list[RegionLaw], combination: tuple[int, ...],
+                      size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(I − K_u(v), K_x(v), f(v)) of equations (13) for the region combination v: (I − K_u) U = K_x x + f."""
+    system = np.eye(size)
+    Kx, offsets = np.zeros((size, laws[0].Kx.shape[2])), np.zeros(size)
+    for law, region in zip(laws, combination):
+        system[law.own] -= law.Ku[region]
+        Kx[law.own], offsets[law.own] = law.Kx[region], law.offsets[region]
+    return system, Kx, offsets
+
+
 class FixedPointLaw:
     """The fixed point of one region combination as a law of the plant state: U = G x + g while S x ≤ s (the stacked
     equations (13) solved once for the combination; S x − s are the chosen regions' rows at θ_i(x, U))."""
 
     def __init__(self, laws: list[RegionLaw], combination: tuple[int, ...], size: int) -> None:
-        system = np.eye(size)
-        Kx, offsets = np.zeros((size, laws[0].Kx.shape[2])), np.zeros(size)
-        for law, region in zip(laws, combination):
-            system[law.own] -= law.Ku[region]
-            Kx[law.own], offsets[law.own] = law.Kx[region], law.offsets[region]
+        system, Kx, offsets = stacked_equations(laws, combination, size)
         try:
             inverse = np.linalg.inv(system)
         except np.linalg.LinAlgError:
@@ -299,13 +306,9 @@ class IterationFreeAgent(Agent):
         law = self._fixed_points.get(combination)
         if law is not None:
             return law.at(self.x)
-        size = self.U.size
-        system, rhs = np.eye(size), np.empty(size)
-        for law, region in zip(self.laws, combination):
-            system[law.own] -= law.Ku[region]
-            rhs[law.own] = law.Kx[region] @ self.x + law.offsets[region]
+        system, Kx, offsets = stacked_equations(self.laws, combination, self.U.size)
         try:
-            U = np.linalg.solve(system, rhs)
+            U = np.linalg.solve(system, Kx @ self.x + offsets)
         except np.linalg.LinAlgError:
             return None
         for law, region in zip(self.laws, combination):

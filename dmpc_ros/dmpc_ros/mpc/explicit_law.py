@@ -103,25 +103,24 @@ class ExplicitLaw:
         hits = np.flatnonzero(worst <= LOCATION_TOLERANCE)
         return int(hits[0]) if hits.size else None
 
-    def walk(self, theta: np.ndarray, start: int | None) -> tuple[int | None, int]:
-        """The region of θ reached from `start` across the most violated facet each time (scan when stuck), and
-        how many regions were tested."""
+    def walk(self, theta: np.ndarray, start: int | None) -> int | None:
+        """The region of θ reached from `start` across the most violated facet each time (scan when stuck)."""
         if start is None:
-            return self.scan(theta), self.num_regions
+            return self.scan(theta)
         region, visited = start, set()
         while region is not None and region not in visited:
             visited.add(region)
             Phi, phi = self.region_rows[region]
             slack = phi - Phi @ theta
             if np.all(slack >= -LOCATION_TOLERANCE):
-                return region, len(visited)
+                return region
             crossings = self.across[region]
             violated = [int(r) for r in np.argsort(slack) if slack[r] < -LOCATION_TOLERANCE and int(r) in crossings]
             region = crossings[violated[0]] if violated else None
-        return self.scan(theta), len(visited) + self.num_regions
+        return self.scan(theta)
 
     def locate(self, theta: np.ndarray, method: str, start: int | None = None) -> int | None:
-        return self.walk(theta, start)[0] if method == "walk" else self.scan(theta)
+        return self.walk(theta, start) if method == "walk" else self.scan(theta)
 
     def evaluate(self, region: int, theta: np.ndarray) -> np.ndarray:
         return self.gains[region] @ theta + self.offsets[region]

@@ -83,7 +83,7 @@ class ParametricQP:
 
 def variable_bounds(A: np.ndarray, b: np.ndarray, B: np.ndarray, lower: np.ndarray,
                     upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-variable bounds implied by single-variable rows (a z_c ≤ b + Bθ) over the parameter box (±inf if none)."""
+    """Per-variable bounds implied by single-variable rows (a z_c ≤ b + Bθ) over the parameter box (±inf: none)."""
     n = A.shape[1]
     low, high = np.full(n, -np.inf), np.full(n, np.inf)
     for r in np.flatnonzero(np.count_nonzero(A, axis=1) == 1):
@@ -98,7 +98,7 @@ def variable_bounds(A: np.ndarray, b: np.ndarray, B: np.ndarray, lower: np.ndarr
 
 @dataclass
 class CriticalRegion:
-    """{θ : Φθ ≤ φ} (rows normalized) on which z*(θ) = gain θ + offset; `active` are the problem's active rows."""
+    """{θ : Φθ ≤ φ} (rows normalized) on which z*(θ) = gain θ + offset; `active`: the problem's active rows."""
 
     active: tuple[int, ...]
     Phi: np.ndarray
@@ -128,9 +128,8 @@ class ExplicitSolution:
     skipped_facets: int = 0   # facets across which no full-dimensional region was found (degenerate points)
 
 
-def region_of(problem: ParametricQP, active: tuple[int, ...]) -> CriticalRegion | None:
-    """The critical region of an active set (None if its rows are linearly dependent)."""
-    H_inv = np.linalg.inv(problem.H)
+def region_of(problem: ParametricQP, active: tuple[int, ...], H_inv: np.ndarray) -> CriticalRegion | None:
+    """The critical region of an active set (None if its rows are linearly dependent); H_inv = H⁻¹."""
     n, p = problem.num_variables, problem.num_parameters
     rows = list(active)
     if rows:
@@ -190,20 +189,22 @@ def explore(problem: ParametricQP, max_regions: int = MAX_REGIONS,
     known: dict[tuple[int, ...], int] = {}
     queue: list[int] = []
     skipped = 0
+    H_inv = np.linalg.inv(problem.H)
 
     def add(theta: np.ndarray) -> int | None:
+        """The region of the QP's active set at θ (added if new); None if infeasible there, -1 if degenerate."""
         solved = problem.solve_at(theta)
         if solved is None:
             return None
         active = solved[1]
         if active in known:
             return known[active]
-        region = region_of(problem, active)
+        region = region_of(problem, active, H_inv)
         if region is None or not region.contains(theta, 1e-6):
-            return None
+            return -1
         ball = chebyshev(region.Phi, region.phi)
         if ball is None or ball[1] < RADIUS_TOLERANCE:
-            return None
+            return -1
         if len(regions) >= max_regions:
             raise ValueError(f"more than {max_regions} critical regions: the explicit solution is too large")
         known[active] = len(regions)
@@ -211,7 +212,7 @@ def explore(problem: ParametricQP, max_regions: int = MAX_REGIONS,
         queue.append(len(regions) - 1)
         return known[active]
 
-    if add(seed) is None:
+    if add(seed) in (None, -1):
         raise ValueError("no full-dimensional critical region at the first feasible parameter")
     box_rows = 2 * problem.num_parameters
     while queue:
@@ -228,11 +229,9 @@ def explore(problem: ParametricQP, max_regions: int = MAX_REGIONS,
             if np.any(beyond < problem.lower) or np.any(beyond > problem.upper):
                 continue
             found = add(beyond)
-            if found is None:
-                if problem.solve_at(beyond) is not None:
-                    skipped += 1
-                continue
-            region.across[row] = found
+            skipped += found == -1     # feasible beyond, but no full-dimensional region found there
+            if found is not None and found >= 0:
+                region.across[row] = found
         region.facets = np.asarray(facets, int)
         if progress is not None:
             progress(len(regions) - len(queue), len(regions))
