@@ -11,6 +11,8 @@ _EXPORTS = {
     "LinearNetwork": "models.network", "LinearAgent": "models.network", "Coupling": "models.network",
     "CostCoupling": "models.network", "Setpoint": "models.network", "PolytopicConstraint": "models.linear",
     "MixedConstraint": "models.linear", "CoupledLinearSystem": "models.linear",
+    "NonlinearNetwork": "models.nonlinear", "NonlinearSubsystem": "models.nonlinear",
+    "NeighbourCoupling": "models.nonlinear", "NonlinearSetpoint": "models.nonlinear",
     # scenarios and their families
     "Scenario": "scenarios", "ScenarioError": "scenarios", "ModelFamily": "scenarios", "FamilyParts": "scenarios",
     "DesignExtras": "scenarios", "register_family": "scenarios", "family_names": "scenarios",

@@ -31,9 +31,10 @@ def test_shipped_scenarios_keep_their_closed_loop_costs(case: str) -> None:
 
 
 def test_registry_has_the_builtin_families_and_names_them_on_a_typo() -> None:
-    assert {"linear", "mass_spring_chain", "platoon", "formation"} <= set(family_names())
+    assert {"linear", "mass_spring_chain", "platoon", "formation", "nonlinear"} <= set(family_names())
     with pytest.raises(ScenarioError, match=r"model\.type: 'mass_spring' is not allowed: must be one of .*"
-                                            r"formation, linear, mass_spring_chain, platoon.*dmpc_ros\.models"):
+                                            r"formation, linear, mass_spring_chain, nonlinear, platoon.*"
+                                            r"dmpc_ros\.models"):
         parse_scenario({"model": {"type": "mass_spring", "sample_time": 0.1}, "controller": {"horizon": 5}})
 
 

@@ -40,6 +40,7 @@ class StepStatistics:
     full_searches: int = 0           # iteration-free schemes: searches over every region combination
     iterative_fallbacks: int = 0     # iteration-free schemes: no fixed point found, the iterative scheme ran
     combinations: int = 0            # iteration-free schemes: region combinations tried
+    feedback_times: list[float] = field(default_factory=list)   # RTI: the feedback phase of each solve [s]
 
     def count_failure(self, infeasible: bool) -> None:
         if infeasible:

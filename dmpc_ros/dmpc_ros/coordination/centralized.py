@@ -133,6 +133,10 @@ class CentralizedController:
         self._solved = True
         self.statistics = StepStatistics()
 
+    @property
+    def last_solve_time(self) -> float:
+        return self.mpc.last_solve_time
+
     def plan(self, x: np.ndarray, step: int,
              extra: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
         """(states, inputs, solved) of the plan it will apply at state x and step `step`."""

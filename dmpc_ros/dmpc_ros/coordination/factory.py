@@ -18,6 +18,7 @@ from ..mpc.tubes import TubeFamily
 from ..progress import counted, report
 from .admm import AdmmAgent, AdmmSettings
 from .base import Agent, StoppingRule
+from .centralized import CentralizedController
 from .block_agent import BlockUpdateAgent
 from .collision import CollisionAvoidance
 from .consensus import CentreConsensus, CentreConsensusAgent
@@ -57,6 +58,20 @@ class ControllerDesign:
     tubes: TubeFamily | None = None          # tube-based robust mode: Z_i, K_i, plan-change bounds (system tightened)
     applied_limits: tuple[Subsystem, ...] | None = None   # the plant's own sets when `system`'s are tightened
     explicit: ExplicitLaws | None = None     # every agent's multiparametric solution (explicit schemes)
+
+    def agents(self, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
+               weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings()) -> list[Agent]:
+        """Every agent of `algorithm` (the simulator's; a nonlinear design offers the same)."""
+        return build_agents(self, algorithm, stopping, backend, weights, admm)
+
+    def agent(self, algorithm: str, agent_id: int, stopping: StoppingRule, backend: str = "daqp",
+              weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings()) -> Agent:
+        """Agent `agent_id` of `algorithm` (what one ROS agent node builds)."""
+        return build_agent(self, algorithm, agent_id, stopping, backend, weights, admm)
+
+    def centralized(self) -> CentralizedController:
+        """The centralized MPC as a controller (the reference and the `centralized` scheme)."""
+        return CentralizedController(self)
 
     def input_guard(self, agent: int) -> InputGuard:
         """What the agent's applied input must satisfy: the plant's own input set (untightened in tube mode)."""
@@ -216,6 +231,9 @@ def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[floa
     """Raise ValueError naming what is wrong with the algorithm choice or its convex-combination weights."""
     M = design.system.num_agents
     distributed = tuple(a for a, scheme in SCHEMES.items() if scheme.build is not None)
+    if SCHEMES[algorithm].nonlinear_only if algorithm in SCHEMES else False:
+        raise ValueError(f"algorithm '{algorithm}' is not allowed here: it needs a nonlinear model (model.type "
+                         f"nonlinear)")
     if algorithm not in distributed:
         raise ValueError(f"algorithm '{algorithm}' has no agents: allowed {', '.join(distributed)}")
     conflict = scheme_conflict(design.system, algorithm)
@@ -313,5 +331,6 @@ SCHEMES: dict[str, Scheme] = {
                                       check=explicit_check, offline=True),
     "explicit_facet": Scheme(lambda r: iteration_free_agent(r, "facet"), shared_constraint=True,
                              check=explicit_check, offline=True),
+    "sensitivity": Scheme(None, nonlinear_only=True),   # coordination/nonlinear.py builds its agents
 }
 ALGORITHMS = tuple(SCHEMES)

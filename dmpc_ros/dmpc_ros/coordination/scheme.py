@@ -35,6 +35,7 @@ class Scheme:
     shared_constraint: bool = False         # keeps a constraint shared by all agents' inputs
     check: Callable[[ControllerDesign, list[float] | None], str | None] | None = None   # why not here
     offline: bool = False                   # needs laws solved offline (ControllerDesign.explicit)
+    nonlinear_only: bool = False            # runs on nonlinear models only (coordination/nonlinear.py)
 
 
 def jacobi_weight(request: AgentRequest) -> float:

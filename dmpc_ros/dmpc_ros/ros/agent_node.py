@@ -24,7 +24,7 @@ from std_msgs.msg import Header
 
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
-from ..coordination import ALGORITHMS, StoppingRule, build_agent
+from ..coordination import ALGORITHMS, StoppingRule
 from ..coordination.plan_book import STEPS_AHEAD, PlanBook
 from ..coordination.safe_input import INPUT_SOURCES
 from ..mpc.qp import BACKENDS
@@ -186,9 +186,9 @@ class AgentNode(LifecycleNode):
         self._steps = scenario.steps
         self.design = scenario.design()
         controller = scenario.controller
-        self.agent = build_agent(self.design, self.algorithm, self.agent_id,
-                                 StoppingRule(controller.max_iterations, controller.tolerance), controller.solver,
-                                 controller.weights, admm=controller.admm)
+        self.agent = self.design.agent(self.algorithm, self.agent_id,
+                                       StoppingRule(controller.max_iterations, controller.tolerance),
+                                       controller.solver, controller.weights, admm=controller.admm)
         try:
             neighbours = list(self._parameter("neighbour_ids") or [])
         except rclpy.exceptions.ParameterUninitializedException:

@@ -19,8 +19,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ..coordination import ControllerDesign
+from ..coordination.factory import SCHEMES
 from ..models.linear import CoupledLinearSystem, CouplingTerm, Subsystem
 from ..mpc.reference import ReferenceTrajectory
+from ..mpc.terminal import NotStabilizable, check_stabilizable
+from ..progress import report
+from .checks import check_reference
 from .validation import ScenarioError
 
 if TYPE_CHECKING:   # annotations only: scenarios never imports the layers above it
@@ -88,6 +93,29 @@ class ModelFamily(ABC):
 
     def design_extras(self, scenario: Scenario, reference: ReferenceTrajectory) -> DesignExtras:
         return DesignExtras()
+
+    def check_model(self, scenario: Scenario, system: CoupledLinearSystem) -> None:
+        """Load-time checks of the prediction model and the reference (ScenarioError naming the field): a linear
+        model must be stabilizable and detectable, its reference inside the sets and, if constant, a steady state."""
+        algorithm = scenario.controller.algorithm
+        if SCHEMES[algorithm].nonlinear_only:
+            raise ScenarioError(f"controller.algorithm: {algorithm} is not allowed for model.type {self.name}: it "
+                                f"needs a nonlinear model (model.type nonlinear)")
+        report("checking stabilizability and detectability")
+        try:
+            check_stabilizable(*system.full_matrices(), scenario.controller.Q,
+                               [name for sub in system.subsystems for name in sub.state_names])
+        except NotStabilizable as error:
+            raise ScenarioError(f"model: {error}") from None
+        check_reference(system, self.reference(scenario, system))
+
+    def controller_design(self, scenario: Scenario, design: ControllerDesign):
+        """The design the controllers run (default: the linear design itself; a nonlinear family wraps it)."""
+        return design
+
+    def plant(self, scenario: Scenario):
+        """The simulated plant (default: the exact discretization of the model, no couplings dropped)."""
+        return scenario.model.discrete(scenario.sample_time, coupling_tolerance=0.0)
 
     def check_algorithm(self, scenario_parts: FamilyParts, algorithm: str) -> None:
         """Raise ScenarioError (naming controller.algorithm) if the family cannot run `algorithm`."""

@@ -20,11 +20,11 @@ from ..models.linear import CoupledLinearSystem, CouplingTerm
 from ..mpc.explicit_law import POINT_LOCATIONS, ExplicitSettings
 from ..mpc.qp import BACKENDS
 from ..mpc.reference import ReferenceTrajectory
-from ..mpc.terminal import NotStabilizable, admissible_target, check_stabilizable, lqr_terminal
+from ..mpc.terminal import NotStabilizable, admissible_target, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
 from ..progress import report
 from . import explicit_cache
-from .checks import check_initial_state, check_nonempty_sets, check_reference, check_set_up_size
+from .checks import check_initial_state, check_nonempty_sets, check_set_up_size
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
                          section)
@@ -94,9 +94,9 @@ class Scenario:
     def num_agents(self) -> int:
         return self.model.num_agents
 
-    def plant(self) -> CoupledLinearSystem:
-        """The simulated plant: the exact discretization (no couplings dropped)."""
-        return self.model.discrete(self.sample_time, coupling_tolerance=0.0)
+    def plant(self):
+        """The simulated plant (the family's: a linear model's exact discretization, no couplings dropped)."""
+        return self.family.plant(self)
 
     def prediction_model(self) -> CoupledLinearSystem:
         return self.model.discrete(self.sample_time, coupling_tolerance=self.coupling_tolerance)
@@ -121,7 +121,7 @@ class Scenario:
                                   applied_limits=limits)
         if with_laws and SCHEMES[self.controller.algorithm].offline:   # solved offline (dmpc explicit build)
             design = replace(design, explicit=explicit_cache.load(design, self.controller.explicit, self.source))
-        return design.for_algorithm(self.controller.algorithm)
+        return self.family.controller_design(self, design.for_algorithm(self.controller.algorithm))
 
     def admissible_reference(self, model: CoupledLinearSystem, reference: ReferenceTrajectory) -> ReferenceTrajectory:
         """With a terminal set: a setpoint on (or beyond) a limit — of the tightened sets in tube mode — has no
@@ -370,7 +370,7 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         parts = family.parse(model, controller, sample_time)
     else:
         family = family_of(model)
-        reject_unknown(controller, "controller.", COMMON_CONTROLLER_FIELDS)
+        reject_unknown(controller, "controller.", COMMON_CONTROLLER_FIELDS | set(family.controller_fields))
         parts = family.from_model(model)
         sample_time = float(model.sample_time)
         coupling_tolerance = float(getattr(model, "coupling_tolerance", 0.0))
@@ -421,12 +421,6 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     system = parts.model.discrete(sample_time, coupling_tolerance=coupling_tolerance)
     check_scheme(system, settings.algorithm)
     check_set_up_size(system, settings.horizon, settings.algorithm)
-    report("checking stabilizability and detectability")
-    try:
-        check_stabilizable(*system.full_matrices(), settings.Q,
-                           [name for sub in system.subsystems for name in sub.state_names])
-    except NotStabilizable as error:
-        raise ScenarioError(f"model: {error}") from None
     bound = parse_disturbance_bound(simulation.get("disturbance_bound"), subsystems)
     tubes = None
     tube = section(controller, "controller.", "tube")
@@ -456,7 +450,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
         tubes=tubes, family_settings=parts.settings, source=source, sections=sections,
         strict=flag(simulation, "simulation.", "strict", False),
     )
-    check_reference(system, family.reference(scenario, system))
+    family.check_model(scenario, system)
     return scenario
 
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..coordination import AdmmSettings, CentralizedController, ControllerDesign, StoppingRule, build_agents
+from ..coordination import AdmmSettings, ControllerDesign, StoppingRule
+from ..coordination.nonlinear import NonlinearDesign
 from ..models.linear import CoupledLinearSystem
+from ..models.nonlinear import NonlinearPlant
 from .network import TICKS_PER_ITERATION, InMemoryNetwork
 from .results import SimulationResult
 
@@ -33,16 +35,16 @@ class SimulationSettings:
     strict: bool = False   # end the run after the first step that applied a fallback input for want of a solution
 
 
-def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarray, settings: SimulationSettings,
-             progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSystem | NonlinearPlant, x0: np.ndarray,
+             settings: SimulationSettings, progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Run the closed loop for settings.steps steps from x0; progress(k, steps) is called after each step."""
     T, N, n, m = settings.steps, design.horizon, plant.n_x, plant.n_u
     if settings.algorithm != "centralized":   # what the scheme needs (ADMM: separable terminal cost), for the
         design = design.for_algorithm(settings.algorithm)   # agents and the centralized comparison alike
-    centralized = CentralizedController(design) \
-        if settings.algorithm == "centralized" or settings.compare_centralized else None
-    agents = [] if settings.algorithm == "centralized" else build_agents(
-        design, settings.algorithm, settings.stopping, settings.backend, settings.weights, settings.admm)
+    centralized = design.centralized() if settings.algorithm == "centralized" or settings.compare_centralized \
+        else None
+    agents = [] if settings.algorithm == "centralized" else design.agents(
+        settings.algorithm, settings.stopping, settings.backend, settings.weights, settings.admm)
     max_iterations = 1 if settings.algorithm == "centralized" else settings.stopping.max_iterations
     if design.centre_consensus is not None and settings.algorithm != "centralized":   # step 0 agrees first
         max_iterations += design.centre_consensus.rounds + 1
@@ -70,7 +72,7 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
                 result.centralized_cost[k] = design.trajectory_cost(ref_states, ref_inputs, k)
             if agents:   # the comparison's own failures (a centralized run counts them as its controller's)
                 result.reference_failed[k] = not reference_ok
-            result.centralized_solve_time[k] = centralized.mpc.last_solve_time
+            result.centralized_solve_time[k] = centralized.last_solve_time
         if agents:
             trace = result.cost_per_iteration[k]
 
@@ -84,8 +86,8 @@ def simulate(design: ControllerDesign, plant: CoupledLinearSystem, x0: np.ndarra
         else:
             U, iterations = ref_inputs.ravel(), 1
             result.cost_per_iteration[k, 0] = design.trajectory_cost(ref_states, ref_inputs, k)
-            result.agent_solve_times[k] = [[centralized.mpc.last_solve_time]]
-            result.agent_call_times[k] = [[centralized.mpc.last_solve_time]]
+            result.agent_solve_times[k] = [[centralized.last_solve_time]]
+            result.agent_call_times[k] = [[centralized.last_solve_time]]
         # what the controllers apply (agents in id order), guarded: their plans' first inputs (plus the ancillary
         # feedback in tube mode), or a fallback that is inside U_i (coordination/safe_input.py)
         controllers = agents or [centralized]

@@ -1,0 +1,234 @@
+"""The controller design of a nonlinear network: what its agents, its centralized NMPC and the drivers share.
+
+`NonlinearDesign` offers what a driver asks of a `ControllerDesign` (agents by scheme name, the centralized
+controller, plan records: assemble, predict, costs) so the simulator and the ROS nodes run it unchanged. Its
+schemes are found by name in `NONLINEAR_SCHEMES`; a linear scheme is refused with the reason.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import casadi as ca
+import numpy as np
+
+from ..models.linear import CoupledLinearSystem
+from ..models.nonlinear import NonlinearNetwork
+from ..mpc.nonlinear_ocp import OptimalControlProblem, SolverSettings
+from ..mpc.reference import ReferenceTrajectory
+from .admm import AdmmSettings
+from .base import Agent, StepStatistics, StoppingRule
+from .safe_input import InputGuard
+
+
+@dataclass(frozen=True)
+class NonlinearCost:
+    """Σ_k l(x_k, u_k) + V(x_N) of the plant-wide problem (tracking terms, the agents' coupling costs)."""
+
+    design: "NonlinearDesign"
+
+    @cached_property
+    def _functions(self) -> tuple[ca.Function, ca.Function]:
+        net = self.design.network
+        x, u = ca.SX.sym("x", net.n_x), ca.SX.sym("u", net.n_u)
+        xr, ur = ca.SX.sym("xr", net.n_x), ca.SX.sym("ur", net.n_u)
+        stage, terminal = 0, 0
+        for i in range(net.num_agents):
+            xs, us = net.state_slice(i), net.input_slice(i)
+            dx, du = x[xs] - xr[xs], u[us] - ur[us]
+            stage += ca.bilin(ca.DM(net.state_weights[i]), dx, dx) + ca.bilin(ca.DM(net.input_weights[i]), du, du)
+            terminal += ca.bilin(ca.DM(self.design.terminal_weights[i]), dx, dx)
+        for c in net.couplings:
+            if c.cost is not None:
+                stage += c.cost(x[net.state_slice(c.agent)], x[net.state_slice(c.neighbour)])
+        return ca.Function("stage", [x, u, xr, ur], [stage]), ca.Function("terminal", [x, xr], [terminal])
+
+    def stage(self, x: np.ndarray, u: np.ndarray, step: int) -> float:
+        x_ref, u_ref = self.design.reference.at(step)
+        return float(self._functions[0](x, u, x_ref, u_ref))
+
+    def trajectory(self, states: np.ndarray, inputs: np.ndarray, step: int) -> float:
+        N = inputs.shape[0]
+        x_ref, u_ref = self.design.reference.window(step, N)
+        stage = self._functions[0].map(N)(states[:N].T, inputs.T, x_ref[:N].T, u_ref.T)
+        return float(np.sum(np.asarray(stage))) + float(self._functions[1](states[N], x_ref[N]))
+
+
+@dataclass(frozen=True)
+class NonlinearDesign:
+    """Network, horizon, references, separable terminal cost (each agent's block of the linearized DARE, scaled by
+    `network.terminal_weight`) and the local solver settings."""
+
+    network: NonlinearNetwork
+    system: CoupledLinearSystem            # the linearization: slices, sets, sample time for the drivers
+    horizon: int
+    reference: ReferenceTrajectory
+    terminal_weights: tuple[np.ndarray, ...]
+    solver: SolverSettings = SolverSettings()
+    collision = None
+    centre_consensus = None
+    tubes = None
+    explicit = None
+
+    def for_algorithm(self, algorithm: str) -> "NonlinearDesign":
+        return self
+
+    def input_guard(self, agent: int) -> InputGuard:
+        return InputGuard.of(self.system.subsystems[agent])
+
+    def check(self, algorithm: str) -> None:
+        """ValueError with the reason if `algorithm` cannot run on a nonlinear network."""
+        if algorithm not in NONLINEAR_SCHEMES:
+            allowed = ", ".join(NONLINEAR_SCHEMES)
+            reason = REFUSED.get(algorithm, "it solves QPs of a linear model")
+            raise ValueError(f"algorithm '{algorithm}' is not allowed for a nonlinear model: {reason}; allowed: "
+                             f"{allowed}")
+
+    def agents(self, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
+               weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings()) -> list[Agent]:
+        return [self.agent(algorithm, i, stopping, backend, weights, admm) for i in range(self.network.num_agents)]
+
+    def agent(self, algorithm: str, agent_id: int, stopping: StoppingRule, backend: str = "daqp",
+              weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings()) -> Agent:
+        self.check(algorithm)
+        build = NONLINEAR_SCHEMES[algorithm]
+        if build is None:
+            raise ValueError(f"algorithm '{algorithm}' has no agents")
+        return build(self, agent_id, stopping)
+
+    def centralized(self) -> "CentralizedNMPC":
+        return CentralizedNMPC(self)
+
+    # -- records ------------------------------------------------------------------------------------------------
+    @cached_property
+    def shared_cost(self) -> NonlinearCost:
+        return NonlinearCost(self)
+
+    def cost(self) -> NonlinearCost:
+        return self.shared_cost
+
+    @cached_property
+    def _one_step(self) -> ca.Function:
+        """x⁺ = Φ(x, u, x⁺) of the whole plant, solved for x⁺ by Newton's method: every agent's prediction map
+        interpolates its neighbours' states towards their next ones."""
+        net = self.network
+        x, u, x_next = ca.SX.sym("x", net.n_x), ca.SX.sym("u", net.n_u), ca.SX.sym("x_next", net.n_x)
+        parts = []
+        for i in range(net.num_agents):
+            z = [v for j in net.neighbours(i) for v in (x[net.state_slice(j)], u[net.input_slice(j)],
+                                                          x_next[net.state_slice(j)])]
+            parts.append(net.discrete_map(i)(x[net.state_slice(i)], u[net.input_slice(i)],
+                                             ca.vcat(z) if z else ca.DM(0, 1)))
+        residual = ca.Function("residual", [x_next, ca.vertcat(x, u)], [ca.vcat(parts) - x_next])
+        solver = ca.rootfinder("step", "newton", residual, {"abstol": 1e-13, "error_on_fail": False})
+        held = ca.Function("held", [x, u], [ca.substitute(ca.vcat(parts), x_next, x)])   # the first guess
+        return ca.Function("Phi", [x, u], [solver(held(x, u), ca.vertcat(x, u))])
+
+    def assemble(self, plans: dict) -> np.ndarray:
+        """The plant-wide plan (time-major inputs) from every agent's Plan."""
+        return np.hstack([plans[i].inputs for i in range(self.network.num_agents)]).ravel()
+
+    def predict(self, x: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """Predicted states (N+1 × n_x) of plan U from x under the prediction model."""
+        N = self.horizon
+        inputs = np.asarray(U, float).reshape(N, -1)
+        rollout = self._one_step.mapaccum(N)(np.asarray(x, float), inputs.T)
+        return np.vstack([x, np.asarray(rollout, float).T])
+
+    def plan_cost(self, x: np.ndarray, U: np.ndarray, step: int) -> float:
+        return self.shared_cost.trajectory(self.predict(x, U), np.asarray(U, float).reshape(self.horizon, -1), step)
+
+    def trajectory_cost(self, states: np.ndarray, inputs: np.ndarray, step: int) -> float:
+        return self.shared_cost.trajectory(states, inputs, step)
+
+    def stage_cost(self, x: np.ndarray, u: np.ndarray, step: int) -> float:
+        return self.shared_cost.stage(x, u, step)
+
+    def reference_blocks(self, members, step: int) -> tuple[dict, dict]:
+        """Each member's reference states (N+1 × n_x) and inputs (N × n_u) over the horizon from `step`."""
+        x_ref, u_ref = self.reference.window(step, self.horizon)
+        net = self.network
+        return ({m: x_ref[:, net.state_slice(m)] for m in members}, {m: u_ref[:, net.input_slice(m)] for m in members})
+
+    def initial_guess(self, x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(states, inputs) plant-wide: the reference inputs rolled out from x (a start for the first solve)."""
+        inputs = np.array(self.reference.window(step, self.horizon)[1], float)
+        return self.predict(x, inputs.ravel()), inputs
+
+
+class CentralizedNMPC:
+    """The whole NLP (every agent's OCP at once) solved by IPOPT from the shifted previous solution: the reference
+    the distributed schemes are measured against, and the `centralized` controller, under the agents' input rules."""
+
+    def __init__(self, design: NonlinearDesign) -> None:
+        self.design = design
+        net, N = design.network, design.horizon
+        members = tuple(range(net.num_agents))
+        self.ocp = OptimalControlProblem(net, members, N, dict(enumerate(design.terminal_weights)),
+                                         SolverSettings("ipopt", tolerance=min(design.solver.tolerance, 1e-8),
+                                                        max_iterations=max(design.solver.max_iterations, 200)))
+        self.guards = [design.input_guard(i) for i in members]
+        self._w: np.ndarray | None = None
+        self._lam: np.ndarray | None = None
+        self._plan = np.zeros((N, net.n_u))
+        self._candidate = np.zeros(net.n_u)
+        self._x = np.zeros(net.n_x)
+        self._solved = True
+        self.last_solve_time = 0.0
+        self.statistics = StepStatistics()
+
+    def plan(self, x: np.ndarray, step: int, extra=None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(states, inputs, solved) of the plan it applies at state x and step `step`."""
+        design, layout = self.design, self.ocp.layout
+        net = design.network
+        if self._w is None:
+            states, inputs = design.initial_guess(x, step)
+        else:
+            inputs = np.vstack([self._plan[1:], self._plan[-1:]])
+            states = design.predict(x, inputs.ravel())
+        w = layout.pack({m: states[:, net.state_slice(m)] for m in layout.members},
+                        {m: inputs[:, net.input_slice(m)] for m in layout.members})
+        p = self.ocp.parameters({}, {}, *design.reference_blocks(layout.members, step))
+        solution = self.ocp.solve(w, np.asarray(x, float), p, self._lam)
+        self.last_solve_time = solution.solve_time
+        self.statistics = StepStatistics(iterations=1, solve_times=[solution.solve_time],
+                                         call_times=[solution.solve_time])
+        self._candidate = inputs[0].copy()
+        if solution.ok:
+            self._w, self._lam = solution.w, solution.dynamics_multipliers
+            inputs = np.hstack([layout.inputs(solution.w, m) for m in layout.members])
+            states = np.hstack([layout.states(solution.w, m, x[net.state_slice(m)]) for m in layout.members])
+        else:
+            self.statistics.fallbacks += 1
+            self.statistics.count_failure(solution.infeasible)
+        self._plan, self._x, self._solved = inputs, np.asarray(x, float), solution.ok
+        return states, inputs, solution.ok
+
+    def control(self) -> np.ndarray:
+        """u(k): each agent's part of the plan's first input, guarded like an agent's."""
+        u, sources = np.empty(self._plan.shape[1]), []
+        net = self.design.network
+        for i, guard in enumerate(self.guards):
+            us, xs = net.input_slice(i), net.state_slice(i)
+            u[us], rule = guard.apply(self._plan[0, us], self._candidate[us], self._x[xs])
+            sources.append(rule)
+        rule = next((r for r in sources if r != "plan"), "plan")
+        self.statistics.input_source = ("solved" if self._solved else "candidate") if rule == "plan" else rule
+        return u
+
+
+def sensitivity_agent(design: NonlinearDesign, agent_id: int, stopping: StoppingRule) -> Agent:
+    from .sensitivity import SensitivityAgent
+
+    return SensitivityAgent(agent_id, design, stopping)
+
+
+NONLINEAR_SCHEMES: dict[str, Callable | None] = {"centralized": None, "sensitivity": sensitivity_agent}
+REFUSED = {
+    "jacobi": "cooperative Jacobi's descent and feasibility argument (Stewart, Wright & Rawlings 2011) needs each "
+              "agent to predict the whole plant's cost of its own inputs through the whole nonlinear model; "
+              "sensitivity reaches the same optimum with neighbour-to-neighbour data",
+    "gauss_seidel": "as for jacobi, each agent would need the whole nonlinear model; use sensitivity",
+    "admm": "the edge-based ADMM agents solve QPs of a linear model; nonlinear local NLPs are not built for it yet",
+}

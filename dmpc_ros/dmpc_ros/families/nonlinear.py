@@ -1,0 +1,148 @@
+"""`model.type: nonlinear`: a nonlinear network (models/nonlinear.py), a shipped example by name with its
+parameters, or a `NonlinearNetwork` built in Python. Its controllers solve NLPs (coordination/nonlinear.py), the
+plant integrates the true continuous dynamics, and `controller.nonlinear` picks the local solver."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import block_diag
+
+from ..coordination.nonlinear import NONLINEAR_SCHEMES, REFUSED, NonlinearDesign
+from ..models.linear import CoupledLinearSystem
+from ..models.nonlinear import NonlinearNetwork, NonlinearPlant
+from ..models.nonlinear_examples import EXAMPLES, example_parameters
+from ..mpc.nonlinear_ocp import HESSIANS, SOLVERS, SolverSettings
+from ..mpc.reference import ReferenceTrajectory
+from ..mpc.terminal import NotStabilizable, check_stabilizable
+from ..progress import report
+from ..scenarios.family import FamilyParts, ModelFamily
+from ..scenarios.validation import ScenarioError, check_number, choice, number, parse_rows, reject_unknown, section
+
+STEADY_STATE = 1e-7   # |ẋ| · sample_time at a setpoint, relative to 1 + |x̄|, above which it is no steady state
+SOLVER_FIELDS = {"method", "hessian", "max_iterations", "tolerance"}
+
+
+class NonlinearFamily(ModelFamily):
+    name = "nonlinear"
+    model_fields = frozenset({"example", "parameters"})
+    controller_fields = frozenset({"nonlinear"})
+    initial_state_default = "setpoint"
+
+    def parse(self, model: dict, controller: dict, sample_time: float) -> FamilyParts:
+        example = choice(model, "model.", "example", tuple(EXAMPLES))
+        parameters = dict(section(model, "model.", "parameters"))
+        allowed = set(example_parameters(example)) - {"sample_time"}
+        reject_unknown(parameters, "model.parameters.", allowed)
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in parameters.items()}
+        for key, value in values.items():
+            for k, entry in enumerate(value if isinstance(value, tuple) else (value,)):
+                check_number(entry, f"model.parameters.{key}" + (f"[{k}]" if isinstance(value, tuple) else ""))
+        try:
+            network = EXAMPLES[example](sample_time=sample_time, **values)
+        except (TypeError, ValueError) as error:
+            raise ScenarioError(f"model.parameters: {error}") from None
+        return self.from_model(network)
+
+    def from_model(self, model: object) -> FamilyParts:
+        if not isinstance(model, NonlinearNetwork):
+            raise ScenarioError(f"model: a {type(model).__name__} is not a NonlinearNetwork")
+        return FamilyParts(model, block_diag(*model.state_weights), block_diag(*model.input_weights))
+
+    def initial_state(self, value: object, parts: FamilyParts, sample_time: float) -> np.ndarray:
+        """'setpoint' (the first reference sample), one list per agent, or the stacked state."""
+        network: NonlinearNetwork = parts.model
+        if isinstance(value, str) and value == "setpoint":
+            return network.reference_at(0.0)[0]
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, list) and value and not isinstance(value[0], list):
+            if len(value) != network.n_x:
+                raise ScenarioError(f"simulation.initial_state: has {len(value)} entries, expected {network.n_x} "
+                                    f"(all agents' states) or one list per agent")
+            return np.array([check_number(v, f"simulation.initial_state[{k}]") for k, v in enumerate(value)])
+        rows = [tuple(a.state_names) for a in network.agents]
+        if len({len(r) for r in rows}) == 1:
+            return parse_rows(value, "simulation.initial_state", network.num_agents, rows[0],
+                              noun="lists (one per agent)")
+        raise ScenarioError("simulation.initial_state: give 'setpoint' or the stacked state of all agents")
+
+    def reference(self, scenario, system: CoupledLinearSystem) -> ReferenceTrajectory:
+        """The network's reference function or setpoints, sampled per step (one sample when it never changes)."""
+        network: NonlinearNetwork = scenario.model
+        if network.reference is None and len(network.setpoints) == 1:
+            return ReferenceTrajectory.constant(*network.reference_at(0.0))
+        samples = [network.reference_at(k * scenario.sample_time) for k in range(scenario.reference_length)]
+        return ReferenceTrajectory(np.array([s[0] for s in samples]), np.array([s[1] for s in samples]))
+
+    def check_model(self, scenario, system: CoupledLinearSystem) -> None:
+        """The scheme and settings a nonlinear model allows, references inside the limits, setpoints at steady
+        states of the true dynamics, and a stabilizable linearization at the first reference sample."""
+        network: NonlinearNetwork = scenario.model
+        algorithm = scenario.controller.algorithm
+        if algorithm not in NONLINEAR_SCHEMES:
+            raise ScenarioError(f"controller.algorithm: {algorithm} is not allowed for model.type nonlinear: "
+                                f"{REFUSED.get(algorithm, 'it solves QPs of a linear model')}; allowed: "
+                                f"{', '.join(NONLINEAR_SCHEMES)}")
+        if scenario.controller.robust != "nominal" or scenario.controller.terminal_set:
+            raise ScenarioError("controller.robust / controller.terminal_set: not allowed for model.type nonlinear "
+                                "(tubes and terminal sets are built for linear models; the terminal cost is the "
+                                "separable CLF of the paper, without a terminal set)")
+        solver_settings(scenario)
+        lower_x = np.concatenate([a.state_lower for a in network.agents])
+        upper_x = np.concatenate([a.state_upper for a in network.agents])
+        lower_u = np.concatenate([a.input_lower for a in network.agents])
+        upper_u = np.concatenate([a.input_upper for a in network.agents])
+        names = [n for a in network.agents for n in a.state_names]
+        inputs = [n for a in network.agents for n in a.input_names]
+        reference = self.reference(scenario, system)
+        for k, (x_ref, u_ref) in enumerate(zip(reference.states, reference.inputs)):
+            for value, lower, upper, labels in ((x_ref, lower_x, upper_x, names), (u_ref, lower_u, upper_u, inputs)):
+                bad = np.flatnonzero((value < lower - 1e-9) | (value > upper + 1e-9))
+                if bad.size:
+                    b = int(bad[0])
+                    raise ScenarioError(f"controller: the reference at step {k} has {labels[b]} = {value[b]:.6g}, "
+                                        f"outside its limits [{lower[b]:.6g}, {upper[b]:.6g}]")
+        if network.reference is None:
+            for setpoint in network.setpoints:
+                residual = network.steady_state_residual(setpoint.state, setpoint.input) * scenario.sample_time
+                worst = int(np.argmax(np.abs(residual)))
+                if abs(residual[worst]) > STEADY_STATE * (1 + np.max(np.abs(setpoint.state))):
+                    raise ScenarioError(f"controller: the setpoint from t = {setpoint.time} s is not a steady state: "
+                                        f"d{names[worst]}/dt = {residual[worst] / scenario.sample_time:.3g} there")
+        report("checking the linearization's stabilizability and detectability")
+        try:
+            check_stabilizable(*system.full_matrices(), scenario.controller.Q, names)
+        except NotStabilizable as error:
+            raise ScenarioError(f"model: at the first reference sample, the linearization: {error}") from None
+
+    def controller_design(self, scenario, design) -> NonlinearDesign:
+        """The NLP design: each agent's terminal cost is its block of the linearization's DARE solution, scaled."""
+        network: NonlinearNetwork = scenario.model
+        P = design.lqr[0]
+        blocks = tuple(network.terminal_weight * P[network.state_slice(i), network.state_slice(i)]
+                       for i in range(network.num_agents))
+        return NonlinearDesign(network, design.system, design.horizon, design.reference, blocks,
+                               solver_settings(scenario))
+
+    def plant(self, scenario) -> NonlinearPlant:
+        return NonlinearPlant(scenario.model, scenario.sample_time)
+
+    def metrics(self, scenario, x: np.ndarray, u: np.ndarray) -> dict:
+        network: NonlinearNetwork = scenario.model
+        return {} if network.metrics is None else network.metrics(network, x, u)
+
+
+def solver_settings(scenario) -> SolverSettings:
+    """controller.nonlinear: the local NLP solver (method sqp | rti | ipopt, hessian, max_iterations, tolerance)."""
+    given = section(scenario.sections.get("controller", {}), "controller.", "nonlinear")
+    reject_unknown(given, "controller.nonlinear.", SOLVER_FIELDS)
+    defaults = SolverSettings()
+    return SolverSettings(
+        method=choice(given, "controller.nonlinear.", "method", SOLVERS, default=defaults.method),
+        hessian=choice(given, "controller.nonlinear.", "hessian", HESSIANS, default=defaults.hessian),
+        max_iterations=number(given, "controller.nonlinear.", "max_iterations", default=defaults.max_iterations,
+                              minimum=1, maximum=10000, integer=True),
+        tolerance=number(given, "controller.nonlinear.", "tolerance", default=defaults.tolerance, minimum=0.0,
+                         strict_minimum=True))
+
+
+FAMILY = NonlinearFamily()

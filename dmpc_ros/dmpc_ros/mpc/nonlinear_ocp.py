@@ -1,0 +1,397 @@
+"""The nonlinear optimal control problem of a set of agents (one agent's local OCP, or all of them: the centralized
+NLP), in multiple-shooting form, with CasADi Functions built once:
+
+    min_w  Σ_m Σ_k ‖x_m,k − x̄‖²_Q + ‖u_m,k − ū‖²_R + Σ_j l_mj(x_m,k, x_j,k)  +  ‖x_m,N − x̄‖²_P  +  γ'w
+    s.t.   x_m,k+1 = Φ_m(x_m,k, u_m,k, z_m,k)   (λ),   z_m,k = the neighbours' (x_j,k, u_j,k, x_j,k+1),
+           g_m(x_m,k, u_m,k) ≤ 0,  h_mj(x_m,k, x_j,k) ≤ 0   (μ),
+           box limits on x and u,
+
+w = [X (members' states k = 1..N); U (members' inputs k = 0..N−1)]. Neighbours outside the members enter as
+parameters (their planned states and inputs), and so does γ, the linear term of the sensitivity-based scheme.
+The Lagrangian convention is L = f + λ'c + μ'h with c = Φ − x⁺, as IPOPT's lam_g.
+
+Solvers (`SOLVERS`): `sqp` (own SQP to tolerance: condensed QP on DAQP, Gauss-Newton or regularized exact Hessian,
+ℓ1-merit line search), `rti` (one full SQP step per call, preparation and feedback phases timed apart; Diehl's
+real-time iteration) and `ipopt` (the full NLP, the reference).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import casadi as ca
+import daqp
+import numpy as np
+from scipy.linalg import lu_factor, lu_solve
+
+from ..models.nonlinear import NonlinearNetwork
+from .compiled import BufferedFunction
+
+SOLVERS = ("sqp", "rti", "ipopt")
+HESSIANS = ("gauss_newton", "exact")
+DAQP_INFINITY = 1e30
+DAQP_SOFT = 8             # DAQP's sense flag of a soft row (violated at a penalty when nothing else is feasible)
+REGULARIZATION = 1e-8     # smallest eigenvalue kept in the condensed Hessian, relative to its largest
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """How a local or central NLP is solved."""
+
+    method: str = "sqp"
+    hessian: str = "exact"
+    max_iterations: int = 50          # SQP / IPOPT iterations per solve
+    tolerance: float = 1e-8           # SQP: step and infeasibility; IPOPT: tol
+    compile: bool = True              # build the SQP's Functions as C (mpc/compiled.py) when a compiler is present
+
+    def __post_init__(self) -> None:
+        if self.method not in SOLVERS:
+            raise ValueError(f"solver method '{self.method}' is not allowed: one of {', '.join(SOLVERS)}")
+        if self.hessian not in HESSIANS:
+            raise ValueError(f"hessian '{self.hessian}' is not allowed: one of {', '.join(HESSIANS)}")
+
+
+@dataclass
+class OCPSolution:
+    """Primal iterate, multipliers and what the solve did."""
+
+    w: np.ndarray
+    dynamics_multipliers: np.ndarray    # λ, one per row of c
+    ok: bool
+    status: str
+    iterations: int
+    solve_time: float                   # whole solve call [s]
+    feedback_time: float = 0.0          # RTI: the feedback phase alone [s]
+    infeasibility: float = 0.0          # max |c|, max(h, 0) at w
+    infeasible: bool = False
+
+
+@dataclass
+class Layout:
+    """Where each member's and neighbour's blocks sit in w and in the parameter vector."""
+
+    members: tuple[int, ...]
+    external: tuple[int, ...]
+    horizon: int
+    n_x: dict[int, int]
+    n_u: dict[int, int]
+    x_index: dict[int, np.ndarray] = field(default_factory=dict)   # member → (N × n_x) indices in w
+    u_index: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        N, offset = self.horizon, 0
+        for m in self.members:
+            self.x_index[m] = offset + np.arange(N * self.n_x[m]).reshape(N, self.n_x[m])
+            offset += N * self.n_x[m]
+        for m in self.members:
+            self.u_index[m] = offset + np.arange(N * self.n_u[m]).reshape(N, self.n_u[m])
+            offset += N * self.n_u[m]
+        self.size = offset
+        self.num_states = sum(N * self.n_x[m] for m in self.members)
+
+    def pack(self, states: dict[int, np.ndarray], inputs: dict[int, np.ndarray]) -> np.ndarray:
+        """w from per-member states (N+1 × n_x, row 0 ignored) and inputs (N × n_u)."""
+        w = np.empty(self.size)
+        for m in self.members:
+            w[self.x_index[m]] = states[m][1:]
+            w[self.u_index[m]] = inputs[m]
+        return w
+
+    def states(self, w: np.ndarray, m: int, x0: np.ndarray) -> np.ndarray:
+        return np.vstack([x0, w[self.x_index[m]]])
+
+    def inputs(self, w: np.ndarray, m: int) -> np.ndarray:
+        return w[self.u_index[m]]
+
+
+class OptimalControlProblem:
+    """The NLP of `members` with the other agents they couple to as parameters; every Function built here, once."""
+
+    def __init__(self, network: NonlinearNetwork, members: tuple[int, ...], horizon: int,
+                 terminal_weights: dict[int, np.ndarray], settings: SolverSettings = SolverSettings()) -> None:
+        self.network, self.settings, N = network, settings, horizon
+        self.members = tuple(members)
+        external = sorted({j for m in members for j in network.neighbours(m)} - set(members))
+        agents = network.agents
+        self.layout = layout = Layout(self.members, tuple(external), N, {a: agents[a].n_x for a in range(len(agents))},
+                                      {a: agents[a].n_u for a in range(len(agents))})
+        w = ca.SX.sym("w", layout.size)
+        x0 = {m: ca.SX.sym(f"x0_{m}", agents[m].n_x) for m in members}
+        ext_x = {j: ca.SX.sym(f"xj{j}", N + 1, agents[j].n_x) for j in external}   # rows k = 0..N
+        ext_u = {j: ca.SX.sym(f"uj{j}", N, agents[j].n_u) for j in external}
+        ref_x = {m: ca.SX.sym(f"xr{m}", N + 1, agents[m].n_x) for m in members}
+        ref_u = {m: ca.SX.sym(f"ur{m}", N, agents[m].n_u) for m in members}
+        gamma = ca.SX.sym("gamma", layout.size)
+        # the weights are parameters, not constants: agents of the same structure share one compiled Function
+        weights = {m: tuple(ca.SX.sym(f"{name}{m}", n, n) for name, n in
+                            (("Q", agents[m].n_x), ("R", agents[m].n_u), ("P", agents[m].n_x))) for m in members}
+        self._weight_values = np.concatenate([np.asarray(W, float).ravel(order="F") for m in members
+                                              for W in (network.state_weights[m], network.input_weights[m],
+                                                        terminal_weights[m])])
+
+        def state(a: int, k: int):
+            if a in ext_x:
+                return ext_x[a][k, :].T
+            return x0[a] if k == 0 else w[layout.x_index[a][k - 1]]
+
+        def control(a: int, k: int):
+            return ext_u[a][k, :].T if a in ext_u else w[layout.u_index[a][k]]
+
+        cost, defects, inequalities = 0, [], []
+        for m in members:
+            Q, R, P = weights[m]
+            phi = network.discrete_map(m)
+            couplings = [c for c in network.couplings if c.agent == m]
+            for k in range(N):
+                dx, du = state(m, k) - ref_x[m][k, :].T, control(m, k) - ref_u[m][k, :].T
+                cost += ca.bilin(Q, dx, dx) + ca.bilin(R, du, du)
+                for c in couplings:
+                    if c.cost is not None:
+                        cost += c.cost(state(m, k), state(c.neighbour, k))
+                z = [v for j in network.neighbours(m) for v in (state(j, k), control(j, k), state(j, k + 1))]
+                defects.append(phi(state(m, k), control(m, k), ca.vcat(z) if z else ca.DM(0, 1)) - state(m, k + 1))
+                if agents[m].path_constraint is not None:
+                    inequalities.append(ca.vcat([agents[m].path_constraint(state(m, k), control(m, k))]))
+            dN = state(m, N) - ref_x[m][N, :].T
+            cost += ca.bilin(P, dN, dN)
+        for c in network.couplings:   # a pair constraint once per pair the members touch, k = 1..N
+            if c.constraint is not None and (c.agent in members or c.neighbour in members):
+                for k in range(1, N + 1):
+                    inequalities.append(ca.vcat([c.constraint(state(c.agent, k), state(c.neighbour, k))]))
+        objective = cost + ca.dot(gamma, w)
+        c = ca.vcat(defects)
+        h = ca.vcat(inequalities) if inequalities else ca.SX(0, 1)
+        self.num_defects, self.num_inequalities = c.shape[0], h.shape[0]
+
+        x0_all = ca.vcat([x0[m] for m in members])
+        params = ca.vcat([ca.vec(ext_x[j].T) for j in external] + [ca.vec(ext_u[j].T) for j in external]
+                         + [ca.vec(ref_x[m].T) for m in members] + [ca.vec(ref_u[m].T) for m in members] + [gamma]
+                         + [ca.vec(W) for m in members for W in weights[m]])
+        self.num_parameters = params.shape[0]
+        self._external_size = sum((N + 1) * agents[j].n_x + N * agents[j].n_u for j in external)
+        lam, mu = ca.SX.sym("lam", c.shape[0]), ca.SX.sym("mu", h.shape[0])
+        lagrangian = objective + ca.dot(lam, c) + ca.dot(mu, h)
+        build = settings.compile and settings.method != "ipopt"
+        if settings.method != "ipopt":   # the SQP's linearization (IPOPT builds its own derivatives)
+            gradient = ca.gradient(objective, w)
+            hessian = ca.hessian(lagrangian if settings.hessian == "exact" else objective, w)[0]
+            self._linearize = BufferedFunction(ca.Function(
+                "linearize", [w, x0_all, params, lam, mu], [objective, gradient, hessian, c, ca.jacobian(c, w),
+                                                            ca.jacobian(c, x0_all), h, ca.jacobian(h, w)]), build)
+        self._evaluate = BufferedFunction(ca.Function("evaluate", [w, x0_all, params], [objective, c, h]), build)
+        external_part = params[:self._external_size]
+        # ∂L/∂(neighbours' trajectories): the pair constraints are left out (each agent keeps them itself)
+        self._sensitivity = BufferedFunction(ca.Function(
+            "sensitivity", [w, x0_all, params, lam], [ca.gradient(cost + ca.dot(lam, c), external_part)]), build)
+        lower, upper = np.empty(layout.size), np.empty(layout.size)
+        for m in members:
+            lower[layout.x_index[m]], upper[layout.x_index[m]] = agents[m].state_lower, agents[m].state_upper
+            lower[layout.u_index[m]], upper[layout.u_index[m]] = agents[m].input_lower, agents[m].input_upper
+        self.lower, self.upper = lower, upper
+        self.nlp = {"x": w, "p": ca.vertcat(x0_all, params), "f": objective, "g": ca.vertcat(c, h)}
+        self._ipopt = None
+        if settings.method == "ipopt":
+            self._ipopt = ca.nlpsol("ocp", "ipopt", self.nlp,
+                                    {"print_time": False, "ipopt": {"print_level": 0, "sb": "yes",
+                                                                    "tol": settings.tolerance,
+                                                                    "max_iter": settings.max_iterations * 20,
+                                                                    "bound_relax_factor": 0.0}})
+        self.last_preparation_time = 0.0
+        self._prepared = None
+
+    # -- parameters ---------------------------------------------------------------------------------------------
+    def parameters(self, external_states: dict[int, np.ndarray], external_inputs: dict[int, np.ndarray],
+                   reference_states: dict[int, np.ndarray], reference_inputs: dict[int, np.ndarray],
+                   gamma: np.ndarray | None = None) -> np.ndarray:
+        """The parameter vector: neighbours' plans (N+1 × n_x states, N × n_u inputs), references, γ."""
+        layout = self.layout
+        parts = [np.asarray(external_states[j], float).ravel() for j in layout.external]
+        parts += [np.asarray(external_inputs[j], float).ravel() for j in layout.external]
+        parts += [np.asarray(reference_states[m], float).ravel() for m in layout.members]
+        parts += [np.asarray(reference_inputs[m], float).ravel() for m in layout.members]
+        parts.append(np.zeros(layout.size) if gamma is None else gamma)
+        parts.append(self._weight_values)
+        return np.concatenate(parts)
+
+    def sensitivity(self, w: np.ndarray, x0: np.ndarray, p: np.ndarray, lam: np.ndarray) -> dict[int, np.ndarray]:
+        """∂L/∂(x_j,k for k = 0..N, u_j,k for k = 0..N−1) per external neighbour j (what j adds to its γ)."""
+        flat = self._sensitivity(w, x0, p, lam)[0].ravel()
+        N, out, offset = self.layout.horizon, {}, 0
+        sizes = {j: ((N + 1) * self.layout.n_x[j], N * self.layout.n_u[j]) for j in self.layout.external}
+        for j in self.layout.external:
+            out[j] = [flat[offset:offset + sizes[j][0]]]
+            offset += sizes[j][0]
+        for j in self.layout.external:
+            out[j].append(flat[offset:offset + sizes[j][1]])
+            offset += sizes[j][1]
+        return {j: np.concatenate(v) for j, v in out.items()}
+
+    def objective(self, w: np.ndarray, x0: np.ndarray, p: np.ndarray) -> float:
+        return float(self._evaluate(w, x0, p)[0].item())
+
+    def infeasibility(self, w: np.ndarray, x0: np.ndarray, p: np.ndarray) -> float:
+        return self._measure(w, x0, p)[1]
+
+    def _measure(self, w: np.ndarray, x0: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
+        """(objective, infeasibility max(|c|, h⁺), ℓ1 infeasibility ‖c‖₁ + ‖h⁺‖₁) at w."""
+        f, c, h = self._evaluate(w, x0, p)
+        c, h = np.abs(c.ravel()), np.maximum(h.ravel(), 0.0)
+        return float(f.item()), float(max(np.max(c, initial=0.0), np.max(h, initial=0.0))), float(c.sum() + h.sum())
+
+    # -- solvers ------------------------------------------------------------------------------------------------
+    def solve(self, w: np.ndarray, x0: np.ndarray, p: np.ndarray, lam: np.ndarray | None = None) -> OCPSolution:
+        """Solve from the initial guess w (clipped into the box) by the configured method."""
+        started = time.perf_counter()
+        w = np.clip(np.asarray(w, float), self.lower, self.upper)
+        lam = np.zeros(self.num_defects) if lam is None else lam
+        if self.settings.method == "ipopt":
+            solution = self._solve_ipopt(w, x0, p, lam)
+        elif self.settings.method == "rti":
+            self.prepare(w, x0, p, lam)
+            solution = self.feedback(x0)
+        else:
+            solution = self._solve_sqp(w, x0, p, lam)
+        solution.solve_time = time.perf_counter() - started
+        return solution
+
+    def _solve_ipopt(self, w, x0, p, lam) -> OCPSolution:
+        zeros = np.zeros(self.num_defects)
+        result = self._ipopt(x0=w, p=np.concatenate([x0, p]), lbx=self.lower, ubx=self.upper,
+                             lbg=np.concatenate([zeros, np.full(self.num_inequalities, -np.inf)]),
+                             ubg=np.zeros(self.num_defects + self.num_inequalities),
+                             lam_g0=np.concatenate([lam, np.zeros(self.num_inequalities)]))
+        stats = self._ipopt.stats()
+        w_new = np.asarray(result["x"], float).ravel()
+        multipliers = np.asarray(result["lam_g"], float).ravel()[:self.num_defects]
+        status = str(stats.get("return_status", "unknown"))
+        ok = bool(stats.get("success", False)) and np.all(np.isfinite(w_new))
+        return OCPSolution(w_new if ok else w, multipliers if ok else lam, ok, status,
+                           int(stats.get("iter_count", 0)), 0.0, infeasibility=self.infeasibility(w_new, x0, p),
+                           infeasible="Infeasible" in status)
+
+    def prepare(self, w: np.ndarray, x0_guess: np.ndarray, p: np.ndarray, lam: np.ndarray) -> None:
+        """RTI preparation: linearize at (w, x0_guess) and condense; feedback(x0) then only solves the QP."""
+        started = time.perf_counter()
+        self._prepared = (w, x0_guess, p, self._condense(w, x0_guess, p, lam, np.zeros(self.num_inequalities)))
+        self.last_preparation_time = time.perf_counter() - started
+
+    def feedback(self, x0: np.ndarray) -> OCPSolution:
+        """RTI feedback: the prepared QP with the measured x0 (dx0 = x0 − guess), one full step."""
+        started = time.perf_counter()
+        w, guess, p, qp = self._prepared
+        step, lam, _, ok, status = self._qp_step(qp, np.asarray(x0, float) - guess)
+        w_new = w + step if ok else w
+        feedback_time = time.perf_counter() - started
+        return OCPSolution(w_new, lam if ok else np.zeros(self.num_defects), ok, status, 1, 0.0, feedback_time,
+                           self.infeasibility(w_new, x0, p), infeasible="infeasible" in status)
+
+    def _solve_sqp(self, w, x0, p, lam) -> OCPSolution:
+        mu = np.zeros(self.num_inequalities)
+        tolerance = self.settings.tolerance
+        status, ok, iteration = "iteration limit", False, 0
+        for iteration in range(1, self.settings.max_iterations + 1):
+            qp = self._condense(w, x0, p, lam, mu)
+            step, lam, mu, solved, qp_status = self._qp_step(qp, np.zeros_like(x0))
+            if not solved:
+                status = f"QP failed: {qp_status}"
+                break
+            alpha, w, infeasibility = self._line_search(w, x0, p, step, qp, lam, mu)
+            if np.max(np.abs(alpha * step), initial=0.0) <= tolerance * (1 + np.max(np.abs(w), initial=0.0)) \
+                    and infeasibility <= max(tolerance, 1e-9):
+                status, ok = "converged", True
+                break
+        return OCPSolution(w, lam, ok, status, iteration, 0.0, infeasibility=self.infeasibility(w, x0, p),
+                           infeasible="infeasible" in status)
+
+    def _condense(self, w, x0, p, lam, mu):
+        """The QP in the input steps dU: states eliminated through the (square, invertible) dynamics Jacobian."""
+        f, g, H, c, Jc, Jc0, h, Jh = self._linearize(w, x0, p, lam, mu)
+        ns = self.layout.num_states
+        CX, CU = Jc[:, :ns], Jc[:, ns:]
+        factor = lu_factor(CX, check_finite=False)   # the dynamics Jacobian in the states (invertible: diagonal −I)
+        n_u = self.layout.size - ns
+        eliminated = -lu_solve(factor, np.hstack([CU, c.reshape(-1, 1), Jc0]), check_finite=False)
+        S, s, S0 = eliminated[:, :n_u], eliminated[:, n_u], eliminated[:, n_u + 1:]
+        T = np.vstack([S, np.eye(n_u)])
+        t = np.concatenate([s, np.zeros(n_u)])
+        T0 = np.vstack([S0, np.zeros((n_u, S0.shape[1]))])
+        Hc = T.T @ H @ T
+        Hc = 0.5 * (Hc + Hc.T)
+        try:   # positive definite (the usual case) is confirmed by a Cholesky factor, which is cheap
+            np.linalg.cholesky(Hc - REGULARIZATION * max(float(np.max(np.abs(np.diag(Hc)))), 1.0) * np.eye(n_u))
+        except np.linalg.LinAlgError:   # nonconvex or singular: eigenvalues clipped (regularized Newton)
+            eigenvalues, vectors = np.linalg.eigh(Hc)
+            floor = REGULARIZATION * max(float(np.max(np.abs(eigenvalues), initial=1.0)), 1.0)
+            Hc = (vectors * np.maximum(eigenvalues, floor)) @ vectors.T
+        # rows: pair/path constraints h + Jh d ≤ 0 and the box lower − w ≤ d ≤ upper − w
+        A = np.vstack([Jh @ T, T]) if Jh.size else T
+        return dict(g=g.ravel(), H=H, Hc=Hc, T=T, t=t, T0=T0, A=A, Jh=Jh, h=h.ravel(), CX=factor, w=w,
+                    f=float(f.item()), c=c.ravel(), Jc=Jc)
+
+    def _qp_step(self, qp, dx0: np.ndarray):
+        """Solve the condensed QP for dU; return the full step d, the multipliers λ and μ, ok and the status."""
+        t = qp["t"] + qp["T0"] @ dx0
+        T, H, g = qp["T"], qp["H"], qp["g"]
+        q = T.T @ (H @ t + g)
+        lower_box, upper_box = self.lower - qp["w"] - t, self.upper - qp["w"] - t
+        if qp["Jh"].size:
+            shift = qp["Jh"] @ t
+            upper = np.concatenate([-qp["h"] - shift, upper_box])
+            lower = np.concatenate([np.full(qp["h"].size, -np.inf), lower_box])
+        else:
+            upper, lower = upper_box, lower_box
+        finite = np.isfinite(upper) | np.isfinite(lower)
+        A = qp["A"][finite]
+        bounds = (np.minimum(upper[finite], DAQP_INFINITY), np.maximum(lower[finite], -DAQP_INFINITY))
+        x, _, exitflag, info = daqp.solve(qp["Hc"], q, A, *bounds, np.zeros(A.shape[0], np.int32))
+        if exitflag == -1:   # linearized constraints inconsistent: elastic mode, state and path rows made soft
+            soft = np.zeros(upper.size, np.int32)
+            soft[:qp["h"].size + self.layout.num_states] = DAQP_SOFT
+            x, _, exitflag, info = daqp.solve(qp["Hc"], q, A, *bounds, soft[finite])
+        if exitflag not in (1, 2) or not np.all(np.isfinite(x)):
+            status = {-1: "primal infeasible"}.get(int(exitflag), f"daqp exitflag {exitflag}")
+            return np.zeros(self.layout.size), np.zeros(self.num_defects), np.zeros(self.num_inequalities), False, \
+                status
+        rows = np.zeros(upper.size)
+        rows[finite] = np.asarray(info["lam"], float)
+        nh = qp["h"].size
+        mu, box = rows[:nh], rows[nh:]
+        d = T @ x + t
+        # stationarity in the states: (H d + g)_X + Jh_X' μ + box_X + CX' λ = 0
+        ns = self.layout.num_states
+        residual = (H @ d + g)[:ns] + (qp["Jh"][:, :ns].T @ mu if nh else 0.0) + box[:ns]
+        lam = -lu_solve(qp["CX"], residual, trans=1, check_finite=False)
+        return d, lam, mu, True, "solved"
+
+    def _line_search(self, w, x0, p, step, qp, lam, mu) -> tuple[float, np.ndarray, float]:
+        """Armijo backtracking on the ℓ1 merit f + ν (‖c‖₁ + ‖max(h, 0)‖₁): (step length, new w, its
+        infeasibility)."""
+        nu = 1.1 * max(float(np.max(np.abs(lam), initial=0.0)), float(np.max(np.abs(mu), initial=0.0)), 1e-3)
+        violation = float(np.sum(np.abs(qp["c"])) + np.sum(np.maximum(qp["h"], 0.0)))
+        slope = float(qp["g"] @ step) - nu * violation
+        current, alpha = qp["f"] + nu * violation, 1.0
+        for attempt in range(12):
+            trial = np.clip(w + alpha * step, self.lower, self.upper)
+            f, worst, total = self._measure(trial, x0, p)
+            if f + nu * total <= current + 1e-4 * alpha * min(slope, 0.0):
+                break
+            if attempt == 0:   # the full step failed: a second-order correction of it (against the Maratos effect)
+                corrected = self._second_order_correction(qp, trial, x0, p)
+                if corrected is not None:
+                    f, worst, total = self._measure(corrected, x0, p)
+                    if f + nu * total <= current + 1e-4 * min(slope, 0.0):
+                        return 1.0, corrected, worst
+            alpha *= 0.5
+        return alpha, trial, worst
+
+    def _second_order_correction(self, qp, trial: np.ndarray, x0, p) -> np.ndarray | None:
+        """w + d̂, d̂ from the same QP with the constraints' constants taken at the trial point w + d: the
+        linearized constraints then hold the curvature the full step met."""
+        d = trial - qp["w"]
+        _, c, h = self._evaluate(trial, x0, p)
+        c_soc = c.ravel() - qp["Jc"] @ d
+        s = -lu_solve(qp["CX"], c_soc, check_finite=False)
+        corrected = dict(qp, t=np.concatenate([s, np.zeros(self.layout.size - s.size)]),
+                         h=h.ravel() - qp["Jh"] @ d if qp["Jh"].size else qp["h"])
+        step, _, _, ok, _ = self._qp_step(corrected, np.zeros_like(x0))
+        return np.clip(qp["w"] + step, self.lower, self.upper) if ok else None
