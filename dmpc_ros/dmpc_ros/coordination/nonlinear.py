@@ -95,7 +95,7 @@ class NonlinearDesign:
         build = NONLINEAR_SCHEMES[algorithm]
         if build is None:
             raise ValueError(f"algorithm '{algorithm}' has no agents")
-        return build(self, agent_id, stopping)
+        return build(self, agent_id, stopping, admm)
 
     def centralized(self) -> "CentralizedNMPC":
         return CentralizedNMPC(self)
@@ -218,17 +218,23 @@ class CentralizedNMPC:
         return u
 
 
-def sensitivity_agent(design: NonlinearDesign, agent_id: int, stopping: StoppingRule) -> Agent:
+def sensitivity_agent(design: NonlinearDesign, agent_id: int, stopping: StoppingRule, admm: AdmmSettings) -> Agent:
     from .sensitivity import SensitivityAgent
 
     return SensitivityAgent(agent_id, design, stopping)
 
 
-NONLINEAR_SCHEMES: dict[str, Callable | None] = {"centralized": None, "sensitivity": sensitivity_agent}
+def admm_agent(design: NonlinearDesign, agent_id: int, stopping: StoppingRule, admm: AdmmSettings) -> Agent:
+    from .nonlinear_admm import NonlinearAdmmAgent
+
+    return NonlinearAdmmAgent(agent_id, design, stopping, admm)
+
+
+NONLINEAR_SCHEMES: dict[str, Callable | None] = {"centralized": None, "sensitivity": sensitivity_agent,
+                                                 "admm": admm_agent}
 REFUSED = {
     "jacobi": "cooperative Jacobi's descent and feasibility argument (Stewart, Wright & Rawlings 2011) needs each "
               "agent to predict the whole plant's cost of its own inputs through the whole nonlinear model; "
               "sensitivity reaches the same optimum with neighbour-to-neighbour data",
     "gauss_seidel": "as for jacobi, each agent would need the whole nonlinear model; use sensitivity",
-    "admm": "the edge-based ADMM agents solve QPs of a linear model; nonlinear local NLPs are not built for it yet",
 }

@@ -75,8 +75,10 @@ class Layout:
     horizon: int
     n_x: dict[int, int]
     n_u: dict[int, int]
+    copies: bool = False          # ADMM: the external agents' trajectories are variables (copies) after U
     x_index: dict[int, np.ndarray] = field(default_factory=dict)   # member → (N × n_x) indices in w
     u_index: dict[int, np.ndarray] = field(default_factory=dict)
+    copy_index: dict[int, slice] = field(default_factory=dict)     # external → its copy [x_0..x_N; u_0..u_N−1]
 
     def __post_init__(self) -> None:
         N, offset = self.horizon, 0
@@ -86,12 +88,21 @@ class Layout:
         for m in self.members:
             self.u_index[m] = offset + np.arange(N * self.n_u[m]).reshape(N, self.n_u[m])
             offset += N * self.n_u[m]
+        self.own_size = offset
+        for j in self.external if self.copies else ():
+            size = self.trajectory_size(j)
+            self.copy_index[j] = slice(offset, offset + size)
+            offset += size
         self.size = offset
         self.num_states = sum(N * self.n_x[m] for m in self.members)
 
+    def trajectory_size(self, j: int) -> int:
+        """Entries of agent j's whole trajectory [x_0..x_N; u_0..u_N−1] (a copy, a sensitivity, a consensus)."""
+        return (self.horizon + 1) * self.n_x[j] + self.horizon * self.n_u[j]
+
     def pack(self, states: dict[int, np.ndarray], inputs: dict[int, np.ndarray]) -> np.ndarray:
-        """w from per-member states (N+1 × n_x, row 0 ignored) and inputs (N × n_u)."""
-        w = np.empty(self.size)
+        """w from per-member states (N+1 × n_x, row 0 ignored) and inputs (N × n_u); copies left zero."""
+        w = np.zeros(self.size)
         for m in self.members:
             w[self.x_index[m]] = states[m][1:]
             w[self.u_index[m]] = inputs[m]
@@ -108,20 +119,25 @@ class OptimalControlProblem:
     """The NLP of `members` with the other agents they couple to as parameters; every Function built here, once."""
 
     def __init__(self, network: NonlinearNetwork, members: tuple[int, ...], horizon: int,
-                 terminal_weights: dict[int, np.ndarray], settings: SolverSettings = SolverSettings()) -> None:
+                 terminal_weights: dict[int, np.ndarray], settings: SolverSettings = SolverSettings(),
+                 copies: bool = False) -> None:
+        """copies: ADMM's local problem of one member, its neighbours' trajectories as variables with the
+        augmented-Lagrangian terms of every edge (as copier of its neighbours, as owner for its copiers)."""
         self.network, self.settings, N = network, settings, horizon
         self.members = tuple(members)
         external = sorted({j for m in members for j in network.neighbours(m)} - set(members))
         agents = network.agents
         self.layout = layout = Layout(self.members, tuple(external), N, {a: agents[a].n_x for a in range(len(agents))},
-                                      {a: agents[a].n_u for a in range(len(agents))})
-        w = ca.SX.sym("w", layout.size)
+                                      {a: agents[a].n_u for a in range(len(agents))}, copies)
+        self.copiers = tuple(sorted({a for a in range(len(agents)) for m in members if m in network.neighbours(a)}
+                                    - set(members))) if copies else ()
+        w = ca.SX.sym("w", layout.own_size)
         x0 = {m: ca.SX.sym(f"x0_{m}", agents[m].n_x) for m in members}
         ext_x = {j: ca.SX.sym(f"xj{j}", N + 1, agents[j].n_x) for j in external}   # rows k = 0..N
         ext_u = {j: ca.SX.sym(f"uj{j}", N, agents[j].n_u) for j in external}
         ref_x = {m: ca.SX.sym(f"xr{m}", N + 1, agents[m].n_x) for m in members}
         ref_u = {m: ca.SX.sym(f"ur{m}", N, agents[m].n_u) for m in members}
-        gamma = ca.SX.sym("gamma", layout.size)
+        gamma = ca.SX.sym("gamma", layout.own_size)
         # the weights are parameters, not constants: agents of the same structure share one compiled Function
         weights = {m: tuple(ca.SX.sym(f"{name}{m}", n, n) for name, n in
                             (("Q", agents[m].n_x), ("R", agents[m].n_u), ("P", agents[m].n_x))) for m in members}
@@ -164,11 +180,24 @@ class OptimalControlProblem:
         self.num_defects, self.num_inequalities = c.shape[0], h.shape[0]
 
         x0_all = ca.vcat([x0[m] for m in members])
-        params = ca.vcat([ca.vec(ext_x[j].T) for j in external] + [ca.vec(ext_u[j].T) for j in external]
-                         + [ca.vec(ref_x[m].T) for m in members] + [ca.vec(ref_u[m].T) for m in members] + [gamma]
-                         + [ca.vec(W) for m in members for W in weights[m]])
+        trajectories = {j: ca.vertcat(ca.vec(ext_x[j].T), ca.vec(ext_u[j].T)) for j in external}
+        common = ([ca.vec(ref_x[m].T) for m in members] + [ca.vec(ref_u[m].T) for m in members] + [gamma]
+                  + [ca.vec(W) for m in members for W in weights[m]])
+        if copies:   # y'(v − z) + ρ/2 ‖v − z‖² per edge, with v the copy (as copier) or the own trajectory (as owner)
+            rho, consensus = ca.SX.sym("rho"), []
+            m = members[0]
+            own = ca.vertcat(x0[m], w[layout.x_index[m].ravel()], w[layout.u_index[m].ravel()])
+            for piece in [trajectories[j] for j in external] + [own] * len(self.copiers):
+                z, y = ca.SX.sym("z", piece.shape[0]), ca.SX.sym("y", piece.shape[0])
+                objective += ca.dot(y, piece - z) + rho / 2 * ca.sumsqr(piece - z)
+                consensus += [z, y]
+            params = ca.vcat(common + consensus + [rho])
+            w = ca.vertcat(w, *[trajectories[j] for j in external])
+        else:
+            params = ca.vcat([trajectories[j][:(N + 1) * agents[j].n_x] for j in external]
+                             + [trajectories[j][(N + 1) * agents[j].n_x:] for j in external] + common)
         self.num_parameters = params.shape[0]
-        self._external_size = sum((N + 1) * agents[j].n_x + N * agents[j].n_u for j in external)
+        self._external_size = 0 if copies else sum(layout.trajectory_size(j) for j in external)
         lam, mu = ca.SX.sym("lam", c.shape[0]), ca.SX.sym("mu", h.shape[0])
         lagrangian = objective + ca.dot(lam, c) + ca.dot(mu, h)
         build = settings.compile and settings.method != "ipopt"
@@ -179,23 +208,22 @@ class OptimalControlProblem:
                 "linearize", [w, x0_all, params, lam, mu], [objective, gradient, hessian, c, ca.jacobian(c, w),
                                                             ca.jacobian(c, x0_all), h, ca.jacobian(h, w)]), build)
         self._evaluate = BufferedFunction(ca.Function("evaluate", [w, x0_all, params], [objective, c, h]), build)
-        external_part = params[:self._external_size]
-        # ∂L/∂(neighbours' trajectories): the pair constraints are left out (each agent keeps them itself)
-        self._sensitivity = BufferedFunction(ca.Function(
-            "sensitivity", [w, x0_all, params, lam], [ca.gradient(cost + ca.dot(lam, c), external_part)]), build)
+        if not copies:   # ∂L/∂(neighbours' trajectories); pair constraints left out (each agent keeps them itself)
+            self._sensitivity = BufferedFunction(ca.Function(
+                "sensitivity", [w, x0_all, params, lam],
+                [ca.gradient(cost + ca.dot(lam, c), params[:self._external_size])]), build)
         lower, upper = np.empty(layout.size), np.empty(layout.size)
         for m in members:
             lower[layout.x_index[m]], upper[layout.x_index[m]] = agents[m].state_lower, agents[m].state_upper
             lower[layout.u_index[m]], upper[layout.u_index[m]] = agents[m].input_lower, agents[m].input_upper
+        for j, where in layout.copy_index.items():   # a copy within its owner's limits
+            sub = agents[j]
+            lower[where] = np.concatenate([np.tile(sub.state_lower, N + 1), np.tile(sub.input_lower, N)])
+            upper[where] = np.concatenate([np.tile(sub.state_upper, N + 1), np.tile(sub.input_upper, N)])
         self.lower, self.upper = lower, upper
         self.nlp = {"x": w, "p": ca.vertcat(x0_all, params), "f": objective, "g": ca.vertcat(c, h)}
-        self._ipopt = None
-        if settings.method == "ipopt":
-            self._ipopt = ca.nlpsol("ocp", "ipopt", self.nlp,
-                                    {"print_time": False, "ipopt": {"print_level": 0, "sb": "yes",
-                                                                    "tol": settings.tolerance,
-                                                                    "max_iter": settings.max_iterations * 20,
-                                                                    "bound_relax_factor": 0.0}})
+        self._ipopt_solver = None
+        self.ipopt_rescues = 0            # SQP solves that failed and IPOPT finished (from the same start)
         self.last_preparation_time = 0.0
         self._prepared = None
 
@@ -205,13 +233,20 @@ class OptimalControlProblem:
                    gamma: np.ndarray | None = None) -> np.ndarray:
         """The parameter vector: neighbours' plans (N+1 × n_x states, N × n_u inputs), references, γ."""
         layout = self.layout
-        parts = [np.asarray(external_states[j], float).ravel() for j in layout.external]
-        parts += [np.asarray(external_inputs[j], float).ravel() for j in layout.external]
+        parts = [] if layout.copies else [np.asarray(external_states[j], float).ravel() for j in layout.external]
+        parts += [] if layout.copies else [np.asarray(external_inputs[j], float).ravel() for j in layout.external]
         parts += [np.asarray(reference_states[m], float).ravel() for m in layout.members]
         parts += [np.asarray(reference_inputs[m], float).ravel() for m in layout.members]
-        parts.append(np.zeros(layout.size) if gamma is None else gamma)
+        parts.append(np.zeros(layout.own_size) if gamma is None else gamma)
         parts.append(self._weight_values)
         return np.concatenate(parts)
+
+    def consensus_parameters(self, base: np.ndarray, copied: dict[int, tuple[np.ndarray, np.ndarray]],
+                             owned: dict[int, tuple[np.ndarray, np.ndarray]], rho: float) -> np.ndarray:
+        """ADMM's parameters: `base` (parameters()) plus (z, y) of every edge: as copier of each external agent,
+        as owner for each copier, and ρ."""
+        edges = [copied[j] for j in self.layout.external] + [owned[a] for a in self.copiers]
+        return np.concatenate([base, *[np.concatenate([z, y]) for z, y in edges], [rho]])
 
     def sensitivity(self, w: np.ndarray, x0: np.ndarray, p: np.ndarray, lam: np.ndarray) -> dict[int, np.ndarray]:
         """∂L/∂(x_j,k for k = 0..N, u_j,k for k = 0..N−1) per external neighbour j (what j adds to its γ)."""
@@ -251,8 +286,24 @@ class OptimalControlProblem:
             solution = self.feedback(x0)
         else:
             solution = self._solve_sqp(w, x0, p, lam)
+            if not solution.ok:   # an SQP that stalls from a poor start: IPOPT from the same start finishes it
+                rescued = self._solve_ipopt(w, x0, p, lam)
+                if rescued.ok:
+                    self.ipopt_rescues += 1
+                    rescued.status = f"sqp: {solution.status}; ipopt: {rescued.status}"
+                    solution = rescued
         solution.solve_time = time.perf_counter() - started
         return solution
+
+    @property
+    def _ipopt(self):
+        """IPOPT on the whole NLP (built on first use: the `ipopt` method, or an SQP's rescue)."""
+        if self._ipopt_solver is None:
+            self._ipopt_solver = ca.nlpsol("ocp", "ipopt", self.nlp, {
+                "print_time": False, "ipopt": {"print_level": 0, "sb": "yes", "tol": self.settings.tolerance,
+                                               "max_iter": self.settings.max_iterations * 20,
+                                               "bound_relax_factor": 0.0}})
+        return self._ipopt_solver
 
     def _solve_ipopt(self, w, x0, p, lam) -> OCPSolution:
         zeros = np.zeros(self.num_defects)
