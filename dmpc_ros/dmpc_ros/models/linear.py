@@ -70,6 +70,24 @@ class MixedConstraint:
         return float(max(0.0, np.max(self.Hx @ x + self.Hu @ u - self.h, initial=0.0)))
 
 
+class AgentSizes:
+    """Plant-wide sizes of a model made of `agents` (each with n_x and n_u): the PlantModel's counting part."""
+
+    agents: tuple
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.agents)
+
+    @property
+    def n_x(self) -> int:
+        return sum(a.n_x for a in self.agents)
+
+    @property
+    def n_u(self) -> int:
+        return sum(a.n_u for a in self.agents)
+
+
 @dataclass(frozen=True)
 class Subsystem:
     """One agent's subsystem: dimensions and its state and input constraint sets (box rows included)."""

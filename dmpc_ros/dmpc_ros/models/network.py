@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .linear import CoupledLinearSystem, CouplingTerm, MixedConstraint, PolytopicConstraint, Subsystem, discretize_zoh
+from .linear import (AgentSizes, CoupledLinearSystem, CouplingTerm, MixedConstraint, PolytopicConstraint, Subsystem,
+                     discretize_zoh)
 
 TIME_DOMAINS = ("discrete", "continuous")
 
@@ -94,7 +95,7 @@ class CostCoupling:
 
 
 @dataclass(frozen=True)
-class LinearNetwork:
+class LinearNetwork(AgentSizes):
     """The whole user system. `time` says whether A, B are discrete (x⁺) or continuous (ẋ) matrices."""
 
     agents: tuple[LinearAgent, ...]
@@ -246,19 +247,7 @@ class LinearNetwork:
             raise ValueError(f"graph: the declared edge {a}–{b} couples nothing (no A_ij, B_ij or cost term "
                              f"between them)")
 
-    # -- the model protocol -----------------------------------------------------------------------------------
-    @property
-    def num_agents(self) -> int:
-        return len(self.agents)
-
-    @property
-    def n_x(self) -> int:
-        return sum(a.n_x for a in self.agents)
-
-    @property
-    def n_u(self) -> int:
-        return sum(a.n_u for a in self.agents)
-
+    # -- the model protocol (sizes from AgentSizes) -------------------------------------------------------------
     def subsystems(self) -> list[Subsystem]:
         return [Subsystem(a.name, a.n_x, a.n_u, a.state_constraint, a.input_constraint, a.state_names,
                           a.input_names, a.state_units, a.input_units, a.mixed_constraint) for a in self.agents]

@@ -20,7 +20,7 @@ import casadi as ca
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .linear import CoupledLinearSystem, PolytopicConstraint, Subsystem, discretize_zoh
+from .linear import AgentSizes, CoupledLinearSystem, PolytopicConstraint, Subsystem, discretize_zoh
 
 PLANT_TOLERANCE = 1e-10   # relative and absolute tolerance of the plant's integrator
 
@@ -91,7 +91,7 @@ class NonlinearSetpoint:
 
 
 @dataclass(frozen=True)
-class NonlinearNetwork:
+class NonlinearNetwork(AgentSizes):
     """A user's (or a shipped example's) nonlinear plant with weights and references: the `nonlinear` family.
 
     `reference`, when given, maps time [s] → (x̄, ū) stacked (a path to follow); else the setpoints hold."""
@@ -125,19 +125,7 @@ class NonlinearNetwork:
         if not self.setpoints and self.reference is None:
             raise ValueError("a nonlinear network needs setpoints or a reference function")
 
-    # -- the PlantModel contract of the scenario code -----------------------------------------------------------
-    @property
-    def num_agents(self) -> int:
-        return len(self.agents)
-
-    @property
-    def n_x(self) -> int:
-        return sum(a.n_x for a in self.agents)
-
-    @property
-    def n_u(self) -> int:
-        return sum(a.n_u for a in self.agents)
-
+    # -- the PlantModel contract of the scenario code (sizes from AgentSizes) -------------------------------------
     def subsystems(self) -> list[Subsystem]:
         return [a.linear_sets() for a in self.agents]
 

@@ -113,10 +113,8 @@ def water_tanks(tanks: int = 4, sample_time: float = 2.0, area: float = 0.02, or
                          f"outside [0, {max_inflow}] m³/s")
     agents = tuple(NonlinearSubsystem(f"tank_{i}", (f"h_{i}",), (f"q_{i}",), own, [0.01], [max_level], [0.0],
                                       [max_inflow], state_units=("m",), input_units=("m³/s",)) for i in range(tanks))
-    Q, R = np.array([[level_weight]]), np.array([[inflow_weight]])
-    return NonlinearNetwork(agents, couplings, sample_time, (Q,) * tanks, (R,) * tanks,
-                            (NonlinearSetpoint(0.0, targets, np.array(inflow)),), substeps=substeps,
-                            terminal_weight=terminal_weight)
+    return uniform(agents, couplings, sample_time, np.array([[level_weight]]), np.array([[inflow_weight]]),
+                   substeps, terminal_weight, setpoints=(NonlinearSetpoint(0.0, targets, np.array(inflow)),))
 
 
 def spring_chain(masses: int = 5, sample_time: float = 0.2, mass: float = 1.0, stiffness: float = 1.0,
@@ -148,10 +146,9 @@ def spring_chain(masses: int = 5, sample_time: float = 0.2, mass: float = 1.0, s
                                       [-position_limit, -velocity_limit], [position_limit, velocity_limit],
                                       [-force_limit], [force_limit], state_units=("m", "m/s"), input_units=("N",))
                    for i in range(masses))
-    Q, R = np.diag([position_weight, velocity_weight]), np.array([[force_weight]])
-    return NonlinearNetwork(agents, couplings, sample_time, (Q,) * masses, (R,) * masses,
-                            (NonlinearSetpoint(0.0, np.zeros(2 * masses), np.zeros(masses)),), substeps=substeps,
-                            terminal_weight=terminal_weight)
+    return uniform(agents, couplings, sample_time, np.diag([position_weight, velocity_weight]),
+                   np.array([[force_weight]]), substeps, terminal_weight,
+                   setpoints=(NonlinearSetpoint(0.0, np.zeros(2 * masses), np.zeros(masses)),))
 
 
 def unicycle_formation(robots: int = 4, sample_time: float = 0.2, speed: float = 0.3, spacing: float = 1.0,
@@ -195,10 +192,15 @@ def unicycle_formation(robots: int = 4, sample_time: float = 0.2, speed: float =
         states = np.concatenate([[*(centre + offsets[i]), 0.0] for i in range(robots)])
         return states, np.tile([speed, 0.0], robots)
 
-    Q = np.diag([position_weight, position_weight, heading_weight])
-    R = np.diag([speed_weight, turn_weight])
-    return NonlinearNetwork(agents, tuple(couplings), sample_time, (Q,) * robots, (R,) * robots,
-                            reference=reference, substeps=substeps, terminal_weight=terminal_weight)
+    return uniform(agents, tuple(couplings), sample_time, np.diag([position_weight, position_weight, heading_weight]),
+                   np.diag([speed_weight, turn_weight]), substeps, terminal_weight, reference=reference)
+
+
+def uniform(agents: tuple, couplings: tuple, sample_time: float, Q: np.ndarray, R: np.ndarray, substeps: int,
+            terminal_weight: float, **references) -> NonlinearNetwork:
+    """A network whose agents all have the weights Q and R (setpoints= or reference= as NonlinearNetwork's)."""
+    return NonlinearNetwork(agents, couplings, sample_time, (Q,) * len(agents), (R,) * len(agents),
+                            substeps=substeps, terminal_weight=terminal_weight, **references)
 
 
 EXAMPLES: dict[str, Callable[..., NonlinearNetwork]] = {
