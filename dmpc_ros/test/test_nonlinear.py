@@ -186,6 +186,18 @@ def test_closed_loop_sensitivity_dmpc_is_within_one_percent_of_centralized_nmpc(
     assert np.linalg.norm(distributed.x[-1]) < 0.1 * np.linalg.norm(distributed.x[0])
 
 
+def test_unicycle_formation_keeps_its_distances_and_its_inputs_are_speed_and_turn_rate() -> None:
+    """Four unicycles, 10 steps: inputs (v, ω) within their limits, neighbours never closer than 0.6 m (the pair
+    constraint is kept with a 0.01 m back-off for the prediction model), the formation error shrinks."""
+    scenario = load_scenario("unicycle_formation").with_overrides(steps=10)
+    result = simulate(scenario)
+    metrics = scenario.metrics(result.x, result.u)
+    assert metrics["min_neighbour_distance"] >= 0.6 and metrics["constraint_violation"] == 0.0
+    assert scenario.model.agents[0].input_names == ("v_0", "omega_0")
+    assert np.all(result.u[:, 0::2] >= 0.0) and np.all(result.u[:, 0::2] <= 0.8)
+    assert np.all(np.abs(result.u[:, 1::2]) <= 1.5) and not result.fallback_input.any()
+
+
 def test_injected_solver_failure_is_counted_and_the_applied_input_stays_in_its_limits(monkeypatch) -> None:
     """Agent 1's solves of step 2 fail with NaN: it flags them, applies its shifted candidate, counts a fallback."""
     scenario = load_scenario("spring_chain").with_overrides(steps=4)

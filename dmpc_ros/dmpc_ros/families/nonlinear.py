@@ -3,6 +3,8 @@ parameters, or a `NonlinearNetwork` built in Python. Its controllers solve NLPs 
 plant integrates the true continuous dynamics, and `controller.nonlinear` picks the local solver."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from scipy.linalg import block_diag
 
@@ -129,6 +131,30 @@ class NonlinearFamily(ModelFamily):
     def metrics(self, scenario, x: np.ndarray, u: np.ndarray) -> dict:
         network: NonlinearNetwork = scenario.model
         return {} if network.metrics is None else network.metrics(network, x, u)
+
+    def plots(self, scenario, result, directory: Path) -> list[Path]:
+        """paths.png for a network that names its planar positions: each agent's path and its reference path."""
+        network: NonlinearNetwork = scenario.model
+        if network.positions is None:
+            return []
+        from ..sim.plots import plt, save  # matplotlib only when plotting
+
+        reference = self.reference(scenario, None)
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for i, (a, b) in enumerate(network.positions):
+            s = network.state_slice(i)
+            states = result.x[:, s]
+            line, = ax.plot(states[:, a], states[:, b], label=network.agents[i].name)
+            T = result.x.shape[0]
+            ref = np.array([reference.at(k)[0][s] for k in range(T)])
+            ax.plot(ref[:, a], ref[:, b], "--", color=line.get_color(), lw=0.8)
+            ax.plot(states[0, a], states[0, b], "o", color=line.get_color())
+        ax.set_xlabel("x [m]")
+        ax.set_ylabel("y [m]")
+        ax.set_aspect("equal")
+        ax.legend(fontsize=8)
+        ax.set_title(f"{scenario.name}: paths (dashed: reference, o: start)")
+        return [save(fig, directory / "paths.png")]
 
 
 def solver_settings(scenario) -> SolverSettings:

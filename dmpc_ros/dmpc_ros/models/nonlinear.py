@@ -108,6 +108,7 @@ class NonlinearNetwork(AgentSizes):
     substeps: int = 4                 # RK4 steps per sampling interval of the prediction model
     terminal_weight: float = 1.0      # scales each agent's terminal cost x' P_ii x (block of the linearized DARE)
     metrics: Callable | None = field(default=None, compare=False)   # (network, x, u) → extra figures
+    positions: tuple[tuple[int, int], ...] | None = None   # per agent, its planar position states (plots: paths)
 
     def __post_init__(self) -> None:
         M = len(self.agents)

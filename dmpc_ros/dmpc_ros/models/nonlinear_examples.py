@@ -10,6 +10,7 @@ Each builder's keyword arguments are its parameters; their defaults are document
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 
@@ -155,10 +156,11 @@ def unicycle_formation(robots: int = 4, sample_time: float = 0.2, speed: float =
                        min_distance: float = 0.6, max_speed: float = 0.8, max_turn_rate: float = 1.5,
                        position_weight: float = 1.0, heading_weight: float = 0.1, speed_weight: float = 0.5,
                        turn_weight: float = 0.1, formation_weight: float = 2.0, substeps: int = 2,
-                       terminal_weight: float = 1.0) -> NonlinearNetwork:
+                       terminal_weight: float = 1.0, distance_margin: float = 0.01) -> NonlinearNetwork:
     """Robots with the true unicycle kinematics (inputs v [m/s] and ω [rad/s]) in a square (or line) formation
     whose centre drives along the x axis at `speed`; neighbours in the ring keep their offsets (a formation cost
-    w ‖p_i − p_j − (δ_i − δ_j)‖²) and at least `min_distance` apart (‖p_i − p_j‖² ≥ d², a pair constraint)."""
+    w ‖p_i − p_j − (δ_i − δ_j)‖²) and at least `min_distance` apart (‖p_i − p_j‖² ≥ d², a pair constraint). The
+    predictions keep `distance_margin` [m] more, a back-off for the RK4 model's error against the true kinematics."""
     if robots < 2:
         raise ValueError(f"unicycle_formation: robots must be ≥ 2, got {robots}")
     angles = 2 * np.pi * np.arange(robots) / robots + np.pi / 4
@@ -173,7 +175,7 @@ def unicycle_formation(robots: int = 4, sample_time: float = 0.2, speed: float =
         return lambda x, x_j: formation_weight * ca.sumsqr(x[:2] - x_j[:2] - delta)
 
     def apart(x, x_j):
-        return min_distance ** 2 - ca.sumsqr(x[:2] - x_j[:2])
+        return (min_distance + distance_margin) ** 2 - ca.sumsqr(x[:2] - x_j[:2])
 
     ring = [(i, (i + 1) % robots) for i in range(robots)] if robots > 2 else [(0, 1)]
     couplings = []
@@ -192,8 +194,21 @@ def unicycle_formation(robots: int = 4, sample_time: float = 0.2, speed: float =
         states = np.concatenate([[*(centre + offsets[i]), 0.0] for i in range(robots)])
         return states, np.tile([speed, 0.0], robots)
 
-    return uniform(agents, tuple(couplings), sample_time, np.diag([position_weight, position_weight, heading_weight]),
-                   np.diag([speed_weight, turn_weight]), substeps, terminal_weight, reference=reference)
+    def metrics(network, x: np.ndarray, u: np.ndarray) -> dict:
+        """Smallest distance between ring neighbours (and its shortfall, a violation) and the formation error."""
+        positions = x.reshape(x.shape[0], robots, 3)[:, :, :2]
+        gaps = np.array([np.linalg.norm(positions[:, i] - positions[:, j], axis=1) for i, j in ring])
+        centre = positions.mean(axis=1, keepdims=True)
+        error = np.linalg.norm(positions - centre - offsets[None], axis=2)
+        return {"min_neighbour_distance": float(gaps.min()), "min_distance": min_distance,
+                "constraint_violation": max(0.0, float(min_distance - gaps.min())),
+                "final_formation_error": float(error[-1].max()),
+                "rms_formation_error": float(np.sqrt(np.mean(error ** 2)))}
+
+    Q = np.diag([position_weight, position_weight, heading_weight])
+    network = uniform(agents, tuple(couplings), sample_time, Q, np.diag([speed_weight, turn_weight]), substeps,
+                      terminal_weight, reference=reference)
+    return dataclasses.replace(network, metrics=metrics, positions=tuple((0, 1) for _ in range(robots)))
 
 
 def uniform(agents: tuple, couplings: tuple, sample_time: float, Q: np.ndarray, R: np.ndarray, substeps: int,
