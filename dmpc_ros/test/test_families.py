@@ -83,7 +83,7 @@ def test_a_broken_plugin_is_named_when_its_type_is_asked_for(tmp_path: Path) -> 
 
 def test_the_builtin_families_are_one_module_each_and_schema_names_none() -> None:
     families = {p.stem for p in (PACKAGE_DIR / "dmpc_ros" / "families").glob("*.py")} - {"__init__"}
-    assert families == {"linear", "mass_spring_chain", "platoon", "formation"}
+    assert families == {"linear", "mass_spring_chain", "platoon", "formation", "nonlinear"}
     schema = (PACKAGE_DIR / "dmpc_ros" / "scenarios" / "schema.py").read_text()
     for name in ("Platoon", "Formation", "MassSpringChain", "isinstance(self.model"):
         assert name not in schema, name
