@@ -139,7 +139,8 @@ class DeviationPlant:
 
 
 def four_tank_comparison(output: Path) -> None:
-    print("\n### four_tank: nonlinear sensitivity DMPC vs the linear Jacobi DMPC (designed at P−) vs centralized NMPC,"
+    print("\n### four_tank: nonlinear sensitivity DMPC vs the linear Jacobi DMPC (designed at P−) vs "
+          "centralized NMPC,"
           " all on the nonlinear plant\n")
     nonlinear = load_scenario("four_tank_nonlinear")
     design = nonlinear.design()

@@ -84,8 +84,8 @@ def test_interpolated_neighbours_make_the_coupling_error_third_order() -> None:
 
 def test_sqp_on_a_linear_model_equals_the_qp_solution() -> None:
     """k₃ = 0 makes the chain linear; RK4 of a linear ODE with the neighbours interpolated is the linear implicit
-    map x⁺ = A x + B u + E x⁺, so the SQP solution equals the centralized QP MPC's on ((I − E)⁻¹A, (I − E)⁻¹B) with
-    the same weights and terminal cost."""
+    map x⁺ = A x + B u + E x⁺, so the SQP solution equals the centralized QP MPC's on
+    ((I − E)⁻¹A, (I − E)⁻¹B) with the same weights and terminal cost."""
     N, dt = 12, 0.2
     net = dataclasses.replace(spring_chain(2, sample_time=dt, cubic_stiffness=0.0, force_limit=0.4), substeps=2)
     x0 = np.array([0.9, 0.0, -0.6, 0.2])

@@ -6,7 +6,8 @@ constraints) as variables of its own NLP. Every edge "i copies j" has a consensu
 two pieces per edge (the copy and the original) z_ij = ½ (v_ij + o_j) and the owner's multiplier is −y_ij, so both
 ends compute the edge from the same two messages of the previous iteration:
 
-    z = ½ (v_ij + o_j),   y_ij ← y_ij + ρ (v_ij − z);   local NLP:  J_i + Σ_edges y'(piece − z) + ρ/2 ‖piece − z‖².
+    z = ½ (v_ij + o_j),   y_ij ← y_ij + ρ (v_ij − z);
+    local NLP:  J_i + Σ_edges y'(piece − z) + ρ/2 ‖piece − z‖².
 
 Plans carry the copies (`copy_<j>`: x_j,0..N then u_j,0..N−1). Stopping: the largest |v_ij − o_j| of the agent's
 edges below the tolerance (relative), with the own state iterates settled, or max_iterations. At every step the

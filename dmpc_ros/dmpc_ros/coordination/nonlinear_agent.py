@@ -7,6 +7,7 @@ it keeps of a solution), `_agreed` (its own convergence test besides the change 
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 
 import numpy as np
@@ -54,9 +55,9 @@ class LocalNlpAgent(Agent):
     def _start(self, first: bool) -> None:
         """Set up or shift the scheme's own data at begin_step."""
 
+    @abstractmethod
     def _problem(self, inbox: Mapping[int, Plan]) -> tuple[np.ndarray, np.ndarray]:
         """(parameters, initial guess w) of this iteration's solve."""
-        raise NotImplementedError
 
     def _accept(self, solution: OCPSolution, parameters: np.ndarray) -> None:
         """Keep what the scheme needs of a usable solution (the own trajectory is kept by the caller)."""

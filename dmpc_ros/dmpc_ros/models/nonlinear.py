@@ -1,6 +1,7 @@
 """Nonlinear coupled subsystems in neighbour-affine form (Pierer von Esch, Völz & Graichen, sensitivity-based DMPC):
 
-    ẋ_i = f_i(x_i, u_i) + Σ_j f_ij(x_i, u_i, x_j, u_j),   stage cost l_i + Σ_j l_ij(x_i, x_j),   g_i(x_i, u_i) ≤ 0.
+    ẋ_i = f_i(x_i, u_i) + Σ_j f_ij(x_i, u_i, x_j, u_j),   stage cost l_i + Σ_j l_ij(x_i, x_j),
+    g_i(x_i, u_i) ≤ 0.
 
 Functions are written with CasADi operations (`casadi.sqrt`, `casadi.cos`, …) and called with symbols once, when a
 problem is built. The prediction model is RK4 on each agent's own right-hand side with the neighbours' inputs held
@@ -177,8 +178,8 @@ class NonlinearNetwork(AgentSizes):
         return ca.Function("J", [xs, us], [ca.jacobian(rhs, xs), ca.jacobian(rhs, us)])(x, u)
 
     def discrete_map(self, i: int) -> ca.Function:
-        """Φ_i(x_i, u_i, z_i) → x_i⁺: RK4 (`substeps` steps) of ẋ_i, z_i = the neighbours' stacked (x_j(k), u_j(k),
-        x_j(k+1)): inputs held, states interpolated linearly over the interval."""
+        """Φ_i(x_i, u_i, z_i) → x_i⁺: RK4 (`substeps` steps) of ẋ_i, z_i = the neighbours' stacked
+        (x_j(k), u_j(k), x_j(k+1)): inputs held, states interpolated linearly over the interval."""
         sub, h = self.agents[i], self.sample_time / self.substeps
         x, u = ca.SX.sym("x", sub.n_x), ca.SX.sym("u", sub.n_u)
         z, ends = [], {}

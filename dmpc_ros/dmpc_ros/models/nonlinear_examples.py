@@ -86,8 +86,9 @@ def water_tanks(tanks: int = 4, sample_time: float = 2.0, area: float = 0.02, or
                 pipe: float = 3e-5, levels: tuple | None = None, max_level: float = 0.6, max_inflow: float = 4e-4,
                 level_weight: float = 1e4, inflow_weight: float = 1e6, substeps: int = 4,
                 terminal_weight: float = 1.0) -> NonlinearNetwork:
-    """M tanks in a row: A ḣ_i = q_i − a √(2 g h_i) + Σ_j c s(h_j − h_i), s(Δ) = Δ √(2 g) / (Δ² + ε²)^¼ (a smooth
-    signed √: ε = 1 mm), inflow q_i ∈ [0, max_inflow] [m³/s]. Setpoint levels default to 0.2 … 0.4 m."""
+    """M tanks in a row: A ḣ_i = q_i − a √(2 g h_i) + Σ_j c s(h_j − h_i),
+    s(Δ) = Δ √(2 g) / (Δ² + ε²)^¼ (a smooth signed √: ε = 1 mm), inflow q_i ∈ [0, max_inflow] [m³/s].
+    Setpoint levels default to 0.2 … 0.4 m."""
     if tanks < 2:
         raise ValueError(f"water_tanks: tanks must be ≥ 2, got {tanks}")
     targets = np.linspace(0.2, 0.4, tanks) if levels is None else np.asarray(levels, float)
@@ -159,7 +160,8 @@ def unicycle_formation(robots: int = 4, sample_time: float = 0.2, speed: float =
                        terminal_weight: float = 1.0, distance_margin: float = 0.01) -> NonlinearNetwork:
     """Robots with the true unicycle kinematics (inputs v [m/s] and ω [rad/s]) in a square (or line) formation
     whose centre drives along the x axis at `speed`; neighbours in the ring keep their offsets (a formation cost
-    w ‖p_i − p_j − (δ_i − δ_j)‖²) and at least `min_distance` apart (‖p_i − p_j‖² ≥ d², a pair constraint). The
+    w ‖p_i − p_j − (δ_i − δ_j)‖²) and at least `min_distance` apart (‖p_i − p_j‖² ≥ d², a pair
+    constraint). The
     predictions keep `distance_margin` [m] more, a back-off for the RK4 model's error against the true kinematics."""
     if robots < 2:
         raise ValueError(f"unicycle_formation: robots must be ≥ 2, got {robots}")

@@ -1,7 +1,8 @@
 """The nonlinear optimal control problem of a set of agents (one agent's local OCP, or all of them: the centralized
 NLP), in multiple-shooting form, with CasADi Functions built once:
 
-    min_w  Σ_m Σ_k ‖x_m,k − x̄‖²_Q + ‖u_m,k − ū‖²_R + Σ_j l_mj(x_m,k, x_j,k)  +  ‖x_m,N − x̄‖²_P  +  γ'w
+    min_w  Σ_m Σ_k ‖x_m,k − x̄‖²_Q + ‖u_m,k − ū‖²_R + Σ_j l_mj(x_m,k, x_j,k)
+           +  ‖x_m,N − x̄‖²_P  +  γ'w
     s.t.   x_m,k+1 = Φ_m(x_m,k, u_m,k, z_m,k)   (λ),   z_m,k = the neighbours' (x_j,k, u_j,k, x_j,k+1),
            g_m(x_m,k, u_m,k) ≤ 0,  h_mj(x_m,k, x_j,k) ≤ 0   (μ),
            box limits on x and u,
@@ -183,7 +184,7 @@ class OptimalControlProblem:
         trajectories = {j: ca.vertcat(ca.vec(ext_x[j].T), ca.vec(ext_u[j].T)) for j in external}
         common = ([ca.vec(ref_x[m].T) for m in members] + [ca.vec(ref_u[m].T) for m in members] + [gamma]
                   + [ca.vec(W) for m in members for W in weights[m]])
-        if copies:   # y'(v − z) + ρ/2 ‖v − z‖² per edge, with v the copy (as copier) or the own trajectory (as owner)
+        if copies:   # y'(v − z) + ρ/2 ‖v − z‖² per edge; v: the copy (copier) or the own trajectory (owner)
             rho, consensus = ca.SX.sym("rho"), []
             m = members[0]
             own = ca.vertcat(x0[m], w[layout.x_index[m].ravel()], w[layout.u_index[m].ravel()])
