@@ -4,10 +4,13 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 MSG_INPUTS := dmpc_ros_msgs/CMakeLists.txt dmpc_ros_msgs/package.xml $(wildcard dmpc_ros_msgs/msg/*.msg)
-PKG_INPUTS := dmpc_ros/setup.py dmpc_ros/setup.cfg dmpc_ros/package.xml
+PKG_INPUTS := dmpc_ros/setup.py dmpc_ros/setup.cfg dmpc_ros/package.xml tools/register_ament.py \
+  $(wildcard dmpc_ros/launch/*.launch.py dmpc_ros/config/*)
+# The ROS 2 launch stack and `ros2` CLI wheels (`make launch-stack`; the folder's ../src has their interface sources).
+WHEELS ?= ../shared/ros2-launch/wheels
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup launch-stack demo test test-fast bench clean
 .DEFAULT_GOAL := demo
 
 setup: $(VENV)/.stamp-package
@@ -28,6 +31,14 @@ $(VENV)/.stamp-package: $(VENV)/.stamp-msgs $(PKG_INPUTS)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e dmpc_ros
 	@# setup.cfg puts executables in lib/dmpc_ros (where `ros2 run` looks); put the `dmpc` CLI on the venv's PATH too.
 	ln -sf ../lib/dmpc_ros/dmpc $(VENV)/bin/dmpc
+	@# share/dmpc_ros and the ament index entry, so that `ros2 launch dmpc_ros ...` / `ros2 run dmpc_ros ...` find it.
+	$(PY) tools/register_ament.py $(VENV)
+	@touch $@
+
+launch-stack: $(VENV)/.stamp-launch
+
+$(VENV)/.stamp-launch: $(VENV)/.stamp-package requirements-launch.txt tools/install_launch_stack.sh
+	tools/install_launch_stack.sh $(VENV) $(WHEELS)
 	@touch $@
 
 demo: setup

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..coordination.collision import CollisionAvoidance
 from ..coordination.consensus import CentreConsensus, check_step_size, components
+from ..models.layout import PlanarLayout
 from ..models.formation import CentrePath, Formation, edge_errors, formation_metrics
 from ..models.linear import CoupledLinearSystem
 from ..mpc.reference import ReferenceTrajectory
@@ -96,6 +97,11 @@ class FormationFamily(ModelFamily):
         metrics = formation_metrics(scenario.model, x, scenario.sample_time)
         metrics["constraint_violation"] = distance_shortfall(scenario.model, x)
         return metrics
+
+    def layout(self, scenario) -> PlanarLayout:
+        """Robots at their (x, y) states, with half the minimum distance as safety radius."""
+        M = scenario.num_agents
+        return PlanarLayout.planar([4] * M, [(0, 1)] * M, scenario.model.min_distance / 2)
 
     def plots(self, scenario, result, directory: Path) -> list[Path]:
         return [plot_formation(result, scenario.model, self.reference(scenario, scenario.prediction_model()),

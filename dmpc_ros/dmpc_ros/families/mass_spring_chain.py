@@ -8,6 +8,7 @@ import numpy as np
 from scipy.linalg import block_diag
 
 from ..models import MassSpringChain
+from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem
 from ..mpc.reference import ReferenceTrajectory
 from ..scenarios.family import FamilyParts, ModelFamily
@@ -53,6 +54,20 @@ class MassSpringChainFamily(ModelFamily):
         A, B = system.full_matrices()
         u_ref, *_ = np.linalg.lstsq(B, x_ref - A @ x_ref, rcond=None)
         return ReferenceTrajectory.constant(x_ref, u_ref)
+
+    def layout(self, scenario) -> PlanarLayout:
+        """Mass i at x = i·s + p_i along a line (s: three position limits, at least 1 m), its position limits as
+        boundaries."""
+        chain = scenario.model
+        limits = [limit for limit in chain.position_limit if np.isfinite(limit)]
+        spacing = max([1.0] + [3.0 * limit for limit in limits])
+        M = chain.num_masses
+        walls = tuple(tuple(np.array([[i * spacing + side * limit, -0.3], [i * spacing + side * limit, 0.3]])
+                            for side in (-1, 1)) if np.isfinite(limit) else ()
+                      for i, limit in enumerate(chain.position_limit))
+        return PlanarLayout(tuple(np.array([[1.0, 0.0], [0.0, 0.0]]) for _ in range(M)),
+                            tuple(np.array([i * spacing, 0.0]) for i in range(M)), boundaries=walls)
+
 
 
 def per_link(masses: dict, path: str, key: str, M: int, default: float) -> tuple[float, ...]:

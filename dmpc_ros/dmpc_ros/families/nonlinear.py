@@ -9,6 +9,7 @@ import numpy as np
 from scipy.linalg import block_diag
 
 from ..coordination.nonlinear import NONLINEAR_SCHEMES, REFUSED, NonlinearDesign
+from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearNetwork, NonlinearPlant
 from ..models.nonlinear_examples import EXAMPLES, example_parameters
@@ -131,6 +132,14 @@ class NonlinearFamily(ModelFamily):
     def metrics(self, scenario, x: np.ndarray, u: np.ndarray) -> dict:
         network: NonlinearNetwork = scenario.model
         return {} if network.metrics is None else network.metrics(network, x, u)
+
+    def layout(self, scenario) -> PlanarLayout:
+        """Robots at the position states the network names (NonlinearNetwork.positions), else the generic layout."""
+        network = scenario.model
+        sizes = [agent.n_x for agent in network.agents]
+        if network.positions is None:
+            return PlanarLayout.generic(sizes)
+        return PlanarLayout.planar(sizes, list(network.positions), network.safety_radius)
 
     def plots(self, scenario, result, directory: Path) -> list[Path]:
         """paths.png for a network that names its planar positions: each agent's path and its reference path."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem
 from ..models.platoon import TOPOLOGIES, Platoon, SpeedProfile, platoon_metrics, platoon_signals
 from ..mpc.reference import ReferenceTrajectory
@@ -47,6 +48,15 @@ class PlatoonFamily(ModelFamily):
     def metrics(self, scenario, x: np.ndarray, u: np.ndarray) -> dict:
         leader_speed = self.reference(scenario, scenario.prediction_model()).states[:, 0]
         return platoon_metrics(scenario.model, x, u, leader_speed)
+
+    def layout(self, scenario) -> PlanarLayout:
+        """In the leader's frame along x: vehicle i at its nominal slot −i·r, moved back by its own spacing error
+        e_i − (r + h v_i) (each vehicle knows only its own gap, so errors do not add up along the platoon)."""
+        platoon = scenario.model
+        r, h = platoon.standstill_gap, platoon.time_headway
+        maps = [np.zeros((2, 2))] + [np.array([[-1.0, h, 0.0], [0.0, 0.0, 0.0]])] * (platoon.num_agents - 1)
+        anchors = [np.zeros(2)] + [np.array([-i * r + r, 0.0]) for i in range(1, platoon.num_agents)]
+        return PlanarLayout(tuple(maps), tuple(anchors))
 
     def plots(self, scenario, result, directory: Path) -> list[Path]:
         return [plot_platoon(result, scenario.model, self.reference(scenario, scenario.prediction_model()),

@@ -110,6 +110,7 @@ class NonlinearNetwork(AgentSizes):
     terminal_weight: float = 1.0      # scales each agent's terminal cost x' P_ii x (block of the linearized DARE)
     metrics: Callable | None = field(default=None, compare=False)   # (network, x, u) → extra figures
     positions: tuple[tuple[int, int], ...] | None = None   # per agent, its planar position states (plots: paths)
+    safety_radius: float = 0.0   # [m] drawn around each robot (rviz / Foxglove markers)
 
     def __post_init__(self) -> None:
         M = len(self.agents)

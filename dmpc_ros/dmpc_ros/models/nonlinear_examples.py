@@ -210,7 +210,8 @@ def unicycle_formation(robots: int = 4, sample_time: float = 0.2, speed: float =
     Q = np.diag([position_weight, position_weight, heading_weight])
     network = uniform(agents, tuple(couplings), sample_time, Q, np.diag([speed_weight, turn_weight]), substeps,
                       terminal_weight, reference=reference)
-    return dataclasses.replace(network, metrics=metrics, positions=tuple((0, 1) for _ in range(robots)))
+    return dataclasses.replace(network, metrics=metrics, positions=tuple((0, 1) for _ in range(robots)),
+                               safety_radius=min_distance / 2)
 
 
 def uniform(agents: tuple, couplings: tuple, sample_time: float, Q: np.ndarray, R: np.ndarray, substeps: int,

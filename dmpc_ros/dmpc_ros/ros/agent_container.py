@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 import sys
 
-import rclpy
 from rclpy.utilities import remove_ros_args
 
 from .agent_node import AgentNode
-from .spin import spin_nodes
+from .spin import init_node_process, spin_nodes
 
 NODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    rclpy.init(args=argv)
+    init_node_process(argv)
     nodes = [AgentNode(name) for name in names]
     spin_nodes(nodes, lambda: all(node.finished for node in nodes))
     return 0

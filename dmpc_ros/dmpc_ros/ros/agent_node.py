@@ -20,7 +20,9 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.subscription import ContentFilterOptions
+from nav_msgs.msg import Path as NavPath
 from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
 
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
@@ -32,7 +34,8 @@ from ..scenarios import ScenarioError
 from ..scenarios.source import scenario_from_parameters
 from .conversions import MalformedPlan, message_to_plan, plan_to_message
 from .qos import CONTROL_QOS, PLAN_QOS_CHOICES, STATE_QOS, STATUS_QOS, plan_qos
-from .spin import spin_node
+from .spin import init_node_process, spin_node
+from .visualization import Scene, marker_array, path_message
 
 
 def agent_topic(agent_id: int, leaf: str) -> str:
@@ -107,6 +110,9 @@ class AgentNode(LifecycleNode):
             floating_point_range=[FloatingPointRange(from_value=0.001, to_value=3600.0, step=0.0)]))
         self.declare_parameter("plan_qos", "reliable", ParameterDescriptor(
             description=f"QoS of plan topics ({', '.join(PLAN_QOS_CHOICES)}); see dmpc_ros.ros.qos", **read_only))
+        self.declare_parameter("visualization", True, ParameterDescriptor(
+            description="publish agent_<i>/path (nav_msgs/Path) and agent_<i>/markers (MarkerArray) in frame map "
+                        "after every step", **read_only))
         self.declare_parameter("heartbeat_period", 0.2, ParameterDescriptor(
             description="period of the heartbeat the lifecycle manager monitors [s]",
             floating_point_range=[FloatingPointRange(from_value=0.01, to_value=10.0, step=0.0)]))
@@ -158,6 +164,9 @@ class AgentNode(LifecycleNode):
         self._measured: np.ndarray | None = None
         self._missing = 0
         self.active = False
+        self.layout = None   # PlanarLayout when the visualization topics are on
+        self._state_now: np.ndarray | None = None       # the last measured state (map frame for the markers)
+        self._heard: dict[int, tuple[float, np.ndarray]] = {}   # neighbour → (wall time, x_j(k)) of its last plan
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -210,6 +219,13 @@ class AgentNode(LifecycleNode):
             "status": self.create_lifecycle_publisher(AgentStatus, agent_topic(me, "status"), STATUS_QOS),
             "heartbeat": self.create_lifecycle_publisher(Header, agent_topic(me, "heartbeat"), STATUS_QOS),
         }
+        if self._parameter("visualization"):
+            self.layout = scenario.family.layout(scenario)
+            tubes = getattr(self.design, "tubes", None)
+            self._tube = None if tubes is None else tubes.tubes[me].G
+            self._outputs["path"] = self.create_lifecycle_publisher(NavPath, agent_topic(me, "path"), STATUS_QOS)
+            self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, agent_topic(me, "markers"),
+                                                                       STATUS_QOS)
         self._plan_inputs = {j: self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"),
                                                          lambda message, j=j: self._on_plan(j, message), qos,
                                                          content_filter_options=self._plan_filter(j))
@@ -276,7 +292,7 @@ class AgentNode(LifecycleNode):
         if self._negotiating:  # a new measurement overtook the negotiation (real-time): apply what we have
             self._finish_step()
         self._last_step = message.step
-        self._measured = state
+        self._measured = self._state_now = state
         self._missing = 0
         self._arm_deadline()
         self._try_begin()
@@ -315,6 +331,7 @@ class AgentNode(LifecycleNode):
             self._rejected += 1
             self._warn_rejected(error)
             return
+        self._heard[sender] = (time.monotonic(), plan.states[0])
         if self.book.record(plan) and self.active:
             if self._measured is not None:
                 self._try_begin()
@@ -389,6 +406,8 @@ class AgentNode(LifecycleNode):
         u = self.agent.control()   # finite and inside U_i whatever the solver did (coordination/safe_input.py)
         self._publish_control(self._last_step, u)
         self._publish_status()
+        if self.layout is not None and plan is not None:
+            self._publish_scene(plan)
 
     # -- publishing ------------------------------------------------------------------------------------
     def _stamp(self):
@@ -420,6 +439,18 @@ class AgentNode(LifecycleNode):
         self._outputs["status"].publish(message)
         self._rejected = 0
 
+    def _publish_scene(self, plan) -> None:
+        """Path and markers of the final plan, moved into the plant's frame (a formation agent plans relative to
+        its agreed centre: the measured state minus the plan's first state gives the shift)."""
+        me, layout, now = self.agent_id, self.layout, time.monotonic()
+        shift = 0.0 if self._state_now is None else \
+            layout.position(me, self._state_now) - layout.position(me, plan.states[0])
+        neighbours = {j: (layout.position(j, x) + shift, now - seen) for j, (seen, x) in self._heard.items()}
+        scene = Scene(me, layout.position(me, plan.states) + shift, neighbours)
+        stamp, sample_time = self._stamp(), self.design.system.sample_time
+        self._outputs["path"].publish(path_message(scene, stamp, sample_time))
+        self._outputs["markers"].publish(marker_array(scene, layout, stamp, sample_time, self._tube))
+
     def _beat(self) -> None:
         if self.active:
             beat = Header(frame_id=self.get_name())
@@ -428,7 +459,7 @@ class AgentNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    init_node_process(argv)
     node = AgentNode()
     spin_node(node, lambda: node.finished)
     return 0

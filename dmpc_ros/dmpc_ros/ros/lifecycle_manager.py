@@ -61,11 +61,16 @@ class LifecycleManager(Node):
             self.create_subscription(Header, topic, lambda _m, t=topic: self.last_beat.__setitem__(t, time.monotonic()),
                                      STATUS_QOS)
         self.heartbeat_timeout = self.get_parameter("heartbeat_timeout").value
-        self.stop_requested = False
+        self.stop_requested = False   # SIGINT/SIGTERM: bring-up and watching end
+        self.shutting_down = False    # from then on, further signals (launch and the terminal both send one) wait
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_requested and not self.shutting_down
 
     def _await(self, future, what: str, timeout: float):
         deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline and not self.stop_requested:
+        while not future.done() and time.monotonic() < deadline and not self.interrupted:
             self.executor_.spin_once(timeout_sec=0.05)
         if not future.done():
             raise TimeoutError(f"{what}: no answer within {timeout:.1f} s")
@@ -79,7 +84,7 @@ class LifecycleManager(Node):
             try:
                 return self._await(client.call_async(request), what, min(RETRY_PERIOD, self.timeout))
             except TimeoutError:
-                if attempt == attempts - 1 or self.stop_requested:
+                if attempt == attempts - 1 or self.interrupted:
                     raise
         raise TimeoutError(what)
 
@@ -88,7 +93,7 @@ class LifecycleManager(Node):
         what = f"{NAMES[transition]} of {name}"
         deadline = time.monotonic() + self.timeout
         while not (change.service_is_ready() and get.service_is_ready()):
-            if time.monotonic() > deadline or self.stop_requested:
+            if time.monotonic() > deadline or self.interrupted:
                 raise TimeoutError(f"{what}: its lifecycle services did not appear within {self.timeout:.1f} s")
             self.executor_.spin_once(timeout_sec=0.05)
         request = ChangeState.Request(transition=Transition(id=transition))
@@ -135,7 +140,7 @@ class LifecycleManager(Node):
 
     def shut_down(self) -> None:
         """Take every node down from whatever state it is in, in reverse bring-up order."""
-        self.stop_requested = False  # allow the service calls below
+        self.shutting_down = True   # the service calls below are not cut short by a second signal
         next_transition = {State.PRIMARY_STATE_ACTIVE: Transition.TRANSITION_DEACTIVATE,
                            State.PRIMARY_STATE_INACTIVE: Transition.TRANSITION_CLEANUP,
                            State.PRIMARY_STATE_UNCONFIGURED: Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -30,7 +29,7 @@ from ..scenarios.source import scenario_from_parameters
 from ..scenarios.node_specs import MAX_INPUT_TIMEOUT
 from .agent_node import agent_topic
 from .qos import CONTROL_QOS, STATE_QOS
-from .spin import spin_node
+from .spin import init_node_process, spin_node
 
 MODES = ("lock_step", "real_time")
 
@@ -201,7 +200,7 @@ class PlantNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    init_node_process(argv)
     node = PlantNode()
     spin_node(node, lambda: node.finished)
     node.write_output()   # stopped before the scenario's end: keep the steps done

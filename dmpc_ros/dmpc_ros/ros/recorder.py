@@ -1,4 +1,5 @@
-"""In-process recorder of a run: every plan, state, input and status as an MCAP bag, statuses kept for the summary.
+"""In-process recorder of a run: every plan, state, input, status, path and marker array as an MCAP bag, statuses
+kept for the summary.
 
 Subscribes with raw (CDR) delivery and writes the bytes unchanged, with the message definitions as
 `ros2msg` schemas, so the bag opens in PlotJuggler / Foxglove / `ros2 bag` like one rosbag2 wrote. Chunks are
@@ -10,41 +11,19 @@ import time
 from pathlib import Path
 
 from mcap.writer import Writer
+from nav_msgs.msg import Path as NavPath
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
+from visualization_msgs.msg import MarkerArray
 
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
 from .agent_node import agent_topic
+from .message_definitions import definition, type_name
 from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS, plan_qos
 
 CHUNK_SIZE = 32 * 1024   # [bytes] small chunks: a killed runner leaves all but the last one readable (dmpc bag)
 FLUSH_PERIOD = 0.25      # [s]
-MESSAGE_DIRECTORY = Path(__file__).resolve().parents[3] / "dmpc_ros_msgs" / "msg"
-
-
-def message_definition(message_type: type) -> str:
-    """Concatenated .msg definition (with std_msgs/Header and builtin_interfaces/Time) for MCAP schemas."""
-    own = message_definition_text(message_type.__name__)
-    header = "std_msgs/Header" in own
-    parts = [own]
-    if header:
-        parts += ["=" * 80 + "\nMSG: std_msgs/Header\nbuiltin_interfaces/Time stamp\nstring frame_id",
-                  "=" * 80 + "\nMSG: builtin_interfaces/Time\nint32 sec\nuint32 nanosec"]
-    return "\n".join(parts)
-
-
-def message_definition_text(name: str) -> str:
-    candidates = [MESSAGE_DIRECTORY / f"{name}.msg"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        candidates.append(Path(get_package_share_directory("dmpc_ros_msgs")) / "msg" / f"{name}.msg")
-    except Exception:  # not in the ament index: the source tree has it
-        pass
-    for path in candidates:
-        if path.is_file():
-            return "\n".join(line for line in path.read_text().splitlines() if line and not line.startswith("#"))
-    raise FileNotFoundError(f"definition of dmpc_ros_msgs/{name} not found in {[str(c) for c in candidates]}")
 
 
 class RunRecorder(Node):
@@ -64,13 +43,14 @@ class RunRecorder(Node):
             topics += [(agent_topic(i, "plan"), PredictedTrajectory, plan_qos(plan_qos_choice)),
                        (agent_topic(i, "state"), SubsystemState, STATE_QOS),
                        (agent_topic(i, "control"), ControlInput, CONTROL_QOS),
-                       (agent_topic(i, "status"), AgentStatus, STATUS_QOS)]
+                       (agent_topic(i, "status"), AgentStatus, STATUS_QOS),
+                       (agent_topic(i, "path"), NavPath, STATUS_QOS),
+                       (agent_topic(i, "markers"), MarkerArray, STATUS_QOS)]
         schemas = {}
         for topic, message_type, qos in topics:
             if message_type not in schemas:
                 schemas[message_type] = self.writer.register_schema(
-                    name=f"dmpc_ros_msgs/msg/{message_type.__name__}", encoding="ros2msg",
-                    data=message_definition(message_type).encode())
+                    name=type_name(message_type), encoding="ros2msg", data=definition(type_name(message_type)).encode())
             full = f"{namespace.rstrip('/')}/{topic}"
             channel = self.writer.register_channel(topic=full, message_encoding="cdr", schema_id=schemas[message_type])
             self.create_subscription(message_type, topic, lambda data, c=channel, t=message_type: self._on(c, t, data),

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..coordination import ControllerDesign
 from ..coordination.factory import SCHEMES
+from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem, CouplingTerm, Subsystem
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, check_stabilizable
@@ -124,6 +125,11 @@ class ModelFamily(ABC):
         """Family-specific closed-loop figures for summary.json and the table; a `constraint_violation` entry (of
         constraints the plant's sets do not hold, e.g. collisions) counts in max_constraint_violation too."""
         return {}
+
+    def layout(self, scenario: Scenario) -> PlanarLayout:
+        """Where the agents are in the map frame, for the nodes' Path and MarkerArray topics (default: agent i at
+        x = i m, its first state on the y axis)."""
+        return PlanarLayout.generic([s.n_x for s in scenario.model.subsystems()])
 
     def plots(self, scenario: Scenario, result: Any, directory: Path) -> list[Path]:
         """Family-specific PNGs beyond the generic states/inputs and convergence plots."""

@@ -1,0 +1,88 @@
+"""The rviz2, PlotJuggler and Foxglove configs in config/ name only topics and fields a recorded run has."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+import yaml
+from mcap_ros2.reader import read_ros2_messages
+
+from conftest import PACKAGE_DIR
+
+CONFIG = PACKAGE_DIR / "config"
+DMPC = [str(Path(sys.prefix) / "bin" / "dmpc")]
+RUNS = {"rviz_line.rviz": "platoon", "rviz_plane.rviz": "formation", "plotjuggler.xml": "mass_spring",
+        "foxglove.json": "mass_spring"}
+
+
+def rviz_names(path: Path) -> list[tuple[str, str]]:
+    config = yaml.safe_load(path.read_text())
+    return [(d["Topic"]["Value"], "") for d in config["Visualization Manager"]["Displays"] if "Topic" in d]
+
+
+def plotjuggler_names(path: Path) -> list[tuple[str, str]]:
+    """Curve names are <topic>/<field path>; the topic is all agent_<i>/<leaf> levels."""
+    curves = [c.get("name") for c in ElementTree.parse(path).iter("curve")]
+    return [(m.group(1), m.group(2).replace("/", ".")) for m in (re.match(r"(/dmpc/agent_\d+/\w+)/(.+)", c)
+                                                                 for c in curves)]
+
+
+def foxglove_names(path: Path) -> list[tuple[str, str]]:
+    config = json.loads(path.read_text())["configById"]
+    names = [(topic, "") for panel in config.values() for topic in panel.get("topics", {})]
+    for panel in config.values():
+        names += [tuple(p["value"].split(".", 1)) for p in panel.get("paths", [])]
+    return names
+
+
+READERS = {".rviz": rviz_names, ".xml": plotjuggler_names, ".json": foxglove_names}
+
+
+def resolve(message, field: str):
+    """message.a.b[2] for the field path 'a.b[2]'."""
+    value = message
+    for name, index in re.findall(r"(\w+)(?:\[(\d+)\])?", field):
+        value = getattr(value, name)
+        if index:
+            value = value[int(index)]
+    return value
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> dict[str, dict]:
+    """scenario → {topic: first message} of a short `dmpc run`."""
+    from dmpc_ros.ros.environment import reserve_domain_id, ros_environment
+
+    first = {}
+    for scenario in sorted(set(RUNS.values())):
+        output = tmp_path_factory.mktemp(scenario)
+        reservation = reserve_domain_id()
+        run = subprocess.run(DMPC + ["run", scenario, "--steps", "3", "--output", str(output), "--no-reference"],
+                             env=ros_environment(reservation.domain_id), capture_output=True, text=True, timeout=300)
+        reservation.release()
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        first[scenario] = {}
+        for message in read_ros2_messages(str(output / "run.mcap")):
+            first[scenario].setdefault(message.channel.topic, message.ros_msg)
+    return first
+
+
+def test_every_config_is_checked() -> None:
+    assert sorted(RUNS) == sorted(p.name for p in CONFIG.iterdir() if p.suffix in READERS)
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("config", sorted(RUNS))
+def test_config_names_only_recorded_topics_and_fields(recorded, config: str) -> None:
+    messages = recorded[RUNS[config]]
+    names = READERS[Path(config).suffix](CONFIG / config)
+    assert names
+    for topic, field in names:
+        assert topic in messages, f"{config}: topic {topic} is not in a recorded {RUNS[config]} run"
+        if field:
+            resolve(messages[topic], field)   # AttributeError / IndexError name what is missing
