@@ -109,6 +109,17 @@ def changed_fields(original: Scenario, changed: Scenario) -> dict:
     return values
 
 
+def plot_report(result: SimulationResult, scenario: Scenario, output: Path,
+                reference_stage_cost: np.ndarray | None = None) -> list[Path]:
+    """The report's PNGs: states and inputs, convergence, the tubes (robust mode) and the family's own plots."""
+    from .sim.plots import plot_result, plot_tubes
+
+    plots = plot_result(result, scenario.plant(), output, scenario.name, reference_stage_cost)
+    if scenario.tubes is not None and result.nominal_x is not None:
+        plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
+    return plots + scenario.family.plots(scenario, result, output)
+
+
 def save(result: SimulationResult, scenario: Scenario, output: str | Path, reference: SimulationResult | None = None,
          console=None, title_suffix: str = "") -> dict:
     """Write summary.json (with the cost gap to `reference`, a centralized run), trajectory.npz/.csv and the
@@ -116,8 +127,6 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     summary."""
     from rich.console import Console
     from rich.table import Table
-
-    from .sim.plots import plot_result, plot_tubes
 
     output = Path(output)
     console = console or Console()
@@ -129,11 +138,10 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     if scenario.tubes is not None and result.nominal_x is not None:   # how full the tubes got: max |x − x̄| / radius
         radii = np.concatenate([z.radii() for z in scenario.tubes.tubes])
         summary["scenario_metrics"]["tube_fill"] = float(np.max(np.abs(result.x[:-1] - result.nominal_x) / radii))
-    result.save(output, summary)
-    plots = plot_result(result, scenario.plant(), output, scenario.name)
-    if scenario.tubes is not None and result.nominal_x is not None:
-        plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
-    plots.extend(scenario.family.plots(scenario, result, output))
+    summary["source"] = scenario.source
+    reference_stage_cost = None if reference is None or reference is result else reference.stage_cost
+    result.save(output, summary, reference_stage_cost)
+    plots = plot_report(result, scenario, output, reference_stage_cost)
     table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, "
                         f"N = {scenario.controller.horizon}")
     table.add_column("metric")

@@ -240,6 +240,22 @@ def repair_bag_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def plot_command(args: argparse.Namespace) -> int:
+    """`dmpc plot RUN_DIR_OR_BAG`: the report's PNGs, rebuilt from what a run left."""
+    from .report import render
+
+    target = Path(args.target)
+    if not target.exists():
+        raise UsageError(f"{args.target}: does not exist; give an output folder or a .mcap file")
+    output = Path(args.output) if args.output else None
+    try:
+        paths = render(target, output)
+    except (ValueError, KeyError, OSError) as error:
+        raise UsageError(str(error)) from None
+    print(f"dmpc plot: wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
 def explicit_command(args: argparse.Namespace) -> int:
     """`dmpc explicit build SCENARIO`: every agent's mpQP solved into the cache the explicit schemes load."""
     from .coordination.factory import SCHEMES
@@ -306,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="keep the others running this long after a node dies, then stop [s]")
             command.add_argument("--agents-per-process", type=int, default=1, metavar="K",
                                  help="host K agent nodes per process (one executor, like a component container)")
+    plot = commands.add_parser("plot", help="render the standard report (PNGs) from an output folder or a run.mcap")
+    plot.add_argument("target", help="an output folder of dmpc sim / dmpc run, or a run bag (.mcap)")
+    plot.add_argument("--output", help="where to write the PNGs (default: the folder, or the bag's folder)")
     bag = commands.add_parser("bag", help="run bags: repair one a killed recorder left")
     bag.add_argument("action", choices=("repair",), help="repair: write its complete records as a well-formed bag")
     bag.add_argument("bag", help="the .mcap file (e.g. runs/<run>/run.mcap)")
@@ -320,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
                 "run": lambda: run_ros(args), "bag": lambda: repair_bag_command(args),
-                "explicit": lambda: explicit_command(args)}
+                "explicit": lambda: explicit_command(args), "plot": lambda: plot_command(args)}
     try:
         with SetUpProgress() as progress, reporting(progress):
             return handlers[args.command]()

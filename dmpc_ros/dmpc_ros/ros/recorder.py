@@ -27,13 +27,16 @@ FLUSH_PERIOD = 0.25      # [s]
 
 
 class RunRecorder(Node):
-    def __init__(self, namespace: str, num_agents: int, bag_path: Path, plan_qos_choice: str, **kwargs) -> None:
+    def __init__(self, namespace: str, num_agents: int, bag_path: Path, plan_qos_choice: str,
+                 metadata: tuple[str, dict[str, str]] | None = None, **kwargs) -> None:
         super().__init__("recorder", namespace=namespace, **kwargs)
         bag_path.parent.mkdir(parents=True, exist_ok=True)
         self._file = bag_path.open("wb")
         self.writer = Writer(self._file, chunk_size=CHUNK_SIZE)
         self._flushed = time.monotonic()
         self.writer.start(profile="ros2", library="dmpc_ros")
+        if metadata is not None:   # what `dmpc plot` needs to rebuild the report from the bag alone
+            self.writer.add_metadata(*metadata)
         self.statuses: list[AgentStatus] = []
         self.plans = 0
         self.plan_bytes = 0

@@ -7,6 +7,7 @@ records every plan/state/input/status to an MCAP bag, and stops everything clean
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from rclpy.signals import SignalHandlerOptions
 from dmpc_ros_msgs.msg import AgentStatus
 
 from ..process_group import ProcessGroup
+from ..report import BAG_METADATA, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.node_specs import NodeSpec, host_agents, node_specs, parameters_file
 from ..scenarios.source import is_factory, source_path
@@ -102,8 +104,10 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
     try:
         executor = make_executor(context=context)
+        metadata = {"scenario": str(source), "overrides": json.dumps(overrides or {}), "mode": mode}
         recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
-                               "reliable" if mode == "lock_step" else "best_effort", context=context)
+                               "reliable" if mode == "lock_step" else "best_effort", context=context,
+                               metadata=(BAG_METADATA, metadata))
         executor.add_node(recorder)
         processes = {}
 
@@ -211,35 +215,9 @@ def failed_status(statuses: list, start: int):
 def collect_result(scenario: Scenario, plant_file: Path, recorder) -> SimulationResult:
     """The plant's trajectory plus the agents' statuses in the same result object `dmpc sim` produces."""
     data = np.load(plant_file)
-    x, u = data["x"], data["u"]
-    design, plant = scenario.design(), scenario.plant()
-    cost = design.cost()
-    T, M = u.shape[0], scenario.num_agents
-    result = SimulationResult.empty(scenario.controller.algorithm, T, design.horizon, plant.n_x, plant.n_u, M,
-                                    scenario.controller.max_iterations, plant.sample_time)
-    result.x[:], result.u[:] = x, u
-    for k in range(T):
-        result.stage_cost[k] = cost.stage(x[k], u[k], k)
-        result.violation[k] = plant.constraint_violation(x[k], u[k])
-    result.violation[T] = plant.constraint_violation(x[T])
-    per_step: dict[int, list] = {}
-    for status in recorder.statuses:
-        if status.step < T:
-            per_step.setdefault(status.step, []).append(status)
-    for k in range(T):
-        statuses = per_step.get(k, [])
-        result.iterations[k] = max((s.iterations for s in statuses), default=0)
-        result.agent_solve_times[k] = [[s.solve_time / max(s.iterations, 1)] for s in statuses] or None
-        for s in statuses:
-            if s.agent_id < M:
-                result.infeasible[k, s.agent_id], result.solver_failures[k, s.agent_id] = (s.infeasible_problems,
-                                                                                           s.solver_failures)
-                result.fallbacks[k, s.agent_id] = s.fallbacks
-                result.fallback_input[k, s.agent_id] = s.input_source != AgentStatus.INPUT_SOLVED
-                result.explicit[k, s.agent_id] = (s.qp_fallbacks, s.full_searches, s.iterative_fallbacks,
-                                                  s.region_combinations)
+    result = result_from_records(scenario, data["x"], data["u"], recorder.statuses)
+    T = result.steps
     result.messages[:] = recorder.plans // max(T, 1)
     result.bytes[:] = recorder.plan_bytes // max(T, 1)
     result.late_inputs = int(data["late_inputs"])
-    result.messages_missing = int(sum(s.messages_missing for s in recorder.statuses))
     return result

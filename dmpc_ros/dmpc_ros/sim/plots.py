@@ -32,41 +32,91 @@ def label_time_axes(axes, labels: list[str], legend_columns: int) -> None:
     axes[-1].set_xlabel("time [s]")
 
 
-def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory: Path, title: str) -> list[Path]:
+PANELS = [(0, "state"), (1, "state"), (0, "input")]   # states_inputs.png: (index within the agent, kind) per panel
+
+
+def box_limits(constraint, index: int) -> list[float]:
+    """The bounds a polytope {H v ≤ h} puts on v[index] alone (its rows with one nonzero entry, there)."""
+    H, h = constraint.H, constraint.h
+    return [float(b / row[index]) for row, b in zip(H, h) if np.count_nonzero(row) == 1 and row[index] != 0]
+
+
+def agent_labels(names: list[str]) -> list[str]:
+    """Legend entries: the names, or 'agent i: name' where agents share names (a model built in Python)."""
+    return names if len(set(names)) == len(names) else [f"agent {i}: {name}" for i, name in enumerate(names)]
+
+
+def panel_labels(first, rows: list[tuple[int, str]]) -> list[str]:
+    """Axis labels 'name [unit]' of the panels' (index, "state" | "input") rows, from agent 0's names."""
+    labels = []
+    for r, kind in rows:
+        names, units = (first.state_names, first.state_units) if kind == "state" else \
+            (first.input_names, first.input_units)
+        name = names[r].split("_")[0] if r < len(names) else f"{'second' if r else 'first'} {kind}"
+        unit = units[r] if r < len(units) else ""
+        labels.append(f"{name} [{unit}]" if unit else name)
+    return labels
+
+
+def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory: Path, title: str,
+                reference_stage_cost: np.ndarray | None = None) -> list[Path]:
+    """states_inputs.png (first two states and first input per agent, with their box limits dashed) and
+    convergence.png (the signed cost gap to the centralized optimum per iteration when the run recorded it, else
+    the closed loop's stage cost against the centralized reference run's; iterations per step)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / "states_inputs.png", directory / "convergence.png"]
     M = system.num_agents
-    names = [name for sub in system.subsystems for name in sub.state_names]
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
-    for i in range(M):
-        xs = system.state_slice(i)
-        axes[0].plot(result.t, result.x[:, xs.start], label=names[xs.start] if M <= 8 else None)
-        if xs.stop - xs.start > 1:
-            axes[1].plot(result.t, result.x[:, xs.start + 1], label=names[xs.start + 1] if M <= 8 else None)
-        axes[2].step(result.t[:-1], result.u[:, system.input_slice(i).start], where="post",
-                     label=system.subsystems[i].input_names[0] if M <= 8 and system.subsystems[i].input_names else None)
-    first = system.subsystems[0]
-    units = list(first.state_units) + list(first.input_units) or ["", "", ""]
-    kinds = ([name.split("_")[0] for name in first.state_names + first.input_names]
-             or ["first state", "second state", "input"])
-    labels = [f"{kind} [{unit}]" if unit else kind for kind, unit in zip(kinds, units)]
-    label_time_axes(axes, labels, legend_columns=2 if M <= 8 else 0)
-    axes[0].set_title(f"{title}: states and inputs ({result.algorithm})")
+    rows = PANELS
+    for panel, (r, kind) in zip(axes, rows):
+        names = []
+        for i, sub in enumerate(system.subsystems):
+            size, offset = (sub.n_x, system.state_slice(i).start) if kind == "state" else \
+                (sub.n_u, system.input_slice(i).start)
+            if r >= size:
+                continue
+            values = result.x[:, offset + r] if kind == "state" else result.u[:, offset + r]
+            line, = (panel.plot(result.t, values) if kind == "state"
+                     else panel.step(result.t[:-1], values, where="post"))
+            names.append((line, (sub.state_names if kind == "state" else sub.input_names)[r]))
+            constraint = sub.state_constraint if kind == "state" else sub.input_constraint
+            for bound in box_limits(constraint, r):
+                panel.axhline(bound, color=line.get_color(), ls="--", lw=0.8, alpha=0.7)
+        if names and M <= 8:
+            for (line, _), label in zip(names, agent_labels([n for _, n in names])):
+                line.set_label(label)
+    label_time_axes(axes, panel_labels(system.subsystems[0], rows), legend_columns=2 if M <= 8 else 0)
+    axes[0].set_title(f"{title}: states and inputs ({result.algorithm}); dashed: limits")
     save(fig, paths[0])
 
     fig, axes = plt.subplots(2, 1, figsize=(9, 6))
     reference = result.centralized_cost
-    if np.any(np.isfinite(reference)):
+    if np.any(np.isfinite(reference)) and np.any(np.isfinite(result.cost_per_iteration)):
         gap = (result.cost_per_iteration - reference[:, None]) / np.abs(reference[:, None])
         for k in range(0, result.steps, max(1, result.steps // 8)):
             trace = gap[k][np.isfinite(gap[k])]
-            axes[0].semilogy(np.arange(trace.size), np.maximum(np.abs(trace), 1e-16), marker=".", label=f"step {k}")
-        axes[0].set_ylabel("|V(Uᵖ) − V*| / V*")
+            axes[0].plot(np.arange(trace.size), trace, marker=".", label=f"step {k}")
+        axes[0].set_yscale("symlog", linthresh=1e-6)
+        axes[0].axhline(0.0, color="k", lw=0.8)
+        axes[0].set_ylabel("(V(Uᵖ) − V*) / |V*|")
         axes[0].set_xlabel("negotiation iteration p")
         axes[0].legend(fontsize=7, ncol=3)
+        axes[0].set_title("plant-wide cost gap to the centralized optimum over iterations (signed)")
+    elif reference_stage_cost is not None:
+        axes[0].plot(result.t[:-1], result.stage_cost, label=f"{result.algorithm} (this run)")
+        axes[0].plot(result.t[:-1], reference_stage_cost, "--", label="centralized MPC (reference run)")
+        gap = (np.cumsum(result.stage_cost) - np.cumsum(reference_stage_cost)) / max(
+            abs(float(np.sum(reference_stage_cost))), 1e-300)
+        twin = axes[0].twinx()
+        twin.plot(result.t[:-1], 100 * gap, color="tab:red", lw=0.8)
+        twin.set_ylabel("cumulative gap [%] (signed)", color="tab:red")
+        axes[0].set_ylabel("stage cost ℓ(x, u)")
+        axes[0].set_xlabel("time [s]")
+        axes[0].legend(fontsize=7)
+        axes[0].set_title("closed-loop stage cost against the centralized reference run")
     else:
-        axes[0].text(0.5, 0.5, "centralized reference not computed", ha="center", transform=axes[0].transAxes)
-    axes[0].set_title("plant-wide cost gap to the centralized optimum over iterations")
+        axes[0].text(0.5, 0.5, "centralized reference not computed (--no-reference)", ha="center",
+                     transform=axes[0].transAxes)
     axes[0].grid(alpha=0.3)
     axes[1].bar(np.arange(result.steps), result.iterations)
     axes[1].set_xlabel("control step k")
@@ -88,16 +138,14 @@ def plot_tubes(result: SimulationResult, system: CoupledLinearSystem, tubes: Tub
     for i, sub in enumerate(system.subsystems):
         xs = system.state_slice(i)
         radii = tubes.tubes[i].radii()
-        H, h = sub.state_constraint.H, sub.state_constraint.h
         for r in range(sub.n_x):
             axis = axes[r][i]
             nominal = result.nominal_x[:, xs.start + r]
             axis.fill_between(t[:-1], nominal - radii[r], nominal + radii[r], color="tab:blue", alpha=0.2, label="tube")
             axis.plot(t[:-1], nominal, color="tab:blue", lw=1, label="nominal x̄")
             axis.plot(t, result.x[:, xs.start + r], color="k", lw=1, label="real x")
-            for row, bound in zip(H, h):   # box limits on this state
-                if np.count_nonzero(row) == 1 and row[r] != 0:
-                    axis.axhline(bound / row[r], color="r", ls=":", lw=1)
+            for bound in box_limits(sub.state_constraint, r):
+                axis.axhline(bound, color="r", ls=":", lw=1)
             unit = sub.state_units[r] if sub.state_units else ""
             axis.set_ylabel(f"{sub.state_names[r]} [{unit}]" if unit else sub.state_names[r])
             axis.grid(alpha=0.3)

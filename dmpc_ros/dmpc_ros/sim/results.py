@@ -173,12 +173,16 @@ class SimulationResult:
             "stopped": self.stopped or None,
         }
 
-    def save(self, directory: Path, summary: dict) -> None:
-        """summary.json, trajectory.npz (t, x, u + per-step records), trajectory.csv."""
+    def save(self, directory: Path, summary: dict, reference_stage_cost: np.ndarray | None = None) -> None:
+        """summary.json, trajectory.npz (t, x, u + per-step records, and the centralized reference run's stage
+        cost for the report), trajectory.csv."""
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        extra = {} if reference_stage_cost is None else {"reference_stage_cost": reference_stage_cost}
+        if self.nominal_x is not None:
+            extra["nominal_x"] = self.nominal_x
         np.savez_compressed(
-            directory / "trajectory.npz", t=self.t, x=self.x, u=self.u, plan_states=self.plan_states,
+            directory / "trajectory.npz", **extra, t=self.t, x=self.x, u=self.u, plan_states=self.plan_states,
             plan_inputs=self.plan_inputs, iterations=self.iterations, cost_per_iteration=self.cost_per_iteration,
             centralized_cost=self.centralized_cost, input_error=self.input_error, stage_cost=self.stage_cost,
             violation=self.violation, messages=self.messages, bytes=self.bytes, infeasible=self.infeasible,
@@ -192,6 +196,26 @@ class SimulationResult:
             for k in range(self.steps + 1):
                 u = self.u[k] if k < self.steps else np.full(self.u.shape[1], np.nan)
                 writer.writerow([f"{self.t[k]:.6g}"] + [f"{v:.10g}" for v in self.x[k]] + [f"{v:.10g}" for v in u])
+
+
+SAVED = ("x", "u", "plan_states", "plan_inputs", "iterations", "cost_per_iteration", "centralized_cost", "input_error",
+         "stage_cost", "violation", "messages", "bytes", "infeasible", "solver_failures", "fallbacks", "fallback_input",
+         "reference_failed", "explicit")
+
+
+def load_result(directory: Path) -> tuple[SimulationResult, np.ndarray | None]:
+    """The result an output folder holds (what SimulationResult.save wrote) and the reference run's stage cost."""
+    summary = json.loads((directory / "summary.json").read_text())
+    data = np.load(directory / "trajectory.npz")
+    T = data["u"].shape[0]
+    result = SimulationResult.empty(summary["algorithm"], T, data["plan_inputs"].shape[1], data["x"].shape[1],
+                                    data["u"].shape[1], data["infeasible"].shape[1],
+                                    data["cost_per_iteration"].shape[1] - 1, float(summary["sample_time"]))
+    for name in SAVED:
+        setattr(result, name, data[name])
+    result.nominal_x = data["nominal_x"] if "nominal_x" in data else None
+    result.stopped = summary.get("stopped") or ""
+    return result, (data["reference_stage_cost"] if "reference_stage_cost" in data else None)
 
 
 def explain_gap(result: SimulationResult, reference: SimulationResult | None, gap: float | None) -> str | None:

@@ -1,0 +1,61 @@
+"""The report's plots (limits drawn, axis labels, legends) and `dmpc plot` from an output folder or a run bag."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dmpc_ros.scenarios import load_scenario
+from dmpc_ros.sim.plots import PANELS, agent_labels, box_limits, panel_labels
+
+DMPC = [str(Path(sys.prefix) / "bin" / "dmpc")]
+REPORT = {"states_inputs.png", "convergence.png"}
+
+
+def test_limits_labels_and_legends() -> None:
+    chain = load_scenario("mass_spring").plant()
+    first = chain.subsystems[0]
+    limit = load_scenario("mass_spring").model.position_limit[0]
+    assert sorted(box_limits(first.state_constraint, 0)) == [-limit, limit]
+    formation = load_scenario("formation").plant().subsystems[0]
+    assert panel_labels(formation, PANELS)[2].startswith("ax")   # the input panel shows accelerations
+    assert agent_labels(["df", "df", "df"]) == ["agent 0: df", "agent 1: df", "agent 2: df"]
+    assert agent_labels(["p_0", "p_1"]) == ["p_0", "p_1"]
+
+
+def test_dmpc_plot_rebuilds_the_report_of_a_sim_folder(tmp_path: Path) -> None:
+    run = subprocess.run(DMPC + ["sim", "mass_spring", "--steps", "8", "--output", str(tmp_path / "sim")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    replot = subprocess.run(DMPC + ["plot", str(tmp_path / "sim"), "--output", str(tmp_path / "again")],
+                            capture_output=True, text=True, timeout=300)
+    assert replot.returncode == 0, replot.stderr
+    assert REPORT <= {p.name for p in (tmp_path / "again").iterdir()}
+    missing = subprocess.run(DMPC + ["plot", str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+@pytest.mark.ros
+def test_dmpc_plot_of_a_bag_alone_has_the_runs_trajectory(tmp_path: Path, ros_env: dict[str, str]) -> None:
+    from dmpc_ros.report import result_from_bag
+
+    output = tmp_path / "run"
+    run = subprocess.run(DMPC + ["run", "mass_spring_robust", "--steps", "6", "--output", str(output),
+                                 "--no-reference"], env=ros_env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    bag = tmp_path / "elsewhere" / "run.mcap"   # no scenario.yaml beside it: the bag's metadata names the source
+    bag.parent.mkdir()
+    (output / "run.mcap").rename(bag)
+    result, scenario = result_from_bag(bag)
+    saved = np.load(output / "trajectory.npz")
+    T = result.steps   # the plant publishes no state after its last step: the bag has all steps but that one
+    assert T == 5
+    np.testing.assert_array_equal(result.x, saved["x"][:T + 1])
+    np.testing.assert_array_equal(result.u, saved["u"][:T])
+    assert scenario.name == "mass_spring_robust" and result.iterations.min() >= 1
+    replot = subprocess.run(DMPC + ["plot", str(bag)], capture_output=True, text=True, timeout=300)
+    assert replot.returncode == 0, replot.stderr
+    assert REPORT <= {p.name for p in bag.parent.iterdir()}
