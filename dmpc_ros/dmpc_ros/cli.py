@@ -96,6 +96,8 @@ def check_run_flags(args: argparse.Namespace) -> None:
                              f"≤ {high:g} s")
     if args.agents_per_process < 1:
         raise UsageError(f"--agents-per-process {args.agents_per_process}: is not allowed: must be ≥ 1")
+    if args.foxglove is not None and not 0 <= args.foxglove <= 65535:
+        raise UsageError(f"--foxglove {args.foxglove}: is not allowed: a TCP port 1..65535 (0: any free one)")
     if args.domain_id is not None and not 0 <= args.domain_id <= DOMAIN_ID_LIMIT:
         raise UsageError(f"--domain-id {args.domain_id}: is not allowed: ROS domain ids are 0..{DOMAIN_ID_LIMIT} "
                          f"(0..101 keep DDS ports below Linux's ephemeral range)")
@@ -205,7 +207,8 @@ def run_ros(args: argparse.Namespace) -> int:
     outcome = run_scenario(scenario, source, output, mode=args.mode, namespace=args.namespace,
                            domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout,
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
-                           overrides=overrides, agents_per_process=args.agents_per_process)
+                           overrides=overrides, agents_per_process=args.agents_per_process,
+                           foxglove_port=args.foxglove)
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
                      else simulate_with_progress(scenario, "centralized", "reference", False, console))
@@ -320,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="agents' wait for a neighbour's plan before using its last one [s]")
             command.add_argument("--death-grace", type=float, default=3.0,
                                  help="keep the others running this long after a node dies, then stop [s]")
+            command.add_argument("--foxglove", type=int, nargs="?", const=8765, metavar="PORT",
+                                 help="serve the run's topics live to the Foxglove app (WebSocket on 127.0.0.1, "
+                                      "default port 8765; 0: any free port)")
             command.add_argument("--agents-per-process", type=int, default=1, metavar="K",
                                  help="host K agent nodes per process (one executor, like a component container)")
     plot = commands.add_parser("plot", help="render the standard report (PNGs) from an output folder or a run.mcap")

@@ -63,11 +63,13 @@ def executable_command(spec: NodeSpec) -> list[str]:
 def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str = "lock_step",
                  namespace: str = "/dmpc", domain_id: int | None = None, localhost_only: bool = True,
                  timeout: float = 600.0, death_grace: float = 3.0, iteration_timeout: float = 2.0,
-                 echo: bool = True, overrides: dict | None = None, agents_per_process: int = 1) -> RunOutcome:
+                 echo: bool = True, overrides: dict | None = None, agents_per_process: int = 1,
+                 foxglove_port: int | None = None) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
     call; a module is imported from the current directory too). `agents_per_process` > 1 hosts that many agent
-    nodes in each agent container process."""
+    nodes in each agent container process. `foxglove_port`: also serve every recorded topic live over the
+    Foxglove WebSocket protocol on that loopback port (0: any free one)."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
     reservation = reserve_domain_id(domain_id)
@@ -92,7 +94,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=reservation.domain_id, signal_handler_options=SignalHandlerOptions.NO)
-    recorder = None
+    recorder = bridge = None
     outcome = None
     strict_step = None   # the step strict mode stopped at
     group = ProcessGroup(echo=echo)
@@ -105,9 +107,14 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     try:
         executor = make_executor(context=context)
         metadata = {"scenario": str(source), "overrides": json.dumps(overrides or {}), "mode": mode}
+        if foxglove_port is not None:
+            from .foxglove_bridge import FoxgloveBridge
+            bridge = FoxgloveBridge(foxglove_port)
+            print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",
+                  flush=True)
         recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
                                "reliable" if mode == "lock_step" else "best_effort", context=context,
-                               metadata=(BAG_METADATA, metadata))
+                               metadata=(BAG_METADATA, metadata), forward=bridge and bridge.forward)
         executor.add_node(recorder)
         processes = {}
 
@@ -171,6 +178,8 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             recorder.close()
             recorder.destroy_node()
             executor.shutdown()
+        if bridge is not None:
+            bridge.close()
         rclpy.try_shutdown(context=context)
         reservation.release()
         signal.signal(signal.SIGINT, previous_handler)
