@@ -11,6 +11,7 @@ NODES = {
     "agent_container": "dmpc_ros.ros.agent_container:main",
     "plant": "dmpc_ros.ros.plant_node:main",
     "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager:main",
+    "fake_robot": "dmpc_ros.ros.fake_robot:main",
     "smoke_talker": "dmpc_ros.ros.smoke:talker_main",
     "smoke_listener": "dmpc_ros.ros.smoke:listener_main",
 }

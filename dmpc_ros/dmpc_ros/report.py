@@ -111,3 +111,25 @@ def render(target: Path, output: Path | None = None) -> list[Path]:
         raise ValueError(f"{target}: is neither an output folder (summary.json, trajectory.npz) nor a run bag (.mcap)")
     result, scenario = result_from_bag(bag)
     return plot_report(result, scenario, output or bag.parent)
+
+
+def fleet_figures(scenario: Scenario, trajectories: list[dict], start_time: float) -> dict:
+    """Figures of a robot run from the bases' true trajectories (fake_robot output: t [UNIX s], x, y, yaw):
+    the worst distance between any two robots, the tracking error ‖p_i − p̄_i(t)‖ against the scenario's reference
+    path (RMS over the run, and its largest value in the last second), sampled on the first robot's clock."""
+    model = scenario.model
+    base = scenario.family.robot_base(scenario)
+    times = np.asarray(trajectories[0]["t"])
+    positions = np.stack([np.column_stack([np.interp(times, r["t"], r["x"]), np.interp(times, r["t"], r["y"])])
+                          for r in trajectories], axis=1)                        # T × M × 2
+    M = positions.shape[1]
+    pairs = [(i, j) for i in range(M) for j in range(i + 1, M)]
+    distances = np.array([np.linalg.norm(positions[:, i] - positions[:, j], axis=1) for i, j in pairs])
+    running = (times >= start_time) & (times <= start_time + scenario.steps * scenario.sample_time)
+    n_x = model.agents[0].n_x
+    reference = np.array([model.reference_at(t - start_time)[0].reshape(M, n_x)[:, list(base.position)]
+                          for t in times[running]])
+    error = np.linalg.norm(positions[running] - reference, axis=2)
+    last = times[running] >= times[running][-1] - 1.0
+    return {"worst_distance": float(distances.min()), "rms_tracking_error": float(np.sqrt(np.mean(error ** 2))),
+            "final_tracking_error": float(error[last].max())}

@@ -89,6 +89,8 @@ def test_lifecycle_through_services(ros_env, client, tmp_path) -> None:
     ({"neighbour_ids": "[1]"}, "parameter neighbour_ids: [1] is not allowed: agent 0 needs the plans of [1, 2, 3]"),
     ({"scenario_file": "/nonexistent.yaml"}, "scenario file /nonexistent.yaml does not exist"),
     ({"scenario_factory": "/nonexistent.py:scenario"}, "give exactly one (a scenario YAML path, or module:function"),
+    ({"robot_mode": "true"}, "parameter robot_mode: true is not allowed: scenario mass_spring (model.type "
+                             "mass_spring_chain) has no robot base"),
     ({"scenario_file": "''", "scenario_factory": "/nonexistent.py:scenario"},
      "scenario factory '/nonexistent.py:scenario': file /nonexistent.py does not exist"),
 ])

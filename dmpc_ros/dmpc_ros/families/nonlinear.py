@@ -141,6 +141,9 @@ class NonlinearFamily(ModelFamily):
             return PlanarLayout.generic(sizes)
         return PlanarLayout.planar(sizes, list(network.positions), network.safety_radius)
 
+    def robot_base(self, scenario):
+        return scenario.model.robot_base
+
     def plots(self, scenario, result, directory: Path) -> list[Path]:
         """paths.png for a network that names its planar positions: each agent's path and its reference path."""
         network: NonlinearNetwork = scenario.model

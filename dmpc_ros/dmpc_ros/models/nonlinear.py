@@ -22,6 +22,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from .linear import AgentSizes, CoupledLinearSystem, PolytopicConstraint, Subsystem, discretize_zoh
+from .robot import UnicycleBase
 
 PLANT_TOLERANCE = 1e-10   # relative and absolute tolerance of the plant's integrator
 
@@ -111,6 +112,7 @@ class NonlinearNetwork(AgentSizes):
     metrics: Callable | None = field(default=None, compare=False)   # (network, x, u) → extra figures
     positions: tuple[tuple[int, int], ...] | None = None   # per agent, its planar position states (plots: paths)
     safety_radius: float = 0.0   # [m] drawn around each robot (rviz / Foxglove markers)
+    robot_base: UnicycleBase | None = None   # the agents can drive real bases with it (robot mode)
 
     def __post_init__(self) -> None:
         M = len(self.agents)

@@ -18,6 +18,7 @@ import casadi as ca
 import numpy as np
 
 from .nonlinear import NeighbourCoupling, NonlinearNetwork, NonlinearSetpoint, NonlinearSubsystem
+from .robot import UnicycleBase
 
 GRAVITY = 9.81   # [m/s²]
 LEVEL_FLOOR = 1e-4   # [m] √h is evaluated at max(h, floor): smooth enough, and the limits keep h above it
@@ -211,7 +212,7 @@ def unicycle_formation(robots: int = 4, sample_time: float = 0.2, speed: float =
     network = uniform(agents, tuple(couplings), sample_time, Q, np.diag([speed_weight, turn_weight]), substeps,
                       terminal_weight, reference=reference)
     return dataclasses.replace(network, metrics=metrics, positions=tuple((0, 1) for _ in range(robots)),
-                               safety_radius=min_distance / 2)
+                               safety_radius=min_distance / 2, robot_base=UnicycleBase())
 
 
 def uniform(agents: tuple, couplings: tuple, sample_time: float, Q: np.ndarray, R: np.ndarray, substeps: int,

@@ -33,7 +33,8 @@ from ..mpc.qp import BACKENDS
 from ..scenarios import ScenarioError
 from ..scenarios.source import scenario_from_parameters
 from .conversions import MalformedPlan, message_to_plan, plan_to_message
-from .qos import CONTROL_QOS, PLAN_QOS_CHOICES, STATE_QOS, STATUS_QOS, plan_qos
+from .qos import CONTROL_QOS, PLAN_QOS_CHOICES, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, plan_qos
+from .robot_link import STATE_MESSAGES, RobotLink, RobotTiming
 from .spin import init_node_process, spin_node
 from .visualization import Scene, marker_array, path_message
 
@@ -113,6 +114,22 @@ class AgentNode(LifecycleNode):
         self.declare_parameter("visualization", True, ParameterDescriptor(
             description="publish agent_<i>/path (nav_msgs/Path) and agent_<i>/markers (MarkerArray) in frame map "
                         "after every step", **read_only))
+        self.declare_parameter("robot_mode", False, ParameterDescriptor(
+            description="drive a robot: state from agent_<i>/odom (or pose), input as Twist on agent_<i>/cmd_vel, "
+                        "steps on the wall clock (ros/robot_link.py)", **read_only))
+        self.declare_parameter("robot_state", "odometry", ParameterDescriptor(
+            description=f"robot mode: the pose message ({', '.join(STATE_MESSAGES)})", **read_only))
+        self.declare_parameter("start_time", 0.0, ParameterDescriptor(
+            description="robot mode: UNIX time [s] of step 0 (give every robot the same); 0: activation time",
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1e10, step=0.0)], **read_only))
+        self.declare_parameter("state_timeout", 0.0, ParameterDescriptor(
+            description="robot mode: a pose older than this is stale [s]; 0: three sample times", **read_only))
+        self.declare_parameter("neighbour_timeout", 0.0, ParameterDescriptor(
+            description="robot mode: a neighbour silent this long stops the robot [s]; 0: three sample times",
+            **read_only))
+        self.declare_parameter("command_deadline", 0.8, ParameterDescriptor(
+            description="robot mode: the command must be out this fraction of a sample time after the step starts",
+            floating_point_range=[FloatingPointRange(from_value=0.05, to_value=1.0, step=0.0)], **read_only))
         self.declare_parameter("heartbeat_period", 0.2, ParameterDescriptor(
             description="period of the heartbeat the lifecycle manager monitors [s]",
             floating_point_range=[FloatingPointRange(from_value=0.01, to_value=10.0, step=0.0)]))
@@ -167,6 +184,10 @@ class AgentNode(LifecycleNode):
         self.layout = None   # PlanarLayout when the visualization topics are on
         self._state_now: np.ndarray | None = None       # the last measured state (map frame for the markers)
         self._heard: dict[int, tuple[float, np.ndarray]] = {}   # neighbour → (wall time, x_j(k)) of its last plan
+        self.robot: RobotLink | None = None   # robot mode
+        self._ticker = None
+        self._command_due: float | None = None   # robot mode: when this step's command is due (time.time())
+        self._stale_steps = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -231,22 +252,55 @@ class AgentNode(LifecycleNode):
                                                          content_filter_options=self._plan_filter(j))
                              for j in sorted(self.agent.required_plans)}
         self._inputs = list(self._plan_inputs.values())
-        self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
-                                                     STATE_QOS))
+        if self._parameter("robot_mode"):
+            self._configure_robot(scenario)
+        else:
+            self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
+                                                         STATE_QOS))
         self._heartbeat = self.create_timer(self._parameter("heartbeat_period"), self._beat, clock=self._wall)
         self._iteration_timeout = float(self._parameter("iteration_timeout"))
         self._watchdog = self.create_timer(self._iteration_timeout, self._on_deadline, clock=self._wall)
         self._watchdog.cancel()  # armed only while the agent waits for plans
 
+    def _configure_robot(self, scenario) -> None:
+        base = scenario.family.robot_base(scenario)
+        if base is None:
+            raise ValueError(f"parameter robot_mode: true is not allowed: scenario {scenario.name} (model.type "
+                             f"{scenario.family.name}) has no robot base; robot mode needs a model whose agents are "
+                             "robots, e.g. the nonlinear unicycle_formation")
+        choice = self._parameter("robot_state")
+        if choice not in STATE_MESSAGES:
+            raise ValueError(f"parameter robot_state: '{choice}' is not allowed: must be one of "
+                             f"{', '.join(STATE_MESSAGES)}")
+        dt = self.design.system.sample_time
+        self.robot = RobotLink(self, lambda leaf: agent_topic(self.agent_id, leaf), base,
+                               self._dims[self.agent_id][0], choice, ROBOT_STATE_QOS, CONTROL_QOS)
+        self._outputs["cmd_vel"] = self.robot.publisher
+        self._timing = RobotTiming(dt, float(self._parameter("start_time")),
+                                   float(self._parameter("state_timeout")) or 3 * dt,
+                                   float(self._parameter("neighbour_timeout")) or 3 * dt,
+                                   float(self._parameter("command_deadline")) * dt)
+        self._inputs.append(self.robot.subscription)
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
         self.active = True
+        if self.robot is not None:
+            if self._timing.start_time == 0.0:
+                self._timing = dataclasses.replace(self._timing, start_time=time.time())
+            self._ticker = self.create_timer(self._timing.sample_time / 10, self._on_tick, clock=self._wall)
         if self._pending_state is not None:  # the state that arrived while inactive starts the first step
             pending, self._pending_state = self._pending_state, None
             self._on_state(pending)
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.robot is not None:
+            self.robot.stop()
+            self.destroy_timer(self._ticker)
+            self.get_logger().info(f"robot mode: {min(self._last_step + 1, self._steps)} steps, "
+                                   f"{self.robot.deadline_misses} deadline "
+                                   f"misses, {self._stale_steps} steps with a stale pose")
         if self.agent is not None and self._last_step >= 0:
             # the stop command: the input of U_i nearest to zero (zero force / acceleration where the set allows it)
             self._publish_control(self._last_step, self.agent.guard.nearest(np.zeros(self._dims[self.agent_id][1])))
@@ -289,13 +343,56 @@ class AgentNode(LifecycleNode):
             return
         if message.step <= self._last_step:
             return  # duplicate or stale measurement
+        self._start_step(message.step, state)
+
+    def _start_step(self, step: int, state: np.ndarray) -> None:
         if self._negotiating:  # a new measurement overtook the negotiation (real-time): apply what we have
             self._finish_step()
-        self._last_step = message.step
+        self._last_step = step
         self._measured = self._state_now = state
         self._missing = 0
         self._arm_deadline()
         self._try_begin()
+
+    def _on_tick(self) -> None:
+        """Robot mode, every tenth of a sample time: start step k when it is due (with the latest pose), and stop the
+        robot when the pose is stale, a neighbour is silent or the step's command is overdue."""
+        now = time.time()
+        if self._command_due is not None and now > self._command_due:
+            self._command_due = None
+            self.robot.deadline_misses += 1
+            self.robot.stop()
+            self.get_logger().warning(f"step {self._last_step}: no command within the deadline; robot stopped")
+        step = self._timing.step_at(now)
+        if step <= self._last_step or step < 0:
+            return
+        if self._negotiating:   # the last step overran: its command goes out now, if still due
+            self._finish_step()
+        if step >= self._steps:
+            self.robot.stop()
+            self._last_step = self._steps
+            self.get_logger().info(f"robot mode: the scenario's {self._steps} steps are done; robot stopped")
+            return
+        state = self.robot.state(now, self._timing.state_timeout)
+        if state is None:
+            self._stale_steps += 1
+            self._last_step = step
+            self.robot.stop()
+            self.get_logger().warning(f"step {step}: no pose younger than {self._timing.state_timeout:.2f} s; "
+                                      "robot stopped")
+            return
+        silent = self._silent_neighbours() if step > 0 else []
+        if silent:   # negotiate on (with their last plans) so that the robot drives again when they are back
+            self.robot.stop()
+            self.get_logger().warning(f"step {step}: no plan from {silent} for {self._timing.neighbour_timeout:.2f} "
+                                      "s; robot stopped", throttle_duration_sec=1.0)
+        self._command_due = None if silent else self._timing.step_start(step) + self._timing.command_deadline
+        self._start_step(step, state)
+
+    def _silent_neighbours(self) -> list[int]:
+        now = time.monotonic()
+        return [j for j in sorted(self.agent.required_plans)
+                if now - self._heard.get(j, (-np.inf,))[0] > self._timing.neighbour_timeout]
 
     def _try_begin(self, forced: bool = False) -> None:
         """Start the measured step once the neighbours' final plans of the previous step are in (their
@@ -405,6 +502,8 @@ class AgentNode(LifecycleNode):
             self._publish_plan(dataclasses.replace(plan, final=True))
         u = self.agent.control()   # finite and inside U_i whatever the solver did (coordination/safe_input.py)
         self._publish_control(self._last_step, u)
+        if self.robot is not None:
+            self._command_robot(u)
         self._publish_status()
         if self.layout is not None and plan is not None:
             self._publish_scene(plan)
@@ -434,10 +533,25 @@ class AgentNode(LifecycleNode):
             messages_rejected=self._rejected + stats.messages_rejected, infeasible_problems=stats.infeasible,
             solver_failures=stats.solver_failures, input_source=INPUT_SOURCES.index(stats.input_source),
             data_exchanges=stats.iterations, qp_fallbacks=stats.qp_fallbacks, full_searches=stats.full_searches,
-            iterative_fallbacks=stats.iterative_fallbacks, region_combinations=stats.combinations)
+            iterative_fallbacks=stats.iterative_fallbacks, region_combinations=stats.combinations,
+            deadline_misses=self.robot.deadline_misses if self.robot else 0,
+            watchdog_stops=self.robot.stops if self.robot else 0)
+        if self.robot is not None:
+            self.robot.stops = 0
         message.header.stamp = self._stamp()
         self._outputs["status"].publish(message)
         self._rejected = 0
+
+    def _command_robot(self, u: np.ndarray) -> None:
+        """The step's command to the base, unless the watchdog holds the robot (an overdue command, a silent
+        neighbour: their plans cannot be trusted): then it stays stopped until a step goes right."""
+        if self._command_due is None:
+            return
+        self._command_due = None
+        if self._silent_neighbours():
+            self.robot.stop()
+        else:
+            self.robot.drive(u)
 
     def _publish_scene(self, plan) -> None:
         """Path and markers of the final plan, moved into the plant's frame (a formation agent plans relative to

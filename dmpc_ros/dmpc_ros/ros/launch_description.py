@@ -5,6 +5,7 @@ processes with the same parameters. Only launch files import this module (it nee
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from launch import LaunchContext, LaunchDescription
@@ -71,8 +72,8 @@ def launch_actions(specs: list[NodeSpec]) -> list:
 
 
 def _end_launch(event, context: LaunchContext) -> list:
-    """Shut the launch down when the plant has exited, unless it is already shutting down (a second Shutdown
-    event makes launch_ros shut its adapter down twice, which fails the launch)."""
+    """Shut the launch down when the plant (or a fake base) has exited, unless it is already shutting down (a
+    second Shutdown event makes launch_ros shut its adapter down twice, which fails the launch)."""
     if context.is_shutdown:
         return []
     return [EmitEvent(event=Shutdown(reason="the plant has exited (scenario complete or failed)"))]
@@ -89,3 +90,98 @@ def scenario_launch_description(default_scenario: str = "mass_spring") -> Launch
                                        description=description)
                  for name, (default, description) in LAUNCH_ARGUMENTS.items()]
     return LaunchDescription(arguments + [OpaqueFunction(function=_nodes)])
+
+
+ROBOT_ARGUMENTS = {
+    "scenario": ("unicycle_robots", "scenario whose agents are robots (a model with a robot base)"),
+    "namespace": ("/dmpc", "ROS namespace of the agents and their plan topics"),
+    "agents": ("all", "the agents that run on this computer: all, or ids such as 0,2"),
+    "manager": ("true", "start the lifecycle manager here (one per fleet; it brings up every agent)"),
+    "robot_prefix": ("/robot_", "robot i's base topics are <prefix><i>/odom and <prefix><i>/cmd_vel"),
+    "robot_state": ("odometry", "what the bases publish: odometry (nav_msgs/Odometry) or pose (PoseStamped)"),
+    "start_time": ("0", "UNIX time [s] of step 0, the same on every computer; 0: launch time + start_delay"),
+    "start_delay": ("8", "seconds from launch to step 0 when start_time is 0 (bring-up must fit in it)"),
+    "steps": ("", "number of steps (default: the scenario's)"),
+    "fake_robots": ("false", "also start a fake base per agent here (ros2 run dmpc_ros fake_robot) at the "
+                             "scenario's initial state, under <prefix><i>"),
+    "odom_noise": ("0.0", "fake bases: odometry position noise [m] (heading: a tenth of it in rad per m)"),
+    "odom_latency": ("0.0", "fake bases: odometry latency [s]"),
+    "odom_drop": ("0.0", "fake bases: probability that an odometry message is lost"),
+    "output": ("", "fake bases: folder for their true trajectories (robot_<i>.npz)"),
+    "exit_on_completion": ("false", "fake bases exit one second after the last step, which ends the launch"),
+}
+
+
+def _number(name: str, value: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not low <= number <= high:
+        raise ValueError(f"launch argument {name}:={value} is not allowed: must be a number in [{low:g}, {high:g}]")
+    return number
+
+
+def robot_actions(values: dict[str, str], now: float) -> list:
+    """Agents in robot mode (the chosen ones), the lifecycle manager, and fake bases if asked for."""
+    source = values["scenario"]
+    overrides = {"steps": int(_number("steps", values["steps"], 1, 1e7))} if values.get("steps") else {}
+    scenario = load_source(source).with_overrides(**overrides)
+    if scenario.family.robot_base(scenario) is None:
+        raise ValueError(f"launch argument scenario:={source} is not allowed: its agents are not robots "
+                         f"(model.type {scenario.family.name} has no robot base)")
+    M = scenario.num_agents
+    chosen = list(range(M)) if values["agents"] == "all" else \
+        sorted({int(_number("agents", part, 0, M - 1)) for part in values["agents"].split(",")})
+    start = _number("start_time", values["start_time"], 0, 1e10) or \
+        now + _number("start_delay", values["start_delay"], 0, 3600)
+    dt, namespace, prefix = scenario.sample_time, values["namespace"], values["robot_prefix"]
+    specs = node_specs(scenario, source if is_factory(source) else source_path(source), namespace, "real_time",
+                       overrides=overrides)
+    agents = [spec for spec in specs if spec.executable == "agent"]
+    actions = []
+    for i in chosen:
+        spec = agents[i]
+        parameters = {**spec.parameters, "robot_mode": True, "robot_state": values["robot_state"],
+                      "start_time": start, "use_sim_time": False}
+        actions.append(LifecycleNode(package=spec.package, executable="agent", name=spec.name,
+                                     namespace=namespace, parameters=[parameters], output="screen", remappings=[
+                                         (f"{spec.full_name}/{leaf}", f"{prefix}{i}/{leaf}")
+                                         for leaf in ("odom", "pose", "cmd_vel")]))
+    if _flag("manager", values["manager"]):
+        manager = next(spec for spec in specs if spec.executable == "lifecycle_manager")
+        parameters = {**manager.parameters, "node_names": [a.full_name for a in agents]}
+        actions.append(Node(package=manager.package, executable="lifecycle_manager", name=manager.name,
+                            namespace=namespace, parameters=[parameters], output="screen"))
+    if _flag("fake_robots", values["fake_robots"]):
+        noise = _number("odom_noise", values["odom_noise"], 0, 10)
+        output = values["output"]
+        duration = start - now + scenario.steps * dt + 1.0 if _flag("exit_on_completion",
+                                                                     values["exit_on_completion"]) else 0.0
+        x0 = scenario.initial_state.reshape(M, -1)
+        base = scenario.family.robot_base(scenario)
+        for i in chosen:
+            robot = Node(package="dmpc_ros", executable="fake_robot", name="fake_robot", namespace=f"{prefix}{i}",
+                         output="screen", parameters=[{
+                             "x": float(x0[i, base.position[0]]), "y": float(x0[i, base.position[1]]),
+                             "yaw": float(x0[i, base.heading]), "position_noise": noise, "heading_noise": noise / 10,
+                             "latency": _number("odom_latency", values["odom_latency"], 0, 10),
+                             "drop_probability": _number("odom_drop", values["odom_drop"], 0, 1), "seed": i,
+                             "duration": duration,
+                             "output_file": str(Path(output).resolve() / f"robot_{i}.npz") if output else ""}])
+            actions.append(robot)
+            if duration:
+                actions.append(RegisterEventHandler(OnProcessExit(target_action=robot, on_exit=_end_launch)))
+    return actions
+
+
+def robots_launch_description() -> LaunchDescription:
+    """robots.launch.py: the agents of a robot scenario on real (or fake) bases, no plant node."""
+    arguments = [DeclareLaunchArgument(name, default_value=default, description=description)
+                 for name, (default, description) in ROBOT_ARGUMENTS.items()]
+
+    def nodes(context: LaunchContext) -> list:
+        values = {name: LaunchConfiguration(name).perform(context) for name in ROBOT_ARGUMENTS}
+        return robot_actions(values, time.time())
+
+    return LaunchDescription(arguments + [OpaqueFunction(function=nodes)])

@@ -30,3 +30,5 @@ STATE_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=
                        durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 CONTROL_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 STATUS_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+# Robot mode: a robot's odometry or pose (best effort matches both kinds of publisher; keep the newest few)
+ROBOT_STATE_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=5, reliability=QoSReliabilityPolicy.BEST_EFFORT)

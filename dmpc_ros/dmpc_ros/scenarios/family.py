@@ -131,6 +131,11 @@ class ModelFamily(ABC):
         x = i m, its first state on the y axis)."""
         return PlanarLayout.generic([s.n_x for s in scenario.model.subsystems()])
 
+    def robot_base(self, scenario: Scenario) -> Any:
+        """How an agent in robot mode maps a robot's pose and velocity command to its state and input (a
+        models.robot.UnicycleBase); None: the family's subsystems are not robot bases."""
+        return None
+
     def plots(self, scenario: Scenario, result: Any, directory: Path) -> list[Path]:
         """Family-specific PNGs beyond the generic states/inputs and convergence plots."""
         return []

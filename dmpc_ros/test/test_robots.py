@@ -1,0 +1,103 @@
+"""Robot mode: agents drive (fake) differential-drive bases from their odometry, on the wall clock, with no plant
+node (`ros2 launch dmpc_ros robots.launch.py`), and a watchdog stops a robot whose neighbours fall silent."""
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dmpc_ros.models.robot import UnicycleBase, yaw_of
+from dmpc_ros.report import fleet_figures
+from dmpc_ros.ros.fake_robot import unicycle_step
+from dmpc_ros.ros.robot_link import RobotTiming
+from dmpc_ros.scenarios import load_scenario
+from test_launch_files import finish, needs_stack, start_launch
+
+STEPS = re.compile(r"\[dmpc\w*\.agent_(\d+)\]: robot mode: (\d+) steps, (\d+) deadline misses, (\d+) steps with")
+
+
+@given(st.floats(-2, 2), st.floats(-3, 3), st.floats(-math.pi, math.pi))
+def test_fake_base_moves_exactly_along_its_arc(v: float, omega: float, theta: float) -> None:
+    pose = np.array([0.3, -0.2, theta])
+    fine = pose.copy()
+    for _ in range(2000):   # Euler with tiny steps converges to the arc
+        fine = fine + 0.5 / 2000 * np.array([v * math.cos(fine[2]), v * math.sin(fine[2]), omega])
+    exact = unicycle_step(pose, v, omega, 0.5)
+    np.testing.assert_allclose(exact[:2], fine[:2], atol=2e-3)
+    assert abs(np.angle(np.exp(1j * (exact[2] - fine[2])))) < 1e-6
+
+
+def test_pose_and_command_mapping() -> None:
+    base = UnicycleBase()
+    yaw = 2.5
+    assert abs(yaw_of(0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)) - yaw) < 1e-12
+    np.testing.assert_allclose(base.state(3, 1.0, 2.0, 2 * math.pi + 0.1), [1.0, 2.0, 0.1])
+    assert base.command(np.array([0.4, -0.2])) == (0.4, -0.2)
+    timing = RobotTiming(0.1, 1000.0, 0.3, 0.3, 0.08)
+    assert [timing.step_at(t) for t in (999.95, 1000.0, 1000.25, 1000.3)] == [-1, 0, 2, 3]
+    assert load_scenario("formation").family.robot_base(load_scenario("formation")) is None
+
+
+def launch_robots(tmp_path: Path, env: dict, steps: int, namespace: str, extra: list[str] = ()):
+    start = time.time() + 10.0   # bring-up fits in it
+    process = start_launch("robots.launch.py", [
+        f"namespace:={namespace}", "fake_robots:=true", "exit_on_completion:=true", f"output:={tmp_path}",
+        f"steps:={steps}", f"start_time:={start:.3f}", *extra], env)
+    return process, start
+
+
+def trajectories(tmp_path: Path, robots: int) -> list[dict]:
+    return [dict(np.load(tmp_path / f"robot_{i}.npz")) for i in range(robots)]
+
+
+@needs_stack
+@pytest.mark.ros
+@pytest.mark.slow
+def test_four_fake_robots_at_10_hz_hold_the_formation_and_the_distance(tmp_path: Path, ros_env: dict) -> None:
+    scenario = load_scenario("unicycle_robots")
+    process, start = launch_robots(tmp_path, ros_env, 60, "/dmpc", ["odom_noise:=0.01", "odom_latency:=0.02",
+                                                                     "odom_drop:=0.05"])
+    code, output = finish(process, timeout=120)
+    assert code == 0, output[-4000:]
+    counts = {int(a): (int(n), int(m), int(s)) for a, n, m, s in STEPS.findall(output)}
+    assert sorted(counts) == [0, 1, 2, 3], output[-4000:]
+    steps = sum(n for n, _, _ in counts.values())
+    misses = sum(m for _, m, _ in counts.values())
+    figures = fleet_figures(scenario.with_overrides(steps=60), trajectories(tmp_path, 4), start)
+    print(f"robot mode at 10 Hz: {misses}/{steps} deadline misses ({100 * misses / steps:.1f} %), worst distance "
+          f"{figures['worst_distance']:.3f} m, tracking error RMS {figures['rms_tracking_error']:.3f} m, final "
+          f"{figures['final_tracking_error']:.3f} m")
+    assert steps == 4 * 60 and misses <= 0.1 * steps           # counted, and rare on this 2-core machine
+    assert figures["worst_distance"] >= scenario.model.safety_radius * 2 - 0.02   # 0.6 m, less odometry noise
+    assert figures["final_tracking_error"] < 0.15             # on its path, in shape
+
+
+@needs_stack
+@pytest.mark.ros
+@pytest.mark.slow
+def test_watchdog_stops_a_robot_whose_neighbours_go_silent(tmp_path: Path, ros_env: dict) -> None:
+    namespace = f"/dmpc_{uuid.uuid4().hex[:8]}"
+    process, start = launch_robots(tmp_path, ros_env, 60, namespace)
+    while time.time() < start + 2.5:   # 25 steps of normal driving
+        time.sleep(0.05)
+    killed = time.time()
+    for agent in (1, 3):   # robot 0's (and robot 2's) neighbours in the ring
+        pids = subprocess.run(["pgrep", "-f", f"__node:=agent_{agent} -r __ns:={namespace}"], capture_output=True,
+                              text=True).stdout.split()
+        assert pids, f"agent {agent} not found"
+        subprocess.run(["kill", "-9", *pids])
+    _, output = finish(process, timeout=120)
+    robot = dict(np.load(tmp_path / "robot_0.npz"))
+    before = (robot["t"] > start + 1.0) & (robot["t"] < killed)
+    after = robot["t"] > killed + 0.6     # neighbour timeout 0.3 s, a step, odometry and command transport
+    assert np.mean(robot["v"][before] > 0.05) > 0.9, "robot 0 did not drive before its neighbours fell silent"
+    assert np.all(robot["v"][after] == 0.0) and np.all(robot["omega"][after] == 0.0)
+    assert re.search(r"agent_0\]: step \d+: no plan from \[1, 3\] for 0.30 s; robot stopped", output), output[-3000:]
