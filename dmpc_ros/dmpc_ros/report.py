@@ -115,8 +115,8 @@ def render(target: Path, output: Path | None = None) -> list[Path]:
 
 def fleet_figures(scenario: Scenario, trajectories: list[dict], start_time: float) -> dict:
     """Figures of a robot run from the bases' true trajectories (fake_robot output: t [UNIX s], x, y, yaw):
-    the worst distance between any two robots, the tracking error ‖p_i − p̄_i(t)‖ against the scenario's reference
-    path (RMS over the run, and its largest value in the last second), sampled on the first robot's clock."""
+    the worst distance between any two robots, the tracking error ‖p_i − p̄_i(t)‖ against the scenario's
+    reference path (RMS over the run, and its largest value in the last second), on the first robot's clock."""
     model = scenario.model
     base = scenario.family.robot_base(scenario)
     times = np.asarray(trajectories[0]["t"])

@@ -101,3 +101,24 @@ def test_watchdog_stops_a_robot_whose_neighbours_go_silent(tmp_path: Path, ros_e
     assert np.mean(robot["v"][before] > 0.05) > 0.9, "robot 0 did not drive before its neighbours fell silent"
     assert np.all(robot["v"][after] == 0.0) and np.all(robot["omega"][after] == 0.0)
     assert re.search(r"agent_0\]: step \d+: no plan from \[1, 3\] for 0.30 s; robot stopped", output), output[-3000:]
+
+
+@needs_stack
+def test_robot_launch_arguments_choose_the_agents_and_refuse_what_cannot_run() -> None:
+    from launch_ros.actions import LifecycleNode, Node
+
+    from dmpc_ros.ros.launch_description import ROBOT_ARGUMENTS, robot_actions
+
+    values = {name: default for name, (default, _) in ROBOT_ARGUMENTS.items()}
+    kinds = lambda actions: [type(a).__name__ for a in actions]  # noqa: E731
+    assert kinds(robot_actions({**values, "agents": "0,2", "manager": "false"}, 1000.0)) == ["LifecycleNode"] * 2
+    assert kinds(robot_actions({**values, "agents": "none"}, 1000.0)) == ["Node"]
+    everything = robot_actions({**values, "fake_robots": "true", "exit_on_completion": "true"}, 1000.0)
+    assert sum(isinstance(a, LifecycleNode) for a in everything) == 4
+    assert sum(type(a) is Node for a in everything) == 5   # the manager and four fake bases
+    for changes, message in (({"scenario": "mass_spring"}, "its agents are not robots"),
+                             ({"agents": "7"}, "agents:=7 is not allowed"),
+                             ({"manager": "perhaps"}, "manager:=perhaps is not allowed"),
+                             ({"odom_drop": "2"}, "odom_drop:=2 is not allowed")):
+        with pytest.raises(ValueError, match=message):
+            robot_actions({**values, **changes, "fake_robots": "true"}, 1000.0)

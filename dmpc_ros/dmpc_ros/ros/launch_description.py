@@ -95,7 +95,7 @@ def scenario_launch_description(default_scenario: str = "mass_spring") -> Launch
 ROBOT_ARGUMENTS = {
     "scenario": ("unicycle_robots", "scenario whose agents are robots (a model with a robot base)"),
     "namespace": ("/dmpc", "ROS namespace of the agents and their plan topics"),
-    "agents": ("all", "the agents that run on this computer: all, or ids such as 0,2"),
+    "agents": ("all", "the agents that run on this computer: all, none (just the manager), or ids such as 0,2"),
     "manager": ("true", "start the lifecycle manager here (one per fleet; it brings up every agent)"),
     "robot_prefix": ("/robot_", "robot i's base topics are <prefix><i>/odom and <prefix><i>/cmd_vel"),
     "robot_state": ("odometry", "what the bases publish: odometry (nav_msgs/Odometry) or pose (PoseStamped)"),
@@ -131,7 +131,8 @@ def robot_actions(values: dict[str, str], now: float) -> list:
         raise ValueError(f"launch argument scenario:={source} is not allowed: its agents are not robots "
                          f"(model.type {scenario.family.name} has no robot base)")
     M = scenario.num_agents
-    chosen = list(range(M)) if values["agents"] == "all" else \
+    named = {"all": list(range(M)), "none": []}
+    chosen = named[values["agents"]] if values["agents"] in named else \
         sorted({int(_number("agents", part, 0, M - 1)) for part in values["agents"].split(",")})
     start = _number("start_time", values["start_time"], 0, 1e10) or \
         now + _number("start_delay", values["start_delay"], 0, 3600)
