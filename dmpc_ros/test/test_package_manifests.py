@@ -22,6 +22,8 @@ ROSDEP_KEYS = {
     "daqp": "python3-daqp-pip",
     "clarabel": "python3-clarabel-pip",
     "mcap": "python3-mcap-pip",
+    "mcap_ros2": "python3-mcap-ros2-support-pip",
+    "foxglove": "python3-foxglove-sdk-pip",
 }
 
 

@@ -98,7 +98,8 @@ def test_watchdog_stops_a_robot_whose_neighbours_go_silent(tmp_path: Path, ros_e
     robot = dict(np.load(tmp_path / "robot_0.npz"))
     before = (robot["t"] > start + 1.0) & (robot["t"] < killed)
     after = robot["t"] > killed + 0.6     # neighbour timeout 0.3 s, a step, odometry and command transport
-    assert np.mean(robot["v"][before] > 0.05) > 0.9, "robot 0 did not drive before its neighbours fell silent"
+    travelled = np.sum(np.hypot(np.diff(robot["x"][before]), np.diff(robot["y"][before])))
+    assert travelled > 0.2, f"robot 0 drove only {travelled:.2f} m before its neighbours fell silent"
     assert np.all(robot["v"][after] == 0.0) and np.all(robot["omega"][after] == 0.0)
     assert re.search(r"agent_0\]: step \d+: no plan from \[1, 3\] for 0.30 s; robot stopped", output), output[-3000:]
 

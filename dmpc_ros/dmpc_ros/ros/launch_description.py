@@ -5,17 +5,20 @@ processes with the same parameters. Only launch files import this module (it nee
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler, \
+    SetEnvironmentVariable
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 from ..scenarios.node_specs import NodeSpec, node_specs
+from .environment import NODE_THREAD_VARIABLES
 from ..scenarios.source import is_factory, load_source, source_path
 
 TRUE = ("true", "1", "yes")
@@ -89,7 +92,12 @@ def scenario_launch_description(default_scenario: str = "mass_spring") -> Launch
     arguments = [DeclareLaunchArgument(name, default_value=default_scenario if name == "scenario" else default,
                                        description=description)
                  for name, (default, description) in LAUNCH_ARGUMENTS.items()]
-    return LaunchDescription(arguments + [OpaqueFunction(function=_nodes)])
+    return LaunchDescription(arguments + thread_limits() + [OpaqueFunction(function=_nodes)])
+
+
+def thread_limits() -> list:
+    """One BLAS thread per node process unless the shell says otherwise (see environment.NODE_THREAD_VARIABLES)."""
+    return [SetEnvironmentVariable(name, os.environ.get(name, "1")) for name in NODE_THREAD_VARIABLES]
 
 
 ROBOT_ARGUMENTS = {
@@ -185,4 +193,4 @@ def robots_launch_description() -> LaunchDescription:
         values = {name: LaunchConfiguration(name).perform(context) for name in ROBOT_ARGUMENTS}
         return robot_actions(values, time.time())
 
-    return LaunchDescription(arguments + [OpaqueFunction(function=nodes)])
+    return LaunchDescription(arguments + thread_limits() + [OpaqueFunction(function=nodes)])

@@ -103,12 +103,15 @@ def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory
         axes[0].legend(fontsize=7, ncol=3)
         axes[0].set_title("plant-wide cost gap to the centralized optimum over iterations (signed)")
     elif reference_stage_cost is not None:
+        reference_stage_cost = reference_stage_cost[:result.steps]   # a run stopped early (strict mode, a failure)
         axes[0].plot(result.t[:-1], result.stage_cost, label=f"{result.algorithm} (this run)")
-        axes[0].plot(result.t[:-1], reference_stage_cost, "--", label="centralized MPC (reference run)")
-        gap = (np.cumsum(result.stage_cost) - np.cumsum(reference_stage_cost)) / max(
+        axes[0].plot(result.t[:reference_stage_cost.size], reference_stage_cost, "--",
+                     label="centralized MPC (reference run)")
+        common = reference_stage_cost.size
+        gap = (np.cumsum(result.stage_cost[:common]) - np.cumsum(reference_stage_cost)) / max(
             abs(float(np.sum(reference_stage_cost))), 1e-300)
         twin = axes[0].twinx()
-        twin.plot(result.t[:-1], 100 * gap, color="tab:red", lw=0.8)
+        twin.plot(result.t[:common], 100 * gap, color="tab:red", lw=0.8)
         twin.set_ylabel("cumulative gap [%] (signed)", color="tab:red")
         axes[0].set_ylabel("stage cost ℓ(x, u)")
         axes[0].set_xlabel("time [s]")
