@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from dmpc_ros.ros.environment import NODE_THREAD_VARIABLES, reserve_domain_id, ros_environment
+from dmpc_ros.ros.environment import reserve_domain_id, ros_environment
 
 # The gate (`make test`, CI) replays the same property-test examples on every run, so a failure there is a
 # regression of the code, not a new random draw; `HYPOTHESIS_PROFILE=explore make test` draws new examples.
@@ -21,8 +21,7 @@ REPO_DIR = PACKAGE_DIR.parent
 
 # Anything rclpy-based in the pytest process itself stays on loopback as well.
 _session_domain = reserve_domain_id()
-os.environ.update({k: v for k, v in ros_environment(_session_domain.domain_id, base={}).items()
-                   if k not in NODE_THREAD_VARIABLES})   # this process keeps its BLAS threads
+os.environ.update(ros_environment(_session_domain.domain_id, base={}))
 
 
 @pytest.fixture

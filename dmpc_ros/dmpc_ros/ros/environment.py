@@ -19,9 +19,11 @@ from typing import IO
 DOMAIN_ID_RANGE = range(1, 102)
 DOMAIN_ID_LIMIT = 232   # largest id Fast DDS maps to valid ports
 LOCK_DIR = Path(tempfile.gettempdir()) / "dmpc_ros_domains"
-# One BLAS thread per node process unless the environment says otherwise: their matrices are small, and the spinning
-# OpenBLAS worker threads of several node processes on a few cores made every solve ~10× slower (RTI agent call
-# median 9.8 ms with default threads, 1.1 ms with one: 4 agents and a plant on 2 cores). The launch files set the same.
+# Real-time and robot runs give every node process one BLAS thread (unless the environment says otherwise): their
+# matrices are small, and the spinning OpenBLAS worker threads of several node processes on a few cores made every
+# solve ~10× slower (RTI agent call median 9.8 ms with default threads, 1.1 ms with one; 4 agents and a plant on 2
+# cores). Lock-step runs keep the default, as `dmpc sim` and a user's script do: the thread count changes BLAS's
+# summation order, and lock-step runs reproduce the in-process simulation bit for bit.
 NODE_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -62,8 +64,10 @@ def reserve_domain_id(preferred: int | None = None) -> DomainReservation:
                        "are held by other dmpc_ros runs")
 
 
-def ros_environment(domain_id: int, localhost_only: bool = True, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a child ROS process: the given domain and (by default) localhost-only discovery."""
+def ros_environment(domain_id: int, localhost_only: bool = True, base: dict[str, str] | None = None,
+                    single_blas_thread: bool = False) -> dict[str, str]:
+    """Environment for a child ROS process: the given domain and (by default) localhost-only discovery; with
+    `single_blas_thread` (real-time and robot runs) one BLAS thread per process."""
     env = dict(os.environ if base is None else base)
     env["ROS_DOMAIN_ID"] = str(domain_id)
     if localhost_only:
@@ -72,5 +76,11 @@ def ros_environment(domain_id: int, localhost_only: bool = True, base: dict[str,
     else:
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SUBNET"
     env.setdefault("PYTHONUNBUFFERED", "1")
-    env.update({name: env.get(name, "1") for name in NODE_THREAD_VARIABLES})
+    if single_blas_thread:
+        env.update(blas_thread_limits(env))
     return env
+
+
+def blas_thread_limits(env) -> dict[str, str]:
+    """NODE_THREAD_VARIABLES set to 1 where `env` does not set them."""
+    return {name: env.get(name, "1") for name in NODE_THREAD_VARIABLES}

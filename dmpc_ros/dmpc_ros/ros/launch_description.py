@@ -18,7 +18,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 from ..scenarios.node_specs import NodeSpec, node_specs
-from .environment import NODE_THREAD_VARIABLES
+from .environment import blas_thread_limits
 from ..scenarios.source import is_factory, load_source, source_path
 
 TRUE = ("true", "1", "yes")
@@ -84,7 +84,8 @@ def _end_launch(event, context: LaunchContext) -> list:
 
 def _nodes(context: LaunchContext) -> list:
     values = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
-    return launch_actions(specs_from_arguments(values))
+    limits = thread_limits() if values["mode"] == "real_time" else []
+    return limits + launch_actions(specs_from_arguments(values))
 
 
 def scenario_launch_description(default_scenario: str = "mass_spring") -> LaunchDescription:
@@ -92,12 +93,13 @@ def scenario_launch_description(default_scenario: str = "mass_spring") -> Launch
     arguments = [DeclareLaunchArgument(name, default_value=default_scenario if name == "scenario" else default,
                                        description=description)
                  for name, (default, description) in LAUNCH_ARGUMENTS.items()]
-    return LaunchDescription(arguments + thread_limits() + [OpaqueFunction(function=_nodes)])
+    return LaunchDescription(arguments + [OpaqueFunction(function=_nodes)])
 
 
 def thread_limits() -> list:
-    """One BLAS thread per node process unless the shell says otherwise (see environment.NODE_THREAD_VARIABLES)."""
-    return [SetEnvironmentVariable(name, os.environ.get(name, "1")) for name in NODE_THREAD_VARIABLES]
+    """Real-time and robot runs: one BLAS thread per node process unless the shell says otherwise (see
+    environment.NODE_THREAD_VARIABLES)."""
+    return [SetEnvironmentVariable(name, value) for name, value in blas_thread_limits(os.environ).items()]
 
 
 ROBOT_ARGUMENTS = {
@@ -191,6 +193,6 @@ def robots_launch_description() -> LaunchDescription:
 
     def nodes(context: LaunchContext) -> list:
         values = {name: LaunchConfiguration(name).perform(context) for name in ROBOT_ARGUMENTS}
-        return robot_actions(values, time.time())
+        return thread_limits() + robot_actions(values, time.time())
 
-    return LaunchDescription(arguments + thread_limits() + [OpaqueFunction(function=nodes)])
+    return LaunchDescription(arguments + [OpaqueFunction(function=nodes)])

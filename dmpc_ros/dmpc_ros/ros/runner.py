@@ -73,7 +73,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     output.mkdir(parents=True, exist_ok=True)
     (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
     reservation = reserve_domain_id(domain_id)
-    env = ros_environment(reservation.domain_id, localhost_only)
+    env = ros_environment(reservation.domain_id, localhost_only, single_blas_thread=mode == "real_time")
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     if is_factory(str(source)):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
