@@ -51,7 +51,8 @@ def run(steps: int, noise: float, latency: float, drop: float) -> dict:
     finally:
         reservation.release()
     return {**figures, "steps": int(counts[:, 0].sum()), "misses": int(counts[:, 1].sum()),
-            "stale": int(counts[:, 2].sum()), "stops": output.count("robot stopped")}
+            "stale": int(counts[:, 2].sum()),
+            "stops": output.count("robot stopped") - output.count("steps are done; robot stopped")}
 
 
 def main() -> None:
@@ -60,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     table = Table(title=f"robot mode, 4 fake bases, 10 Hz, {args.steps} steps (2 cores shared)")
-    for column in ("noise / latency / loss", "deadline misses", "stale-pose steps", "watchdog log lines",
+    for column in ("noise / latency / loss", "deadline misses", "stale-pose steps", "watchdog stops logged",
                    "worst distance [m]", "tracking RMS [m]", "final tracking [m]"):
         table.add_column(column, justify="right")
     for noise, latency, drop in CONDITIONS:
@@ -70,7 +71,7 @@ def main() -> None:
                       str(r["stops"]), f"{r['worst_distance']:.3f}", f"{r['rms_tracking_error']:.3f}",
                       f"{r['final_tracking_error']:.3f}")
         print(f"done: {noise} {latency} {drop}", flush=True)
-    Console().print(table)
+    Console(width=150).print(table)
 
 
 if __name__ == "__main__":

@@ -369,9 +369,10 @@ class AgentNode(LifecycleNode):
         if self._negotiating:   # the last step overran: its command goes out now, if still due
             self._finish_step()
         if step >= self._steps:
-            self.robot.stop()
-            self._last_step = self._steps
-            self.get_logger().info(f"robot mode: the scenario's {self._steps} steps are done; robot stopped")
+            if self._last_step < self._steps:   # once
+                self.robot.stop()
+                self._last_step = self._steps
+                self.get_logger().info(f"robot mode: the scenario's {self._steps} steps are done; robot stopped")
             return
         state = self.robot.state(now, self._timing.state_timeout)
         if state is None:
