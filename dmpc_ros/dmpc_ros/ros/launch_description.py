@@ -18,8 +18,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 from ..scenarios.node_specs import NodeSpec, node_specs
-from .environment import blas_thread_limits
 from ..scenarios.source import is_factory, load_source, source_path
+from .environment import blas_thread_limits
 
 TRUE = ("true", "1", "yes")
 LAUNCH_ARGUMENTS = {
