@@ -48,13 +48,18 @@ def result_from_records(scenario: Scenario, x: np.ndarray, u: np.ndarray, status
     return result
 
 
+def run_source(source: str, folder: Path) -> str:
+    """The source a run names, or the scenario.yaml `dmpc run` copied into its folder when that path has moved
+    (a shipped name or a factory is kept)."""
+    beside = folder / "scenario.yaml"
+    moved = source.endswith((".yaml", ".yml")) and not Path(source).is_file()
+    return str(beside) if beside.is_file() and (moved or not source) else source
+
+
 def scenario_of_bag(bag: Path, metadata: dict) -> Scenario:
     """The run's scenario: the bag's metadata names its source (and overrides); a scenario.yaml beside the bag
     stands in for a source that has moved."""
-    source = metadata.get("scenario", "")
-    beside = bag.with_name("scenario.yaml")
-    if beside.is_file() and not (source and Path(source).is_file()) and ":" not in source:
-        source = str(beside)
+    source = run_source(metadata.get("scenario", ""), bag.parent)
     if not source:
         raise ValueError(f"{bag}: names no scenario (no '{BAG_METADATA}' metadata, no scenario.yaml beside it)")
     overrides = json.loads(metadata.get("overrides", "{}"))
@@ -101,9 +106,7 @@ def render(target: Path, output: Path | None = None) -> list[Path]:
     if target.is_dir() and (target / "trajectory.npz").is_file():
         result, reference_stage_cost = load_result(target)
         summary = json.loads((target / "summary.json").read_text())
-        source = summary.get("source") or summary["scenario"]
-        if (target / "scenario.yaml").is_file() and not Path(source).is_file() and ":" not in source:
-            source = str(target / "scenario.yaml")
+        source = run_source(summary.get("source") or summary["scenario"], target)
         scenario = load_source(source).with_overrides(steps=result.steps)
         return plot_report(result, scenario, output or target, reference_stage_cost)
     bag = target / "run.mcap" if target.is_dir() else target

@@ -67,7 +67,8 @@ def test_path_and_markers_of_a_scene() -> None:
     assert path.header.frame_id == FRAME and len(path.poses) == 11
     assert abs(path.poses[3].header.stamp.sec + path.poses[3].header.stamp.nanosec * 1e-9 - 5.8) < 1e-6
     assert path.poses[3].pose.orientation.w == 1.0   # heading along +x
-    markers = {m.ns: m for m in marker_array(scene, layout, stamp, 0.1, tube=np.diag([0.1, 0.1, 1, 1])).markers}
+    markers = {m.ns: m for m in marker_array(scene, layout, stamp, 0.1,
+                                                   layout.tube_outline(1, np.diag([0.1, 0.1, 1, 1]))).markers}
     assert set(markers) == {"position", "label", "safety_radius", "tube", "links"}
     assert all(m.header.frame_id == FRAME for m in markers.values())
     assert markers["safety_radius"].scale.x == 0.5

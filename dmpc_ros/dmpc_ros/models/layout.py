@@ -45,7 +45,7 @@ class PlanarLayout:
 
     def tube_outline(self, agent: int, generators: np.ndarray, max_edges: int = 36) -> np.ndarray:
         """Vertices (K × 2, around the origin, counter-clockwise) of the planar cross-section C_i Z of the zonotope
-        Z = {G ξ : ‖ξ‖∞ ≤ 1}: with its generators sorted by angle, the outline walks 2 g_1 … 2 g_p, −2 g_1 …
+        Z = {G ξ : ‖ξ‖∞ ≤ 1}: generators sorted by angle, the outline walks 2 g_1 … 2 g_p, −2 g_1 …
         Generators closer than 360°/max_edges in angle are merged (their sum: exact when they are parallel), so
         that a tube of many generators stays a light marker."""
         planar = self.maps[agent] @ np.asarray(generators, float)

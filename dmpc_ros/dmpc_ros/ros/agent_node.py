@@ -243,7 +243,7 @@ class AgentNode(LifecycleNode):
         if self._parameter("visualization"):
             self.layout = scenario.family.layout(scenario)
             tubes = getattr(self.design, "tubes", None)
-            self._tube = None if tubes is None else tubes.tubes[me].G
+            self._tube_outline = None if tubes is None else self.layout.tube_outline(me, tubes.tubes[me].G)
             self._outputs["path"] = self.create_lifecycle_publisher(NavPath, agent_topic(me, "path"), STATUS_QOS)
             self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, agent_topic(me, "markers"),
                                                                        STATUS_QOS)
@@ -564,7 +564,7 @@ class AgentNode(LifecycleNode):
         scene = Scene(me, layout.position(me, plan.states) + shift, neighbours)
         stamp, sample_time = self._stamp(), self.design.system.sample_time
         self._outputs["path"].publish(path_message(scene, stamp, sample_time))
-        self._outputs["markers"].publish(marker_array(scene, layout, stamp, sample_time, self._tube))
+        self._outputs["markers"].publish(marker_array(scene, layout, stamp, sample_time, self._tube_outline))
 
     def _beat(self) -> None:
         if self.active:

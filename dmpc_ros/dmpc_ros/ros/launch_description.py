@@ -45,9 +45,7 @@ def specs_from_arguments(values: dict[str, str]) -> list[NodeSpec]:
     source = values["scenario"]
     overrides = {}
     if values.get("steps"):
-        if not values["steps"].isdigit() or int(values["steps"]) < 1:
-            raise ValueError(f"launch argument steps:={values['steps']} is not allowed: must be an integer >= 1")
-        overrides["steps"] = int(values["steps"])
+        overrides["steps"] = _steps(values["steps"])
     scenario = load_source(source).with_overrides(**overrides)
     output = values.get("output", "")
     specs = node_specs(scenario, source if is_factory(source) else source_path(source), values["namespace"],
@@ -132,10 +130,16 @@ def _number(name: str, value: str, low: float, high: float) -> float:
     return number
 
 
+def _steps(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 10_000_000:
+        raise ValueError(f"launch argument steps:={value} is not allowed: must be an integer in [1, 10000000]")
+    return int(value)
+
+
 def robot_actions(values: dict[str, str], now: float) -> list:
     """Agents in robot mode (the chosen ones), the lifecycle manager, and fake bases if asked for."""
     source = values["scenario"]
-    overrides = {"steps": int(_number("steps", values["steps"], 1, 1e7))} if values.get("steps") else {}
+    overrides = {"steps": _steps(values["steps"])} if values.get("steps") else {}
     scenario = load_source(source).with_overrides(**overrides)
     if scenario.family.robot_base(scenario) is None:
         raise ValueError(f"launch argument scenario:={source} is not allowed: its agents are not robots "

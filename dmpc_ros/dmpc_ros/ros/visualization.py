@@ -80,8 +80,9 @@ def _points(rows: np.ndarray) -> list[Point]:
 
 
 def marker_array(scene: Scene, layout: PlanarLayout, stamp: Time, sample_time: float,
-                 tube: np.ndarray | None = None) -> MarkerArray:
-    """The agent's markers; `tube` is its RPI set's generator matrix (robust mode)."""
+                 outline: np.ndarray | None = None) -> MarkerArray:
+    """The agent's markers; `outline` is its tube's planar cross-section (robust mode: layout.tube_outline of its
+    RPI set, computed once)."""
     me, here = scene.agent, scene.predicted[0]
     markers = []
     position = _marker(scene, stamp, "position", Marker.SPHERE)
@@ -98,8 +99,7 @@ def marker_array(scene: Scene, layout: PlanarLayout, stamp: Time, sample_time: f
         safety.scale.x = safety.scale.y = 2 * layout.radius(me)
         safety.scale.z = 0.02
         markers.append(safety)
-    if tube is not None:
-        outline = layout.tube_outline(me, tube)
+    if outline is not None:
         tubes = _marker(scene, stamp, "tube", Marker.LINE_LIST, alpha=0.6)
         tubes.scale.x = 0.01
         for centre in scene.predicted:
