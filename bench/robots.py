@@ -5,6 +5,8 @@ Per odometry condition (noise [m], latency [s], loss): deadline misses (steps wh
 0.8 Δt after the step started, over all agents' steps), steps with a stale pose, watchdog stops, the worst distance
 between any two robots (from the bases' true trajectories; the constraint is 0.6 m) and the tracking error
 ‖p_i − p̄_i(t)‖ against the reference path (RMS over the run, largest in the last second).
+Baseline in the same run: the same scenario in the in-process simulator (`dmpc sim`: no clock, no transport, the
+exact plant), whose figures are what the controller achieves without the robots' timing and odometry.
 Needs the launch stack (`make launch-stack`). Usage: python bench/robots.py [--steps 100]
 """
 from __future__ import annotations
@@ -55,6 +57,18 @@ def run(steps: int, noise: float, latency: float, drop: float) -> dict:
             "stops": output.count("robot stopped") - output.count("steps are done; robot stopped")}
 
 
+def simulated(steps: int) -> dict:
+    """The same figures for the in-process closed loop (the robots' true positions = the simulated plant's)."""
+    from dmpc_ros import simulate
+
+    scenario = load_scenario("unicycle_robots").with_overrides(steps=steps)
+    result = simulate(scenario, compare_centralized=False)
+    M, n_x = scenario.num_agents, result.x.shape[1] // scenario.num_agents
+    states = result.x.reshape(-1, M, n_x)
+    robots = [{"t": result.t, "x": states[:, i, 0], "y": states[:, i, 1]} for i in range(M)]
+    return fleet_figures(scenario, robots, 0.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
@@ -71,6 +85,9 @@ def main() -> None:
                       str(r["stops"]), f"{r['worst_distance']:.3f}", f"{r['rms_tracking_error']:.3f}",
                       f"{r['final_tracking_error']:.3f}")
         print(f"done: {noise} {latency} {drop}", flush=True)
+    r = simulated(args.steps)
+    table.add_row("in-process simulation", "—", "—", "—", f"{r['worst_distance']:.3f}",
+                  f"{r['rms_tracking_error']:.3f}", f"{r['final_tracking_error']:.3f}")
     Console(width=150).print(table)
 
 
