@@ -355,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as error:   # found once the run builds its design (an explicit scheme's missing laws)
         print(f"dmpc {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # Ctrl-C outside a run's own handling (set-up, writing the report): no traceback
+        print(f"dmpc {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,19 +31,29 @@ def test_a_websocket_client_receives_and_decodes_three_topics(tmp_path: Path, ro
     runner = subprocess.Popen(DMPC + ["run", "mass_spring", "--steps", "300", "--mode", "real_time", "--foxglove",
                                       "0", "--output", str(tmp_path), "--no-reference"], env=ros_env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log: list[str] = []   # the runner's output, read all along (an unread pipe would stall it) and shown on failure
+    announced = threading.Event()
+
+    def read_output() -> None:
+        for line in runner.stdout:
+            log.append(line)
+            if "Foxglove live at" in line:
+                announced.set()
+        announced.set()
+
+    threading.Thread(target=read_output, daemon=True).start()
     try:
-        url = None
-        while url is None:
-            line = runner.stdout.readline()
-            assert line, "dmpc run ended before announcing the Foxglove server"
-            found = re.search(r"Foxglove live at (ws://127\.0\.0\.1:\d+)", line)
-            url = found and found.group(1)
+        assert announced.wait(timeout=120), "no Foxglove announcement within 120 s"
+        found = re.search(r"Foxglove live at (ws://127\.0\.0\.1:\d+)", "".join(log))
+        assert found, "dmpc run ended before announcing the Foxglove server:\n" + "".join(log)
+        url = found.group(1)
         client = websocket.create_connection(url, subprotocols=["foxglove.sdk.v1"], timeout=60)
         channels, decoded = {}, {topic: [] for topic in TOPICS}
         subscribed: dict[int, str] = {}
         deadline = time.monotonic() + 90
         while any(len(v) < 3 for v in decoded.values()) and time.monotonic() < deadline:
             frame = client.recv()
+            assert frame != "", "the server closed the connection:\n" + "".join(log)
             if isinstance(frame, str):
                 message = json.loads(frame)
                 if message["op"] == "advertise":
@@ -65,8 +76,11 @@ def test_a_websocket_client_receives_and_decodes_three_topics(tmp_path: Path, ro
         client.close()
     finally:
         runner.send_signal(signal.SIGINT)   # Ctrl-C: the runner stops its nodes
-        assert runner.wait(timeout=60) in (0, 130)
-    assert all(len(v) >= 3 for v in decoded.values()), {t: len(v) for t, v in decoded.items()}
+        code = runner.wait(timeout=60)
+    output = "".join(log)
+    assert code in (0, 130), output
+    assert "unknown channel" not in output, output   # every channel is advertised before a client can connect
+    assert all(len(v) >= 3 for v in decoded.values()), ({t: len(v) for t, v in decoded.items()}, output)
     assert {m.agent_id for m in decoded["/dmpc/agent_0/status"]} == {0}
     assert all(len(m.states) == 21 * 2 for m in decoded["/dmpc/agent_1/plan"])   # N + 1 states of 2 each
     assert all(m.header.frame_id == "map" and len(m.poses) == 21 for m in decoded["/dmpc/agent_2/path"])

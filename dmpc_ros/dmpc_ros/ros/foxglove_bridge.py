@@ -13,7 +13,8 @@ DEFAULT_PORT = 8765
 
 
 class FoxgloveBridge:
-    """A Foxglove WebSocket server and one channel per forwarded topic (created when its first message comes)."""
+    """A Foxglove WebSocket server and one channel per forwarded topic. Every channel is advertised before the
+    run starts: one created while a client subscribed raced the server ("subscribe to unknown channel")."""
 
     def __init__(self, port: int = DEFAULT_PORT, name: str = "dmpc_ros") -> None:
         if not 0 <= port <= 65535:
@@ -25,13 +26,13 @@ class FoxgloveBridge:
     def url(self) -> str:
         return f"ws://{HOST}:{self.server.port}"
 
-    def forward(self, topic: str, message_type: type, data: bytes, log_time: int) -> None:
-        channel = self.channels.get(topic)
-        if channel is None:
-            name = type_name(message_type)
-            channel = self.channels[topic] = foxglove.Channel(topic, message_encoding="cdr", schema=foxglove.Schema(
-                name=name, encoding="ros2msg", data=definition(name).encode()))
-        channel.log(data, log_time=log_time)
+    def advertise(self, topic: str, message_type: type) -> None:
+        name = type_name(message_type)
+        self.channels[topic] = foxglove.Channel(topic, message_encoding="cdr", schema=foxglove.Schema(
+            name=name, encoding="ros2msg", data=definition(name).encode()))
+
+    def forward(self, topic: str, data: bytes, log_time: int) -> None:
+        self.channels[topic].log(data, log_time=log_time)
 
     def close(self) -> None:
         for channel in self.channels.values():

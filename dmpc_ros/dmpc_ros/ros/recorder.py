@@ -28,9 +28,9 @@ FLUSH_PERIOD = 0.25      # [s]
 
 class RunRecorder(Node):
     def __init__(self, namespace: str, num_agents: int, bag_path: Path, plan_qos_choice: str,
-                 metadata: tuple[str, dict[str, str]] | None = None, forward=None, **kwargs) -> None:
-        """`forward(topic, message_type, cdr_bytes, log_time_ns)`, if given, gets every message too (the live
-        Foxglove bridge)."""
+                 metadata: tuple[str, dict[str, str]] | None = None, live=None, **kwargs) -> None:
+        """`live` (the Foxglove bridge), if given, is told every topic up front (`advertise(topic, message_type)`)
+        and then gets every message too (`forward(topic, cdr_bytes, log_time_ns)`)."""
         super().__init__("recorder", namespace=namespace, **kwargs)
         bag_path.parent.mkdir(parents=True, exist_ok=True)
         self._file = bag_path.open("wb")
@@ -39,7 +39,7 @@ class RunRecorder(Node):
         self.writer.start(profile="ros2", library="dmpc_ros")
         if metadata is not None:   # what `dmpc plot` needs to rebuild the report from the bag alone
             self.writer.add_metadata(*metadata)
-        self.forward = forward
+        self.live = live
         self.statuses: list[AgentStatus] = []
         self.plans = 0
         self.plan_bytes = 0
@@ -59,14 +59,16 @@ class RunRecorder(Node):
                     name=type_name(message_type), encoding="ros2msg", data=definition(type_name(message_type)).encode())
             full = f"{namespace.rstrip('/')}/{topic}"
             channel = self.writer.register_channel(topic=full, message_encoding="cdr", schema_id=schemas[message_type])
+            if live is not None:
+                live.advertise(full, message_type)
             self.create_subscription(message_type, topic, lambda data, c=channel, t=message_type, name=full:
                                      self._on(c, t, data, name), qos, raw=True)
 
     def _on(self, channel: int, message_type: type, data: bytes, topic: str) -> None:
         now = self.get_clock().now().nanoseconds
         self.writer.add_message(channel_id=channel, log_time=now, publish_time=now, data=data)
-        if self.forward is not None:
-            self.forward(topic, message_type, data, now)
+        if self.live is not None:
+            self.live.forward(topic, data, now)
         if time.monotonic() - self._flushed > FLUSH_PERIOD:   # closed chunks reach the disk: a kill loses one chunk
             self._file.flush()
             self._flushed = time.monotonic()

@@ -110,11 +110,12 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         if foxglove_port is not None:
             from .foxglove_bridge import FoxgloveBridge
             bridge = FoxgloveBridge(foxglove_port)
-            print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",
-                  flush=True)
         recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
                                "reliable" if mode == "lock_step" else "best_effort", context=context,
-                               metadata=(BAG_METADATA, metadata), forward=bridge and bridge.forward)
+                               metadata=(BAG_METADATA, metadata), live=bridge)
+        if bridge is not None:   # announced once every channel exists
+            print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",
+                  flush=True)
         executor.add_node(recorder)
         processes = {}
 
