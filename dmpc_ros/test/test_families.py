@@ -21,13 +21,15 @@ RECORDED = json.loads((HERE / "data" / "closed_loop_costs.json").read_text())["c
 
 @pytest.mark.parametrize("case", sorted(RECORDED))
 def test_shipped_scenarios_keep_their_closed_loop_costs(case: str) -> None:
-    """Recorded before the families became plugins (data/closed_loop_costs.json): equal to 1e-9 relative."""
+    """Recorded before the families became plugins (data/closed_loop_costs.json), equal to 5e-8 relative: the BLAS
+    kernels alone move platoon_robust/centralized by up to 9e-9 (OpenBLAS Haswell, the recording: 18.3306884455;
+    SkylakeX on an AVX-512 machine: 18.3306884900; Haswell on one thread: 18.3306886102)."""
     name, algorithm = case.split("/")
     base = load_scenario(name)
     scenario = base.with_overrides(algorithm=algorithm, steps=min(base.steps, 25))
     result = simulate(scenario.design(), scenario.plant(), scenario.initial_state,
                       simulation_settings(scenario, algorithm, False))
-    assert result.closed_loop_cost == pytest.approx(RECORDED[case], rel=1e-9)
+    assert result.closed_loop_cost == pytest.approx(RECORDED[case], rel=5e-8)
 
 
 def test_registry_has_the_builtin_families_and_names_them_on_a_typo() -> None:
