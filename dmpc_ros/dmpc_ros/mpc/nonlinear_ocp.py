@@ -32,7 +32,9 @@ SOLVERS = ("sqp", "rti", "ipopt")
 HESSIANS = ("gauss_newton", "exact")
 DAQP_INFINITY = 1e30
 DAQP_SOFT = 8             # DAQP's sense flag of a soft row (violated at a penalty when nothing else is feasible)
-REGULARIZATION = 1e-8     # smallest eigenvalue kept in the condensed Hessian, relative to its largest
+REGULARIZATION = 1e-8     # what a negative or vanishing eigenvalue of the condensed Hessian becomes, relative to
+#                           the largest
+CURVATURE_KEPT = 1e-13    # positive eigenvalues above this (relative to the largest) are kept as they are
 
 
 @dataclass(frozen=True)
@@ -369,12 +371,18 @@ class OptimalControlProblem:
         T0 = np.vstack([S0, np.zeros((n_u, S0.shape[1]))])
         Hc = T.T @ H @ T
         Hc = 0.5 * (Hc + Hc.T)
-        try:   # positive definite (the usual case) is confirmed by a Cholesky factor, which is cheap
-            np.linalg.cholesky(Hc - REGULARIZATION * max(float(np.max(np.abs(np.diag(Hc)))), 1.0) * np.eye(n_u))
-        except np.linalg.LinAlgError:   # nonconvex or singular: eigenvalues clipped (regularized Newton)
+        # Positive definite (the usual case) is confirmed by a Cholesky factor, which is cheap. Else (nonconvex or
+        # singular) the negative and vanishing eigenvalues are raised (regularized Newton); the positive ones stay:
+        # ADMM's copies have curvature ρ beside 1e10 from the tanks' states, and raising every eigenvalue below
+        # 1e-8 of the largest made its SQP creep (factor 0.998 per iteration) into the iteration limit every time.
+        scale = max(float(np.max(np.abs(np.diag(Hc)))), 1.0)
+        try:
+            np.linalg.cholesky(Hc - CURVATURE_KEPT * scale * np.eye(n_u))
+        except np.linalg.LinAlgError:
             eigenvalues, vectors = np.linalg.eigh(Hc)
-            floor = REGULARIZATION * max(float(np.max(np.abs(eigenvalues), initial=1.0)), 1.0)
-            Hc = (vectors * np.maximum(eigenvalues, floor)) @ vectors.T
+            largest = max(float(np.max(np.abs(eigenvalues), initial=1.0)), 1.0)
+            kept = eigenvalues > CURVATURE_KEPT * largest
+            Hc = (vectors * np.where(kept, eigenvalues, REGULARIZATION * largest)) @ vectors.T
         # rows: pair/path constraints h + Jh d ≤ 0 and the box lower − w ≤ d ≤ upper − w
         A = np.vstack([Jh @ T, T]) if Jh.size else T
         return dict(g=g.ravel(), H=H, Hc=Hc, T=T, t=t, T0=T0, A=A, Jh=Jh, h=h.ravel(), CX=factor, w=w,

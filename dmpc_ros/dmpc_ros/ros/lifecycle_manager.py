@@ -58,8 +58,7 @@ class LifecycleManager(Node):
         self.last_beat: dict[str, float] = {}
         self.lost: set[str] = set()
         for topic in self.get_parameter("heartbeat_topics").value or []:
-            self.create_subscription(Header, topic, lambda _m, t=topic: self.last_beat.__setitem__(t, time.monotonic()),
-                                     STATUS_QOS)
+            self.create_subscription(Header, topic, lambda _m, t=topic: self._beat(t), STATUS_QOS)
         self.heartbeat_timeout = self.get_parameter("heartbeat_timeout").value
         self.stop_requested = False   # SIGINT/SIGTERM: bring-up and watching end
         self.shutting_down = False    # from then on, further signals (launch and the terminal both send one) wait
@@ -128,6 +127,14 @@ class LifecycleManager(Node):
         self.last_beat = {topic: now for topic in self.get_parameter("heartbeat_topics").value or []}
         self.get_logger().info(f"all {len(self.nodes)} nodes active")
         return True
+
+    def _beat(self, topic: str) -> None:
+        """A heartbeat; one from an agent reported lost says it is back (a long solve blocks its node's timer)."""
+        now = time.monotonic()
+        if topic in self.lost:
+            self.lost.discard(topic)
+            self.get_logger().warning(f"agent back: heartbeat on {topic} after {now - self.last_beat[topic]:.1f} s")
+        self.last_beat[topic] = now
 
     def watch(self) -> None:
         while rclpy.ok() and not self.stop_requested and not supervisor_gone():

@@ -194,7 +194,8 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             outcome.result.stopped = f"{outcome.message} after {done} of {scenario.steps} steps"
         if mode == "lock_step" and outcome.result.messages_missing:
             print(f"dmpc run: warning: agents substituted {outcome.result.messages_missing} missing plan(s) after "
-                  "their iteration timeout; this lock-step run is not reproducible", flush=True)
+                  f"their iteration timeout ({iteration_timeout:g} s); this lock-step run is not reproducible: give "
+                  "slow local solves more room (--iteration-timeout)", flush=True)
     return outcome
 
 
