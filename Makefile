@@ -8,7 +8,7 @@ PKG_INPUTS := dmpc_ros/setup.py dmpc_ros/setup.cfg dmpc_ros/package.xml tools/re
   $(wildcard dmpc_ros/launch/*.launch.py dmpc_ros/config/*)
 # The ROS 2 launch stack and `ros2` CLI wheels (`make launch-stack`; the folder's ../src has their interface sources).
 WHEELS ?= ../shared/ros2-launch/wheels
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=15
 
 .PHONY: setup launch-stack demo test test-fast bench clean
 .DEFAULT_GOAL := demo
