@@ -32,8 +32,7 @@ SOLVERS = ("sqp", "rti", "ipopt")
 HESSIANS = ("gauss_newton", "exact")
 DAQP_INFINITY = 1e30
 DAQP_SOFT = 8             # DAQP's sense flag of a soft row (violated at a penalty when nothing else is feasible)
-REGULARIZATION = 1e-8     # what a negative or vanishing eigenvalue of the condensed Hessian becomes, relative to
-#                           the largest
+REGULARIZATION = 1e-8     # a negative or vanishing eigenvalue of the condensed Hessian becomes this × the largest
 CURVATURE_KEPT = 1e-13    # positive eigenvalues above this (relative to the largest) are kept as they are
 
 

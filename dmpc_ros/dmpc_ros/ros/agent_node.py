@@ -288,10 +288,10 @@ class AgentNode(LifecycleNode):
         if self.robot is not None:
             if self._timing.start_time == 0.0:
                 self._timing = dataclasses.replace(self._timing, start_time=time.time())
-            late = time.time() - self._timing.start_time
-            if late > self._timing.sample_time:   # bring-up overran step 0: the missed steps are not driven
-                self.get_logger().warning(f"active {late:.1f} s after step 0 (start_time): steps before "
-                                          f"{self._timing.step_at(time.time())} are missed; give start_time (or "
+            now = time.time()
+            if now - self._timing.start_time > self._timing.sample_time:   # bring-up overran step 0
+                self.get_logger().warning(f"active {now - self._timing.start_time:.1f} s after step 0 (start_time): "
+                                          f"steps before {self._timing.step_at(now)} are missed; give start_time (or "
                                           "start_delay) more room (a first bring-up compiles ~5 s per agent)")
             self._ticker = self.create_timer(self._timing.sample_time / 10, self._on_tick, clock=self._wall)
         if self._pending_state is not None:  # the state that arrived while inactive starts the first step
