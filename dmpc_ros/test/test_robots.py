@@ -109,7 +109,9 @@ def test_watchdog_stops_a_robot_whose_neighbours_go_silent(tmp_path: Path, ros_e
 
 
 @needs_stack
-def test_robot_launch_arguments_choose_the_agents_and_refuse_what_cannot_run() -> None:
+def test_robot_launch_arguments_choose_the_agents_end_once_and_refuse_what_cannot_run() -> None:
+    from launch import LaunchContext
+    from launch.actions import RegisterEventHandler
     from launch_ros.actions import LifecycleNode, Node
 
     from dmpc_ros.ros.launch_description import ROBOT_ARGUMENTS, robot_actions
@@ -121,6 +123,12 @@ def test_robot_launch_arguments_choose_the_agents_and_refuse_what_cannot_run() -
     everything = robot_actions({**values, "fake_robots": "true", "exit_on_completion": "true"}, 1000.0)
     assert sum(isinstance(a, LifecycleNode) for a in everything) == 4
     assert sum(type(a) is Node for a in everything) == 5   # the manager and four fake bases
+    # Four bases ending together: their exits are all handled before launch processes the first Shutdown, and a
+    # second Shutdown fails the launch (CI saw "Cannot shutdown a ROS adapter that is not running", exit 1).
+    running = LaunchContext()
+    handlers = [a.event_handler for a in everything if isinstance(a, RegisterEventHandler)]
+    emitted = [entity for handler in handlers for entity in handler.handle(None, running)]
+    assert len(handlers) == 4 and [type(e.event).__name__ for e in emitted] == ["Shutdown"]
     for changes, message in (({"scenario": "mass_spring"}, "its agents are not robots"),
                              ({"agents": "7"}, "agents:=7 is not allowed"),
                              ({"manager": "perhaps"}, "manager:=perhaps is not allowed"),

@@ -61,6 +61,7 @@ def specs_from_arguments(values: dict[str, str]) -> list[NodeSpec]:
 def launch_actions(specs: list[NodeSpec]) -> list:
     """LifecycleNode for plant and agents, Node for the lifecycle manager; the launch ends when the plant
     exits (after its last step with exit_on_completion, or when it fails)."""
+    end_launch = EndLaunchOnce("the plant has exited (scenario complete or failed)")
     actions = []
     for spec in specs:
         kwargs = dict(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
@@ -68,16 +69,24 @@ def launch_actions(specs: list[NodeSpec]) -> list:
         action = LifecycleNode(**kwargs) if spec.lifecycle else Node(**kwargs)
         actions.append(action)
         if spec.executable == "plant":
-            actions.append(RegisterEventHandler(OnProcessExit(target_action=action, on_exit=_end_launch)))
+            actions.append(RegisterEventHandler(OnProcessExit(target_action=action, on_exit=end_launch)))
     return actions
 
 
-def _end_launch(event, context: LaunchContext) -> list:
-    """Shut the launch down when the plant (or a fake base) has exited, unless it is already shutting down (a
-    second Shutdown event makes launch_ros shut its adapter down twice, which fails the launch)."""
-    if context.is_shutdown:
-        return []
-    return [EmitEvent(event=Shutdown(reason="the plant has exited (scenario complete or failed)"))]
+class EndLaunchOnce:
+    """OnProcessExit handler that shuts the launch down once: a second Shutdown event makes launch_ros shut its
+    adapter down twice ("Cannot shutdown a ROS adapter that is not running") and the launch exit 1. Exits handled
+    before the first Shutdown is processed (fake bases ending together) do not see context.is_shutdown yet."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.emitted = False
+
+    def __call__(self, event, context: LaunchContext) -> list:
+        if self.emitted or context.is_shutdown:
+            return []
+        self.emitted = True
+        return [EmitEvent(event=Shutdown(reason=self.reason))]
 
 
 def _nodes(context: LaunchContext) -> list:
@@ -175,6 +184,7 @@ def robot_actions(values: dict[str, str], now: float) -> list:
                                                                      values["exit_on_completion"]) else 0.0
         x0 = scenario.initial_state.reshape(M, -1)
         base = scenario.family.robot_base(scenario)
+        end_launch = EndLaunchOnce("a fake base has run its duration")
         for i in chosen:
             robot = Node(package="dmpc_ros", executable="fake_robot", name="fake_robot", namespace=f"{prefix}{i}",
                          output="screen", parameters=[{
@@ -186,7 +196,7 @@ def robot_actions(values: dict[str, str], now: float) -> list:
                              "output_file": str(Path(output).resolve() / f"robot_{i}.npz") if output else ""}])
             actions.append(robot)
             if duration:
-                actions.append(RegisterEventHandler(OnProcessExit(target_action=robot, on_exit=_end_launch)))
+                actions.append(RegisterEventHandler(OnProcessExit(target_action=robot, on_exit=end_launch)))
     return actions
 
 
