@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from dmpc_ros.coordination.collision import CollisionAvoidance
 from dmpc_ros.models.layout import PlanarLayout
 from dmpc_ros.ros.visualization import FRAME, Scene, age_colour, marker_array, path_message
 from dmpc_ros.scenarios import load_scenario
@@ -76,3 +77,29 @@ def test_path_and_markers_of_a_scene() -> None:
     fresh, stale = markers["links"].colors[0], markers["links"].colors[2]
     assert fresh.g > 0.7 > fresh.r and stale.r > 0.8 > stale.g   # coloured by the age of the last plan
     assert age_colour(0.15, 0.1).r > fresh.r
+
+
+positions = arrays(float, (3, 2), elements=st.floats(-3, 3))
+
+
+@given(positions, st.floats(0.1, 1.0))
+def test_the_halfplanes_an_agent_draws_are_those_it_keeps(p: np.ndarray, d: float) -> None:
+    """own_halfplanes is agent 1's share of the plant-wide half-planes at one predicted step; its markers lie on
+    their boundaries, and a robot at least d from its partner is on its own side."""
+    collision = CollisionAvoidance(((0, 1), (1, 2)), d)
+    rows = collision.own_halfplanes(1, p[1], {0: p[0], 2: p[2]})
+    expected = [(a, b) for agent, k, a, b in collision.halfplanes(np.stack([p, p])) if agent == 1 and k == 1]
+    assert len(rows) == 2
+    for (a, b), (a_ref, b_ref) in zip(rows, expected):
+        np.testing.assert_array_equal(a, a_ref)
+        assert b == b_ref
+    for j, (a, b) in zip((0, 2), rows):
+        if np.linalg.norm(p[1] - p[j]) >= d:
+            assert a @ p[1] <= b + 1e-9
+    scene = Scene(1, np.stack([p[1], p[1]]), {}, tuple(rows))
+    lines = {m.ns: m for m in marker_array(scene, PlanarLayout.planar([2] * 3, [(0, 1)] * 3, d / 2),
+                                           Time(), 0.1).markers}["collision_halfplanes"]
+    ends = np.array([[q.x, q.y] for q in lines.points]).reshape(2, 2, 2)
+    for (a, b), segment in zip(rows, ends):
+        np.testing.assert_allclose(segment @ a, [b, b], atol=1e-9)
+        assert np.isclose(np.linalg.norm(segment[1] - segment[0]), max(2 * d, 1.0))

@@ -86,3 +86,14 @@ def test_config_names_only_recorded_topics_and_fields(recorded, config: str) -> 
         assert topic in messages, f"{config}: topic {topic} is not in a recorded {RUNS[config]} run"
         if field:
             resolve(messages[topic], field)   # AttributeError / IndexError name what is missing
+
+
+@pytest.mark.ros
+def test_formation_agents_draw_the_collision_halfplanes_they_keep(recorded) -> None:
+    from dmpc_ros.scenarios import load_scenario
+
+    formation = load_scenario("formation")
+    collision = formation.design().collision
+    for i in range(formation.num_agents):
+        markers = {m.ns: m for m in recorded["formation"][f"/dmpc/agent_{i}/markers"].markers}
+        assert len(markers["collision_halfplanes"].points) == 2 * len(collision.partners(i)), i

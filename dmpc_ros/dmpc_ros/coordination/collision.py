@@ -34,14 +34,32 @@ class CollisionAvoidance:
         rows = []
         for a, b in self.pairs:
             for k in range(1, positions.shape[0]):
-                delta = positions[k, a] - positions[k, b]
-                length = float(np.linalg.norm(delta))
-                # coincident plans: a fixed direction both robots pick alike
-                normal = delta / length if length > 1e-9 else np.array([1.0, 0.0])
-                middle = float(normal @ (positions[k, a] + positions[k, b])) / 2.0
-                rows.append((a, k, -normal, -(middle + self.min_distance / 2.0) - self._margin(a, -normal)))
-                rows.append((b, k, normal, middle - self.min_distance / 2.0 - self._margin(b, normal)))
+                row_a, row_b = self._separation(a, b, positions[k, a], positions[k, b])
+                rows += [(a, k, *row_a), (b, k, *row_b)]
         return rows
+
+    def own_halfplanes(self, agent: int, position: np.ndarray,
+                       partners: dict[int, np.ndarray]) -> list[tuple[np.ndarray, float]]:
+        """Rows a' p ≤ b that the agent's position keeps from each of its partners, from planned positions of one
+        predicted step (the agent's and those of the partners given): what its markers draw."""
+        rows = []
+        for j in sorted(set(partners) & self.partners(agent)):
+            if (agent, j) in self.pairs:
+                rows.append(self._separation(agent, j, position, partners[j])[0])
+            else:
+                rows.append(self._separation(j, agent, partners[j], position)[1])
+        return rows
+
+    def _separation(self, a: int, b: int, p_a: np.ndarray,
+                    p_b: np.ndarray) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]]:
+        """(a'_a, b_a), (a'_b, b_b): the plane through the middle of the planned positions, d/2 (and each tube's
+        extent) on either side."""
+        delta = p_a - p_b
+        length = float(np.linalg.norm(delta))
+        normal = delta / length if length > 1e-9 else np.array([1.0, 0.0])   # coincident: both pick alike
+        middle = float(normal @ (p_a + p_b)) / 2.0
+        return ((-normal, -(middle + self.min_distance / 2.0) - self._margin(a, -normal)),
+                (normal, middle - self.min_distance / 2.0 - self._margin(b, normal)))
 
     def _margin(self, agent: int, direction: np.ndarray) -> float:
         """h_{Z_p}(direction) of the agent's tube (0 without tubes)."""

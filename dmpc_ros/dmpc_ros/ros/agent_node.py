@@ -183,7 +183,7 @@ class AgentNode(LifecycleNode):
         self.active = False
         self.layout = None   # PlanarLayout when the visualization topics are on
         self._state_now: np.ndarray | None = None       # the last measured state (map frame for the markers)
-        self._heard: dict[int, tuple[float, np.ndarray]] = {}   # neighbour → (wall time, x_j(k)) of its last plan
+        self._heard: dict[int, tuple[float, np.ndarray]] = {}   # neighbour → (wall time, states) of its last plan
         self.robot: RobotLink | None = None   # robot mode
         self._ticker = None
         self._command_due: float | None = None   # robot mode: when this step's command is due (time.time())
@@ -434,7 +434,7 @@ class AgentNode(LifecycleNode):
             self._rejected += 1
             self._warn_rejected(error)
             return
-        self._heard[sender] = (time.monotonic(), plan.states[0])
+        self._heard[sender] = (time.monotonic(), plan.states)
         if self.book.record(plan) and self.active:
             if self._measured is not None:
                 self._try_begin()
@@ -565,11 +565,21 @@ class AgentNode(LifecycleNode):
         me, layout, now = self.agent_id, self.layout, time.monotonic()
         shift = 0.0 if self._state_now is None else \
             layout.position(me, self._state_now) - layout.position(me, plan.states[0])
-        neighbours = {j: (layout.position(j, x) + shift, now - seen) for j, (seen, x) in self._heard.items()}
-        scene = Scene(me, layout.position(me, plan.states) + shift, neighbours)
+        neighbours = {j: (layout.position(j, x[0]) + shift, now - seen) for j, (seen, x) in self._heard.items()}
+        scene = Scene(me, layout.position(me, plan.states) + shift, neighbours, self._halfplanes(plan, shift))
         stamp, sample_time = self._stamp(), self.design.system.sample_time
         self._outputs["path"].publish(path_message(scene, stamp, sample_time))
         self._outputs["markers"].publish(marker_array(scene, layout, stamp, sample_time, self._tube_outline))
+
+    def _halfplanes(self, plan, shift: np.ndarray) -> tuple[tuple[np.ndarray, float], ...]:
+        """The collision half-planes (map frame) between the agent's next planned position and its partners'."""
+        collision = self.design.collision
+        if collision is None:
+            return ()
+        columns = list(collision.position_columns)
+        partners = {j: x[1, columns] for j, (_, x) in self._heard.items()}
+        return tuple((a, b + float(a @ shift)) for a, b in
+                     collision.own_halfplanes(self.agent_id, plan.states[1, columns], partners))
 
     def _beat(self) -> None:
         if self.active:

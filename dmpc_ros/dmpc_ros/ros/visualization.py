@@ -1,6 +1,7 @@
 """An agent's plan for rviz, Foxglove and PlotJuggler: nav_msgs/Path of its predicted positions and a
 visualization_msgs/MarkerArray (current position, safety radius, tube cross-sections, links to the neighbours it
-listens to coloured by the age of their last plan, planar constraint boundaries), in the fixed frame `map`.
+listens to coloured by the age of their last plan, planar constraint boundaries, the collision half-planes its next
+position keeps), in the fixed frame `map`.
 
 Positions come from the family's PlanarLayout (models/layout.py); the conversion to messages is all that is here.
 """
@@ -32,6 +33,7 @@ class Scene:
     agent: int
     predicted: np.ndarray
     neighbours: dict[int, tuple[np.ndarray, float]]
+    halfplanes: tuple[tuple[np.ndarray, float], ...] = ()   # rows a' p ≤ b its next position keeps (collisions)
 
 
 def colour(agent: int, alpha: float = 1.0) -> ColorRGBA:
@@ -112,6 +114,8 @@ def marker_array(scene: Scene, layout: PlanarLayout, stamp: Time, sample_time: f
         links.points += _points(np.vstack([here, there]))
         links.colors += [age_colour(age, sample_time)] * 2
     markers.append(links)
+    if scene.halfplanes:
+        markers.append(_halfplane_marker(scene, stamp, max(4 * layout.radius(me), 1.0)))
     boundaries = layout.boundary(me)
     if boundaries:
         walls = _marker(scene, stamp, "constraints", Marker.LINE_LIST, alpha=0.8)
@@ -120,3 +124,16 @@ def marker_array(scene: Scene, layout: PlanarLayout, stamp: Time, sample_time: f
             walls.points += _points(np.repeat(line, 2, axis=0)[1:-1])
         markers.append(walls)
     return MarkerArray(markers=markers)
+
+
+def _halfplane_marker(scene: Scene, stamp: Time, length: float) -> Marker:
+    """Each half-plane's boundary a' p = b as a segment of `length` [m] centred at the foot of the agent's next
+    predicted position."""
+    lines = _marker(scene, stamp, "collision_halfplanes", Marker.LINE_LIST, alpha=0.8)
+    lines.scale.x = 0.015
+    here = scene.predicted[min(1, len(scene.predicted) - 1)]
+    for a, b in scene.halfplanes:
+        foot = here - (a @ here - b) / (a @ a) * a
+        along = np.array([-a[1], a[0]]) / np.linalg.norm(a) * length / 2
+        lines.points += _points(np.vstack([foot - along, foot + along]))
+    return lines
