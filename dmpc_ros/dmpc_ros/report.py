@@ -68,8 +68,8 @@ def scenario_of_bag(bag: Path, metadata: dict) -> Scenario:
 
 def result_from_bag(bag: Path) -> tuple[SimulationResult, Scenario]:
     """Plant states (SubsystemState), inputs (ControlInput) and statuses of a run bag, step by step: the steps
-    with every agent's state and input and the state after it (so not the run's last step: the plant publishes
-    no state after it; its plant.npz has it)."""
+    with every agent's state and input and the state after it (all of a completed run: the plant also publishes
+    the state after its last step)."""
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
 

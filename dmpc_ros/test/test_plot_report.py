@@ -51,8 +51,8 @@ def test_dmpc_plot_of_a_bag_alone_has_the_runs_trajectory(tmp_path: Path, ros_en
     (output / "run.mcap").rename(bag)
     result, scenario = result_from_bag(bag)
     saved = np.load(output / "trajectory.npz")
-    T = result.steps   # the plant publishes no state after its last step: the bag has all steps but that one
-    assert T == 5
+    T = result.steps   # every step: the plant also publishes the state after its last step
+    assert T == 6 and saved["x"].shape[0] == T + 1
     np.testing.assert_array_equal(result.x, saved["x"][:T + 1])
     np.testing.assert_array_equal(result.u, saved["u"][:T])
     assert scenario.name == "mass_spring_robust" and result.iterations.min() >= 1

@@ -346,8 +346,8 @@ class AgentNode(LifecycleNode):
             self.get_logger().warning(f"rejected state message: agent {message.agent_id}, {state.size} values "
                                       f"(expected {n_x} finite)")
             return
-        if message.step <= self._last_step:
-            return  # duplicate or stale measurement
+        if message.step <= self._last_step or message.step >= self._steps:
+            return  # duplicate or stale measurement, or the state after the scenario's last step
         self._start_step(message.step, state)
 
     def _start_step(self, step: int, state: np.ndarray) -> None:

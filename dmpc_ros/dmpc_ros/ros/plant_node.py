@@ -6,8 +6,9 @@ last input and is counted late), then steps the exact discretized plant (with th
 disturbances) — the same model and the same disturbance sequence as `dmpc sim`.
 real_time: a wall-clock timer steps at the sample rate with zero-order hold on the newest inputs; inputs
 that arrive after their step are counted late.
-After the scenario's steps it writes t, x, u (npz and CSV) to output_file and, if exit_on_completion,
-leaves the process with code 0 — how the scenario runner learns the run is over.
+After the scenario's T steps it publishes the final state x(T) too (agents do not act on it; a bag then has every
+step), writes t, x, u (npz and CSV) to output_file and, if exit_on_completion, leaves the process with code 0 once
+the final state is delivered — how the scenario runner learns the run is over.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock as ClockMessage
@@ -30,6 +32,8 @@ from ..scenarios.node_specs import MAX_INPUT_TIMEOUT
 from .agent_node import agent_topic
 from .qos import CONTROL_QOS, STATE_QOS
 from .spin import init_node_process, spin_node
+
+FINAL_STATE_TIMEOUT = 2.0   # [s] to deliver x(T) before the process exits
 
 MODES = ("lock_step", "real_time")
 
@@ -153,9 +157,8 @@ class PlantNode(LifecycleNode):
         self.x[self.k + 1] = self.plant.step(self.x[self.k], u, w)
         self.k += 1
         self._waiting_since = time.monotonic()
-        if self.k < self.scenario.steps:
-            self._publish_step()
-        else:
+        self._publish_step()
+        if self.k == self.scenario.steps:
             self._complete()
 
     def _publish_step(self) -> None:
@@ -171,8 +174,10 @@ class PlantNode(LifecycleNode):
             publisher.publish(message)
 
     def _complete(self) -> None:
-        self.wall_time[self.scenario.steps] = time.monotonic()
+        """Write the output; wait (a bounded time) until the subscribers have the final state before exiting."""
         self.write_output()
+        for publisher in self._state_publishers:
+            publisher.wait_for_all_acked(Duration(seconds=FINAL_STATE_TIMEOUT))
         self.get_logger().info("scenario complete")
         if self.get_parameter("exit_on_completion").value:
             self.finished = True
