@@ -101,9 +101,13 @@ def check_run_flags(args: argparse.Namespace) -> None:
     if args.domain_id is not None and not 0 <= args.domain_id <= DOMAIN_ID_LIMIT:
         raise UsageError(f"--domain-id {args.domain_id}: is not allowed: ROS domain ids are 0..{DOMAIN_ID_LIMIT} "
                          f"(0..101 keep DDS ports below Linux's ephemeral range)")
-    if not args.namespace.startswith("/") or not all(part.replace("_", "a").isalnum() and not part[0].isdigit()
-                                                     for part in args.namespace.strip("/").split("/") if part):
-        raise UsageError(f"--namespace {args.namespace}: is not allowed: an absolute ROS namespace such as /dmpc "
+    check_namespace(args.namespace)
+
+
+def check_namespace(namespace: str) -> None:
+    if not namespace.startswith("/") or not all(part.replace("_", "a").isalnum() and not part[0].isdigit()
+                                                for part in namespace.strip("/").split("/") if part):
+        raise UsageError(f"--namespace {namespace}: is not allowed: an absolute ROS namespace such as /dmpc "
                          f"(letters, digits and _ per part, not starting with a digit)")
 
 
@@ -243,6 +247,28 @@ def repair_bag_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def viz_config_command(args: argparse.Namespace) -> int:
+    """`dmpc viz-config SCENARIO`: an rviz2 config with a path and a marker display per agent."""
+    from .scenarios import ScenarioError
+    from .scenarios.source import load_source
+    from .viz_config import rviz_config
+
+    check_namespace(args.namespace)
+    if args.output and Path(args.output).is_dir():
+        raise UsageError(f"--output {args.output}: is a directory; give the .rviz file to write")
+    try:
+        text = rviz_config(load_source(args.scenario), args.namespace)
+    except ScenarioError as error:
+        raise UsageError(str(error)) from None
+    if not args.output:
+        print(text, end="")
+        return 0
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(text)
+    print(f"dmpc viz-config: wrote {args.output} (rviz2 -d {args.output})", file=sys.stderr)
+    return 0
+
+
 def plot_command(args: argparse.Namespace) -> int:
     """`dmpc plot RUN_DIR_OR_BAG`: the report's PNGs, rebuilt from what a run left."""
     from .report import render
@@ -331,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="render the standard report (PNGs) from an output folder or a run.mcap")
     plot.add_argument("target", help="an output folder of dmpc sim / dmpc run, or a run bag (.mcap)")
     plot.add_argument("--output", help="where to write the PNGs (default: the folder, or the bag's folder)")
+    viz = commands.add_parser("viz-config", help="write an rviz2 config for a scenario (a display per agent)")
+    viz.add_argument("scenario", help="scenario name, YAML file or Python factory (as for dmpc sim)")
+    viz.add_argument("--namespace", default="/dmpc", help="ROS namespace of the run's topics")
+    viz.add_argument("--output", help="the .rviz file to write (default: standard output)")
     bag = commands.add_parser("bag", help="run bags: repair one a killed recorder left")
     bag.add_argument("action", choices=("repair",), help="repair: write its complete records as a well-formed bag")
     bag.add_argument("bag", help="the .mcap file (e.g. runs/<run>/run.mcap)")
@@ -345,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
                 "run": lambda: run_ros(args), "bag": lambda: repair_bag_command(args),
-                "explicit": lambda: explicit_command(args), "plot": lambda: plot_command(args)}
+                "explicit": lambda: explicit_command(args), "plot": lambda: plot_command(args),
+                "viz-config": lambda: viz_config_command(args)}
     try:
         with SetUpProgress() as progress, reporting(progress):
             return handlers[args.command]()

@@ -97,3 +97,32 @@ def test_formation_agents_draw_the_collision_halfplanes_they_keep(recorded) -> N
     for i in range(formation.num_agents):
         markers = {m.ns: m for m in recorded["formation"][f"/dmpc/agent_{i}/markers"].markers}
         assert len(markers["collision_halfplanes"].points) == 2 * len(collision.partners(i)), i
+
+
+@pytest.mark.parametrize("config,scenario", [("rviz_line.rviz", "platoon"), ("rviz_plane.rviz", "formation")])
+def test_shipped_rviz_configs_are_what_dmpc_viz_config_writes(config: str, scenario: str) -> None:
+    from dmpc_ros.scenarios import load_scenario
+    from dmpc_ros.viz_config import rviz_config
+
+    assert (CONFIG / config).read_text() == rviz_config(load_scenario(scenario))
+
+
+def test_dmpc_viz_config_shows_every_agent_and_frames_them(tmp_path: Path) -> None:
+    from dmpc_ros.scenarios import load_scenario
+    from dmpc_ros.viz_config import WINDOW, initial_positions
+
+    path = tmp_path / "robots.rviz"
+    run = subprocess.run(DMPC + ["viz-config", "unicycle_robots", "--namespace", "/fleet", "--output", str(path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert sorted(t for t, _ in rviz_names(path)) == sorted(f"/fleet/agent_{i}/{leaf}" for i in range(4)
+                                                            for leaf in ("markers", "path"))
+    view = yaml.safe_load(path.read_text())["Visualization Manager"]["Views"]["Current"]
+    half_width, half_height = WINDOW[0] / 2 / view["Scale"], WINDOW[1] / 2 / view["Scale"]
+    for x, y in initial_positions(load_scenario("unicycle_robots")):
+        assert abs(x - view["X"]) < half_width and abs(y - view["Y"]) < half_height
+    for arguments, message in ((["formation", "--namespace", "fleet"], "--namespace fleet: is not allowed"),
+                               (["nosuch"], "scenario 'nosuch' not found"),
+                               (["formation", "--output", str(tmp_path)], "is a directory")):
+        refused = subprocess.run(DMPC + ["viz-config", *arguments], capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
