@@ -8,6 +8,8 @@ import math
 import numpy as np
 import yaml
 
+from .scenarios.node_specs import agent_topic
+
 WINDOW = (1200, 800)   # [px] width, height
 MARGIN = 2.0           # [m] around the agents' initial positions (or half their spread, if more)
 TOPIC_QOS = {"Depth": 5, "Durability Policy": "Volatile", "History Policy": "Keep Last",
@@ -22,7 +24,7 @@ def initial_positions(scenario) -> np.ndarray:
 
 
 def _topic(namespace: str, agent: int, leaf: str) -> dict:
-    return {"Value": f"{namespace.rstrip('/')}/agent_{agent}/{leaf}", **TOPIC_QOS}
+    return {"Value": agent_topic(agent, leaf, namespace), **TOPIC_QOS}
 
 
 def _agent_displays(namespace: str, agent: int) -> list[dict]:

@@ -31,17 +31,13 @@ from ..coordination.plan_book import STEPS_AHEAD, PlanBook
 from ..coordination.safe_input import INPUT_SOURCES
 from ..mpc.qp import BACKENDS
 from ..scenarios import ScenarioError
+from ..scenarios.node_specs import agent_topic
 from ..scenarios.source import scenario_from_parameters
 from .conversions import MalformedPlan, message_to_plan, plan_to_message
 from .qos import CONTROL_QOS, PLAN_QOS_CHOICES, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, plan_qos
 from .robot_link import STATE_MESSAGES, RobotLink, RobotTiming
 from .spin import init_node_process, spin_node
 from .visualization import Scene, marker_array, path_message
-
-
-def agent_topic(agent_id: int, leaf: str) -> str:
-    """Relative topic of one agent's interface: agent_<i>/<leaf> (resolved in the run's namespace)."""
-    return f"agent_{agent_id}/{leaf}"
 
 
 PLAN_FILTER = ("agent_id = %0 AND horizon = %1 AND state_dim = %2 AND input_dim = %3 AND iteration <= %4 "

@@ -27,13 +27,12 @@ from rosgraph_msgs.msg import Clock as ClockMessage
 from dmpc_ros_msgs.msg import ControlInput, SubsystemState
 
 from ..scenarios import ScenarioError
+from ..scenarios.node_specs import MAX_INPUT_TIMEOUT, agent_topic
 from ..scenarios.source import scenario_from_parameters
-from ..scenarios.node_specs import MAX_INPUT_TIMEOUT
-from .agent_node import agent_topic
 from .qos import CONTROL_QOS, STATE_QOS
 from .spin import init_node_process, spin_node
 
-FINAL_STATE_TIMEOUT = 2.0   # [s] to deliver x(T) before the process exits
+FINAL_STATE_TIMEOUT = 2.0   # [s] to deliver x(T) to every subscriber before the process exits (all together)
 
 MODES = ("lock_step", "real_time")
 
@@ -176,8 +175,9 @@ class PlantNode(LifecycleNode):
     def _complete(self) -> None:
         """Write the output; wait (a bounded time) until the subscribers have the final state before exiting."""
         self.write_output()
+        deadline = time.monotonic() + FINAL_STATE_TIMEOUT
         for publisher in self._state_publishers:
-            publisher.wait_for_all_acked(Duration(seconds=FINAL_STATE_TIMEOUT))
+            publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0)))
         self.get_logger().info("scenario complete")
         if self.get_parameter("exit_on_completion").value:
             self.finished = True

@@ -18,7 +18,7 @@ from visualization_msgs.msg import MarkerArray
 
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
-from .agent_node import agent_topic
+from ..scenarios.node_specs import agent_topic
 from .message_definitions import definition, type_name
 from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS, plan_qos
 

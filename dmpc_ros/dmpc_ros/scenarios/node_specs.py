@@ -8,6 +8,13 @@ from pathlib import Path
 from .schema import OVERRIDES, Scenario
 from .source import is_factory
 
+
+def agent_topic(agent_id: int, leaf: str, namespace: str = "") -> str:
+    """Topic of one agent's interface: agent_<i>/<leaf>, relative (resolved in the run's namespace) or, with a
+    namespace, absolute."""
+    relative = f"agent_{agent_id}/{leaf}"
+    return f"{namespace.rstrip('/')}/{relative}" if namespace else relative
+
 MODES = ("lock_step", "real_time")
 
 
@@ -85,7 +92,7 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = "/dmpc",
         "use_sim_time": lock_step}) for i in range(scenario.num_agents)]
     manager = NodeSpec("lifecycle_manager", "lifecycle_manager", namespace, {
         "node_names": [plant.full_name] + [agent.full_name for agent in agents],
-        "heartbeat_topics": [f"{namespace.rstrip('/')}/agent_{i}/heartbeat" for i in range(scenario.num_agents)],
+        "heartbeat_topics": [agent_topic(i, "heartbeat", namespace) for i in range(scenario.num_agents)],
         "heartbeat_timeout": heartbeat_timeout, "transition_timeout": 60.0}, lifecycle=False)
     return [plant, *agents, manager]
 
