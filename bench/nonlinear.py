@@ -33,7 +33,6 @@ from dmpc_ros.mpc.nonlinear_ocp import OptimalControlProblem, SolverSettings   #
 from dmpc_ros.scenarios import load_scenario, parse_scenario   # noqa: E402
 from dmpc_ros.scenarios.yaml_file import read_yaml   # noqa: E402
 from dmpc_ros.sim.closed_loop import SimulationSettings, negotiate, simulate   # noqa: E402
-from dmpc_ros.sim.network import InMemoryNetwork   # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import call_samples, per_step_critical_path, per_step_one_core, quantiles   # noqa: E402
@@ -224,8 +223,7 @@ def stiffness_table() -> None:
 
         def run(algorithm: str, tolerance: float, cap: int, rho: float = 1.0) -> tuple[int, float]:
             agents = design.agents(algorithm, StoppingRule(cap, tolerance), admm=AdmmSettings(penalty=rho))
-            U, iterations, _ = negotiate(agents, design, InMemoryNetwork(), 0, scenario.initial_state, 100_000,
-                                         lambda p, U: None)
+            U, iterations, _ = negotiate(agents, design, 0, scenario.initial_state)
             return iterations, float(np.max(np.abs(U.reshape(inputs.shape) - inputs)))
 
         coarse, (fine, error) = run("sensitivity", 1e-3, 300)[0], run("sensitivity", 1e-6, 300)

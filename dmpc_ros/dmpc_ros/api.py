@@ -46,7 +46,7 @@ def simulation_settings(scenario: Scenario, algorithm: str, compare: bool) -> Si
     return SimulationSettings(
         algorithm, scenario.steps, scenario.controller.stopping, scenario.controller.solver,
         scenario.controller.weights, compare,
-        InMemoryNetwork(default_delay=scenario.network_delay, drop_probability=scenario.drop_probability,
+        InMemoryNetwork(default_latency=scenario.network_latency, drop_probability=scenario.drop_probability,
                         seed=scenario.network_seed, outage_probability=scenario.outage_probability,
                         max_outage_steps=scenario.max_outage_steps),
         scenario.disturbance(), scenario.controller.admm, scenario.strict)

@@ -9,7 +9,7 @@ import pytest
 from dmpc_ros.coordination import AdmmSettings, CentralizedMPC, StoppingRule, build_agents
 from dmpc_ros.coordination.plan import Plan
 from dmpc_ros.scenarios import load_scenario
-from dmpc_ros.sim import InMemoryNetwork, SimulationSettings, simulate
+from dmpc_ros.sim import SimulationSettings, simulate
 from dmpc_ros.sim.closed_loop import negotiate
 
 
@@ -34,7 +34,7 @@ def run_admm(case, stopping: StoppingRule):
         if p > 0:
             residuals.append(max(max(a.statistics.primal_residual, a.statistics.dual_residual) for a in agents))
 
-    _, iterations, _ = negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10_000, observe)
+    _, iterations, _ = negotiate(agents, problem, 0, scenario.initial_state, observe)
     return agents, errors, residuals, iterations
 
 
@@ -78,7 +78,7 @@ def test_residual_balancing_rescues_a_badly_chosen_penalty(admm_case, penalty: f
     for balancing in (False, True):
         agents = build_agents(design, "admm", StoppingRule(1000, 1e-6), admm=AdmmSettings(penalty, 1.6, balancing))
         errors = []
-        _, iterations, _ = negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10_000,
+        _, iterations, _ = negotiate(agents, problem, 0, scenario.initial_state,
                                      lambda p, U: errors.append(np.linalg.norm(U - optimum) / np.linalg.norm(optimum)))
         outcome[balancing] = (iterations, errors[-1], agents)
     assert outcome[False][0] == 1000 and outcome[False][1] > 1e-5     # fixed ρ: still crawling at the cap
@@ -97,12 +97,12 @@ def test_accelerated_admm_reaches_the_optimum_and_both_ends_of_an_edge_restart_a
     scenario, design, problem, optimum = admm_case
     agents = build_agents(design, "admm", StoppingRule(1000, 1e-6), admm=AdmmSettings(0.3, 1.0, acceleration=True))
     errors = []
-    _, iterations, _ = negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10_000,
+    _, iterations, _ = negotiate(agents, problem, 0, scenario.initial_state,
                                  lambda p, U: errors.append(np.linalg.norm(U - optimum) / np.linalg.norm(optimum)))
     assert iterations < 1000 and errors[-1] < 1e-3
     # a fixed number of iterations (nobody stops early): every edge's two ends hold the same momentum
     agents = build_agents(design, "admm", StoppingRule(25, 0.0), admm=AdmmSettings(0.3, 1.0, acceleration=True))
-    negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10_000, lambda p, U: None)
+    negotiate(agents, problem, 0, scenario.initial_state)
     assert max(m.step for a in agents for m in a.momentum.values()) > 1.0   # momentum was used
     for holder in agents:
         for (direction, other, kind), state in holder.momentum.items():

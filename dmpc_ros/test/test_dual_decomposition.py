@@ -8,7 +8,7 @@ import pytest
 
 from dmpc_ros.coordination import CentralizedMPC, StoppingRule, build_agents
 from dmpc_ros.scenarios import ScenarioError, load_scenario, parse_scenario
-from dmpc_ros.sim import InMemoryNetwork, SimulationSettings, simulate
+from dmpc_ros.sim import SimulationSettings, simulate
 from dmpc_ros.sim.closed_loop import negotiate
 
 
@@ -33,7 +33,7 @@ def test_prices_reach_the_centralized_optimum_with_the_budget_active(budget_case
         errors.append(np.linalg.norm(U - optimum.ravel()) / np.linalg.norm(optimum))
         excess.append(max(0.0, np.max(np.abs(U.reshape(design.horizon, -1).sum(axis=1))) - 1.2))
 
-    _, iterations, _ = negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 100_000, observe)
+    _, iterations, _ = negotiate(agents, problem, 0, scenario.initial_state, observe)
     assert iterations < 3000 and errors[-1] < 1e-3
     assert excess[-1] < 1e-4 and excess[1] > 0.1                   # the first plans overdraw, the last do not
     prices = [a.prices for a in agents]

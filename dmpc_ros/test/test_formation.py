@@ -14,8 +14,8 @@ from dmpc_ros.coordination.consensus import check_step_size, laplacian
 from dmpc_ros.models.unicycle import lookahead_point, wheel_command
 from dmpc_ros.families.formation import formation_anchor
 from dmpc_ros.scenarios import ScenarioError, load_scenario
-from dmpc_ros.sim import InMemoryNetwork, SimulationSettings, simulate
-from dmpc_ros.sim.closed_loop import negotiate
+from dmpc_ros.sim import SimulationSettings, simulate
+from dmpc_ros.sim.closed_loop import SimulatedTeam
 from scenario_edit import scenario_with as edited_scenario
 
 
@@ -41,7 +41,8 @@ def test_every_iterate_of_every_step_is_collision_free(algorithm: str) -> None:
     design, plant = scenario.design(), scenario.plant()
     agents = build_agents(design, algorithm, scenario.controller.stopping, admm=scenario.controller.admm)
     problem = design.condensed()
-    network, x, d = InMemoryNetwork(), scenario.initial_state.copy(), scenario.model.min_distance
+    x, d = scenario.initial_state.copy(), scenario.model.min_distance
+    team = SimulatedTeam(agents, problem)
     worst, violation, input_violation = np.inf, 0.0, 0.0
     for k in range(scenario.steps):
         def observe(p: int, U: np.ndarray, k=k) -> None:
@@ -55,7 +56,7 @@ def test_every_iterate_of_every_step_is_collision_free(algorithm: str) -> None:
                 return   # consensus rounds and the warm start (the data the half-planes come from)
             predicted = problem.predict(x, U).reshape(problem.horizon + 1, -1, 4)[:, :, :2]
             worst = min(worst, pairwise_min_distance(predicted[1:]))
-        U, _, _ = negotiate(agents, problem, network, k, x, 10_000, observe)
+        U, _, _ = team.step(k, x, observe)
         violation = max(violation, plant.constraint_violation(x, U[:plant.n_u]))
         x = plant.step(x, U[:plant.n_u])
     assert worst >= d - 1e-6, worst
@@ -112,7 +113,7 @@ def test_admm_reaches_the_centralized_optimum_on_the_formation() -> None:
         primal.append(max(a.statistics.primal_residual for a in agents))
         dual.append(max(a.statistics.dual_residual for a in agents))
 
-    _, iterations, _ = negotiate(agents, problem, InMemoryNetwork(), 0, x, 100_000, observe)
+    _, iterations, _ = SimulatedTeam(agents, problem).step(0, x, observe)
     assert errors[-1] < 1e-3, errors[-1]
     assert iterations < 3000                      # stopped by the residual rule, not the cap
     assert primal[-1] < 1e-6 * max(primal) and dual[-1] < 1e-6 * max(dual[1:])
@@ -122,7 +123,7 @@ def test_consensus_agrees_on_the_average_centre() -> None:
     scenario = load_scenario("formation")
     design = scenario.design()
     agents = build_agents(design, "jacobi", scenario.controller.stopping)
-    negotiate(agents, design.condensed(), InMemoryNetwork(), 0, scenario.initial_state, 10_000, lambda p, U: None)
+    SimulatedTeam(agents, design.condensed()).step(0, scenario.initial_state)
     for agent in agents:
         np.testing.assert_allclose(agent.estimate, formation_anchor(scenario), atol=1e-9)
         assert agent.disagreement <= scenario.family_settings.consensus.tolerance

@@ -26,8 +26,7 @@ from dmpc_ros.mpc.condensed import QuadraticCost
 from dmpc_ros.mpc.nonlinear_ocp import OptimalControlProblem, SolverSettings
 from dmpc_ros.mpc.reference import ReferenceTrajectory
 from dmpc_ros.scenarios import ScenarioError, load_scenario
-from dmpc_ros.sim.closed_loop import negotiate
-from dmpc_ros.sim.network import InMemoryNetwork
+from dmpc_ros.sim.closed_loop import SimulatedTeam
 
 from conftest import REPO_DIR
 
@@ -143,7 +142,7 @@ def test_sensitivity_iterations_reach_the_centralized_nlp_optimum(name: str) -> 
     design = scenario.design()
     x0 = scenario.initial_state
     agents = design.agents("sensitivity", StoppingRule(200, 1e-11))
-    U, iterations, _ = negotiate(agents, design, InMemoryNetwork(), 0, x0, 1000, lambda p, U: None)
+    U, iterations, _ = SimulatedTeam(agents, design).step(0, x0)
     _, inputs, ok = design.centralized().plan(x0, 0)
     assert ok and iterations < 200
     np.testing.assert_allclose(U.reshape(inputs.shape), inputs, atol=1e-4)
@@ -167,8 +166,7 @@ def test_nonlinear_admm_reaches_the_centralized_nlp_optimum(name: str, changes: 
     scenario = parse_scenario(data, source=name)
     design = scenario.design()
     agents = design.agents("admm", StoppingRule(500, 1e-7), admm=AdmmSettings(penalty=rho))
-    U, iterations, _ = negotiate(agents, design, InMemoryNetwork(), 0, scenario.initial_state, 10_000,
-                                 lambda p, U: None)
+    U, iterations, _ = SimulatedTeam(agents, design).step(0, scenario.initial_state)
     _, inputs, ok = design.centralized().plan(scenario.initial_state, 0)
     assert ok and iterations < 500
     assert np.max(np.abs(U.reshape(inputs.shape) - inputs)) < 1e-4 * np.max(np.abs(inputs))

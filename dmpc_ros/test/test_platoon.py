@@ -11,7 +11,7 @@ from scipy.integrate import solve_ivp
 from dmpc_ros.coordination import CentralizedMPC, StoppingRule, build_agents
 from dmpc_ros.models.platoon import SpeedProfile, platoon_signals
 from dmpc_ros.scenarios import ScenarioError, load_scenario
-from dmpc_ros.sim import InMemoryNetwork, SimulationSettings, simulate
+from dmpc_ros.sim import SimulationSettings, simulate
 from dmpc_ros.sim.closed_loop import negotiate
 from scenario_edit import scenario_with as edited_scenario
 
@@ -126,7 +126,7 @@ def test_decentralized_agents_assume_their_neighbours_on_the_reference() -> None
     design = scenario.design()
     problem = design.condensed()
     agents = build_agents(design, "decentralized", StoppingRule(1, 1e-9))
-    U, _, _ = negotiate(agents, problem, InMemoryNetwork(), 0, scenario.initial_state, 10, lambda p, U: None)
+    U, _, _ = negotiate(agents, problem, 0, scenario.initial_state)
     x_ref, u_ref = design.reference.window(0, design.horizon)
     np.testing.assert_allclose(U, u_ref.ravel(), atol=1e-9)
     for agent in agents:
@@ -188,7 +188,7 @@ def test_bidirectional_topology_admm_reaches_the_centralized_optimum() -> None:
         errors.append(np.linalg.norm(U - optimum.ravel()) / np.linalg.norm(optimum))
         residuals.append(max(a.statistics.primal_residual for a in agents))
 
-    _, iterations, _ = negotiate(agents, problem, InMemoryNetwork(), step, x, 100_000, observe)
+    _, iterations, _ = negotiate(agents, problem, step, x, observe)
     assert errors[-1] < 1e-3 and iterations < 2000
     assert residuals[-1] < 1e-4 * residuals[1]
     with pytest.raises(ValueError, match="admm.*pair term.*1–2"):

@@ -18,7 +18,7 @@ from dmpc_ros.scenarios import ScenarioError, load_scenario, parse_scenario
 from hypothesis import given, settings, strategies as st
 
 from dmpc_ros.sim import InMemoryNetwork
-from dmpc_ros.sim.closed_loop import negotiate
+from dmpc_ros.sim.closed_loop import SimulatedTeam
 from dmpc_ros.sim.monte_carlo import closed_loop_run
 from scenario_edit import edited, scenario_with
 
@@ -157,8 +157,9 @@ def test_robust_platoon_stays_in_its_tubes() -> None:
         agents = build_agents(design, scenario.controller.algorithm, scenario.controller.stopping)
         x, W, network = scenario.initial_state.copy(), scenario.disturbance(), InMemoryNetwork()
         stacked = np.concatenate(radii)
+        team = SimulatedTeam(agents, problem, network)
         for k in range(scenario.steps):
-            negotiate(agents, problem, network, k, x, 10_000, lambda p, U: None)
+            team.step(k, x)
             u = np.concatenate([a.control() for a in agents])
             assert plant.constraint_violation(x, u) <= 1e-9
             assert np.all(np.abs(x - np.concatenate([a.nominal for a in agents])) <= stacked + 1e-9)
@@ -191,8 +192,9 @@ def faulty_run(seed: int, network: InMemoryNetwork, steps: int, initial_state: n
     x = scenario.initial_state.copy() if initial_state is None else initial_state.copy()
     W = scenario.disturbance()
     xs, nominals, plans, fallbacks, controls = [x.copy()], [], [], [], []
+    team = SimulatedTeam(agents, problem, network)
     for k in range(steps):
-        negotiate(agents, problem, network, k, x, 10_000, lambda p, U: None)
+        team.step(k, x)
         u = np.concatenate([a.control() for a in agents])
         nominals.append(np.concatenate([a.nominal for a in agents]))
         plans.append([a.last_plan for a in agents])

@@ -4,7 +4,8 @@ Messages arrive in any order and neighbours run ahead or behind, so plans are ke
 (step, iteration). For iteration p an agent needs, from each neighbour j it listens to, exactly j's plan of
 iteration p − 1 (p for a Gauss-Seidel predecessor) — or j's final plan of this step if j stopped earlier.
 Picking exactly that plan, not merely the newest, makes a message-driven run reproduce the in-process
-simulation bit for bit. Sans-IO: the node decides when to wait and when a deadline forces progress.
+simulation bit for bit. Sans-IO: the Negotiator (negotiator.py) decides when to wait and when a deadline
+forces progress.
 """
 from __future__ import annotations
 
@@ -29,17 +30,27 @@ class PlanBook:
         self.step = step
         previous = {}
         for j, plans in self._plans.items():
-            for key in [key for key in plans if key[0] < step - 1]:
+            newest = max(plans, default=None)   # kept whatever its age: a lost link's last word, used shifted
+            for key in [key for key in plans if key[0] < step - 1 and key != newest]:
                 del plans[key]
             older = [key for key in plans if key[0] < step]
             if older:
                 previous[j] = plans[max(older)]
         return previous
 
+    @property
+    def neighbours(self) -> frozenset[int]:
+        """The agents whose plans this agent listens to."""
+        return frozenset(self._plans)
+
+    def without_final(self, step: int) -> list[int]:
+        """The neighbours whose final plan of `step` is not here."""
+        return sorted(j for j, plans in self._plans.items()
+                      if not any(key[0] == step and plan.final for key, plan in plans.items()))
+
     def previous_step_complete(self, step: int) -> bool:
         """True once every neighbour's final plan of step − 1 is here (their warm starts build on it)."""
-        return step == 0 or all(any(key[0] == step - 1 and plan.final for key, plan in plans.items())
-                                for plans in self._plans.values())
+        return step == 0 or not self.without_final(step - 1)
 
     def inadmissible(self, plan: Plan) -> str | None:
         """Why a neighbour's plan cannot be one of a run this agent is part of (None if it can)."""

@@ -78,7 +78,7 @@ class Scenario:
     initial_state: np.ndarray
     disturbance_bound: np.ndarray      # per state, |w| ≤ bound (zeros: none)
     disturbance_seed: int
-    network_delay: int
+    network_latency: float                       # [s] per message in dmpc sim
     drop_probability: float
     network_seed: int
     outage_probability: float = 0.0             # a link is down for a whole step (every plan of it lost)
@@ -432,14 +432,19 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
         raise ScenarioError("controller.tube: only allowed with controller.robust: tube")
 
     network = section(sections, "", "network")
-    reject_unknown(network, "network.", {"delay", "drop_probability", "seed", "outage_probability", "max_outage_steps"})
+    if "delay" in network:   # it counted negotiation iterations; a late plan now waits in simulated time
+        raise ScenarioError(f"network.delay: {network['delay']!r} is not allowed: the simulated network's delay is "
+                            "network.latency, in seconds per message (a plan later than the agents' iteration "
+                            "timeout is replaced by a substitute, as in a ROS run)")
+    reject_unknown(network, "network.", {"latency", "drop_probability", "seed", "outage_probability",
+                                         "max_outage_steps"})
     scenario = Scenario(
         name=str(sections.get("name", Path(source).stem if source else "scenario")),
         description=str(sections.get("description", "")),
         family=family, model=parts.model, sample_time=sample_time, coupling_tolerance=coupling_tolerance,
         controller=settings, steps=steps, initial_state=x0, disturbance_bound=bound,
         disturbance_seed=number(simulation, "simulation.", "disturbance_seed", default=0, minimum=0, integer=True),
-        network_delay=number(network, "network.", "delay", default=0, minimum=0, maximum=1000, integer=True),
+        network_latency=number(network, "network.", "latency", default=0.0, minimum=0.0, maximum=3600.0),
         drop_probability=number(network, "network.", "drop_probability", default=0.0, minimum=0.0, maximum=0.99),
         network_seed=number(network, "network.", "seed", default=0, minimum=0, integer=True),
         outage_probability=number(network, "network.", "outage_probability", default=0.0, minimum=0.0, maximum=1.0),

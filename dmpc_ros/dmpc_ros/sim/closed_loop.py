@@ -2,22 +2,26 @@
 
 Per control step k: every agent measures x_i(k) and announces its warm start (iteration 0); then iterations
 p = 1, 2, … run until every agent has flagged its plan final; the plant applies u(k) and steps with the
-optional disturbance. Parallel schemes read the plans of iteration p − 1, sequential ones (Gauss-Seidel)
-also the plans of iteration p of the agents before them.
+optional disturbance. Each agent runs in a Negotiator (coordination/negotiator.py), the same rules the ROS agent
+node runs: it iterates once the plans the iteration needs are in (of iteration p − 1 for parallel schemes, p for a
+Gauss-Seidel predecessor) and uses substitutes after its iteration timeout, in simulated time on the in-memory
+network (sim/network.py: latency, drops, outages).
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..coordination import AdmmSettings, ControllerDesign, StoppingRule
+from ..coordination.negotiator import DEFAULT_ITERATION_TIMEOUT, ApplyInput, Negotiator, PublishPlan, StepDone, WakeAt
 from ..coordination.nonlinear import NonlinearDesign
 from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearPlant
-from .network import TICKS_PER_ITERATION, InMemoryNetwork
+from .network import InMemoryNetwork
 from .results import SimulationResult
 
 
@@ -33,6 +37,7 @@ class SimulationSettings:
     disturbance: np.ndarray | None = None  # steps × n_x additive disturbance w(k)
     admm: AdmmSettings = field(default_factory=AdmmSettings)
     strict: bool = False   # end the run after the first step that applied a fallback input for want of a solution
+    iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT   # [s] simulated wait for a late plan (negotiator.py)
 
 
 def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSystem | NonlinearPlant, x0: np.ndarray,
@@ -56,7 +61,9 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     network = settings.network
     x = np.asarray(x0, float).copy()
     result.x[0] = x
-    stride = TICKS_PER_ITERATION * (max_iterations + 2)
+    team = SimulatedTeam(agents, design, network, max_iteration=max_iterations, steps=T,
+                         sample_time=plant.sample_time, iteration_timeout=settings.iteration_timeout) \
+        if agents else None
     shifted_inputs = None   # the centralized plan of the previous step, shifted (its next warm start)
     for k in range(T):
         messages_before, bytes_before = network.messages, network.bytes
@@ -80,7 +87,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
                 if p < trace.size:
                     trace[p] = design.plan_cost(x, U_p, k)
 
-            U, iterations, solve_times = negotiate(agents, design, network, k, x, stride, record)
+            U, iterations, solve_times = team.step(k, x, record)
             result.agent_solve_times[k] = solve_times
             result.agent_call_times[k] = [list(a.statistics.call_times) for a in agents]
         else:
@@ -91,7 +98,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
         # what the controllers apply (agents in id order), guarded: their plans' first inputs (plus the ancillary
         # feedback in tube mode), or a fallback that is inside U_i (coordination/safe_input.py)
         controllers = agents or [centralized]
-        u = np.concatenate([c.control() for c in controllers])
+        u = np.concatenate([team.applied[a.agent_id] for a in agents]) if agents else centralized.control()
         result.record_failures(k, [c.statistics for c in controllers])
         result.iterations[k] = iterations
         result.plan_inputs[k] = U.reshape(N, m)
@@ -116,39 +123,112 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
             return result.truncated(k + 1, f"strict: step {k} applied a fallback input after "
                                            f"{result.failure_text(k)}")
     result.violation[T] = plant.constraint_violation(x)
+    if team is not None:
+        result.messages_missing = team.counts.get("missing", 0)
     return result
 
 
-def negotiate(agents, design, network: InMemoryNetwork, step: int, x: np.ndarray, stride: int,
-              observe: Callable[[int, np.ndarray], None]) -> tuple[np.ndarray, int, list[list[float]]]:
-    """One step's negotiation; observe(p, U) sees the assembled plans after every iteration p (0 = warm start).
-    `design` assembles the plans (a ControllerDesign or a plant prediction). Returns the assembled inputs U
-    (time-major), the iterations used and each agent's solve times; every whole agent call is timed into the
-    agent's statistics (call_times: begin_step, then each iterate)."""
-    system = design.system
-    base = step * stride
-    listeners = {a.agent_id: {b.agent_id for b in agents if a.agent_id in b.required_plans} for a in agents}
-    latest = {}
-    for agent in agents:
-        inbox = network.inbox(agent.agent_id, base)
-        started = time.perf_counter()
-        plan = agent.begin_step(step, x[system.state_slice(agent.agent_id)], inbox)
-        agent.statistics.call_times.append(time.perf_counter() - started)
-        latest[agent.agent_id] = plan
-        network.send(plan, listeners[agent.agent_id], base + 1)
-    observe(0, design.assemble(latest))
-    active = list(agents)
-    iteration = 0
-    while active:
-        iteration += 1
-        read_tick = base + TICKS_PER_ITERATION * iteration
-        for agent in active:
-            inbox = network.inbox(agent.agent_id, read_tick)
-            started = time.perf_counter()
-            plan = agent.iterate(inbox)
-            agent.statistics.call_times.append(time.perf_counter() - started)
-            latest[agent.agent_id] = plan
-            network.send(plan, listeners[agent.agent_id], read_tick if agent.sequential else read_tick + 1)
-        active = [a for a in active if not latest[a.agent_id].final]
-        observe(iteration, design.assemble(latest))
-    return design.assemble(latest), iteration, [list(a.statistics.solve_times) for a in agents]
+class SimulatedTeam:
+    """The agents of one run as negotiators on the in-memory network, in simulated time (lock-step: step k's
+    measurements go out once step k − 1's inputs are all applied, and no earlier than k·Δt). Messages still in flight
+    at the end of a step arrive during the next one, as they would on a real link."""
+
+    def __init__(self, agents, design, network: InMemoryNetwork | None = None, *, max_iteration: int = 100_000,
+                 steps: int = 10**9, sample_time: float = 1.0,
+                 iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT) -> None:
+        """`design` assembles the plans (a ControllerDesign or a plant prediction) and knows the state slices;
+        `max_iteration` bounds the iterations of a step (the negotiators refuse plans beyond it)."""
+        network = InMemoryNetwork() if network is None else network
+        self.agents, self.design, self.network, self.sample_time = agents, design, network, sample_time
+        self.negotiators = {a.agent_id: Negotiator(a, max_iteration, steps, iteration_timeout) for a in agents}
+        self.listeners = {a.agent_id: {b.agent_id for b in agents if a.agent_id in b.required_plans} for a in agents}
+        self.now = 0.0
+        self._wakes: list[tuple[float, int, int]] = []
+        self._order = itertools.count()
+        for negotiator in self.negotiators.values():
+            negotiator.activate(self.now)
+        self.counts: dict[str, int] = {}
+
+    def step(self, step: int, x: np.ndarray, observe: Callable[[int, np.ndarray], None] | None = None) -> tuple[
+            np.ndarray, int, list[list[float]]]:
+        """Step `step`'s negotiation from the measured plant state x; observe(p, U) sees the assembled plans after
+        every iteration p (0 = warm start). Returns the assembled inputs U (time-major), the iterations used and
+        each agent's solve times; `applied` then holds each agent's input (every whole agent call is timed into
+        its statistics.call_times)."""
+        self._observe, self._observed, self._assembled = observe, -1, None
+        self._negotiate(step, x)
+        self._observe_complete()
+        return self._assembled, self._observed, [list(a.statistics.solve_times) for a in self.agents]
+
+    def _negotiate(self, step: int, x: np.ndarray) -> None:
+        state_slice = self.design.system.state_slice
+        self._run_until(step * self.sample_time)
+        self.now = max(self.now, step * self.sample_time)
+        self.applied: dict[int, np.ndarray] = {}
+        self._plans: dict[int, list] = {i: [] for i in self.negotiators}
+        self._step = step
+        for i, negotiator in self.negotiators.items():
+            self._handle(i, negotiator.measure(step, x[state_slice(i)], self.now))
+        while len(self.applied) < len(self.negotiators):
+            if not self._next_event():
+                waiting = sorted(set(self.negotiators) - set(self.applied))
+                raise RuntimeError(f"step {step}: agents {waiting} wait with no deadline armed (a negotiator bug)")
+
+    def _run_until(self, t: float) -> None:
+        """Deliver what arrives and fire what is due up to time t (late plans of the step before)."""
+        while min(self.network.next_delivery() or np.inf, self._wakes[0][0] if self._wakes else np.inf) <= t:
+            self._next_event()
+
+    def _next_event(self) -> bool:
+        arrival = self.network.next_delivery()
+        wake = self._wakes[0][0] if self._wakes else None
+        if arrival is None and wake is None:
+            return False
+        if wake is None or (arrival is not None and arrival <= wake):
+            due, receiver, plan = self.network.deliver()
+            self.now = max(self.now, due)
+            self._handle(receiver, self.negotiators[receiver].receive(plan, self.now))
+        else:
+            due, _, i = heapq.heappop(self._wakes)
+            self.now = max(self.now, due)
+            self._handle(i, self.negotiators[i].tick(self.now))
+        return True
+
+    def _observe_complete(self) -> None:
+        """Once every agent has announced iteration p (or stopped before it), the assembled plans of iteration p
+        (each agent's plan of iteration min(p, its last)) go to the observer, with the agents' statistics as they
+        are then: zero-latency deliveries arrive in the order sent, so no agent has started p + 1 yet."""
+        histories = self._plans.values()
+        last = max((h[-1].iteration for h in histories if h), default=-1)
+        while self._observed < last:
+            p = self._observed + 1
+            if not all(h and (h[-1].iteration >= p or h[-1].final) for h in histories):
+                return
+            self._assembled = self.design.assemble(
+                {i: next(plan for plan in reversed(h) if plan.iteration <= p) for i, h in self._plans.items()})
+            self._observed = p
+            if self._observe is not None:
+                self._observe(p, self._assembled)
+
+    def _handle(self, i: int, actions) -> None:
+        for action in actions:
+            if isinstance(action, PublishPlan):
+                self.network.send(action.plan, self.listeners[i], self.now)
+                if action.plan.step == self._step:
+                    self._plans[i].append(action.plan)
+                    self._observe_complete()
+            elif isinstance(action, ApplyInput) and action.step == self._step and not action.stop:
+                self.applied[i] = action.input
+            elif isinstance(action, WakeAt):
+                heapq.heappush(self._wakes, (action.time, next(self._order), i))
+            elif isinstance(action, StepDone):
+                for name, value in action.counts.items():
+                    self.counts[name] = self.counts.get(name, 0) + value
+
+
+
+
+def negotiate(agents, design, step: int, x: np.ndarray, observe: Callable[[int, np.ndarray], None] | None = None,
+              network: InMemoryNetwork | None = None) -> tuple[np.ndarray, int, list[list[float]]]:
+    """One step's negotiation by fresh negotiators (tests and benchmarks of a single step): SimulatedTeam.step."""
+    return SimulatedTeam(agents, design, network).step(step, x, observe)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..coordination import build_agents
 from ..mpc.condensed import QuadraticCost
-from .closed_loop import negotiate
+from .closed_loop import SimulatedTeam
 from .network import InMemoryNetwork
 
 
@@ -66,8 +66,9 @@ def closed_loop_run(scenario, seed: int, tube: bool = True, network: InMemoryNet
     states, inputs, nominal = [x], [], []
     violation, failed, fallbacks, fill, cost = 0.0, 0, 0, 0.0, 0.0
     started = time.perf_counter()
+    team = SimulatedTeam(agents, problem, network)
     for k in range(scenario.steps):
-        negotiate(agents, problem, network, k, x, 10_000, lambda p, U: None)
+        team.step(k, x)
         u = np.concatenate([a.control() for a in agents])
         inputs.append(u)
         failed += sum(1 for a in agents if not a.last_plan.feasible)
