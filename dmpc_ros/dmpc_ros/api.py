@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .coordination.factory import SCHEMES
+from .report import plot_report
 from .scenarios import Scenario, parse_scenario
 from .scenarios.schema import OVERRIDES
 from .scenarios.source import is_factory, load_source
@@ -107,17 +108,6 @@ def changed_fields(original: Scenario, changed: Scenario) -> dict:
         if old != new:
             values[name] = new
     return values
-
-
-def plot_report(result: SimulationResult, scenario: Scenario, output: Path,
-                reference_stage_cost: np.ndarray | None = None) -> list[Path]:
-    """The report's PNGs: states and inputs, convergence, the tubes (robust mode) and the family's own plots."""
-    from .sim.plots import plot_result, plot_tubes
-
-    plots = plot_result(result, scenario.plant(), output, scenario.name, reference_stage_cost)
-    if scenario.tubes is not None and result.nominal_x is not None:
-        plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
-    return plots + scenario.family.plots(scenario, result, output)
 
 
 def save(result: SimulationResult, scenario: Scenario, output: str | Path, reference: SimulationResult | None = None,

@@ -99,10 +99,19 @@ def result_from_bag(bag: Path) -> tuple[SimulationResult, Scenario]:
     return result_from_records(scenario.with_overrides(steps=T), x, u, statuses), scenario
 
 
+def plot_report(result: SimulationResult, scenario: Scenario, output: Path,
+                reference_stage_cost: np.ndarray | None = None) -> list[Path]:
+    """The report's PNGs: states and inputs, convergence, the tubes (robust mode) and the family's own plots."""
+    from .sim.plots import plot_result, plot_tubes
+
+    plots = plot_result(result, scenario.plant(), output, scenario.name, reference_stage_cost)
+    if scenario.tubes is not None and result.nominal_x is not None:
+        plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
+    return plots + scenario.family.plots(scenario, result, output)
+
+
 def render(target: Path, output: Path | None = None) -> list[Path]:
     """The report's PNGs for an output folder or a bag, written to `output` (default: the folder, or the bag's)."""
-    from .api import plot_report
-
     if target.is_dir() and (target / "trajectory.npz").is_file():
         result, reference_stage_cost = load_result(target)
         summary = json.loads((target / "summary.json").read_text())

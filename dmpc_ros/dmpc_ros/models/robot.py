@@ -27,8 +27,3 @@ class UnicycleBase:
     def command(self, u: np.ndarray) -> tuple[float, float]:
         """(v, ω) of an input vector."""
         return float(u[self.speed]), float(u[self.turn_rate])
-
-
-def yaw_of(qx: float, qy: float, qz: float, qw: float) -> float:
-    """Yaw [rad] of a unit quaternion (rotation about z of the ZYX Euler angles)."""
-    return float(np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz)))

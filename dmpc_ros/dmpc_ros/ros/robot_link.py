@@ -13,9 +13,14 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 
-from ..models.robot import UnicycleBase, yaw_of
+from ..scenarios import UnicycleBase
 
 STATE_MESSAGES = {"odometry": (Odometry, "odom"), "pose": (PoseStamped, "pose")}
+
+
+def yaw_of(qx: float, qy: float, qz: float, qw: float) -> float:
+    """Yaw [rad] of a pose message's unit quaternion (rotation about z of the ZYX Euler angles)."""
+    return float(np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz)))
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ so a user's package adds one without editing dmpc_ros. Nothing here knows any fa
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,14 +24,13 @@ from ..coordination import ControllerDesign
 from ..coordination.factory import SCHEMES
 from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem, CouplingTerm, Subsystem
+from ..models.robot import UnicycleBase
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, check_stabilizable
+from ..mpc.tubes import TubeFamily
 from ..progress import report
 from .checks import check_reference
 from .validation import ScenarioError
-
-if TYPE_CHECKING:   # annotations only: scenarios never imports the layers above it
-    from .schema import Scenario
 
 ENTRY_POINT_GROUP = "dmpc_ros.models"
 BUILTIN_PACKAGE = "dmpc_ros.families"
@@ -45,6 +45,31 @@ class PlantModel(Protocol):
     def subsystems(self) -> list[Subsystem]: ...
 
     def discrete(self, sample_time: float, coupling_tolerance: float = ...) -> CoupledLinearSystem: ...
+
+
+class ScenarioView(Protocol):
+    """What a family's hooks read of the scenario they are given (schema.Scenario; declared here, below schema,
+    because schema's scenarios hold their family)."""
+
+    name: str
+    model: Any                      # the family's own model object (FamilyParts.model)
+    sample_time: float
+    steps: int
+    initial_state: np.ndarray
+    controller: Any                 # schema.ControllerSettings: algorithm, horizon, Q, R, terminal_set, robust ...
+    tubes: TubeFamily | None
+    family_settings: Any            # FamilyParts.settings
+    sections: dict                  # controller/simulation/network as given
+
+    @property
+    def num_agents(self) -> int: ...
+
+    @property
+    def reference_length(self) -> int: ...
+
+    def plant(self) -> Any: ...
+
+    def prediction_model(self) -> CoupledLinearSystem: ...
 
 
 @dataclass(frozen=True)
@@ -88,14 +113,14 @@ class ModelFamily(ABC):
         """Parts for a model object built in Python (families that offer a Python API override this)."""
         raise ScenarioError(f"model.type {self.name}: this family is configured from a scenario file only")
 
-    def reference(self, scenario: Scenario, system: CoupledLinearSystem) -> ReferenceTrajectory:
+    def reference(self, scenario: ScenarioView, system: CoupledLinearSystem) -> ReferenceTrajectory:
         """The setpoints every agent knows (default: regulate to the origin)."""
         return ReferenceTrajectory.constant(np.zeros(system.n_x), np.zeros(system.n_u))
 
-    def design_extras(self, scenario: Scenario, reference: ReferenceTrajectory) -> DesignExtras:
+    def design_extras(self, scenario: ScenarioView, reference: ReferenceTrajectory) -> DesignExtras:
         return DesignExtras()
 
-    def check_model(self, scenario: Scenario, system: CoupledLinearSystem) -> None:
+    def check_model(self, scenario: ScenarioView, system: CoupledLinearSystem) -> None:
         """Load-time checks of the prediction model and the reference (ScenarioError naming the field): a linear
         model must be stabilizable and detectable, its reference inside the sets and, if constant, a steady state."""
         algorithm = scenario.controller.algorithm
@@ -110,33 +135,33 @@ class ModelFamily(ABC):
             raise ScenarioError(f"model: {error}") from None
         check_reference(system, self.reference(scenario, system))
 
-    def controller_design(self, scenario: Scenario, design: ControllerDesign):
+    def controller_design(self, scenario: ScenarioView, design: ControllerDesign):
         """The design the controllers run (default: the linear design itself; a nonlinear family wraps it)."""
         return design
 
-    def plant(self, scenario: Scenario):
+    def plant(self, scenario: ScenarioView):
         """The simulated plant (default: the exact discretization of the model, no couplings dropped)."""
         return scenario.model.discrete(scenario.sample_time, coupling_tolerance=0.0)
 
     def check_algorithm(self, scenario_parts: FamilyParts, algorithm: str) -> None:
         """Raise ScenarioError (naming controller.algorithm) if the family cannot run `algorithm`."""
 
-    def metrics(self, scenario: Scenario, x: np.ndarray, u: np.ndarray) -> dict:
+    def metrics(self, scenario: ScenarioView, x: np.ndarray, u: np.ndarray) -> dict:
         """Family-specific closed-loop figures for summary.json and the table; a `constraint_violation` entry (of
         constraints the plant's sets do not hold, e.g. collisions) counts in max_constraint_violation too."""
         return {}
 
-    def layout(self, scenario: Scenario) -> PlanarLayout:
+    def layout(self, scenario: ScenarioView) -> PlanarLayout:
         """Where the agents are in the map frame, for the nodes' Path and MarkerArray topics (default: agent i at
         x = i m, its first state on the y axis)."""
         return PlanarLayout.generic([s.n_x for s in scenario.model.subsystems()])
 
-    def robot_base(self, scenario: Scenario) -> Any:
+    def robot_base(self, scenario: ScenarioView) -> UnicycleBase | None:
         """How an agent in robot mode maps a robot's pose and velocity command to its state and input (a
         models.robot.UnicycleBase); None: the family's subsystems are not robot bases."""
         return None
 
-    def plots(self, scenario: Scenario, result: Any, directory: Path) -> list[Path]:
+    def plots(self, scenario: ScenarioView, result: Any, directory: Path) -> list[Path]:
         """Family-specific PNGs beyond the generic states/inputs and convergence plots."""
         return []
 
@@ -160,8 +185,7 @@ def register_family(family: ModelFamily) -> ModelFamily:
 @cache
 def _load() -> None:
     """Once per process: the built-in families (modules of dmpc_ros.families with a FAMILY), then the entry points."""
-    package = importlib.import_module(BUILTIN_PACKAGE)
-    for module in pkgutil.iter_modules(package.__path__):
+    for module in pkgutil.iter_modules(importlib.util.find_spec(BUILTIN_PACKAGE).submodule_search_locations):
         found = getattr(importlib.import_module(f"{BUILTIN_PACKAGE}.{module.name}"), "FAMILY", None)
         if found is not None:
             register_family(found)
