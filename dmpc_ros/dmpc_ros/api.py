@@ -20,7 +20,7 @@ import numpy as np
 from .coordination.factory import SCHEMES
 from .report import plot_report
 from .scenarios import Scenario, parse_scenario
-from .scenarios.schema import OVERRIDES
+from .scenarios.parameters import OVERRIDES
 from .scenarios.source import is_factory, load_source
 from .sim import InMemoryNetwork, SimulationSettings
 from .sim import simulate as simulate_design

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import threading
@@ -10,6 +9,7 @@ import time
 from pathlib import Path
 
 from .api import save
+from .scenarios.parameters import PARAMETERS, TABLE, flag_parameters
 from .sim.results import STRICT_EXIT
 from .process_group import ProcessGroup
 from .ros.environment import reserve_domain_id, ros_environment
@@ -39,14 +39,33 @@ class UsageError(Exception):
 
 
 # flag → Scenario.with_overrides field (validated like the scenario file, cross-field rules included)
-FLAG_OVERRIDES = {"algorithm": "algorithm", "iterations": "max_iterations", "solver": "solver", "steps": "steps",
-                  "horizon": "horizon", "tolerance": "tolerance"}
+FLAG_OVERRIDES = {p.flag: p.name for p in TABLE if p.override}
 
 
 def overrides_of(args: argparse.Namespace) -> dict:
-    overrides = {field: getattr(args, flag) for flag, field in FLAG_OVERRIDES.items()
-                 if getattr(args, flag) is not None}
-    return overrides | ({"strict": True} if args.strict else {})
+    return {field: getattr(args, dest(flag)) for flag, field in FLAG_OVERRIDES.items()
+            if getattr(args, dest(flag)) is not None}
+
+
+def dest(flag: str) -> str:
+    """argparse's attribute for --<flag>."""
+    return flag.replace("-", "_")
+
+
+def add_parameter_flags(command: argparse.ArgumentParser, name: str) -> None:
+    """The flags of `dmpc <name>` that set a parameter of the table: its type, default, choices and help.
+    An override's flag defaults to None (not given: the scenario's value)."""
+    for parameter in flag_parameters(name):
+        option = f"--{parameter.flag}"
+        if parameter.override:
+            where = ".".join(parameter.override)
+            if parameter.type is bool:
+                command.add_argument(option, action="store_true", default=None, help=parameter.description)
+            else:
+                command.add_argument(option, type=parameter.type, help=f"override {where}: {parameter.description}")
+            continue
+        command.add_argument(option, type=parameter.type, default=parameter.default, choices=parameter.choices or None,
+                             help=f"{parameter.help} (default: {parameter.default})")
 
 
 def load_with_overrides(args: argparse.Namespace):
@@ -68,7 +87,7 @@ def load_with_overrides(args: argparse.Namespace):
             try:
                 scenario.with_overrides(**{field: overrides[field]})
             except ScenarioError as error:
-                raise UsageError(f"--{flag.replace('_', '-')} {overrides[field]}: {error}") from None
+                raise UsageError(f"--{flag} {overrides[field]}: {error}") from None
     flags = " ".join(f"--{flag} {overrides[field]}" for flag, field in FLAG_OVERRIDES.items() if field in overrides)
     raise UsageError(f"{flags}: {combined}")   # only the combination (e.g. --horizon with the tube's missed_steps)
 
@@ -88,27 +107,22 @@ def check_run_flags(args: argparse.Namespace) -> None:
     """dmpc run's own flags, before any node starts."""
     from .ros.environment import DOMAIN_ID_LIMIT
 
-    for flag, value, low, high, inclusive in (("timeout", args.timeout, 0.0, 1e6, False),
-                                              ("iteration-timeout", args.iteration_timeout, 0.001, 3600.0, True),
-                                              ("death-grace", args.death_grace, 0.0, 3600.0, True)):
-        if not (math.isfinite(value) and (value >= low if inclusive else value > low) and value <= high):
-            raise UsageError(f"--{flag} {value}: is not allowed: must be {'≥' if inclusive else '>'} {low} and "
-                             f"≤ {high:g} s")
-    if args.agents_per_process < 1:
-        raise UsageError(f"--agents-per-process {args.agents_per_process}: is not allowed: must be ≥ 1")
+    for parameter in flag_parameters("run"):
+        value = getattr(args, dest(parameter.flag))
+        problem = None if parameter.override else parameter.problem(value)
+        if problem:
+            raise UsageError(f"--{parameter.flag} {value}: is not allowed: {problem}")
     if args.foxglove is not None and not 0 <= args.foxglove <= 65535:
         raise UsageError(f"--foxglove {args.foxglove}: is not allowed: a TCP port 1..65535 (0: any free one)")
     if args.domain_id is not None and not 0 <= args.domain_id <= DOMAIN_ID_LIMIT:
         raise UsageError(f"--domain-id {args.domain_id}: is not allowed: ROS domain ids are 0..{DOMAIN_ID_LIMIT} "
                          f"(0..101 keep DDS ports below Linux's ephemeral range)")
-    check_namespace(args.namespace)
 
 
 def check_namespace(namespace: str) -> None:
-    if not namespace.startswith("/") or not all(part.replace("_", "a").isalnum() and not part[0].isdigit()
-                                                for part in namespace.strip("/").split("/") if part):
-        raise UsageError(f"--namespace {namespace}: is not allowed: an absolute ROS namespace such as /dmpc "
-                         f"(letters, digits and _ per part, not starting with a digit)")
+    problem = PARAMETERS["namespace"].problem(namespace)
+    if problem:
+        raise UsageError(f"--namespace {namespace}: is not allowed: {problem}")
 
 
 class SetUpProgress:
@@ -325,41 +339,24 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("action", choices=("build",), help="build: solve and cache every agent's mpQP")
         command.add_argument("scenario", help="scenario name (config/<name>.yaml), a YAML file, or a Python factory "
                                               "module:function / file.py:function returning a Scenario")
-        command.add_argument("--algorithm", help="override controller.algorithm")
-        command.add_argument("--iterations", type=int, help="override controller.max_iterations")
-        command.add_argument("--solver", help="override controller.solver (daqp | osqp)")
-        command.add_argument("--steps", type=int, help="override simulation.steps")
-        command.add_argument("--horizon", type=int, help="override controller.horizon")
-        command.add_argument("--tolerance", type=float, help="override controller.tolerance")
+        add_parameter_flags(command, name)
         command.add_argument("--output",
                              help="output directory (default: runs/<timestamp>-<command>-<scenario>-<algorithm>)")
         command.add_argument("--no-reference", action="store_true", help="skip the centralized reference run")
-        command.add_argument("--strict", action="store_true",
-                             help=f"end the run at the first step without a solution, exit code {STRICT_EXIT} "
-                                  "(also simulation.strict)")
         if name == "run":
-            command.add_argument("--mode", choices=("lock_step", "real_time"), default="lock_step")
-            command.add_argument("--namespace", default="/dmpc", help="ROS namespace of the run's nodes and topics")
             command.add_argument("--domain-id", type=int,
                                  help="ROS_DOMAIN_ID (default: a free one, reserved for the run)")
             command.add_argument("--network", action="store_true",
                                  help="discover peers on the subnet (real robots) instead of localhost only")
-            command.add_argument("--timeout", type=float, default=600.0, help="abort the run after this many seconds")
-            command.add_argument("--iteration-timeout", type=float, default=2.0,
-                                 help="agents' wait for a neighbour's plan before using its last one [s]")
-            command.add_argument("--death-grace", type=float, default=3.0,
-                                 help="keep the others running this long after a node dies, then stop [s]")
             command.add_argument("--foxglove", type=int, nargs="?", const=8765, metavar="PORT",
                                  help="serve the run's topics live to the Foxglove app (WebSocket on 127.0.0.1, "
                                       "default port 8765; 0: any free port)")
-            command.add_argument("--agents-per-process", type=int, default=1, metavar="K",
-                                 help="host K agent nodes per process (one executor, like a component container)")
     plot = commands.add_parser("plot", help="render the standard report (PNGs) from an output folder or a run.mcap")
     plot.add_argument("target", help="an output folder of dmpc sim / dmpc run, or a run bag (.mcap)")
     plot.add_argument("--output", help="where to write the PNGs (default: the folder, or the bag's folder)")
     viz = commands.add_parser("viz-config", help="write an rviz2 config for a scenario (a display per agent)")
     viz.add_argument("scenario", help="scenario name, YAML file or Python factory (as for dmpc sim)")
-    viz.add_argument("--namespace", default="/dmpc", help="ROS namespace of the run's topics")
+    add_parameter_flags(viz, "viz-config")
     viz.add_argument("--output", help="the .rviz file to write (default: standard output)")
     bag = commands.add_parser("bag", help="run bags: repair one a killed recorder left")
     bag.add_argument("action", choices=("repair",), help="repair: write its complete records as a well-formed bag")

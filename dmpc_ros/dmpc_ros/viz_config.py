@@ -9,6 +9,7 @@ import numpy as np
 import yaml
 
 from .scenarios.node_specs import agent_topic
+from .scenarios.parameters import DEFAULTS
 
 WINDOW = (1200, 800)   # [px] width, height
 MARGIN = 2.0           # [m] around the agents' initial positions (or half their spread, if more)
@@ -37,7 +38,7 @@ def _agent_displays(namespace: str, agent: int) -> list[dict]:
     ]
 
 
-def rviz_config(scenario, namespace: str = "/dmpc") -> str:
+def rviz_config(scenario, namespace: str = DEFAULTS["namespace"]) -> str:
     """The config's text (YAML, as rviz2 saves it), with a comment saying what it is for and how to open it."""
     positions = initial_positions(scenario)
     margin = max(MARGIN, float(np.ptp(positions, axis=0).max()) / 2)

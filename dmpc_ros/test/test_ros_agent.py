@@ -84,7 +84,7 @@ def test_lifecycle_through_services(ros_env, client, tmp_path) -> None:
 
 @pytest.mark.parametrize("parameters,reason", [
     ({"agent_id": 7}, "parameter agent_id: 7 is not allowed: the scenario has agents 0..3"),
-    ({"algorithm": "telepathy"}, "controller.algorithm: 'telepathy' is not allowed: must be one of"),
+    ({"algorithm": "telepathy"}, "algorithm: 'telepathy' is not allowed: must be one of"),
     ({"solver": "cplex"}, "parameter solver: 'cplex' is not allowed: must be one of daqp, osqp"),
     ({"neighbour_ids": "[1]"}, "parameter neighbour_ids: [1] is not allowed: agent 0 needs the plans of [1, 2, 3]"),
     ({"scenario_file": "/nonexistent.yaml"}, "scenario file /nonexistent.yaml does not exist"),

@@ -11,7 +11,7 @@ from ..models.linear import CoupledLinearSystem, MixedConstraint, PolytopicConst
 from ..models.network import TIME_DOMAINS, CostCoupling, LinearAgent, LinearNetwork, Setpoint
 from ..mpc.reference import ReferenceTrajectory
 from ..scenarios.family import FamilyParts, ModelFamily
-from ..scenarios.schema import MAX_AGENTS
+from ..scenarios.parameters import MAX_AGENTS
 from ..scenarios.validation import ScenarioError, check_number, choice, number, reject_unknown, section, \
     weight_matrix
 

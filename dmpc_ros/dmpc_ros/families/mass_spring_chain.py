@@ -14,7 +14,7 @@ from ..mpc.reference import ReferenceTrajectory
 from ..scenarios.family import FamilyParts, ModelFamily
 from ..scenarios.validation import ScenarioError, agent_values, check_number, number, parse_rows, per_agent, \
     reject_unknown, section, weight_matrix
-from ..scenarios.schema import MAX_AGENTS
+from ..scenarios.parameters import MAX_AGENTS
 
 
 @dataclass(frozen=True)

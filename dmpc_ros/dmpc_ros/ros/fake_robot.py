@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
+from .parameters import check_parameters, declare_parameters
 from .qos import CONTROL_QOS, ROBOT_STATE_QOS
 from .spin import init_node_process, spin_node
 
@@ -33,31 +33,11 @@ def unicycle_step(pose: np.ndarray, v: float, omega: float, dt: float) -> np.nda
 
 
 class FakeRobot(Node):
-    def __init__(self) -> None:
-        super().__init__("fake_robot")
-        nonnegative = [FloatingPointRange(from_value=0.0, to_value=1e6, step=0.0)]
-        for name, default, description in (
-                ("x", 0.0, "initial x [m]"), ("y", 0.0, "initial y [m]"), ("yaw", 0.0, "initial heading [rad]")):
-            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
-        for name, default, description in (
-                ("rate", 50.0, "integration and odometry rate [Hz]"),
-                ("position_noise", 0.0, "standard deviation of the odometry's x and y [m]"),
-                ("heading_noise", 0.0, "standard deviation of the odometry's heading [rad]"),
-                ("latency", 0.0, "delay of every odometry message [s]"),
-                ("command_timeout", 0.5, "stop when no cmd_vel came for this long [s]"),
-                ("duration", 0.0, "exit after this long [s]; 0: run until stopped")):
-            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True,
-                                                                      floating_point_range=nonnegative))
-        self.declare_parameter("drop_probability", 0.0, ParameterDescriptor(
-            description="probability that an odometry message is not sent", read_only=True,
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)]))
-        self.declare_parameter("seed", 0, ParameterDescriptor(description="noise and drop seed", read_only=True))
-        self.declare_parameter("output_file", "", ParameterDescriptor(
-            description="npz of the true trajectory (t [UNIX s], x, y, yaw, v, omega) at exit; empty: none",
-            read_only=True))
+    def __init__(self, **kwargs) -> None:
+        super().__init__("fake_robot", **kwargs)
+        declare_parameters(self, "fake_robot")
+        check_parameters(self, "fake_robot")
         value = lambda name: self.get_parameter(name).value  # noqa: E731
-        if value("rate") <= 0:
-            raise ValueError(f"parameter rate: {value('rate')} is not allowed: must be > 0 Hz")
         self.pose = np.array([value("x"), value("y"), value("yaw")], float)
         self.command = (0.0, 0.0)
         self.commanded_at = -math.inf

@@ -16,13 +16,12 @@ import time
 import rclpy
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
+from .parameters import check_parameters, declare_parameters
 from .qos import STATUS_QOS
 from .spin import supervisor_gone
 
@@ -40,26 +39,22 @@ NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACT
 
 
 class LifecycleManager(Node):
-    def __init__(self) -> None:
-        super().__init__("lifecycle_manager")
-        self.declare_parameter("node_names", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
-            description="fully qualified lifecycle nodes, in bring-up order (plant first)", read_only=True))
-        self.declare_parameter("transition_timeout", 30.0, ParameterDescriptor(description="per service call [s]"))
-        self.declare_parameter("heartbeat_topics", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
-            description="heartbeat topics to watch (std_msgs/Header), one per agent"))
-        self.declare_parameter("heartbeat_timeout", 2.0, ParameterDescriptor(
-            description="silence after which an agent is lost [s]"))
-        self.nodes = list(self.get_parameter("node_names").value or [])
-        self.timeout = self.get_parameter("transition_timeout").value
-        self.executor_ = SingleThreadedExecutor()
+    def __init__(self, **kwargs) -> None:
+        super().__init__("lifecycle_manager", **kwargs)
+        declare_parameters(self, "lifecycle_manager")
+        values = check_parameters(self, "lifecycle_manager")
+        self.nodes = list(values["node_names"] or [])
+        self.timeout = values["transition_timeout"]
+        self.executor_ = SingleThreadedExecutor(context=self.context)
         self.executor_.add_node(self)
         self.clients_ = {name: (self.create_client(ChangeState, f"{name}/change_state"),
                                 self.create_client(GetState, f"{name}/get_state")) for name in self.nodes}
         self.last_beat: dict[str, float] = {}
         self.lost: set[str] = set()
-        for topic in self.get_parameter("heartbeat_topics").value or []:
+        self.heartbeat_topics = list(values["heartbeat_topics"] or [])
+        for topic in self.heartbeat_topics:
             self.create_subscription(Header, topic, lambda _m, t=topic: self._beat(t), STATUS_QOS)
-        self.heartbeat_timeout = self.get_parameter("heartbeat_timeout").value
+        self.heartbeat_timeout = values["heartbeat_timeout"]
         self.stop_requested = False   # SIGINT/SIGTERM: bring-up and watching end
         self.shutting_down = False    # from then on, further signals (launch and the terminal both send one) wait
 
@@ -124,7 +119,7 @@ class LifecycleManager(Node):
             self.get_logger().error(f"bring-up aborted: {error}")
             return False
         now = time.monotonic()
-        self.last_beat = {topic: now for topic in self.get_parameter("heartbeat_topics").value or []}
+        self.last_beat = {topic: now for topic in self.heartbeat_topics}
         self.get_logger().info(f"all {len(self.nodes)} nodes active")
         return True
 
@@ -168,7 +163,12 @@ class LifecycleManager(Node):
 
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
-    manager = LifecycleManager()
+    try:
+        manager = LifecycleManager()
+    except ValueError as error:   # a parameter the table does not allow: one line, no traceback
+        print(f"lifecycle_manager: {error}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
 
     def request_stop(*_):
         manager.stop_requested = True

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -27,34 +26,20 @@ from rosgraph_msgs.msg import Clock as ClockMessage
 from dmpc_ros_msgs.msg import ControlInput, SubsystemState
 
 from ..scenarios import ScenarioError
-from ..scenarios.node_specs import MAX_INPUT_TIMEOUT, agent_topic
+from ..scenarios.node_specs import agent_topic
+from ..scenarios.parameters import node_overrides
 from ..scenarios.source import scenario_from_parameters
+from .parameters import check_parameters, declare_parameters
 from .qos import CONTROL_QOS, STATE_QOS
 from .spin import init_node_process, spin_node
 
 FINAL_STATE_TIMEOUT = 2.0   # [s] to deliver x(T) to every subscriber before the process exits (all together)
 
-MODES = ("lock_step", "real_time")
-
 
 class PlantNode(LifecycleNode):
     def __init__(self, node_name: str = "plant", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        self.declare_parameter("scenario_file", "", ParameterDescriptor(description="scenario YAML", read_only=True))
-        self.declare_parameter("scenario_factory", "", ParameterDescriptor(
-            description="Python function building the scenario (module:function or /path/file.py:function)",
-            read_only=True))
-        self.declare_parameter("mode", "lock_step", ParameterDescriptor(
-            description=f"time keeping: {', '.join(MODES)}", read_only=True))
-        self.declare_parameter("steps", 0, ParameterDescriptor(
-            description="control steps to simulate; 0: the scenario's"))
-        self.declare_parameter("input_timeout", 5.0, ParameterDescriptor(
-            description="lock_step: wall-clock wait for an agent's input before holding its last one [s]",
-            floating_point_range=[FloatingPointRange(from_value=0.001, to_value=MAX_INPUT_TIMEOUT, step=0.0)]))
-        self.declare_parameter("output_file", "", ParameterDescriptor(
-            description="where to write t, x, u (.npz; a .csv beside it)"))
-        self.declare_parameter("exit_on_completion", False, ParameterDescriptor(
-            description="exit the process after the last step"))
+        declare_parameters(self, "plant")
         self.finished = False
         self.active = False
         self.scenario = None
@@ -65,15 +50,11 @@ class PlantNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            self.mode = self.get_parameter("mode").value
-            if self.mode not in MODES:
-                raise ValueError(f"parameter mode: '{self.mode}' is not allowed: must be one of {', '.join(MODES)}")
-            scenario = scenario_from_parameters(self.get_parameter("scenario_file").value,
-                                                self.get_parameter("scenario_factory").value)
-            steps = self.get_parameter("steps").value
-            if steps < 0:
-                raise ValueError(f"parameter steps: {steps} is not allowed: must be ≥ 0")
-            self.scenario = scenario.with_overrides(steps=steps) if steps else scenario
+            values = check_parameters(self, "plant")
+            self.mode = values["mode"]
+            scenario = scenario_from_parameters(values["scenario_file"], values["scenario_factory"])
+            overrides = node_overrides(values, "plant")
+            self.scenario = scenario.with_overrides(**overrides) if overrides else scenario
         except (ScenarioError, ValueError) as error:
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE

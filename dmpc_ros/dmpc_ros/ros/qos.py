@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
-PLAN_QOS_CHOICES = ("reliable", "best_effort")
+from ..scenarios.parameters import PLAN_QOS as PLAN_QOS_CHOICES   # the agent parameter plan_qos
 
 
 def plan_qos(choice: str) -> QoSProfile:

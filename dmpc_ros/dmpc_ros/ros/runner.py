@@ -28,6 +28,7 @@ from ..process_group import ProcessGroup
 from ..report import BAG_METADATA, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.node_specs import NodeSpec, host_agents, node_specs, parameters_file
+from ..scenarios.parameters import DEFAULTS
 from ..scenarios.source import is_factory, source_path
 from ..sim.results import STRICT_EXIT, SimulationResult
 from .environment import reserve_domain_id, ros_environment
@@ -60,10 +61,11 @@ def executable_command(spec: NodeSpec) -> list[str]:
     return [sys.executable, "-m", MODULES[spec.executable]]
 
 
-def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str = "lock_step",
-                 namespace: str = "/dmpc", domain_id: int | None = None, localhost_only: bool = True,
-                 timeout: float = 600.0, death_grace: float = 3.0, iteration_timeout: float = 2.0,
-                 echo: bool = True, overrides: dict | None = None, agents_per_process: int = 1,
+def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str = DEFAULTS["mode"],
+                 namespace: str = DEFAULTS["namespace"], domain_id: int | None = None, localhost_only: bool = True,
+                 timeout: float = DEFAULTS["timeout"], death_grace: float = DEFAULTS["death_grace"],
+                 iteration_timeout: float = DEFAULTS["iteration_timeout"], echo: bool = True,
+                 overrides: dict | None = None, agents_per_process: int = DEFAULTS["agents_per_process"],
                  foxglove_port: int | None = None) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .schema import OVERRIDES, Scenario
+from .parameters import DEFAULTS, OVERRIDES, PARAMETERS
+from .schema import Scenario
 from .source import is_factory
 
 
@@ -14,8 +15,6 @@ def agent_topic(agent_id: int, leaf: str, namespace: str = "") -> str:
     namespace, absolute."""
     relative = f"agent_{agent_id}/{leaf}"
     return f"{namespace.rstrip('/')}/{relative}" if namespace else relative
-
-MODES = ("lock_step", "real_time")
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,6 @@ class NodeSpec:
         return self.hosted or (self,)
 
 
-MAX_INPUT_TIMEOUT = 3600.0   # [s], the plant's input_timeout range
-
-
 def source_parameters(source: str | Path) -> dict:
     """`scenario_file` (a YAML path, made absolute) or `scenario_factory` (module:function or file.py:function,
     the file made absolute) — how every node finds the scenario."""
@@ -53,36 +49,36 @@ def source_parameters(source: str | Path) -> dict:
     return {"scenario_file": str(Path(source).resolve()), "scenario_factory": ""}
 
 
-RUNNER_FIELDS = {"strict"}   # overrides the runner applies itself (not node parameters)
-
-
 def override_parameters(overrides: dict) -> tuple[dict, dict]:
-    """(agent, plant) node parameters for command-line overrides (validated before, by Scenario.with_overrides);
-    agents get `steps` too: their reference (a speed profile, setpoint changes) is sampled for the run."""
+    """(agent, plant) node parameters for command-line overrides (validated before, by Scenario.with_overrides):
+    each node gets those it declares (agents get `steps` too: their reference is sampled for the run); the others
+    (strict) the runner applies itself."""
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
         raise ValueError(f"override {unknown[0]} is not allowed: must be one of {', '.join(OVERRIDES)}")
-    agent = {k: float(v) if k == "tolerance" else v for k, v in overrides.items()
-             if k not in RUNNER_FIELDS}
-    return agent, ({"steps": overrides["steps"]} if "steps" in overrides else {})
+    agent, plant = ({name: PARAMETERS[name].type(value) for name, value in overrides.items()
+                     if node in PARAMETERS[name].nodes} for node in ("agent", "plant"))
+    return agent, plant
 
 
-def node_specs(scenario: Scenario, source: str | Path, namespace: str = "/dmpc", mode: str = "lock_step",
-               output_file: str = "", exit_on_completion: bool = False, iteration_timeout: float = 2.0,
-               heartbeat_timeout: float = 2.0, overrides: dict | None = None) -> list[NodeSpec]:
+def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS["namespace"],
+               mode: str = DEFAULTS["mode"], output_file: str = DEFAULTS["output_file"],
+               exit_on_completion: bool = DEFAULTS["exit_on_completion"],
+               iteration_timeout: float = DEFAULTS["iteration_timeout"],
+               heartbeat_timeout: float = DEFAULTS["heartbeat_timeout"],
+               overrides: dict | None = None) -> list[NodeSpec]:
     """Plant, one agent per subsystem, and the lifecycle manager (which brings the others up in this order).
     `source` is the scenario's YAML file or Python factory; `overrides` (OVERRIDES fields) become node
-    parameters, so `scenario` must already carry them."""
-    if mode not in MODES:
-        raise ValueError(f"mode '{mode}' is not allowed: must be one of {', '.join(MODES)}")
-    if not namespace.startswith("/"):
-        raise ValueError(f"namespace '{namespace}' is not allowed: must be absolute (start with '/')")
+    parameters, so `scenario` must already carry them. The settings are checked against the parameter table."""
+    for name, value in (("namespace", namespace), ("mode", mode), ("iteration_timeout", iteration_timeout),
+                        ("heartbeat_timeout", heartbeat_timeout)):
+        PARAMETERS[name].check(value, f"{name} {value!r}")
     lock_step = mode == "lock_step"
     where = source_parameters(source)
     agent_overrides, plant_overrides = override_parameters(overrides or {})
     # The plant waits for a silent agent as long as a whole negotiation could take before holding its input
-    # (at most an hour, the plant parameter's range).
-    input_timeout = min(iteration_timeout * (scenario.controller.max_iterations + 2), MAX_INPUT_TIMEOUT)
+    # (at most the top of the plant parameter's range).
+    input_timeout = min(iteration_timeout * (scenario.controller.max_iterations + 2), PARAMETERS["input_timeout"].high)
     plant = NodeSpec("plant", "plant", namespace, {
         **where, **plant_overrides, "mode": mode, "output_file": output_file, "input_timeout": input_timeout,
         "exit_on_completion": exit_on_completion, "use_sim_time": False})
@@ -93,15 +89,14 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = "/dmpc",
     manager = NodeSpec("lifecycle_manager", "lifecycle_manager", namespace, {
         "node_names": [plant.full_name] + [agent.full_name for agent in agents],
         "heartbeat_topics": [agent_topic(i, "heartbeat", namespace) for i in range(scenario.num_agents)],
-        "heartbeat_timeout": heartbeat_timeout, "transition_timeout": 60.0}, lifecycle=False)
+        "heartbeat_timeout": heartbeat_timeout}, lifecycle=False)   # transition_timeout: the node's default
     return [plant, *agents, manager]
 
 
 def host_agents(specs: list[NodeSpec], per_process: int) -> list[NodeSpec]:
     """The specs with the agents hosted `per_process` to an agent container (in agent order), in the agents'
     place; the plant and the lifecycle manager stay processes of their own."""
-    if not (isinstance(per_process, int) and per_process >= 1):
-        raise ValueError(f"agents per process {per_process!r} is not allowed: must be an integer >= 1")
+    PARAMETERS["agents_per_process"].check(per_process, f"agents per process {per_process!r}")
     agents = [spec for spec in specs if spec.executable == "agent"]
     groups = [tuple(agents[k:k + per_process]) for k in range(0, len(agents), per_process)]
     containers = [NodeSpec("agent_container", f"agents_{g}", group[0].namespace, lifecycle=False, hosted=group)

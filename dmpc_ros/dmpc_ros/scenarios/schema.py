@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..coordination import ALGORITHMS, AdmmSettings, ControllerDesign, StoppingRule
+from ..coordination import AdmmSettings, ControllerDesign, StoppingRule
 from ..coordination.factory import SCHEMES, scheme_conflict
 from ..models.linear import CoupledLinearSystem, CouplingTerm
 from ..mpc.explicit_law import POINT_LOCATIONS, ExplicitSettings
-from ..mpc.qp import BACKENDS
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, admissible_target, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
@@ -26,19 +25,15 @@ from ..progress import report
 from . import explicit_cache
 from .checks import check_initial_state, check_nonempty_sets, check_set_up_size
 from .family import FamilyParts, ModelFamily, family_of, model_family
+from .parameters import OVERRIDES, PARAMETERS
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
                          section)
 from .yaml_file import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
-MAX_AGENTS = 1000
 MAX_SAMPLE_TIME = 3600.0   # [s] model.sample_time above this (or inf) is refused
 COMMON_CONTROLLER_FIELDS = {"algorithm", "horizon", "max_iterations", "tolerance", "solver", "weights",
                             "terminal_set", "admm", "robust", "tube", "explicit"}
-# Fields a command line or a node parameter may override: name → (section, key) of the scenario data.
-OVERRIDES = {"algorithm": ("controller", "algorithm"), "horizon": ("controller", "horizon"),
-             "max_iterations": ("controller", "max_iterations"), "tolerance": ("controller", "tolerance"),
-             "solver": ("controller", "solver"), "steps": ("simulation", "steps"), "strict": ("simulation", "strict")}
 
 
 @dataclass(frozen=True)
@@ -389,12 +384,12 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     if weights is not None:
         weights = per_agent(controller, "controller.", "weights", M, 1.0, minimum=0.0, strict_minimum=True)
     settings = ControllerSettings(
-        algorithm=choice(controller, "controller.", "algorithm", ALGORITHMS),
-        horizon=number(controller, "controller.", "horizon", minimum=1, maximum=500, integer=True),
-        max_iterations=number(controller, "controller.", "max_iterations", default=10, minimum=1, maximum=100000,
-                              integer=True),
-        tolerance=number(controller, "controller.", "tolerance", default=1e-6, minimum=0.0),
-        solver=choice(controller, "controller.", "solver", BACKENDS, default="daqp"),
+        algorithm=choice(controller, "controller.", "algorithm", PARAMETERS["algorithm"].choices),
+        horizon=number(controller, "controller.", "horizon", **PARAMETERS["horizon"].bounds),
+        max_iterations=number(controller, "controller.", "max_iterations", default=10,
+                              **PARAMETERS["max_iterations"].bounds),
+        tolerance=number(controller, "controller.", "tolerance", default=1e-6, **PARAMETERS["tolerance"].bounds),
+        solver=choice(controller, "controller.", "solver", PARAMETERS["solver"].choices, default="daqp"),
         weights=weights,
         terminal_set=parse_flag(controller, "controller.", "terminal_set"),
         Q=parts.Q, R=parts.R, coupling_terms=parts.coupling_terms,
@@ -412,7 +407,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     simulation = section(sections, "", "simulation")
     reject_unknown(simulation, "simulation.", {"steps", "initial_state", "disturbance_bound", "disturbance_seed",
                                                "disturbance_kind", "strict"})
-    steps = number(simulation, "simulation.", "steps", default=50, minimum=1, maximum=1_000_000, integer=True)
+    steps = number(simulation, "simulation.", "steps", default=50, **PARAMETERS["steps"].bounds)
     subsystems = parts.model.subsystems()
     check_nonempty_sets(subsystems)
     x0 = family.initial_state(simulation.get("initial_state", family.initial_state_default), parts, sample_time)
