@@ -20,10 +20,7 @@ import import_graph  # noqa: E402
 
 # Imports the table forbids that wait for an edit of a file another hand is rewriting. Each entry must still be
 # there (test_pending_edits_are_still_pending), so the list empties as the edits land.
-PENDING = {
-    # ros/agent_node.py: `from ..mpc.qp import BACKENDS` becomes `from ..scenarios import BACKENDS`
-    ("dmpc_ros.ros.agent_node", "dmpc_ros.mpc.qp"),
-}
+PENDING: set[tuple[str, str]] = set()   # (importer, imported) edges waiting for an edit elsewhere
 # Modules loaded by a name known only at run time (no edge can be drawn): importer → the name's constant prefix.
 LOADS_BY_NAME = {
     ("dmpc_ros.scenarios.family", "dmpc_ros.families."),   # the family registry finds the built-in families

@@ -18,7 +18,8 @@ from dmpc_ros.api import simulate
 from dmpc_ros.models.robot import UnicycleBase
 from dmpc_ros.report import fleet_figures
 from dmpc_ros.ros.fake_robot import unicycle_step
-from dmpc_ros.ros.robot_link import RobotTiming, yaw_of
+from dmpc_ros.coordination.negotiator import RobotTiming
+from dmpc_ros.ros.robot_link import yaw_of
 from dmpc_ros.scenarios import load_scenario
 from test_launch_files import finish, needs_stack, start_launch
 

@@ -9,7 +9,7 @@ came too late. It does no I/O and reads no clock: the driver passes the time wit
 actions into messages, commands and timers.
 
 Events (methods):  activate(now) · deactivate(now) · measure(step, state, now) · receive(plan, now) · pose(state, now)
-                   · tick(now)
+                   · tick(now) · refuse(reason, topic)
 Actions (returned): PublishPlan · ApplyInput · DriveRobot · StopRobot · StepDone · Warn · WakeAt
 
 Drivers: `sim.closed_loop` delivers plans through the simulated network (per-link latency, drops, outages) and
@@ -148,7 +148,7 @@ class Negotiator:
         self._pose: tuple[np.ndarray, float] | None = None
         self._command_due: float | None = None
         self._ended = False
-        self.applied: list[int] = []   # the steps whose input went out, in order (bounded by the run's steps)
+        self.measured_state: np.ndarray | None = None   # x_i of the newest step started (in the plant's frame)
 
     # -- events --------------------------------------------------------------------------------------------------
     def activate(self, now: float) -> list[Action]:
@@ -221,6 +221,11 @@ class Negotiator:
             return self._advance(now)
         return []
 
+    def refuse(self, reason: str, topic: str) -> list[Action]:
+        """A message the driver could not even decode as one of this run's (wrong sender, sizes): counted."""
+        self.counts["rejected"] += 1
+        return [Warn(reason, topic)]
+
     def pose(self, state: np.ndarray, now: float) -> list[Action]:
         """Robot mode: the latest pose, as the model state (a non-finite one is ignored: never a NaN into x)."""
         state = np.asarray(state, float)
@@ -278,10 +283,12 @@ class Negotiator:
             self.counts["overtaken"] += 1
             actions += self._finish_step(now)
         self.last_step = step
-        self._measured = state
+        self._measured = self.measured_state = state
         self._substituted = {key for key in self._substituted if key[1] >= step - 1}   # bounded: two steps' keys
-        actions += self._arm(now)
+        self._deadline = None
         actions += self._try_begin(now)
+        if self._measured is not None:   # gated on the previous step's final plans: wait at most the timeout
+            actions += self._arm(now)
         return actions
 
     def _try_begin(self, now: float, forced: bool = False) -> list[Action]:
@@ -344,7 +351,6 @@ class Negotiator:
         if plan is not None and not plan.final:   # overtaken: tell the neighbours we stopped
             actions.append(PublishPlan(dataclasses.replace(plan, final=True)))
         u = self.agent.control()   # finite and inside U_i whatever the solver did (coordination/safe_input.py)
-        self.applied.append(step)
         actions.append(ApplyInput(step, u))
         if self.robot is not None and self._command_due is not None:
             self._command_due = None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, Twist
@@ -21,24 +20,6 @@ STATE_MESSAGES = {"odometry": (Odometry, "odom"), "pose": (PoseStamped, "pose")}
 def yaw_of(qx: float, qy: float, qz: float, qw: float) -> float:
     """Yaw [rad] of a pose message's unit quaternion (rotation about z of the ZYX Euler angles)."""
     return float(np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz)))
-
-
-@dataclass(frozen=True)
-class RobotTiming:
-    """Wall-clock rules of robot mode [s]; step k starts at start_time + k·Δt (UNIX time, so robots whose clocks
-    are synchronized agree on k without messages)."""
-
-    sample_time: float
-    start_time: float
-    state_timeout: float        # a pose older than this is stale
-    neighbour_timeout: float    # a neighbour whose last plan is older than this is silent
-    command_deadline: float     # the step's command must be out this long after its start
-
-    def step_at(self, now: float) -> int:
-        return math.floor((now - self.start_time) / self.sample_time + 1e-9)
-
-    def step_start(self, step: int) -> float:
-        return self.start_time + step * self.sample_time
 
 
 class RobotLink:

@@ -5,7 +5,8 @@ answer (`PlanarLayout` for `layout`, `UnicycleBase` for `robot_base`) and the QP
 name (`BACKENDS`)."""
 from .family import DesignExtras, FamilyParts, ModelFamily, PlanarLayout, ScenarioView, UnicycleBase, family_names, \
     model_family, register_family
-from .schema import BACKENDS, Scenario, ScenarioError, load_scenario, parse_scenario, scenario_path
+from .parameters import BACKENDS
+from .schema import Scenario, ScenarioError, load_scenario, parse_scenario, scenario_path
 
 __all__ = ["BACKENDS", "DesignExtras", "FamilyParts", "ModelFamily", "PlanarLayout", "Scenario", "ScenarioError",
            "ScenarioView", "UnicycleBase", "family_names", "load_scenario", "model_family", "parse_scenario",

@@ -20,7 +20,6 @@ from typing import Any, Callable
 
 from ..coordination import ALGORITHMS
 from ..mpc.qp import BACKENDS
-from ..sim.results import STRICT_EXIT
 
 MAX_AGENTS = 1000          # agents a scenario may have (so agent ids are 0 … MAX_AGENTS − 1)
 NODES = ("agent", "plant", "lifecycle_manager", "fake_robot")
@@ -197,7 +196,7 @@ TABLE: tuple[Parameter, ...] = (
     Parameter("steps", int, 0, "control steps of the run (agents sample their reference for them)",
               nodes=("agent", "plant"), low=1, high=1_000_000, override=("simulation", "steps"), flag="steps",
               launch=LAUNCH_FILES, **OVERRIDE),
-    Parameter("strict", bool, False, f"end the run at the first step without a solution, exit code {STRICT_EXIT} "
+    Parameter("strict", bool, False, "end the run at the first step without a solution, with the strict exit code (3) "
               "(also simulation.strict)", override=("simulation", "strict"), flag="strict", **OVERRIDE),
     # -- the run ----------------------------------------------------------------------------------------------------
     Parameter("namespace", str, "/dmpc", "ROS namespace of the run's nodes and topics", flag="namespace",
