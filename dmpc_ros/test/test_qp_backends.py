@@ -19,7 +19,8 @@ from dmpc_ros.mpc.nonlinear_ocp import OptimalControlProblem, SolverSettings
 from dmpc_ros.mpc.projection import Projection
 from dmpc_ros.mpc.qp import BACKENDS, DenseQP
 from dmpc_ros.mpc.qp_backends import FORMS, QPBackend, backend_names, qp_backend, register_backend
-from dmpc_ros.scenarios import ScenarioError, load_scenario
+from dmpc_ros.scenarios import ScenarioError, load_scenario, parse_scenario
+from dmpc_ros.scenarios.yaml_file import read_yaml
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,6 +49,11 @@ def test_a_back_end_that_cannot_serve_a_form_is_refused_naming_those_that_can() 
         OptimalControlProblem(None, (0,), 3, {}, SolverSettings(qp_backend="osqp"))
     with pytest.raises(ScenarioError, match=r"controller\.solver: 'clarabel' is not allowed: must be one of daqp"):
         load_scenario("mass_spring").with_overrides(solver="clarabel")
+    data = read_yaml(Path(load_scenario("spring_chain").source))
+    data["controller"]["nonlinear"]["qp_backend"] = "osqp"
+    with pytest.raises(ScenarioError, match=r"controller\.nonlinear\.qp_backend: 'osqp' is not allowed: must be "
+                                            r"one of daqp"):
+        parse_scenario(data, source="spring_chain")
 
 
 def test_registration_refuses_a_form_without_its_method_and_unknown_forms() -> None:
@@ -72,6 +78,7 @@ def centralized_parts():
 
 PLUGIN_RUN = """
 import json
+from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from dmpc_example_qp_backend import CALLS
@@ -80,7 +87,8 @@ from dmpc_ros.coordination.centralized import CentralizedMPC
 from dmpc_ros.mpc.multiparametric import ParametricQP, explore
 from dmpc_ros.mpc.projection import Projection
 from dmpc_ros.mpc.qp import BACKENDS
-from dmpc_ros.scenarios import load_scenario
+from dmpc_ros.scenarios import load_scenario, parse_scenario
+from dmpc_ros.scenarios.yaml_file import read_yaml
 from dmpc_ros.sim import simulate
 
 out = {"allowed": list(BACKENDS)}
@@ -91,6 +99,17 @@ for name in ("daqp", "tally"):
                       simulation_settings(scenario, "jacobi", False))
     out[f"agents_{name}"] = result.u.tolist()
 out["after_agents"] = dict(CALLS)
+data = read_yaml(Path(load_scenario("spring_chain").source))   # sensitivity-based DMPC, local SQP: 3 masses, 2 steps
+data["model"]["parameters"]["masses"] = 3
+data["simulation"].update(steps=2, initial_state=data["simulation"]["initial_state"][:3])
+data["controller"]["horizon"] = 8
+for name in ("daqp", "tally"):
+    data["controller"]["nonlinear"]["qp_backend"] = name
+    scenario = parse_scenario(data, source="spring_chain")
+    result = simulate(scenario.design(), scenario.plant(), scenario.initial_state,
+                      simulation_settings(scenario, "sensitivity", False))
+    out[f"sqp_{name}"] = result.u.tolist()
+out["after_sqp"] = dict(CALLS)
 design = base.design()
 for name in ("clarabel", "tally"):
     mpc = CentralizedMPC(design.system, design.shared_cost, design.horizon, design.terminal_set, backend=name)
@@ -109,11 +128,11 @@ print(json.dumps(out))
 """
 
 
-def test_a_back_end_from_another_package_serves_agents_the_centralized_mpc_projections_and_the_mpqp() -> None:
+def test_a_back_end_from_another_package_serves_every_qp_of_the_package() -> None:
     """test/plugins holds a package whose dist-info declares `tally` in group dmpc_ros.qp_backends (as `pip install`
-    would put it): with it on the path it is an allowed controller.solver and the agents' QPs, the centralized MPC,
-    a sparse projection and the mpQP exploration all reach it; it hands the problems to the built-ins, so every
-    answer equals theirs."""
+    would put it): with it on the path it is an allowed controller.solver and controller.nonlinear.qp_backend, and
+    the agents' QPs, the SQP subproblems, the centralized MPC, a sparse projection and the mpQP exploration all
+    reach it; it hands the problems to the built-ins, so every answer equals theirs."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE / "plugins"), str(PACKAGE_DIR)]))
     run = subprocess.run([sys.executable, "-c", PLUGIN_RUN], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -121,6 +140,7 @@ def test_a_back_end_from_another_package_serves_agents_the_centralized_mpc_proje
     assert out["allowed"] == ["daqp", "osqp", "tally"]
     assert out["after_agents"].get("dense", 0) > 0 and set(out["after_agents"]) == {"dense"}
     assert out["agents_tally"] == out["agents_daqp"]
+    assert out["after_sqp"].get("dense_once", 0) > 0 and out["sqp_tally"] == out["sqp_daqp"]
     assert out["centralized_tally"] == out["centralized_clarabel"]
     assert out["projection_tally"] == out["projection_clarabel"]
     assert out["regions_tally"] == out["regions_daqp"] and len(out["regions_daqp"]) > 1
