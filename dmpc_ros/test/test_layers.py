@@ -25,6 +25,7 @@ PENDING: set[tuple[str, str]] = set()   # (importer, imported) edges waiting for
 LOADS_BY_NAME = {
     ("dmpc_ros.scenarios.family", "dmpc_ros.families."),   # the family registry finds the built-in families
     ("dmpc_ros.scenarios.source", ""),                     # a user's scenario factory module
+    ("dmpc_ros.mpc.qp_backends", "dmpc_ros.mpc.qp_backends."),   # the QP back-end registry finds the built-ins
 }
 # What only ros/ may import: the ROS client library, launch, and message or interface packages.
 ROS_CLIENT = {"rclpy", "launch", "launch_ros", "builtin_interfaces"}

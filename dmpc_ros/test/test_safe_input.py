@@ -18,10 +18,11 @@ from scipy.optimize import linprog
 import dmpc_ros as dmpc
 from scenario_edit import edited
 from dmpc_ros.api import simulate
-from dmpc_ros.coordination import centralized as centralized_module
 from dmpc_ros.coordination.safe_input import InputGuard
 from dmpc_ros.models.linear import MixedConstraint, PolytopicConstraint
 from dmpc_ros.mpc.qp import DenseQP, QPSolution
+from dmpc_ros.mpc.qp_backends import QPResult
+from dmpc_ros.mpc.qp_backends import daqp as daqp_backend
 from dmpc_ros.scenarios import load_scenario
 
 GARBAGE = (np.nan, np.inf, -np.inf, 1e300, -1e300, 0.0, 1e6)
@@ -107,14 +108,16 @@ class BrokenSolver:
         return solve
 
     def wrap(self, original):
-        def solve(qp, *args):
-            z, ok, status, iterations = original(qp, *args)
+        """A back end's dense model broken (DenseQP's checks in place)."""
+        def solve(model, *args):
+            result = original(model, *args)
             if self.rng.random() < self.rate:
-                z = self.rng.choice(np.array(GARBAGE + (3.0, -3.0)), size=qp.num_variables) \
-                    * self.rng.uniform(0.5, 2, qp.num_variables)
+                z = self.rng.choice(np.array(GARBAGE + (3.0, -3.0)), size=model.num_variables) \
+                    * self.rng.uniform(0.5, 2, model.num_variables)
                 ok = bool(self.rng.random() < 0.5)
                 status = str(self.rng.choice(["solved", "primal infeasible", "iteration limit"]))
-            return z, ok, status, iterations
+                return QPResult(z, ok, status, result.iterations, infeasible="primal infeasible" in status)
+            return result
         return solve
 
     def clarabel(self, original):
@@ -156,8 +159,9 @@ def test_random_plants_with_garbage_solvers_never_apply_an_input_outside_the_set
         if claimed:
             patch.setattr(DenseQP, "solve", broken.claimed(DenseQP.solve))
         else:
-            patch.setattr(DenseQP, "_solve_daqp", broken.wrap(DenseQP._solve_daqp))
-        patch.setattr(centralized_module.clarabel, "DefaultSolver", broken.clarabel(clarabel.DefaultSolver))
+            model = daqp_backend.ParametricModel
+            patch.setattr(model, "solve", broken.wrap(model.solve))
+        patch.setattr(clarabel, "DefaultSolver", broken.clarabel(clarabel.DefaultSolver))
         result = simulate(scenario)
     plant = scenario.plant()
     assert np.all(np.isfinite(result.u)) and np.all(np.isfinite(result.x))

@@ -1,27 +1,29 @@
 """Centralized MPC: the reference every distributed scheme is compared with.
 
 One sparse QP over all states and inputs (x_0..x_N, u_0..u_{N-1}) with the dynamics as equality constraints,
-solved by the interior-point solver Clarabel to tight tolerances (OSQP's first-order method needs seconds to
-reach 1e-10 on this problem). It is deliberately *not* the condensed formulation or the solver the agents
-use, so agreement between the two is a check of both.
+solved by a back end of the registry serving the form `sparse` (mpc/qp_backends): by default the interior-point
+solver Clarabel to tight tolerances (OSQP's first-order method needs seconds to reach 1e-10 on this problem). It
+is deliberately *not* the condensed formulation or the solver the agents use, so agreement between the two is a
+check of both.
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
-import clarabel
 import scipy.sparse as sp
 
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.condensed import QuadraticCost
-from ..mpc.qp import clarabel_settings
+from ..mpc.qp_backends import qp_backend
 from .base import StepStatistics
 
 
 class CentralizedMPC:
     def __init__(self, system: CoupledLinearSystem, cost: QuadraticCost, horizon: int,
-                 terminal_set: PolytopicConstraint | None = None, tolerance: float = 1e-9) -> None:
+                 terminal_set: PolytopicConstraint | None = None, tolerance: float = 1e-9,
+                 backend: str = "clarabel") -> None:
+        self._backend = qp_backend(backend, "sparse")
         self.system, self.cost, self.horizon = system, cost, horizon
         A, B = system.full_matrices()
         n, m, N = system.n_x, system.n_u, horizon
@@ -66,7 +68,7 @@ class CentralizedMPC:
             rows.append(last)
             upper.append(terminal_set.h)
         self._rows, self._upper, self._P, self._num_x = rows, upper, sp.triu(2.0 * P, format="csc"), num_x
-        self._settings = clarabel_settings(tolerance)
+        self._tolerance = tolerance
         self._setup(np.zeros((0, N * n)), np.zeros(0), 0)
 
     def _setup(self, G: np.ndarray, g: np.ndarray, step: int) -> None:
@@ -78,13 +80,12 @@ class CentralizedMPC:
             upper.append(g)
         A_all = sp.vstack(rows, format="csc")
         self._b = np.concatenate(upper)
-        cones = [clarabel.ZeroConeT(self._num_x)]
-        if self._b.size > self._num_x:
-            cones.append(clarabel.NonnegativeConeT(self._b.size - self._num_x))
-        self._solver = clarabel.DefaultSolver(self._P, self._linear_cost(step), A_all, self._b, cones, self._settings)
+        self._solver = self._backend.sparse(self._P, self._linear_cost(step), A_all, self._b, self._num_x,
+                                            self._tolerance)
         self._q_step, self._extra_rows = step, g.size
         self.last_solve_time = 0.0
         self.last_status = ""
+        self.last_infeasible = False
 
     def _linear_cost(self, step: int) -> np.ndarray:
         """−2 [Q x̄_0; …; Q x̄_{N−1}; P x̄_N; R ū_0; …] for the reference window starting at `step`."""
@@ -107,9 +108,9 @@ class CentralizedMPC:
         started = time.perf_counter()
         result = self._solver.solve()
         self.last_solve_time = time.perf_counter() - started
-        self.last_status = str(result.status)
+        self.last_status, self.last_infeasible = result.status, result.infeasible
         z = np.asarray(result.x, float)
-        ok = self.last_status in ("Solved", "AlmostSolved") and bool(np.all(np.isfinite(z)))
+        ok = result.ok and bool(np.all(np.isfinite(z)))
         if not ok:
             return np.tile(x0, (N + 1, 1)), np.zeros((N, self.m)), False
         return z[: (N + 1) * n].reshape(N + 1, n), z[(N + 1) * n:].reshape(N, self.m), True
@@ -148,7 +149,7 @@ class CentralizedController:
                                          call_times=[mpc.last_solve_time])
         if not ok:
             self.statistics.fallbacks += 1
-            self.statistics.count_failure(mpc.last_status in ("PrimalInfeasible", "AlmostPrimalInfeasible"))
+            self.statistics.count_failure(mpc.last_infeasible)
             inputs = self._shifted(x, step)
             states = self.design.predict(x, inputs.ravel()).reshape(N + 1, -1)
         self._plan, self._candidate, self._x, self._solved = inputs, np.asarray(first, float), np.asarray(x, float), ok

@@ -14,6 +14,7 @@ from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearNetwork, NonlinearPlant
 from ..models.nonlinear_examples import EXAMPLES, example_parameters
 from ..mpc.nonlinear_ocp import HESSIANS, SOLVERS, SolverSettings
+from ..mpc.qp_backends import backend_names
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, check_stabilizable
 from ..progress import report
@@ -21,7 +22,7 @@ from ..scenarios.family import FamilyParts, ModelFamily
 from ..scenarios.validation import ScenarioError, check_number, choice, number, parse_rows, reject_unknown, section
 
 STEADY_STATE = 1e-7   # |ẋ| · sample_time at a setpoint, relative to 1 + |x̄|, above which it is no steady state
-SOLVER_FIELDS = {"method", "hessian", "max_iterations", "tolerance"}
+SOLVER_FIELDS = {"method", "hessian", "max_iterations", "tolerance", "qp_backend"}
 
 
 class NonlinearFamily(ModelFamily):
@@ -170,7 +171,8 @@ class NonlinearFamily(ModelFamily):
 
 
 def solver_settings(scenario) -> SolverSettings:
-    """controller.nonlinear: the local NLP solver (method sqp | rti | ipopt, hessian, max_iterations, tolerance)."""
+    """controller.nonlinear: the local NLP solver (method sqp | rti | ipopt, hessian, max_iterations, tolerance,
+    qp_backend: a back end of the registry serving the SQP's QPs, forms dense_once and dense_soft)."""
     given = section(scenario.sections.get("controller", {}), "controller.", "nonlinear")
     reject_unknown(given, "controller.nonlinear.", SOLVER_FIELDS)
     defaults = SolverSettings()
@@ -180,7 +182,10 @@ def solver_settings(scenario) -> SolverSettings:
         max_iterations=number(given, "controller.nonlinear.", "max_iterations", default=defaults.max_iterations,
                               minimum=1, maximum=10000, integer=True),
         tolerance=number(given, "controller.nonlinear.", "tolerance", default=defaults.tolerance, minimum=0.0,
-                         strict_minimum=True))
+                         strict_minimum=True),
+        qp_backend=choice(given, "controller.nonlinear.", "qp_backend",
+                          tuple(n for n in backend_names("dense_once") if n in backend_names("dense_soft")),
+                          default=defaults.qp_backend))
 
 
 FAMILY = NonlinearFamily()

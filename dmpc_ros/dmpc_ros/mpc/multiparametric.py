@@ -5,6 +5,8 @@ Diangelakis & Oberdieck 2020). Regions are explored geometrically: a QP solved a
 its region; every facet is found by a Chebyshev-ball LP on its hyperplane, and the region beyond it by a QP just
 across the facet's centre. Rows that no z in its bounds and no θ in the box can make active are removed first.
 Adjacency (Brahmbhatt, Ganesh & Avraamidou 2026, LP (14)) is computed on pairs of regions that share a hyperplane.
+The QPs and the Chebyshev LPs are solved by a back end of the registry (mpc/qp_backends: forms dense_once and lp),
+DAQP by default.
 """
 from __future__ import annotations
 
@@ -13,21 +15,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import daqp
 import numpy as np
 from scipy.optimize import linprog
 
 from ..progress import report
+from .qp_backends import qp_backend
 
-DAQP_INFINITY = 1e30
 ACTIVE_MULTIPLIER = 1e-9      # a multiplier above this (relative to 1 + max λ) marks a strongly active row
 RADIUS_TOLERANCE = 1e-7       # Chebyshev radius [normalized parameter units] below which a region or facet is flat
 CROSSING_STEP = 1e-5          # how far past a facet's centre the next region is sought [normalized units]
 HYPERPLANE_DIGITS = 7         # rounding of normalized rows when hyperplanes are matched
 MAX_REGIONS = 50_000
 MAX_RADIUS = 1e6              # cap of the Chebyshev radius (the LPs stay bounded)
-LP_PROXIMAL = 1e-2            # DAQP's proximal regularization for LPs (exact optimum after its outer iterations)
-DAQP_EQUALITY = 5
+LP_TOLERANCE = 1e-10          # primal tolerance of the Chebyshev LPs
 
 
 @dataclass(frozen=True)
@@ -59,16 +59,16 @@ class ParametricQP:
             sha.update(str(array.shape).encode())
         return sha.hexdigest()[:20]
 
-    def solve_at(self, theta: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    def solve_at(self, theta: np.ndarray, backend: str = "daqp") -> tuple[np.ndarray, tuple[int, ...]] | None:
         """(z*, strongly active rows) at θ, or None if the QP is infeasible there."""
-        upper = np.minimum(self.b + self.B @ theta, DAQP_INFINITY)
-        z, _, exitflag, info = daqp.solve(self.H, self.f + self.F @ theta, self.A, upper,
-                                          np.full(upper.size, -DAQP_INFINITY), np.zeros(upper.size, np.int32))
-        if exitflag not in (1, 2):
+        upper = self.b + self.B @ theta
+        result = qp_backend(backend, "dense_once").solve_dense(self.H, self.f + self.F @ theta, self.A,
+                                                               np.full(upper.size, -np.inf), upper)
+        if not result.ok:
             return None
-        lam = np.asarray(info["lam"], float)
+        lam = result.duals
         active = np.flatnonzero(lam > ACTIVE_MULTIPLIER * (1.0 + np.max(np.abs(lam), initial=0.0)))
-        return np.asarray(z, float), tuple(int(j) for j in active)
+        return np.asarray(result.x, float), tuple(int(j) for j in active)
 
     def reduced(self) -> tuple["ParametricQP", np.ndarray]:
         """The problem without rows that no (z, θ) in the box of z's own bounds and the parameter box can make
@@ -157,29 +157,30 @@ def region_of(problem: ParametricQP, active: tuple[int, ...], H_inv: np.ndarray)
     return CriticalRegion(tuple(rows), Phi, phi, gain.reshape(n, p), offset)
 
 
-def chebyshev(Phi: np.ndarray, phi: np.ndarray, on_row: int | None = None) -> tuple[np.ndarray, float] | None:
+def chebyshev(Phi: np.ndarray, phi: np.ndarray, on_row: int | None = None,
+              backend: str = "daqp") -> tuple[np.ndarray, float] | None:
     """Centre and radius of the largest ball in {Φθ ≤ φ} (rows normalized), within the hyperplane of `on_row` if
-    given (its row held with equality); None if empty. An LP solved by DAQP's proximal-point iterations (25× faster
-    than scipy's HiGHS wrapper on these small LPs, same optima)."""
+    given (its row held with equality); None if empty. An LP of the back end `backend` (DAQP's proximal-point
+    iterations by default: 25× faster than scipy's HiGHS wrapper on these small LPs, same optima)."""
     m, p = Phi.shape
     A = np.empty((m + 1, p + 1))
     A[:m, :p], A[:m, p] = Phi, 1.0
     A[m, :p], A[m, p] = 0.0, 1.0
-    upper, lower = np.r_[phi, MAX_RADIUS], np.full(m + 1, -DAQP_INFINITY)
-    sense = np.zeros(m + 1, np.int32)
+    upper, lower = np.r_[phi, MAX_RADIUS], np.full(m + 1, -np.inf)
+    equalities = np.zeros(m + 1, bool)
     if on_row is not None:
         A[on_row, p] = 0.0
-        lower[on_row], sense[on_row] = phi[on_row], DAQP_EQUALITY
-    x, _, exitflag, _ = daqp.solve(np.zeros((p + 1, p + 1)), np.r_[np.zeros(p), -1.0], A, upper, lower, sense,
-                                   eps_prox=LP_PROXIMAL, primal_tol=1e-10)
-    if exitflag not in (1, 2):
+        lower[on_row], equalities[on_row] = phi[on_row], True
+    result = qp_backend(backend, "lp").solve_lp(np.r_[np.zeros(p), -1.0], A, lower, upper, equalities, LP_TOLERANCE)
+    if not result.ok:
         return None
-    return np.asarray(x[:p], float), float(x[p])
+    return np.asarray(result.x[:p], float), float(result.x[p])
 
 
 def explore(problem: ParametricQP, max_regions: int = MAX_REGIONS,
-            progress: Callable[[int, int], None] | None = None) -> ExplicitSolution:
-    """Every full-dimensional critical region reachable across facets from a first feasible point."""
+            progress: Callable[[int, int], None] | None = None, backend: str = "daqp") -> ExplicitSolution:
+    """Every full-dimensional critical region reachable across facets from a first feasible point (QPs and LPs on
+    the back end `backend`)."""
     started = time.perf_counter()
     step = CROSSING_STEP * float(np.mean(problem.upper - problem.lower))   # past a facet, in parameter units
     seed = feasible_parameter(problem)
@@ -193,7 +194,7 @@ def explore(problem: ParametricQP, max_regions: int = MAX_REGIONS,
 
     def add(theta: np.ndarray) -> int | None:
         """The region of the QP's active set at θ (added if new); None if infeasible there, -1 if degenerate."""
-        solved = problem.solve_at(theta)
+        solved = problem.solve_at(theta, backend)
         if solved is None:
             return None
         active = solved[1]
@@ -202,7 +203,7 @@ def explore(problem: ParametricQP, max_regions: int = MAX_REGIONS,
         region = region_of(problem, active, H_inv)
         if region is None or not region.contains(theta, 1e-6):
             return -1
-        ball = chebyshev(region.Phi, region.phi)
+        ball = chebyshev(region.Phi, region.phi, backend=backend)
         if ball is None or ball[1] < RADIUS_TOLERANCE:
             return -1
         if len(regions) >= max_regions:
@@ -220,7 +221,7 @@ def explore(problem: ParametricQP, max_regions: int = MAX_REGIONS,
         region = regions[index]
         facets = []
         for row in range(region.phi.size - box_rows):   # box rows bound the explored set: nothing lies beyond
-            ball = chebyshev(region.Phi, region.phi, on_row=row)
+            ball = chebyshev(region.Phi, region.phi, on_row=row, backend=backend)
             if ball is None or ball[1] < RADIUS_TOLERANCE:
                 continue
             facets.append(row)
@@ -261,7 +262,7 @@ def hyperplane_key(normal: np.ndarray, bound: float) -> tuple[tuple[float, ...],
     return tuple(np.round(sign * values, HYPERPLANE_DIGITS) + 0.0), sign
 
 
-def adjacency(solution: ExplicitSolution, hops: int = 2) -> None:
+def adjacency(solution: ExplicitSolution, hops: int = 2, backend: str = "daqp") -> None:
     """Hyperplane neighbours (regions with a hyperplane in common, IF-mpDiMPC's candidates) and facet neighbours
     (regions that share a facet of positive measure: LP (14) of the paper, with the other rows of *both* regions,
     so that a region touching the facet in one point is not counted). LP (14) runs on the pairs on one hyperplane,
@@ -293,7 +294,7 @@ def adjacency(solution: ExplicitSolution, hops: int = 2) -> None:
                     continue
                 if centre_inside(regions[i], row_i, regions[j], row_j) or \
                         centre_inside(regions[j], row_j, regions[i], row_i) or \
-                        shares_facet(regions[i], row_i, regions[j], row_j):
+                        shares_facet(regions[i], row_i, regions[j], row_j, backend):
                     facet[i].add(j)
                     facet[j].add(i)
     solution.hyperplane_neighbours = [tuple(sorted(s)) for s in hyperplane]
@@ -325,11 +326,12 @@ def centre_inside(first: CriticalRegion, row_first: int, second: CriticalRegion,
     return min(radius, float(np.min(slack, initial=np.inf))) >= RADIUS_TOLERANCE
 
 
-def shares_facet(first: CriticalRegion, row_first: int, second: CriticalRegion, row_second: int) -> bool:
+def shares_facet(first: CriticalRegion, row_first: int, second: CriticalRegion, row_second: int,
+                 backend: str = "daqp") -> bool:
     """LP (14): a ball of positive radius within the common hyperplane inside both regions."""
     Phi = np.vstack([first.Phi, np.delete(second.Phi, row_second, axis=0)])
     phi = np.concatenate([first.phi, np.delete(second.phi, row_second)])
-    ball = chebyshev(Phi, phi, on_row=row_first)
+    ball = chebyshev(Phi, phi, on_row=row_first, backend=backend)
     return ball is not None and ball[1] >= RADIUS_TOLERANCE
 
 

@@ -11,9 +11,9 @@ w = [X (members' states k = 1..N); U (members' inputs k = 0..N−1)]. Neighbours
 parameters (their planned states and inputs), and so does γ, the linear term of the sensitivity-based scheme.
 The Lagrangian convention is L = f + λ'c + μ'h with c = Φ − x⁺, as IPOPT's lam_g.
 
-Solvers (`SOLVERS`): `sqp` (own SQP to tolerance: condensed QP on DAQP, Gauss-Newton or regularized exact Hessian,
-ℓ1-merit line search), `rti` (one full SQP step per call, preparation and feedback phases timed apart; Diehl's
-real-time iteration) and `ipopt` (the full NLP, the reference).
+Solvers (`SOLVERS`): `sqp` (own SQP to tolerance: condensed QP on a back end of the registry, mpc/qp_backends, DAQP
+by default; Gauss-Newton or regularized exact Hessian, ℓ1-merit line search), `rti` (one full SQP step per call,
+preparation and feedback phases timed apart; Diehl's real-time iteration) and `ipopt` (the full NLP, the reference).
 """
 from __future__ import annotations
 
@@ -21,17 +21,15 @@ import time
 from dataclasses import dataclass, field
 
 import casadi as ca
-import daqp
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
 from ..models.nonlinear import NonlinearNetwork
 from .compiled import BufferedFunction
+from .qp_backends import qp_backend
 
 SOLVERS = ("sqp", "rti", "ipopt")
 HESSIANS = ("gauss_newton", "exact")
-DAQP_INFINITY = 1e30
-DAQP_SOFT = 8             # DAQP's sense flag of a soft row (violated at a penalty when nothing else is feasible)
 REGULARIZATION = 1e-8     # a negative or vanishing eigenvalue of the condensed Hessian becomes this × the largest
 CURVATURE_KEPT = 1e-13    # positive eigenvalues above this (relative to the largest) are kept as they are
 
@@ -45,6 +43,7 @@ class SolverSettings:
     max_iterations: int = 50          # SQP / IPOPT iterations per solve
     tolerance: float = 1e-8           # SQP: step and infeasibility; IPOPT: tol
     compile: bool = True              # build the SQP's Functions as C (mpc/compiled.py) when a compiler is present
+    qp_backend: str = "daqp"          # SQP / RTI: the registry's back end of the QPs (forms dense_once, dense_soft)
 
     def __post_init__(self) -> None:
         if self.method not in SOLVERS:
@@ -126,6 +125,8 @@ class OptimalControlProblem:
         """copies: ADMM's local problem of one member, its neighbours' trajectories as variables with the
         augmented-Lagrangian terms of every edge (as copier of its neighbours, as owner for its copiers)."""
         self.network, self.settings, N = network, settings, horizon
+        self._qp_solver = qp_backend(settings.qp_backend, "dense_once")
+        self._elastic_solver = qp_backend(settings.qp_backend, "dense_soft")   # inconsistent linearized rows
         self.members = tuple(members)
         external = sorted({j for m in members for j in network.neighbours(m)} - set(members))
         agents = network.agents
@@ -401,18 +402,19 @@ class OptimalControlProblem:
             upper, lower = upper_box, lower_box
         finite = np.isfinite(upper) | np.isfinite(lower)
         A = qp["A"][finite]
-        bounds = (np.minimum(upper[finite], DAQP_INFINITY), np.maximum(lower[finite], -DAQP_INFINITY))
-        x, _, exitflag, info = daqp.solve(qp["Hc"], q, A, *bounds, np.zeros(A.shape[0], np.int32))
-        if exitflag == -1:   # linearized constraints inconsistent: elastic mode, state and path rows made soft
-            soft = np.zeros(upper.size, np.int32)
-            soft[:qp["h"].size + self.layout.num_states] = DAQP_SOFT
-            x, _, exitflag, info = daqp.solve(qp["Hc"], q, A, *bounds, soft[finite])
-        if exitflag not in (1, 2) or not np.all(np.isfinite(x)):
-            status = {-1: "primal infeasible"}.get(int(exitflag), f"daqp exitflag {exitflag}")
+        bounds = (lower[finite], upper[finite])
+        result = self._qp_solver.solve_dense(qp["Hc"], q, A, *bounds)
+        if result.infeasible:   # linearized constraints inconsistent: elastic mode, state and path rows made soft
+            soft = np.zeros(upper.size, bool)
+            soft[:qp["h"].size + self.layout.num_states] = True
+            result = self._elastic_solver.solve_dense(qp["Hc"], q, A, *bounds, soft=soft[finite])
+        x = result.x
+        if not result.ok or not np.all(np.isfinite(x)):
+            status = "primal infeasible" if result.infeasible else result.status
             return np.zeros(self.layout.size), np.zeros(self.num_defects), np.zeros(self.num_inequalities), False, \
                 status
         rows = np.zeros(upper.size)
-        rows[finite] = np.asarray(info["lam"], float)
+        rows[finite] = result.duals
         nh = qp["h"].size
         mu, box = rows[:nh], rows[nh:]
         d = T @ x + t

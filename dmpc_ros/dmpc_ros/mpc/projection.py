@@ -2,30 +2,33 @@
 
 The set has as many variables as the whole plant's inputs over the horizon. For small plants a dense QP model
 (DAQP, built once and re-solved with new d) is fastest; stored densely per agent it would need rows × N·m doubles
-per agent — gigabytes at 64 agents — so above DENSE_LIMIT entries the projection is a sparse interior-point
-solve (Clarabel; a platoon's gap rows touch two vehicles). Both are deterministic, so agents with the same view
-get the same point.
+per agent — gigabytes at 64 agents — so above DENSE_LIMIT entries the projection is a sparse solve (Clarabel's
+interior point by default; a platoon's gap rows touch two vehicles). Both solvers are back ends of the registry
+(mpc/qp_backends: forms dense and sparse) and deterministic, so agents with the same view get the same point.
 """
 from __future__ import annotations
 
 import time
 
-import clarabel
 import numpy as np
 import scipy.sparse as sp
 
-from .qp import DenseQP, clarabel_settings
+from .qp import DenseQP
+from .qp_backends import qp_backend
 
 DENSE_LIMIT = 2_000_000        # entries of C up to which the dense model is used (16 MB)
 FEASIBILITY_TOLERANCE = 1e-7   # largest accepted row violation of the sparse solve, relative to 1 + max |C z|
 
 
 class Projection:
-    def __init__(self, C: sp.spmatrix, backend: str = "daqp", dense_limit: int = DENSE_LIMIT) -> None:
+    def __init__(self, C: sp.spmatrix, backend: str = "daqp", dense_limit: int = DENSE_LIMIT,
+                 sparse_backend: str = "clarabel") -> None:
+        """backend: the dense model's (form dense); sparse_backend: the large sets' (form sparse)."""
         self.C = sp.csr_matrix(C)
         n = self.C.shape[1]
         self._dense = (DenseQP(2.0 * np.eye(n), self.C.toarray(), backend)
                        if self.C.shape[0] * n <= dense_limit else None)
+        self._sparse_backend = None if self._dense is not None else qp_backend(sparse_backend, "sparse")
         self._rows: tuple[bytes, sp.csc_matrix] | None = None   # sparse: C's rows with finite bounds, last mask
 
     def solve(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:
@@ -41,12 +44,11 @@ class Projection:
             self._rows = (finite.tobytes(), sp.csc_matrix(self.C[finite]))
         A, b = self._rows[1], d[finite]
         started = time.perf_counter()
-        solver = clarabel.DefaultSolver(sp.identity(point.size, format="csc") * 2.0, -2.0 * point, A, b,
-                                        [clarabel.NonnegativeConeT(b.size)] if b.size else [], clarabel_settings(1e-10))
-        result = solver.solve()
+        result = self._sparse_backend.sparse(sp.identity(point.size, format="csc") * 2.0, -2.0 * point, A, b, 0,
+                                             1e-10).solve()
         elapsed = time.perf_counter() - started
         z = np.asarray(result.x, float)
-        ok = str(result.status) in ("Solved", "AlmostSolved") and bool(np.all(np.isfinite(z)))
+        ok = result.ok and bool(np.all(np.isfinite(z)))
         if ok and b.size:
             Az = A @ z
             ok = float(np.max(Az - b)) <= FEASIBILITY_TOLERANCE * (1.0 + float(np.max(np.abs(Az))))
