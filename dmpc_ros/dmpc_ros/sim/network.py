@@ -42,8 +42,8 @@ class InMemoryNetwork:
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"latency{'' if link is None else f' of link {link}'}: {value} is not allowed: "
                                  "must be a finite number of seconds ≥ 0")
-        self._rng = np.random.default_rng(self.seed)
-        self._outage_rng = np.random.default_rng([self.seed, 1])
+        self._drop_rngs: dict[tuple[int, int], np.random.Generator] = {}     # per link: the draws of one link do
+        self._outage_rngs: dict[tuple[int, int], np.random.Generator] = {}   # not depend on the others' traffic
         self._down: dict[tuple[int, int], dict[int, bool]] = {}   # link → step → down
         self._queue: list[tuple[float, int, int, Plan]] = []       # (due, order, receiver, plan)
         self._order = itertools.count()
@@ -54,7 +54,8 @@ class InMemoryNetwork:
             self.messages += 1
             self.bytes += plan.nbytes()
             if self.link_down(plan.agent, receiver, plan.step) or \
-                    (self.drop_probability and self._rng.random() < self.drop_probability):
+                    (self.drop_probability and self._link_rng(self._drop_rngs, 2, plan.agent, receiver).random()
+                     < self.drop_probability):
                 self.dropped += 1
                 continue
             due = now + self.latency.get((plan.agent, receiver), self.default_latency)
@@ -71,13 +72,22 @@ class InMemoryNetwork:
 
     def link_down(self, sender: int, receiver: int, step: int) -> bool:
         """Whether the link sender → receiver is down during control step `step` (decided once per link and step,
-        in step order, so a run is reproducible from the seed)."""
+        in step order from the link's own generator, so a run is reproducible from the seed)."""
         if not self.outage_probability or self.max_outage_steps == 0 or step == 0:
             return False
         history = self._down.setdefault((sender, receiver), {0: False})
+        rng = self._link_rng(self._outage_rngs, 1, sender, receiver)
         for k in range(len(history), step + 1):
             run = 0
             while run < k and history[k - 1 - run]:
                 run += 1
-            history[k] = run < self.max_outage_steps and bool(self._outage_rng.random() < self.outage_probability)
+            history[k] = run < self.max_outage_steps and bool(rng.random() < self.outage_probability)
         return history[step]
+
+    def _link_rng(self, generators: dict, stream: int, sender: int, receiver: int) -> np.random.Generator:
+        """The seeded generator of one link and one kind of fault: a run's faults depend on the seed only, not on
+        the order in which agents happen to send (event order differs between drivers and schemes)."""
+        link = (sender, receiver)
+        if link not in generators:
+            generators[link] = np.random.default_rng([self.seed, stream, sender, receiver])
+        return generators[link]
