@@ -54,7 +54,7 @@ def run(case: str, tolerance: float, strategy: str, steps: int) -> dict:
 
     design, plant, x0 = problem(case, steps)
     settings = SimulationSettings("admm", steps, StoppingRule(CAP, tolerance),
-                                  admm=AdmmSettings(**STRATEGIES[strategy]))
+                                  scheme_settings=AdmmSettings(**STRATEGIES[strategy]))
     result = simulate(design, plant, x0, settings)
     reference = simulate(design.for_algorithm("admm"), plant, x0, SimulationSettings("centralized", steps))
     return dict(case=case, tolerance=tolerance, strategy=strategy, mean=float(np.mean(result.iterations)),

@@ -123,10 +123,9 @@ def evaluate(scenario: dmpc.Scenario, repeats: int) -> dict:
         row[name] = {"times": step_times(result), "iterations": result.iterations.copy(),
                      "error": float(np.max(np.abs(result.u - reference.u))),
                      "optimum_error": float(np.max(np.abs(result.u - optimum.u))),
-                     "fallback_steps": int(np.sum(np.any(result.explicit[..., 2] > 0, axis=1))),
-                     "iterative_fallbacks": int(result.explicit[..., 2].sum()),
-                     "full_searches": int(result.explicit[..., 1].sum()),
-                     "qp_fallbacks": int(result.explicit[..., 0].sum())}
+                     "fallback_steps": int(np.sum(np.any(result.counter("iterative_fallbacks") > 0, axis=1))),
+                     **{name: int(result.counter(name).sum())
+                        for name in ("iterative_fallbacks", "full_searches", "qp_fallbacks")}}
     return row
 
 

@@ -222,7 +222,7 @@ def stiffness_table() -> None:
         _, inputs, _ = design.centralized().plan(scenario.initial_state, 0)
 
         def run(algorithm: str, tolerance: float, cap: int, rho: float = 1.0) -> tuple[int, float]:
-            agents = design.agents(algorithm, StoppingRule(cap, tolerance), admm=AdmmSettings(penalty=rho))
+            agents = design.agents(algorithm, StoppingRule(cap, tolerance), scheme_settings=AdmmSettings(penalty=rho))
             U, iterations, _ = negotiate(agents, design, 0, scenario.initial_state)
             return iterations, float(np.max(np.abs(U.reshape(inputs.shape) - inputs)))
 

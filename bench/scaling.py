@@ -82,7 +82,7 @@ def child(family: str, M: int, scheme: str, steps: int) -> dict:
         admm = None
     else:
         design, plant, x0, stopping, controller = scenario_design(family, M, steps, scheme)
-        admm = controller.admm
+        admm = controller.scheme_settings
     separable = scheme in ("admm", "osqp_separable")
     if separable:
         design = design.for_algorithm("admm")
@@ -98,7 +98,7 @@ def child(family: str, M: int, scheme: str, steps: int) -> dict:
         result = simulate(design, plant, x0, SimulationSettings("centralized", steps))
         figures.update(step=float(np.median(result.centralized_solve_time)), cost=result.closed_loop_cost)
     else:
-        settings = SimulationSettings(scheme, steps, stopping, **({} if admm is None else {"admm": admm}))
+        settings = SimulationSettings(scheme, steps, stopping, **({} if admm is None else {"scheme_settings": admm}))
         setup = time.perf_counter() - started
         result = simulate(design, plant, x0, settings)
         calls, solves = timing.call_samples(result), result.solve_time_samples()

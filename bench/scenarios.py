@@ -121,7 +121,8 @@ def main() -> None:
                         progress.advance(task)
                         continue
                     settings = SimulationSettings(algorithm, scenario.steps, scenario.controller.stopping,
-                                                  admm=scenario.controller.admm, compare_centralized=True)
+                                                  scheme_settings=scenario.controller.scheme_settings,
+                                                  compare_centralized=True)
                     result = simulate(scenario.design(), plant, scenario.initial_state, settings)
                     baseline = references[algorithm == "admm"]
                     reached = iterations_to(result, 1e-3)

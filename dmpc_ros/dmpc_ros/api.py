@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .coordination.factory import SCHEMES
 from .report import plot_report
 from .scenarios import Scenario, parse_scenario
 from .scenarios.parameters import OVERRIDES
@@ -43,14 +42,16 @@ def load(source: str) -> Scenario:
 
 
 def simulation_settings(scenario: Scenario, algorithm: str, compare: bool) -> SimulationSettings:
-    """The in-process closed loop of the scenario's controller, network and disturbances under `algorithm`."""
+    """The in-process closed loop of the scenario's controller, network and disturbances under `algorithm`; the
+    scheme's own settings travel opaque (those of the scenario's scheme; another scheme gets its defaults)."""
+    scheme_settings = scenario.controller.scheme_settings if algorithm == scenario.controller.algorithm else None
     return SimulationSettings(
         algorithm, scenario.steps, scenario.controller.stopping, scenario.controller.solver,
         scenario.controller.weights, compare,
         InMemoryNetwork(default_latency=scenario.network_latency, drop_probability=scenario.drop_probability,
                         seed=scenario.network_seed, outage_probability=scenario.outage_probability,
                         max_outage_steps=scenario.max_outage_steps),
-        scenario.disturbance(), scenario.controller.admm, scenario.strict)
+        scenario.disturbance(), scheme_settings, scenario.strict)
 
 
 def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:
@@ -152,9 +153,8 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
         ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
         ("infeasible problems / solver failures", f"{failures['infeasible_problems']} / {failures['solver_failures']}"),
         ("fallbacks / steps on fallback input", f"{failures['fallbacks']} / {failures['steps_on_fallback_input']}"),
-        *([("explicit: online QPs / full searches / iterative fallbacks",
-            " / ".join(str(summary["explicit"][k]) for k in ("qp_fallbacks", "full_searches", "iterative_fallbacks")))]
-          if SCHEMES.get(result.algorithm) is not None and SCHEMES[result.algorithm].offline else []),
+        *((f"{result.algorithm}: {name.replace('_', ' ')}", f"{total:g}")   # the scheme's own counters
+          for name, total in summary["counters"].items()),
         *([("stopped", result.stopped)] if result.stopped else []),
     ]
     for name, value in summary["scenario_metrics"].items():

@@ -193,11 +193,13 @@ def run_simulation(args: argparse.Namespace) -> int:
     _, scenario, _ = load_with_overrides(args)
     console = Console()
     output = Path(args.output) if args.output else default_output(scenario, "sim")
+    from .coordination.scheme import scheme_of
+
     algorithm = scenario.controller.algorithm
     result = simulate_with_progress(scenario, algorithm, algorithm, not args.no_reference, console)
     reference = None
-    if not args.no_reference:
-        reference = result if algorithm == "centralized" else \
+    if not args.no_reference:   # a run without agents is the centralized reference itself
+        reference = result if not scheme_of(algorithm).runs_as_agents else \
             simulate_with_progress(scenario, "centralized", "reference", False, console)
     save(result, scenario, output, reference, console)
     return exit_code(result, "dmpc sim")
@@ -212,13 +214,14 @@ def run_ros(args: argparse.Namespace) -> int:
     check_output(args.output)
     check_run_flags(args)
     source, scenario, overrides = load_with_overrides(args)
-    if scenario.controller.algorithm == "centralized":
-        raise UsageError("controller.algorithm 'centralized' has no agents to run over ROS; use `dmpc sim` or a "
-                         "distributed algorithm")
-    from .coordination.factory import SCHEMES
+    from .coordination.scheme import scheme_names, scheme_of
 
-    if SCHEMES[scenario.controller.algorithm].offline:
-        scenario.design()   # the explicit laws must be in the cache before any node starts (else: the command)
+    algorithm = scenario.controller.algorithm
+    if not scheme_of(algorithm).runs_as_agents:
+        raise UsageError(f"controller.algorithm '{algorithm}' has no agents to run over ROS; use `dmpc sim` or one of "
+                         f"{', '.join(scheme_names(runs_as_agents=True))}")
+    if scheme_of(algorithm).offline is not None:
+        scenario.design()   # its offline part (explicit laws) must be in place before any node starts
     console = Console()
     output = Path(args.output) if args.output else default_output(scenario, "run")
     output.mkdir(parents=True, exist_ok=True)
@@ -301,17 +304,17 @@ def plot_command(args: argparse.Namespace) -> int:
 
 def explicit_command(args: argparse.Namespace) -> int:
     """`dmpc explicit build SCENARIO`: every agent's mpQP solved into the cache the explicit schemes load."""
-    from .coordination.factory import SCHEMES
+    from .coordination.scheme import scheme_names, scheme_of
     from .scenarios import ScenarioError
-    from .scenarios.explicit_cache import build
 
     source, scenario, _ = load_with_overrides(args)
-    if not SCHEMES[scenario.controller.algorithm].offline:
-        explicit = ", ".join(a for a, s in SCHEMES.items() if s.offline)
+    offline = scheme_of(scenario.controller.algorithm).offline
+    if offline is None:
+        explicit = [name for name in scheme_names() if scheme_of(name).offline is not None]
         raise UsageError(f"controller.algorithm {scenario.controller.algorithm}: has no explicit solution; give "
-                         f"--algorithm {explicit.split(', ')[-1]} (or one of {explicit})")
+                         f"--algorithm {explicit[-1]} (or one of {', '.join(explicit)})")
     try:
-        build(scenario.design(with_laws=False))
+        offline.build(scenario.design(with_laws=False))
     except (ScenarioError, ValueError) as error:
         raise UsageError(str(error)) from None
     print(f"dmpc explicit build: done; `dmpc sim {source}` and the agent nodes now load these files")

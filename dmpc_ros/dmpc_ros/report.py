@@ -42,8 +42,8 @@ def result_from_records(scenario: Scenario, x: np.ndarray, u: np.ndarray, status
                                                                                            s.solver_failures)
                 result.fallbacks[k, s.agent_id] = s.fallbacks
                 result.fallback_input[k, s.agent_id] = s.input_source != 0   # AgentStatus.INPUT_SOLVED
-                result.explicit[k, s.agent_id] = (s.qp_fallbacks, s.full_searches, s.iterative_fallbacks,
-                                                  s.region_combinations)
+                for name, value in zip(s.counter_names, s.counter_values):   # the scheme's own counters
+                    result.counter(name)[k, s.agent_id] = value
     result.messages_missing = int(sum(s.messages_missing for s in statuses))
     return result
 

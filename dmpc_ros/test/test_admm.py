@@ -76,7 +76,8 @@ def test_residual_balancing_rescues_a_badly_chosen_penalty(admm_case, penalty: f
     scenario, design, problem, optimum = admm_case
     outcome = {}
     for balancing in (False, True):
-        agents = build_agents(design, "admm", StoppingRule(1000, 1e-6), admm=AdmmSettings(penalty, 1.6, balancing))
+        agents = build_agents(design, "admm", StoppingRule(1000, 1e-6),
+                              scheme_settings=AdmmSettings(penalty, 1.6, balancing))
         errors = []
         _, iterations, _ = negotiate(agents, problem, 0, scenario.initial_state,
                                      lambda p, U: errors.append(np.linalg.norm(U - optimum) / np.linalg.norm(optimum)))
@@ -95,13 +96,15 @@ def test_accelerated_admm_reaches_the_optimum_and_both_ends_of_an_edge_restart_a
     """Nesterov momentum with restart per edge: same optimum; the restart decision and the momentum step are
     computed from values both ends share, so they agree on every edge."""
     scenario, design, problem, optimum = admm_case
-    agents = build_agents(design, "admm", StoppingRule(1000, 1e-6), admm=AdmmSettings(0.3, 1.0, acceleration=True))
+    agents = build_agents(design, "admm", StoppingRule(1000, 1e-6),
+                          scheme_settings=AdmmSettings(0.3, 1.0, acceleration=True))
     errors = []
     _, iterations, _ = negotiate(agents, problem, 0, scenario.initial_state,
                                  lambda p, U: errors.append(np.linalg.norm(U - optimum) / np.linalg.norm(optimum)))
     assert iterations < 1000 and errors[-1] < 1e-3
     # a fixed number of iterations (nobody stops early): every edge's two ends hold the same momentum
-    agents = build_agents(design, "admm", StoppingRule(25, 0.0), admm=AdmmSettings(0.3, 1.0, acceleration=True))
+    agents = build_agents(design, "admm", StoppingRule(25, 0.0),
+                          scheme_settings=AdmmSettings(0.3, 1.0, acceleration=True))
     negotiate(agents, problem, 0, scenario.initial_state)
     assert max(m.step for a in agents for m in a.momentum.values()) > 1.0   # momentum was used
     for holder in agents:

@@ -27,7 +27,8 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
                                                       "controller.horizon 2"),
     (["sim", "mass_budget", "--algorithm", "admm"], "controller.algorithm: admm is not allowed here: the model has a "
                                                     "constraint shared by all agents' inputs"),
-    (["run", "formation", "--algorithm", "decentralized"], "decentralized is not allowed for a formation"),
+    (["run", "formation", "--algorithm", "decentralized"], "controller.algorithm: decentralized is not allowed here: "
+                                                           "it cannot keep robots apart"),
     (["run", "mass_spring", "--algorithm", "centralized"], "'centralized' has no agents to run over ROS"),
     # types, caught by the parser
     (["sim", "mass_spring", "--steps", "abc"], "argument --steps: invalid int value: 'abc'"),

@@ -150,7 +150,8 @@ def test_schemes_apply_the_inputs_of_the_qp_dmpc_they_replace() -> None:
         result = simulate(scenario, algorithm)
         np.testing.assert_allclose(result.u, qp.u, atol=1e-6)
         assert np.all(result.iterations == 1)   # one data exchange per step
-        assert result.explicit[..., 2].sum() == 0 and result.explicit[..., 0].sum() == 0   # no fallback needed
+        totals = result.counter_totals()   # the scheme's own counters, by name
+        assert totals["iterative_fallbacks"] == 0 and totals["qp_fallbacks"] == 0   # no fallback needed
     centralized = simulate(scenario, "centralized")
     np.testing.assert_allclose(qp.u, centralized.u, atol=1e-5)
 
@@ -208,7 +209,8 @@ def test_explicit_settings_are_validated() -> None:
     with pytest.raises(ScenarioError, match="controller.explicit.wegstein"):
         _parse_with(scenario, {"wegstein": "yes"})
     kept = _parse_with(scenario, {"wegstein": True}, algorithm="jacobi")   # ignored by the QP scheme, kept
-    assert kept.controller.explicit.wegstein
+    assert kept.controller.scheme_settings is None   # jacobi has no settings; the section was validated, and kept:
+    assert kept.with_overrides(algorithm="explicit_iterative").controller.scheme_settings.wegstein
 
 
 def _parse_with(scenario, explicit: dict, algorithm: str | None = None, **simulation):
@@ -260,9 +262,11 @@ def test_lock_step_ros_run_of_facet_dimpc_equals_the_simulation(tmp_path: Path, 
     with (ros / "run.mcap").open("rb") as handle:
         for _, channel, _, message in make_reader(handle, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
             if channel.topic.endswith("/status"):
-                exchanges.append((message.data_exchanges, message.iterative_fallbacks, message.qp_fallbacks))
+                counters = dict(zip(message.counter_names, message.counter_values))
+                exchanges.append((message.data_exchanges, counters.get("iterative_fallbacks"),
+                                  counters.get("qp_fallbacks")))
     assert exchanges and all(e == (1, 0, 0) for e in exchanges)
-    assert json.loads((ros / "summary.json").read_text())["explicit"]["iterative_fallbacks"] == 0
+    assert json.loads((ros / "summary.json").read_text())["counters"]["iterative_fallbacks"] == 0
 
 
 def test_problems_the_offline_laws_cannot_serve_are_refused() -> None:
@@ -294,4 +298,5 @@ def test_commands_without_the_cache_say_what_to_run(tmp_path: Path, command: str
                                      "--no-reference"], capture_output=True, text=True, timeout=120,
                              env=dict(env, COLUMNS="200"))
         assert ran.returncode == 0, ran.stderr
-        assert "explicit: online QPs / full searches / iterative fallbacks" in ran.stdout and "0 / 0 / 0" in ran.stdout
+        for counter in ("qp fallbacks", "full searches", "iterative fallbacks", "combinations"):   # by name
+            assert f"explicit_facet: {counter}" in ran.stdout, ran.stdout

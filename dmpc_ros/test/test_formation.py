@@ -39,7 +39,8 @@ def test_every_iterate_of_every_step_is_collision_free(algorithm: str) -> None:
     its QP fails (ADMM's used to carry the LQR tail unclipped, 7 m/s² over the 0.8 m/s² limit at the switch)."""
     scenario = scenario_with(**{"controller.algorithm": algorithm, "simulation.steps": 85})
     design, plant = scenario.design(), scenario.plant()
-    agents = build_agents(design, algorithm, scenario.controller.stopping, admm=scenario.controller.admm)
+    agents = build_agents(design, algorithm, scenario.controller.stopping,
+                          scheme_settings=scenario.controller.scheme_settings)
     problem = design.condensed()
     x, d = scenario.initial_state.copy(), scenario.model.min_distance
     team = SimulatedTeam(agents, problem)
@@ -72,7 +73,7 @@ def closed_loops() -> dict:
         s = scenario.with_overrides(algorithm=algorithm)
         runs[algorithm] = simulate(s.design(), plant, s.initial_state,
                                    SimulationSettings(algorithm, s.steps, s.controller.stopping,
-                                                      admm=s.controller.admm))
+                                                      scheme_settings=s.controller.scheme_settings))
     return runs
 
 
@@ -105,7 +106,8 @@ def test_admm_reaches_the_centralized_optimum_on_the_formation() -> None:
                                         design.system.state_offsets, design.system.n_x)
     _, optimum, ok = CentralizedMPC(design.system, problem.cost, design.horizon).solve(x, 0, extra)
     assert ok
-    agents = build_agents(design, "admm", StoppingRule(3000, 1e-8), admm=scenario.controller.admm)
+    agents = build_agents(design, "admm", StoppingRule(3000, 1e-8),
+                          scheme_settings=scenario.controller.scheme_settings)
     errors, primal, dual = [], [], []
 
     def observe(p: int, U: np.ndarray) -> None:

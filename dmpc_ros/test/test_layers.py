@@ -23,7 +23,7 @@ import import_graph  # noqa: E402
 PENDING: set[tuple[str, str]] = set()   # (importer, imported) edges waiting for an edit elsewhere
 # Modules loaded by a name known only at run time (no edge can be drawn): importer → the name's constant prefix.
 LOADS_BY_NAME = {
-    ("dmpc_ros.scenarios.family", "dmpc_ros.families."),   # the family registry finds the built-in families
+    ("dmpc_ros.plugins", ""),   # the family and scheme registries' discovery: dmpc_ros.families.*, dmpc_ros.schemes.*
     ("dmpc_ros.scenarios.source", ""),                     # a user's scenario factory module
     ("dmpc_ros.mpc.qp_backends", "dmpc_ros.mpc.qp_backends."),   # the QP back-end registry finds the built-ins
 }

@@ -12,9 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rclpy.serialization import deserialize_message, serialize_message
 
+from builtin_interfaces.msg import Time
+
+from dmpc_ros.coordination.base import StepStatistics
 from dmpc_ros.coordination.plan import Plan
 from dmpc_ros.coordination.plan_book import PlanBook
-from dmpc_ros.ros.conversions import MalformedPlan, message_to_plan
+from dmpc_ros.ros.conversions import MalformedPlan, message_to_plan, status_message
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
 MESSAGE_TYPES = [PredictedTrajectory, SubsystemState, ControlInput, AgentStatus]
@@ -29,6 +32,7 @@ SCALARS = {
     "boolean": st.booleans(),
     "string": ros_text,
     "sequence<double>": st.lists(finite, max_size=50),
+    "sequence<string>": st.lists(ros_text, max_size=10),
 }
 
 
@@ -61,6 +65,22 @@ def test_round_trip(message_type: type) -> None:
         assert deserialize_message(serialize_message(message), message_type) == message
 
     round_trip()
+
+
+def test_status_message_has_the_generic_fields_and_the_schemes_counters_by_name() -> None:
+    statistics = StepStatistics(iterations=3, solve_times=[0.1, 0.2], fallbacks=1, messages_rejected=2,
+                                input_source="candidate", primal_residual=0.5)
+    statistics.count("qp_fallbacks", 2)
+    statistics.count("relaxed_steps")
+    message = status_message(1, 7, statistics, SimpleNamespace(cost=4.5), math.inf, Time(sec=3), messages_missing=5,
+                             messages_rejected=1, watchdog_stops=2, counters=("full_searches", "qp_fallbacks"))
+    assert (message.agent_id, message.step, message.iterations, message.data_exchanges) == (1, 7, 3, 3)
+    assert message.solve_time == pytest.approx(0.3) and message.cost == 4.5 and message.constraint_margin == 0.0
+    assert (message.messages_missing, message.messages_rejected, message.watchdog_stops) == (5, 3, 2)
+    assert message.input_source == AgentStatus.INPUT_CANDIDATE and message.header.stamp.sec == 3
+    assert list(message.counter_names) == ["full_searches", "qp_fallbacks", "relaxed_steps"]   # declared, then others
+    assert list(message.counter_values) == [0.0, 2.0, 1.0]
+    assert deserialize_message(serialize_message(message), AgentStatus) == message
 
 
 def test_predicted_trajectory_layout_fields() -> None:

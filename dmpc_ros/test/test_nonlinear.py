@@ -165,7 +165,7 @@ def test_nonlinear_admm_reaches_the_centralized_nlp_optimum(name: str, changes: 
         data["simulation"]["initial_state"] = [[0.8, 0.0], [-0.5, 0.3], [0.2, 0.0]]
     scenario = parse_scenario(data, source=name)
     design = scenario.design()
-    agents = design.agents("admm", StoppingRule(500, 1e-7), admm=AdmmSettings(penalty=rho))
+    agents = design.agents("admm", StoppingRule(500, 1e-7), scheme_settings=AdmmSettings(penalty=rho))
     U, iterations, _ = SimulatedTeam(agents, design).step(0, scenario.initial_state)
     _, inputs, ok = design.centralized().plan(scenario.initial_state, 0)
     assert ok and iterations < 500
@@ -245,8 +245,8 @@ def test_scenario_errors_name_the_field_and_what_is_allowed(tmp_path: Path) -> N
     data = read_yaml(Path(load_scenario("water_tanks").source))
     cases = [
         (("model", "parameters", "tank"), 3, "model.parameters.tank: unknown field; allowed: area"),
-        (("controller", "algorithm"), "jacobi", "controller.algorithm: jacobi is not allowed for model.type "
-                                                "nonlinear: cooperative Jacobi's descent"),
+        (("controller", "algorithm"), "jacobi", "controller.algorithm: jacobi is not allowed here: "
+                                                "cooperative Jacobi's descent"),
         (("controller", "algorithm"), "gauss_seidel", "each agent would need the whole nonlinear model"),
         (("model", "parameters", "levels"), [0.05, 0.3, 0.35, 0.59], "need inflows"),
         (("controller", "nonlinear"), {"hessian": "bfgs"}, "controller.nonlinear.hessian: 'bfgs' is not allowed"),

@@ -85,7 +85,8 @@ def default_runs() -> dict:
     runs["centralized_separable"] = simulate(s.design(), plant, s.initial_state,
                                              SimulationSettings("centralized", s.steps))
     runs["admm"] = simulate(s.design(), plant, s.initial_state,
-                            SimulationSettings("admm", s.steps, s.controller.stopping, admm=s.controller.admm))
+                            SimulationSettings("admm", s.steps, s.controller.stopping,
+                                               scheme_settings=s.controller.scheme_settings))
     return runs
 
 
@@ -180,7 +181,8 @@ def test_bidirectional_topology_admm_reaches_the_centralized_optimum() -> None:
     problem = design.condensed()
     _, optimum, ok = CentralizedMPC(design.system, problem.cost, design.horizon).solve(x, step)
     assert ok
-    agents = build_agents(design, "admm", StoppingRule(2000, 1e-7), admm=scenario.controller.admm)
+    agents = build_agents(design, "admm", StoppingRule(2000, 1e-7),
+                          scheme_settings=scenario.controller.scheme_settings)
     assert agents[1].required_plans == {0, 2}    # predecessor (dynamics) and follower (cost term)
     errors, residuals = [], []
 

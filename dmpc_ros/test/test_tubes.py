@@ -273,9 +273,9 @@ def test_initial_nominal_state_is_a_decision_variable() -> None:
 
 def test_fault_settings_are_validated() -> None:
     with pytest.raises(ScenarioError,
-                       match=r"controller\.algorithm: admm is not allowed with controller\.tube\.missed_steps 1"):
+                       match=r"controller\.algorithm: admm is not allowed here: with controller\.tube\.missed_steps 1"):
         scenario_with("mass_spring_robust", **{"controller.algorithm": "admm", "controller.tube.missed_steps": 1})
-    with pytest.raises(ScenarioError, match=r"controller\.algorithm: admm is not allowed with controller\.tube"):
+    with pytest.raises(ScenarioError, match=r"controller\.algorithm: admm is not allowed here: with controller\.tube"):
         load_scenario("mass_spring_robust").with_overrides(algorithm="admm")
     with pytest.raises(ScenarioError,
                        match=r"controller\.tube\.plan_change\.q: unknown state or input; allowed: F, p, v"):

@@ -36,11 +36,12 @@ class StepStatistics:
     messages_rejected: int = 0
     primal_residual: float = 0.0
     dual_residual: float = 0.0
-    qp_fallbacks: int = 0            # explicit schemes: laws replaced by the online QP (outside the explored set)
-    full_searches: int = 0           # iteration-free schemes: searches over every region combination
-    iterative_fallbacks: int = 0     # iteration-free schemes: no fixed point found, the iterative scheme ran
-    combinations: int = 0            # iteration-free schemes: region combinations tried
+    counters: dict[str, float] = field(default_factory=dict)   # the scheme's own counts (Scheme.counters), by name
     feedback_times: list[float] = field(default_factory=list)   # RTI: the feedback phase of each solve [s]
+
+    def count(self, name: str, amount: float = 1) -> None:
+        """Add to one of the scheme's counters (declared with their meaning in its Scheme.counters)."""
+        self.counters[name] = self.counters.get(name, 0) + amount
 
     def count_failure(self, infeasible: bool) -> None:
         if infeasible:

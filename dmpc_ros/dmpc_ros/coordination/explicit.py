@@ -33,7 +33,6 @@ from .base import Agent, StepStatistics, StoppingRule
 from .block_agent import FEASIBILITY_TOLERANCE, BlockUpdateAgent
 from .plan import Plan
 from .safe_input import InputGuard
-from .scheme import AgentRequest, jacobi_weight
 
 
 class ExplicitBlock:
@@ -94,7 +93,7 @@ class ExplicitIterativeAgent(BlockUpdateAgent):
 
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
         plan = super().iterate(inbox)
-        self._stats.qp_fallbacks = self.block.misses
+        self._stats.counters["qp_fallbacks"] = self.block.misses
         return plan
 
 
@@ -230,7 +229,7 @@ class IterationFreeAgent(Agent):
         started = time.perf_counter()
         U = self._search()
         if U is None:
-            self._stats.iterative_fallbacks += 1
+            self._stats.count("iterative_fallbacks")
             U = self._iterate_locally()
         self._stats.solve_times.append(time.perf_counter() - started)
         if U is None:   # no law and no QP gave a plan: keep the candidate (the guard applies it safely)
@@ -263,7 +262,7 @@ class IterationFreeAgent(Agent):
         them, and each phase may try `max_combinations` combinations."""
         budget = self.settings.max_combinations
         if self.regions is not None:   # the last combination still holds: the common case, no ranking needed
-            self._stats.combinations += 1
+            self._stats.count("combinations")
             U = self._fixed_point(self.regions).at(self.x)
             if U is not None:
                 return U
@@ -274,12 +273,12 @@ class IterationFreeAgent(Agent):
         if all(c is not None for c in centres):
             candidates = [[c] + sorted(self.neighbours[i][c], key=ranks[i].__getitem__) for i, c in enumerate(centres)]
             found, tried = self._first_fixed_point(candidates, budget)
-            self._stats.combinations += tried
+            self._stats.count("combinations", tried)
             if found is not None:
                 return found
-        self._stats.full_searches += 1
+        self._stats.count("full_searches")
         found, tried = self._first_fixed_point([list(np.argsort(rank, kind="stable")) for rank in ranks], budget)
-        self._stats.combinations += tried
+        self._stats.count("combinations", tried)
         return found
 
     def _first_fixed_point(self, candidates: list[list[int]], budget: int) -> tuple[np.ndarray | None, int]:
@@ -354,7 +353,7 @@ class IterationFreeAgent(Agent):
             if done:
                 break
         misses = sum(block.misses for block in self.blocks)
-        self._stats.qp_fallbacks += misses
+        self._stats.count("qp_fallbacks", misses)
         self.regions = None
         if not misses and all(block.region is not None for block in self.blocks):
             combination = tuple(block.region for block in self.blocks)
@@ -406,44 +405,3 @@ class IterationFreeAgent(Agent):
         cost = float(error @ self._cost_weight @ error)   # own_cost.trajectory for the constant reference, at once
         return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration, states=states, inputs=inputs,
                     cost=cost, feasible=self.solved, converged=final, final=final)
-
-
-# -- builders (registered in factory.SCHEMES) ---------------------------------------------------------------------
-def explicit_block(request: AgentRequest, agent: int) -> ExplicitBlock:
-    design = request.design
-    block = design.block(agent, "plant", "affected", request.backend)
-    return ExplicitBlock(block, design.explicit.laws[agent], design.explicit.settings.point_location)
-
-
-def explicit_iterative_agent(request: AgentRequest) -> Agent:
-    i = request.agent_id
-    return ExplicitIterativeAgent(i, explicit_block(request, i), request.design.terminal_gain(),
-                                  jacobi_weight(request), request.stopping,
-                                  wegstein=request.design.explicit.settings.wegstein)
-
-
-def iteration_free_agent(request: AgentRequest, neighbours: str) -> Agent:
-    """IF-mpDiMPC (neighbours = "hyperplane") or FACET-DiMPC (neighbours = "facet")."""
-    design, M = request.design, request.design.system.num_agents
-    blocks = [explicit_block(request, j) for j in range(M)]
-    adjacency = [getattr(law.solution, f"{neighbours}_neighbours") for law in design.explicit.laws]
-    return IterationFreeAgent(request.agent_id, blocks, adjacency, design.system, design.terminal_gain(),
-                              jacobi_weight(request), request.stopping, design.explicit.settings,
-                              design.input_guard(request.agent_id))
-
-
-def explicit_check(design, weights: list[float] | None) -> str | None:
-    """Why the explicit schemes cannot run this design (None if they can)."""
-    if design.collision is not None:
-        return "its laws are computed offline, and the separating half-planes change every step"
-    if design.tubes is not None:
-        return "tube mode adds rows that change every step (plan compatibility) and a nominal state; use jacobi"
-    if weights is not None and abs(sum(weights) - 1.0) > 1e-9:
-        return f"its weights form the convex combination (7) and must sum to 1, got sum {sum(weights):.6g}"
-    if not design.reference.is_constant:
-        return "its laws are computed offline for one setpoint, and this design's reference changes over time"
-    if design.explicit is None:
-        return "no explicit solution is loaded: build it with `dmpc explicit build <scenario>`"
-    if len(design.explicit.laws) != design.system.num_agents:
-        return f"{len(design.explicit.laws)} explicit laws were loaded for {design.system.num_agents} agents"
-    return None

@@ -1,44 +1,31 @@
-"""Build the agents of a coordination algorithm from one controller design (model, cost, horizon)."""
+"""The controller design of a linear network (model, cost, horizon) and the scheme-generic builders of agents:
+the scheme is looked up in the registry (coordination/scheme.py) and checked on `design.problem()`; nothing here
+names one."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from scipy.linalg import block_diag
 
-from ..models.linear import CoupledLinearSystem, PolytopicConstraint, Subsystem
+from ..models.linear import CouplingTerm, CoupledLinearSystem, PolytopicConstraint, Subsystem
 from ..mpc.agent_problem import AgentBlockQP
-from ..models.linear import CouplingTerm
+from ..mpc.condensed import CondensedProblem, PlantPrediction, QuadraticCost
 from ..mpc.explicit_law import ExplicitLaws
-from ..mpc.condensed import CondensedProblem, PlantPrediction, QuadraticCost, objective_couplings
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
 from ..mpc.tubes import TubeFamily
 from ..progress import counted, report
-from .admm import AdmmAgent, AdmmSettings
 from .base import Agent, StoppingRule
 from .centralized import CentralizedController
-from .block_agent import BlockUpdateAgent
 from .collision import CollisionAvoidance
 from .consensus import CentreConsensus, CentreConsensusAgent
-from .decentralized import DecentralizedAgent
-from .explicit import explicit_check, explicit_iterative_agent, iteration_free_agent
+from .dual_decomposition import dual_step_size, shared_constraint_maps
 from .safe_input import InputGuard
-from .scheme import AgentRequest, Scheme, jacobi_weight
+from .scheme import AgentRequest, Problem, scheme_names, scheme_of
 from .tube import TubeAgent
-from .dual_decomposition import DualDecompositionAgent, check_decoupled, dual_step_size, shared_constraint_maps
-
-
-
-def scheme_conflict(system: CoupledLinearSystem, algorithm: str) -> str | None:
-    """Why `algorithm` cannot honour this problem (None if it can)."""
-    if system.shared_input_constraint is not None and not SCHEMES[algorithm].shared_constraint:
-        honouring = ", ".join(name for name, traits in SCHEMES.items() if traits.shared_constraint)
-        return (f"the model has a constraint shared by all agents' inputs ({system.shared_input_constraint.h.size} "
-                f"rows on the stacked u), which {algorithm} ignores, so its agents would break it; use one of "
-                f"{honouring}")
-    return None
 
 
 @dataclass(frozen=True)
@@ -59,19 +46,35 @@ class ControllerDesign:
     applied_limits: tuple[Subsystem, ...] | None = None   # the plant's own sets when `system`'s are tightened
     explicit: ExplicitLaws | None = None     # every agent's multiparametric solution (explicit schemes)
 
+    nonlinear = False   # builds agents with Scheme.build_linear (class attribute, not a field)
+
     def agents(self, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
-               weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings()) -> list[Agent]:
+               weights: list[float] | None = None, scheme_settings: Any = None) -> list[Agent]:
         """Every agent of `algorithm` (the simulator's; a nonlinear design offers the same)."""
-        return build_agents(self, algorithm, stopping, backend, weights, admm)
+        return build_agents(self, algorithm, stopping, backend, weights, scheme_settings)
 
     def agent(self, algorithm: str, agent_id: int, stopping: StoppingRule, backend: str = "daqp",
-              weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings()) -> Agent:
+              weights: list[float] | None = None, scheme_settings: Any = None) -> Agent:
         """Agent `agent_id` of `algorithm` (what one ROS agent node builds)."""
-        return build_agent(self, algorithm, agent_id, stopping, backend, weights, admm)
+        return build_agent(self, algorithm, agent_id, stopping, backend, weights, scheme_settings)
+
+    def controllers(self, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
+                    weights: list[float] | None = None, scheme_settings: Any = None) -> list:
+        """What runs the plant under `algorithm`: its agents, or the one controller of a scheme that does not run
+        as agents (the centralized scheme's builder)."""
+        return build_controllers(self, algorithm, stopping, backend, weights, scheme_settings)
 
     def centralized(self) -> CentralizedController:
         """The centralized MPC as a controller (the reference and the `centralized` scheme)."""
         return CentralizedController(self)
+
+    def problem(self, weights: list[float] | None = None) -> Problem:
+        """What a scheme's applicability check sees of this design (coordination/scheme.Problem)."""
+        return Problem(self.system, self.horizon, collision=self.collision is not None,
+                       tube_mode=self.tubes is not None,
+                       compatibility=None if self.tubes is None else self.tubes.compatibility,
+                       constant_reference=self.reference.is_constant,
+                       weights=None if weights is None else tuple(weights))
 
     def input_guard(self, agent: int) -> InputGuard:
         """What the agent's applied input must satisfy: the plant's own input set (untightened in tube mode)."""
@@ -80,7 +83,7 @@ class ControllerDesign:
     def for_algorithm(self, algorithm: str) -> "ControllerDesign":
         """The design `algorithm` solves: what the scheme needs is set here (ADMM: the separable terminal cost),
         so its centralized reference, built from the same design, solves the same problem."""
-        if SCHEMES[algorithm].separable_terminal_cost and not self.separable_terminal_cost:
+        if scheme_of(algorithm).separable_terminal_cost and not self.separable_terminal_cost:
             return replace(self, separable_terminal_cost=True)
         return self
 
@@ -199,21 +202,36 @@ class ControllerDesign:
 
 
 def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
-                 weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings(),
+                 weights: list[float] | None = None, scheme_settings: Any = None,
                  tubes: TubeFamily | None = None) -> list[Agent]:
     """Agents of `algorithm`, one per subsystem (in-process simulation); each builds its own neighbourhood
     problem. `tubes` (inner agents of tube mode) carries the plan-compatibility bounds."""
     check_algorithm(design, algorithm, weights)
     design = design.for_algorithm(algorithm)
     if design.centre_consensus is not None:   # outermost: the agents inside work in the agreed frame
-        inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, admm, tubes)
+        inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, scheme_settings, tubes)
         return [wrap_in_consensus(design, agent) for agent in inner]
     if design.tubes is not None:
-        inner = build_agents(replace(design, tubes=None), algorithm, stopping, backend, weights, admm, design.tubes)
+        inner = build_agents(replace(design, tubes=None), algorithm, stopping, backend, weights, scheme_settings,
+                             design.tubes)
         return [wrap_in_tube(design, agent) for agent in inner]
     M = design.system.num_agents
-    return [build_agent(design, algorithm, i, stopping, backend, weights, admm, tubes)
+    return [build_agent(design, algorithm, i, stopping, backend, weights, scheme_settings, tubes)
             for i in counted(f"building the {algorithm} agents", range(M), M)]
+
+
+def build_controllers(design, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
+                      weights: list[float] | None = None, scheme_settings: Any = None) -> list:
+    """The agents of `algorithm`, or (a scheme that does not run as agents) its one controller of the plant; for
+    a ControllerDesign or a NonlinearDesign alike."""
+    scheme = scheme_of(algorithm)
+    if scheme.runs_as_agents:
+        return design.agents(algorithm, stopping, backend, weights, scheme_settings)
+    design = design.for_algorithm(algorithm)
+    reason = scheme.refusal(design.problem(weights))
+    if reason:
+        raise ValueError(f"algorithm '{algorithm}' is not allowed here: {reason}")
+    return [build_agent_of(design, algorithm, 0, stopping, backend, weights, scheme_settings)]
 
 
 def wrap_in_tube(design: ControllerDesign, agent: Agent) -> Agent:
@@ -227,110 +245,40 @@ def wrap_in_consensus(design: ControllerDesign, agent: Agent) -> Agent:
     return CentreConsensusAgent(agent, design.centre_consensus, design.horizon, sub.n_u)
 
 
-def check_algorithm(design: ControllerDesign, algorithm: str, weights: list[float] | None) -> None:
-    """Raise ValueError naming what is wrong with the algorithm choice or its convex-combination weights."""
-    M = design.system.num_agents
-    distributed = tuple(a for a, scheme in SCHEMES.items() if scheme.build is not None)
-    if SCHEMES[algorithm].nonlinear_only if algorithm in SCHEMES else False:
-        raise ValueError(f"algorithm '{algorithm}' is not allowed here: it needs a nonlinear model (model.type "
-                         f"nonlinear)")
-    if algorithm not in distributed:
-        raise ValueError(f"algorithm '{algorithm}' has no agents: allowed {', '.join(distributed)}")
-    conflict = scheme_conflict(design.system, algorithm)
-    if conflict:
-        raise ValueError(f"algorithm '{algorithm}' is not allowed here: {conflict}")
-    if weights is not None and (len(weights) != M or any(w <= 0 for w in weights)):
-        raise ValueError(f"weights must be {M} positive numbers, got {weights}")
-    check = SCHEMES[algorithm].check
-    reason = check(design, weights) if check is not None else None
+def check_algorithm(design, algorithm: str, weights: list[float] | None) -> None:
+    """Raise ValueError naming what is wrong with the algorithm choice on this design (a ControllerDesign or a
+    NonlinearDesign): no agents, a problem the scheme cannot honour, bad convex-combination weights."""
+    scheme = scheme_of(algorithm)
+    if not scheme.runs_as_agents:
+        raise ValueError(f"algorithm '{algorithm}' has no agents (one controller runs the whole plant): allowed "
+                         f"{', '.join(scheme_names(runs_as_agents=True))}")
+    reason = scheme.refusal(design.problem(weights))
     if reason:
         raise ValueError(f"algorithm '{algorithm}' is not allowed here: {reason}")
 
 
 def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stopping: StoppingRule,
-                backend: str = "daqp", weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings(),
+                backend: str = "daqp", weights: list[float] | None = None, scheme_settings: Any = None,
                 tubes: TubeFamily | None = None) -> Agent:
     """The agent `agent_id` of `algorithm` (what one ROS agent node builds for itself)."""
     check_algorithm(design, algorithm, weights)
     design = design.for_algorithm(algorithm)
     if design.centre_consensus is not None:
-        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights, admm, tubes)
+        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights,
+                            scheme_settings, tubes)
         return wrap_in_consensus(design, inner)
     if design.tubes is not None:
-        inner = build_agent(replace(design, tubes=None), algorithm, agent_id, stopping, backend, weights, admm,
-                            design.tubes)
+        inner = build_agent(replace(design, tubes=None), algorithm, agent_id, stopping, backend, weights,
+                            scheme_settings, design.tubes)
         return wrap_in_tube(design, inner)
-    return SCHEMES[algorithm].build(AgentRequest(design, agent_id, stopping, backend, weights, admm, tubes))
+    return build_agent_of(design, algorithm, agent_id, stopping, backend, weights, scheme_settings, tubes)
 
 
-# -- the built-in schemes -----------------------------------------------------------------------------------------
-def block_update_agent(request: AgentRequest, objective: str, constraints: str, weight: float,
-                       sequential: bool) -> BlockUpdateAgent:
-    """A block-update agent (Jacobi, Gauss-Seidel, non-cooperative) on its neighbourhood's block problem."""
-    design, agent_id, tubes = request.design, request.agent_id, request.tubes
-    order = list(range(design.system.num_agents)) if sequential else None
-    block = design.block(agent_id, objective, constraints, request.backend)
-    required = None if design.collision is None else \
-        block.interacting_agents() | design.collision.partners(agent_id)
-    return BlockUpdateAgent(agent_id, block, design.terminal_gain(), weight, request.stopping, order=order,
-                            required_plans=required, collision=design.collision,
-                            compatibility=None if tubes is None else tubes.compatibility)
-
-
-def jacobi_check(design: ControllerDesign, weights: list[float] | None) -> str | None:
-    if weights is not None and abs(sum(weights) - 1.0) > 1e-9:
-        return f"cooperative Jacobi weights must sum to 1 (convex combination), got sum {sum(weights):.6g}"
-    return None
-
-
-def decentralized_agent(request: AgentRequest) -> Agent:
-    block = request.design.block(request.agent_id, "own", "own", request.backend)
-    return DecentralizedAgent(request.agent_id, block, request.design.terminal_gain(), 1.0,
-                              StoppingRule(1, request.stopping.tolerance), required_plans=set())
-
-
-def decentralized_check(design: ControllerDesign, weights: list[float] | None) -> str | None:
-    if design.collision is not None:
-        return ("it cannot keep robots apart: the separating half-planes need the neighbours' plans; allowed here: "
-                "noncooperative (own cost, plans exchanged) or a cooperative scheme")
-    return None
-
-
-def admm_agent(request: AgentRequest) -> Agent:
-    design = request.design
-    uncovered = objective_couplings(design.system, design.separable_remainder())
-    if uncovered:
-        raise ValueError(f"algorithm 'admm' needs every objective coupling given as a positive semidefinite pair "
-                         f"term (ControllerDesign.coupling_terms); the cost couples agents "
-                         f"{', '.join(f'{i}–{j}' for i, j in uncovered[:4])} without one")
-    return AdmmAgent(request.agent_id, design, request.stopping, request.admm, request.backend)
-
-
-def dual_decomposition_agent(request: AgentRequest) -> Agent:
-    design = request.design
-    maps, bound = shared_constraint_maps(design)
-    check_decoupled(design)
-    local = design.local_design(request.agent_id)
-    block = local.block(0, "plant", "affected", request.backend)
-    return DualDecompositionAgent(request.agent_id, block, local.terminal_gain(), request.stopping, maps, bound,
-                                  design.dual_step_size)
-
-
-SCHEMES: dict[str, Scheme] = {
-    "centralized": Scheme(None, shared_constraint=True),
-    "decentralized": Scheme(decentralized_agent, check=decentralized_check),
-    "noncooperative": Scheme(lambda r: block_update_agent(r, "own", "own", 1.0, False)),
-    "jacobi": Scheme(lambda r: block_update_agent(r, "plant", "affected", jacobi_weight(r), False),
-                     shared_constraint=True, check=jacobi_check),
-    "gauss_seidel": Scheme(lambda r: block_update_agent(r, "plant", "affected", 1.0, True), shared_constraint=True),
-    "admm": Scheme(admm_agent, separable_terminal_cost=True),
-    "dual_decomposition": Scheme(dual_decomposition_agent, shared_constraint=True),
-    "explicit_iterative": Scheme(explicit_iterative_agent, shared_constraint=True, check=explicit_check,
-                                 offline=True),
-    "explicit_iteration_free": Scheme(lambda r: iteration_free_agent(r, "hyperplane"), shared_constraint=True,
-                                      check=explicit_check, offline=True),
-    "explicit_facet": Scheme(lambda r: iteration_free_agent(r, "facet"), shared_constraint=True,
-                             check=explicit_check, offline=True),
-    "sensitivity": Scheme(None, nonlinear_only=True),   # coordination/nonlinear.py builds its agents
-}
-ALGORITHMS = tuple(SCHEMES)
+def build_agent_of(design, algorithm: str, agent_id: int, stopping: StoppingRule, backend: str = "daqp",
+                   weights: list[float] | None = None, scheme_settings: Any = None,
+                   tubes: TubeFamily | None = None) -> Agent:
+    """The scheme's builder for this design's kind (linear or nonlinear), given the scheme's settings (its defaults
+    when None); the design is already set up for the scheme and checked."""
+    scheme = scheme_of(algorithm)
+    request = AgentRequest(design, agent_id, stopping, backend, weights, scheme.settings(scheme_settings), tubes)
+    return scheme.build(request, design.nonlinear)

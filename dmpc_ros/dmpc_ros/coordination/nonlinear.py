@@ -2,11 +2,11 @@
 
 `NonlinearDesign` offers what a driver asks of a `ControllerDesign` (agents by scheme name, the centralized
 controller, plan records: assemble, predict, costs) so the simulator and the ROS nodes run it unchanged. Its
-schemes are found by name in `NONLINEAR_SCHEMES`; a linear scheme is refused with the reason.
+agents come from the schemes' nonlinear builders (coordination/scheme.py); a scheme without one is refused with
+its reason.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -17,9 +17,12 @@ from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearNetwork
 from ..mpc.nonlinear_ocp import OptimalControlProblem, SolverSettings
 from ..mpc.reference import ReferenceTrajectory
-from .admm import AdmmSettings
+from typing import Any
+
 from .base import Agent, StepStatistics, StoppingRule
+from .factory import build_agent_of, build_controllers, check_algorithm
 from .safe_input import InputGuard
+from .scheme import Problem
 
 
 @dataclass(frozen=True)
@@ -77,25 +80,27 @@ class NonlinearDesign:
     def input_guard(self, agent: int) -> InputGuard:
         return InputGuard.of(self.system.subsystems[agent])
 
-    def check(self, algorithm: str) -> None:
-        """ValueError with the reason if `algorithm` cannot run on a nonlinear network."""
-        if algorithm not in NONLINEAR_SCHEMES:
-            allowed = ", ".join(NONLINEAR_SCHEMES)
-            reason = REFUSED.get(algorithm, "it solves QPs of a linear model")
-            raise ValueError(f"algorithm '{algorithm}' is not allowed for a nonlinear model: {reason}; allowed: "
-                             f"{allowed}")
+    nonlinear = True    # builds agents with Scheme.build_nonlinear (class attribute, not a field)
+
+    def problem(self, weights: list[float] | None = None) -> Problem:
+        """What a scheme's applicability check sees of this design (coordination/scheme.Problem)."""
+        return Problem(self.system, self.horizon, nonlinear=True,
+                       constant_reference=self.reference.is_constant,
+                       weights=None if weights is None else tuple(weights))
 
     def agents(self, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
-               weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings()) -> list[Agent]:
-        return [self.agent(algorithm, i, stopping, backend, weights, admm) for i in range(self.network.num_agents)]
+               weights: list[float] | None = None, scheme_settings: Any = None) -> list[Agent]:
+        return [self.agent(algorithm, i, stopping, backend, weights, scheme_settings)
+                for i in range(self.network.num_agents)]
 
     def agent(self, algorithm: str, agent_id: int, stopping: StoppingRule, backend: str = "daqp",
-              weights: list[float] | None = None, admm: AdmmSettings = AdmmSettings()) -> Agent:
-        self.check(algorithm)
-        build = NONLINEAR_SCHEMES[algorithm]
-        if build is None:
-            raise ValueError(f"algorithm '{algorithm}' has no agents")
-        return build(self, agent_id, stopping, admm)
+              weights: list[float] | None = None, scheme_settings: Any = None) -> Agent:
+        check_algorithm(self, algorithm, weights)
+        return build_agent_of(self, algorithm, agent_id, stopping, backend, weights, scheme_settings)
+
+    def controllers(self, algorithm: str, stopping: StoppingRule, backend: str = "daqp",
+                    weights: list[float] | None = None, scheme_settings: Any = None) -> list:
+        return build_controllers(self, algorithm, stopping, backend, weights, scheme_settings)
 
     def centralized(self) -> "CentralizedNMPC":
         return CentralizedNMPC(self)
@@ -217,24 +222,3 @@ class CentralizedNMPC:
         self.statistics.input_source = ("solved" if self._solved else "candidate") if rule == "plan" else rule
         return u
 
-
-def sensitivity_agent(design: NonlinearDesign, agent_id: int, stopping: StoppingRule, admm: AdmmSettings) -> Agent:
-    from .sensitivity import SensitivityAgent
-
-    return SensitivityAgent(agent_id, design, stopping)
-
-
-def admm_agent(design: NonlinearDesign, agent_id: int, stopping: StoppingRule, admm: AdmmSettings) -> Agent:
-    from .nonlinear_admm import NonlinearAdmmAgent
-
-    return NonlinearAdmmAgent(agent_id, design, stopping, admm)
-
-
-NONLINEAR_SCHEMES: dict[str, Callable | None] = {"centralized": None, "sensitivity": sensitivity_agent,
-                                                 "admm": admm_agent}
-REFUSED = {
-    "jacobi": "cooperative Jacobi's descent and feasibility argument (Stewart, Wright & Rawlings 2011) needs each "
-              "agent to predict the whole plant's cost of its own inputs through the whole nonlinear model; "
-              "sensitivity reaches the same optimum with neighbour-to-neighbour data",
-    "gauss_seidel": "as for jacobi, each agent would need the whole nonlinear model; use sensitivity",
-}

@@ -1,88 +1,162 @@
-"""What the scheme registry (factory.SCHEMES) holds per scheme, and what a scheme's builder is given.
+"""Coordination schemes: the plugin seam of the controller (`controller.algorithm`).
 
-The builders see the design through `LinearDesign`, the part of factory.ControllerDesign they read: declared here,
-below factory, because factory imports this module (the registry is made of these records)."""
+A scheme is one `Scheme` object: its name, the parser of its own settings section (`controller.<section>`), its
+applicability check (which problems it can honour, with the reason when it cannot), its builders (one agent of a
+linear design, one agent of a nonlinear design) and the counters its agents report. Schemes are found by name: the
+modules of `dmpc_ros.schemes` that define `SCHEMES` (a tuple of Scheme), then the Python entry points of group
+`dmpc_ros.schemes` (a Scheme or a tuple of them), so a user's package adds one without editing dmpc_ros; a plugin
+that fails to import is named when its scheme is asked for. Nothing here, and nothing that uses the registry,
+knows any scheme by name.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
-import numpy as np
+from ..models.linear import CoupledLinearSystem
+from ..mpc.tubes import PlanCompatibility, TubeFamily
+from ..plugins import discover
+from .base import StoppingRule
 
-from ..models.linear import CoupledLinearSystem, CouplingTerm
-from ..mpc.agent_problem import AgentBlockQP
-from ..mpc.condensed import QuadraticCost
-from ..mpc.explicit_law import ExplicitLaws
-from ..mpc.parallel_step import ParallelStepBounds
-from ..mpc.reference import ReferenceTrajectory
-from ..mpc.tubes import TubeFamily
-from .admm import AdmmSettings
-from .base import Agent, StoppingRule
-from .collision import CollisionAvoidance
-from .safe_input import InputGuard
+ENTRY_POINT_GROUP = "dmpc_ros.schemes"
+BUILTIN_PACKAGE = "dmpc_ros.schemes"
 
 
-class LinearDesign(Protocol):
-    """What a scheme's builder and check read of the controller design (factory.ControllerDesign has it all)."""
+@dataclass(frozen=True)
+class Problem:
+    """What a scheme's applicability check sees of a problem: at load time from the scenario, at build time from
+    the design (`ControllerDesign.problem`, `NonlinearDesign.problem`), so both refuse alike."""
 
-    system: CoupledLinearSystem
-    Q: np.ndarray
+    system: CoupledLinearSystem          # the prediction model (a nonlinear model's linearization)
     horizon: int
-    reference: ReferenceTrajectory
-    coupling_terms: tuple[CouplingTerm, ...]
-    collision: CollisionAvoidance | None
-    tubes: TubeFamily | None
-    explicit: ExplicitLaws | None
-
-    @property
-    def parallel_step(self) -> ParallelStepBounds: ...
-
-    @property
-    def dual_step_size(self) -> float: ...
-
-    def block(self, agent: int, objective: str, constraints: str, backend: str) -> AgentBlockQP: ...
-
-    def terminal_gain(self) -> np.ndarray: ...
-
-    def cost(self) -> QuadraticCost: ...
-
-    def separable_remainder(self) -> np.ndarray: ...
-
-    def local_design(self, agent: int) -> LinearDesign: ...
-
-    def input_guard(self, agent: int) -> InputGuard: ...
+    nonlinear: bool = False              # a NonlinearNetwork: the scheme needs a nonlinear builder
+    collision: bool = False              # agents keep apart by half-planes from the neighbours' plans, every step
+    tube_mode: bool = False              # robust: tightened nominal problem, ancillary feedback (controller.robust)
+    compatibility: PlanCompatibility | None = None   # tube mode's plan-compatibility bounds (controller.tube)
+    constant_reference: bool = True
+    weights: tuple[float, ...] | None = None   # controller.weights (convex-combination weights), None: structural
 
 
 @dataclass(frozen=True)
 class AgentRequest:
-    """What a scheme's builder gets: the design (already set up for the scheme) and the run's settings."""
+    """What a scheme's builder gets: the design (already set up for the scheme), the agent and the run's settings;
+    `settings` is the scheme's own settings object (what its parser returned), opaque to everything else."""
 
-    design: LinearDesign
+    design: Any                          # a ControllerDesign or a NonlinearDesign
     agent_id: int
     stopping: StoppingRule
     backend: str = "daqp"
     weights: list[float] | None = None
-    admm: AdmmSettings = AdmmSettings()
-    tubes: TubeFamily | None = None
+    settings: Any = None
+    tubes: TubeFamily | None = None      # inner agents of tube mode: the plan-compatibility bounds
+
+
+@dataclass(frozen=True)
+class OfflinePart:
+    """A scheme's work before a run (the explicit schemes' laws): `build(design)` computes and stores it (`dmpc
+    explicit build`); `load(design, settings, source)` returns the design with it, or refuses with the command."""
+
+    build: Callable[[Any], Any]
+    load: Callable[[Any, Any, str], Any]
 
 
 @dataclass(frozen=True)
 class Scheme:
-    """A coordination scheme, found by name in SCHEMES: how one agent is built, what it needs, what it honours."""
+    """One coordination scheme (module docstring). Hooks left None mean: no settings, no check, no such agent."""
 
-    build: Callable[[AgentRequest], Agent] | None   # None: no agents (the centralized controller)
-    separable_terminal_cost: bool = False   # splits the cost by agent: terminal cost Σ x_i,N' P_ii x_i,N
-    shared_constraint: bool = False         # keeps a constraint shared by all agents' inputs
-    check: Callable[[LinearDesign, list[float] | None], str | None] | None = None   # why not here
-    offline: bool = False                   # needs laws solved offline (ControllerDesign.explicit)
-    nonlinear_only: bool = False            # runs on nonlinear models only (coordination/nonlinear.py)
+    name: str
+    summary: str                                                  # one line, for listings
+    build_linear: Callable[[AgentRequest], Any] | None = None     # an Agent (the centralized scheme: its controller)
+    build_nonlinear: Callable[[AgentRequest], Any] | None = None
+    runs_as_agents: bool = True            # False: one controller for the whole plant (the centralized scheme)
+    settings_section: str | None = None    # its section of `controller:` (several schemes may share one)
+    parse_settings: Callable[[dict], Any] | None = None   # section mapping → settings (ScenarioError naming the key)
+    check: Callable[[Problem], str | None] | None = None  # why it cannot honour the problem (None: it can)
+    check_settings: Callable[[dict, Problem], str | None] | None = None   # a given setting it would not honour
+    counters: Mapping[str, str] = field(default_factory=dict)   # what its agents count per step: name → meaning
+    separable_terminal_cost: bool = False  # splits the cost by agent: terminal cost Σ x_i,N' P_ii x_i,N
+    offline: OfflinePart | None = None
+    linear_refusal: str = "it needs a nonlinear model (model.type nonlinear)"
+    nonlinear_refusal: str = "it solves QPs of a linear model"
+
+    def settings(self, given: Any = None) -> Any:
+        """The settings its builders get: the given ones, else those of an empty section (None without settings)."""
+        if self.parse_settings is None:
+            return None
+        return self.parse_settings({}) if given is None else given
+
+    def refusal(self, problem: Problem) -> str | None:
+        """Why this scheme cannot run `problem` (None if it can): a missing builder, then its own check."""
+        if problem.nonlinear and self.build_nonlinear is None:
+            return self.nonlinear_refusal
+        if not problem.nonlinear and self.build_linear is None:
+            return self.linear_refusal
+        if problem.weights is not None and (len(problem.weights) != problem.system.num_agents
+                                            or any(w <= 0 for w in problem.weights)):
+            return f"weights must be {problem.system.num_agents} positive numbers, got {list(problem.weights)}"
+        return self.check(problem) if self.check is not None else None
+
+    def build(self, request: AgentRequest, nonlinear: bool) -> Any:
+        builder = self.build_nonlinear if nonlinear else self.build_linear
+        return builder(request)
 
 
-def jacobi_weight(request: AgentRequest) -> float:
-    """The agent's convex-combination weight: the given one, else the structural step (mpc/parallel_step.py)."""
-    if request.weights is not None:
-        return request.weights[request.agent_id]
-    tubes = request.tubes
-    per_step_rows = request.design.collision is not None or (tubes is not None and tubes.compatibility is not None)
-    return request.design.parallel_step.weight(per_step_rows)
+_SCHEMES: dict[str, Scheme] = {}
+_BROKEN: dict[str, str] = {}   # entry point name → why its plugin failed to import
+
+
+def register_scheme(scheme: Scheme) -> Scheme:
+    """Add a scheme by its name (also how tests register one in-process); another object of a taken name is refused."""
+    if not isinstance(scheme, Scheme) or not scheme.name:
+        raise TypeError(f"{scheme!r} is not a named Scheme")
+    known = _SCHEMES.get(scheme.name)
+    if known is not None and known is not scheme:
+        raise ValueError(f"coordination scheme '{scheme.name}' is registered twice")
+    _SCHEMES[scheme.name] = scheme
+    return scheme
+
+
+def _register_all(found: object) -> None:
+    for scheme in (found if isinstance(found, (tuple, list)) else (found,)):
+        register_scheme(scheme)
+
+
+@cache
+def _load() -> None:
+    """Once per process: the built-in schemes (modules of dmpc_ros.schemes with SCHEMES), then the entry points."""
+    _BROKEN.update(discover(BUILTIN_PACKAGE, "SCHEMES", ENTRY_POINT_GROUP, _register_all))
+
+
+def scheme_names(runs_as_agents: bool | None = None) -> tuple[str, ...]:
+    """Every registered scheme's name (registration order), or those that do / do not run as agents."""
+    _load()
+    return tuple(name for name, s in _SCHEMES.items() if runs_as_agents is None or s.runs_as_agents == runs_as_agents)
+
+
+def scheme_of(name: object) -> Scheme:
+    """The scheme called `name`, or a ValueError listing the known ones (naming a plugin that failed to load)."""
+    _load()
+    if isinstance(name, str) and name in _SCHEMES:
+        return _SCHEMES[name]
+    if isinstance(name, str) and name in _BROKEN:
+        raise ValueError(f"algorithm: '{name}' is registered but its plugin failed to load ({_BROKEN[name]})")
+    raise ValueError(f"algorithm: {name!r} is not allowed: must be one of {', '.join(scheme_names())} (more through "
+                     f"entry points of group {ENTRY_POINT_GROUP})")
+
+
+def allowed_for(problem: Problem) -> tuple[str, ...]:
+    """The schemes that can run `problem` (what a refusal suggests instead)."""
+    return tuple(name for name in scheme_names() if _SCHEMES[name].refusal(problem) is None)
+
+
+def settings_sections() -> dict[str, Scheme]:
+    """Each settings section of `controller:` → the first scheme that declares it (whose parser validates it)."""
+    sections: dict[str, Scheme] = {}
+    for name in scheme_names():
+        scheme = _SCHEMES[name]
+        if scheme.settings_section is not None:
+            sections.setdefault(scheme.settings_section, scheme)
+    return sections
+

@@ -38,6 +38,7 @@ class FormationFamily(ModelFamily):
     controller_fields = frozenset({"formation_weight", "tracking_weight", "velocity_weight", "input_weight",
                                    "consensus"})
     time_varying_reference = True
+    collision_avoidance = True   # the robots keep apart by half-planes from each other's plans (design_extras)
 
     def parse(self, model: dict, controller: dict, sample_time: float) -> FamilyParts:
         formation = parse_formation(section(model, "model.", "robots", required=True))
@@ -66,13 +67,6 @@ class FormationFamily(ModelFamily):
                                     f"than model.robots.min_distance {formation.min_distance} m (the collision "
                                     f"constraint would be violated from the first step)")
         return x0
-
-    def check_algorithm(self, parts: FamilyParts, algorithm: str) -> None:
-        """The collision half-planes come from the neighbours' plans: decentralized agents have none."""
-        if algorithm == "decentralized":
-            raise ScenarioError("controller.algorithm: decentralized is not allowed for a formation: without the "
-                                "neighbours' plans no agent can keep the robots apart (use noncooperative, jacobi, "
-                                "gauss_seidel or admm)")
 
     def reference(self, scenario, system: CoupledLinearSystem) -> ReferenceTrajectory:
         states, inputs = scenario.model.reference(scenario.family_settings.centre_path, scenario.sample_time,

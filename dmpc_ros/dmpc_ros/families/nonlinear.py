@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from scipy.linalg import block_diag
 
-from ..coordination.nonlinear import NONLINEAR_SCHEMES, REFUSED, NonlinearDesign
+from ..coordination.nonlinear import NonlinearDesign
 from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearNetwork, NonlinearPlant
@@ -27,6 +27,7 @@ SOLVER_FIELDS = {"method", "hessian", "max_iterations", "tolerance", "qp_backend
 
 class NonlinearFamily(ModelFamily):
     name = "nonlinear"
+    nonlinear = True
     model_fields = frozenset({"example", "parameters"})
     controller_fields = frozenset({"nonlinear"})
     initial_state_default = "setpoint"
@@ -78,14 +79,10 @@ class NonlinearFamily(ModelFamily):
         return ReferenceTrajectory(np.array([s[0] for s in samples]), np.array([s[1] for s in samples]))
 
     def check_model(self, scenario, system: CoupledLinearSystem) -> None:
-        """The scheme and settings a nonlinear model allows, references inside the limits, setpoints at steady
-        states of the true dynamics, and a stabilizable linearization at the first reference sample."""
+        """The settings a nonlinear model allows (the scheme's own checks ran with the scenario's), references
+        inside the limits, setpoints at steady states of the true dynamics, and a stabilizable linearization at the
+        first reference sample."""
         network: NonlinearNetwork = scenario.model
-        algorithm = scenario.controller.algorithm
-        if algorithm not in NONLINEAR_SCHEMES:
-            raise ScenarioError(f"controller.algorithm: {algorithm} is not allowed for model.type nonlinear: "
-                                f"{REFUSED.get(algorithm, 'it solves QPs of a linear model')}; allowed: "
-                                f"{', '.join(NONLINEAR_SCHEMES)}")
         if scenario.controller.robust != "nominal" or scenario.controller.terminal_set:
             raise ScenarioError("controller.robust / controller.terminal_set: not allowed for model.type nonlinear "
                                 "(tubes and terminal sets are built for linear models; the terminal cost is the "

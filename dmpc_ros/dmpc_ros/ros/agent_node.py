@@ -25,16 +25,16 @@ from visualization_msgs.msg import MarkerArray
 
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
-from ..coordination import ALGORITHMS, StoppingRule
+from ..coordination import StoppingRule
 from ..coordination.negotiator import (COUNTS, ApplyInput, DriveRobot, Negotiator, PublishPlan, RobotTiming,
                                        StepDone, StopRobot, Warn, WakeAt)
 from ..coordination.plan_book import STEPS_AHEAD
-from ..coordination.safe_input import INPUT_SOURCES
+from ..coordination.scheme import scheme_names, scheme_of
 from ..scenarios import ScenarioError
 from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import live_parameters, node_overrides, scenario_parameters
 from ..scenarios.source import scenario_from_parameters
-from .conversions import MalformedPlan, message_to_plan, plan_to_message
+from .conversions import MalformedPlan, message_to_plan, plan_to_message, status_message
 from .parameters import declare_parameters
 from .qos import CONTROL_QOS, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, plan_qos
 from .robot_link import STATE_MESSAGES, RobotLink
@@ -57,9 +57,10 @@ def scenario_of(values: dict):
         raise ValueError(f"parameter agent_id: {agent_id} is not allowed: "
                          f"the scenario has agents 0..{scenario.num_agents - 1}")
     overrides = node_overrides(values, "agent")
-    if overrides.get("algorithm", scenario.controller.algorithm) == "centralized":
-        raise ValueError("parameter algorithm: 'centralized' is not allowed for an agent node: "
-                         f"must be one of {', '.join(a for a in ALGORITHMS if a != 'centralized')}")
+    algorithm = overrides.get("algorithm", scenario.controller.algorithm)
+    if algorithm in scheme_names(runs_as_agents=False):   # one controller of the whole plant: no agents
+        raise ValueError(f"parameter algorithm: '{algorithm}' is not allowed for an agent node: "
+                         f"must be one of {', '.join(scheme_names(runs_as_agents=True))}")
     try:
         return scenario.with_overrides(**overrides)
     except ScenarioError as error:
@@ -146,7 +147,7 @@ class AgentNode(LifecycleNode):
         controller = scenario.controller
         self.agent = self.design.agent(self.algorithm, self.agent_id,
                                        StoppingRule(controller.max_iterations, controller.tolerance),
-                                       controller.solver, controller.weights, admm=controller.admm)
+                                       controller.solver, controller.weights, controller.scheme_settings)
         try:
             neighbours = list(self._parameter("neighbour_ids") or [])
         except rclpy.exceptions.ParameterUninitializedException:
@@ -350,21 +351,12 @@ class AgentNode(LifecycleNode):
         counts = done.counts
         for name, value in counts.items():
             self._totals[name] += value
-        stats = self.agent.statistics
         plan = self.agent.last_plan
-        slack = self.agent.constraint_margin()
-        message = AgentStatus(
-            agent_id=self.agent_id, step=done.step, iterations=stats.iterations,
-            solve_time=float(sum(stats.solve_times)), primal_residual=float(stats.primal_residual),
-            dual_residual=float(stats.dual_residual), cost=float(plan.cost),
-            constraint_margin=float(slack) if np.isfinite(slack) else 0.0, fallbacks=stats.fallbacks,
-            messages_missing=counts["missing"], messages_late=stats.messages_late + counts["late"],
-            messages_rejected=counts["rejected"] + stats.messages_rejected, infeasible_problems=stats.infeasible,
-            solver_failures=stats.solver_failures, input_source=INPUT_SOURCES.index(stats.input_source),
-            data_exchanges=stats.iterations, qp_fallbacks=stats.qp_fallbacks, full_searches=stats.full_searches,
-            iterative_fallbacks=stats.iterative_fallbacks, region_combinations=stats.combinations,
-            deadline_misses=counts["deadline_misses"], watchdog_stops=counts["watchdog_stops"])
-        message.header.stamp = self._stamp()
+        message = status_message(
+            self.agent_id, done.step, self.agent.statistics, plan, self.agent.constraint_margin(), self._stamp(),
+            messages_missing=counts["missing"], messages_late=counts["late"], messages_rejected=counts["rejected"],
+            deadline_misses=counts["deadline_misses"], watchdog_stops=counts["watchdog_stops"],
+            counters=scheme_of(self.algorithm).counters)
         self._outputs["status"].publish(message)
         if self.layout is not None and plan is not None:
             self._publish_scene(plan)

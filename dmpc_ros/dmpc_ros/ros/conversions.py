@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -57,6 +58,35 @@ def plan_to_message(plan, sample_time: float, stamp) -> "PredictedTrajectory":  
         message.algorithm_data = [float(v) for array in plan.data.values() for v in array.ravel()]
         message.algorithm_data_layout = ";".join(f"{name}={'x'.join(map(str, array.shape))}"
                                                  for name, array in plan.data.items())
+    return message
+
+
+def status_message(agent_id: int, step: int, statistics, plan, margin: float, stamp, *, messages_missing: int,
+                   messages_late: int = 0, messages_rejected: int = 0, deadline_misses: int = 0,
+                   watchdog_stops: int = 0, counters: Iterable[str] = ()) -> "AgentStatus":  # noqa: F821
+    """An agent's step as dmpc_ros_msgs/AgentStatus: the generic fields every scheme has from its StepStatistics,
+    final plan and constraint margin; the scheme's own counters by name (every name in `counters`, the scheme's
+    declared ones, 0 when not reported this step, so each is a continuous series; then any other reported); and what
+    the negotiator counts (plans missing past the deadline, late and rejected on arrival — added to the agent's —,
+    robot-mode deadline misses and stops)."""
+    from dmpc_ros_msgs.msg import AgentStatus
+
+    from ..coordination.safe_input import INPUT_SOURCES
+
+    reported, declared = statistics.counters, tuple(counters)
+    names = list(declared) + [name for name in reported if name not in declared]
+    message = AgentStatus(
+        agent_id=agent_id, step=step, iterations=statistics.iterations,
+        solve_time=float(sum(statistics.solve_times)), primal_residual=float(statistics.primal_residual),
+        dual_residual=float(statistics.dual_residual), cost=float(plan.cost),
+        constraint_margin=float(margin) if math.isfinite(margin) else 0.0, fallbacks=statistics.fallbacks,
+        messages_missing=messages_missing, messages_late=messages_late + statistics.messages_late,
+        messages_rejected=messages_rejected + statistics.messages_rejected,
+        infeasible_problems=statistics.infeasible, solver_failures=statistics.solver_failures,
+        input_source=INPUT_SOURCES.index(statistics.input_source), data_exchanges=statistics.iterations,
+        counter_names=names, counter_values=[float(reported.get(name, 0.0)) for name in names],
+        deadline_misses=deadline_misses, watchdog_stops=watchdog_stops)
+    message.header.stamp = stamp
     return message
 
 

@@ -135,6 +135,7 @@ def describe_reference_violation(system: CoupledLinearSystem, reference: Referen
                                 f"state constraint set: {violated}")
 
 
+# How large a set-up a scheme may start (a scheme's check estimates its own: schemes/block_update.py for jacobi)
 DENSE_RATE = 1e10          # [flop/s] n³ of a symmetric eigenvalue solve, measured on the 2-core CI machine
 SET_UP_LIMIT = 600.0       # [s] set-up estimated longer than this is refused before it starts
 MEMORY_SHARE = 0.8         # of the memory available now
@@ -149,21 +150,3 @@ def available_memory() -> float:
     except OSError:
         pass
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
-def check_set_up_size(system: CoupledLinearSystem, horizon: int, algorithm: str) -> None:
-    """Cooperative Jacobi's step bound needs the plant-wide dense condensed problem (Γ, H and a generalized
-    eigenvalue solve on N·n_u inputs); refuse, with the estimate, a plant for which that exceeds the memory
-    available or SET_UP_LIMIT, before the work starts. The other schemes stay local (mpc/neighbourhood.py)."""
-    if algorithm != "jacobi":
-        return
-    inputs, states = horizon * system.n_u, (horizon + 1) * system.n_x
-    memory = 8.0 * (inputs * states + 3 * inputs * inputs)   # Γ, H, the scaled H and the eigen solver's copy
-    seconds = 3.0 * inputs ** 3 / DENSE_RATE                 # Cholesky, reduction, one extreme eigenvalue
-    available = MEMORY_SHARE * available_memory()
-    if memory > available or seconds > SET_UP_LIMIT:
-        raise ScenarioError(
-            f"controller.algorithm: jacobi is not allowed for {system.num_agents} agents with horizon {horizon}: "
-            f"its step bound needs the plant-wide condensed problem ({inputs} inputs), about {memory / 1e9:.1f} GB "
-            f"and {seconds / 60:.0f} min of set-up here (limits: {available / 1e9:.1f} GB, "
-            f"{SET_UP_LIMIT / 60:.0f} min); use gauss_seidel or admm, whose agents stay local, or a shorter horizon")

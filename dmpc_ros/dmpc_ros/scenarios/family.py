@@ -8,26 +8,22 @@ so a user's package adds one without editing dmpc_ros. Nothing here knows any fa
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..coordination import ControllerDesign
-from ..coordination.factory import SCHEMES
 from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem, CouplingTerm, Subsystem
 from ..models.robot import UnicycleBase
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, check_stabilizable
 from ..mpc.tubes import TubeFamily
+from ..plugins import discover
 from ..progress import report
 from .checks import check_reference
 from .validation import ScenarioError
@@ -100,6 +96,8 @@ class ModelFamily(ABC):
     controller_fields: frozenset[str] = frozenset()   # the family's own keys of `controller:` (weights, setpoints)
     time_varying_reference: bool = False              # True: no terminal set (it is built around one setpoint)
     initial_state_default: object = None              # simulation.initial_state when absent (None: required)
+    nonlinear: bool = False             # its design is a NonlinearDesign: a scheme needs a nonlinear builder
+    collision_avoidance: bool = False   # its design keeps agents apart by half-planes from the neighbours' plans
 
     @abstractmethod
     def parse(self, model: dict, controller: dict, sample_time: float) -> FamilyParts:
@@ -123,10 +121,6 @@ class ModelFamily(ABC):
     def check_model(self, scenario: ScenarioView, system: CoupledLinearSystem) -> None:
         """Load-time checks of the prediction model and the reference (ScenarioError naming the field): a linear
         model must be stabilizable and detectable, its reference inside the sets and, if constant, a steady state."""
-        algorithm = scenario.controller.algorithm
-        if SCHEMES[algorithm].nonlinear_only:
-            raise ScenarioError(f"controller.algorithm: {algorithm} is not allowed for model.type {self.name}: it "
-                                f"needs a nonlinear model (model.type nonlinear)")
         report("checking stabilizability and detectability")
         try:
             check_stabilizable(*system.full_matrices(), scenario.controller.Q,
@@ -144,7 +138,9 @@ class ModelFamily(ABC):
         return scenario.model.discrete(scenario.sample_time, coupling_tolerance=0.0)
 
     def check_algorithm(self, scenario_parts: FamilyParts, algorithm: str) -> None:
-        """Raise ScenarioError (naming controller.algorithm) if the family cannot run `algorithm`."""
+        """Raise ScenarioError (naming controller.algorithm) if the family cannot run `algorithm` for a reason of
+        its own (what schemes honour is theirs to say: the traits above reach their checks through
+        coordination.scheme.Problem)."""
 
     def metrics(self, scenario: ScenarioView, x: np.ndarray, u: np.ndarray) -> dict:
         """Family-specific closed-loop figures for summary.json and the table; a `constraint_violation` entry (of
@@ -184,18 +180,10 @@ def register_family(family: ModelFamily) -> ModelFamily:
 
 @cache
 def _load() -> None:
-    """Once per process: the built-in families (modules of dmpc_ros.families with a FAMILY), then the entry points."""
-    for module in pkgutil.iter_modules(importlib.util.find_spec(BUILTIN_PACKAGE).submodule_search_locations):
-        found = getattr(importlib.import_module(f"{BUILTIN_PACKAGE}.{module.name}"), "FAMILY", None)
-        if found is not None:
-            register_family(found)
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = entry.load()
-        except Exception as error:   # a broken plugin must not hide the others; it is named when asked for
-            _BROKEN[entry.name] = f"{entry.value}: {type(error).__name__}: {error}"
-            continue
-        register_family(loaded() if isinstance(loaded, type) else loaded)
+    """Once per process: the built-in families (modules of dmpc_ros.families with a FAMILY), then the entry points
+    (a family object or its class)."""
+    _BROKEN.update(discover(BUILTIN_PACKAGE, "FAMILY", ENTRY_POINT_GROUP,
+                            lambda found: register_family(found() if isinstance(found, type) else found)))
 
 
 def family_names() -> tuple[str, ...]:

@@ -219,7 +219,7 @@ TABLE: tuple[Parameter, ...] = (
               "model", nodes=("agent",)),
     Parameter("iteration_timeout", float, 2.0, "wall-clock wait for neighbour plans per iteration before using "
               "their last plan [s]", nodes=("agent",), low=0.001, high=3600.0, live=True, flag="iteration-timeout",
-              commands=("run",)),
+              commands=("run",), launch=("scenario",)),
     Parameter("plan_qos", str, "reliable", "QoS of plan topics (see dmpc_ros.ros.qos)", nodes=("agent",),
               choices=PLAN_QOS, read_only=True),
     Parameter("heartbeat_period", float, 0.2, "period of the heartbeat the lifecycle manager monitors [s]",

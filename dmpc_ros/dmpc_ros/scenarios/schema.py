@@ -14,16 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from ..coordination import AdmmSettings, ControllerDesign, StoppingRule
-from ..coordination.factory import SCHEMES, scheme_conflict
+from ..coordination import ControllerDesign, StoppingRule
+from ..coordination.scheme import Problem, Scheme, allowed_for, scheme_names, scheme_of, settings_sections
 from ..models.linear import CoupledLinearSystem, CouplingTerm
-from ..mpc.explicit_law import POINT_LOCATIONS, ExplicitSettings
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, admissible_target, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
 from ..progress import report
-from . import explicit_cache
-from .checks import check_initial_state, check_nonempty_sets, check_set_up_size
+from .checks import check_initial_state, check_nonempty_sets
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .parameters import OVERRIDES, PARAMETERS
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
@@ -33,7 +31,7 @@ from .yaml_file import read_yaml
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 MAX_SAMPLE_TIME = 3600.0   # [s] model.sample_time above this (or inf) is refused
 COMMON_CONTROLLER_FIELDS = {"algorithm", "horizon", "max_iterations", "tolerance", "solver", "weights",
-                            "terminal_set", "admm", "robust", "tube", "explicit"}
+                            "terminal_set", "robust", "tube"}   # + the schemes' settings sections
 
 
 @dataclass(frozen=True)
@@ -49,8 +47,7 @@ class ControllerSettings:
     R: np.ndarray
     coupling_terms: tuple[CouplingTerm, ...] = ()  # Q's couplings as PSD pair terms (bidirectional platoon, formation)
     robust: str = "nominal"                        # nominal | tube (tube-based robust DMPC)
-    admm: AdmmSettings = AdmmSettings()
-    explicit: ExplicitSettings = ExplicitSettings()   # online settings of the explicit schemes
+    scheme_settings: Any = None   # the scheme's own settings (its parser's object for controller.<section>)
 
     @property
     def stopping(self) -> StoppingRule:
@@ -114,8 +111,9 @@ class Scenario:
                                   coupling_terms=self.controller.coupling_terms, collision=extras.collision,
                                   centre_consensus=extras.centre_consensus, tubes=self.tubes,
                                   applied_limits=limits)
-        if with_laws and SCHEMES[self.controller.algorithm].offline:   # solved offline (dmpc explicit build)
-            design = replace(design, explicit=explicit_cache.load(design, self.controller.explicit, self.source))
+        offline = scheme_of(self.controller.algorithm).offline
+        if with_laws and offline is not None:   # solved offline (dmpc explicit build)
+            design = offline.load(design, self.controller.scheme_settings, self.source)
         return self.family.controller_design(self, design.for_algorithm(self.controller.algorithm))
 
     def admissible_reference(self, model: CoupledLinearSystem, reference: ReferenceTrajectory) -> ReferenceTrajectory:
@@ -190,18 +188,7 @@ def parse_tube_faults(tube: dict, subsystems: list, settings: ControllerSettings
         check_number(bound, f"{name}.{key}", minimum=0.0, strict_minimum=True)
     compatibility = PlanCompatibility(D, tuple(np.array([value.get(s, np.inf) for s in row], float) for row in states),
                                       tuple(np.array([value.get(s, np.inf) for s in row], float) for row in inputs))
-    check_tube_algorithm(settings.algorithm, compatibility)
     return compatibility
-
-
-def check_tube_algorithm(algorithm: str, compatibility: PlanCompatibility) -> None:
-    """ADMM agents keep copies of their neighbours instead of shifted plans and add no compatibility rows: the
-    fault settings would promise a bound they do not enforce."""
-    if algorithm == "admm" and (compatibility.missed_steps or any(
-            np.any(np.isfinite(c)) for c in compatibility.state_change + compatibility.input_change)):
-        raise ScenarioError(f"controller.algorithm: admm is not allowed with controller.tube.missed_steps "
-                            f"{compatibility.missed_steps} / plan_change: its copies of a neighbour are not shifted "
-                            "plans and it adds no compatibility rows (use missed_steps 0 and no plan_change)")
 
 
 def build_tubes(plant_model, sample_time: float, coupling_tolerance: float, settings: ControllerSettings,
@@ -277,35 +264,6 @@ def parse_disturbance_bound(value: object, subsystems: list) -> np.ndarray:
     return np.asarray(rows, float)
 
 
-def parse_admm(admm: dict) -> AdmmSettings:
-    reject_unknown(admm, "controller.admm.", {"penalty", "over_relaxation", "residual_balancing", "balancing_interval",
-                                              "acceleration"})
-    defaults = AdmmSettings()
-    flags = {name: flag(admm, "controller.admm.", name, getattr(defaults, name))
-             for name in ("residual_balancing", "acceleration")}
-    return AdmmSettings(
-        penalty=number(admm, "controller.admm.", "penalty", default=defaults.penalty, minimum=0.0, strict_minimum=True),
-        over_relaxation=number(admm, "controller.admm.", "over_relaxation", default=defaults.over_relaxation,
-                               minimum=1.0, maximum=1.99),
-        balancing_interval=number(admm, "controller.admm.", "balancing_interval", default=defaults.balancing_interval,
-                                  minimum=1, maximum=1000, integer=True),
-        **flags,
-    )
-
-
-def parse_explicit(explicit: dict) -> ExplicitSettings:
-    """The explicit schemes' online settings (kept, unused, under other schemes: switching --algorithm to compare
-    with the QP DMPC must not need another file)."""
-    reject_unknown(explicit, "controller.explicit.", {"point_location", "max_combinations", "wegstein"})
-    defaults = ExplicitSettings()
-    return ExplicitSettings(
-        point_location=choice(explicit, "controller.explicit.", "point_location", POINT_LOCATIONS,
-                              default=defaults.point_location),
-        max_combinations=number(explicit, "controller.explicit.", "max_combinations",
-                                default=defaults.max_combinations, minimum=1, maximum=10_000_000, integer=True),
-        wegstein=parse_flag(explicit, "controller.explicit.", "wegstein", defaults.wegstein))
-
-
 def scenario_path(name_or_path: str) -> Path:
     """A YAML path as given, or config/<name>.yaml of the installed package."""
     candidate = Path(name_or_path)
@@ -361,11 +319,11 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
         sample_time = number(model, "model.", "sample_time", minimum=0.0, strict_minimum=True,
                              maximum=MAX_SAMPLE_TIME)
         coupling_tolerance = number(model, "model.", "coupling_tolerance", default=1e-6, minimum=0.0, maximum=1.0)
-        reject_unknown(controller, "controller.", COMMON_CONTROLLER_FIELDS | set(family.controller_fields))
+        reject_unknown(controller, "controller.", controller_fields(family))
         parts = family.parse(model, controller, sample_time)
     else:
         family = family_of(model)
-        reject_unknown(controller, "controller.", COMMON_CONTROLLER_FIELDS | set(family.controller_fields))
+        reject_unknown(controller, "controller.", controller_fields(family))
         parts = family.from_model(model)
         sample_time = float(model.sample_time)
         coupling_tolerance = float(getattr(model, "coupling_tolerance", 0.0))
@@ -383,8 +341,10 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     weights = controller.get("weights")
     if weights is not None:
         weights = per_agent(controller, "controller.", "weights", M, 1.0, minimum=0.0, strict_minimum=True)
+    scheme = parse_algorithm(controller)
+    scheme_sections = parse_scheme_sections(controller)
     settings = ControllerSettings(
-        algorithm=choice(controller, "controller.", "algorithm", PARAMETERS["algorithm"].choices),
+        algorithm=scheme.name,
         horizon=number(controller, "controller.", "horizon", **PARAMETERS["horizon"].bounds),
         max_iterations=number(controller, "controller.", "max_iterations", default=10,
                               **PARAMETERS["max_iterations"].bounds),
@@ -393,10 +353,9 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
         weights=weights,
         terminal_set=parse_flag(controller, "controller.", "terminal_set"),
         Q=parts.Q, R=parts.R, coupling_terms=parts.coupling_terms,
-        admm=parse_admm(section(controller, "controller.", "admm")),
         robust=choice(controller, "controller.", "robust", ("nominal", "tube"), default="nominal"),
+        scheme_settings=scheme.settings(scheme_sections.get(scheme.settings_section)),
     )
-    settings = replace(settings, explicit=parse_explicit(section(controller, "controller.", "explicit")))
     family.check_algorithm(parts, settings.algorithm)
     if settings.terminal_set and family.time_varying_reference:
         raise ScenarioError(f"controller.terminal_set: true is not allowed for model.type {family.name}: its "
@@ -414,13 +373,17 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     check_initial_state(subsystems, x0)
     report(f"discretizing the model ({M} agents, {system_size(subsystems)} states)")
     system = parts.model.discrete(sample_time, coupling_tolerance=coupling_tolerance)
-    check_scheme(system, settings.algorithm)
-    check_set_up_size(system, settings.horizon, settings.algorithm)
     bound = parse_disturbance_bound(simulation.get("disturbance_bound"), subsystems)
-    tubes = None
+    tubes = compatibility = None
     tube = section(controller, "controller.", "tube")
     if settings.robust == "tube":
         compatibility = parse_tube_faults(tube, subsystems, settings)
+    problem = Problem(system, settings.horizon, nonlinear=family.nonlinear, collision=family.collision_avoidance,
+                      tube_mode=settings.robust == "tube", compatibility=compatibility,
+                      constant_reference=not family.time_varying_reference,
+                      weights=None if weights is None else tuple(weights))
+    check_scheme(scheme, problem, scheme_sections_given(controller, scheme))
+    if settings.robust == "tube":
         report("computing the robust tubes")
         tubes = build_tubes(parts.model, sample_time, coupling_tolerance, settings, bound, compatibility)
     elif tube:
@@ -471,10 +434,42 @@ def system_size(subsystems) -> int:
     return sum(sub.n_x for sub in subsystems)
 
 
-def check_scheme(system: CoupledLinearSystem, algorithm: str) -> None:
-    """A scheme that cannot honour a part of the problem (a shared constraint) is refused with the reason."""
-    conflict = scheme_conflict(system, algorithm)
-    if conflict:
-        raise ScenarioError(f"controller.algorithm: {algorithm} is not allowed here: {conflict}")
+def controller_fields(family: ModelFamily) -> set[str]:
+    """The keys `controller:` may have: the common ones, the family's and every scheme's settings section."""
+    return COMMON_CONTROLLER_FIELDS | set(family.controller_fields) | set(settings_sections())
 
 
+def parse_algorithm(controller: dict) -> Scheme:
+    """The scheme of controller.algorithm (ScenarioError listing the known ones, or naming a broken plugin)."""
+    if controller.get("algorithm") is None:
+        raise ScenarioError(f"controller.algorithm: missing; must be one of {', '.join(scheme_names())}")
+    try:
+        return scheme_of(controller["algorithm"])
+    except ValueError as error:
+        raise ScenarioError(f"controller.{error}") from None
+
+
+def parse_scheme_sections(controller: dict) -> dict[str, Any]:
+    """Every scheme settings section given, validated by its scheme's parser, whichever scheme runs (switching
+    --algorithm to compare schemes must not need another file); section name → settings object."""
+    return {name: scheme.parse_settings(section(controller, "controller.", name))
+            for name, scheme in settings_sections().items() if controller.get(name) is not None}
+
+
+def scheme_sections_given(controller: dict, scheme: Scheme) -> dict:
+    """The scheme's own section as written (empty when it has none or it is absent)."""
+    return section(controller, "controller.", scheme.settings_section) if scheme.settings_section else {}
+
+
+def check_scheme(scheme: Scheme, problem: Problem, given: dict) -> None:
+    """A scheme that cannot honour the problem (a shared constraint, collision planes, tube mode, a nonlinear model,
+    ...) is refused with its reason and the schemes that can; so is a given setting of its section it would not
+    honour."""
+    reason = scheme.refusal(problem)
+    if reason:
+        others = ", ".join(name for name in allowed_for(problem) if name != scheme.name)
+        raise ScenarioError(f"controller.algorithm: {scheme.name} is not allowed here: {reason}; allowed here: "
+                            f"{others or 'none'}")
+    message = scheme.check_settings(given, problem) if scheme.check_settings is not None else None
+    if message:
+        raise ScenarioError(message)

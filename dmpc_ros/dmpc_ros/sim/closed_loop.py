@@ -13,12 +13,14 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ..coordination import AdmmSettings, ControllerDesign, StoppingRule
+from ..coordination import ControllerDesign, StoppingRule
 from ..coordination.negotiator import DEFAULT_ITERATION_TIMEOUT, ApplyInput, Negotiator, PublishPlan, StepDone, WakeAt
 from ..coordination.nonlinear import NonlinearDesign
+from ..coordination.scheme import scheme_of
 from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearPlant
 from .network import InMemoryNetwork
@@ -35,7 +37,7 @@ class SimulationSettings:
     compare_centralized: bool = False   # centralized optimum at every visited state (cost gap, input error)
     network: InMemoryNetwork = field(default_factory=InMemoryNetwork)
     disturbance: np.ndarray | None = None  # steps × n_x additive disturbance w(k)
-    admm: AdmmSettings = field(default_factory=AdmmSettings)
+    scheme_settings: Any = None   # the scheme's own settings, opaque (None: its defaults)
     strict: bool = False   # end the run after the first step that applied a fallback input for want of a solution
     iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT   # [s] simulated wait for a late plan (negotiator.py)
 
@@ -44,14 +46,15 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
              settings: SimulationSettings, progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Run the closed loop for settings.steps steps from x0; progress(k, steps) is called after each step."""
     T, N, n, m = settings.steps, design.horizon, plant.n_x, plant.n_u
-    if settings.algorithm != "centralized":   # what the scheme needs (ADMM: separable terminal cost), for the
-        design = design.for_algorithm(settings.algorithm)   # agents and the centralized comparison alike
-    centralized = design.centralized() if settings.algorithm == "centralized" or settings.compare_centralized \
-        else None
-    agents = [] if settings.algorithm == "centralized" else design.agents(
-        settings.algorithm, settings.stopping, settings.backend, settings.weights, settings.admm)
-    max_iterations = 1 if settings.algorithm == "centralized" else settings.stopping.max_iterations
-    if design.centre_consensus is not None and settings.algorithm != "centralized":   # step 0 agrees first
+    scheme = scheme_of(settings.algorithm)
+    design = design.for_algorithm(settings.algorithm)   # what the scheme needs (ADMM: separable terminal cost), for
+    controllers = design.controllers(settings.algorithm, settings.stopping, settings.backend,   # the agents and the
+                                     settings.weights, settings.scheme_settings)   # centralized comparison alike
+    agents = controllers if scheme.runs_as_agents else []
+    centralized = controllers[0] if not scheme.runs_as_agents else \
+        design.centralized() if settings.compare_centralized else None
+    max_iterations = settings.stopping.max_iterations if agents else 1
+    if design.centre_consensus is not None and agents:   # step 0 agrees first
         max_iterations += design.centre_consensus.rounds + 1
     result = SimulationResult.empty(settings.algorithm, T, N, n, m, len(agents) or 1, max_iterations, plant.sample_time)
     result.communication = {a.agent_id: sorted(a.required_plans) for a in agents}

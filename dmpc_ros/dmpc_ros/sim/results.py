@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-STRICT_EXIT = 3   # exit code of a run that strict mode ended at a step without a solution (dmpc sim and run)
+from ..coordination.scheme import scheme_of
 
-# explicit schemes' counts per step and agent (coordination/base.StepStatistics fields)
-EXPLICIT_COUNTS = ("qp_fallbacks", "full_searches", "iterative_fallbacks", "combinations")
+STRICT_EXIT = 3   # exit code of a run that strict mode ended at a step without a solution (dmpc sim and run)
+COUNTER_PREFIX = "counter_"   # trajectory.npz: the scheme's counters, one array per name
 
 
 @dataclass
@@ -44,7 +44,7 @@ class SimulationResult:
     fallbacks: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), int))        # fallbacks of any kind
     fallback_input: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))  # applied input not solved
     reference_failed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))     # T: centralized solve failed
-    explicit: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 4), int))      # EXPLICIT_COUNTS per agent
+    counters: dict = field(default_factory=dict)   # the scheme's counters by name: T × controllers (StepStatistics)
     stopped: str = ""                                       # why the run ended early (strict mode, a node died)
 
     @staticmethod
@@ -57,7 +57,7 @@ class SimulationResult:
             np.zeros(T, int), nan(T, max_iterations + 1), nan(T), nan(T), nan(T), nan(T), np.zeros(T + 1),
             np.zeros(T, int), np.zeros(T, int), [None] * T, [None] * T, infeasible=counts(),
             solver_failures=counts(), fallbacks=counts(), fallback_input=np.zeros((T, controllers), bool),
-            reference_failed=np.zeros(T, bool), explicit=np.zeros((T, controllers, len(EXPLICIT_COUNTS)), int),
+            reference_failed=np.zeros(T, bool),
         )
 
     def record_failures(self, k: int, statistics: list) -> None:
@@ -65,7 +65,27 @@ class SimulationResult:
         for c, stats in enumerate(statistics):
             self.infeasible[k, c], self.solver_failures[k, c] = stats.infeasible, stats.solver_failures
             self.fallbacks[k, c], self.fallback_input[k, c] = stats.fallbacks, stats.fallback_input
-            self.explicit[k, c] = [getattr(stats, name) for name in EXPLICIT_COUNTS]
+            for name, value in stats.counters.items():
+                self.counter(name)[k, c] = value
+
+    def counter(self, name: str) -> np.ndarray:
+        """The per-step, per-controller values of one of the scheme's counters (zeros until reported)."""
+        if name not in self.counters:
+            self.counters[name] = np.zeros(self.infeasible.shape)
+        return self.counters[name]
+
+    def counter_totals(self) -> dict[str, float]:
+        """Every counter of the run's scheme (those it declares, and any reported) summed over steps and agents."""
+        try:
+            declared = list(scheme_of(self.algorithm).counters)
+        except ValueError:   # a scheme this process does not know (a result loaded from elsewhere)
+            declared = []
+        names = declared + [name for name in self.counters if name not in declared]
+        totals = {}
+        for name in names:
+            total = float(self.counters[name].sum()) if name in self.counters else 0.0
+            totals[name] = int(total) if total.is_integer() else total
+        return totals
 
     def step_failed(self, k: int) -> bool:
         """A controller applied a fallback input at step k because its problem was infeasible or its solver failed."""
@@ -87,6 +107,7 @@ class SimulationResult:
                 setattr(self, name, value[: steps + (value.shape[0] - T)])
             elif isinstance(value, list) and len(value) == T:
                 setattr(self, name, value[:steps])
+        self.counters = {name: values[:steps] for name, values in self.counters.items()}
         self.stopped = reason
         return self
 
@@ -168,7 +189,7 @@ class SimulationResult:
             "late_inputs": self.late_inputs,
             "messages_missing": self.messages_missing,
             "failures": self.failures(),
-            "explicit": {name: int(self.explicit[..., j].sum()) for j, name in enumerate(EXPLICIT_COUNTS)},
+            "counters": self.counter_totals(),
             "complete": not self.stopped,
             "stopped": self.stopped or None,
         }
@@ -179,6 +200,7 @@ class SimulationResult:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         extra = {} if reference_stage_cost is None else {"reference_stage_cost": reference_stage_cost}
+        extra.update({COUNTER_PREFIX + name: values for name, values in self.counters.items()})
         if self.nominal_x is not None:
             extra["nominal_x"] = self.nominal_x
         np.savez_compressed(
@@ -187,7 +209,7 @@ class SimulationResult:
             centralized_cost=self.centralized_cost, input_error=self.input_error, stage_cost=self.stage_cost,
             violation=self.violation, messages=self.messages, bytes=self.bytes, infeasible=self.infeasible,
             solver_failures=self.solver_failures, fallbacks=self.fallbacks, fallback_input=self.fallback_input,
-            reference_failed=self.reference_failed, explicit=self.explicit,
+            reference_failed=self.reference_failed,
         )
         with (directory / "trajectory.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -200,7 +222,7 @@ class SimulationResult:
 
 SAVED = ("x", "u", "plan_states", "plan_inputs", "iterations", "cost_per_iteration", "centralized_cost", "input_error",
          "stage_cost", "violation", "messages", "bytes", "infeasible", "solver_failures", "fallbacks", "fallback_input",
-         "reference_failed", "explicit")
+         "reference_failed")
 
 
 def load_result(directory: Path) -> tuple[SimulationResult, np.ndarray | None]:
@@ -214,6 +236,7 @@ def load_result(directory: Path) -> tuple[SimulationResult, np.ndarray | None]:
     for name in SAVED:
         setattr(result, name, data[name])
     result.nominal_x = data["nominal_x"] if "nominal_x" in data else None
+    result.counters = {key[len(COUNTER_PREFIX):]: data[key] for key in data.files if key.startswith(COUNTER_PREFIX)}
     result.stopped = summary.get("stopped") or ""
     return result, (data["reference_stage_cost"] if "reference_stage_cost" in data else None)
 
