@@ -9,6 +9,8 @@ PKG_INPUTS := dmpc_ros/setup.py dmpc_ros/setup.cfg dmpc_ros/package.xml tools/re
 # The ROS 2 launch stack and `ros2` CLI wheels (`make launch-stack`; the folder's ../src has their interface sources).
 WHEELS ?= ../shared/ros2-launch/wheels
 PYTEST_ARGS ?= --durations=15
+# Two workers (the machine's cores); the ROS tests share one worker, in sequence (conftest.pytest_collection_modifyitems).
+PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
 .PHONY: setup launch-stack demo test test-fast bench clean
 .DEFAULT_GOAL := demo
@@ -46,11 +48,11 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest dmpc_ros/test $(PYTEST_ARGS)
+	$(PY) -m pytest dmpc_ros/test $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest dmpc_ros/test -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest dmpc_ros/test -m "not slow" $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dmpc_ros/build dmpc_ros/*.egg-info

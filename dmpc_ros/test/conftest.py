@@ -24,6 +24,15 @@ _session_domain = reserve_domain_id()
 os.environ.update(ros_environment(_session_domain.domain_id, base={}))
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under xdist (`make test` runs `-n 2 --dist loadgroup`) every test that starts ROS processes runs on one worker,
+    one at a time, as in a serial run (their timing and the shared DDS loopback stay as they were); the sans-IO tests
+    fill the other core."""
+    for item in items:
+        if item.get_closest_marker("ros"):
+            item.add_marker(pytest.mark.xdist_group("ros"))
+
+
 @pytest.fixture
 def ros_env(monkeypatch) -> dict[str, str]:
     """A fresh domain id for this test: the environment for child processes (also applied to this process)."""
