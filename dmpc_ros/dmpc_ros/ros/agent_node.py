@@ -281,8 +281,17 @@ class AgentNode(LifecycleNode):
         self._act(actions)
 
     def _on_wake(self) -> None:
+        """The one-shot wake-up: the clock goes to the negotiator, then the timer is set again for whatever it still
+        waits for (a timer that fired a hair before the deadline, read on another clock, must not leave it asleep)."""
         self._wake.cancel()
         self._act(self.negotiator.tick(self._now()))
+        if self._wake.is_canceled() and self.negotiator.next_wake is not None:
+            self._arm_wake(self.negotiator.next_wake)
+
+    def _arm_wake(self, due: float) -> None:
+        """One shot at `due` (negotiator clock), never sooner than 1 ms from now (no busy timer)."""
+        self._wake.timer_period_ns = max(int((due - self._now()) * 1e9), 1_000_000)
+        self._wake.reset()
 
     def _on_tick(self) -> None:
         """Robot mode, every tenth of a sample time: the latest pose, then the clock."""
@@ -308,8 +317,7 @@ class AgentNode(LifecycleNode):
             elif isinstance(action, Warn):
                 self._warn(action)
             elif isinstance(action, WakeAt):
-                self._wake.timer_period_ns = max(int((action.time - self._now()) * 1e9), 1)
-                self._wake.reset()
+                self._arm_wake(action.time)
 
     def _warn(self, warning: Warn) -> None:
         """Warnings of one topic at most once a second, with the number suppressed since. Throttled by hand:
