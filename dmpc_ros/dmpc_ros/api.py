@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .coordination.negotiator import DEFAULT_ITERATION_TIMEOUT
 from .report import plot_report
 from .scenarios import Scenario, parse_scenario
 from .scenarios.parameters import OVERRIDES
@@ -41,7 +42,8 @@ def load(source: str) -> Scenario:
     return load_source(source)
 
 
-def simulation_settings(scenario: Scenario, algorithm: str, compare: bool) -> SimulationSettings:
+def simulation_settings(scenario: Scenario, algorithm: str, compare: bool,
+                        iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT) -> SimulationSettings:
     """The in-process closed loop of the scenario's controller, network and disturbances under `algorithm`; the
     scheme's own settings travel opaque (those of the scenario's scheme; another scheme gets its defaults)."""
     scheme_settings = scenario.controller.scheme_settings if algorithm == scenario.controller.algorithm else None
@@ -51,7 +53,7 @@ def simulation_settings(scenario: Scenario, algorithm: str, compare: bool) -> Si
         InMemoryNetwork(default_latency=scenario.network_latency, drop_probability=scenario.drop_probability,
                         seed=scenario.network_seed, outage_probability=scenario.outage_probability,
                         max_outage_steps=scenario.max_outage_steps),
-        scenario.disturbance(), scheme_settings, scenario.strict)
+        scenario.disturbance(), scheme_settings, scenario.strict, iteration_timeout)
 
 
 def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:
@@ -62,12 +64,15 @@ def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:
 
 
 def simulate(scenario: Scenario, algorithm: str | None = None, *, compare_centralized: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+             progress: Callable[[int, int], None] | None = None,
+             iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT) -> SimulationResult:
     """The closed loop in-process under `algorithm` (default: the scenario's); with compare_centralized the
-    centralized optimum is also solved at every visited state (input error, cost gap per iteration)."""
+    centralized optimum is also solved at every visited state (input error, cost gap per iteration).
+    `iteration_timeout` [s, simulated]: how long an agent waits for a late plan (network.latency) before using a
+    substitute, the rule and default of the ROS agent node."""
     scenario = for_algorithm(scenario, algorithm)
-    return simulate_design(scenario.design(), scenario.plant(), scenario.initial_state,
-                           simulation_settings(scenario, scenario.controller.algorithm, compare_centralized), progress)
+    settings = simulation_settings(scenario, scenario.controller.algorithm, compare_centralized, iteration_timeout)
+    return simulate_design(scenario.design(), scenario.plant(), scenario.initial_state, settings, progress)
 
 
 def reference(scenario: Scenario, algorithm: str | None = None) -> SimulationResult:

@@ -103,15 +103,20 @@ def check_output(value: str | None) -> None:
         raise UsageError(f"--output {value}: {parent} is not writable")
 
 
-def check_run_flags(args: argparse.Namespace) -> None:
-    """dmpc run's own flags, before any node starts."""
-    from .ros.environment import DOMAIN_ID_LIMIT
-
-    for parameter in flag_parameters("run"):
+def check_parameter_flags(args: argparse.Namespace, command: str) -> None:
+    """The table's flags of `dmpc <command>` that are not scenario overrides (those the scenario parse checks)."""
+    for parameter in flag_parameters(command):
         value = getattr(args, dest(parameter.flag))
         problem = None if parameter.override else parameter.problem(value)
         if problem:
             raise UsageError(f"--{parameter.flag} {value}: is not allowed: {problem}")
+
+
+def check_run_flags(args: argparse.Namespace) -> None:
+    """dmpc run's own flags, before any node starts."""
+    from .ros.environment import DOMAIN_ID_LIMIT
+
+    check_parameter_flags(args, "run")
     if args.foxglove is not None and not 0 <= args.foxglove <= 65535:
         raise UsageError(f"--foxglove {args.foxglove}: is not allowed: a TCP port 1..65535 (0: any free one)")
     if args.domain_id is not None and not 0 <= args.domain_id <= DOMAIN_ID_LIMIT:
@@ -165,7 +170,7 @@ class SetUpProgress:
         self._done.set()
 
 
-def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, console):
+def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, console, **options):
     """The in-process run with a progress bar; the centralized reference always runs to the end (never strict)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -178,7 +183,7 @@ def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, 
                   console=console, transient=not console.is_terminal) as progress:
         task = progress.add_task(label, total=scenario.steps)
         return simulate(scenario, algorithm, compare_centralized=compare,
-                        progress=lambda k, total: progress.update(task, completed=k))
+                        progress=lambda k, total: progress.update(task, completed=k), **options)
 
 
 def default_output(scenario, command: str) -> Path:
@@ -190,13 +195,15 @@ def run_simulation(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     check_output(args.output)
+    check_parameter_flags(args, "sim")
     _, scenario, _ = load_with_overrides(args)
     console = Console()
     output = Path(args.output) if args.output else default_output(scenario, "sim")
     from .coordination.scheme import scheme_of
 
     algorithm = scenario.controller.algorithm
-    result = simulate_with_progress(scenario, algorithm, algorithm, not args.no_reference, console)
+    result = simulate_with_progress(scenario, algorithm, algorithm, not args.no_reference, console,
+                                    iteration_timeout=args.iteration_timeout)
     reference = None
     if not args.no_reference:   # a run without agents is the centralized reference itself
         reference = result if not scheme_of(algorithm).runs_as_agents else \

@@ -38,6 +38,8 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
     (["run", "mass_spring", "--domain-id", "-1"], "--domain-id -1: is not allowed"),
     (["run", "mass_spring", "--iteration-timeout", "-1"],
      "--iteration-timeout -1.0: is not allowed: must be ≥ 0.001"),
+    (["sim", "mass_spring", "--iteration-timeout", "0"],
+     "--iteration-timeout 0.0: is not allowed: must be ≥ 0.001"),
     (["run", "mass_spring", "--timeout", "0"], "--timeout 0.0: is not allowed: must be > 0.0"),
     (["run", "mass_spring", "--timeout", "nan"], "--timeout nan: is not allowed"),
     (["run", "mass_spring", "--death-grace", "-3"], "--death-grace -3.0: is not allowed"),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..coordination import ALGORITHMS
+from ..coordination.negotiator import DEFAULT_ITERATION_TIMEOUT
 from ..mpc.qp import BACKENDS
 
 MAX_AGENTS = 1000          # agents a scenario may have (so agent ids are 0 … MAX_AGENTS − 1)
@@ -217,9 +218,9 @@ TABLE: tuple[Parameter, ...] = (
               high=MAX_AGENTS - 1, read_only=True),
     Parameter("neighbour_ids", list[int], None, "agents whose plans this agent listens to; empty: derived from the "
               "model", nodes=("agent",)),
-    Parameter("iteration_timeout", float, 2.0, "wall-clock wait for neighbour plans per iteration before using "
-              "their last plan [s]", nodes=("agent",), low=0.001, high=3600.0, live=True, flag="iteration-timeout",
-              commands=("run",), launch=("scenario",)),
+    Parameter("iteration_timeout", float, DEFAULT_ITERATION_TIMEOUT, "wait for neighbour plans per iteration "
+              "before using their last plan [s] (dmpc sim: in simulated time)", nodes=("agent",), low=0.001,
+              high=3600.0, live=True, flag="iteration-timeout", commands=("run", "sim"), launch=("scenario",)),
     Parameter("plan_qos", str, "reliable", "QoS of plan topics (see dmpc_ros.ros.qos)", nodes=("agent",),
               choices=PLAN_QOS, read_only=True),
     Parameter("heartbeat_period", float, 0.2, "period of the heartbeat the lifecycle manager monitors [s]",
