@@ -204,6 +204,7 @@ def test_plant_lifecycle_and_lock_step_stepping(ros_env, client, tmp_path) -> No
         assert states[1].step == 1
         client.spin_until(lambda: clock and clock[-1].clock.nanosec == 100_000_000, 5, "/clock at 0.1 s")
         inputs[0].publish(ControlInput(agent_id=0, step=1, input=[float("nan")]))   # rejected, then held
+        inputs[1].publish(ControlInput(agent_id=1, step=1, input=[50.0]))   # forged: 50 N against a 1 N limit
         client.spin_until(lambda: len(states) >= 3, 10, "step 2 after the input timeout")
         client.spin_until(output.exists, 10, "the trajectory file")
         assert client.transition("/t/plant", Transition.TRANSITION_DEACTIVATE) == (True, "inactive")
@@ -219,8 +220,11 @@ def test_plant_lifecycle_and_lock_step_stepping(ros_env, client, tmp_path) -> No
     table = np.genfromtxt(output.with_suffix(".csv"), delimiter=",", names=True)
     np.testing.assert_allclose(table["x0"], data["x"][:, 0])
     np.testing.assert_allclose(data["u"][0], [0.5] * 4)
+    np.testing.assert_allclose(data["u"][1], [0.5] * 4)   # neither the NaN nor the forged input was applied
+    assert int(data["refused_inputs"]) == 2
     text = (tmp_path / "plant.log").read_text()
-    assert "rejected input of agent 0" in text and "holding their last inputs" in text
+    assert "of agent 0 refused: not finite" in text and "holding their last inputs" in text
+    assert "of agent 1 refused: outside its input set by 49" in text
 
 
 def test_plant_refuses_unknown_mode(ros_env, client, tmp_path) -> None:

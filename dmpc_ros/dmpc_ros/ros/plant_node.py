@@ -29,6 +29,7 @@ from ..scenarios import ScenarioError
 from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import node_overrides
 from ..scenarios.source import scenario_from_parameters
+from ..sim.plant_inputs import PlantInputs
 from .parameters import check_parameters, declare_parameters
 from .qos import CONTROL_QOS, STATE_QOS
 from .spin import init_node_process, spin_node
@@ -65,7 +66,8 @@ class PlantNode(LifecycleNode):
         self.x = np.zeros((T + 1, self.plant.n_x))
         self.x[0] = self.scenario.initial_state
         self.u = np.zeros((T, self.plant.n_u))
-        self.latest_input = {i: np.zeros(self.plant.subsystems[i].n_u) for i in range(M)}
+        self.inputs = PlantInputs(self.plant.subsystems)   # what it applies: only inputs inside each U_i
+        self._refused_warned: dict[int, tuple[float, int]] = {}   # agent → (last warning, refusals suppressed since)
         self.received: dict[int, int] = {}   # agent → newest step with an input
         self.late_inputs = 0
         self.wall_time = np.full(T + 1, np.nan)  # steady-clock time each step's state went out [s]
@@ -106,20 +108,34 @@ class PlantNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _on_input(self, message: ControlInput) -> None:
+        """An agent's input for step k: refused (counted, logged at most once a second) unless finite, of its size
+        and inside its input set (sim/plant_inputs.py); then held until the agent's next one."""
         if not self.active or not 0 <= message.agent_id < self.plant.num_agents:
-            return
-        u = np.asarray(message.input, float)
-        if u.shape != self.latest_input[message.agent_id].shape or not np.all(np.isfinite(u)):
-            self.get_logger().warning(f"rejected input of agent {message.agent_id}: {list(message.input)}")
             return
         if message.step < self.k:
             self.late_inputs += 1
             return
         if message.step == self.k:
-            self.latest_input[message.agent_id] = u
-            self.received[message.agent_id] = message.step
+            i = message.agent_id
+            reason = self.inputs.offer(i, message.input, self.x[self.k, self.plant.state_slice(i)])
+            if reason is not None:
+                self._warn_refused(i, reason)
+                return
+            self.received[i] = message.step
             if self.mode == "lock_step":
                 self._tick()
+
+    def _warn_refused(self, agent: int, reason: str) -> None:
+        """At most one warning a second per agent, with the number refused since (throttled by hand: rclpy's
+        throttle inspects the caller's frame on every call, which a flood of forged inputs would turn into a stall)."""
+        now = time.monotonic()
+        last, suppressed = self._refused_warned.get(agent, (-1.0, 0))
+        if now - last >= 1.0:
+            more = f" (and {suppressed} more since the last warning)" if suppressed else ""
+            self.get_logger().warning(reason + more)
+            self._refused_warned[agent] = (now, 0)
+        else:
+            self._refused_warned[agent] = (last, suppressed + 1)
 
     def _tick(self) -> None:
         if not self.active or self.k >= self.scenario.steps:
@@ -131,7 +147,7 @@ class PlantNode(LifecycleNode):
                     return
                 self.late_inputs += len(waiting)
                 self.get_logger().warning(f"step {self.k}: no input from agents {waiting}; holding their last inputs")
-        u = np.concatenate([self.latest_input[i] for i in range(self.plant.num_agents)])
+        u = self.inputs.inputs()
         w = None if self.disturbance is None else self.disturbance[self.k]
         self.u[self.k] = u
         self.x[self.k + 1] = self.plant.step(self.x[self.k], u, w)
@@ -174,7 +190,8 @@ class PlantNode(LifecycleNode):
         path.parent.mkdir(parents=True, exist_ok=True)
         t = np.arange(k + 1) * self.plant.sample_time
         x, u = self.x[: k + 1], self.u[:k]
-        np.savez_compressed(path, t=t, x=x, u=u, late_inputs=self.late_inputs, wall_time=self.wall_time[: k + 1],
+        np.savez_compressed(path, t=t, x=x, u=u, late_inputs=self.late_inputs,
+                            refused_inputs=self.inputs.refused, wall_time=self.wall_time[: k + 1],
                             completed_steps=k, steps=self.scenario.steps)
         u_padded = np.vstack([u, np.full((1, u.shape[1]), np.nan)])  # no input after the last state
         header = ",".join(["t"] + [f"x{j}" for j in range(x.shape[1])] + [f"u{j}" for j in range(u.shape[1])])
@@ -182,7 +199,8 @@ class PlantNode(LifecycleNode):
                    comments="", fmt="%.10g")
         self._written = k
         done = "" if k == self.scenario.steps else f" of {self.scenario.steps} (stopped early)"
-        self.get_logger().info(f"wrote {path} ({k} steps{done}, {self.late_inputs} late inputs)")
+        self.get_logger().info(f"wrote {path} ({k} steps{done}, {self.late_inputs} late inputs, "
+                               f"{self.inputs.refused} refused)")
 
 
 def main(argv: list[str] | None = None) -> int:

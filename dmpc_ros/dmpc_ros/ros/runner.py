@@ -233,4 +233,5 @@ def collect_result(scenario: Scenario, plant_file: Path, recorder) -> Simulation
     result.messages[:] = recorder.plans // max(T, 1)
     result.bytes[:] = recorder.plan_bytes // max(T, 1)
     result.late_inputs = int(data["late_inputs"])
+    result.refused_inputs = int(data["refused_inputs"]) if "refused_inputs" in data.files else 0
     return result

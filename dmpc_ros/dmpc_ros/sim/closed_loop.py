@@ -24,6 +24,7 @@ from ..coordination.scheme import scheme_of
 from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearPlant
 from .network import InMemoryNetwork
+from .plant_inputs import PlantInputs
 from .results import SimulationResult
 
 
@@ -64,6 +65,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     network = settings.network
     x = np.asarray(x0, float).copy()
     result.x[0] = x
+    plant_inputs = PlantInputs(plant.subsystems)
     team = SimulatedTeam(agents, design, network, max_iteration=max_iterations, steps=T,
                          sample_time=plant.sample_time, iteration_timeout=settings.iteration_timeout) \
         if agents else None
@@ -101,7 +103,12 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
         # what the controllers apply (agents in id order), guarded: their plans' first inputs (plus the ancillary
         # feedback in tube mode), or a fallback that is inside U_i (coordination/safe_input.py)
         controllers = agents or [centralized]
-        u = np.concatenate([team.applied[a.agent_id] for a in agents]) if agents else centralized.control()
+        offered = [team.applied[a.agent_id] for a in agents] if agents else \
+            np.split(centralized.control(), np.cumsum([plant.subsystems[i].n_u for i in range(plant.num_agents)])[:-1])
+        for i, u_i in enumerate(offered):   # the plant's own guard, as the ROS plant node applies it
+            plant_inputs.offer(i, u_i, x[plant.state_slice(i)])
+        u = plant_inputs.inputs()
+        result.refused_inputs = plant_inputs.refused
         result.record_failures(k, [c.statistics for c in controllers])
         result.iterations[k] = iterations
         result.plan_inputs[k] = U.reshape(N, m)

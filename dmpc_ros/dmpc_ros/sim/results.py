@@ -36,6 +36,7 @@ class SimulationResult:
     agent_call_times: list = field(default_factory=list)   # [k][agent] → whole calls (begin_step, iterates) [s]
     communication: dict = field(default_factory=dict)      # agent → agents whose plans it uses
     late_inputs: int = 0                                    # inputs that missed their step (ROS runs)
+    refused_inputs: int = 0                                 # inputs the plant refused: outside U_i (plant_inputs)
     messages_missing: int = 0                               # plans substituted after a deadline (ROS runs)
     nominal_x: np.ndarray | None = None                     # T × n_x: tube mode's nominal states x̄(k)
     # per step and controller (each agent; the centralized controller is one): what went wrong (base.StepStatistics)
@@ -187,6 +188,7 @@ class SimulationResult:
             "max_input_error": None if np.all(np.isnan(self.input_error)) else float(np.nanmax(self.input_error)),
             "communication": {str(k): v for k, v in self.communication.items()},
             "late_inputs": self.late_inputs,
+            "refused_inputs": self.refused_inputs,
             "messages_missing": self.messages_missing,
             "failures": self.failures(),
             "counters": self.counter_totals(),
