@@ -137,7 +137,7 @@ def test_random_orders_losses_delays_and_clock_jumps_keep_the_rules(world, event
     assert driver.counts.get("late", 0) <= driver.counts.get("missing", 0)
 
 
-def test_a_silent_neighbour_is_replaced_after_the_timeout_and_counted_once_per_iteration(world) -> None:
+def test_silent_neighbours_cost_one_wait_per_step_and_are_counted_once_per_iteration(world) -> None:
     driver = Driver(world)
     driver.handle(driver.negotiator.activate(0.0))
     driver.measure(0)
@@ -151,7 +151,10 @@ def test_a_silent_neighbour_is_replaced_after_the_timeout_and_counted_once_per_i
     neighbours = len(driver.agent.required_plans)
     assert driver.applied == [0]
     assert driver.counts["missing"] == neighbours * iterations     # each needed plan once, at its deadline
-    assert driver.now == pytest.approx(iterations * TIMEOUT)       # one timeout per iteration, no more
+    assert driver.now == pytest.approx(TIMEOUT)                     # one wait in the whole step, not one per iteration
+    driver.measure(1)                                               # the next step: they may be back, one wait again
+    driver.settle()
+    assert driver.applied == [0, 1] and driver.now == pytest.approx(2 * TIMEOUT)   # the gate of step 1, no more
 
 
 def test_a_plan_that_comes_after_its_substitute_is_late_once_even_if_delivered_twice(world) -> None:
@@ -244,7 +247,10 @@ def test_robot_command_deadline_and_the_end_of_the_scenario(world) -> None:
     driver.negotiator.pose(x, 1000.0)
     driver.negotiator.activate(1000.0)                                # step 0 waits for its neighbours
     actions = driver.negotiator.tick(1000.09)                         # past the 0.08 s command deadline
-    assert any(isinstance(a, StopRobot) for a in actions) and driver.negotiator.counts["deadline_misses"] == 1
+    misses = sum(a.counts["deadline_misses"] for a in actions if isinstance(a, StepDone))
+    assert any(isinstance(a, StopRobot) for a in actions)
+    assert misses + driver.negotiator.counts["deadline_misses"] == 1
+    assert not any(isinstance(a, DriveRobot) for a in actions)       # the late command never drives
     driver.negotiator.pose(x, 1000.0 + STEPS * 0.1)
     end = driver.negotiator.tick(1000.0 + STEPS * 0.1 + 0.001)
     assert sum(isinstance(a, StopRobot) and "done" in a.reason for a in end) == 1

@@ -70,6 +70,7 @@ class PlantNode(LifecycleNode):
         self._refused_warned: dict[int, tuple[float, int]] = {}   # agent → (last warning, refusals suppressed since)
         self.received: dict[int, int] = {}   # agent → newest step with an input
         self.late_inputs = 0
+        self.late_by_agent = np.zeros(M, int)   # inputs that arrived after their step, per agent
         self.wall_time = np.full(T + 1, np.nan)  # steady-clock time each step's state went out [s]
         self._state_publishers = [self.create_lifecycle_publisher(SubsystemState, agent_topic(i, "state"), STATE_QOS)
                                   for i in range(M)]
@@ -114,6 +115,7 @@ class PlantNode(LifecycleNode):
             return
         if message.step < self.k:
             self.late_inputs += 1
+            self.late_by_agent[message.agent_id] += 1
             return
         if message.step == self.k:
             i = message.agent_id
@@ -146,6 +148,7 @@ class PlantNode(LifecycleNode):
                 if time.monotonic() - self._waiting_since < self.get_parameter("input_timeout").value:
                     return
                 self.late_inputs += len(waiting)
+                self.late_by_agent[waiting] += 1
                 self.get_logger().warning(f"step {self.k}: no input from agents {waiting}; holding their last inputs")
         u = self.inputs.inputs()
         w = None if self.disturbance is None else self.disturbance[self.k]
@@ -191,8 +194,8 @@ class PlantNode(LifecycleNode):
         t = np.arange(k + 1) * self.plant.sample_time
         x, u = self.x[: k + 1], self.u[:k]
         np.savez_compressed(path, t=t, x=x, u=u, late_inputs=self.late_inputs,
-                            refused_inputs=self.inputs.refused, wall_time=self.wall_time[: k + 1],
-                            completed_steps=k, steps=self.scenario.steps)
+                            late_inputs_per_agent=self.late_by_agent, refused_inputs=self.inputs.refused,
+                            wall_time=self.wall_time[: k + 1], completed_steps=k, steps=self.scenario.steps)
         u_padded = np.vstack([u, np.full((1, u.shape[1]), np.nan)])  # no input after the last state
         header = ",".join(["t"] + [f"x{j}" for j in range(x.shape[1])] + [f"u{j}" for j in range(u.shape[1])])
         np.savetxt(path.with_suffix(".csv"), np.column_stack([t, x, u_padded]), delimiter=",", header=header,
