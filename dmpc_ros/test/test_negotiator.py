@@ -154,7 +154,7 @@ def test_silent_neighbours_cost_one_wait_per_step_and_are_counted_once_per_itera
     assert driver.now == pytest.approx(TIMEOUT)                     # one wait in the whole step, not one per iteration
     driver.measure(1)                                               # the next step: they may be back, one wait again
     driver.settle()
-    assert driver.applied == [0, 1] and driver.now == pytest.approx(2 * TIMEOUT)   # the gate of step 1, no more
+    assert driver.applied == [0, 1] and driver.now == pytest.approx(3 * TIMEOUT)   # step 1: its start, one iteration
 
 
 def test_a_plan_that_comes_after_its_substitute_is_late_once_even_if_delivered_twice(world) -> None:

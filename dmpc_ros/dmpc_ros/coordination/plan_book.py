@@ -23,6 +23,7 @@ class PlanBook:
         self.agent = agent
         self.max_iteration = max_iteration
         self.step = -1
+        self.expected = -1   # the step measured and about to begin (its plans are admissible already)
         self._plans: dict[int, dict[tuple[int, int], Plan]] = {j: {} for j in agent.required_plans}
 
     def begin(self, step: int) -> dict[int, Plan]:
@@ -56,9 +57,10 @@ class PlanBook:
         """Why a neighbour's plan cannot be one of a run this agent is part of (None if it can)."""
         if plan.iteration > self.max_iteration:
             return f"plan of agent {plan.agent} has iteration {plan.iteration}; at most {self.max_iteration} exist"
-        if plan.step > max(self.step, 0) + STEPS_AHEAD:
+        current = max(self.step, self.expected, 0)
+        if plan.step > current + STEPS_AHEAD:
             return (f"plan of agent {plan.agent} is for step {plan.step}, more than {STEPS_AHEAD} steps ahead of "
-                    f"step {max(self.step, 0)}")
+                    f"step {current}")
         return None
 
     def record(self, plan: Plan) -> bool:
