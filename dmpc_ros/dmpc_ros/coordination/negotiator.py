@@ -2,13 +2,11 @@
 
 A `Negotiator` wraps one `Agent` and owns every rule about *when*: when a step starts (a measurement, or the wall
 clock in robot mode), how long it waits for the neighbours' final plans of the previous step and for the plans an
-iteration needs, what replaces a plan that does not come (the sender's newest plan, used shifted by the agent; a
-neighbour an iteration waited for in vain is not waited for again in that step until it is heard from, so a silent
-agent costs at most two timeouts per step: at the step's start and in one iteration), what is counted (missing,
-late, rejected plans, overtaken steps), when a new measurement overtakes a negotiation, and, in robot mode, when the
-robot is stopped (stale pose, silent neighbour, overdue command) and when an activation came too late. It does no
-I/O and reads no clock: the driver passes the time with every event and turns the returned actions into messages,
-commands and timers.
+iteration needs, what replaces a plan that does not come (the sender's newest plan, used shifted by the agent), what
+is counted (missing, late, rejected plans, overtaken steps), when a new measurement overtakes a negotiation, and, in
+robot mode, when the robot is stopped (stale pose, silent neighbour, overdue command) and when an activation came
+too late. It does no I/O and reads no clock: the driver passes the time with every event and turns the returned
+actions into messages, commands and timers.
 
 Events (methods):  activate(now) · deactivate(now) · measure(step, state, now) · receive(plan, now) · pose(state, now)
                    · tick(now) · refuse(reason, topic)
@@ -146,7 +144,6 @@ class Negotiator:
         self._clock = -math.inf       # the newest `now` seen (clock jumps back are detected against it)
         self.counts = dict.fromkeys(COUNTS, 0)
         self._substituted: set[tuple[int, int, int]] = set()   # (sender, step, iteration or -1: its final) replaced
-        self._given_up: set[int] = set()   # waited for in vain in this step, silent since: not waited for again
         self.heard: dict[int, float] = {}                     # neighbour → time of its last admissible plan
         self._pose: tuple[np.ndarray, float] | None = None
         self._command_due: float | None = None
@@ -212,8 +209,6 @@ class Negotiator:
         if plan.agent not in self.book.neighbours:
             return []
         self.heard[plan.agent] = now
-        if plan.step == self.last_step:
-            self._given_up.discard(plan.agent)   # heard from in this step: waited for again
         for key in ((plan.agent, plan.step, plan.iteration), (plan.agent, plan.step, -1) if plan.final else None):
             if key in self._substituted:
                 self._substituted.discard(key)
@@ -290,7 +285,6 @@ class Negotiator:
         self.last_step = step
         self._measured = self.measured_state = state
         self._substituted = {key for key in self._substituted if key[1] >= step - 1}   # bounded: two steps' keys
-        self._given_up = set()
         self.book.expected = step   # its neighbours' plans of this step are admissible before it begins
         self._deadline = None
         actions += self._try_begin(now)
@@ -306,7 +300,7 @@ class Negotiator:
         if not forced and not self.book.previous_step_complete(step):
             return actions
         if forced:
-            absent = self.book.without_final(step - 1)   # not given up on: they may be waiting at their own gate
+            absent = self.book.without_final(step - 1)
             self._substituted.update((j, step - 1, -1) for j in absent)
             self.counts["missing"] += len(absent)
             actions.append(Warn(f"step {step}: starting without the final plans of step {step - 1} from {absent}",
@@ -324,18 +318,13 @@ class Negotiator:
         while self.negotiating:
             iteration = self.agent.iteration + 1
             inbox = self.book.inbox(iteration)
-            waited = forced
-            if inbox is None and not forced and self._given_up and set(self.book.missing(iteration)) <= self._given_up:
-                forced = True   # each silent neighbour costs at most one wait per step
             if inbox is None and forced:
                 inbox, missing = self.book.inbox_with_substitutes(iteration)
-                self._given_up.update(missing)
                 for j in missing:
                     self._substituted.add((j, self.last_step, self.book.needed_iteration(j, iteration)))
                 self.counts["missing"] += len(missing)
-                why = f"within {self.iteration_timeout:g} s" if waited else "(already waited for in this step)"
-                actions.append(Warn(f"step {self.last_step} iteration {iteration}: no plan from {missing} {why}; "
-                                    "using their last plans", "missing"))
+                actions.append(Warn(f"step {self.last_step} iteration {iteration}: no plan from {missing} within "
+                                    f"{self.iteration_timeout:g} s; using their last plans", "missing"))
             if inbox is None:
                 if self._deadline is None:
                     actions += self._arm(now)

@@ -83,10 +83,6 @@ class PlanBook:
             inbox[j] = plan
         return inbox
 
-    def missing(self, iteration: int) -> list[int]:
-        """The neighbours whose plan iteration `iteration` needs is not here."""
-        return [j for j in self._plans if self._exact(j, iteration) is None]
-
     def inbox_with_substitutes(self, iteration: int) -> tuple[dict[int, Plan], list[int]]:
         """After a deadline: the exact plans where present, else each neighbour's newest plan (the agent uses
         it shifted if it is from an earlier step); also the neighbours whose needed plan was missing."""
