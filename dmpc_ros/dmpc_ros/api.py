@@ -53,7 +53,7 @@ def simulation_settings(scenario: Scenario, algorithm: str, compare: bool,
         InMemoryNetwork(default_latency=scenario.network_latency, drop_probability=scenario.drop_probability,
                         seed=scenario.network_seed, outage_probability=scenario.outage_probability,
                         max_outage_steps=scenario.max_outage_steps),
-        scenario.disturbance(), scheme_settings, scenario.strict, iteration_timeout)
+        scenario.disturbance(), scheme_settings, scenario.strict, iteration_timeout, scenario.input_disturbance())
 
 
 def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:

@@ -102,11 +102,13 @@ def result_from_bag(bag: Path) -> tuple[SimulationResult, Scenario]:
 def plot_report(result: SimulationResult, scenario: Scenario, output: Path,
                 reference_stage_cost: np.ndarray | None = None) -> list[Path]:
     """The report's PNGs: states and inputs, convergence, the tubes (robust mode) and the family's own plots."""
-    from .sim.plots import plot_result, plot_tubes
+    from .sim.plots import plot_disturbances, plot_result, plot_tubes
 
     plots = plot_result(result, scenario.plant(), output, scenario.name, reference_stage_cost)
     if scenario.tubes is not None and result.nominal_x is not None:
         plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
+    if scenario.scripted_disturbances:
+        plots.append(plot_disturbances(result, scenario, output))
     return plots + scenario.family.plots(scenario, result, output)
 
 

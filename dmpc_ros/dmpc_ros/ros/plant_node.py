@@ -3,7 +3,7 @@
 lock_step: the plant owns time. It publishes /clock (k·T) and every subsystem's SubsystemState for step k,
 waits until every agent's ControlInput for step k has arrived (an agent silent for input_timeout keeps its
 last input and is counted late), then steps the exact discretized plant (with the scenario's seeded
-disturbances) — the same model and the same disturbance sequence as `dmpc sim`.
+disturbances, random and scripted) — the same model and the same disturbance sequences as `dmpc sim`.
 real_time: a wall-clock timer steps at the sample rate with zero-order hold on the newest inputs; inputs
 that arrive after their step are counted late.
 After the scenario's T steps it publishes the final state x(T) too (agents do not act on it; a bag then has every
@@ -60,7 +60,7 @@ class PlantNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE
         self.plant = self.scenario.plant()
-        self.disturbance = self.scenario.disturbance()
+        self.disturbance = self.scenario.plant_disturbance()   # computed once, as `dmpc sim` does (sim/disturbances.py)
         M, T = self.plant.num_agents, self.scenario.steps
         self.k, self._written = 0, -1
         self.x = np.zeros((T + 1, self.plant.n_x))
@@ -151,9 +151,8 @@ class PlantNode(LifecycleNode):
                 self.late_by_agent[waiting] += 1
                 self.get_logger().warning(f"step {self.k}: no input from agents {waiting}; holding their last inputs")
         u = self.inputs.inputs()
-        w = None if self.disturbance is None else self.disturbance[self.k]
         self.u[self.k] = u
-        self.x[self.k + 1] = self.plant.step(self.x[self.k], u, w)
+        self.x[self.k + 1] = self.disturbance.step(self.plant, self.x[self.k], u, self.k)
         self.k += 1
         self._waiting_since = time.monotonic()
         self._publish_step()

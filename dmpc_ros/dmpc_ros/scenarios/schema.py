@@ -21,7 +21,10 @@ from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, admissible_target, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
 from ..progress import report
+from ..sim.disturbances import PlantDisturbance, ScriptedDisturbance, add, scripted_sequences
 from .checks import check_initial_state, check_nonempty_sets
+from .csv_series import scenario_directory
+from .disturbance_entries import parse_disturbances
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .parameters import OVERRIDES, PARAMETERS
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
@@ -79,6 +82,7 @@ class Scenario:
     tubes: TubeFamily | None = None             # robust: tube, per-agent RPI sets and ancillary gains
     strict: bool = False                        # end the run at the first step that had no solution (exit code 3)
     family_settings: Any = None                 # the family's own settings (setpoints, speed profile, path, ...)
+    scripted_disturbances: tuple[ScriptedDisturbance, ...] = ()   # simulation.disturbances: steps, ramps, pulses, CSV
     source: str = field(default="", compare=False)
     sections: dict = field(default_factory=dict, compare=False, repr=False)   # controller/simulation/network as given
 
@@ -142,7 +146,7 @@ class Scenario:
         """Family-specific closed-loop figures (platoon: spacing, string stability, comfort; ...)."""
         return self.family.metrics(self, x, u)
 
-    def disturbance(self) -> np.ndarray | None:
+    def random_disturbance(self) -> np.ndarray | None:
         """steps × n_x disturbance drawn uniformly in the box, seeded (None when the bound is zero)."""
         if not np.any(self.disturbance_bound):
             return None
@@ -150,6 +154,25 @@ class Scenario:
         shape = (self.steps, self.disturbance_bound.size)
         draws = rng.choice([-1.0, 1.0], shape) if self.disturbance_kind == "vertices" else rng.uniform(-1.0, 1.0, shape)
         return draws * self.disturbance_bound
+
+    def scripted(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(steps × n_x, steps × n_u) sums of simulation.disturbances (sim/disturbances.py; None: no entry)."""
+        n_x = self.disturbance_bound.size
+        n_u = sum(len(sub.input_names) for sub in self.model.subsystems()) if self.scripted_disturbances else 0
+        return scripted_sequences(self.scripted_disturbances, self.steps, self.sample_time, n_x, n_u)
+
+    def disturbance(self) -> np.ndarray | None:
+        """steps × n_x additive w(k) on x(k+1): the seeded random draws plus the scripted state entries (None when
+        there is neither)."""
+        return add(self.random_disturbance(), self.scripted()[0])
+
+    def input_disturbance(self) -> np.ndarray | None:
+        """steps × n_u d(k) added to the applied inputs: the scripted input entries (None: none)."""
+        return self.scripted()[1]
+
+    def plant_disturbance(self) -> PlantDisturbance:
+        """Everything the plant adds, computed once: what `dmpc sim` and the ROS plant node both apply."""
+        return PlantDisturbance(self.disturbance(), self.input_disturbance())
 
     def with_overrides(self, **changes) -> "Scenario":
         """A copy with fields of OVERRIDES replaced (algorithm, horizon, max_iterations, tolerance, solver,
@@ -308,6 +331,11 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
     whose family then supplies the weights (the Python API's path: the other sections are validated alike)."""
     if not isinstance(data, dict):
         raise ScenarioError(f"the scenario must be a mapping, got {type(data).__name__}")
+    with scenario_directory(source):   # CSV files the scenario names are relative to its folder
+        return parse_scenario_data(data, source)
+
+
+def parse_scenario_data(data: dict, source: str) -> Scenario:
     reject_unknown(data, "", {"name", "description", "model", "controller", "simulation", "network"})
     model = data.get("model")
     if model is None:
@@ -365,7 +393,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
 
     simulation = section(sections, "", "simulation")
     reject_unknown(simulation, "simulation.", {"steps", "initial_state", "disturbance_bound", "disturbance_seed",
-                                               "disturbance_kind", "strict"})
+                                               "disturbance_kind", "disturbances", "strict"})
     steps = number(simulation, "simulation.", "steps", default=50, **PARAMETERS["steps"].bounds)
     subsystems = parts.model.subsystems()
     check_nonempty_sets(subsystems)
@@ -374,6 +402,8 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     report(f"discretizing the model ({M} agents, {system_size(subsystems)} states)")
     system = parts.model.discrete(sample_time, coupling_tolerance=coupling_tolerance)
     bound = parse_disturbance_bound(simulation.get("disturbance_bound"), subsystems)
+    with scenario_directory(source):
+        scripted = parse_disturbances(simulation.get("disturbances"), subsystems)
     tubes = compatibility = None
     tube = section(controller, "controller.", "tube")
     if settings.robust == "tube":
@@ -410,7 +440,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
                                 integer=True),
         disturbance_kind=choice(simulation, "simulation.", "disturbance_kind", ("uniform", "vertices"),
                                 default="uniform"),
-        tubes=tubes, family_settings=parts.settings, source=source, sections=sections,
+        tubes=tubes, family_settings=parts.settings, source=source, sections=sections, scripted_disturbances=scripted,
         strict=flag(simulation, "simulation.", "strict", False),
     )
     family.check_model(scenario, system)

@@ -2,10 +2,10 @@
 
 Per control step k: every agent measures x_i(k) and announces its warm start (iteration 0); then iterations
 p = 1, 2, … run until every agent has flagged its plan final; the plant applies u(k) and steps with the
-optional disturbance. Each agent runs in a Negotiator (coordination/negotiator.py), the same rules the ROS agent
-node runs: it iterates once the plans the iteration needs are in (of iteration p − 1 for parallel schemes, p for a
-Gauss-Seidel predecessor) and uses substitutes after its iteration timeout, in simulated time on the in-memory
-network (sim/network.py: latency, drops, outages).
+optional disturbances (sim/disturbances.py). Each agent runs in a Negotiator (coordination/negotiator.py), the
+same rules the ROS agent node runs: it iterates once the plans the iteration needs are in (of iteration p − 1 for
+parallel schemes, p for a Gauss-Seidel predecessor) and uses substitutes after its iteration timeout, in simulated
+time on the in-memory network (sim/network.py: latency, drops, outages).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ..coordination.nonlinear import NonlinearDesign
 from ..coordination.scheme import scheme_of
 from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearPlant
+from .disturbances import PlantDisturbance
 from .network import InMemoryNetwork
 from .plant_inputs import PlantInputs
 from .results import SimulationResult
@@ -37,10 +38,11 @@ class SimulationSettings:
     weights: list[float] | None = None
     compare_centralized: bool = False   # centralized optimum at every visited state (cost gap, input error)
     network: InMemoryNetwork = field(default_factory=InMemoryNetwork)
-    disturbance: np.ndarray | None = None  # steps × n_x additive disturbance w(k)
+    disturbance: np.ndarray | None = None  # steps × n_x additive disturbance w(k) on x(k+1)
     scheme_settings: Any = None   # the scheme's own settings, opaque (None: its defaults)
     strict: bool = False   # end the run after the first step that applied a fallback input for want of a solution
     iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT   # [s] simulated wait for a late plan (negotiator.py)
+    input_disturbance: np.ndarray | None = None   # steps × n_u d(k) added to the applied input (a load)
 
 
 def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSystem | NonlinearPlant, x0: np.ndarray,
@@ -66,6 +68,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     x = np.asarray(x0, float).copy()
     result.x[0] = x
     plant_inputs = PlantInputs(plant.subsystems)
+    disturbance = PlantDisturbance(settings.disturbance, settings.input_disturbance)
     team = SimulatedTeam(agents, design, network, max_iteration=max_iterations, steps=T,
                          sample_time=plant.sample_time, iteration_timeout=settings.iteration_timeout) \
         if agents else None
@@ -123,8 +126,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
         result.violation[k] = plant.constraint_violation(x, u)
         result.messages[k] = network.messages - messages_before
         result.bytes[k] = network.bytes - bytes_before
-        w = None if settings.disturbance is None else settings.disturbance[k]
-        x = plant.step(x, u, w)
+        x = disturbance.step(plant, x, u, k)
         result.x[k + 1] = x
         if progress:
             progress(k + 1, T)

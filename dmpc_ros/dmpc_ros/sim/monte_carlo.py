@@ -62,7 +62,7 @@ def closed_loop_run(scenario, seed: int, tube: bool = True, network: InMemoryNet
     plant = scenario.plant()
     agents = build_agents(design, scenario.controller.algorithm, scenario.controller.stopping)
     x = (scenario.initial_state if initial_state is None else initial_state).copy()
-    W = scenario.disturbance()
+    disturbance = scenario.plant_disturbance()
     states, inputs, nominal = [x], [], []
     violation, failed, fallbacks, fill, cost = 0.0, 0, 0, 0.0, 0.0
     started = time.perf_counter()
@@ -78,7 +78,7 @@ def closed_loop_run(scenario, seed: int, tube: bool = True, network: InMemoryNet
             fill = max(fill, float(np.max(np.abs(x - nominal[-1]) / radii)))
         violation = max(violation, plant.constraint_violation(x, u))
         cost += performance.stage(x, u, k)
-        x = plant.step(x, u, None if W is None else W[k])
+        x = disturbance.step(plant, x, u, k)
         states.append(x)
     elapsed = (time.perf_counter() - started) / scenario.steps
     states = np.array(states)

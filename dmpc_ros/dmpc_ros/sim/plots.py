@@ -156,3 +156,45 @@ def plot_tubes(result: SimulationResult, system: CoupledLinearSystem, tubes: Tub
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{title}: nominal trajectory, its tube and the real state ({result.algorithm})")
     return save(fig, path)
+
+
+def plot_disturbances(result: SimulationResult, scenario, directory: Path) -> Path | None:
+    """disturbances.png (when the scenario scripts any: simulation.disturbances): per channel hit, the summed
+    scripted disturbance d(t) as the plant applied it (left) and the agent's states, their reference dashed, with
+    the entries' event times dotted (right)."""
+    entries = scenario.scripted_disturbances
+    if not entries:
+        return None
+    system = scenario.plant()
+    state, applied = scenario.scripted()
+    channels = sorted({(e.channel, e.index, e.agent) for e in entries})
+    steps = result.steps
+    targets = np.array([scenario.reference_trajectory(scenario.prediction_model()).at(k)[0] for k in range(steps + 1)])
+    fig, axes = plt.subplots(len(channels), 2, figsize=(10, 2.4 * len(channels) + 0.6), sharex=True, squeeze=False)
+    for row, (channel, index, agent) in enumerate(channels):
+        sub = system.subsystems[agent]
+        offset = (system.state_slice(agent) if channel == "state" else system.input_slice(agent)).start
+        names, units = (sub.state_names, sub.state_units) if channel == "state" else (sub.input_names, sub.input_units)
+        unit = units[index - offset] if units else ""
+        values = (state if channel == "state" else applied)[:steps, index]
+        left, right = axes[row]
+        left.step(result.t[:-1], values, where="post", color="tab:red")
+        left.set_ylabel(f"d on {names[index - offset]}" + (f" [{unit}]" if unit else ""))
+        xs = system.state_slice(agent)
+        for r in range(sub.n_x):
+            line, = right.plot(result.t, result.x[:, xs.start + r], lw=1, label=sub.state_names[r])
+            right.plot(result.t, targets[:, xs.start + r], ls="--", lw=0.8, color=line.get_color())
+        right.set_ylabel(f"{sub.name} states")
+        right.legend(loc="upper right", fontsize=7)
+        for entry in entries:
+            if (entry.channel, entry.index) == (channel, index):
+                for time in entry.shape.events():
+                    for axis in (left, right):
+                        axis.axvline(time, color="grey", ls=":", lw=0.8)
+        for axis in (left, right):
+            axis.grid(alpha=0.3)
+    for axis in axes[-1]:
+        axis.set_xlabel("time [s]")
+    fig.suptitle(f"{scenario.name}: scripted disturbances (left) and the states they hit, reference dashed "
+                 f"({result.algorithm})")
+    return save(fig, directory / "disturbances.png")
