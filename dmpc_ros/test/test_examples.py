@@ -13,7 +13,8 @@ from conftest import REPO_DIR
 
 EXAMPLES = REPO_DIR / "examples"
 DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
-COVERED = {"four_tank.yaml", "mass_spring_linear.yaml", "power_system_api.py", "pendulum_pair_api.py"}
+COVERED = {"four_tank.yaml", "mass_spring_linear.yaml", "power_system_api.py", "pendulum_pair_api.py",
+           "mass_spring_load.yaml"}   # the last: test_disturbances.py
 
 
 def test_every_example_is_run_by_a_test() -> None:
