@@ -10,6 +10,7 @@ import numpy as np
 from ..models.linear import CoupledLinearSystem, MixedConstraint, PolytopicConstraint
 from ..models.network import TIME_DOMAINS, CostCoupling, LinearAgent, LinearNetwork, Setpoint
 from ..mpc.reference import ReferenceTrajectory
+from ..scenarios.csv_series import read_series
 from ..scenarios.family import FamilyParts, ModelFamily
 from ..scenarios.parameters import MAX_AGENTS
 from ..scenarios.validation import ScenarioError, check_number, choice, number, reject_unknown, section, \
@@ -271,6 +272,8 @@ def parse_agent(entry: object, where: str) -> LinearAgent:
         mixed = MixedConstraint(*(np.atleast_2d(numbers(mixed.get(k), f"{where}.mixed_constraint.{k}"))
                                   for k in ("Hx", "Hu")),
                                 numbers(mixed.get("h"), f"{where}.mixed_constraint.h").ravel())
+    state_names = names(entry.get("states"), f"{where}.states", n, "x")
+    input_names = names(entry.get("inputs"), f"{where}.inputs", m, "u")
     return LinearAgent(
         name=name, A=A, B=B, couplings=parsed,
         Q=weight(entry.get("Q"), f"{where}.Q", n), R=weight(entry.get("R"), f"{where}.R", m),
@@ -279,16 +282,18 @@ def parse_agent(entry: object, where: str) -> LinearAgent:
         input_constraint=combined(limits(entry.get("input_limits"), f"{where}.input_limits", m),
                                   polytope(entry.get("input_constraint"), f"{where}.input_constraint", m)),
         mixed_constraint=mixed or None,
-        state_names=names(entry.get("states"), f"{where}.states", n, "x"),
-        input_names=names(entry.get("inputs"), f"{where}.inputs", m, "u"),
+        state_names=state_names,
+        input_names=input_names,
         state_units=names(entry.get("state_units"), f"{where}.state_units", n, "") if "state_units" in entry else (),
         input_units=names(entry.get("input_units"), f"{where}.input_units", m, "") if "input_units" in entry else (),
-        setpoints=parse_setpoints(entry, where, n, m),
+        setpoints=parse_setpoints(entry, where, n, m, tuple(state_names), tuple(input_names)),
     )
 
 
-def parse_setpoints(entry: dict, where: str, n: int, m: int) -> tuple[Setpoint, ...]:
-    """`setpoint: [x…]` (constant; null: free) or `setpoints: [{time, x, u?}, …]` from time 0 on."""
+def parse_setpoints(entry: dict, where: str, n: int, m: int, state_names: tuple[str, ...] = (),
+                    input_names: tuple[str, ...] = ()) -> tuple[Setpoint, ...]:
+    """`setpoint: [x…]` (constant; null: free), `setpoints: [{time, x, u?}, …]` from time 0 on, or
+    `setpoints: {csv: file}` (a row per setpoint: see csv_setpoints)."""
     if "setpoint" in entry and "setpoints" in entry:
         raise ScenarioError(f"{where}.setpoints: give either setpoint (constant) or setpoints (changes), not both")
     if entry.get("setpoint") is not None:
@@ -299,6 +304,9 @@ def parse_setpoints(entry: dict, where: str, n: int, m: int) -> tuple[Setpoint, 
     value = entry.get("setpoints")
     if value is None:
         return ()
+    if isinstance(value, dict):
+        reject_unknown(value, f"{where}.setpoints.", {"csv"})
+        return csv_setpoints(value.get("csv"), f"{where}.setpoints.csv", state_names, input_names)
     if not isinstance(value, list) or not value:
         raise ScenarioError(f"{where}.setpoints: {value!r} is not allowed: a list of {{time, x, u}} from time 0")
     result = []
@@ -322,6 +330,25 @@ def parse_setpoints(entry: dict, where: str, n: int, m: int) -> tuple[Setpoint, 
                 raise ScenarioError(f"{name}.u: has {u.size} entries, expected {m}")
         result.append(Setpoint(time, x, u))
     return tuple(result)
+
+
+def csv_setpoints(value: object, name: str, state_names: tuple[str, ...],
+                  input_names: tuple[str, ...]) -> tuple[Setpoint, ...]:
+    """Setpoints from a CSV file (relative to the scenario file): columns time [s] (from 0, increasing) and any of
+    the agent's state and input names; an absent column or a blank cell leaves that entry free (the plant's steady
+    state fills it in). Between rows: model.setpoint_interpolation (step or linear), as for listed setpoints."""
+    if value is None:
+        raise ScenarioError(f"{name}: missing; give the path of a CSV file with columns time, "
+                            f"{', '.join(state_names + input_names)}")
+    series = read_series(value, name, state_names + input_names, blanks=True)
+    if series.times[0] != 0.0:
+        raise ScenarioError(f"{name}: {series.path.name}: the first time is {series.times[0]:g}, not allowed: the "
+                            f"first setpoint holds from time 0")
+    free = np.full(series.times.size, np.nan)
+    x = np.column_stack([series.columns.get(c, free) for c in state_names])
+    given = [c for c in input_names if c in series.columns]
+    u = np.column_stack([series.columns.get(c, free) for c in input_names]) if given else None
+    return tuple(Setpoint(float(t), x[k], None if u is None else u[k]) for k, t in enumerate(series.times))
 
 
 def parse_network(model: dict, sample_time: float) -> LinearNetwork:

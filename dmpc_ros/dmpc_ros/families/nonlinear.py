@@ -3,6 +3,7 @@ parameters, or a `NonlinearNetwork` built in Python. Its controllers solve NLPs 
 plant integrates the true continuous dynamics, and `controller.nonlinear` picks the local solver."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from ..mpc.qp_backends import backend_names
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, check_stabilizable
 from ..progress import report
+from ..scenarios.csv_reference import parse_csv_reference
 from ..scenarios.family import FamilyParts, ModelFamily
 from ..scenarios.validation import ScenarioError, check_number, choice, number, parse_rows, reject_unknown, section
 
@@ -28,7 +30,7 @@ SOLVER_FIELDS = {"method", "hessian", "max_iterations", "tolerance", "qp_backend
 class NonlinearFamily(ModelFamily):
     name = "nonlinear"
     nonlinear = True
-    model_fields = frozenset({"example", "parameters"})
+    model_fields = frozenset({"example", "parameters", "reference"})
     controller_fields = frozenset({"nonlinear"})
     initial_state_default = "setpoint"
 
@@ -45,7 +47,8 @@ class NonlinearFamily(ModelFamily):
             network = EXAMPLES[example](sample_time=sample_time, **values)
         except (TypeError, ValueError) as error:
             raise ScenarioError(f"model.parameters: {error}") from None
-        return self.from_model(network)
+        reference = parse_csv_reference(model.get("reference"), network)   # recorded references over the example's
+        return self.from_model(network if reference is None else replace(network, reference=reference))
 
     def from_model(self, model: object) -> FamilyParts:
         if not isinstance(model, NonlinearNetwork):
