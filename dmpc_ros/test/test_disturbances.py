@@ -253,3 +253,22 @@ def test_the_shipped_load_example_runs_and_plots_its_disturbances(tmp_path: Path
     assert (out / "disturbances.png").stat().st_size > 1000
     x = np.load(out / "trajectory.npz")["x"]
     assert 0.02 < x[-1, 4] < 0.08   # mass 2 rests off zero under the 0.3 N load (no integral action)
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_a_lock_step_ros_run_applies_the_same_disturbances_as_dmpc_sim(tmp_path: Path) -> None:
+    """The shipped load example over ROS 2 (lock-step, 24 steps: the load step at 2 s is in) equals `dmpc sim` bit
+    for bit: the plant node applies the sequences the scenario computes (sim/disturbances.py), not its own."""
+    example, steps = str(REPO_DIR / "examples" / "mass_spring_load.yaml"), "24"
+    dmpc = [sys.executable, "-m", "dmpc_ros.cli"]
+    run = subprocess.run(dmpc + ["run", example, "--steps", steps, "--output", str(tmp_path / "ros"),
+                                 "--iteration-timeout", "30"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    simulated = subprocess.run(dmpc + ["sim", example, "--steps", steps, "--output", str(tmp_path / "sim"),
+                                       "--no-reference"], capture_output=True, text=True, timeout=300)
+    assert simulated.returncode == 0, simulated.stderr
+    ros, sim = np.load(tmp_path / "ros" / "trajectory.npz"), np.load(tmp_path / "sim" / "trajectory.npz")
+    np.testing.assert_array_equal(ros["x"], sim["x"])
+    np.testing.assert_array_equal(ros["u"], sim["u"])
+    assert ros["x"][-1, 4] > sim["x"][20, 4] or ros["x"][21, 5] != ros["x"][20, 5]   # the load acted

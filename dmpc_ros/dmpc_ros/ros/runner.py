@@ -27,6 +27,7 @@ from dmpc_ros_msgs.msg import AgentStatus
 from ..process_group import ProcessGroup
 from ..report import BAG_METADATA, result_from_records
 from ..scenarios import Scenario
+from ..scenarios.csv_series import copy_data_files
 from ..scenarios.node_specs import NodeSpec, host_agents, node_specs, parameters_file
 from ..scenarios.parameters import DEFAULTS
 from ..scenarios.source import is_factory, source_path
@@ -82,6 +83,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     else:
         copy = output / "scenario.yaml"
         shutil.copyfile(source_path(str(source)), copy)
+        copy_data_files(Path(source_path(str(source))), output)   # the CSV series it names, at the same paths
         source = copy
     specs = node_specs(scenario, source, namespace, mode, output_file=str(output / "plant.npz"),
                        exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides)

@@ -113,3 +113,35 @@ def cell_value(cell: str, where: str, blank: bool) -> float:
         raise ScenarioError(f"{where}: {cell!r} is not allowed: must be a finite number"
                             f"{' (or blank: free)' if blank else ''}")
     return value
+
+
+def copy_data_files(source: Path, folder: Path) -> list[Path]:
+    """Copy the CSV files a scenario file names by relative path (inside its own folder) to the same relative
+    paths under `folder`, where `dmpc run` puts its copy of the scenario, so the copy (which the nodes read) finds
+    them. A path leaving the scenario's folder (`..`) is not copied: give such a file by its absolute path."""
+    import shutil
+
+    from .yaml_file import read_yaml
+
+    def strings(value: object):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    copied = []
+    for name in strings(read_yaml(source)):
+        relative = Path(name)
+        if relative.suffix.lower() != ".csv" or relative.is_absolute() or ".." in relative.parts:
+            continue
+        original = source.parent / relative
+        if original.is_file():
+            target = folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(original, target)
+            copied.append(target)
+    return copied
