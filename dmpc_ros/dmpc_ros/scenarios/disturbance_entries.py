@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ..sim.disturbances import INTERPOLATIONS, Pulse, Ramp, ScriptedDisturbance, Series, Shape, Step
 from .csv_series import read_series
-from .validation import ScenarioError, check_number, choice, number, reject_unknown
+from .validation import ScenarioError, check_number, choice, number, reject_unknown, symbol
 
 FIELD = "simulation.disturbances"
 CHANNELS = ("state", "input")
@@ -110,8 +110,6 @@ def parse_agent(value: object, name: str, subsystems: list) -> int:
 
 def parse_channel(value: object, name: str, subsystems: list, agent: int, channel: str) -> tuple[int, str]:
     """(stacked index, the agent's own name of it) of a state or input given by symbol or by the agent's name."""
-    from .schema import symbol
-
     sub = subsystems[agent]
     names = list(sub.state_names if channel == "state" else sub.input_names)
     symbols = [symbol(n) for n in names]

@@ -28,7 +28,7 @@ from .disturbance_entries import parse_disturbances
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .parameters import OVERRIDES, PARAMETERS
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
-                         section)
+                         section, symbol)
 from .yaml_file import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -445,12 +445,6 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     )
     family.check_model(scenario, system)
     return scenario
-
-
-def symbol(state_name: str) -> str:
-    """The state's symbol across agents: 'p_3' → 'p' (built-in families number their states), else the name."""
-    stem, _, suffix = state_name.rpartition("_")
-    return stem if stem and suffix.isdigit() else state_name
 
 
 def parse_flag(data: dict, path: str, key: str, default: bool = False) -> bool:

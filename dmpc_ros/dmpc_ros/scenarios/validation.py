@@ -130,3 +130,9 @@ def agent_values(value: object, count: int) -> list[tuple[object, str]]:
             raise ScenarioError(f"per_agent: expected a list of {count} entries (one per agent), got {values!r}")
         return [(v, f".per_agent[{i}]") for i, v in enumerate(values)]
     return [(value, "")] * count
+
+
+def symbol(state_name: str) -> str:
+    """The state's symbol across agents: 'p_3' → 'p' (built-in families number their states), else the name."""
+    stem, _, suffix = state_name.rpartition("_")
+    return stem if stem and suffix.isdigit() else state_name
