@@ -79,17 +79,20 @@ def load_with_overrides(args: argparse.Namespace):
         raise UsageError(str(error)) from None
     overrides = overrides_of(args)
     try:
-        return args.scenario, scenario.with_overrides(**overrides), overrides
+        scenario = scenario.with_overrides(**overrides)
     except ScenarioError as error:
-        combined = error
-    for flag, field in FLAG_OVERRIDES.items():   # which flag alone breaks a rule, so the message names it
-        if field in overrides:
-            try:
-                scenario.with_overrides(**{field: overrides[field]})
-            except ScenarioError as error:
-                raise UsageError(f"--{flag} {overrides[field]}: {error}") from None
-    flags = " ".join(f"--{flag} {overrides[field]}" for flag, field in FLAG_OVERRIDES.items() if field in overrides)
-    raise UsageError(f"{flags}: {combined}")   # only the combination (e.g. --horizon with the tube's missed_steps)
+        for flag, field in FLAG_OVERRIDES.items():   # which flag alone breaks a rule, so the message names it
+            if field in overrides:
+                try:
+                    scenario.with_overrides(**{field: overrides[field]})
+                except ScenarioError as alone:
+                    raise UsageError(f"--{flag} {overrides[field]}: {alone}") from None
+        flags = " ".join(f"--{flag} {overrides[field]}" for flag, field in FLAG_OVERRIDES.items()
+                         if field in overrides)
+        raise UsageError(f"{flags}: {error}") from None   # only the combination (e.g. --horizon with missed_steps)
+    for note in scenario.notes:   # advice of the load-time checks, before any work starts
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    return args.scenario, scenario, overrides
 
 
 def check_output(value: str | None) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..mpc.nonlinear_ocp import OCPSolution, OptimalControlProblem
+from ..mpc.nonlinear_ocp import OCPSolution, OptimalControlProblem, SoftLimits
 from .base import Agent, StepStatistics, StoppingRule
 from .plan import Plan
 
@@ -34,11 +34,12 @@ def shifted_trajectory(flat: np.ndarray, n_x: int, n_u: int, horizon: int) -> np
 class LocalNlpAgent(Agent):
     """One agent solving its own OCP (controller.nonlinear: sqp, rti or ipopt) once per negotiation iteration."""
 
-    def __init__(self, agent_id: int, design, stopping: StoppingRule, copies: bool = False) -> None:
+    def __init__(self, agent_id: int, design, stopping: StoppingRule, copies: bool = False,
+                 soft_limits: SoftLimits | None = None) -> None:
         net, N = design.network, design.horizon
         self.agent_id, self.design, self.stopping, self.horizon = agent_id, design, stopping, N
         self.ocp = OptimalControlProblem(net, (agent_id,), N, {agent_id: design.terminal_weights[agent_id]},
-                                         design.solver, copies)
+                                         design.solver, copies, soft_limits)
         self.neighbours = self.ocp.layout.external                 # whose trajectories enter the own OCP
         self.guard = design.input_guard(agent_id)
         self.n_x, self.n_u = net.agents[agent_id].n_x, net.agents[agent_id].n_u
@@ -114,8 +115,10 @@ class LocalNlpAgent(Agent):
         final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
         if final and not self.solved:   # no solve of this step to stand on: the shifted candidate is applied
             self._stats.fallbacks += 1
-        self._plan = self._make_plan(converged=converged, final=final,
-                                     feasible=usable and solution.infeasibility <= FEASIBILITY)
+        if usable and solution.limit_violation > FEASIBILITY:   # a soft limit the neighbours' plans push over
+            self._stats.count("limit_violations")
+        self._plan = self._make_plan(converged=converged, final=final, feasible=usable and max(
+            solution.infeasibility, solution.limit_violation) <= FEASIBILITY)
         return self._plan
 
     # -- what the guard and the drivers read --------------------------------------------------------------------

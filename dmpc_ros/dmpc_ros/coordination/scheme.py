@@ -62,6 +62,17 @@ class OfflinePart:
     load: Callable[[Any, Any, str], Any]
 
 
+# How a scheme keeps a state limit its neighbours drive (models/coupled_limits.py), said at load time
+COUPLED_LIMITS = {
+    "every_iterate": "kept by every iterate (each agent keeps every row its inputs affect, from a feasible start)",
+    "penalty": "kept as an exact penalty: the fixed point keeps it when the plant can, a violation is priced, "
+               "reported and sent to the driving neighbour",
+    "at_convergence": "kept only once the agents agree: an iterate cut at the iteration limit may violate it",
+    "not_kept": "not kept: each agent keeps its own rows with its neighbours' plans frozen, and a neighbour may "
+                "push the state over its limit whatever the agent does",
+}
+
+
 @dataclass(frozen=True)
 class Scheme:
     """One coordination scheme (module docstring). Hooks left None mean: no settings, no check, no such agent."""
@@ -78,8 +89,14 @@ class Scheme:
     counters: Mapping[str, str] = field(default_factory=dict)   # what its agents count per step: name → meaning
     separable_terminal_cost: bool = False  # splits the cost by agent: terminal cost Σ x_i,N' P_ii x_i,N
     offline: OfflinePart | None = None
+    coupled_limits: str = "not_kept"       # a key of COUPLED_LIMITS: how it keeps limits its neighbours drive
     linear_refusal: str = "it needs a nonlinear model (model.type nonlinear)"
     nonlinear_refusal: str = "it solves QPs of a linear model"
+
+    def __post_init__(self) -> None:
+        if self.coupled_limits not in COUPLED_LIMITS:
+            raise ValueError(f"scheme {self.name}: coupled_limits {self.coupled_limits!r} is not allowed: one of "
+                             f"{', '.join(COUPLED_LIMITS)}")
 
     def settings(self, given: Any = None) -> Any:
         """The settings its builders get: the given ones, else those of an empty section (None without settings)."""

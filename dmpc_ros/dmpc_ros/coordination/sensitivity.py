@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..mpc.nonlinear_ocp import OCPSolution
+from ..mpc.nonlinear_ocp import OCPSolution, SoftLimits
 from .base import StoppingRule
 from .nonlinear_agent import LocalNlpAgent, shifted_trajectory
 from .plan import Plan
@@ -31,8 +31,8 @@ from .plan import Plan
 class SensitivityAgent(LocalNlpAgent):
     """One agent of the sensitivity-based scheme, with its local solver (sqp, rti or ipopt)."""
 
-    def __init__(self, agent_id: int, design, stopping: StoppingRule) -> None:
-        super().__init__(agent_id, design, stopping)
+    def __init__(self, agent_id: int, design, stopping: StoppingRule, soft_limits: SoftLimits = SoftLimits()) -> None:
+        super().__init__(agent_id, design, stopping, soft_limits=soft_limits)
         net = design.network
         self.sensed_by = tuple(j for j in range(net.num_agents) if agent_id in net.neighbours(j))
         self.required_plans = frozenset(self.neighbours) | frozenset(self.sensed_by)

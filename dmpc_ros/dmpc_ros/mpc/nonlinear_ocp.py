@@ -24,6 +24,7 @@ import casadi as ca
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
+from ..models.coupled_limits import outside_driven
 from ..models.nonlinear import NonlinearNetwork
 from .compiled import BufferedFunction
 from .qp_backends import qp_backend
@@ -52,6 +53,25 @@ class SolverSettings:
             raise ValueError(f"hessian '{self.hessian}' is not allowed: one of {', '.join(HESSIANS)}")
 
 
+@dataclass(frozen=True)
+class SoftLimits:
+    """Exact-penalty (ℓ1) state limits for the states the neighbours drive (models/coupled_limits.py):
+    x ≤ x_max + σ, x ≥ x_min − σ, σ ≥ 0, with ρ σ + ρ σ² / (2 span) added to the cost per limited state and step.
+    With ρ above the limit's multiplier the solution is the hard-constrained one whenever that exists (exact
+    penalty); when the frozen neighbours leave no feasible point the local problem still has a solution, its
+    violation priced at ρ, which reaches the neighbours through the sensitivities. `penalty` None: ρ per state
+    from the agent's weights, 20 (N λmax(Q) + λmax(P)) · span, ten times a bound of the cost's slope over the span."""
+
+    penalty: float | None = None
+
+    def weights(self, horizon: int, Q: np.ndarray, P: np.ndarray, span: np.ndarray) -> np.ndarray:
+        """ρ per limited state (span: its limit range, 1 where a side is unbounded)."""
+        if self.penalty is not None:
+            return np.full(span.size, float(self.penalty))
+        slope = 2 * (horizon * np.linalg.eigvalsh(Q)[-1] + np.linalg.eigvalsh(P)[-1]) * span
+        return 10.0 * np.maximum(slope, 1e-6)
+
+
 @dataclass
 class OCPSolution:
     """Primal iterate, multipliers and what the solve did."""
@@ -65,6 +85,7 @@ class OCPSolution:
     feedback_time: float = 0.0          # RTI: the feedback phase alone [s]
     infeasibility: float = 0.0          # max |c|, max(h, 0) at w
     infeasible: bool = False
+    limit_violation: float = 0.0        # largest slack of the soft state limits (their violation) [state units]
 
 
 @dataclass
@@ -80,6 +101,8 @@ class Layout:
     x_index: dict[int, np.ndarray] = field(default_factory=dict)   # member → (N × n_x) indices in w
     u_index: dict[int, np.ndarray] = field(default_factory=dict)
     copy_index: dict[int, slice] = field(default_factory=dict)     # external → its copy [x_0..x_N; u_0..u_N−1]
+    soft: dict[int, tuple[int, ...]] = field(default_factory=dict)  # member → its state components with soft limits
+    slack_index: dict[int, np.ndarray] = field(default_factory=dict)   # member → (N × soft) slack indices in w
 
     def __post_init__(self) -> None:
         N, offset = self.horizon, 0
@@ -89,7 +112,12 @@ class Layout:
         for m in self.members:
             self.u_index[m] = offset + np.arange(N * self.n_u[m]).reshape(N, self.n_u[m])
             offset += N * self.n_u[m]
-        self.own_size = offset
+        self.own_size = offset                       # X and U: what γ weighs and what a plan carries
+        for m in self.members:
+            count = len(self.soft.get(m, ()))
+            self.slack_index[m] = offset + np.arange(N * count).reshape(N, count)
+            offset += N * count
+        self.decision_size = offset                  # X, U and the slacks of the soft limits
         for j in self.external if self.copies else ():
             size = self.trajectory_size(j)
             self.copy_index[j] = slice(offset, offset + size)
@@ -121,20 +149,23 @@ class OptimalControlProblem:
 
     def __init__(self, network: NonlinearNetwork, members: tuple[int, ...], horizon: int,
                  terminal_weights: dict[int, np.ndarray], settings: SolverSettings = SolverSettings(),
-                 copies: bool = False) -> None:
+                 copies: bool = False, soft_limits: SoftLimits | None = None) -> None:
         """copies: ADMM's local problem of one member, its neighbours' trajectories as variables with the
-        augmented-Lagrangian terms of every edge (as copier of its neighbours, as owner for its copiers)."""
+        augmented-Lagrangian terms of every edge (as copier of its neighbours, as owner for its copiers).
+        soft_limits: the limits of the states that agents outside the members drive become exact penalties."""
         self.network, self.settings, N = network, settings, horizon
         self._qp_solver = qp_backend(settings.qp_backend, "dense_once")
         self._elastic_solver = qp_backend(settings.qp_backend, "dense_soft")   # inconsistent linearized rows
         self.members = tuple(members)
         external = sorted({j for m in members for j in network.neighbours(m)} - set(members))
         agents = network.agents
+        soft = {} if soft_limits is None else {m: tuple(sorted(outside_driven(network, m, self.members)))
+                                               for m in members}
         self.layout = layout = Layout(self.members, tuple(external), N, {a: agents[a].n_x for a in range(len(agents))},
-                                      {a: agents[a].n_u for a in range(len(agents))}, copies)
+                                      {a: agents[a].n_u for a in range(len(agents))}, copies, soft=soft)
         self.copiers = tuple(sorted({a for a in range(len(agents)) for m in members if m in network.neighbours(a)}
                                     - set(members))) if copies else ()
-        w = ca.SX.sym("w", layout.own_size)
+        w = ca.SX.sym("w", layout.decision_size)
         x0 = {m: ca.SX.sym(f"x0_{m}", agents[m].n_x) for m in members}
         ext_x = {j: ca.SX.sym(f"xj{j}", N + 1, agents[j].n_x) for j in external}   # rows k = 0..N
         ext_u = {j: ca.SX.sym(f"uj{j}", N, agents[j].n_u) for j in external}
@@ -147,6 +178,14 @@ class OptimalControlProblem:
         self._weight_values = np.concatenate([np.asarray(W, float).ravel(order="F") for m in members
                                               for W in (network.state_weights[m], network.input_weights[m],
                                                         terminal_weights[m])])
+        # the soft limits' ρ and ρ/span per state: parameters too, for the same reason
+        penalties = {m: (ca.SX.sym(f"rho{m}", len(soft[m])), ca.SX.sym(f"curv{m}", len(soft[m]))) for m in soft}
+        for m in soft:
+            sub, index = agents[m], list(soft[m])
+            span = np.where(np.isfinite(sub.state_upper - sub.state_lower), sub.state_upper - sub.state_lower, 1.0)
+            span = np.maximum(span[index], 1e-12)
+            rho = soft_limits.weights(N, network.state_weights[m], terminal_weights[m], span)
+            self._weight_values = np.concatenate([self._weight_values, rho, rho / span])
 
         def state(a: int, k: int):
             if a in ext_x:
@@ -173,11 +212,23 @@ class OptimalControlProblem:
                     inequalities.append(ca.vcat([agents[m].path_constraint(state(m, k), control(m, k))]))
             dN = state(m, N) - ref_x[m][N, :].T
             cost += ca.bilin(P, dN, dN)
+        penalty = 0
+        for m, components in soft.items():   # exact-penalty rows of the limits the outside agents drive
+            rho, curvature = penalties[m]
+            for k in range(1, N + 1):
+                slack = w[layout.slack_index[m][k - 1]]
+                for c_index, r in enumerate(components):
+                    x_r, s_r = state(m, k)[r], slack[c_index]
+                    if np.isfinite(agents[m].state_upper[r]):
+                        inequalities.append(x_r - agents[m].state_upper[r] - s_r)
+                    if np.isfinite(agents[m].state_lower[r]):
+                        inequalities.append(agents[m].state_lower[r] - x_r - s_r)
+                penalty += ca.dot(rho, slack) + 0.5 * ca.dot(curvature, slack * slack)
         for c in network.couplings:   # a pair constraint once per pair the members touch, k = 1..N
             if c.constraint is not None and (c.agent in members or c.neighbour in members):
                 for k in range(1, N + 1):
                     inequalities.append(ca.vcat([c.constraint(state(c.agent, k), state(c.neighbour, k))]))
-        objective = cost + ca.dot(gamma, w)
+        objective = cost + penalty + ca.dot(gamma, w[:layout.own_size])
         c = ca.vcat(defects)
         h = ca.vcat(inequalities) if inequalities else ca.SX(0, 1)
         self.num_defects, self.num_inequalities = c.shape[0], h.shape[0]
@@ -185,7 +236,7 @@ class OptimalControlProblem:
         x0_all = ca.vcat([x0[m] for m in members])
         trajectories = {j: ca.vertcat(ca.vec(ext_x[j].T), ca.vec(ext_u[j].T)) for j in external}
         common = ([ca.vec(ref_x[m].T) for m in members] + [ca.vec(ref_u[m].T) for m in members] + [gamma]
-                  + [ca.vec(W) for m in members for W in weights[m]])
+                  + [ca.vec(W) for m in members for W in weights[m]] + [v for m in soft for v in penalties[m]])
         if copies:   # y'(v − z) + ρ/2 ‖v − z‖² per edge; v: the copy (copier) or the own trajectory (owner)
             rho, consensus = ca.SX.sym("rho"), []
             m = members[0]
@@ -219,6 +270,9 @@ class OptimalControlProblem:
         for m in members:
             lower[layout.x_index[m]], upper[layout.x_index[m]] = agents[m].state_lower, agents[m].state_upper
             lower[layout.u_index[m]], upper[layout.u_index[m]] = agents[m].input_lower, agents[m].input_upper
+            soft_columns = layout.x_index[m][:, list(soft.get(m, ()))]
+            lower[soft_columns], upper[soft_columns] = -np.inf, np.inf      # kept by the penalty rows instead
+            lower[layout.slack_index[m]], upper[layout.slack_index[m]] = 0.0, np.inf
         for j, where in layout.copy_index.items():   # a copy within its owner's limits
             sub = agents[j]
             lower[where] = np.concatenate([np.tile(sub.state_lower, N + 1), np.tile(sub.input_lower, N)])
@@ -280,7 +334,7 @@ class OptimalControlProblem:
     def solve(self, w: np.ndarray, x0: np.ndarray, p: np.ndarray, lam: np.ndarray | None = None) -> OCPSolution:
         """Solve from the initial guess w (clipped into the box) by the configured method."""
         started = time.perf_counter()
-        w = np.clip(np.asarray(w, float), self.lower, self.upper)
+        w = self._initial_slacks(np.clip(np.asarray(w, float), self.lower, self.upper))
         lam = np.zeros(self.num_defects) if lam is None else lam
         if self.settings.method == "ipopt":
             solution = self._solve_ipopt(w, x0, p, lam)
@@ -296,7 +350,28 @@ class OptimalControlProblem:
                     rescued.status = f"sqp: {solution.status}; ipopt: {rescued.status}"
                     solution = rescued
         solution.solve_time = time.perf_counter() - started
+        solution.limit_violation = self.limit_violation(solution.w)
         return solution
+
+    def _overshoot(self, w: np.ndarray) -> dict[int, np.ndarray]:
+        """Per member with soft limits: how far each soft state of w lies beyond its limits (N × soft, ≤ 0 inside)."""
+        out = {}
+        for m, components in self.layout.soft.items():
+            if components:
+                sub, index = self.network.agents[m], list(components)
+                x = w[self.layout.x_index[m][:, index]]
+                out[m] = np.maximum(x - sub.state_upper[index], sub.state_lower[index] - x)
+        return out
+
+    def _initial_slacks(self, w: np.ndarray) -> np.ndarray:
+        """w with each soft limit's slack at the guess's violation of it (a feasible start for those rows)."""
+        for m, over in self._overshoot(w).items():
+            w[self.layout.slack_index[m]] = np.maximum(over, 0.0)
+        return w
+
+    def limit_violation(self, w: np.ndarray) -> float:
+        """The largest violation of a soft limit at w [state units] (0 without soft limits)."""
+        return max([float(np.max(over, initial=0.0)) for over in self._overshoot(w).values()] + [0.0])
 
     @property
     def _ipopt(self):

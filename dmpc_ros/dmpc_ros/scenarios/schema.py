@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..coordination import ControllerDesign, StoppingRule
+from .coupled_limit_check import coupled_limit_note
 from ..coordination.scheme import Problem, Scheme, allowed_for, scheme_names, scheme_of, settings_sections
 from ..models.linear import CoupledLinearSystem, CouplingTerm
 from ..mpc.reference import ReferenceTrajectory
@@ -85,6 +86,7 @@ class Scenario:
     scripted_disturbances: tuple[ScriptedDisturbance, ...] = ()   # simulation.disturbances: steps, ramps, pulses, CSV
     source: str = field(default="", compare=False)
     sections: dict = field(default_factory=dict, compare=False, repr=False)   # controller/simulation/network as given
+    notes: tuple[str, ...] = field(default=(), compare=False)   # what the load-time checks advise (not errors)
 
     @property
     def num_agents(self) -> int:
@@ -442,6 +444,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
                                 default="uniform"),
         tubes=tubes, family_settings=parts.settings, source=source, sections=sections, scripted_disturbances=scripted,
         strict=flag(simulation, "simulation.", "strict", False),
+        notes=tuple(note for note in (coupled_limit_note(scheme, problem),) if note),
     )
     family.check_model(scenario, system)
     return scenario

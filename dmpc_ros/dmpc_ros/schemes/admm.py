@@ -77,4 +77,5 @@ def nonlinear_agent(request: AgentRequest) -> Agent:
 
 SCHEMES = (Scheme("admm", "edge-based consensus ADMM, neighbour to neighbour", build_linear=linear_agent,
                   build_nonlinear=nonlinear_agent, settings_section="admm", parse_settings=parse_settings,
-                  check=check, check_settings=check_settings, separable_terminal_cost=True),)
+                  check=check, check_settings=check_settings, separable_terminal_cost=True,
+                  coupled_limits="at_convergence"),)

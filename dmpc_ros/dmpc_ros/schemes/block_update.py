@@ -84,8 +84,9 @@ SCHEMES = (
            check=lambda problem: shared_constraint_refusal(problem, "noncooperative")),
     Scheme("jacobi", "cooperative Jacobi: plant-wide cost, convex combination of the agents' updates",
            build_linear=lambda r: block_update_agent(r, "plant", "affected", jacobi_weight(r), False),
-           check=jacobi_check, nonlinear_refusal=WHOLE_MODEL),
+           check=jacobi_check, nonlinear_refusal=WHOLE_MODEL, coupled_limits="every_iterate"),
     Scheme("gauss_seidel", "cooperative Gauss-Seidel: plant-wide cost, agents update one after another",
            build_linear=lambda r: block_update_agent(r, "plant", "affected", 1.0, True),
-           nonlinear_refusal="as for jacobi, each agent would need the whole nonlinear model; use sensitivity"),
+           nonlinear_refusal="as for jacobi, each agent would need the whole nonlinear model; use sensitivity",
+           coupled_limits="every_iterate"),
 )

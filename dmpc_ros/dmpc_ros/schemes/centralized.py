@@ -11,4 +11,5 @@ def centralized_controller(request: AgentRequest):
 
 
 SCHEMES = (Scheme("centralized", "one MPC of the whole plant (the reference)", build_linear=centralized_controller,
-                  build_nonlinear=centralized_controller, runs_as_agents=False),)
+                  build_nonlinear=centralized_controller, runs_as_agents=False,
+                  coupled_limits="every_iterate"),)

@@ -18,4 +18,4 @@ def dual_decomposition_agent(request: AgentRequest) -> Agent:
 
 
 SCHEMES = (Scheme("dual_decomposition", "prices on a shared input constraint, dynamically decoupled agents",
-                  build_linear=dual_decomposition_agent),)
+                  build_linear=dual_decomposition_agent, coupled_limits="at_convergence"),)
