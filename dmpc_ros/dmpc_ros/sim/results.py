@@ -288,7 +288,7 @@ def cap_line(capped: int, steps: int, residual: float, limit: int | None, tolera
     warning, the ROS agent node's end-of-run log)."""
     at = f" at limit {limit}" if limit else ""
     tol = f", tolerance {tolerance:.0e}" if tolerance is not None else ""
-    return (f"capped steps {capped} of {steps} (max residual {residual:.0e}{at}{tol}, first at step {first}) — raise "
+    return (f"capped steps {capped} of {steps} (max residual {residual:.1e}{at}{tol}, first at step {first}) — raise "
             f"controller.max_iterations")
 
 
