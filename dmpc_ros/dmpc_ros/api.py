@@ -116,6 +116,13 @@ def changed_fields(original: Scenario, changed: Scenario) -> dict:
     return values
 
 
+def cap_cell(cap: dict, steps: int) -> str:
+    """The summary table's cell for steps that stopped at controller.max_iterations without meeting the tolerance."""
+    if not cap["capped_steps"]:
+        return f"0 of {steps} (limit {cap['max_iterations']})"
+    return f"{cap['capped_steps']} of {steps} (limit {cap['max_iterations']}, max residual {cap['max_residual']:.1e})"
+
+
 def save(result: SimulationResult, scenario: Scenario, output: str | Path, reference: SimulationResult | None = None,
          console=None, title_suffix: str = "") -> dict:
     """Write summary.json (with the cost gap to `reference`, a centralized run), trajectory.npz/.csv and the
@@ -158,6 +165,8 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
         ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
         ("infeasible problems / solver failures", f"{failures['infeasible_problems']} / {failures['solver_failures']}"),
         ("fallbacks / steps on fallback input", f"{failures['fallbacks']} / {failures['steps_on_fallback_input']}"),
+        *([("steps capped at the iteration limit", cap_cell(summary["iteration_limit"], summary["steps"]))]
+          if summary["iteration_limit"]["max_iterations"] else []),
         *((f"{result.algorithm}: {name.replace('_', ' ')}", f"{total:g}")   # the scheme's own counters
           for name, total in summary["counters"].items()),
         *([("stopped", result.stopped)] if result.stopped else []),

@@ -24,6 +24,7 @@ def result_from_records(scenario: Scenario, x: np.ndarray, u: np.ndarray, status
     result = SimulationResult.empty(scenario.controller.algorithm, T, design.horizon, plant.n_x, plant.n_u, M,
                                     scenario.controller.max_iterations, plant.sample_time)
     result.x[:], result.u[:] = x, u
+    result.tolerance = scenario.controller.tolerance
     for k in range(T):
         result.stage_cost[k] = cost.stage(x[k], u[k], k)
         result.violation[k] = plant.constraint_violation(x[k], u[k])
@@ -42,6 +43,8 @@ def result_from_records(scenario: Scenario, x: np.ndarray, u: np.ndarray, status
                                                                                            s.solver_failures)
                 result.fallbacks[k, s.agent_id] = s.fallbacks
                 result.fallback_input[k, s.agent_id] = s.input_source != 0   # AgentStatus.INPUT_SOLVED
+                result.capped[k, s.agent_id] = getattr(s, "capped", False)   # (bags recorded before it: absent)
+                result.residual[k, s.agent_id] = getattr(s, "residual", 0.0)
                 for name, value in zip(s.counter_names, s.counter_values):   # the scheme's own counters
                     result.counter(name)[k, s.agent_id] = value
     result.messages_missing = int(sum(s.messages_missing for s in statuses))

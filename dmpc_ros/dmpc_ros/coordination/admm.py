@@ -401,7 +401,9 @@ class AdmmAgent(Agent):
                      and self.stopping.converged(self.v[self.u_index], old[self.u_index]))
         neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged
                               for j in self.required_plans)
-        final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
+        residual = max(self._stats.primal_residual / scale, self._stats.dual_residual / scale,
+                       self.stopping.change(self.v[self.u_index], old[self.u_index]))
+        final = self._stats.stop(self.stopping.at_limit(self.iteration), converged and neighbours_done, residual)
         self._plan = self._make_plan(converged=converged, final=final, feasible=solution.usable)
         return self._plan
 

@@ -140,7 +140,8 @@ class BlockUpdateAgent(Agent):
         converged = self._converged(self.U[own], old)
         neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged
                               for j in self.required_plans)
-        final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
+        final = self._stats.stop(self.stopping.at_limit(self.iteration), converged and neighbours_done,
+                                 self._residual(self.U[own], old))
         if final and self._silent_beyond_bound():
             self.U[own] = self._candidate
             self._stats.fallbacks += 1
@@ -232,6 +233,10 @@ class BlockUpdateAgent(Agent):
 
     def _converged(self, new: np.ndarray, old: np.ndarray) -> bool:
         return self.stopping.converged(new, old)
+
+    def _residual(self, new: np.ndarray, old: np.ndarray) -> float:
+        """What _converged compares with the tolerance: the relative change of the own plan [-]."""
+        return self.stopping.change(new, old)
 
     def planned_input(self) -> np.ndarray:
         return self.U[self._input_index[self.agent_id]][: self._input_dim[self.agent_id]].copy()

@@ -169,6 +169,8 @@ class CentreConsensusAgent(Agent):
         estimate attached (positions stay in the agreed frame, which every agent shares)."""
         self._plan = replace(plan, iteration=self.iteration, data={**plan.data, "centre": self.estimate.copy()})
         self.inner.statistics.iterations = self.iteration
+        if plan.final and self._offset and self.disagreement > self.consensus.tolerance:   # rounds ran out [m]
+            self.inner.statistics.stop(True, False, max(self.inner.statistics.residual, self.disagreement))
         return self._plan
 
     def _unwrap(self, inbox: Mapping[int, Plan]) -> dict[int, Plan]:

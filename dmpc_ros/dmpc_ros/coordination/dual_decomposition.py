@@ -102,6 +102,12 @@ class DualDecompositionAgent(BlockUpdateAgent):
                 and self._stats.dual_residual <= tolerance * (1 + np.max(self.prices, initial=0))
                 and self._stats.primal_residual <= tolerance * (1 + np.max(np.abs(self.bound), initial=0)))
 
+    def _residual(self, new: np.ndarray, old: np.ndarray) -> float:
+        """The largest of the relative plan change, price change and constraint excess (_converged's three tests)."""
+        return max(self.stopping.change(new, old),
+                   self._stats.dual_residual / (1 + np.max(self.prices, initial=0)),
+                   self._stats.primal_residual / (1 + np.max(np.abs(self.bound), initial=0)))
+
     def _make_plan(self, converged: bool, final: bool, feasible: bool, predicted: np.ndarray | None = None) -> Plan:
         plan = super()._make_plan(converged, final, feasible, predicted)
         plan.data["prices"] = self.prices.reshape(self.horizon, -1).copy()

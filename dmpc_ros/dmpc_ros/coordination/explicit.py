@@ -340,7 +340,7 @@ class IterationFreeAgent(Agent):
         U = self._repaired(self.U.copy())
         for block in self.blocks:
             block.misses = 0
-        for _ in range(self.stopping.max_iterations):
+        for iteration in range(1, self.stopping.max_iterations + 1):
             new = U.copy()
             for block, law in zip(self.blocks, self.laws):
                 solution = block.solve(self.x[law.state_index], U[law.view_to_plant], self.step)
@@ -349,6 +349,8 @@ class IterationFreeAgent(Agent):
                     continue
                 new[law.own] = self.weight * solution.z + (1.0 - self.weight) * U[law.own]
             done = all(self.stopping.converged(new[law.own], U[law.own]) for law in self.laws)
+            self._stats.stop(self.stopping.at_limit(iteration), done,
+                             max(self.stopping.change(new[law.own], U[law.own]) for law in self.laws))
             U = new
             if done:
                 break
@@ -358,8 +360,9 @@ class IterationFreeAgent(Agent):
         if not misses and all(block.region is not None for block in self.blocks):
             combination = tuple(block.region for block in self.blocks)
             exact = self._fixed_point(combination).at(self.x)
-            if exact is not None:
+            if exact is not None:   # the fixed point itself: no residual left
                 self.regions, U = combination, exact
+                self._stats.stop(False, True, 0.0)
         return U if np.all(np.isfinite(U)) else None
 
     def _repaired(self, U: np.ndarray) -> np.ndarray:

@@ -92,9 +92,18 @@ class NonlinearAdmmAgent(LocalNlpAgent):
     def _accept(self, solution: OCPSolution, parameters: np.ndarray) -> None:
         self.copies = {j: solution.w[where].copy() for j, where in self.ocp.layout.copy_index.items()}
 
+    def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
+        """The shared negotiation step; the reported residual adds the relative consensus residual to the relative
+        change of the state iterates (the two tests of the stopping rule)."""
+        plan = super().iterate(inbox)
+        self._stats.residual = max(self._stats.residual, self.residual / self._scale())
+        return plan
+
+    def _scale(self) -> float:
+        return 1.0 + float(np.max(np.abs(self.own_trajectory()), initial=0.0))
+
     def _agreed(self) -> bool:
-        scale = 1.0 + float(np.max(np.abs(self.own_trajectory()), initial=0.0))
-        return self.iteration > 1 and self.residual <= self.stopping.tolerance * scale
+        return self.iteration > 1 and self.residual <= self.stopping.tolerance * self._scale()
 
     def _data(self) -> dict[str, np.ndarray]:
         return {f"copy_{j}": v for j, v in self.copies.items()}

@@ -112,7 +112,8 @@ class LocalNlpAgent(Agent):
         converged = self.solved and self.stopping.converged(self.X, previous) and self._agreed()
         neighbours_done = all(j in inbox and inbox[j].step == self.step and inbox[j].converged
                               for j in self.required_plans)
-        final = self.iteration >= self.stopping.max_iterations or (converged and neighbours_done)
+        final = self._stats.stop(self.stopping.at_limit(self.iteration), converged and neighbours_done,
+                                 self.stopping.change(self.X, previous))
         if final and not self.solved:   # no solve of this step to stand on: the shifted candidate is applied
             self._stats.fallbacks += 1
         if usable and solution.limit_violation > FEASIBILITY:   # a soft limit the neighbours' plans push over

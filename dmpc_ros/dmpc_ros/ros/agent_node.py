@@ -34,6 +34,7 @@ from ..scenarios import ScenarioError
 from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import live_parameters, node_overrides, scenario_parameters
 from ..scenarios.source import scenario_from_parameters
+from ..sim.results import cap_line
 from .conversions import MalformedPlan, message_to_plan, plan_to_message, status_message
 from .parameters import declare_parameters
 from .qos import CONTROL_QOS, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, plan_qos
@@ -111,6 +112,7 @@ class AgentNode(LifecycleNode):
         self._outputs: dict = {}
         self._throttle: dict[str, tuple[float, int]] = {}   # warning topic → (last logged, suppressed since)
         self._totals = dict.fromkeys(COUNTS, 0)
+        self._capped: list[tuple[int, float]] = []   # (step, residual) of the steps stopped at the iteration limit
         self.layout = None   # PlanarLayout when the visualization topics are on
         self._heard: dict[int, tuple[float, np.ndarray]] = {}   # neighbour → (monotonic time, states) of its last plan
         self.robot: RobotLink | None = None   # robot mode
@@ -145,9 +147,9 @@ class AgentNode(LifecycleNode):
         self._steps = scenario.steps
         self.design = scenario.design()
         controller = scenario.controller
-        self.agent = self.design.agent(self.algorithm, self.agent_id,
-                                       StoppingRule(controller.max_iterations, controller.tolerance),
-                                       controller.solver, controller.weights, controller.scheme_settings)
+        self._stopping = StoppingRule(controller.max_iterations, controller.tolerance)
+        self.agent = self.design.agent(self.algorithm, self.agent_id, self._stopping, controller.solver,
+                                       controller.weights, controller.scheme_settings)
         try:
             neighbours = list(self._parameter("neighbour_ids") or [])
         except rclpy.exceptions.ParameterUninitializedException:
@@ -227,6 +229,11 @@ class AgentNode(LifecycleNode):
                 self.destroy_timer(self._ticker)
                 self._ticker = None
             self._act(self.negotiator.deactivate(self._now()))
+            if self._capped:
+                stopping = self._stopping
+                self.get_logger().warning(cap_line(len(self._capped), min(self.negotiator.last_step + 1, self._steps),
+                                                   max(r for _, r in self._capped), stopping.max_iterations,
+                                                   stopping.tolerance, self._capped[0][0]))
             if self.robot is not None:
                 totals = self._totals
                 self.get_logger().info(f"robot mode: {min(self.negotiator.last_step + 1, self._steps)} steps, "
@@ -366,8 +373,22 @@ class AgentNode(LifecycleNode):
             deadline_misses=counts["deadline_misses"], watchdog_stops=counts["watchdog_stops"],
             counters=scheme_of(self.algorithm).counters)
         self._outputs["status"].publish(message)
+        self._note_cap(done.step, self.agent.statistics)
         if self.layout is not None and plan is not None:
             self._publish_scene(plan)
+
+    def _note_cap(self, step: int, statistics) -> None:
+        """Count a step that stopped at the iteration limit without meeting the tolerance; warn at the first one of
+        the run (every one is in AgentStatus.capped, the count in the end-of-run line)."""
+        if not statistics.capped:
+            return
+        self._capped.append((step, statistics.residual))
+        if len(self._capped) == 1:
+            stopping = self._stopping
+            self.get_logger().warning(
+                f"step {step} stopped at the iteration limit {stopping.max_iterations} with residual "
+                f"{statistics.residual:.1e} (tolerance {stopping.tolerance:.0e}): raise controller.max_iterations; "
+                "further capped steps are counted in AgentStatus.capped and at the end of the run")
 
     def _publish_scene(self, plan) -> None:
         """Path and markers of the final plan, moved into the plant's frame (a formation agent plans relative to

@@ -84,6 +84,7 @@ def status_message(agent_id: int, step: int, statistics, plan, margin: float, st
         messages_rejected=messages_rejected + statistics.messages_rejected,
         infeasible_problems=statistics.infeasible, solver_failures=statistics.solver_failures,
         input_source=INPUT_SOURCES.index(statistics.input_source), data_exchanges=statistics.iterations,
+        capped=bool(statistics.capped), residual=float(statistics.residual),
         counter_names=names, counter_values=[float(reported.get(name, 0.0)) for name in names],
         deadline_misses=deadline_misses, watchdog_stops=watchdog_stops)
     message.header.stamp = stamp

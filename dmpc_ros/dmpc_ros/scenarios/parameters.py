@@ -187,8 +187,9 @@ TABLE: tuple[Parameter, ...] = (
               choices=ALGORITHMS, override=("controller", "algorithm"), flag="algorithm", **OVERRIDE),
     Parameter("horizon", int, 0, "prediction horizon N [steps]", nodes=("agent",), low=1, high=500,
               override=("controller", "horizon"), flag="horizon", **OVERRIDE),
-    Parameter("max_iterations", int, 0, "negotiation iterations per step (at most)", nodes=("agent",), low=1,
-              high=100_000, override=("controller", "max_iterations"), flag="iterations", **OVERRIDE),
+    Parameter("max_iterations", int, 0, "negotiation iterations per step (at most; a scenario without "
+              "controller.max_iterations: 30)", nodes=("agent",), low=1, high=100_000,
+              override=("controller", "max_iterations"), flag="iterations", **OVERRIDE),
     Parameter("tolerance", float, -1.0, "relative plan-change tolerance of the stopping rule", nodes=("agent",),
               low=0.0, override=("controller", "tolerance"), flag="tolerance", **OVERRIDE),
     Parameter("solver", str, "", "QP back end", nodes=("agent",), choices=BACKENDS, override=("controller", "solver"),

@@ -376,7 +376,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     settings = ControllerSettings(
         algorithm=scheme.name,
         horizon=number(controller, "controller.", "horizon", **PARAMETERS["horizon"].bounds),
-        max_iterations=number(controller, "controller.", "max_iterations", default=10,
+        max_iterations=number(controller, "controller.", "max_iterations", default=StoppingRule.max_iterations,
                               **PARAMETERS["max_iterations"].bounds),
         tolerance=number(controller, "controller.", "tolerance", default=1e-6, **PARAMETERS["tolerance"].bounds),
         solver=choice(controller, "controller.", "solver", PARAMETERS["solver"].choices, default="daqp"),

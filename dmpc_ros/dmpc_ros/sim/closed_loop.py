@@ -61,6 +61,10 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
         max_iterations += design.centre_consensus.rounds + 1
     result = SimulationResult.empty(settings.algorithm, T, N, n, m, len(agents) or 1, max_iterations, plant.sample_time)
     result.communication = {a.agent_id: sorted(a.required_plans) for a in agents}
+    if agents:   # the limit and tolerance a capped step is reported against (a centralized run has none)
+        result.iteration_limit, result.tolerance = settings.stopping.max_iterations, settings.stopping.tolerance
+    else:
+        result.iteration_limit = 0
     tube_mode = bool(agents) and design.tubes is not None
     if tube_mode:
         result.nominal_x = np.full((T, n), np.nan)

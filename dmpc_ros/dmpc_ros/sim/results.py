@@ -46,6 +46,12 @@ class SimulationResult:
     fallback_input: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))  # applied input not solved
     reference_failed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))     # T: centralized solve failed
     counters: dict = field(default_factory=dict)   # the scheme's counters by name: T × controllers (StepStatistics)
+    # per step and controller: stopped at the iteration limit without meeting the tolerance, and the scheme's
+    # convergence measure left at the last iteration (StepStatistics.capped, .residual)
+    capped: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
+    residual: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    iteration_limit: int = 0                                # controller.max_iterations of the run (0: unknown)
+    tolerance: float | None = None                          # controller.tolerance of the run
     stopped: str = ""                                       # why the run ended early (strict mode, a node died)
 
     @staticmethod
@@ -58,7 +64,8 @@ class SimulationResult:
             np.zeros(T, int), nan(T, max_iterations + 1), nan(T), nan(T), nan(T), nan(T), np.zeros(T + 1),
             np.zeros(T, int), np.zeros(T, int), [None] * T, [None] * T, infeasible=counts(),
             solver_failures=counts(), fallbacks=counts(), fallback_input=np.zeros((T, controllers), bool),
-            reference_failed=np.zeros(T, bool),
+            reference_failed=np.zeros(T, bool), capped=np.zeros((T, controllers), bool),
+            residual=np.zeros((T, controllers)), iteration_limit=max_iterations,
         )
 
     def record_failures(self, k: int, statistics: list) -> None:
@@ -66,6 +73,7 @@ class SimulationResult:
         for c, stats in enumerate(statistics):
             self.infeasible[k, c], self.solver_failures[k, c] = stats.infeasible, stats.solver_failures
             self.fallbacks[k, c], self.fallback_input[k, c] = stats.fallbacks, stats.fallback_input
+            self.capped[k, c], self.residual[k, c] = stats.capped, stats.residual
             for name, value in stats.counters.items():
                 self.counter(name)[k, c] = value
 
@@ -128,12 +136,37 @@ class SimulationResult:
             "first_reference_failure": int(np.argmax(self.reference_failed)) if self.reference_failed.any() else None,
         }
 
+    def iteration_cap(self) -> dict:
+        """The summary's account of steps that stopped at the iteration limit without meeting the tolerance
+        (summary.json "iteration_limit"): how many steps (any controller capped) and agent-steps, the first such
+        step, and the largest residual left at the limit (on the tolerance's scale)."""
+        steps = np.flatnonzero(np.any(self.capped, axis=1)) if self.capped.size else np.zeros(0, int)
+        left = self.residual[self.capped] if self.capped.size else np.zeros(0)
+        return {
+            "max_iterations": self.iteration_limit or None,
+            "tolerance": self.tolerance,
+            "capped_steps": int(steps.size),
+            "capped_agent_steps": int(self.capped.sum()),
+            "first_capped_step": int(steps[0]) if steps.size else None,
+            "max_residual": float(np.max(left)) if left.size else None,
+        }
+
+    def cap_text(self) -> str | None:
+        """One line on steps that stopped at the iteration limit, e.g. "capped steps 37 of 200 (max residual 3e-03
+        at limit 10, tolerance 1e-06) — raise controller.max_iterations"; None when no step did."""
+        cap = self.iteration_cap()
+        if not cap["capped_steps"]:
+            return None
+        return cap_line(cap["capped_steps"], self.steps, cap["max_residual"], cap["max_iterations"], cap["tolerance"],
+                        cap["first_capped_step"])
+
     def warning(self) -> str | None:
         """One line for the end of a run when something failed (None when nothing did)."""
         f = self.failures()
+        capped = self.cap_text()
         if not f["failed_steps"] and not f["steps_on_fallback_input"] and not f["reference_failures"]:
-            return None
-        parts = []
+            return capped
+        parts = [capped] if capped else []
         if f["failed_steps"]:
             parts.append(f"{f['failed_steps']} of {self.steps} steps applied a fallback input for want of a solution "
                          f"(first at step {f['first_failed_step']}; {f['infeasible_problems']} infeasible local "
@@ -191,6 +224,7 @@ class SimulationResult:
             "refused_inputs": self.refused_inputs,
             "messages_missing": self.messages_missing,
             "failures": self.failures(),
+            "iteration_limit": self.iteration_cap(),
             "counters": self.counter_totals(),
             "complete": not self.stopped,
             "stopped": self.stopped or None,
@@ -211,7 +245,7 @@ class SimulationResult:
             centralized_cost=self.centralized_cost, input_error=self.input_error, stage_cost=self.stage_cost,
             violation=self.violation, messages=self.messages, bytes=self.bytes, infeasible=self.infeasible,
             solver_failures=self.solver_failures, fallbacks=self.fallbacks, fallback_input=self.fallback_input,
-            reference_failed=self.reference_failed,
+            reference_failed=self.reference_failed, capped=self.capped, residual=self.residual,
         )
         with (directory / "trajectory.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -237,10 +271,25 @@ def load_result(directory: Path) -> tuple[SimulationResult, np.ndarray | None]:
                                     data["cost_per_iteration"].shape[1] - 1, float(summary["sample_time"]))
     for name in SAVED:
         setattr(result, name, data[name])
+    for name in ("capped", "residual"):   # absent in folders written before the iteration cap was recorded
+        if name in data:
+            setattr(result, name, data[name])
+    cap = summary.get("iteration_limit") or {}
+    result.iteration_limit, result.tolerance = cap.get("max_iterations") or 0, cap.get("tolerance")
     result.nominal_x = data["nominal_x"] if "nominal_x" in data else None
     result.counters = {key[len(COUNTER_PREFIX):]: data[key] for key in data.files if key.startswith(COUNTER_PREFIX)}
     result.stopped = summary.get("stopped") or ""
     return result, (data["reference_stage_cost"] if "reference_stage_cost" in data else None)
+
+
+def cap_line(capped: int, steps: int, residual: float, limit: int | None, tolerance: float | None,
+             first: int) -> str:
+    """The console's line on steps that stopped at the iteration limit without meeting the tolerance (dmpc sim's
+    warning, the ROS agent node's end-of-run log)."""
+    at = f" at limit {limit}" if limit else ""
+    tol = f", tolerance {tolerance:.0e}" if tolerance is not None else ""
+    return (f"capped steps {capped} of {steps} (max residual {residual:.1e}{at}{tol}, first at step {first}) — raise "
+            f"controller.max_iterations")
 
 
 def explain_gap(result: SimulationResult, reference: SimulationResult | None, gap: float | None) -> str | None:
