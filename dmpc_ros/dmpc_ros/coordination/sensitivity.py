@@ -37,9 +37,11 @@ class SensitivityAgent(LocalNlpAgent):
         self.sensed_by = tuple(j for j in range(net.num_agents) if agent_id in net.neighbours(j))
         self.required_plans = frozenset(self.neighbours) | frozenset(self.sensed_by)
         self._sensitivities: dict[int, np.ndarray] = {}
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # neighbour → (S, r) of the limits it drives
 
     def _start(self, first: bool) -> None:
         layout, net, N = self.ocp.layout, self.design.network, self.horizon
+        self._rows = {}   # linearized at this step's solutions only
         self._sensitivities = {j: np.zeros(layout.trajectory_size(j)) if first else
                                shifted_trajectory(self._sensitivities[j], net.agents[j].n_x, net.agents[j].n_u, N)
                                for j in self.neighbours}
@@ -58,11 +60,41 @@ class SensitivityAgent(LocalNlpAgent):
             gamma[layout.u_index[i]] += s[split:].reshape(self.horizon, self.n_u)
         x_ref, u_ref = self.design.reference_blocks((i,), self.step)
         p = self.ocp.parameters({j: plan.states for j, plan in plans.items()},
-                                {j: plan.inputs for j, plan in plans.items()}, x_ref, u_ref, gamma)
+                                {j: plan.inputs for j, plan in plans.items()}, x_ref, u_ref, gamma,
+                                self._received_rows(inbox))
         return p, layout.pack({i: np.vstack([self.x0, self.X])}, {i: self.U})
 
+    def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
+        """The warm start, carrying the rows of the limits each neighbour drives linearized at it, so that the
+        neighbours keep them from their first iteration on."""
+        plan = super().begin_step(step, state, inbox)
+        if not self.ocp.layout.soft.get(self.agent_id):
+            return plan
+        missing = self._stats.messages_missing   # the previous step's plans, shifted: not missing ones
+        parameters, w = self._problem(inbox)
+        self._stats.messages_missing = missing
+        self._rows = self.ocp.limit_rows(w, self.x0, parameters)
+        self._plan = self._make_plan(converged=False, final=False, feasible=True)
+        return self._plan
+
+    def _received_rows(self, inbox: Mapping[int, Plan]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """(S, r) from each neighbour whose limited states this agent drives, sent in this step's plans."""
+        layout, i, rows = self.ocp.layout, self.agent_id, {}
+        for j, components in layout.neighbour_rows.items():
+            plan = inbox.get(j)
+            flat = None if plan is None or plan.step != self.step else plan.data.get(f"limit_rows_{i}")
+            size = self.horizon * len(components)
+            if flat is not None and flat.size == size * (1 + layout.trajectory_size(i)) and np.all(np.isfinite(flat)):
+                flat = flat.ravel()
+                rows[j] = (flat[size:].reshape(size, layout.trajectory_size(i)), flat[:size])
+        return rows
+
     def _accept(self, solution: OCPSolution, parameters: np.ndarray) -> None:
-        self._sensitivities = self.ocp.sensitivity(solution.w, self.x0, parameters, self.lam)
+        self._sensitivities = self.ocp.sensitivity(solution.w, self.x0, parameters,
+                                                   self.ocp.price_multipliers(solution, self.x0, parameters))
+        self._rows = self.ocp.limit_rows(solution.w, self.x0, parameters)
 
     def _data(self) -> dict[str, np.ndarray]:
-        return {f"sensitivity_{j}": s for j, s in self._sensitivities.items()}
+        data = {f"sensitivity_{j}": s for j, s in self._sensitivities.items()}
+        data.update({f"limit_rows_{j}": np.concatenate([r, S.ravel()]) for j, (S, r) in self._rows.items()})
+        return data

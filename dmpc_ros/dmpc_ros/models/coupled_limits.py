@@ -92,3 +92,10 @@ def outside_driven(network, i: int, members: tuple[int, ...]) -> set[int]:
     sub = network.agents[i]
     driven = limited(nonlinear_driven_states(network, i), sub.state_lower, sub.state_upper)
     return {r for r, js in driven.items() if js - set(members)}
+
+
+def driven_by(network, j: int, i: int) -> tuple[int, ...]:
+    """Agent j's limited states that agent i drives (the rows j linearizes in i's trajectory and sends to i)."""
+    sub = network.agents[j]
+    driven = limited(nonlinear_driven_states(network, j), sub.state_lower, sub.state_upper)
+    return tuple(sorted(r for r, js in driven.items() if i in js))

@@ -24,7 +24,7 @@ import casadi as ca
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
-from ..models.coupled_limits import outside_driven
+from ..models.coupled_limits import driven_by, outside_driven
 from ..models.nonlinear import NonlinearNetwork
 from .compiled import BufferedFunction
 from .qp_backends import qp_backend
@@ -86,6 +86,7 @@ class OCPSolution:
     infeasibility: float = 0.0          # max |c|, max(h, 0) at w
     infeasible: bool = False
     limit_violation: float = 0.0        # largest slack of the soft state limits (their violation) [state units]
+    inequality_multipliers: np.ndarray = field(default_factory=lambda: np.zeros(0))   # μ, one per row of h
 
 
 @dataclass
@@ -103,6 +104,9 @@ class Layout:
     copy_index: dict[int, slice] = field(default_factory=dict)     # external → its copy [x_0..x_N; u_0..u_N−1]
     soft: dict[int, tuple[int, ...]] = field(default_factory=dict)  # member → its state components with soft limits
     slack_index: dict[int, np.ndarray] = field(default_factory=dict)   # member → (N × soft) slack indices in w
+    neighbour_rows: dict[int, tuple[int, ...]] = field(default_factory=dict)   # neighbour j → its states whose
+    # limits the member drives (rows j linearizes and sends: SoftLimits)
+    row_slack_index: dict[int, np.ndarray] = field(default_factory=dict)       # j → (N × rows) slack indices
 
     def __post_init__(self) -> None:
         N, offset = self.horizon, 0
@@ -117,6 +121,9 @@ class Layout:
             count = len(self.soft.get(m, ()))
             self.slack_index[m] = offset + np.arange(N * count).reshape(N, count)
             offset += N * count
+        for j, components in self.neighbour_rows.items():
+            self.row_slack_index[j] = offset + np.arange(N * len(components)).reshape(N, len(components))
+            offset += N * len(components)
         self.decision_size = offset                  # X, U and the slacks of the soft limits
         for j in self.external if self.copies else ():
             size = self.trajectory_size(j)
@@ -161,8 +168,12 @@ class OptimalControlProblem:
         agents = network.agents
         soft = {} if soft_limits is None else {m: tuple(sorted(outside_driven(network, m, self.members)))
                                                for m in members}
+        rows = {} if soft_limits is None or copies or len(members) != 1 else \
+            {j: driven_by(network, j, members[0]) for j in external}
+        rows = {j: components for j, components in rows.items() if components}
         self.layout = layout = Layout(self.members, tuple(external), N, {a: agents[a].n_x for a in range(len(agents))},
-                                      {a: agents[a].n_u for a in range(len(agents))}, copies, soft=soft)
+                                      {a: agents[a].n_u for a in range(len(agents))}, copies, soft=soft,
+                                      neighbour_rows=rows)
         self.copiers = tuple(sorted({a for a in range(len(agents)) for m in members if m in network.neighbours(a)}
                                     - set(members))) if copies else ()
         w = ca.SX.sym("w", layout.decision_size)
@@ -186,6 +197,13 @@ class OptimalControlProblem:
             span = np.maximum(span[index], 1e-12)
             rho = soft_limits.weights(N, network.state_weights[m], terminal_weights[m], span)
             self._weight_values = np.concatenate([self._weight_values, rho, rho / span])
+        row_penalties = {}
+        for j, components in rows.items():   # the neighbour's rows priced as the neighbour prices its own limits
+            sub, index = agents[j], list(components)
+            span = np.where(np.isfinite(sub.state_upper - sub.state_lower), sub.state_upper - sub.state_lower, 1.0)
+            span = np.maximum(span[index], 1e-12)
+            rho = soft_limits.weights(N, network.state_weights[j], network.state_weights[j], span)
+            row_penalties[j] = (np.tile(rho, N), np.tile(rho / span, N))
 
         def state(a: int, k: int):
             if a in ext_x:
@@ -212,7 +230,7 @@ class OptimalControlProblem:
                     inequalities.append(ca.vcat([agents[m].path_constraint(state(m, k), control(m, k))]))
             dN = state(m, N) - ref_x[m][N, :].T
             cost += ca.bilin(P, dN, dN)
-        penalty = 0
+        penalty, soft_start = 0, sum(e.numel() for e in inequalities)
         for m, components in soft.items():   # exact-penalty rows of the limits the outside agents drive
             rho, curvature = penalties[m]
             for k in range(1, N + 1):
@@ -224,6 +242,21 @@ class OptimalControlProblem:
                     if np.isfinite(agents[m].state_lower[r]):
                         inequalities.append(agents[m].state_lower[r] - x_r - s_r)
                 penalty += ca.dot(rho, slack) + 0.5 * ca.dot(curvature, slack * slack)
+        # neighbour j's limited states as j linearized them in the member's trajectory: y = r + S·(x_0..N, u_0..N−1)
+        soft_rows = slice(soft_start, sum(e.numel() for e in inequalities))
+        row_parameters = []
+        for j, components in rows.items():
+            m, size = members[0], N * len(components)
+            S, r = ca.SX.sym(f"S{j}", size, layout.trajectory_size(m)), ca.SX.sym(f"r{j}", size)
+            row_parameters += [ca.vec(S), r]
+            y = r + ca.mtimes(S, ca.vertcat(x0[m], w[layout.x_index[m].ravel()], w[layout.u_index[m].ravel()]))
+            slack = w[layout.row_slack_index[j].ravel()]
+            upper, lower = (np.tile(bound[list(components)], N) for bound in (agents[j].state_upper,
+                                                                                agents[j].state_lower))
+            inequalities += [y[q] - upper[q] - slack[q] for q in range(size) if np.isfinite(upper[q])]
+            inequalities += [lower[q] - y[q] - slack[q] for q in range(size) if np.isfinite(lower[q])]
+            rho, curvature = row_penalties[j]
+            penalty += ca.dot(ca.DM(rho), slack) + 0.5 * ca.dot(ca.DM(curvature), slack * slack)
         for c in network.couplings:   # a pair constraint once per pair the members touch, k = 1..N
             if c.constraint is not None and (c.agent in members or c.neighbour in members):
                 for k in range(1, N + 1):
@@ -236,7 +269,8 @@ class OptimalControlProblem:
         x0_all = ca.vcat([x0[m] for m in members])
         trajectories = {j: ca.vertcat(ca.vec(ext_x[j].T), ca.vec(ext_u[j].T)) for j in external}
         common = ([ca.vec(ref_x[m].T) for m in members] + [ca.vec(ref_u[m].T) for m in members] + [gamma]
-                  + [ca.vec(W) for m in members for W in weights[m]] + [v for m in soft for v in penalties[m]])
+                  + [ca.vec(W) for m in members for W in weights[m]] + [v for m in soft for v in penalties[m]]
+                  + row_parameters)
         if copies:   # y'(v − z) + ρ/2 ‖v − z‖² per edge; v: the copy (copier) or the own trajectory (owner)
             rho, consensus = ca.SX.sym("rho"), []
             m = members[0]
@@ -262,6 +296,13 @@ class OptimalControlProblem:
                 "linearize", [w, x0_all, params, lam, mu], [objective, gradient, hessian, c, ca.jacobian(c, w),
                                                             ca.jacobian(c, x0_all), h, ca.jacobian(h, w)]), build)
         self._evaluate = BufferedFunction(ca.Function("evaluate", [w, x0_all, params], [objective, c, h]), build)
+        self._response, self._sent_rows, self._soft_rows = None, {}, soft_rows
+        if any(soft.values()) and self._external_size:   # ∂c/∂X, ∂c/∂(neighbours' trajectories), ∂h_soft/∂X
+            self._sent_rows = {i: driven_by(network, members[0], i) for i in external}
+            X = w[:layout.num_states]
+            self._response = BufferedFunction(ca.Function(
+                "response", [w, x0_all, params], [ca.jacobian(c, X), ca.jacobian(c, params[:self._external_size]),
+                                                  ca.jacobian(h[soft_rows.start:soft_rows.stop], X)]), False)
         if not copies:   # ∂L/∂(neighbours' trajectories); pair constraints left out (each agent keeps them itself)
             self._sensitivity = BufferedFunction(ca.Function(
                 "sensitivity", [w, x0_all, params, lam],
@@ -273,6 +314,8 @@ class OptimalControlProblem:
             soft_columns = layout.x_index[m][:, list(soft.get(m, ()))]
             lower[soft_columns], upper[soft_columns] = -np.inf, np.inf      # kept by the penalty rows instead
             lower[layout.slack_index[m]], upper[layout.slack_index[m]] = 0.0, np.inf
+        for index in layout.row_slack_index.values():
+            lower[index], upper[index] = 0.0, np.inf
         for j, where in layout.copy_index.items():   # a copy within its owner's limits
             sub = agents[j]
             lower[where] = np.concatenate([np.tile(sub.state_lower, N + 1), np.tile(sub.input_lower, N)])
@@ -287,8 +330,10 @@ class OptimalControlProblem:
     # -- parameters ---------------------------------------------------------------------------------------------
     def parameters(self, external_states: dict[int, np.ndarray], external_inputs: dict[int, np.ndarray],
                    reference_states: dict[int, np.ndarray], reference_inputs: dict[int, np.ndarray],
-                   gamma: np.ndarray | None = None) -> np.ndarray:
-        """The parameter vector: neighbours' plans (N+1 × n_x states, N × n_u inputs), references, γ."""
+                   gamma: np.ndarray | None = None,
+                   limit_rows: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+        """The parameter vector: neighbours' plans (N+1 × n_x states, N × n_u inputs), references, γ, and the
+        rows (S, r) each neighbour sent for its limits the member drives (absent: S = 0, r inside the limits)."""
         layout = self.layout
         parts = [] if layout.copies else [np.asarray(external_states[j], float).ravel() for j in layout.external]
         parts += [] if layout.copies else [np.asarray(external_inputs[j], float).ravel() for j in layout.external]
@@ -296,7 +341,54 @@ class OptimalControlProblem:
         parts += [np.asarray(reference_inputs[m], float).ravel() for m in layout.members]
         parts.append(np.zeros(layout.own_size) if gamma is None else gamma)
         parts.append(self._weight_values)
+        for j, components in layout.neighbour_rows.items():
+            sent = (limit_rows or {}).get(j)
+            if sent is None:
+                sub, index = self.network.agents[j], list(components)
+                lower, upper = sub.state_lower[index], sub.state_upper[index]
+                centre = np.where(np.isfinite(lower) & np.isfinite(upper), 0.5 * (lower + upper),
+                                  np.where(np.isfinite(upper), upper - 1.0, np.where(np.isfinite(lower), lower + 1.0,
+                                                                                     0.0)))
+                size = layout.horizon * len(components)
+                sent = (np.zeros((size, layout.trajectory_size(layout.members[0]))), np.tile(centre, layout.horizon))
+            parts += [np.asarray(sent[0], float).ravel(order="F"), np.asarray(sent[1], float).ravel()]
         return np.concatenate(parts)
+
+    def price_multipliers(self, solution: OCPSolution, x0: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """λ without the soft limits' share: the adjoints the sensitivities are made of. A limit a neighbour drives
+        is kept by that neighbour (limit_rows); its multiplier here is no price of the neighbour's trajectory (the
+        agent cannot move the state, so the multiplier is not even unique), and charging it too made the
+        neighbours' iteration oscillate between overfilling and starving the tank."""
+        lam = solution.dynamics_multipliers
+        mu = solution.inequality_multipliers
+        if self._response is None or mu.size < self._soft_rows.stop:
+            return lam
+        CX, _, JhX = (np.asarray(v, float) for v in self._response(solution.w, x0, p))
+        return lam + np.linalg.solve(CX.T, JhX.T @ mu[self._soft_rows])
+
+    def limit_rows(self, w: np.ndarray, x0: np.ndarray, p: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per external neighbour i that drives a soft-limited state of the member: (S, r) with the member's states
+        of those limits ≈ r + S·(i's trajectory x_0..N, u_0..N−1), the member's own inputs held (the dynamics'
+        implicit-function derivative at w). What the member sends to i, so that i keeps the limit itself."""
+        if self._response is None:
+            return {}
+        m, layout = self.members[0], self.layout
+        CX, Cp, _ = (np.asarray(v, float) for v in self._response(w, x0, p))
+        response = -np.linalg.solve(CX, Cp)                  # dX/dp over the neighbours' trajectories
+        N, out, states_offset = layout.horizon, {}, 0
+        inputs_offset = sum((N + 1) * layout.n_x[j] for j in layout.external)
+        plans = np.asarray(p, float)
+        for i in layout.external:
+            n_states, n_inputs = (N + 1) * layout.n_x[i], N * layout.n_u[i]
+            columns = np.r_[states_offset:states_offset + n_states, inputs_offset:inputs_offset + n_inputs]
+            states_offset, inputs_offset = states_offset + n_states, inputs_offset + n_inputs
+            components = self._sent_rows.get(i, ())
+            if not components:
+                continue
+            index = layout.x_index[m][:, list(components)].ravel()
+            S = response[index][:, columns]
+            out[i] = (S, w[index] - S @ plans[columns])
+        return out
 
     def consensus_parameters(self, base: np.ndarray, copied: dict[int, tuple[np.ndarray, np.ndarray]],
                              owned: dict[int, tuple[np.ndarray, np.ndarray]], rho: float) -> np.ndarray:
@@ -396,7 +488,8 @@ class OptimalControlProblem:
         ok = bool(stats.get("success", False)) and np.all(np.isfinite(w_new))
         return OCPSolution(w_new if ok else w, multipliers if ok else lam, ok, status,
                            int(stats.get("iter_count", 0)), 0.0, infeasibility=self.infeasibility(w_new, x0, p),
-                           infeasible="Infeasible" in status)
+                           infeasible="Infeasible" in status,
+                           inequality_multipliers=np.asarray(result["lam_g"], float).ravel()[self.num_defects:])
 
     def prepare(self, w: np.ndarray, x0_guess: np.ndarray, p: np.ndarray, lam: np.ndarray) -> None:
         """RTI preparation: linearize at (w, x0_guess) and condense; feedback(x0) then only solves the QP."""
@@ -408,11 +501,12 @@ class OptimalControlProblem:
         """RTI feedback: the prepared QP with the measured x0 (dx0 = x0 − guess), one full step."""
         started = time.perf_counter()
         w, guess, p, qp = self._prepared
-        step, lam, _, ok, status = self._qp_step(qp, np.asarray(x0, float) - guess)
+        step, lam, mu, ok, status = self._qp_step(qp, np.asarray(x0, float) - guess)
         w_new = w + step if ok else w
         feedback_time = time.perf_counter() - started
         return OCPSolution(w_new, lam if ok else np.zeros(self.num_defects), ok, status, 1, 0.0, feedback_time,
-                           self.infeasibility(w_new, x0, p), infeasible="infeasible" in status)
+                           self.infeasibility(w_new, x0, p), infeasible="infeasible" in status,
+                           inequality_multipliers=mu)
 
     def _solve_sqp(self, w, x0, p, lam) -> OCPSolution:
         mu = np.zeros(self.num_inequalities)
@@ -430,7 +524,7 @@ class OptimalControlProblem:
                 status, ok = "converged", True
                 break
         return OCPSolution(w, lam, ok, status, iteration, 0.0, infeasibility=self.infeasibility(w, x0, p),
-                           infeasible="infeasible" in status)
+                           infeasible="infeasible" in status, inequality_multipliers=mu)
 
     def _condense(self, w, x0, p, lam, mu):
         """The QP in the input steps dU: states eliminated through the (square, invertible) dynamics Jacobian."""
