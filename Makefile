@@ -13,6 +13,9 @@ PYTEST_ARGS ?= --durations=15
 # sequence (conftest.pytest_collection_modifyitems): 13.5 min instead of 19 here, but a ROS node process under that
 # load once failed to exit within launch's SIGTERM grace (test_launch_files), so CI stays serial.
 PYTEST_WORKERS ?=
+# one BLAS thread per process: the suite's matrices are small, and on 2 busy cores OpenBLAS's spinning threads made
+# an SQP agent 7× slower (a profile of the pushed quadruple tank: 292 s → 40 s for 5 steps)
+SINGLE_BLAS := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: setup launch-stack demo test test-fast bench clean
 .DEFAULT_GOAL := demo
@@ -50,11 +53,11 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest dmpc_ros/test $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(SINGLE_BLAS) $(PY) -m pytest dmpc_ros/test $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest dmpc_ros/test -m "not slow" $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(SINGLE_BLAS) $(PY) -m pytest dmpc_ros/test -m "not slow" $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dmpc_ros/build dmpc_ros/*.egg-info

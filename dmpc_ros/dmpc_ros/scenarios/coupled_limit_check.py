@@ -43,4 +43,4 @@ def coupled_limit_note(scheme: Scheme, problem: Problem) -> str | None:
     advice = (f"schemes here that keep them at every iterate: {', '.join(keepers)}" if keepers else
               "no distributed scheme here keeps them at every iterate on this model (centralized does)")
     return (f"controller.algorithm: {scheme.name}: limits of states the neighbours drive, {', '.join(states[:SHOWN])}"
-            f"{more}, are {COUPLED_LIMITS[scheme.coupled_limits]}; {advice}")
+            f"{more} are {COUPLED_LIMITS[scheme.coupled_limits]}; {advice}")
