@@ -1,0 +1,34 @@
+"""The warm-start safeguard of the ADMM agents: the plan a step applies is never worse, by the agent's merit, than
+the step's warm start (the previous plan, shifted).
+
+ADMM stopped at an iteration limit returns an iterate, not a solution: its consensus may be violated and, if the
+negotiation went wrong (ill-conditioned local solves, a penalty adapted late), its cost can be far above what the
+warm start already offered. The merit is the agent's local cost plus a quadratic penalty ρ_e/2 ‖value − the other
+end's value‖² on each of its edges (the ADMM penalty itself), evaluated for the warm start against the neighbours'
+warm starts at iteration 1 and for the final iterate against their newest values. The rule is per agent, from its
+own values: each agent decides for its own plan.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class WarmStartSafeguard:
+    """Remember the warm start and its merit; reject a final iterate of larger merit (then apply the warm start)."""
+
+    def __init__(self, slack: float = 1e-9) -> None:
+        self.slack = slack          # relative: rounding never rejects an iterate of equal merit
+        self.warm_start: Any = None
+        self.merit = float("inf")
+        self.applied = 0            # steps that applied the warm start, over the agent's life
+
+    def start(self, warm_start: Any, merit: float) -> None:
+        self.warm_start, self.merit = warm_start, float(merit)
+
+    def rejects(self, merit: float) -> bool:
+        """True (and counted) if `merit` of the final iterate exceeds the warm start's; NaN is rejected too."""
+        if self.warm_start is None:
+            return False
+        worse = not merit <= self.merit + self.slack * (1.0 + abs(self.merit))
+        self.applied += worse
+        return worse
