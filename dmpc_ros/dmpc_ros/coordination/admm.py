@@ -14,7 +14,7 @@ Residuals: primal r = ‖values − z‖ over the agent's edges, dual s = ρ‖z
 Optional residual balancing adapts ρ per edge from that edge's residuals, which both of its ends compute alike; it
 may change ρ_e at most `balancing_limit` times per step and keeps it within a factor `penalty_range` of the initial
 ρ, so every step ends with plain fixed-ρ ADMM (convergent for these convex QPs) on a bounded ρ. Safeguard: the final
-iterate is applied only if it is no worse than the step's warm start by the local merit (coordination/merit.py).
+iterate is applied only if its local merit is at most 1 % above the step’s warm start’s (coordination/merit.py).
 The agent publishes its trajectory, copies and multipliers as the plan's algorithm data. Converges to the
 centralized optimum of the problem with a separable terminal cost (Σ_i x_i,N' P_ii x_i,N).
 """
@@ -143,6 +143,7 @@ class AdmmAgent(Agent):
         self.Su = Su
         Psi, psi, Qbar, self.local_states = self._local_cost_maps(design, cost, owned)
         Rbar = np.kron(np.eye(N), cost.R[us, us])
+        self._free_map, self._Qbar, self._Rbar = psi, Qbar, Rbar   # the constant of the local cost (the merit)
         self.H_cost = 2.0 * (Psi.T @ Qbar @ Psi + Su.T @ Rbar @ Su)
         # Linear cost term F x_i(0) + c(t), fixed matrices (x_i(0), the reference window, z and λ change).
         self.F_cost = 2.0 * Psi.T @ Qbar @ psi
@@ -320,8 +321,11 @@ class AdmmAgent(Agent):
             self.v = np.vstack([v[1:], last]).ravel()
             self.z = {key: np.vstack([value[1:], value[-1:]]) for key, value in self.z.items()}
             self.lambdas = {key: np.vstack([value[1:], value[-1:]]) for key, value in self.lambdas.items()}
+            self.step_shifted = True
         else:  # first step: own inputs and the copies from the reference over the horizon
             self.v = self._reference_start(step)
+            self.step_shifted = False   # no plan to shift: the reference is no fallback, the safeguard waits
+        self.safeguard.start(None, float("inf"))
         self.step, self.iteration = step, 0
         self.momentum, self.rho_changes, self._counterparts = {}, {}, {}
         self._stats = StepStatistics()
@@ -337,6 +341,8 @@ class AdmmAgent(Agent):
         iteration: the QP's linear cost term, the free response of the own segments and the own-state bounds."""
         x_ref, u_ref = self.local_reference.window(self.step, self.N)
         self._linear_base = self.F_cost @ self.x0 + self.Lx_cost @ x_ref[1:].ravel() + self.Lu_cost @ u_ref.ravel()
+        free_error = self._free_map @ self.x0 - x_ref[1:].ravel()
+        self._cost_constant = float(free_error @ self._Qbar @ free_error + u_ref.ravel() @ self._Rbar @ u_ref.ravel())
         self._free_segments = {kind: C @ self.x0 for kind, (_, C) in self.segment_maps.items()}
         self._upper_state = self.hx_stacked - self.Hx_stacked @ (self.Phi @ self.x0) if self.hx_stacked.size \
             else np.zeros(0)
@@ -404,7 +410,7 @@ class AdmmAgent(Agent):
         if self.settings.residual_balancing and self.iteration > 1 \
                 and self.iteration % self.settings.balancing_interval == 0 and self._balance(edge_residuals):
             self.qp.set_hessian(self._hessian())   # same rows: the solver keeps its factorization work and active set
-        if self.iteration == 1:   # v is the warm start, the counterparts the neighbours' warm starts
+        if self.iteration == 1 and self.step_shifted:   # v: the shifted plan; counterparts: the neighbours' ones
             self.safeguard.start(self.v.copy(), self._merit(self.v))
         solution = self.qp.solve(self._linear_term(), *self._bounds(), warm_start=self.v)
         self._stats.solve_times.append(solution.solve_time)
@@ -431,9 +437,9 @@ class AdmmAgent(Agent):
         return self._plan
 
     def _merit(self, v: np.ndarray) -> float:
-        """Local merit of v: the local QP's cost part (own cost and owned pair terms, constants left out) plus
+        """Local merit of v (≥ 0): the local QP's cost part (own cost and owned pair terms, from x_i(0)) plus
         Σ_e ρ_e/2 ‖value_e − the other end's newest value‖² over the edges heard from this step."""
-        merit = 0.5 * float(v @ self.H_cost @ v) + float(self._linear_base @ v)
+        merit = 0.5 * float(v @ self.H_cost @ v) + float(self._linear_base @ v) + self._cost_constant
         own = {kind: self._own_segment(kind, v) for kind in self.segment_maps}
         for c, s in enumerate(self.copies):
             key = ("in", s.owner, s.kind)

@@ -6,7 +6,11 @@ negotiation went wrong (ill-conditioned local solves, a penalty adapted late), i
 warm start already offered. The merit is the agent's local cost plus a quadratic penalty ρ_e/2 ‖value − the other
 end's value‖² on each of its edges (the ADMM penalty itself), evaluated for the warm start against the neighbours'
 warm starts at iteration 1 and for the final iterate against their newest values. The rule is per agent, from its
-own values: each agent decides for its own plan.
+own values: each agent decides for its own plan. The first step has no plan to shift (its warm start is the
+reference, no fallback): the rule starts at the second. Merits are ≥ 0 (costs and squared distances), so the
+tolerance is relative: an unconverged iterate that is a little worse than the warm start (ADMM is not monotone in
+the iterations) is applied, one worse by more than `slack` (1 %) of the warm start's merit is not — a diverged
+negotiation's plan is worse by orders of magnitude.
 """
 from __future__ import annotations
 
@@ -16,19 +20,21 @@ from typing import Any
 class WarmStartSafeguard:
     """Remember the warm start and its merit; reject a final iterate of larger merit (then apply the warm start)."""
 
-    def __init__(self, slack: float = 1e-9) -> None:
-        self.slack = slack          # relative: rounding never rejects an iterate of equal merit
+    def __init__(self, slack: float = 1e-2) -> None:
+        self.slack = slack          # relative tolerance on the warm start's merit (≥ 0)
         self.warm_start: Any = None
         self.merit = float("inf")
         self.applied = 0            # steps that applied the warm start, over the agent's life
 
     def start(self, warm_start: Any, merit: float) -> None:
+        """The step's warm start and its merit (None: no warm start to fall back on this step)."""
         self.warm_start, self.merit = warm_start, float(merit)
 
     def rejects(self, merit: float) -> bool:
-        """True (and counted) if `merit` of the final iterate exceeds the warm start's; NaN is rejected too."""
+        """True (and counted) if `merit` of the final iterate exceeds the warm start's by more than the slack; NaN
+        is rejected too."""
         if self.warm_start is None:
             return False
-        worse = not merit <= self.merit + self.slack * (1.0 + abs(self.merit))
+        worse = not merit <= (1.0 + self.slack) * self.merit
         self.applied += worse
         return worse

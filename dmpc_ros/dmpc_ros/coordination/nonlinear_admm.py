@@ -13,7 +13,7 @@ Plans carry the copies (`copy_<j>`: x_j,0..N then u_j,0..N−1). Stopping: the l
 edges below the tolerance (relative), with the own state iterates settled, or max_iterations. At every step the
 copies start from the neighbours' warm starts (their shifted plans), the multipliers from the previous step's,
 shifted. Safeguard (coordination/merit.py): the final iterate is applied only if its merit (own cost plus ρ/2 times the
-squared distance of each copy and original to the other end's newest value) is no larger than the warm start's;
+squared distance of each copy and original to the other end's newest value) is at most 1 % above the warm start's;
 otherwise the warm start is applied and counted (`warm_start_applied`).
 """
 from __future__ import annotations
@@ -43,10 +43,14 @@ class NonlinearAdmmAgent(LocalNlpAgent):
         self.y_own: dict[int, np.ndarray] = {}    # edges where copier l copies this agent (−l's y)
         self.residual = np.inf
         self.safeguard = WarmStartSafeguard()
+        self.first_step: int | None = None
         self._counterparts: dict[tuple, np.ndarray] = {}   # ("copy"|"own", j) → the other end's newest value
 
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
-        warm_start = (self.X.copy(), self.U.copy()) if self.iteration == 0 else None
+        shifted_start = self.iteration == 0 and self.step > self.first_step   # step 0 starts from the reference
+        warm_start = (self.X.copy(), self.U.copy()) if shifted_start else None
+        if self.iteration == 0:
+            self.safeguard.start(None, float("inf"))
         plan = super().iterate(inbox)   # _problem has set this iteration's counterparts
         if warm_start is not None:      # at iteration 1 the copies and counterparts are the warm starts: no violation
             X, U = self.X, self.U
@@ -69,6 +73,8 @@ class NonlinearAdmmAgent(LocalNlpAgent):
 
     def _start(self, first: bool) -> None:
         net, N, layout = self.design.network, self.horizon, self.ocp.layout
+        if first:
+            self.first_step = self.step
         self._counterparts = {}
         x_ref, u_ref = self.design.reference.window(self.step, N)
         for j in self.neighbours:
