@@ -43,7 +43,7 @@ def test_the_safeguard_rejects_a_larger_merit_and_nan_but_not_an_equal_one() -> 
     assert not guard.rejects(1e9)                     # no warm start yet: nothing to fall back on
     guard.start("warm", 2.0)
     assert not guard.rejects(2.0) and not guard.rejects(1.0) and not guard.rejects(2.0 * (1 + guard.slack))
-    assert guard.rejects(2.1) and guard.rejects(float("nan"))
+    assert guard.rejects(3.1) and guard.rejects(float("nan"))
     assert guard.applied == 2
     guard.start(None, float("inf"))                   # a step without a shifted plan
     assert not guard.rejects(1e9)
@@ -92,7 +92,7 @@ def test_more_iterations_are_never_markedly_worse_and_the_applied_plan_beats_the
         coupling: float, damping: float, input_range: float, x0: float, penalty: float) -> None:
     """On random coupled pairs with the default adaptation from any ρ: the closed-loop cost at 30 iterations is not
     markedly above that at 8, and every applied plan's merit is at most the warm start's (within the
-    safeguard's 1 %)."""
+    safeguard's 50 %)."""
     scenario = coupled_pair(coupling, damping, input_range, x0)
     decisions = []
     original = WarmStartSafeguard.rejects

@@ -8,9 +8,11 @@ end's value‖² on each of its edges (the ADMM penalty itself), evaluated for t
 warm starts at iteration 1 and for the final iterate against their newest values. The rule is per agent, from its
 own values: each agent decides for its own plan. The first step has no plan to shift (its warm start is the
 reference, no fallback): the rule starts at the second. Merits are ≥ 0 (costs and squared distances), so the
-tolerance is relative: an unconverged iterate that is a little worse than the warm start (ADMM is not monotone in
-the iterations) is applied, one worse by more than `slack` (1 %) of the warm start's merit is not — a diverged
-negotiation's plan is worse by orders of magnitude.
+tolerance is relative: an iterate worse by more than `slack` (50 %) of the warm start's merit is not applied. A
+diverged negotiation's plan is worse by orders of magnitude; the unconverged iterates of a normal run are not
+monotone in this merit (on the formation at 10 iterations up to 19 % above the warm start), and applying the warm
+start there made the closed loop worse (+0.008 % instead of +0.0008 % at a 1 % slack), since the neighbours apply
+their iterates.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any
 class WarmStartSafeguard:
     """Remember the warm start and its merit; reject a final iterate of larger merit (then apply the warm start)."""
 
-    def __init__(self, slack: float = 1e-2) -> None:
+    def __init__(self, slack: float = 0.5) -> None:
         self.slack = slack          # relative tolerance on the warm start's merit (≥ 0)
         self.warm_start: Any = None
         self.merit = float("inf")
