@@ -91,6 +91,9 @@ class Segment:
 
 
 WARM_START_APPLIED = "warm_start_applied"   # the scheme's counter (schemes/admm.py declares its meaning)
+# the warm start is a fallback only if it meets this step's own rows (states, mixed, collision planes) to this
+# margin; the merit has no term for them, so an infeasible warm start would look cheaper than a feasible iterate
+FEASIBILITY_TOLERANCE = 1e-6
 
 
 class AdmmAgent(Agent):
@@ -410,8 +413,8 @@ class AdmmAgent(Agent):
         if self.settings.residual_balancing and self.iteration > 1 \
                 and self.iteration % self.settings.balancing_interval == 0 and self._balance(edge_residuals):
             self.qp.set_hessian(self._hessian())   # same rows: the solver keeps its factorization work and active set
-        if self.iteration == 1 and self.step_shifted:   # v: the shifted plan; counterparts: the neighbours' ones
-            self.safeguard.start(self.v.copy(), self._merit(self.v))
+        if self.iteration == 1 and self.step_shifted and self.constraint_margin() >= -FEASIBILITY_TOLERANCE:
+            self.safeguard.start(self.v.copy(), self._merit(self.v))   # a feasible shifted plan: the fallback
         solution = self.qp.solve(self._linear_term(), *self._bounds(), warm_start=self.v)
         self._stats.solve_times.append(solution.solve_time)
         old = self.v.copy()

@@ -7,7 +7,8 @@ warm start already offered. The merit is the agent's local cost plus a quadratic
 end's value‖² on each of its edges (the ADMM penalty itself), evaluated for the warm start against the neighbours'
 warm starts at iteration 1 and for the final iterate against their newest values. The rule is per agent, from its
 own values: each agent decides for its own plan. The first step has no plan to shift (its warm start is the
-reference, no fallback): the rule starts at the second. Merits are ≥ 0 (costs and squared distances), so the
+reference, no fallback): the rule starts at the second, and only for a warm start that meets the step's own
+constraints (the merit has no term for them). Merits are ≥ 0 (costs and squared distances), so the
 tolerance is relative: an iterate worse by more than `slack` (50 %) of the warm start's merit is not applied. A
 diverged negotiation's plan is worse by orders of magnitude; the unconverged iterates of a normal run are not
 monotone in this merit (on the formation at 10 iterations up to 19 % above the warm start), and applying the warm

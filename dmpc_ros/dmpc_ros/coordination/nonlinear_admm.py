@@ -47,7 +47,8 @@ class NonlinearAdmmAgent(LocalNlpAgent):
         self._counterparts: dict[tuple, np.ndarray] = {}   # ("copy"|"own", j) → the other end's newest value
 
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
-        shifted_start = self.iteration == 0 and self.step > self.first_step   # step 0 starts from the reference
+        # a fallback is a shifted plan (step 0 starts from the reference) within the own state bounds
+        shifted_start = self.iteration == 0 and self.step > self.first_step and self.constraint_margin() >= 0.0
         warm_start = (self.X.copy(), self.U.copy()) if shifted_start else None
         if self.iteration == 0:
             self.safeguard.start(None, float("inf"))
