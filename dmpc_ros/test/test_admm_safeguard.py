@@ -42,8 +42,8 @@ def test_the_safeguard_rejects_a_larger_merit_and_nan_but_not_an_equal_one() -> 
     guard = WarmStartSafeguard()
     assert not guard.rejects(1e9)                     # no warm start yet: nothing to fall back on
     guard.start("warm", 2.0)
-    assert not guard.rejects(2.0) and not guard.rejects(1.0) and not guard.rejects(2.0 * (1 + guard.slack))
-    assert guard.rejects(3.1) and guard.rejects(float("nan"))
+    assert not guard.rejects(2.0) and not guard.rejects(1.0) and not guard.rejects(2.0 * guard.factor)
+    assert guard.rejects(2.0 * guard.factor + 0.1) and guard.rejects(float("nan"))
     assert guard.applied == 2
     guard.start(None, float("inf"))                   # a step without a shifted plan
     assert not guard.rejects(1e9)
@@ -90,9 +90,9 @@ def test_a_diverging_final_iterate_is_replaced_by_the_warm_start() -> None:
        x0=st.floats(-2.0, 2.0), penalty=st.sampled_from([0.01, 0.3, 10.0]))
 def test_more_iterations_are_never_markedly_worse_and_the_applied_plan_beats_the_warm_start(
         coupling: float, damping: float, input_range: float, x0: float, penalty: float) -> None:
-    """On random coupled pairs with the default adaptation from any ρ: the closed-loop cost at 30 iterations is not
+    """On random coupled pairs with the default adaptation from any ρ: the closed-loop cost gap at 30 iterations is not
     markedly above that at 8, and every applied plan's merit is at most the warm start's (within the
-    safeguard's 50 %)."""
+    safeguard's factor 10)."""
     scenario = coupled_pair(coupling, damping, input_range, x0)
     decisions = []
     original = WarmStartSafeguard.rejects
@@ -100,7 +100,7 @@ def test_more_iterations_are_never_markedly_worse_and_the_applied_plan_beats_the
     def recorded(self, merit: float) -> bool:
         rejected = original(self, merit)
         decisions.append(self.merit if rejected else merit)   # the applied plan's merit
-        assert 0.0 <= decisions[-1] <= (1.0 + self.slack) * self.merit
+        assert 0.0 <= decisions[-1] <= self.factor * self.merit
         return rejected
 
     with pytest.MonkeyPatch.context() as patch:
@@ -109,7 +109,8 @@ def test_more_iterations_are_never_markedly_worse_and_the_applied_plan_beats_the
         short, long = closed_loop(scenario, 8, admm), closed_loop(scenario, 30, admm)
     assert decisions
     reference = dmpc.reference(scenario, "admm").closed_loop_cost
-    assert long.closed_loop_cost <= short.closed_loop_cost + 0.05 * reference + 1e-9
+    # the gap to the centralized closed loop (an unconverged run can be cheaper: its consensus is violated)
+    assert abs(long.closed_loop_cost - reference) <= abs(short.closed_loop_cost - reference) + 0.05 * reference
 
 
 @pytest.mark.parametrize("key, value", [("balancing_limit", -1), ("balancing_limit", 1.5), ("penalty_range", 0.5)])

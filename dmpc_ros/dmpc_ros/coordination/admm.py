@@ -14,7 +14,7 @@ Residuals: primal r = ‖values − z‖ over the agent's edges, dual s = ρ‖z
 Optional residual balancing adapts ρ per edge from that edge's residuals, which both of its ends compute alike; it
 may change ρ_e at most `balancing_limit` times per step and keeps it within a factor `penalty_range` of the initial
 ρ, so every step ends with plain fixed-ρ ADMM (convergent for these convex QPs) on a bounded ρ. Safeguard: the final
-iterate is applied only if its local merit is at most 50 % above the step’s warm start’s (coordination/merit.py).
+iterate is applied only if its local merit is at most 10× the step’s warm start’s (coordination/merit.py).
 The agent publishes its trajectory, copies and multipliers as the plan's algorithm data. Converges to the
 centralized optimum of the problem with a separable terminal cost (Σ_i x_i,N' P_ii x_i,N).
 """

@@ -13,7 +13,7 @@ Plans carry the copies (`copy_<j>`: x_j,0..N then u_j,0..N−1). Stopping: the l
 edges below the tolerance (relative), with the own state iterates settled, or max_iterations. At every step the
 copies start from the neighbours' warm starts (their shifted plans), the multipliers from the previous step's,
 shifted. Safeguard (coordination/merit.py): the final iterate is applied only if its merit (own cost plus ρ/2 times the
-squared distance of each copy and original to the other end's newest value) is at most 50 % above the warm start's;
+squared distance of each copy and original to the other end's newest value) is at most 10× the warm start's;
 otherwise the warm start is applied and counted (`warm_start_applied`).
 """
 from __future__ import annotations
