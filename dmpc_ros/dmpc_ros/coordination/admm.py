@@ -11,7 +11,10 @@ pair (owner j's segment, holder i's copy) agrees through an edge variable z_e, w
   local QP   min own cost + Σ_edges λ'(value − z) + ρ/2‖value − z‖² over w_i and the copies, s.t. own
              dynamics (copies as inputs), own constraints, copies' initial states = the measured ones.
 Residuals: primal r = ‖values − z‖ over the agent's edges, dual s = ρ‖z − z_prev‖ (AgentStatus reports both).
-Optional residual balancing adapts ρ per edge from that edge's residuals, which both of its ends compute alike.
+Optional residual balancing adapts ρ per edge from that edge's residuals, which both of its ends compute alike; it
+may change ρ_e at most `balancing_limit` times per step and keeps it within a factor `penalty_range` of the initial
+ρ, so every step ends with plain fixed-ρ ADMM (convergent for these convex QPs) on a bounded ρ. Safeguard: the final
+iterate is applied only if its local merit is at most 10× the step’s warm start’s (coordination/merit.py).
 The agent publishes its trajectory, copies and multipliers as the plan's algorithm data. Converges to the
 centralized optimum of the problem with a separable terminal cost (Σ_i x_i,N' P_ii x_i,N).
 """
@@ -28,6 +31,7 @@ from ..mpc.qp import DenseQP
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal
 from .base import Agent, StepStatistics, StoppingRule
+from .merit import WarmStartSafeguard
 from .plan import Plan
 from .safe_input import InputGuard
 
@@ -44,6 +48,8 @@ class AdmmSettings:
     balancing_ratio: float = 10.0   # μ
     balancing_factor: float = 2.0   # τ
     balancing_interval: int = 5     # iterations between penalty updates (each one refactors the local QP)
+    balancing_limit: int = 3        # penalty changes per edge and step, then ρ_e is frozen for the step
+    penalty_range: float = 1e3      # ρ_e stays within [ρ / range, ρ · range]
     acceleration: bool = False      # Nesterov momentum on (z, λ) per edge with restart (Goldstein et al. 2014)
     restart_ratio: float = 0.999    # η: restart when the combined residual does not fall below η × the last one
 
@@ -57,6 +63,10 @@ class AdmmSettings:
                              f"τ={self.balancing_factor}")
         if not (isinstance(self.balancing_interval, int) and self.balancing_interval >= 1):
             raise ValueError(f"ADMM balancing interval must be an integer >= 1, got {self.balancing_interval}")
+        if not (isinstance(self.balancing_limit, int) and self.balancing_limit >= 0):
+            raise ValueError(f"ADMM balancing limit must be an integer >= 0, got {self.balancing_limit}")
+        if not self.penalty_range >= 1:
+            raise ValueError(f"ADMM penalty range must be >= 1, got {self.penalty_range}")
         if not 0 < self.restart_ratio < 1:
             raise ValueError(f"ADMM restart ratio η must be in (0, 1), got {self.restart_ratio}")
 
@@ -78,6 +88,12 @@ class Segment:
     owner: int
     kind: str
     size: int        # per time step
+
+
+WARM_START_APPLIED = "warm_start_applied"   # the scheme's counter (schemes/admm.py declares its meaning)
+# the warm start is a fallback only if it meets this step's own rows (states, mixed, collision planes) to this
+# margin; the merit has no term for them, so an infeasible warm start would look cheaper than a feasible iterate
+FEASIBILITY_TOLERANCE = 1e-6
 
 
 class AdmmAgent(Agent):
@@ -130,6 +146,7 @@ class AdmmAgent(Agent):
         self.Su = Su
         Psi, psi, Qbar, self.local_states = self._local_cost_maps(design, cost, owned)
         Rbar = np.kron(np.eye(N), cost.R[us, us])
+        self._free_map, self._Qbar, self._Rbar = psi, Qbar, Rbar   # the constant of the local cost (the merit)
         self.H_cost = 2.0 * (Psi.T @ Qbar @ Psi + Su.T @ Rbar @ Su)
         # Linear cost term F x_i(0) + c(t), fixed matrices (x_i(0), the reference window, z and λ change).
         self.F_cost = 2.0 * Psi.T @ Qbar @ psi
@@ -143,6 +160,9 @@ class AdmmAgent(Agent):
         # Penalty ρ_e per edge; both ends of an edge adapt it identically (residual balancing).
         self.rho = {("in", s.owner, s.kind): settings.penalty for s in self.copies}
         self.rho.update({("out", k, kind): settings.penalty for k, kind in self.copied})
+        self.rho_changes: dict[tuple, int] = {}   # penalty changes per edge in this step (balancing_limit)
+        self.safeguard = WarmStartSafeguard()
+        self._counterparts: dict[tuple, np.ndarray] = {}   # edge → the other end's newest value (for the merit)
         # Constraints: own states (k = 1..N) and inputs; copies' initial states fixed (equalities).
         sub = system.subsystems[i]
         Hx, hx = sub.state_constraint.H, sub.state_constraint.h
@@ -304,10 +324,13 @@ class AdmmAgent(Agent):
             self.v = np.vstack([v[1:], last]).ravel()
             self.z = {key: np.vstack([value[1:], value[-1:]]) for key, value in self.z.items()}
             self.lambdas = {key: np.vstack([value[1:], value[-1:]]) for key, value in self.lambdas.items()}
+            self.step_shifted = True
         else:  # first step: own inputs and the copies from the reference over the horizon
             self.v = self._reference_start(step)
+            self.step_shifted = False   # no plan to shift: the reference is no fallback, the safeguard waits
+        self.safeguard.start(None, float("inf"))
         self.step, self.iteration = step, 0
-        self.momentum = {}
+        self.momentum, self.rho_changes, self._counterparts = {}, {}, {}
         self._stats = StepStatistics()
         self.x0 = np.asarray(state, float).copy()
         self._candidate = self.v[self.u_index][: self.m].copy()
@@ -321,6 +344,8 @@ class AdmmAgent(Agent):
         iteration: the QP's linear cost term, the free response of the own segments and the own-state bounds."""
         x_ref, u_ref = self.local_reference.window(self.step, self.N)
         self._linear_base = self.F_cost @ self.x0 + self.Lx_cost @ x_ref[1:].ravel() + self.Lu_cost @ u_ref.ravel()
+        free_error = self._free_map @ self.x0 - x_ref[1:].ravel()
+        self._cost_constant = float(free_error @ self._Qbar @ free_error + u_ref.ravel() @ self._Rbar @ u_ref.ravel())
         self._free_segments = {kind: C @ self.x0 for kind, (_, C) in self.segment_maps.items()}
         self._upper_state = self.hx_stacked - self.Hx_stacked @ (self.Phi @ self.x0) if self.hx_stacked.size \
             else np.zeros(0)
@@ -364,9 +389,11 @@ class AdmmAgent(Agent):
             else:
                 theirs = plan.states[: self.N] if s.kind == "x" else plan.inputs
                 their_lambda = plan.data.get(f"lambda_own_{s.kind}_{self.agent_id}", np.zeros_like(mine))
+                self._counterparts[key] = theirs
             r, d = self._edge_update(key, theirs, their_lambda, mine, owner_side=False)
             primal, dual = primal + r, dual + self.rho[key] ** 2 * d
-            edge_residuals[key] = (r, d)
+            if self._solved_at_both_ends(plan):
+                edge_residuals[key] = (r, d)
         own_segments = {kind: self._own_segment(kind, self.v) for kind in self.segment_maps}   # one prediction
         for k, kind in self.copied:
             key, mine, plan = ("out", k, kind), own_segments[kind], usable.get(k)
@@ -377,13 +404,17 @@ class AdmmAgent(Agent):
                 theirs, their_lambda = self.z.get(key, mine), np.zeros_like(mine)
             else:
                 their_lambda = plan.data.get(f"lambda_copy_{kind}_{self.agent_id}", np.zeros_like(mine))
+                self._counterparts[key] = theirs
             r, d = self._edge_update(key, mine, self.lambdas.get(key, np.zeros_like(mine)), theirs, owner_side=True,
                                      their_lambda=their_lambda)
             primal, dual = primal + r, dual + self.rho[key] ** 2 * d
-            edge_residuals[key] = (r, d)
+            if self._solved_at_both_ends(plan):
+                edge_residuals[key] = (r, d)
         if self.settings.residual_balancing and self.iteration > 1 \
                 and self.iteration % self.settings.balancing_interval == 0 and self._balance(edge_residuals):
             self.qp.set_hessian(self._hessian())   # same rows: the solver keeps its factorization work and active set
+        if self.iteration == 1 and self.step_shifted and self.constraint_margin() >= -FEASIBILITY_TOLERANCE:
+            self.safeguard.start(self.v.copy(), self._merit(self.v))   # a feasible shifted plan: the fallback
         solution = self.qp.solve(self._linear_term(), *self._bounds(), warm_start=self.v)
         self._stats.solve_times.append(solution.solve_time)
         old = self.v.copy()
@@ -404,8 +435,26 @@ class AdmmAgent(Agent):
         residual = max(self._stats.primal_residual / scale, self._stats.dual_residual / scale,
                        self.stopping.change(self.v[self.u_index], old[self.u_index]))
         final = self._stats.stop(self.stopping.at_limit(self.iteration), converged and neighbours_done, residual)
+        if final and self.safeguard.rejects(self._merit(self.v)):
+            self.v = self.safeguard.warm_start.copy()
+            self._stats.count(WARM_START_APPLIED)
         self._plan = self._make_plan(converged=converged, final=final, feasible=solution.usable)
         return self._plan
+
+    def _merit(self, v: np.ndarray) -> float:
+        """Local merit of v (≥ 0): the local QP's cost part (own cost and owned pair terms, from x_i(0)) plus
+        Σ_e ρ_e/2 ‖value_e − the other end's newest value‖² over the edges heard from this step."""
+        merit = 0.5 * float(v @ self.H_cost @ v) + float(self._linear_base @ v) + self._cost_constant
+        own = {kind: self._own_segment(kind, v) for kind in self.segment_maps}
+        for c, s in enumerate(self.copies):
+            key = ("in", s.owner, s.kind)
+            if key in self._counterparts:
+                merit += 0.5 * self.rho[key] * float(np.sum((self._copy(c, v) - self._counterparts[key]) ** 2))
+        for k, kind in self.copied:
+            key = ("out", k, kind)
+            if key in self._counterparts:
+                merit += 0.5 * self.rho[key] * float(np.sum((own[kind] - self._counterparts[key]) ** 2))
+        return merit
 
     def _frozen(self, key: tuple, plan: Plan | None) -> bool:
         """An edge whose other end has stopped (its newest plan is final and older than iteration p − 1) keeps
@@ -413,17 +462,30 @@ class AdmmAgent(Agent):
         a one-sided residual (and, with residual balancing, let the two ends' ρ_e disagree)."""
         return (plan is not None and plan.final and plan.iteration < self.iteration - 1 and key in self.z)
 
+    def _solved_at_both_ends(self, plan: Plan | None) -> bool:
+        """Whether both ends' last local solves were usable (own: self.solved; theirs: their plan's flag), which both
+        ends know alike. Residual balancing skips an edge otherwise: a failed solve keeps a stale iterate, whose
+        primal residual would raise ρ_e, which worsens the conditioning and the next solve — the runaway measured on
+        the load-frequency stress system (ρ_e up to 2.5e3 within five steps, local QPs failing)."""
+        return self.solved and plan is not None and plan.feasible
+
     def _balance(self, edge_residuals: dict) -> bool:
-        """Residual balancing per edge (Boyd et al. 2011, §3.4.1) from values both ends share; True if a ρ changed."""
-        mu, tau = self.settings.balancing_ratio, self.settings.balancing_factor
+        """Residual balancing per edge (Boyd et al. 2011, §3.4.1) from values both ends share; True if a ρ changed.
+        An edge's ρ changes at most balancing_limit times per step and stays within penalty_range of the initial ρ:
+        afterwards the step runs fixed-ρ ADMM, whose convergence does not depend on where ρ stopped."""
+        settings = self.settings
+        mu, tau = settings.balancing_ratio, settings.balancing_factor
+        low, high = settings.penalty / settings.penalty_range, settings.penalty * settings.penalty_range
         changed = False
         for key, (r2, d2) in edge_residuals.items():
+            if self.rho_changes.get(key, 0) >= settings.balancing_limit:
+                continue
             r, s = np.sqrt(r2), self.rho[key] * np.sqrt(d2)
-            if r > mu * s:
-                self.rho[key] *= tau
-                changed = True
-            elif s > mu * r:
-                self.rho[key] /= tau
+            target = self.rho[key] * tau if r > mu * s else self.rho[key] / tau if s > mu * r else self.rho[key]
+            target = min(max(target, low), high)
+            if target != self.rho[key]:
+                self.rho[key] = target
+                self.rho_changes[key] = self.rho_changes.get(key, 0) + 1
                 changed = True
         return changed
 

@@ -12,7 +12,9 @@ ends compute the edge from the same two messages of the previous iteration:
 Plans carry the copies (`copy_<j>`: x_j,0..N then u_j,0..N−1). Stopping: the largest |v_ij − o_j| of the agent's
 edges below the tolerance (relative), with the own state iterates settled, or max_iterations. At every step the
 copies start from the neighbours' warm starts (their shifted plans), the multipliers from the previous step's,
-shifted.
+shifted. Safeguard (coordination/merit.py): the final iterate is applied only if its merit (own cost plus ρ/2 times the
+squared distance of each copy and original to the other end's newest value) is at most 10× the warm start's;
+otherwise the warm start is applied and counted (`warm_start_applied`).
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..mpc.nonlinear_ocp import OCPSolution
-from .admm import AdmmSettings
+from .admm import WARM_START_APPLIED, AdmmSettings
 from .base import StoppingRule
+from .merit import WarmStartSafeguard
 from .nonlinear_agent import LocalNlpAgent, shifted_trajectory
 from .plan import Plan
 
@@ -39,9 +42,44 @@ class NonlinearAdmmAgent(LocalNlpAgent):
         self.y_copy: dict[int, np.ndarray] = {}   # edges where this agent copies j
         self.y_own: dict[int, np.ndarray] = {}    # edges where copier l copies this agent (−l's y)
         self.residual = np.inf
+        self.safeguard = WarmStartSafeguard()
+        self.first_step: int | None = None
+        self._counterparts: dict[tuple, np.ndarray] = {}   # ("copy"|"own", j) → the other end's newest value
+
+    def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
+        """The shared negotiation step, then the warm-start safeguard on a final plan.
+        A fallback is a shifted plan (step 0 starts from the reference) within the own state bounds."""
+        shifted_start = self.iteration == 0 and self.step > self.first_step and self.constraint_margin() >= 0.0
+        warm_start = (self.X.copy(), self.U.copy()) if shifted_start else None
+        if self.iteration == 0:
+            self.safeguard.start(None, float("inf"))
+        plan = super().iterate(inbox)   # _problem has set this iteration's counterparts
+        # the reported residual adds the relative consensus residual to the relative change of the state iterates
+        self._stats.residual = max(self._stats.residual, self.residual / self._scale())
+        if warm_start is not None:      # at iteration 1 the copies and counterparts are the warm starts: no violation
+            X, U = self.X, self.U
+            self.X, self.U = warm_start
+            self.safeguard.start(warm_start, self._own_cost(np.vstack([self.x0, self.X])))
+            self.X, self.U = X, U
+        if plan.final and self.safeguard.rejects(self._merit()):
+            self.X, self.U = (a.copy() for a in self.safeguard.warm_start)
+            self._stats.count(WARM_START_APPLIED)
+            plan = self._plan = self._make_plan(converged=plan.converged, final=True, feasible=plan.feasible)
+        return plan
+
+    def _merit(self) -> float:
+        """Own cost of the current plan plus ρ/2 Σ ‖piece − the other end's newest value‖² over the edges."""
+        own = self.own_trajectory()
+        pieces = {**{("copy", j): v for j, v in self.copies.items()}, **{("own", c): own for c in self.copiers}}
+        violation = sum(float(np.sum((pieces[key] - value) ** 2)) for key, value in self._counterparts.items()
+                        if key in pieces and pieces[key].shape == value.shape)
+        return self._own_cost(np.vstack([self.x0, self.X])) + 0.5 * self.rho * violation
 
     def _start(self, first: bool) -> None:
         net, N, layout = self.design.network, self.horizon, self.ocp.layout
+        if first:
+            self.first_step = self.step
+        self._counterparts = {}
         x_ref, u_ref = self.design.reference.window(self.step, N)
         for j in self.neighbours:
             self.copies[j] = np.concatenate([x_ref[:, net.state_slice(j)].ravel(),
@@ -64,6 +102,7 @@ class NonlinearAdmmAgent(LocalNlpAgent):
             if self.iteration == 1:   # the step starts from the neighbours' warm starts
                 self.copies[j] = original.copy()
             v = self.copies[j]
+            self._counterparts[("copy", j)] = original
             z = 0.5 * (v + original)
             self.y_copy[j] = self.y_copy[j] + rho * (v - z)
             copied[j] = (z, self.y_copy[j])
@@ -76,6 +115,7 @@ class NonlinearAdmmAgent(LocalNlpAgent):
                 owned[copier] = (own, self.y_own[copier])   # nothing heard: no pull this iteration
                 continue
             v = v.ravel() if self.iteration > 1 else own   # a copier starts from this agent's warm start too
+            self._counterparts[("own", copier)] = v
             z = 0.5 * (v + own)
             self.y_own[copier] = self.y_own[copier] + rho * (own - z)
             owned[copier] = (z, self.y_own[copier])
@@ -91,13 +131,6 @@ class NonlinearAdmmAgent(LocalNlpAgent):
 
     def _accept(self, solution: OCPSolution, parameters: np.ndarray) -> None:
         self.copies = {j: solution.w[where].copy() for j, where in self.ocp.layout.copy_index.items()}
-
-    def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
-        """The shared negotiation step; the reported residual adds the relative consensus residual to the relative
-        change of the state iterates (the two tests of the stopping rule)."""
-        plan = super().iterate(inbox)
-        self._stats.residual = max(self._stats.residual, self.residual / self._scale())
-        return plan
 
     def _scale(self) -> float:
         return 1.0 + float(np.max(np.abs(self.own_trajectory()), initial=0.0))

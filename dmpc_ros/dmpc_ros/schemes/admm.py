@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coordination.admm import AdmmAgent, AdmmSettings
+from ..coordination.admm import WARM_START_APPLIED, AdmmAgent, AdmmSettings
 from ..coordination.base import Agent
 from ..coordination.nonlinear_admm import NonlinearAdmmAgent
 from ..coordination.scheme import AgentRequest, Problem, Scheme
@@ -16,13 +16,15 @@ from . import shared_constraint_refusal
 
 PATH = "controller.admm."
 # what the nonlinear agents do not do, and the value that says so (a given other value is refused)
-LINEAR_ONLY = {"over_relaxation": 1.0, "residual_balancing": False, "acceleration": False, "balancing_interval": None}
+LINEAR_ONLY = {"over_relaxation": 1.0, "residual_balancing": False, "acceleration": False, "balancing_interval": None,
+               "balancing_limit": None}
 
 
 def parse_settings(section: dict) -> AdmmSettings:
-    """controller.admm: penalty, over_relaxation, residual_balancing, balancing_interval, acceleration."""
+    """controller.admm: penalty, over_relaxation, residual_balancing, balancing_interval, balancing_limit,
+    acceleration."""
     reject_unknown(section, PATH, {"penalty", "over_relaxation", "residual_balancing", "balancing_interval",
-                                   "acceleration"})
+                                   "balancing_limit", "acceleration"})
     defaults = AdmmSettings()
     flags = {name: flag(section, PATH, name, getattr(defaults, name))
              for name in ("residual_balancing", "acceleration")}
@@ -32,6 +34,8 @@ def parse_settings(section: dict) -> AdmmSettings:
                                minimum=1.0, maximum=1.99),
         balancing_interval=number(section, PATH, "balancing_interval", default=defaults.balancing_interval,
                                   minimum=1, maximum=1000, integer=True),
+        balancing_limit=number(section, PATH, "balancing_limit", default=defaults.balancing_limit,
+                               minimum=0, maximum=1000, integer=True),
         **flags,
     )
 
@@ -78,4 +82,6 @@ def nonlinear_agent(request: AgentRequest) -> Agent:
 SCHEMES = (Scheme("admm", "edge-based consensus ADMM, neighbour to neighbour", build_linear=linear_agent,
                   build_nonlinear=nonlinear_agent, settings_section="admm", parse_settings=parse_settings,
                   check=check, check_settings=check_settings, separable_terminal_cost=True,
+                  counters={WARM_START_APPLIED: "steps whose final iterate was worse than the warm start by the "
+                                                "agent's merit (the warm start was applied)"},
                   coupled_limits="at_convergence"),)
