@@ -62,9 +62,8 @@ def describe(names: tuple[str, ...], agent_names: tuple[str, ...], i: int,
             for r, js in sorted(driven.items())]
 
 
-def nonlinear_driven_states(network, i: int) -> dict[int, frozenset[int]]:
-    """driven_states of agent i of a NonlinearNetwork, from the structural sparsity of its discrete map Φ_i(x, u, z)
-    (z: each neighbour's x_j(k), u_j(k), x_j(k+1)); structure, not values, so no operating point can hide it."""
+def _map_structure(network, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Structural Jacobians of Φ_i(x, u, z) in x, u and z (True: the entry can be non-zero)."""
     import casadi as ca
 
     sub = network.agents[i]
@@ -73,9 +72,23 @@ def nonlinear_driven_states(network, i: int) -> dict[int, frozenset[int]]:
     out = phi(x, u, z)
 
     def structure(of) -> np.ndarray:
+        if not of.numel():
+            return np.zeros((sub.n_x, 0), bool)
         return np.array(ca.DM(ca.jacobian(out, of).sparsity(), 1)).astype(bool)
 
-    wrt_z = structure(z) if z.numel() else np.zeros((sub.n_x, 0), bool)
+    return structure(x), structure(u), structure(z)
+
+
+def own_reach(network, i: int) -> set[int]:
+    """Agent i's states its own inputs move, directly or through its own dynamics."""
+    own, inputs, _ = _map_structure(network, i)
+    return set(driven_states(own, {i: inputs.any(axis=1)}))
+
+
+def nonlinear_driven_states(network, i: int) -> dict[int, frozenset[int]]:
+    """driven_states of agent i of a NonlinearNetwork, from the structural sparsity of its discrete map Φ_i(x, u, z)
+    (z: each neighbour's x_j(k), u_j(k), x_j(k+1)); structure, not values, so no operating point can hide it."""
+    own, _, wrt_z = _map_structure(network, i)
     drivers, offset = {}, 0
     for j in network.neighbours(i):
         size = 2 * network.agents[j].n_x + network.agents[j].n_u
@@ -83,7 +96,7 @@ def nonlinear_driven_states(network, i: int) -> dict[int, frozenset[int]]:
         offset += size
         if rows.any():
             drivers[j] = rows
-    return driven_states(structure(x), drivers)
+    return driven_states(own, drivers)
 
 
 def outside_driven(network, i: int, members: tuple[int, ...]) -> set[int]:
@@ -95,7 +108,9 @@ def outside_driven(network, i: int, members: tuple[int, ...]) -> set[int]:
 
 
 def driven_by(network, j: int, i: int) -> tuple[int, ...]:
-    """Agent j's limited states that agent i drives (the rows j linearizes in i's trajectory and sends to i)."""
+    """Agent j's limited states that agent i drives and j's own inputs cannot move (the rows j linearizes in i's
+    trajectory and sends to i, who keeps them: j alone could not)."""
     sub = network.agents[j]
     driven = limited(nonlinear_driven_states(network, j), sub.state_lower, sub.state_upper)
-    return tuple(sorted(r for r, js in driven.items() if i in js))
+    reach = own_reach(network, j)
+    return tuple(sorted(r for r, js in driven.items() if i in js and r not in reach))

@@ -24,7 +24,7 @@ import casadi as ca
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
-from ..models.coupled_limits import driven_by, outside_driven
+from ..models.coupled_limits import driven_by, outside_driven, own_reach
 from ..models.nonlinear import NonlinearNetwork
 from .compiled import BufferedFunction
 from .qp_backends import qp_backend
@@ -230,18 +230,28 @@ class OptimalControlProblem:
                     inequalities.append(ca.vcat([agents[m].path_constraint(state(m, k), control(m, k))]))
             dN = state(m, N) - ref_x[m][N, :].T
             cost += ca.bilin(P, dN, dN)
-        penalty, soft_start = 0, sum(e.numel() for e in inequalities)
-        for m, components in soft.items():   # exact-penalty rows of the limits the outside agents drive
+        # exact-penalty rows of the limits the outside agents drive: first those the own inputs reach too (their
+        # multipliers are prices the sensitivities carry), then those only the neighbours move (soft_rows: the
+        # drivers keep them from the rows sent to them, price_multipliers leaves them out)
+        penalty, soft_start = 0, 0
+        unreachable = {m: set(soft[m]) - own_reach(network, m) for m in soft}
+        for priced in (True, False):
+            soft_start = soft_start if priced else sum(e.numel() for e in inequalities)
+            for m, components in soft.items():
+                for k in range(1, N + 1):
+                    slack = w[layout.slack_index[m][k - 1]]
+                    for c_index, r in enumerate(components):
+                        if (r in unreachable[m]) == priced:
+                            continue
+                        x_r, s_r = state(m, k)[r], slack[c_index]
+                        if np.isfinite(agents[m].state_upper[r]):
+                            inequalities.append(x_r - agents[m].state_upper[r] - s_r)
+                        if np.isfinite(agents[m].state_lower[r]):
+                            inequalities.append(agents[m].state_lower[r] - x_r - s_r)
+        for m in soft:
             rho, curvature = penalties[m]
-            for k in range(1, N + 1):
-                slack = w[layout.slack_index[m][k - 1]]
-                for c_index, r in enumerate(components):
-                    x_r, s_r = state(m, k)[r], slack[c_index]
-                    if np.isfinite(agents[m].state_upper[r]):
-                        inequalities.append(x_r - agents[m].state_upper[r] - s_r)
-                    if np.isfinite(agents[m].state_lower[r]):
-                        inequalities.append(agents[m].state_lower[r] - x_r - s_r)
-                penalty += ca.dot(rho, slack) + 0.5 * ca.dot(curvature, slack * slack)
+            slack = w[layout.slack_index[m].ravel()]
+            penalty += ca.dot(ca.repmat(rho, N, 1), slack) + 0.5 * ca.dot(ca.repmat(curvature, N, 1), slack * slack)
         # neighbour j's limited states as j linearized them in the member's trajectory: y = r + S·(x_0..N, u_0..N−1)
         soft_rows = slice(soft_start, sum(e.numel() for e in inequalities))
         row_parameters = []
