@@ -158,6 +158,9 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
         ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
         ("infeasible problems / solver failures", f"{failures['infeasible_problems']} / {failures['solver_failures']}"),
         ("fallbacks / steps on fallback input", f"{failures['fallbacks']} / {failures['steps_on_fallback_input']}"),
+        *([("safety inputs / worst fallback x(k+1) margin in X",
+            f"{failures['safety_inputs']} / {failures['worst_fallback_state_margin']:.3g}")]
+          if failures["worst_fallback_state_margin"] is not None else []),
         *((f"{result.algorithm}: {name.replace('_', ' ')}", f"{total:g}")   # the scheme's own counters
           for name, total in summary["counters"].items()),
         *([("stopped", result.stopped)] if result.stopped else []),

@@ -4,6 +4,7 @@ violating one; on a tank with √h outflow, holding the inflow overfills and the
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
@@ -79,7 +80,7 @@ def test_a_safe_plan_is_applied_unchanged_and_an_unsafe_one_is_replaced_by_the_n
     assert guard.decide(np.array([0.5]), None, None).rule == "plan"   # without a model nothing changes
     assert INPUT_SOURCES[-1] == "safety"
     stats = StepStatistics(input_source="safety")
-    record_safety(stats, replaced)
+    record_safety(stats, [replaced])
     assert stats.counters["safety_inputs"] == 1 and stats.counters["checked_fallbacks"] == 1
 
 
@@ -116,3 +117,85 @@ def test_holding_the_inflow_overfills_a_tank_and_the_safety_input_does_not() -> 
         x = plant.step(x, np.r_[network.setpoints[0].input[0], decision.input])
         worst = max(worst, x[1])
     assert safety > 0 and worst <= 0.6 + 1e-6, worst   # RK4 prediction against the adaptive plant: 1e-6 m
+
+
+@pytest.mark.slow   # two closed loops of local NLPs (~40 s on a loaded machine)
+def test_a_sensitivity_agent_whose_solves_fail_and_whose_fallback_holds_the_pump_open_keeps_its_tank_below_the_limit(
+        monkeypatch) -> None:
+    """Closed loop (issue 26's report in small): tank 1's NLPs all fail and its fallback holds the full inflow. With
+    the guard's one-step model from the agent (Φ_1, tank 0 at its latest plan) the level stays under 0.6 m; without
+    it (no model) the tank overfills."""
+    from dmpc_ros.api import simulate
+    from dmpc_ros.coordination import sensitivity
+
+    data = {"name": "tanks", "model": {"type": "nonlinear", "example": "water_tanks", "sample_time": 2.0,
+                                       "parameters": {"tanks": 2, "levels": [0.3, 0.4], "max_level": 0.6}},
+            "controller": {"algorithm": "sensitivity", "horizon": 6, "max_iterations": 2},
+            "simulation": {"steps": 12, "initial_state": [0.3, 0.55]}}
+    scenario = parse_scenario(data)
+    original = sensitivity.SensitivityAgent.iterate
+
+    def failing(self, inbox):
+        if self.agent_id != 1:
+            return original(self, inbox)
+        solve = self.ocp.solve
+        self.ocp.solve = lambda *args, **kwargs: _failed(solve(*args, **kwargs))
+        try:
+            return original(self, inbox)
+        finally:
+            self.ocp.solve = solve
+
+    monkeypatch.setattr(sensitivity.SensitivityAgent, "iterate", failing)
+    for hook in ("planned_input", "candidate_input"):   # the failed agent's kept plan and candidate: pump full open
+        kept = getattr(sensitivity.SensitivityAgent, hook)
+        monkeypatch.setattr(sensitivity.SensitivityAgent, hook,
+                            lambda self, kept=kept: np.array([4e-4]) if self.agent_id == 1 else kept(self))
+    guarded = simulate(scenario, compare_centralized=False)
+    assert guarded.fallback_input[:, 1].all() and guarded.failures()["safety_inputs"] > 0
+    assert np.max(guarded.x[:, 1]) <= 0.6 + 1e-5 and guarded.failures()["worst_fallback_state_margin"] > -1e-5
+    monkeypatch.setattr(sensitivity.SensitivityAgent, "one_step_model", lambda self, own_state=None: None)
+    held = simulate(scenario, compare_centralized=False)
+    assert np.max(held.x[:, 1]) > 0.6 + 1e-2 and held.failures()["safety_inputs"] == 0
+
+
+def _failed(solution):
+    import dataclasses
+
+    return dataclasses.replace(solution, w=np.full_like(solution.w, np.nan), ok=False, status="injected")
+
+
+@pytest.mark.parametrize("algorithm", ["jacobi", "gauss_seidel", "noncooperative", "admm"])
+def test_the_linear_agents_one_step_model_is_the_prediction_of_their_own_plan(algorithm) -> None:
+    """What the guard keeps inside X_i is what the agent announced: x_i(1) of its plan at the planned input."""
+    from dmpc_ros.coordination.base import StoppingRule
+    from dmpc_ros.scenarios import load_scenario
+
+    scenario = load_scenario("mass_spring").with_overrides(algorithm=algorithm)
+    design, x = scenario.design(), np.asarray(scenario.initial_state, float)
+    system = design.system
+    agents = design.agents(algorithm, StoppingRule(max_iterations=3))
+    plans = {a.agent_id: a.begin_step(0, x[system.state_slice(a.agent_id)], {}) for a in agents}
+    for _ in range(3):
+        plans = {a.agent_id: a.iterate(plans) for a in agents}
+    for a in agents:
+        model = a.one_step_model()
+        assert np.allclose(model.predict(a.planned_input()), plans[a.agent_id].states[1], atol=1e-9)
+        assert np.allclose(model.jacobian(a.planned_input()), system.B[a.agent_id][a.agent_id])
+
+
+def test_the_status_message_carries_the_safety_source_and_the_margin() -> None:
+    """AgentStatus.input_source 4 (INPUT_SAFETY) and the safety counters by name, as every scheme's counters."""
+    from types import SimpleNamespace
+
+    from builtin_interfaces.msg import Time
+
+    from dmpc_ros.ros.conversions import status_message
+
+    stats = StepStatistics(input_source="safety")
+    record_safety(stats, [InputGuard(PolytopicConstraint.box(np.array([-1.0]), np.array([1.0])), None,
+                                     PolytopicConstraint.box(np.array([-1.0]), np.array([1.0])))
+                          .decide(np.array([0.5]), None, None, AffineStep(np.eye(1), np.array([0.9])))])
+    message = status_message(0, 3, stats, SimpleNamespace(cost=1.0), 0.0, Time(sec=1), messages_missing=0)
+    assert message.input_source == INPUT_SOURCES.index("safety") == 4
+    values = dict(zip(message.counter_names, message.counter_values))
+    assert values["safety_inputs"] == 1 and values["checked_fallbacks"] == 1 and values["fallback_state_margin"] > 0

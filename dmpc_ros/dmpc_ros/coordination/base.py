@@ -11,7 +11,7 @@ previous one (parallel schemes).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,13 +63,16 @@ SAFETY_COUNTERS = {   # reported by every agent whose guard checks X_i (StepStat
 }
 
 
-def record_safety(stats: StepStatistics, decision: GuardDecision) -> None:
-    """The step's safety counters from the guard's decision (idempotent: control() may be asked twice)."""
-    if decision.rule == "safety":
-        stats.counters["safety_inputs"] = 1
-    if stats.fallback_input and decision.state_margin is not None and np.isfinite(decision.state_margin):
-        stats.counters["checked_fallbacks"] = 1
-        stats.counters["fallback_state_margin"] = decision.state_margin
+def record_safety(stats: StepStatistics, decisions: Iterable[GuardDecision]) -> None:
+    """The step's safety counters from the guard's decisions (one per subsystem a controller applies): 1 if any, the
+    smallest margin; idempotent, since control() may be asked twice."""
+    for decision in decisions:
+        if decision.rule == "safety":
+            stats.counters["safety_inputs"] = 1
+        if stats.fallback_input and decision.state_margin is not None and np.isfinite(decision.state_margin):
+            stats.counters["checked_fallbacks"] = 1
+            stats.counters["fallback_state_margin"] = min(stats.counters.get("fallback_state_margin", np.inf),
+                                                          decision.state_margin)
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class Agent(ABC):
                                      self.one_step_model())
         rule, stats = decision.rule, self.statistics
         stats.input_source = ("solved" if self.solved else "previous_iterate") if rule == "plan" else rule
-        record_safety(stats, decision)
+        record_safety(stats, (decision,))
         return decision.input
 
     def one_step_model(self, own_state: np.ndarray | None = None) -> OneStepModel | None:
