@@ -167,6 +167,9 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
         ("fallbacks / steps on fallback input", f"{failures['fallbacks']} / {failures['steps_on_fallback_input']}"),
         *([("steps capped at the iteration limit", cap_cell(summary["iteration_limit"], summary["steps"]))]
           if summary["iteration_limit"]["max_iterations"] else []),
+        *([("safety inputs / worst fallback x(k+1) margin in X",
+            f"{failures['safety_inputs']} / {failures['worst_fallback_state_margin']:.3g}")]
+          if failures["worst_fallback_state_margin"] is not None else []),
         *((f"{result.algorithm}: {name.replace('_', ' ')}", f"{total:g}")   # the scheme's own counters
           for name, total in summary["counters"].items()),
         *([("stopped", result.stopped)] if result.stopped else []),

@@ -34,6 +34,7 @@ from .base import Agent, StepStatistics, StoppingRule
 from .merit import WarmStartSafeguard
 from .plan import Plan
 from .safe_input import InputGuard
+from .safety_filter import AffineStep
 
 
 @dataclass(frozen=True)
@@ -586,6 +587,13 @@ class AdmmAgent(Agent):
 
     def measured_state(self) -> np.ndarray:
         return self.x0
+
+    def one_step_model(self, own_state: np.ndarray | None = None) -> AffineStep:
+        """x_i(1) = Φ_1 x_i + Γ_1 v with the own u_i(0) free and the copies of the neighbours' values held."""
+        own, rest = self.u_index[: self.m], self.v.copy()
+        rest[own] = 0.0
+        x = self.x0 if own_state is None else own_state
+        return AffineStep(self.Gamma[: self.n, own], self.Phi[: self.n] @ x + self.Gamma[: self.n] @ rest)
 
     def constraint_margin(self) -> float:
         rows = np.vstack([self.inequality_rows, self.step_rows])

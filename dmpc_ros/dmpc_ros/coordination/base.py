@@ -11,13 +11,14 @@ previous one (parallel schemes).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .plan import Plan
-from .safe_input import InputGuard
+from .safe_input import GuardDecision, InputGuard
+from .safety_filter import OneStepModel
 
 
 @dataclass
@@ -63,6 +64,25 @@ class StepStatistics:
     def fallback_input(self) -> bool:
         """Whether the applied input came from a fallback rather than this step's final solve."""
         return self.input_source != "solved"
+
+
+SAFETY_COUNTERS = {   # reported by every agent whose guard checks X_i (StepStatistics.counters, summary, AgentStatus)
+    "safety_inputs": "applied inputs the one-step safety rule chose, as x_i(k+1) would have left X_i",
+    "checked_fallbacks": "fallback inputs whose predicted x_i(k+1) was checked against X_i",
+    "fallback_state_margin": "margin of that x_i(k+1) in X_i [state units, negative: outside]; worst in summary",
+}
+
+
+def record_safety(stats: StepStatistics, decisions: Iterable[GuardDecision]) -> None:
+    """The step's safety counters from the guard's decisions (one per subsystem a controller applies): 1 if any, the
+    smallest margin; idempotent, since control() may be asked twice."""
+    for decision in decisions:
+        if decision.rule == "safety":
+            stats.counters["safety_inputs"] = 1
+        if stats.fallback_input and decision.state_margin is not None and np.isfinite(decision.state_margin):
+            stats.counters["checked_fallbacks"] = 1
+            stats.counters["fallback_state_margin"] = min(stats.counters.get("fallback_state_margin", np.inf),
+                                                          decision.state_margin)
 
 
 @dataclass(frozen=True)
@@ -117,9 +137,18 @@ class Agent(ABC):
     def control(self) -> np.ndarray:
         """u_i(k), always finite and inside U_i (coordination/safe_input.py): the announced plan's first input, else
         the feasible candidate's, else its projection; statistics.input_source says which."""
-        u, rule = self.guard.apply(self.planned_input(), self.candidate_input(), self.measured_state())
-        self.statistics.input_source = ("solved" if self.solved else "previous_iterate") if rule == "plan" else rule
-        return u
+        decision = self.guard.decide(self.planned_input(), self.candidate_input(), self.measured_state(),
+                                     self.one_step_model())
+        rule, stats = decision.rule, self.statistics
+        stats.input_source = ("solved" if self.solved else "previous_iterate") if rule == "plan" else rule
+        record_safety(stats, (decision,))
+        return decision.input
+
+    def one_step_model(self, own_state: np.ndarray | None = None) -> OneStepModel | None:
+        """x_i(k+1) as a function of u_i(k) by the agent's nominal model from the measured x_i (or `own_state`: tube
+        mode's real state), the neighbours at their latest known plans (what the guard keeps inside X_i,
+        coordination/safety_filter.py); None: the agent has none."""
+        return None
 
     @abstractmethod
     def planned_input(self) -> np.ndarray:

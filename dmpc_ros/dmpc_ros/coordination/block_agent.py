@@ -43,6 +43,7 @@ from .base import Agent, StepStatistics, StoppingRule
 from .collision import CollisionAvoidance
 from .plan import Plan
 from .safe_input import InputGuard
+from .safety_filter import AffineStep
 
 FEASIBILITY_TOLERANCE = 1e-7  # constraint slack below which a view counts as infeasible [constraint units]
 
@@ -249,6 +250,16 @@ class BlockUpdateAgent(Agent):
 
     def constraint_margin(self) -> float:
         return self._slack()
+
+    def one_step_model(self, own_state: np.ndarray | None = None) -> AffineStep:
+        """x_i(k+1) = B_ii u_i + A_ii x_i + Σ_j (A_ij x_j + B_ij u_j) on the view: the own state measured (or
+        `own_state`), the others' states and inputs at their latest plans."""
+        net, rows, own = self.block.network, self._own_states, self._input_columns[self.agent_id]
+        x = self.x0.copy()
+        x[rows] = self._measured if own_state is None else own_state
+        first = self.U[:net.n_u].copy()
+        first[own] = 0.0
+        return AffineStep(net.B[rows, own], net.A[rows] @ x + net.B[rows] @ first)
 
     # -- view maintenance ----------------------------------------------------------------------------
     def _recover_feasibility(self) -> bool:

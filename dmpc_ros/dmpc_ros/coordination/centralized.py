@@ -16,7 +16,8 @@ import scipy.sparse as sp
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.condensed import QuadraticCost
 from ..mpc.qp_backends import qp_backend
-from .base import StepStatistics
+from .base import StepStatistics, record_safety
+from .safety_filter import AffineStep
 
 
 class CentralizedMPC:
@@ -157,12 +158,18 @@ class CentralizedController:
 
     def control(self) -> np.ndarray:
         """u(k): each subsystem's part of the plan's first input, guarded like an agent's."""
-        u, sources = np.empty(self._plan.shape[1]), []
+        u, decisions = np.empty(self._plan.shape[1]), []
+        A, B = self.design.system.full_matrices()
+        planned = np.where(np.isfinite(self._plan[0]), self._plan[0], self._candidate)
         for guard, (xs, us) in zip(self.guards, self._slices):
-            u[us], rule = guard.apply(self._plan[0, us], self._candidate[us], self._x[xs])
-            sources.append(rule)
-        rule = next((r for r in sources if r != "plan"), "plan")
+            others = planned.copy()
+            others[us] = 0.0   # the other subsystems at the plan's first input: x_i⁺ = B_ii u_i + the rest
+            model = AffineStep(B[xs, us], A[xs] @ self._x + B[xs] @ others)
+            decisions.append(guard.decide(self._plan[0, us], self._candidate[us], self._x[xs], model))
+            u[us] = decisions[-1].input
+        rule = next((d.rule for d in decisions if d.rule != "plan"), "plan")
         self.statistics.input_source = ("solved" if self._solved else "candidate") if rule == "plan" else rule
+        record_safety(self.statistics, decisions)
         return u
 
     def _shifted(self, x: np.ndarray, step: int) -> np.ndarray:

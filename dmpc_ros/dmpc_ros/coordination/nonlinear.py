@@ -7,6 +7,7 @@ its reason.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,7 +22,9 @@ from typing import Any
 
 from .base import Agent, StepStatistics, StoppingRule
 from .factory import build_agent_of, build_controllers, check_algorithm
+from .plan import Plan
 from .safe_input import InputGuard
+from .safety_filter import MapStep
 from .scheme import Problem
 
 
@@ -149,6 +152,33 @@ class NonlinearDesign:
 
     def stage_cost(self, x: np.ndarray, u: np.ndarray, step: int) -> float:
         return self.shared_cost.stage(x, u, step)
+
+    def one_step(self, agent: int, x: np.ndarray, known: Mapping[int, Plan], step: int) -> MapStep:
+        """x_i(k+1) = Φ_i(x_i, u_i, z_i) as a function of u_i at the measured x_i, each neighbour at its newest known
+        plan (shifted when stale, its reference when none): what the input guard keeps inside X_i
+        (coordination/safety_filter.py)."""
+        if agent not in self._step_maps:
+            phi = self.network.discrete_map(agent)
+            xs, us, zs = (ca.SX.sym(name, phi.size1_in(k)) for k, name in enumerate(("x", "u", "z")))
+            self._step_maps[agent] = (phi, ca.Function("dPhi", [xs, us, zs], [ca.jacobian(phi(xs, us, zs), us)]))
+        phi, dphi = self._step_maps[agent]
+        parts = []
+        for j in self.network.neighbours(agent):
+            plan = known.get(j)
+            if plan is None:
+                x_ref, u_ref = self.reference_blocks((j,), step)
+                states, inputs, lag = x_ref[j], u_ref[j], 0
+            else:
+                states, inputs, lag = plan.states, plan.inputs, max(step - plan.step, 0)
+            last = states.shape[0] - 1
+            parts += [states[min(lag, last)], inputs[min(lag, inputs.shape[0] - 1)], states[min(lag + 1, last)]]
+        z = np.concatenate(parts) if parts else np.zeros(0)
+        return MapStep(lambda u: phi(x, u, z), lambda u: dphi(x, u, z))
+
+    @cached_property
+    def _step_maps(self) -> dict[int, tuple[ca.Function, ca.Function]]:
+        """Each agent's Φ_i and ∂Φ_i/∂u_i, built when first asked for."""
+        return {}
 
     def reference_blocks(self, members, step: int) -> tuple[dict, dict]:
         """Each member's reference states (N+1 × n_x) and inputs (N × n_u) over the horizon from `step`."""

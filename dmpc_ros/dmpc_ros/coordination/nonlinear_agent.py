@@ -132,6 +132,10 @@ class LocalNlpAgent(Agent):
     def measured_state(self) -> np.ndarray:
         return self.x0
 
+    def one_step_model(self, own_state: np.ndarray | None = None):
+        """Φ_i from x_i with the neighbours at their latest plans (the guard keeps x_i(k+1) in X_i: safe_input.py)."""
+        return self.design.one_step(self.agent_id, self.x0 if own_state is None else own_state, self._known, self.step)
+
     def constraint_margin(self) -> float:
         sub = self.design.network.agents[self.agent_id]
         slack = [np.min(sub.state_upper - self.X, initial=np.inf), np.min(self.X - sub.state_lower, initial=np.inf),

@@ -3,25 +3,47 @@ set U_i (with the mixed state-input rows at the measured state); else the first 
 (the previous plan shifted, tail from the terminal law scaled into U_i); else the Euclidean projection of that
 candidate onto the set (non-finite entries replaced by the set's Chebyshev centre, absurd ones clipped).
 Whatever a solver returns, the applied input is finite and inside the set (property-tested in test_safe_input.py).
+
+Then the state set X_i (`decide`, when the agent gives its nominal one-step model): an input whose predicted
+x_i(k+1) leaves X_i is replaced by the nearest input of the set that keeps it inside, or else the least violating
+one (coordination/safety_filter.py), rule "safety". A good input is never changed: the check only acts when the
+prediction leaves X_i by more than a solver's tolerance.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linprog
 
 from ..models.linear import MixedConstraint, PolytopicConstraint, Subsystem
 from ..mpc.qp import DenseQP
+from .safety_filter import OneStepModel, StateSet, safe_input
 
 CLEAN_UP = 1e-6   # violation (relative to 1 + max |h|) a solver's tolerance explains: projected back, not a fallback
 FAR = 1e3        # candidate entries farther than this (relative to 1 + max |h|) from the centre are clipped first
-INPUT_SOURCES = ("solved", "previous_iterate", "candidate", "projection")   # AgentStatus.input_source, in this order
+# AgentStatus.input_source, in this order; "safety": the one-step safety input (coordination/safety_filter.py)
+INPUT_SOURCES = ("solved", "previous_iterate", "candidate", "projection", "safety")
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    """The applied input, its rule ("plan", "candidate", "projection" or "safety") and the margin of its predicted
+    x_i(k+1) in X_i (min_r h_r − H_r x⁺ with unit rows; negative: outside; None without a model or state rows)."""
+
+    input: np.ndarray
+    rule: str
+    state_margin: float | None = None
 
 
 class InputGuard:
     """One agent's input set {u : H u ≤ h} ∩ {u : Hu u ≤ h_m − Hx x} (mixed rows at the measured state x)."""
 
-    def __init__(self, input_set: PolytopicConstraint, mixed: MixedConstraint | None = None) -> None:
+    def __init__(self, input_set: PolytopicConstraint, mixed: MixedConstraint | None = None,
+                 state_set: PolytopicConstraint | None = None) -> None:
         self.input_set, self.mixed = input_set, mixed
+        self.states = StateSet(np.zeros((0, 0)), np.zeros(0)) if state_set is None else StateSet(state_set.H,
+                                                                                                  state_set.h)
         self.size = input_set.H.shape[1]
         self.interior = chebyshev_centre(input_set)
         H = input_set.H
@@ -30,7 +52,7 @@ class InputGuard:
 
     @staticmethod
     def of(subsystem: Subsystem) -> "InputGuard":
-        return InputGuard(subsystem.input_constraint, subsystem.mixed_constraint)
+        return InputGuard(subsystem.input_constraint, subsystem.mixed_constraint, subsystem.state_constraint)
 
     def rows(self, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(H, h) of the set at the measured state (the mixed rows need a finite state)."""
@@ -57,6 +79,25 @@ class InputGuard:
             reach = FAR * scale
             point = np.clip(np.where(np.isfinite(candidate), candidate, self.interior), point - reach, point + reach)
         return self.project(point, H, h), "projection"
+
+    def decide(self, planned: np.ndarray | None, candidate: np.ndarray | None, state: np.ndarray | None,
+               model: OneStepModel | None = None) -> GuardDecision:
+        """`apply`, then the state set: with the agent's nominal one-step model, an input whose x_i(k+1) leaves X_i
+        is replaced by the safety input ("safety") when that leaves it less (module docstring)."""
+        u, rule = self.apply(planned, candidate, state)
+        if model is None or self.states.empty:
+            return GuardDecision(u, rule)
+        margin = self.states.margin(model.predict(u))
+        if margin >= -self.states.tolerance:
+            return GuardDecision(u, rule, margin)
+        H, h = self.rows(state)
+        safe, safe_margin = safe_input(u, H, h, self.states, model)
+        if safe is u or not np.all(np.isfinite(safe)) or safe_margin <= margin + self.states.tolerance:
+            return GuardDecision(u, rule, margin)
+        if np.max(H @ safe - h, initial=0.0) > 0.0:   # within the solver's tolerance of U_i: onto it exactly
+            safe = self.project(safe, H, h)
+            safe_margin = self.states.margin(model.predict(safe))
+        return GuardDecision(safe, "safety", safe_margin)
 
     def nearest(self, v: np.ndarray) -> np.ndarray:
         """The point of U_i nearest to v (e.g. the stop command nearest to zero)."""

@@ -103,3 +103,7 @@ class TubeAgent(Agent):
 
     def constraint_margin(self) -> float:
         return self.inner.constraint_margin()
+
+    def one_step_model(self, own_state: np.ndarray | None = None):
+        """The inner agent's model at the measured state (the applied input acts on the real state, not x̄)."""
+        return self.inner.one_step_model(self.measured)

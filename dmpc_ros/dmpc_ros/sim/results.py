@@ -12,6 +12,7 @@ from ..coordination.scheme import scheme_of
 
 STRICT_EXIT = 3   # exit code of a run that strict mode ended at a step without a solution (dmpc sim and run)
 COUNTER_PREFIX = "counter_"   # trajectory.npz: the scheme's counters, one array per name
+NOT_SUMMED = frozenset({"fallback_state_margin"})   # a margin per step: its worst is in failures(), not a total
 
 
 @dataclass
@@ -92,6 +93,8 @@ class SimulationResult:
         names = declared + [name for name in self.counters if name not in declared]
         totals = {}
         for name in names:
+            if name in NOT_SUMMED:
+                continue
             total = float(self.counters[name].sum()) if name in self.counters else 0.0
             totals[name] = int(total) if total.is_integer() else total
         return totals
@@ -132,6 +135,8 @@ class SimulationResult:
             "steps_on_fallback_input": int(len(on_fallback)),
             "failed_steps": len(failed),
             "first_failed_step": failed[0] if failed else None,
+            "safety_inputs": int(self.counters["safety_inputs"].sum()) if "safety_inputs" in self.counters else 0,
+            "worst_fallback_state_margin": self.worst_fallback_margin(),
             "reference_failures": int(self.reference_failed.sum()),
             "first_reference_failure": int(np.argmax(self.reference_failed)) if self.reference_failed.any() else None,
         }
@@ -159,6 +164,14 @@ class SimulationResult:
             return None
         return cap_line(cap["capped_steps"], self.steps, cap["max_residual"], cap["max_iterations"], cap["tolerance"],
                         cap["first_capped_step"])
+
+    def worst_fallback_margin(self) -> float | None:
+        """The smallest margin in X_i of x_i(k+1) predicted for an applied fallback input (negative: outside) over
+        the run, from the guard's counters (coordination/base.SAFETY_COUNTERS); None if no fallback was checked."""
+        checked = self.counters.get("checked_fallbacks")
+        if checked is None or not np.any(checked > 0):
+            return None
+        return float(np.min(self.counters["fallback_state_margin"][checked > 0]))
 
     def warning(self) -> str | None:
         """One line for the end of a run when something failed (None when nothing did)."""
