@@ -3,7 +3,8 @@ MPC strategies with application to power system automatic generation control" (I
 with governor, turbine and tie lines, a large load step in area 1 and tight secondary-control limits, so the inputs
 saturate for several seconds and the tie lines carry the load. The model is that of examples/power_system_api.py
 (per-unit, time in s) with the tie flows written through the rotor angles as in the paper; the load step and the
-input range are parameters, the frequency limit is wide.
+input range are parameters, the frequency limit is wide. What makes it hard: saturated inputs for several seconds,
+and coupling through the rotor angles that makes every area's problem depend on its neighbours' whole trajectories.
 
 Area i (states: rotor angle Δδ_i [rad], frequency Δω_i, mechanical and valve power ΔP_m,i, ΔP_v,i [pu]):
   dΔδ_i/dt = Δω_i,   dΔω_i/dt = (ΔP_m,i − D_i Δω_i − Σ_j T_ij (Δδ_i − Δδ_j)) / M_i,
