@@ -106,9 +106,8 @@ def test_the_rows_a_neighbour_sends_are_its_states_linearized_in_the_drivers_tra
     net, N = four_tank(), 6
     P = {0: np.eye(2)}
     ocp = OptimalControlProblem(net, (0,), N, P, soft_limits=SoftLimits())
-    # h1, h3 soft (both downstream of pump 2); the right agent sends rows for h4 only: its pump cannot reach h4,
-    # while it moves h2 itself (a limit the owner can act on stays the owner's, priced in its sensitivities)
-    assert ocp.layout.soft[0] == (0, 1) and ocp.layout.neighbour_rows == {1: (1,)}
+    # h1, h3 soft (both downstream of pump 2); the right agent sends rows for h2 and h4 (both downstream of pump 1)
+    assert ocp.layout.soft[0] == (0, 1) and ocp.layout.neighbour_rows == {1: (0, 1)}
     rng = np.random.default_rng(3)
     x0, U = np.array([0.12, 0.03]), rng.uniform(1.0, 4.0, (N, 1))
     right_x, right_u = rng.uniform(0.05, 0.15, (N + 1, 2)), rng.uniform(1.0, 5.0, (N, 1))
@@ -126,13 +125,13 @@ def test_the_rows_a_neighbour_sends_are_its_states_linearized_in_the_drivers_tra
     p = ocp.parameters({1: right_x}, {1: right_u}, {0: np.zeros((N + 1, 2))}, {0: np.zeros((N, 1))})
     S, r = ocp.limit_rows(w, x0, p)[1]
     trajectory = np.concatenate([right_x.ravel(), right_u.ravel()])
-    np.testing.assert_allclose(r + S @ trajectory, X[:, 1], atol=1e-12)      # h3: what the left agent sends
+    np.testing.assert_allclose(r + S @ trajectory, X.ravel(), atol=1e-12)      # h1, h3: what the left agent sends
     for column in (2 * (N + 1) + 1, 2 * 3 + 1, 2 * (N + 1) + N - 1):   # an input, a state, the last input
         step = 1e-6
         bumped = trajectory.copy()
         bumped[column] += step
         moved = rollout(bumped[:2 * (N + 1)].reshape(N + 1, 2), bumped[2 * (N + 1):].reshape(N, 1))
-        np.testing.assert_allclose(S[:, column], (moved - X)[:, 1] / step, atol=1e-5)
+        np.testing.assert_allclose(S[:, column], (moved - X).ravel() / step, atol=1e-5)
 
 
 @pytest.mark.slow

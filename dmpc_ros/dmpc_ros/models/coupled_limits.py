@@ -108,9 +108,8 @@ def outside_driven(network, i: int, members: tuple[int, ...]) -> set[int]:
 
 
 def driven_by(network, j: int, i: int) -> tuple[int, ...]:
-    """Agent j's limited states that agent i drives and j's own inputs cannot move (the rows j linearizes in i's
-    trajectory and sends to i, who keeps them: j alone could not)."""
+    """Agent j's limited states that agent i drives (the rows j linearizes in i's trajectory and sends to i, who
+    keeps them too)."""
     sub = network.agents[j]
     driven = limited(nonlinear_driven_states(network, j), sub.state_lower, sub.state_upper)
-    reach = own_reach(network, j)
-    return tuple(sorted(r for r, js in driven.items() if i in js and r not in reach))
+    return tuple(sorted(r for r, js in driven.items() if i in js))

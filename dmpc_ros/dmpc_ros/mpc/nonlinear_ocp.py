@@ -230,9 +230,10 @@ class OptimalControlProblem:
                     inequalities.append(ca.vcat([agents[m].path_constraint(state(m, k), control(m, k))]))
             dN = state(m, N) - ref_x[m][N, :].T
             cost += ca.bilin(P, dN, dN)
-        # exact-penalty rows of the limits the outside agents drive: first those the own inputs reach too (their
-        # multipliers are prices the sensitivities carry), then those only the neighbours move (soft_rows: the
-        # drivers keep them from the rows sent to them, price_multipliers leaves them out)
+        # exact-penalty rows of the limits the outside agents drive (the drivers keep them too, from the rows sent to
+        # them): first those the own inputs reach as well (their multipliers are prices the sensitivities carry),
+        # then those only the neighbours move (soft_rows: their multipliers are not unique, price_multipliers
+        # leaves them out)
         penalty, soft_start = 0, 0
         unreachable = {m: set(soft[m]) - own_reach(network, m) for m in soft}
         for priced in (True, False):
