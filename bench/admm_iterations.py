@@ -1,7 +1,8 @@
 """Benchmark: does ADMM get better with more negotiation iterations? The closed-loop cost gap to centralized MPC (the
 ADMM problem: separable terminal cost) against the iteration limit, with the scenario's own ADMM settings (the
 defaults unless its controller.admm section says otherwise) and tolerance, on every shipped scenario where admm
-runs and on the load-frequency stress system (bench/stress_systems/load_frequency.py). Also counts the steps whose
+runs, on the systems of the stress suite (`stress:<name>`, bench/stress_systems/) and on the load-frequency stress
+system (bench/stress_systems/load_frequency.py, with a 0.25 pu step: lfc_stress). Also counts the steps whose
 final iterate the warm-start safeguard rejected and the failed local solves.
 To compare code versions run it twice with another dmpc_ros first on PYTHONPATH (bench/RESULTS.md, "ADMM against
 the iteration limit").
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import importlib
+import pkgutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -19,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "dmpc_ros" / "config"
 STRESS = "lfc_stress"
+SUITE = "stress:"   # prefix of the stress suite's systems
 
 
 def scenario(case: str, steps: int):
@@ -29,6 +33,10 @@ def scenario(case: str, steps: int):
         sys.path.insert(0, str(HERE))
         from stress_systems.load_frequency import scenario as lfc
         return lfc(load_step=0.25, input_range=0.05, frequency_range=0.01, steps=40)
+    if case.startswith(SUITE):   # a system of bench/stress_systems/ (bench/stress.py), at most `steps` steps
+        sys.path.insert(0, str(HERE))
+        base = importlib.import_module(f"stress_systems.{case[len(SUITE):]}").scenario()
+        return base.with_overrides(algorithm="admm", steps=min(base.steps, steps))
     base = dmpc.load(case)
     return base.with_overrides(algorithm="admm", steps=min(base.steps, steps))
 
@@ -46,6 +54,15 @@ def admm_cases() -> list[str]:
             print(f"{path.stem}: admm not run ({str(error).splitlines()[0][:100]})", file=sys.stderr)
             continue
         cases.append(path.stem)
+    sys.path.insert(0, str(HERE))
+    import stress_systems
+    for module in sorted(m.name for m in pkgutil.iter_modules(stress_systems.__path__)):
+        try:
+            scenario(SUITE + module, 1)
+        except (ScenarioError, ValueError) as error:
+            print(f"{SUITE}{module}: admm not run ({str(error).splitlines()[0][:100]})", file=sys.stderr)
+            continue
+        cases.append(SUITE + module)
     return cases + [STRESS]
 
 
