@@ -69,6 +69,11 @@ def test_a_centralized_run_has_no_iteration_limit() -> None:
     assert cap["max_iterations"] is None and cap["capped_steps"] == 0
 
 
+def test_decentralized_agents_solve_once_by_design_and_are_never_capped() -> None:
+    result = simulate(load_scenario("platoon").with_overrides(algorithm="decentralized", steps=5))
+    assert result.iterations.max() == 1 and result.iteration_cap()["capped_steps"] == 0
+
+
 def test_the_capped_record_survives_save_and_load(tmp_path) -> None:
     from dmpc_ros.sim.results import load_result
 
