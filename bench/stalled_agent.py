@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def main() -> int:
     parser.add_argument("--scenario", default="mass_spring")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--victim", type=int, default=2)
-    parser.add_argument("--stop-after", type=float, default=4.0, help="seconds after the agents are up [s]")
+    parser.add_argument("--stop-after", type=float, default=2.0, help="seconds after the nodes are active [s]")
     parser.add_argument("--stall", type=float, default=5.0, help="how long the victim is stopped [s]")
     args = parser.parse_args()
     output = Path(tempfile.mkdtemp(prefix="dmpc-stalled-")) / "run"
@@ -48,12 +49,28 @@ def main() -> int:
                       str(output), "--no-reference"]
     runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pid = victim_pid(args.victim, output)
+    log: list[str] = []
+    active = threading.Event()
+
+    def read() -> None:   # the stall must fall inside the run, not its bring-up (which takes 10-20 s here)
+        for line in runner.stdout:
+            log.append(line)
+            if "nodes active" in line:
+                active.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    if not active.wait(timeout=300):
+        runner.kill()
+        raise SystemExit("the run's nodes did not become active within 300 s:\n" + "".join(log[-20:]))
     time.sleep(args.stop_after)
     print(f"stopping agent_{args.victim} (pid {pid}) for {args.stall:g} s", flush=True)
     os.kill(pid, signal.SIGSTOP)
     time.sleep(args.stall)
     os.kill(pid, signal.SIGCONT)
-    log, _ = runner.communicate(timeout=600)
+    runner.wait(timeout=600)
+    reader.join(timeout=10)
+    log = "".join(log)
     plant = np.load(output / "plant.npz")
     summary_missing = sum(1 for line in log.splitlines() if "no plan from" in line)
     print(f"\nscenario {args.scenario}, real time, {int(plant['completed_steps'])} of {args.steps} steps, "

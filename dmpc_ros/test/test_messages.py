@@ -28,11 +28,13 @@ ros_text = st.text(st.characters(exclude_characters="\x00", exclude_categories=(
 SCALARS = {
     "uint8": st.integers(0, 255),
     "uint32": st.integers(0, 2**32 - 1),
+    "uint64": st.integers(0, 2**64 - 1),
     "double": finite,
     "boolean": st.booleans(),
     "string": ros_text,
     "sequence<double>": st.lists(finite, max_size=50),
     "sequence<string>": st.lists(ros_text, max_size=10),
+    "sequence<uint8>": st.lists(st.integers(0, 255), max_size=40),
 }
 
 
@@ -129,6 +131,28 @@ def test_the_plan_book_refuses_iterations_and_steps_no_run_can_have() -> None:
                 feasible=True, converged=False, final=False)
     assert book.inadmissible(plan) is None
     assert "has iteration 11; at most 10" in book.inadmissible(replace(plan, iteration=11))
-    assert "more than 2 steps ahead of step 0" in book.inadmissible(replace(plan, step=3))
+    assert "more than 1 step ahead of step 0" in book.inadmissible(replace(plan, step=2))
     book.begin(5)
-    assert book.inadmissible(replace(plan, step=7)) is None and not book.record(replace(plan, step=3))
+    assert book.inadmissible(replace(plan, step=6)) is None and book.inadmissible(replace(plan, step=7))
+    assert not book.record(replace(plan, step=3))
+
+
+def test_two_different_plans_under_one_key_close_it_and_neither_is_used() -> None:
+    """A spoofer racing an agent for (step, iteration): the book cannot tell which plan is genuine, so it uses
+    neither (the negotiation substitutes as for a lost plan); a re-sent copy, or the copy flagged final when a step
+    is overtaken, is no conflict."""
+    agent = SimpleNamespace(required_plans=frozenset({1}), needs_current_iteration=lambda j: False)
+    book = PlanBook(agent, max_iteration=10)
+    book.begin(0)
+    plan = Plan(agent=1, step=0, iteration=0, states=np.zeros((4, 2)), inputs=np.zeros((3, 1)), cost=0.0,
+                feasible=True, converged=False, final=False)
+    assert book.inadmissible(plan) is None and book.record(plan)
+    assert book.inadmissible(plan) is None and book.record(plan)                       # delivered twice
+    assert book.inadmissible(replace(plan, final=True)) is None                          # overtaken: re-sent final
+    assert book.record(replace(plan, final=True)) and not book.record(plan)              # stays final
+    assert book.inbox(1) is not None
+    forged = replace(plan, inputs=np.full((3, 1), 50.0))
+    assert "spoofed" in book.inadmissible(forged)
+    assert book.inbox(1) is None and book.missing(1) == [1]                              # neither is used
+    assert "two different plans already" in book.inadmissible(plan)                     # the key stays closed
+    assert not book.record(plan)

@@ -59,12 +59,15 @@ def inside_input_set(agent, u: np.ndarray) -> bool:
 class Driver:
     """Feeds events to one negotiator and checks every action against the rules."""
 
-    def __init__(self, world) -> None:
+    def __init__(self, world, step_budget: float | None = None) -> None:
         self.agent = world["fresh"]()
         self.world = world
         n_x = world["design"].system.subsystems[ME].n_x
-        self.negotiator = Negotiator(self.agent, world["max_iteration"], STEPS, TIMEOUT, state_dim=n_x)
+        self.negotiator = Negotiator(self.agent, world["max_iteration"], STEPS, TIMEOUT, state_dim=n_x,
+                                     step_budget=step_budget)
         self.applied: list[int] = []
+        self.applied_at: dict[int, float] = {}
+        self.measured_at: dict[int, float] = {}
         self.wakes: list[float] = []
         self.counts: dict[str, int] = {}
         self.now = 0.0
@@ -76,6 +79,7 @@ class Driver:
                 if not action.stop:
                     assert not self.applied or action.step > self.applied[-1], (self.applied, action.step)
                     self.applied.append(action.step)
+                    self.applied_at[action.step] = self.now
             elif isinstance(action, WakeAt):
                 assert math.isfinite(action.time)
                 self.wakes.append(action.time)
@@ -87,7 +91,20 @@ class Driver:
 
     def measure(self, step: int) -> None:
         x = self.world["states"][step][self.world["design"].system.state_slice(ME)]
+        self.measured_at.setdefault(step, self.now)
         self.handle(self.negotiator.measure(step, x, self.now))
+
+    def advance(self, seconds: float) -> None:
+        """The clock moves on by `seconds`; the wake-ups the negotiator asked for on the way fire at their times
+        (as a driver's timer would)."""
+        target = self.now + seconds
+        for _ in range(4 * self.world["max_iteration"] + 8):
+            wake = self.negotiator.next_wake
+            if wake is None or wake > target:
+                break
+            self.now = max(self.now, wake)
+            self.handle(self.negotiator.tick(self.now))
+        self.now = target
 
     def settle(self) -> None:
         """Only the clock from here on (no message comes any more): the started step must be applied within a
@@ -108,13 +125,14 @@ neighbour_events = st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(["
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=neighbour_events, jumps=st.lists(st.floats(-3600.0, 3600.0), max_size=4),
-       overtake=st.booleans(), data=st.data())
-def test_random_orders_losses_delays_and_clock_jumps_keep_the_rules(world, events, jumps, overtake, data) -> None:
-    driver = Driver(world)
+       overtake=st.booleans(), data=st.data(), budget=st.one_of(st.none(), st.floats(0.2 * TIMEOUT, 5 * TIMEOUT)))
+def test_random_orders_losses_delays_and_clock_jumps_keep_the_rules(world, events, jumps, overtake, data,
+                                                                   budget) -> None:
+    driver = Driver(world, budget)
     driver.handle(driver.negotiator.activate(0.0))
     plans = [p for p in world["plans"] if p.agent in driver.agent.required_plans]
-    schedule = sorted((delay + 0.001 * index, plans[index % len(plans)], kind)
-                      for index, (_, kind, delay) in enumerate(events)) if plans else []
+    schedule = sorted(((delay + 0.001 * index, plans[index % len(plans)], kind)
+                       for index, (_, kind, delay) in enumerate(events)), key=lambda event: event[0]) if plans else []
     jump_at = sorted(data.draw(st.lists(st.integers(0, max(len(schedule), 1)), min_size=len(jumps),
                                         max_size=len(jumps))))
     step, cursor = 0, 0
@@ -124,7 +142,7 @@ def test_random_orders_losses_delays_and_clock_jumps_keep_the_rules(world, event
             driver.now += jumps[cursor]
             driver.handle(driver.negotiator.tick(driver.now))
             cursor += 1
-        driver.now += delay * 0.1
+        driver.advance(delay * 0.1)
         if plan.step > step and step + 1 < STEPS and (overtake or not driver.negotiator.negotiating):
             step += 1   # the next measurement: it overtakes a negotiation still running (real time)
             driver.measure(step)
@@ -135,6 +153,9 @@ def test_random_orders_losses_delays_and_clock_jumps_keep_the_rules(world, event
     driver.settle()
     assert driver.applied, "no step was applied"
     assert driver.counts.get("late", 0) <= driver.counts.get("missing", 0)
+    if budget is not None and not jumps:   # real time: every step's input is out within its budget
+        for step, applied in driver.applied_at.items():
+            assert applied - driver.measured_at[step] <= budget + 1e-9, (step, applied, driver.measured_at[step])
 
 
 def test_a_silent_neighbour_is_replaced_after_the_timeout_and_counted_once_per_iteration(world) -> None:
@@ -258,3 +279,50 @@ def test_robot_late_activation_names_the_missed_steps(world) -> None:
     driver = robot_driver(world, start=1000.0)
     actions = driver.negotiator.activate(1000.55)
     assert any(isinstance(a, Warn) and "steps before 5 are missed" in a.text for a in actions)
+
+
+def test_with_a_step_budget_a_silent_neighbour_costs_one_wait_per_step(world) -> None:
+    """Real time: after one timeout the silent neighbours are not waited for again in this step (their last plans,
+    shifted, stand in), so the step converges with substitutes at once; the next step's gate waits once more."""
+    driver = Driver(world, step_budget=3 * TIMEOUT)
+    driver.handle(driver.negotiator.activate(0.0))
+    driver.measure(0)
+    driver.settle()
+    assert driver.applied == [0] and driver.now == pytest.approx(TIMEOUT)          # one wait, then on time
+    assert driver.agent.iteration > 1                                               # and it negotiated on
+    neighbours = len(driver.agent.required_plans)
+    assert driver.counts["missing"] == neighbours * driver.agent.iteration
+    driver.now = 1.0
+    driver.measure(1)                                                                # the gate: finals of step 0
+    driver.settle()
+    assert driver.applied == [0, 1] and driver.now == pytest.approx(1.0 + TIMEOUT)
+
+
+def test_a_step_budget_shorter_than_the_timeout_sends_the_input_at_the_budget(world) -> None:
+    driver = Driver(world, step_budget=TIMEOUT / 2)
+    driver.handle(driver.negotiator.activate(0.0))
+    driver.measure(0)
+    assert driver.wakes == [pytest.approx(TIMEOUT / 2)]                             # the wait ends with the budget
+    driver.settle()
+    assert driver.applied == [0] and driver.now == pytest.approx(TIMEOUT / 2)
+    assert driver.counts["overtaken"] == 1 and driver.agent.iteration == 0         # the warm start's input
+
+
+def test_a_neighbour_heard_from_again_is_waited_for_again(world) -> None:
+    """Given up in this step only while silent: a plan of this step from it brings the wait back."""
+    driver = Driver(world, step_budget=10 * TIMEOUT)
+    driver.handle(driver.negotiator.activate(0.0))
+    driver.measure(0)
+    driver.now = TIMEOUT
+    neighbour = min(driver.agent.required_plans)
+    driver.negotiator._given_up = set(driver.agent.required_plans) - {neighbour}   # the others stay silent
+    plan = next(p for p in world["plans"] if p.agent == neighbour and p.step == 0 and p.iteration == 0)
+    driver.handle(driver.negotiator.receive(plan, driver.now))
+    assert neighbour not in driver.negotiator._given_up
+
+
+def test_without_a_budget_nothing_changes_and_a_bad_budget_is_refused(world) -> None:
+    with pytest.raises(ValueError, match="step_budget: 0.0 is not allowed"):
+        Driver(world, step_budget=0.0)
+    with pytest.raises(ValueError, match="step_budget: inf is not allowed"):
+        Driver(world, step_budget=math.inf)

@@ -254,6 +254,38 @@ def test_beyond_the_fault_bound_the_agent_applies_its_shifted_plan_and_flags_it(
     assert plans[1 + D][1].inputs[0] != pytest.approx(plans[D][1].inputs[1], abs=1e-9)   # within D: negotiated
 
 
+def test_a_step_cut_short_beyond_the_fault_bound_applies_the_shifted_plan_too() -> None:
+    """Real time: when agent 1's step is cut short after an iterate (its step budget spent or the next measurement
+    in, coordination/negotiator.py) while agent 0 has been silent for more than D steps, the plan announced as final
+    and applied is the shifted own plan (what the neighbours' tubes assume), not the unfinished iterate; within the
+    bound it is the iterate."""
+    scenario = robust_scenario()
+    D = scenario.tubes.compatibility.missed_steps
+    design, plant = scenario.design(), scenario.plant()
+    for silent_steps, beyond in ((D + 1, True), (1, False)):
+        agents = build_agents(design, scenario.controller.algorithm, scenario.controller.stopping)
+        team = SimulatedTeam(agents, design.condensed(), SilentLink())
+        x = scenario.initial_state.copy()
+        k = 1 + silent_steps   # agent 0 last heard at step 1
+        for step in range(k):
+            team.step(step, x)
+            x = plant.step(x, np.concatenate([a.control() for a in agents]))
+        me = agents[1]
+        previous = me.last_plan
+        others = {j: agents[j].last_plan for j in me.required_plans if j != 0}
+        me.begin_step(k, x[design.system.state_slice(1)], others)
+        iterate = me.iterate(others)
+        assert not iterate.final and not np.array_equal(iterate.inputs[:-1], previous.inputs[1:])
+        iteration = iterate.iteration
+        final = me.cut_short()
+        assert final.final and me.last_plan is final or not beyond
+        assert np.array_equal(final.inputs[:-1], previous.inputs[1:]) == beyond, (silent_steps, D)
+        assert np.array_equal(final.inputs, iterate.inputs) != beyond
+        assert final.iteration == iteration + beyond   # a new key: neighbours never see two plans under one
+        u = me.control()
+        np.testing.assert_allclose(u, me.planned_input())
+
+
 def test_initial_nominal_state_is_a_decision_variable() -> None:
     """Mass 0 starts at 0.99 m: inside X (|p| ≤ 1) but outside the tightened X ⊖ Z. x̄(0) is chosen in
     (x(0) ⊕ −Z) ∩ (X ⊖ Z), the nominal problem is feasible from the first step and the run is safe."""

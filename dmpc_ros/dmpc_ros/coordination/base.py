@@ -10,6 +10,8 @@ previous one (parallel schemes).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -143,6 +145,12 @@ class Agent(ABC):
         stats.input_source = ("solved" if self.solved else "previous_iterate") if rule == "plan" else rule
         record_safety(stats, (decision,))
         return decision.input
+
+    def cut_short(self) -> Plan | None:
+        """The negotiation stops before this agent's final iterate (overtaken by the next measurement, or its real-time
+        step budget spent): the plan to announce as final, whose first input control() then applies. Default: the
+        current iterate (every iterate of the cooperative schemes is feasible)."""
+        return None if self._plan is None else dataclasses.replace(self._plan, final=True)
 
     def one_step_model(self, own_state: np.ndarray | None = None) -> OneStepModel | None:
         """x_i(k+1) as a function of u_i(k) by the agent's nominal model from the measured x_i (or `own_state`: tube

@@ -144,9 +144,7 @@ class BlockUpdateAgent(Agent):
         final = self._stats.stop(self.stopping.at_limit(self.iteration), converged and neighbours_done,
                                  self._residual(self.U[own], old))
         if final and self._silent_beyond_bound():
-            self.U[own] = self._candidate
-            self._stats.fallbacks += 1
-            self.solved = False
+            self._fall_back_to_candidate()
             predicted = None
         self._stats.iterations = self.iteration
         # feasible: the announced plan satisfies the constraints (a failed solve keeps the previous iterate,
@@ -158,6 +156,23 @@ class BlockUpdateAgent(Agent):
     def _combine(self, best: np.ndarray, old: np.ndarray) -> np.ndarray:
         """The new own iterate from the block's best response and the previous iterate: the convex combination."""
         return self.weight * best + (1.0 - self.weight) * old
+
+    def cut_short(self) -> Plan | None:
+        """Cut short (real time): the current iterate, unless a neighbour is silent beyond the fault bound (tube
+        mode): then, as at a final iterate, the shifted own plan — the one the neighbours' tubes were built around."""
+        if self._plan is None or not self._silent_beyond_bound():
+            return super().cut_short()
+        self._fall_back_to_candidate()
+        self.iteration += 1   # a plan of its own key: the neighbours' books hold the iterate under the current one
+        self._stats.iterations = self.iteration
+        feasible = self._slack() >= -FEASIBILITY_TOLERANCE
+        self._plan = self._make_plan(converged=False, final=True, feasible=feasible, predicted=None)
+        return self._plan
+
+    def _fall_back_to_candidate(self) -> None:
+        self.U[self._input_index[self.agent_id]] = self._candidate
+        self._stats.fallbacks += 1
+        self.solved = False
 
     def _silent_beyond_bound(self) -> bool:
         """Whether a required neighbour's newest plan is more than D steps old (tube mode only)."""

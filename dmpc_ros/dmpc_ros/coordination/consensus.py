@@ -155,6 +155,18 @@ class CentreConsensusAgent(Agent):
             return self._wrap(plan)
         return self._wrap(self.inner.iterate(self._unwrap(inbox)))
 
+    def cut_short(self) -> Plan | None:
+        """In the MPC iterations the inner agent's (its rules for a step cut short), in the agreed frame."""
+        if self.iteration > self._offset:
+            before = self.inner.last_plan
+            plan = self.inner.cut_short()
+            if plan is None:
+                return None
+            if before is not None:
+                self.iteration += plan.iteration - before.iteration   # an extra plan of its own (fault bound)
+            return self._wrap(plan)
+        return super().cut_short()
+
     def _consensus_plan(self) -> Plan:
         """A plan that carries only the estimate (the state as measured, no inputs planned yet)."""
         return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration,

@@ -8,6 +8,12 @@ robot mode, when the robot is stopped (stale pose, silent neighbour, overdue com
 too late. It does no I/O and reads no clock: the driver passes the time with every event and turns the returned
 actions into messages, commands and timers.
 
+Time budget (real time): with `step_budget` the step's input goes out at the latest that long after its measurement,
+with what the negotiation has (its current iterate; counted as overtaken), and every wait ends by then. A neighbour
+waited for in vain is then not waited for again in that step until it is heard from: a silent or stalled agent costs
+each neighbour one bounded wait per step, and the others' inputs are never late because of it. Without a budget
+(lock-step, `dmpc sim`) time is free, every iteration waits for its plans up to the timeout, and nothing changes.
+
 Events (methods):  activate(now) · deactivate(now) · measure(step, state, now) · receive(plan, now) · pose(state, now)
                    · tick(now) · refuse(reason, topic)
 Actions (returned): PublishPlan · ApplyInput · DriveRobot · StopRobot · StepDone · Warn · WakeAt
@@ -128,12 +134,16 @@ class Negotiator:
     iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT
     robot: RobotTiming | None = None
     state_dim: int | None = None
+    step_budget: float | None = None   # [s] after a step's measurement its input goes out (real time); None: no limit
     book: PlanBook = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.iteration_timeout > 0 or not math.isfinite(self.iteration_timeout):
             raise ValueError(f"iteration_timeout: {self.iteration_timeout} is not allowed: must be a finite number "
                              "of seconds > 0")
+        if self.step_budget is not None and not (self.step_budget > 0 and math.isfinite(self.step_budget)):
+            raise ValueError(f"step_budget: {self.step_budget} is not allowed: must be a finite number of seconds > 0 "
+                             "(or None: no budget)")
         self.book = PlanBook(self.agent, self.max_iteration)
         self.active = False
         self.last_step = -1           # the newest step started (or skipped for a stale pose)
@@ -144,6 +154,8 @@ class Negotiator:
         self._clock = -math.inf       # the newest `now` seen (clock jumps back are detected against it)
         self.counts = dict.fromkeys(COUNTS, 0)
         self._substituted: set[tuple[int, int, int]] = set()   # (sender, step, iteration or -1: its final) replaced
+        self._given_up: set[int] = set()   # budget: waited for in vain in this step, silent since: not waited for
+        self._step_due: float | None = None   # budget: when the step's input must go out
         self.heard: dict[int, float] = {}                     # neighbour → time of its last admissible plan
         self._pose: tuple[np.ndarray, float] | None = None
         self._command_due: float | None = None
@@ -209,12 +221,16 @@ class Negotiator:
         if plan.agent not in self.book.neighbours:
             return []
         self.heard[plan.agent] = now
+        if plan.step >= self.last_step:
+            self._given_up.discard(plan.agent)   # heard from in this step: waited for again
         for key in ((plan.agent, plan.step, plan.iteration), (plan.agent, plan.step, -1) if plan.final else None):
             if key in self._substituted:
                 self._substituted.discard(key)
                 self.counts["late"] += 1
         if not self.book.record(plan) or not self.active:
             return []
+        if self._overdue(now):   # its timer has not fired yet: the budget rules, whatever the plan completes
+            return self._budget_spent(now)
         if self._measured is not None:
             return self._try_begin(now)
         if self.negotiating:
@@ -241,6 +257,8 @@ class Negotiator:
         if self.robot is not None and self.active:
             actions += self._robot_tick(now)
         deadline = self._deadline
+        if self._overdue(now):
+            return actions + self._budget_spent(now)
         if deadline is not None and now >= deadline.due:
             self._deadline = None
             if self._measured is not None:
@@ -253,7 +271,9 @@ class Negotiator:
     @property
     def next_wake(self) -> float | None:
         """When tick() has something to do next (None: nothing is armed)."""
-        times = [t for t in (self._deadline.due if self._deadline else None, self._command_due) if t is not None]
+        times = [t for t in (self._deadline.due if self._deadline else None, self._command_due,
+                             self._step_due if self.negotiating or self._measured is not None else None)
+                 if t is not None]
         if self.robot is not None and self.active and not self._ended:
             times.append(self.robot.step_start(max(self.last_step + 1, self.robot.step_at(self._clock) + 1)))
         return min(times) if times else None
@@ -271,11 +291,35 @@ class Negotiator:
             self._deadline = _Deadline(self._deadline.due + shift, self._deadline.armed_at + shift)
         if self._command_due is not None and now < self._clock:
             self._command_due += now - self._clock
+        if self._step_due is not None and now < self._clock:
+            self._step_due += now - self._clock
         self._clock = now
 
     def _arm(self, now: float) -> list[Action]:
-        self._deadline = _Deadline(now + self.iteration_timeout, now)
-        return [WakeAt(self._deadline.due)]
+        due = now + self.iteration_timeout
+        if self._step_due is not None:
+            due = min(due, self._step_due)   # no wait outlasts the step's budget
+        self._deadline = _Deadline(due, now)
+        return [WakeAt(due)]
+
+    def _overdue(self, now: float) -> bool:
+        """A step (gated or negotiating) whose budget is spent."""
+        return self._step_due is not None and now >= self._step_due and (self.negotiating or self._measured is not None)
+
+    def _budget_spent(self, now: float) -> list[Action]:
+        """The step's time is up: begin it with substitutes if still gated (its warm start is a feasible candidate),
+        then its input goes out with the current iterate."""
+        self._deadline = None
+        actions: list[Action] = []
+        if self._measured is not None:
+            actions += self._try_begin(now, forced=True)
+        if self.negotiating:
+            self.counts["overtaken"] += 1
+            actions.append(Warn(f"step {self.last_step}: the step budget ({self.step_budget:g} s) is spent at "
+                                f"iteration {self.agent.iteration}; the input goes out with the current iterate",
+                                "budget"))
+            actions += self._finish_step(now)
+        return actions
 
     def _start_step(self, step: int, state: np.ndarray, now: float) -> list[Action]:
         actions: list[Action] = []
@@ -285,8 +329,10 @@ class Negotiator:
         self.last_step = step
         self._measured = self.measured_state = state
         self._substituted = {key for key in self._substituted if key[1] >= step - 1}   # bounded: two steps' keys
+        self._given_up = set()
         self.book.expected = step   # its neighbours' plans of this step are admissible before it begins
         self._deadline = None
+        self._step_due = None if self.step_budget is None else now + self.step_budget
         actions += self._try_begin(now)
         if self._measured is not None:   # gated on the previous step's final plans: wait at most the timeout
             actions += self._arm(now)
@@ -301,6 +347,8 @@ class Negotiator:
             return actions
         if forced:
             absent = self.book.without_final(step - 1)
+            if self._step_due is not None:
+                self._given_up.update(absent)   # one wait per step: not waited for again until heard from
             self._substituted.update((j, step - 1, -1) for j in absent)
             self.counts["missing"] += len(absent)
             actions.append(Warn(f"step {step}: starting without the final plans of step {step - 1} from {absent}",
@@ -316,15 +364,23 @@ class Negotiator:
         """Iterate while the needed plans are present (once with substitutes after a deadline)."""
         actions: list[Action] = []
         while self.negotiating:
+            if self._step_due is not None and now >= self._step_due:
+                return actions + self._budget_spent(now)
             iteration = self.agent.iteration + 1
             inbox = self.book.inbox(iteration)
+            waited = forced
+            if inbox is None and not forced and self._given_up and set(self.book.missing(iteration)) <= self._given_up:
+                forced = True   # budget: each silent neighbour costs one wait per step
             if inbox is None and forced:
                 inbox, missing = self.book.inbox_with_substitutes(iteration)
+                if self._step_due is not None:
+                    self._given_up.update(missing)
                 for j in missing:
                     self._substituted.add((j, self.last_step, self.book.needed_iteration(j, iteration)))
                 self.counts["missing"] += len(missing)
-                actions.append(Warn(f"step {self.last_step} iteration {iteration}: no plan from {missing} within "
-                                    f"{self.iteration_timeout:g} s; using their last plans", "missing"))
+                why = f"within {self.iteration_timeout:g} s" if waited else "(already waited for in this step)"
+                actions.append(Warn(f"step {self.last_step} iteration {iteration}: no plan from {missing} {why}; "
+                                    "using their last plans", "missing"))
             if inbox is None:
                 if self._deadline is None:
                     actions += self._arm(now)
@@ -342,15 +398,17 @@ class Negotiator:
         the guarded input, the robot command and the step's counts."""
         actions: list[Action] = []
         step = self.last_step
-        self._deadline = None
+        self._deadline = self._step_due = None
         if self._measured is not None:   # never began (gated): the input stays the previous step's
             self._measured = None
             self.negotiating = False
             return actions
         self.negotiating = False
         plan = self.agent.last_plan
-        if plan is not None and not plan.final:   # overtaken: tell the neighbours we stopped
-            actions.append(PublishPlan(dataclasses.replace(plan, final=True)))
+        if plan is not None and not plan.final:   # overtaken or out of time: tell the neighbours we stopped
+            final = self.agent.cut_short()
+            if final is not None:
+                actions.append(PublishPlan(final))
         u = self.agent.control()   # finite and inside U_i whatever the solver did (coordination/safe_input.py)
         actions.append(ApplyInput(step, u))
         if self.robot is not None and self._command_due is not None:

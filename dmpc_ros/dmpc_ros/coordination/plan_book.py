@@ -6,14 +6,23 @@ iteration p − 1 (p for a Gauss-Seidel predecessor) — or j's final plan of th
 Picking exactly that plan, not merely the newest, makes a message-driven run reproduce the in-process
 simulation bit for bit. Sans-IO: the Negotiator (negotiator.py) decides when to wait and when a deadline
 forces progress.
+
+What cannot be part of this run is refused (`inadmissible`): iterations beyond the last one, steps more than one
+ahead of the step in negotiation, and a second, different plan under a key already booked. A genuine agent sends each
+(step, iteration) once (an overtaken step's last plan goes out again flagged final, unchanged), so two different
+plans under one key mean one of them is not the sender's: both are dropped and the key stays closed, and the
+negotiation treats the plan as missing (a substitute after the deadline). Only authenticated messages
+(dmpc_ros/auth, `dmpc keys`) tell the genuine one apart; this rule only keeps a spoofer from choosing the plan used.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .base import Agent
 from .plan import Plan
 
 
-STEPS_AHEAD = 2   # a neighbour's plan may be this many steps ahead of this agent's step (real time: it lags)
+STEPS_AHEAD = 1   # a neighbour's plan may be this many steps ahead of this agent's step (it measured first)
 
 
 class PlanBook:
@@ -25,6 +34,7 @@ class PlanBook:
         self.step = -1
         self.expected = -1   # the step measured and about to begin (its plans are admissible already)
         self._plans: dict[int, dict[tuple[int, int], Plan]] = {j: {} for j in agent.required_plans}
+        self._closed: dict[int, set[tuple[int, int]]] = {j: set() for j in agent.required_plans}   # conflicting keys
 
     def begin(self, step: int) -> dict[int, Plan]:
         """Start step `step`; returns each neighbour's newest plan of an earlier step (for begin_step)."""
@@ -34,6 +44,7 @@ class PlanBook:
             newest = max(plans, default=None)   # kept whatever its age: a lost link's last word, used shifted
             for key in [key for key in plans if key[0] < step - 1 and key != newest]:
                 del plans[key]
+            self._closed[j] = {key for key in self._closed[j] if key[0] >= step - 1}
             older = [key for key in plans if key[0] < step]
             if older:
                 previous[j] = plans[max(older)]
@@ -59,16 +70,40 @@ class PlanBook:
             return f"plan of agent {plan.agent} has iteration {plan.iteration}; at most {self.max_iteration} exist"
         current = max(self.step, self.expected, 0)
         if plan.step > current + STEPS_AHEAD:
-            return (f"plan of agent {plan.agent} is for step {plan.step}, more than {STEPS_AHEAD} steps ahead of "
+            return (f"plan of agent {plan.agent} is for step {plan.step}, more than {STEPS_AHEAD} step ahead of "
                     f"step {current}")
-        return None
+        return self._conflict(plan)
+
+    def _conflict(self, plan: Plan) -> str | None:
+        """Why `plan` conflicts with what is booked under its key (and close the key), or None."""
+        if plan.agent not in self._plans:
+            return None
+        key = (plan.step, plan.iteration)
+        if key in self._closed[plan.agent]:
+            return (f"plan of agent {plan.agent} for step {plan.step} iteration {plan.iteration}: this key had two "
+                    "different plans already; none is used")
+        booked = self._plans[plan.agent].get(key)
+        if booked is None or same_plan(booked, plan):
+            return None
+        del self._plans[plan.agent][key]
+        self._closed[plan.agent].add(key)
+        return (f"two different plans of agent {plan.agent} for step {plan.step} iteration {plan.iteration}: one is "
+                f"not from agent {plan.agent} (spoofed); both dropped (require authentication: dmpc keys)")
 
     def record(self, plan: Plan) -> bool:
         """Keep a neighbour's plan; False if it is not one this agent listens to or belongs to an old step."""
         if plan.agent not in self._plans or plan.step < self.step - 1 or plan.step < 0:
             return False
-        self._plans[plan.agent][(plan.step, plan.iteration)] = plan
+        key = (plan.step, plan.iteration)
+        booked = self._plans[plan.agent].get(key)
+        if key in self._closed[plan.agent] or (booked is not None and booked.final and not plan.final):
+            return False   # closed; or a duplicate of a plan re-sent final (overtaken), which stays final
+        self._plans[plan.agent][key] = plan
         return True
+
+    def missing(self, iteration: int) -> list[int]:
+        """The neighbours whose plan iteration `iteration` needs is not here."""
+        return [j for j in self._plans if self._exact(j, iteration) is None]
 
     def needed_iteration(self, neighbour: int, iteration: int) -> int:
         return iteration if self.agent.needs_current_iteration(neighbour) else iteration - 1
@@ -103,3 +138,11 @@ class PlanBook:
             return plans[(self.step, need)]
         finals = [key for key, plan in plans.items() if key[0] == self.step and plan.final and key[1] <= need]
         return plans[max(finals)] if finals else None
+
+
+def same_plan(a: Plan, b: Plan) -> bool:
+    """Whether b is a copy of a, or a re-sent as final (an overtaken step's last plan): equal trajectories, cost and
+    data (NaN-free plans only reach the book)."""
+    return (a.states.shape == b.states.shape and a.inputs.shape == b.inputs.shape and np.array_equal(a.states, b.states)
+            and np.array_equal(a.inputs, b.inputs) and a.cost == b.cost and a.data.keys() == b.data.keys()
+            and all(np.array_equal(a.data[k], b.data[k]) for k in a.data))

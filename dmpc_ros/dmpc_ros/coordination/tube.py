@@ -87,6 +87,13 @@ class TubeAgent(Agent):
             self._own_final = plan
         return plan
 
+    def cut_short(self) -> Plan | None:
+        """The inner agent's (its fault-bound rule included): the step's final plan, the next nominal's source."""
+        plan = self.inner.cut_short()
+        if plan is not None:
+            self._own_final = plan
+        return plan
+
     def planned_input(self) -> np.ndarray:
         """u_i = ū_i + K_i (x_i − x̄_i)."""
         return self.inner.planned_input() + self.gain @ (self.measured - self.nominal)

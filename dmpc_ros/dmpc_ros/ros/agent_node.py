@@ -164,8 +164,10 @@ class AgentNode(LifecycleNode):
         self._dims = {j: (system.subsystems[j].n_x, system.subsystems[j].n_u) for j in range(system.num_agents)}
         robot = self._robot_timing() if self._parameter("robot_mode") else None
         self._now = time.monotonic if robot is None else time.time   # robot steps follow the shared UNIX clock
+        budget = float(self._parameter("step_budget")) * system.sample_time
         self.negotiator = Negotiator(self.agent, controller.max_iterations + rounds, self._steps,
-                                     float(self._parameter("iteration_timeout")), robot, self._dims[self.agent_id][0])
+                                     float(self._parameter("iteration_timeout")), robot, self._dims[self.agent_id][0],
+                                     step_budget=budget or None)
         qos = plan_qos(self._parameter("plan_qos"))
         me = self.agent_id
         self._outputs = {

@@ -9,6 +9,10 @@ from .parameters import DEFAULTS, OVERRIDES, PARAMETERS
 from .schema import Scenario
 from .source import is_factory
 
+# Real time: a step's input is out 0.6 sample times after its measurement at the latest (the plant's next period
+# starts at 1.0; the rest is for delivery and a loaded machine); bench/stalled_agent.py measures what it buys.
+REAL_TIME_STEP_BUDGET = 0.6
+
 
 def agent_topic(agent_id: int, leaf: str, namespace: str = "") -> str:
     """Topic of one agent's interface: agent_<i>/<leaf>, relative (resolved in the run's namespace) or, with a
@@ -85,6 +89,7 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
     agents = [NodeSpec("agent", f"agent_{i}", namespace, {
         **where, **agent_overrides, "agent_id": i, "plan_qos": "reliable" if lock_step else "best_effort",
         "iteration_timeout": iteration_timeout if lock_step else min(iteration_timeout, scenario.sample_time / 4),
+        "step_budget": 0.0 if lock_step else REAL_TIME_STEP_BUDGET,
         "use_sim_time": lock_step}) for i in range(scenario.num_agents)]
     manager = NodeSpec("lifecycle_manager", "lifecycle_manager", namespace, {
         "node_names": [plant.full_name] + [agent.full_name for agent in agents],

@@ -222,6 +222,10 @@ TABLE: tuple[Parameter, ...] = (
     Parameter("iteration_timeout", float, DEFAULT_ITERATION_TIMEOUT, "wait for neighbour plans per iteration "
               "before using their last plan [s] (dmpc sim: in simulated time)", nodes=("agent",), low=0.001,
               high=3600.0, live=True, flag="iteration-timeout", commands=("run", "sim"), launch=("scenario",)),
+    Parameter("step_budget", float, 0.0, "real time: a step's input goes out at the latest this fraction of a sample "
+              "time after its measurement, with the negotiation's current iterate, and a silent neighbour is waited "
+              "for once per step; 0: no budget (lock-step; dmpc run sets 0.6 in real_time)", nodes=("agent",),
+              low=0.0, high=1.0, read_only=True),
     Parameter("plan_qos", str, "reliable", "QoS of plan topics (see dmpc_ros.ros.qos)", nodes=("agent",),
               choices=PLAN_QOS, read_only=True),
     Parameter("heartbeat_period", float, 0.2, "period of the heartbeat the lifecycle manager monitors [s]",
