@@ -40,6 +40,8 @@ class UsageError(Exception):
 
 # flag → Scenario.with_overrides field (validated like the scenario file, cross-field rules included)
 FLAG_OVERRIDES = {p.flag: p.name for p in TABLE if p.override}
+# node parameters `dmpc run` passes as they are (the plant's guard, sim/plant_inputs.py)
+NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input")
 
 
 def overrides_of(args: argparse.Namespace) -> dict:
@@ -113,6 +115,11 @@ def check_parameter_flags(args: argparse.Namespace, command: str) -> None:
         problem = None if parameter.override else parameter.problem(value)
         if problem:
             raise UsageError(f"--{parameter.flag} {value}: is not allowed: {problem}")
+
+
+def node_settings(args: argparse.Namespace, command: str) -> dict:
+    """The flags of `dmpc <command>` that set a node parameter and are passed as such (the plant's guard)."""
+    return {p.name: getattr(args, dest(p.flag)) for p in flag_parameters(command) if p.name in NODE_SETTINGS}
 
 
 def check_run_flags(args: argparse.Namespace) -> None:
@@ -239,7 +246,7 @@ def run_ros(args: argparse.Namespace) -> int:
                            domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout,
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
                            overrides=overrides, agents_per_process=args.agents_per_process,
-                           foxglove_port=args.foxglove)
+                           foxglove_port=args.foxglove, settings=node_settings(args, "run"))
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
                      else simulate_with_progress(scenario, "centralized", "reference", False, console))

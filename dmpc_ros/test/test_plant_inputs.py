@@ -61,7 +61,7 @@ def test_random_limits_inputs_and_rates_applied_input_inside_the_box_and_the_rat
                                                                                         safe) -> None:
     """For random box limits (zero not always inside), offers (in, out, malformed) and rate limits: the applied
     input is inside U and moves at most `rate` per step; what is out of U is refused and counted; a subsystem
-    silent for more than `stale` steps gets its safe input (rate-limited towards it)."""
+    silent for more than `stale` steps after its last input gets its safe input (rate-limited towards it)."""
     lower = np.array(data.draw(st.lists(st.floats(-5, 1), min_size=m, max_size=m)))
     upper = lower + np.array(data.draw(st.lists(st.floats(0.0, 5), min_size=m, max_size=m)))
     inputs = PlantInputs([box_subsystem(lower, upper)], InputRules(rate, stale, safe))
@@ -90,7 +90,7 @@ def test_random_limits_inputs_and_rates_applied_input_inside_the_box_and_the_rat
         assert np.all(applied >= lower) and np.all(applied <= upper)
         if rate > 0:
             assert np.max(np.abs(applied - previous)) <= rate * (1 + 1e-12)
-        is_stale = stale > 0 and k - last_accepted > stale
+        is_stale = stale > 0 and accepted is not None and k - last_accepted > stale
         assert inputs.stale[0] == is_stale
         if not is_stale and accepted is not None and rate == 0:
             np.testing.assert_array_equal(applied, accepted)   # a fresh valid input is applied exactly

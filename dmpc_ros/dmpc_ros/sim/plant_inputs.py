@@ -15,7 +15,8 @@ line against whatever else arrives on a control topic:
   `terminal_law` (ū(k) + K (x − x̄(k)) with the plant-wide LQR gain the agents' shifted plans end with, clamped) —
   and the steps on it are counted per agent.
 
-Before any input is accepted the plant holds the input of U_i nearest to zero. Inputs the agents send are fresh and
+Before a subsystem's first input the plant holds the input of U_i nearest to zero (a real-time plant steps before
+the agents are up: that is no stale input). Inputs the agents send are fresh and
 inside U_i, so none of these rules changes what a fault-free run applies (a lock-step run stays equal to `dmpc sim`).
 `Heartbeat` is the plant's other guard: the team is gone when the lifecycle manager's heartbeat falls silent.
 """
@@ -70,8 +71,7 @@ class PlantInputs:
     """Every subsystem's accepted input, what was applied, and the counts: refusals per agent and reason, steps on
     the safe input, rate-limited steps, clamped steps (each per agent)."""
 
-    def __init__(self, subsystems, rules: InputRules = InputRules(), law: TerminalLaw | None = None,
-                 start: float = 0.0) -> None:
+    def __init__(self, subsystems, rules: InputRules = InputRules(), law: TerminalLaw | None = None) -> None:
         if rules.safe_input == "terminal_law" and law is None:
             raise ValueError("safe_input: 'terminal_law' needs the design's terminal law (none was given)")
         self.guards = [InputGuard.of(subsystem) for subsystem in subsystems]
@@ -83,7 +83,7 @@ class PlantInputs:
         self.held: list[np.ndarray | None] = [None] * len(self.guards)   # the last accepted input (None: not yet)
         self.applied = [guard.nearest(np.zeros(guard.size)) for guard in self.guards]
         M = len(self.guards)
-        self.accepted_at = np.full(M, float(start))   # [sample periods] of the last accepted input (or the start)
+        self.accepted_at = np.full(M, np.nan)   # [sample periods] of the last accepted input (NaN: none yet)
         self.refusals = np.zeros((M, len(REFUSALS)), int)
         self.safe_steps, self.rate_limited, self.clamped = (np.zeros(M, int) for _ in range(3))
         self.stale = np.zeros(M, bool)   # on the safe input at the last step
@@ -92,10 +92,6 @@ class PlantInputs:
     @property
     def refused(self) -> int:
         return int(self.refusals.sum())
-
-    def start(self, now: float) -> None:
-        """The clock starts (the plant's activation): a subsystem without an input is stale `stale_periods` later."""
-        self.accepted_at[:] = now
 
     def offer(self, agent: int, u, state: np.ndarray | None = None, now: float | None = None) -> str | None:
         """Take `u` as subsystem `agent`'s input, or say why not (then it is counted and the previous input stays).
