@@ -105,12 +105,13 @@ def scenario_with_sample_time(sample_time: float, folder: Path) -> Path:
 
 
 def guarded_run(action: str, steps: int, folder: Path, flags: tuple[str, ...] = (), after: float = 3.0,
-                timeout: float = 300.0, scenario: str = "mass_spring", mode: str = "real_time") -> GuardedRun:
+                timeout: float = 300.0, scenario: str = "mass_spring", mode: str = "real_time",
+                grace: float = 15.0) -> GuardedRun:
     """`dmpc run <scenario> --mode <mode>` with `action` (forged, killed, manager) `after` seconds past
     bring-up."""
     runner = subprocess.Popen([sys.executable, "-m", "dmpc_ros.cli", "run", scenario, "--mode", mode,
                                "--steps", str(steps), "--output", str(folder), "--no-reference", "--death-grace",
-                               "15", *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               str(grace), *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
     stop, sent, lines, result = threading.Event(), [], [], {}
     worker = None
@@ -193,7 +194,7 @@ def main() -> None:
               f"(of {done_new}) |")
         print(f"| steps on its safe input | {old_safe} | {new_safe} |")
 
-        manager = guarded_run("manager", 100000, folder / "manager")
+        manager = guarded_run("manager", 100000, folder / "manager", grace=8.0)
         reason = next((line.strip() for line in manager.output.splitlines() if "stopping: no heartbeat" in line), "")
         print("\nlifecycle manager killed (SIGKILL) 3 s after bring-up, manager_timeout 5 s (default)")
         print("| figure | before (issue 27) | after |\n|---|---|---|")
