@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .api import save
-from .scenarios.parameters import PARAMETERS, TABLE, flag_parameters
+from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, flag_parameters
 from .sim.results import STRICT_EXIT
 from .process_group import ProcessGroup
 from .ros.environment import reserve_domain_id, ros_environment
@@ -40,8 +40,6 @@ class UsageError(Exception):
 
 # flag → Scenario.with_overrides field (validated like the scenario file, cross-field rules included)
 FLAG_OVERRIDES = {p.flag: p.name for p in TABLE if p.override}
-# node parameters `dmpc run` passes as they are (the plant's guard, sim/plant_inputs.py)
-NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input")
 
 
 def overrides_of(args: argparse.Namespace) -> dict:

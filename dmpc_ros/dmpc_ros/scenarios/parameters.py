@@ -300,6 +300,8 @@ TABLE: tuple[Parameter, ...] = (
     Parameter("seed", int, 0, "noise and drop seed", low=0, high=2**32 - 1, **FAKE),
 )
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in TABLE}
+# node parameters whose `dmpc run` flags are passed to the nodes as they are (the plant's guard)
+NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input")
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in TABLE}
 # Fields a command line or a node parameter may override: name → (section, key) of the scenario data.
 OVERRIDES: dict[str, tuple[str, str]] = {p.name: p.override for p in TABLE if p.override}
