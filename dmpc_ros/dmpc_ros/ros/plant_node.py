@@ -108,7 +108,6 @@ class PlantNode(LifecycleNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        self.exit_code, self.stopped = 0, ""   # why it stopped before the scenario's end (the team is gone)
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
