@@ -61,7 +61,8 @@ def test_random_limits_inputs_and_rates_applied_input_inside_the_box_and_the_rat
                                                                                         safe) -> None:
     """For random box limits (zero not always inside), offers (in, out, malformed) and rate limits: the applied
     input is inside U and moves at most `rate` per step; what is out of U is refused and counted; a subsystem
-    silent for more than `stale` steps after its last input gets its safe input (rate-limited towards it)."""
+    silent for more than `stale` steps (from its last input or the start) gets its safe input (rate-limited towards
+    it)."""
     lower = np.array(data.draw(st.lists(st.floats(-5, 1), min_size=m, max_size=m)))
     upper = lower + np.array(data.draw(st.lists(st.floats(0.0, 5), min_size=m, max_size=m)))
     inputs = PlantInputs([box_subsystem(lower, upper)], InputRules(rate, stale, safe))
@@ -90,7 +91,7 @@ def test_random_limits_inputs_and_rates_applied_input_inside_the_box_and_the_rat
         assert np.all(applied >= lower) and np.all(applied <= upper)
         if rate > 0:
             assert np.max(np.abs(applied - previous)) <= rate * (1 + 1e-12)
-        is_stale = stale > 0 and accepted is not None and k - last_accepted > stale
+        is_stale = stale > 0 and k - last_accepted > stale
         assert inputs.stale[0] == is_stale
         if not is_stale and accepted is not None and rate == 0:
             np.testing.assert_array_equal(applied, accepted)   # a fresh valid input is applied exactly
@@ -174,3 +175,16 @@ def test_the_heartbeat_watch_is_armed_by_the_first_beat_and_forgives_its_own_sta
     assert stalled.silence(10.0) is None         # the watcher itself was stalled 9.9 s: measure again
     assert stalled.silence(11.0) is None and stalled.silence(11.6) == pytest.approx(3.1)
     assert Heartbeat(0.0).silence(1e9) is None   # 0: off
+
+
+def test_a_subsystem_that_never_sent_an_input_gets_its_safe_input_after_the_timeout_from_the_start() -> None:
+    inputs = PlantInputs(PLANTS["mass_spring"].subsystems, InputRules(stale_periods=2, safe_input="zero"))
+    inputs.start(100.0)   # the plant's activation [sample periods]
+    for now in (100.0, 101.0, 102.0):
+        inputs.apply(now=now)
+        assert not inputs.stale.any()
+    inputs.offer(3, [0.5], now=102.2)
+    inputs.apply(now=102.5)
+    assert inputs.stale.tolist() == [True, True, True, False]
+    assert inputs.notes[0] == (0, "agent 0 has sent no input for 2.5 sample periods (limit 2): its safe input (zero) "
+                                  "is applied")

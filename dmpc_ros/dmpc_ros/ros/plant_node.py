@@ -97,6 +97,7 @@ class PlantNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
         self.active = True
+        self.inputs.start(self._now())   # an agent silent from here on gets its safe input after the timeout
         self._publish_step()
         period = self.plant.sample_time if self.mode == "real_time" else 0.01
         self._timer = self.create_timer(period, self._tick, clock=self._wall)

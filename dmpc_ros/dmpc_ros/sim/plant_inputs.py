@@ -15,8 +15,9 @@ line against whatever else arrives on a control topic:
   `terminal_law` (ū(k) + K (x − x̄(k)) with the plant-wide LQR gain the agents' shifted plans end with, clamped) —
   and the steps on it are counted per agent.
 
-Before a subsystem's first input the plant holds the input of U_i nearest to zero (a real-time plant steps before
-the agents are up: that is no stale input). Inputs the agents send are fresh and
+Before a subsystem's first input the plant holds the input of U_i nearest to zero; a subsystem that has sent
+nothing for `stale_periods` since the clock started (`start`: the plant's activation) gets its safe input too (a
+real-time plant steps while the agents come up). Inputs the agents send are fresh and
 inside U_i, so none of these rules changes what a fault-free run applies (a lock-step run stays equal to `dmpc sim`).
 `Heartbeat` is the plant's other guard: the team is gone when the lifecycle manager's heartbeat falls silent.
 """
@@ -83,7 +84,7 @@ class PlantInputs:
         self.held: list[np.ndarray | None] = [None] * len(self.guards)   # the last accepted input (None: not yet)
         self.applied = [guard.nearest(np.zeros(guard.size)) for guard in self.guards]
         M = len(self.guards)
-        self.accepted_at = np.full(M, np.nan)   # [sample periods] of the last accepted input (NaN: none yet)
+        self.accepted_at = np.zeros(M)   # [sample periods] of the last accepted input, or of the start
         self.refusals = np.zeros((M, len(REFUSALS)), int)
         self.safe_steps, self.rate_limited, self.clamped = (np.zeros(M, int) for _ in range(3))
         self.stale = np.zeros(M, bool)   # on the safe input at the last step
@@ -92,6 +93,10 @@ class PlantInputs:
     @property
     def refused(self) -> int:
         return int(self.refusals.sum())
+
+    def start(self, now: float) -> None:
+        """The clock starts [sample periods] (the plant's activation): the age of a subsystem with no input yet."""
+        self.accepted_at[:] = now
 
     def offer(self, agent: int, u, state: np.ndarray | None = None, now: float | None = None) -> str | None:
         """Take `u` as subsystem `agent`'s input, or say why not (then it is counted and the previous input stays).
@@ -130,8 +135,10 @@ class PlantInputs:
             if stale:
                 self.safe_steps[i] += 1
                 if not self.stale[i]:
-                    self.notes.append((i, f"agent {i}'s input is {now - self.accepted_at[i]:.1f} sample periods old "
-                                          f"(limit {self.rules.stale_periods:g}): its safe input "
+                    age = f"{now - self.accepted_at[i]:.1f} sample periods"
+                    what = f"agent {i}'s input is {age} old" if self.held[i] is not None else \
+                        f"agent {i} has sent no input for {age}"
+                    self.notes.append((i, f"{what} (limit {self.rules.stale_periods:g}): its safe input "
                                           f"({self.rules.safe_input}) is applied"))
                 if self.rules.safe_input == "terminal_law" and x is not None:
                     law = self.law.input(x, step) if law is None else law
