@@ -37,7 +37,7 @@ def test_a_forged_50_newton_input_is_refused_counted_and_changes_nothing(tmp_pat
 
 
 def test_the_real_time_plant_stops_when_the_lifecycle_manager_is_killed(tmp_path: Path) -> None:
-    run = guarded_run("manager", 100000, tmp_path / "run", timeout=240, grace=8.0)
+    run = guarded_run("manager", 100000, tmp_path / "run", timeout=240, grace=8.0, after=1.0)
     assert run.seconds_to_stop is not None and 5.0 <= run.seconds_to_stop < 8.0, run.output[-3000:]
     assert "stopping: no heartbeat from the lifecycle manager for 5." in run.output
     plant = run.plant
