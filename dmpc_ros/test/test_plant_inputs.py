@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import PACKAGE_DIR, REPO_DIR
 from dmpc_ros.models.linear import PolytopicConstraint, Subsystem
 from dmpc_ros.scenarios import load_scenario
 from dmpc_ros.sim.plant_inputs import REFUSALS, Heartbeat, InputRules, PlantInputs, TerminalLaw
@@ -149,9 +150,15 @@ def test_a_killed_agent_s_input_gives_way_to_the_terminal_law_after_the_timeout(
     assert inputs.counts()["safe_input_steps"] == [0, 3, 0, 0]
 
 
-def test_the_terminal_law_can_be_built_for_nonlinear_scenarios() -> None:
-    scenario = load_scenario("water_tanks")
-    law = TerminalLaw.of(scenario.design(), scenario.controller.Q, scenario.controller.R)
+SHIPPED = sorted(path.stem for path in (PACKAGE_DIR / "config").glob("*.yaml")) + \
+    sorted(str(path) for path in (REPO_DIR / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_default_safe_input_the_terminal_law_builds_for_every_shipped_scenario(name) -> None:
+    """The plant builds it at configure (safe_input's default): linear, robust (tightened), nonlinear, explicit."""
+    scenario = load_scenario(name)
+    law = TerminalLaw.of(scenario.design(with_laws=False), scenario.controller.Q, scenario.controller.R)
     assert law.input(scenario.initial_state, 0).shape == (scenario.plant().n_u,)
 
 
@@ -188,3 +195,14 @@ def test_a_subsystem_that_never_sent_an_input_gets_its_safe_input_after_the_time
     assert inputs.stale.tolist() == [True, True, True, False]
     assert inputs.notes[0] == (0, "agent 0 has sent no input for 2.5 sample periods (limit 2): its safe input (zero) "
                                   "is applied")
+
+
+def test_a_rate_limit_ramps_the_input_and_says_so_once_per_episode() -> None:
+    inputs = PlantInputs(PLANTS["mass_spring"].subsystems, InputRules(rate_limit=0.2))
+    inputs.offer(0, [0.5])
+    ramp = [inputs.apply()[0] for _ in range(4)]
+    np.testing.assert_allclose(ramp, [0.2, 0.4, 0.5, 0.5])
+    assert inputs.rate_limited.tolist() == [2, 0, 0, 0] and inputs.notes == []
+    inputs.offer(0, [-0.5])
+    inputs.apply()
+    assert inputs.notes == [(0, "agent 0's input is rate-limited (|Δu| ≤ 0.2 per step)")]

@@ -88,6 +88,7 @@ class PlantInputs:
         self.refusals = np.zeros((M, len(REFUSALS)), int)
         self.safe_steps, self.rate_limited, self.clamped = (np.zeros(M, int) for _ in range(3))
         self.stale = np.zeros(M, bool)   # on the safe input at the last step
+        self.limiting = np.zeros(M, bool)   # rate-limited at the last step
         self.notes: list[tuple[int, str]] = []   # (agent, what changed) at the last step: the node's warnings
 
     @property
@@ -157,7 +158,11 @@ class PlantInputs:
                 self.clamped[i] += 1
             limited = self._rate_limited(guard, u, self.applied[i], H, h)
             if np.any(limited != u):
+                if not self.limiting[i]:
+                    self.notes.append((i, f"agent {i}'s input is rate-limited (|Δu| ≤ {self.rules.rate_limit:g} per "
+                                          "step)"))
                 self.rate_limited[i] += 1
+            self.limiting[i] = bool(np.any(limited != u))
             self.applied[i] = limited
         return np.concatenate(self.applied) if self.applied else np.zeros(0)
 
