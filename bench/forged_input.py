@@ -36,6 +36,7 @@ from rclpy.executors import SingleThreadedExecutor
 
 from dmpc_ros.ros.qos import CONTROL_QOS, STATE_QOS
 from dmpc_ros_msgs.msg import ControlInput, SubsystemState
+from side_run import run_beside
 
 FORGED = 50.0   # [N] against the 1 N limit of mass_spring
 
@@ -109,32 +110,18 @@ def guarded_run(action: str, steps: int, folder: Path, flags: tuple[str, ...] = 
                 grace: float = 15.0) -> GuardedRun:
     """`dmpc run <scenario> --mode <mode>` with `action` (forged, killed, manager) `after` seconds past
     bring-up."""
-    runner = subprocess.Popen([sys.executable, "-m", "dmpc_ros.cli", "run", scenario, "--mode", mode,
-                               "--steps", str(steps), "--output", str(folder), "--no-reference", "--death-grace",
-                               str(grace), *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
-    stop, sent, lines, result = threading.Event(), [], [], {}
-    worker = None
-    try:
-        for line in runner.stdout:
-            lines.append(line)
-            if "all 5 nodes active" in line:
-                break
+    command = [sys.executable, "-m", "dmpc_ros.cli", "run", scenario, "--mode", mode, "--steps", str(steps),
+               "--output", str(folder), "--no-reference", "--death-grace", str(grace), *flags]
+    sent, result = [], {}
+
+    def side(domain: int, stop: threading.Event) -> None:
         if action == "forged":
-            domain = int(re.search(r"ROS_DOMAIN_ID=(\d+)", "".join(lines))[1])
-            worker = threading.Thread(target=forge, args=(domain, stop, sent))
-            worker.start()
+            forge(domain, stop, sent)
         else:
-            worker = threading.Thread(target=kill_later, args=(action, folder, after, result))
-            worker.start()
-        text = "".join(lines) + runner.communicate(timeout=timeout)[0]
-    finally:
-        stop.set()
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGKILL)
-        if worker is not None:
-            worker.join(timeout=60)
-    return GuardedRun(runner.returncode, text, folder, len(sent), result.get("stop"), result.get("killed_at"))
+            kill_later(action, folder, after, result)
+
+    code, text = run_beside(command, side, timeout)
+    return GuardedRun(code, text, folder, len(sent), result.get("stop"), result.get("killed_at"))
 
 
 def kill_later(action: str, folder: Path, after: float, result: dict) -> None:
