@@ -211,7 +211,7 @@ def run_simulation(args: argparse.Namespace) -> int:
 
     algorithm = scenario.controller.algorithm
     result = simulate_with_progress(scenario, algorithm, algorithm, not args.no_reference, console,
-                                    iteration_timeout=args.iteration_timeout)
+                                    iteration_timeout=args.iteration_timeout, input_rate_limit=args.input_rate_limit)
     reference = None
     if not args.no_reference:   # a run without agents is the centralized reference itself
         reference = result if not scheme_of(algorithm).runs_as_agents else \

@@ -253,7 +253,8 @@ TABLE: tuple[Parameter, ...] = (
     # own robot watchdog waits as long) to the controller the MPC's recursive-feasibility tail ends with.
     Parameter("input_rate_limit", float, 0.0, "largest change of any input component from one step to the next "
               "[the input's unit]; 0: no limit (the plant; in robot mode the agent, before cmd_vel)",
-              nodes=("plant", "agent"), low=0.0, high=1e9, read_only=True, flag="input-rate-limit", commands=("run",)),
+              nodes=("plant", "agent"), low=0.0, high=1e9, read_only=True, flag="input-rate-limit",
+              commands=("run", "sim")),
     Parameter("stale_input_periods", float, 3.0, "an input older than this many sample periods is replaced by the "
               "safe input (lock-step: steps; robot mode: the robot is stopped); 0: never", nodes=("plant", "agent"),
               low=0.0, high=1e6, read_only=True, flag="stale-input-periods", commands=("run",)),
