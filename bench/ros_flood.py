@@ -13,10 +13,6 @@ Usage: python bench/ros_flood.py [--rates 0 500 2000] [--steps 60]
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,6 +29,7 @@ from rich.table import Table
 
 from dmpc_ros.ros.qos import plan_qos
 from dmpc_ros_msgs.msg import PredictedTrajectory
+from side_run import run_beside
 
 GOOD = dict(horizon=20, state_dim=2, input_dim=1, states=[0.0] * 42, inputs=[0.0] * 20)
 BAD = [PredictedTrajectory(agent_id=2, step=1, **GOOD),
@@ -76,27 +73,11 @@ def flood(domain_id: int, rate: float, stop: threading.Event, sent: list) -> Non
 
 def flooded_run(rate: float, steps: int, output: Path, timeout: float = 600.0) -> FloodRun:
     """`dmpc run mass_spring --steps steps` with a flood of `rate` plans per second once all nodes are active."""
-    runner = subprocess.Popen([sys.executable, "-m", "dmpc_ros.cli", "run", "mass_spring", "--steps", str(steps),
-                               "--output", str(output), "--no-reference"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    stop, sent, lines = threading.Event(), [], []
-    flooder = None
-    try:
-        for line in runner.stdout:
-            lines.append(line)
-            if "all 5 nodes active" in line:
-                break
-        if rate > 0:
-            domain = int(re.search(r"ROS_DOMAIN_ID=(\d+)", "".join(lines))[1])
-            flooder = threading.Thread(target=flood, args=(domain, rate, stop, sent))
-            flooder.start()
-        text = "".join(lines) + runner.communicate(timeout=timeout)[0]
-    finally:
-        stop.set()
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGKILL)
-        if flooder is not None:
-            flooder.join(timeout=30)
+    command = [sys.executable, "-m", "dmpc_ros.cli", "run", "mass_spring", "--steps", str(steps), "--output",
+               str(output), "--no-reference"]
+    sent = []
+    side = (lambda domain, stop: flood(domain, rate, stop, sent)) if rate > 0 else None
+    returncode, text = run_beside(command, side, timeout)
     plant = np.load(output / "plant.npz")
     refused = missing = 0
     with (output / "run.mcap").open("rb") as handle:
@@ -106,7 +87,7 @@ def flooded_run(rate: float, steps: int, output: Path, timeout: float = 600.0) -
             refused += status.messages_rejected if status.agent_id == 0 else 0
             missing += status.messages_missing
     return FloodRun(rate, len(sent), plant["x"], float(np.median(np.diff(plant["wall_time"]))), refused, missing,
-                    runner.returncode, text)
+                    returncode, text)
 
 
 def main() -> None:

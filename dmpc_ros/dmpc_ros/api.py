@@ -24,6 +24,7 @@ from .scenarios.parameters import OVERRIDES
 from .scenarios.source import is_factory, load_source
 from .sim import InMemoryNetwork, SimulationSettings
 from .sim import simulate as simulate_design
+from .sim.plant_inputs import InputRules
 from .sim.results import SimulationResult
 
 
@@ -43,7 +44,8 @@ def load(source: str) -> Scenario:
 
 
 def simulation_settings(scenario: Scenario, algorithm: str, compare: bool,
-                        iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT) -> SimulationSettings:
+                        iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT,
+                        input_rate_limit: float = 0.0) -> SimulationSettings:
     """The in-process closed loop of the scenario's controller, network and disturbances under `algorithm`; the
     scheme's own settings travel opaque (those of the scenario's scheme; another scheme gets its defaults)."""
     scheme_settings = scenario.controller.scheme_settings if algorithm == scenario.controller.algorithm else None
@@ -53,7 +55,8 @@ def simulation_settings(scenario: Scenario, algorithm: str, compare: bool,
         InMemoryNetwork(default_latency=scenario.network_latency, drop_probability=scenario.drop_probability,
                         seed=scenario.network_seed, outage_probability=scenario.outage_probability,
                         max_outage_steps=scenario.max_outage_steps),
-        scenario.disturbance(), scheme_settings, scenario.strict, iteration_timeout, scenario.input_disturbance())
+        scenario.disturbance(), scheme_settings, scenario.strict, iteration_timeout, scenario.input_disturbance(),
+        InputRules(rate_limit=input_rate_limit))
 
 
 def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:
@@ -65,13 +68,14 @@ def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:
 
 def simulate(scenario: Scenario, algorithm: str | None = None, *, compare_centralized: bool = False,
              progress: Callable[[int, int], None] | None = None,
-             iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT) -> SimulationResult:
+             iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT, input_rate_limit: float = 0.0) -> SimulationResult:
     """The closed loop in-process under `algorithm` (default: the scenario's); with compare_centralized the
     centralized optimum is also solved at every visited state (input error, cost gap per iteration).
     `iteration_timeout` [s, simulated]: how long an agent waits for a late plan (network.latency) before using a
-    substitute, the rule and default of the ROS agent node."""
+    substitute, the rule and default of the ROS agent node. `input_rate_limit`: the plant's (sim/plant_inputs.py)."""
     scenario = for_algorithm(scenario, algorithm)
-    settings = simulation_settings(scenario, scenario.controller.algorithm, compare_centralized, iteration_timeout)
+    settings = simulation_settings(scenario, scenario.controller.algorithm, compare_centralized, iteration_timeout,
+                                   input_rate_limit)
     return simulate_design(scenario.design(), scenario.plant(), scenario.initial_state, settings, progress)
 
 

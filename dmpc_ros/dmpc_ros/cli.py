@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .api import save
-from .scenarios.parameters import PARAMETERS, TABLE, flag_parameters
+from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, flag_parameters
 from .sim.results import STRICT_EXIT
 from .process_group import ProcessGroup
 from .ros.environment import reserve_domain_id, ros_environment
@@ -115,6 +115,11 @@ def check_parameter_flags(args: argparse.Namespace, command: str) -> None:
             raise UsageError(f"--{parameter.flag} {value}: is not allowed: {problem}")
 
 
+def node_settings(args: argparse.Namespace, command: str) -> dict:
+    """The flags of `dmpc <command>` that set a node parameter and are passed as such (the plant's guard)."""
+    return {p.name: getattr(args, dest(p.flag)) for p in flag_parameters(command) if p.name in NODE_SETTINGS}
+
+
 def check_run_flags(args: argparse.Namespace) -> None:
     """dmpc run's own flags, before any node starts."""
     from .ros.environment import DOMAIN_ID_LIMIT
@@ -206,7 +211,7 @@ def run_simulation(args: argparse.Namespace) -> int:
 
     algorithm = scenario.controller.algorithm
     result = simulate_with_progress(scenario, algorithm, algorithm, not args.no_reference, console,
-                                    iteration_timeout=args.iteration_timeout)
+                                    iteration_timeout=args.iteration_timeout, input_rate_limit=args.input_rate_limit)
     reference = None
     if not args.no_reference:   # a run without agents is the centralized reference itself
         reference = result if not scheme_of(algorithm).runs_as_agents else \
@@ -239,7 +244,7 @@ def run_ros(args: argparse.Namespace) -> int:
                            domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout,
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
                            overrides=overrides, agents_per_process=args.agents_per_process,
-                           foxglove_port=args.foxglove)
+                           foxglove_port=args.foxglove, settings=node_settings(args, "run"))
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
                      else simulate_with_progress(scenario, "centralized", "reference", False, console))

@@ -136,3 +136,36 @@ def test_robot_launch_arguments_choose_the_agents_end_once_and_refuse_what_canno
                              ({"odom_drop": "2"}, "odom_drop:=2 is not allowed")):
         with pytest.raises(ValueError, match=message):
             robot_actions({**values, **changes, "fake_robots": "true"}, 1000.0)
+
+
+def test_the_robot_link_refuses_clamps_rate_limits_and_stops_a_stale_command() -> None:
+    """The plant's rules before cmd_vel (sim/plant_inputs.py): an input out of U (v ∈ [0, 0.8] m/s) stops the robot
+    and is counted; the rate limit ramps v up from the stop; a command older than 3 periods is followed by a stop."""
+    from types import SimpleNamespace
+
+    from dmpc_ros.ros.robot_link import RobotLink
+
+    sent, warnings = [], []
+    node = SimpleNamespace(
+        create_subscription=lambda *args: None,
+        create_lifecycle_publisher=lambda *args: SimpleNamespace(publish=sent.append),
+        get_parameter=lambda name: SimpleNamespace(value={"input_rate_limit": 0.25, "stale_input_periods": 3.0}[name]),
+        get_logger=lambda: SimpleNamespace(warning=lambda text, **_: warnings.append(text)))
+    scenario = load_scenario("unicycle_robots")
+    link = RobotLink(node, lambda leaf: leaf, UnicycleBase(), 3, "odometry", None, None,
+                     scenario.plant().subsystems[0], scenario.sample_time)
+    commands = lambda: [(t.linear.x, t.angular.z) for t in sent]  # noqa: E731
+    link.drive(np.array([0.6, 0.1]))
+    link.drive(np.array([0.6, 0.1]))
+    link.drive(np.array([0.6, 0.1]))
+    assert commands() == [(0.25, 0.1), (0.5, 0.1), (0.6, 0.1)]          # ramped by 0.25 m/s per step
+    link.drive(np.array([9.0, 0.0]))                                       # out of U: refused, robot stopped
+    assert commands()[-1] == (0.0, 0.0) and link.guard.refused == 1 and "refused" in warnings[0]
+    link.drive(np.array([0.6, 0.0]))
+    assert commands()[-1] == (0.25, 0.0)                                   # ramps up again from the stop
+    link.watch(time.time() + 0.2)
+    assert commands()[-1] == (0.25, 0.0)                                   # 2 periods: still fresh
+    link.watch(time.time() + 0.35)
+    assert commands()[-1] == (0.0, 0.0) and link.stale_stops == 1         # 3.5 periods: stale, stopped once
+    link.watch(time.time() + 1.0)
+    assert link.stale_stops == 1 and "2 commands refused" not in link.counts()

@@ -207,8 +207,10 @@ class AgentNode(LifecycleNode):
         if choice not in STATE_MESSAGES:
             raise ValueError(f"parameter robot_state: '{choice}' is not allowed: must be one of "
                              f"{', '.join(STATE_MESSAGES)}")
+        limits = getattr(self.design, "applied_limits", None) or self.design.system.subsystems   # the real U_i
         self.robot = RobotLink(self, lambda leaf: agent_topic(self.agent_id, leaf), base,
-                               self._dims[self.agent_id][0], choice, ROBOT_STATE_QOS, CONTROL_QOS)
+                               self._dims[self.agent_id][0], choice, ROBOT_STATE_QOS, CONTROL_QOS,
+                               limits[self.agent_id], self.design.system.sample_time)
         self._outputs["cmd_vel"] = self.robot.publisher
         self._inputs.append(self.robot.subscription)
 
@@ -240,7 +242,7 @@ class AgentNode(LifecycleNode):
                 totals = self._totals
                 self.get_logger().info(f"robot mode: {min(self.negotiator.last_step + 1, self._steps)} steps, "
                                        f"{totals['deadline_misses']} deadline misses, {totals['stale_steps']} steps "
-                                       "with a stale pose")
+                                       f"with a stale pose{self.robot.counts()}")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -308,6 +310,7 @@ class AgentNode(LifecycleNode):
         if self.robot.pose is not None:
             self.negotiator.pose(self.robot.state(now, float("inf")), self.robot.received)
         self._act(self.negotiator.tick(now))
+        self.robot.watch(now)
 
     # -- actions out ---------------------------------------------------------------------------------------------
     def _act(self, actions) -> None:

@@ -3,7 +3,9 @@
 Bring-up: for each name in node_names (plant first) configure, verify with GetState, then activate each
 in the same order and verify; any failed or timed-out transition aborts bring-up naming the node (its own
 log says why). While running: each heartbeat topic must show a message within heartbeat_timeout, else the
-agent is reported lost. On SIGINT/SIGTERM: deactivate, clean up and shut down the nodes in reverse order.
+agent is reported lost. It beats itself on ~/heartbeat (std_msgs/Header, every MANAGER_HEARTBEAT_PERIOD, from
+start to exit; not on the lock-step path): the plant stops when it falls silent (manager_timeout).
+On SIGINT/SIGTERM: deactivate, clean up and shut down the nodes in reverse order.
 Service calls are asynchronous and awaited from the main loop, never inside a callback.
 Exit codes: 0 clean, 1 bring-up failed (nodes are left for whoever started them), 3 an agent was lost.
 """
@@ -33,6 +35,7 @@ EXPECTED = {
     Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: State.PRIMARY_STATE_FINALIZED,
 }
 RETRY_PERIOD = 5.0  # [s] an unanswered service request is re-sent after this long
+MANAGER_HEARTBEAT_PERIOD = 0.2   # [s] of the manager's own heartbeat (the plant's manager_timeout: 5 s by default)
 NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACTIVATE: "activate",
          Transition.TRANSITION_DEACTIVATE: "deactivate", Transition.TRANSITION_CLEANUP: "cleanup",
          Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: "shutdown"}
@@ -55,6 +58,8 @@ class LifecycleManager(Node):
         for topic in self.heartbeat_topics:
             self.create_subscription(Header, topic, lambda _m, t=topic: self._beat(t), STATUS_QOS)
         self.heartbeat_timeout = values["heartbeat_timeout"]
+        self._heartbeat = self.create_publisher(Header, "~/heartbeat", STATUS_QOS)
+        self.create_timer(MANAGER_HEARTBEAT_PERIOD, self._beat_own)
         self.stop_requested = False   # SIGINT/SIGTERM: bring-up and watching end
         self.shutting_down = False    # from then on, further signals (launch and the terminal both send one) wait
 
@@ -122,6 +127,11 @@ class LifecycleManager(Node):
         self.last_beat = {topic: now for topic in self.heartbeat_topics}
         self.get_logger().info(f"all {len(self.nodes)} nodes active")
         return True
+
+    def _beat_own(self) -> None:
+        beat = Header(frame_id=self.get_name())
+        beat.stamp = self.get_clock().now().to_msg()
+        self._heartbeat.publish(beat)
 
     def _beat(self, topic: str) -> None:
         """A heartbeat; one from an agent reported lost says it is back (a long solve blocks its node's timer)."""

@@ -6,12 +6,17 @@ last input and is counted late), then steps the exact discretized plant (with th
 disturbances, random and scripted) — the same model and the same disturbance sequences as `dmpc sim`.
 real_time: a wall-clock timer steps at the sample rate with zero-order hold on the newest inputs; inputs
 that arrive after their step are counted late.
+What it applies follows sim/plant_inputs.py: refused when out of U_i, clamped, optionally rate-limited, a stale
+input replaced by the safe input (parameters input_rate_limit, stale_input_periods, safe_input). It stops (writing
+the steps done, exit code 4) when the lifecycle manager's heartbeat has been silent for manager_timeout: the team
+is gone.
 After the scenario's T steps it publishes the final state x(T) too (agents do not act on it; a bag then has every
 step), writes t, x, u (npz and CSV) to output_file and, if exit_on_completion, leaves the process with code 0 once
 the final state is delivered — how the scenario runner learns the run is over.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,6 +27,7 @@ from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock as ClockMessage
+from std_msgs.msg import Header
 
 from dmpc_ros_msgs.msg import ControlInput, SubsystemState
 
@@ -29,12 +35,13 @@ from ..scenarios import ScenarioError
 from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import node_overrides
 from ..scenarios.source import scenario_from_parameters
-from ..sim.plant_inputs import PlantInputs
+from ..sim.plant_inputs import Heartbeat, InputRules, PlantInputs, TerminalLaw
 from .parameters import check_parameters, declare_parameters
-from .qos import CONTROL_QOS, STATE_QOS
+from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS
 from .spin import init_node_process, spin_node
 
 FINAL_STATE_TIMEOUT = 2.0   # [s] to deliver x(T) to every subscriber before the process exits (all together)
+TEAM_GONE_EXIT = 4          # exit code of a plant that stopped because the lifecycle manager fell silent
 
 
 class PlantNode(LifecycleNode):
@@ -48,6 +55,7 @@ class PlantNode(LifecycleNode):
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         self._inputs: list = []
         self._timer = None
+        self.exit_code, self.stopped = 0, ""   # why it stopped before the scenario's end (the team is gone)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -56,6 +64,9 @@ class PlantNode(LifecycleNode):
             scenario = scenario_from_parameters(values["scenario_file"], values["scenario_factory"])
             overrides = node_overrides(values, "plant")
             self.scenario = scenario.with_overrides(**overrides) if overrides else scenario
+            rules = InputRules(values["input_rate_limit"], values["stale_input_periods"], values["safe_input"])
+            law = None if rules.safe_input != "terminal_law" else TerminalLaw.of(
+                self.scenario.design(with_laws=False), self.scenario.controller.Q, self.scenario.controller.R)
         except (ScenarioError, ValueError) as error:
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -66,7 +77,10 @@ class PlantNode(LifecycleNode):
         self.x = np.zeros((T + 1, self.plant.n_x))
         self.x[0] = self.scenario.initial_state
         self.u = np.zeros((T, self.plant.n_u))
-        self.inputs = PlantInputs(self.plant.subsystems)   # what it applies: only inputs inside each U_i
+        self.inputs = PlantInputs(self.plant.subsystems, rules, law)   # what it applies (sim/plant_inputs.py)
+        self.team = Heartbeat(values["manager_timeout"])
+        self._inputs.append(self.create_subscription(Header, "lifecycle_manager/heartbeat",
+                                                     lambda _: self.team.beat(time.monotonic()), STATUS_QOS))
         self._refused_warned: dict[int, tuple[float, int]] = {}   # agent → (last warning, refusals suppressed since)
         self.received: dict[int, int] = {}   # agent → newest step with an input
         self.late_inputs = 0
@@ -75,14 +89,15 @@ class PlantNode(LifecycleNode):
         self._state_publishers = [self.create_lifecycle_publisher(SubsystemState, agent_topic(i, "state"), STATE_QOS)
                                   for i in range(M)]
         self._clock_publisher = self.create_lifecycle_publisher(ClockMessage, "/clock", QoSProfile(depth=10))
-        self._inputs = [self.create_subscription(ControlInput, agent_topic(i, "control"), self._on_input, CONTROL_QOS)
-                        for i in range(M)]
+        self._inputs += [self.create_subscription(ControlInput, agent_topic(i, "control"), self._on_input,
+                                                  CONTROL_QOS) for i in range(M)]
         self.get_logger().info(f"configured {M} subsystems, {T} steps of {self.plant.sample_time} s, mode {self.mode}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
         self.active = True
+        self.inputs.start(self._now())   # an agent silent from here on gets its safe input after the timeout
         self._publish_step()
         period = self.plant.sample_time if self.mode == "real_time" else 0.01
         self._timer = self.create_timer(period, self._tick, clock=self._wall)
@@ -119,7 +134,7 @@ class PlantNode(LifecycleNode):
             return
         if message.step == self.k:
             i = message.agent_id
-            reason = self.inputs.offer(i, message.input, self.x[self.k, self.plant.state_slice(i)])
+            reason = self.inputs.offer(i, message.input, self.x[self.k, self.plant.state_slice(i)], self._now())
             if reason is not None:
                 self._warn_refused(i, reason)
                 return
@@ -139,8 +154,17 @@ class PlantNode(LifecycleNode):
         else:
             self._refused_warned[agent] = (last, suppressed + 1)
 
+    def _now(self) -> float:
+        """The plant's clock in sample periods: the step in lock-step, the steady clock in real time."""
+        return self.k if self.mode == "lock_step" else time.monotonic() / self.plant.sample_time
+
     def _tick(self) -> None:
         if not self.active or self.k >= self.scenario.steps:
+            return
+        silence = self.team.silence(time.monotonic())
+        if silence is not None:
+            self._stop(f"no heartbeat from the lifecycle manager for {silence:.1f} s (manager_timeout "
+                       f"{self.team.timeout:g} s): the team is gone; stopped at step {self.k} of {self.scenario.steps}")
             return
         if self.mode == "lock_step":
             waiting = [i for i in range(self.plant.num_agents) if self.received.get(i, -1) < self.k]
@@ -150,7 +174,9 @@ class PlantNode(LifecycleNode):
                 self.late_inputs += len(waiting)
                 self.late_by_agent[waiting] += 1
                 self.get_logger().warning(f"step {self.k}: no input from agents {waiting}; holding their last inputs")
-        u = self.inputs.inputs()
+        u = self.inputs.apply(self.x[self.k], self._now(), self.k)
+        for agent, note in self.inputs.notes:
+            self._warn_refused(agent, note)
         self.u[self.k] = u
         self.x[self.k + 1] = self.disturbance.step(self.plant, self.x[self.k], u, self.k)
         self.k += 1
@@ -158,6 +184,13 @@ class PlantNode(LifecycleNode):
         self._publish_step()
         if self.k == self.scenario.steps:
             self._complete()
+
+    def _stop(self, reason: str) -> None:
+        """End the run before the scenario's end: one line saying why, the steps done written, exit code 4."""
+        self.get_logger().error(f"stopping: {reason}")
+        self.stopped, self.exit_code, self.active = reason, TEAM_GONE_EXIT, False
+        self.write_output()
+        self.finished = True
 
     def _publish_step(self) -> None:
         self.wall_time[self.k] = time.monotonic()
@@ -194,6 +227,7 @@ class PlantNode(LifecycleNode):
         x, u = self.x[: k + 1], self.u[:k]
         np.savez_compressed(path, t=t, x=x, u=u, late_inputs=self.late_inputs,
                             late_inputs_per_agent=self.late_by_agent, refused_inputs=self.inputs.refused,
+                            plant_inputs=json.dumps(self.inputs.counts()), stopped=self.stopped,
                             wall_time=self.wall_time[: k + 1], completed_steps=k, steps=self.scenario.steps)
         u_padded = np.vstack([u, np.full((1, u.shape[1]), np.nan)])  # no input after the last state
         header = ",".join(["t"] + [f"x{j}" for j in range(x.shape[1])] + [f"u{j}" for j in range(u.shape[1])])
@@ -201,8 +235,10 @@ class PlantNode(LifecycleNode):
                    comments="", fmt="%.10g")
         self._written = k
         done = "" if k == self.scenario.steps else f" of {self.scenario.steps} (stopped early)"
+        counts = self.inputs
         self.get_logger().info(f"wrote {path} ({k} steps{done}, {self.late_inputs} late inputs, "
-                               f"{self.inputs.refused} refused)")
+                               f"{counts.refused} refused, {counts.safe_steps.sum()} agent-steps on the safe input, "
+                               f"{counts.rate_limited.sum()} rate-limited)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     node = PlantNode()
     spin_node(node, lambda: node.finished)
     node.write_output()   # stopped before the scenario's end: keep the steps done
-    return 0
+    return node.exit_code
 
 
 if __name__ == "__main__":

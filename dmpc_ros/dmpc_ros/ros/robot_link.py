@@ -2,6 +2,9 @@
 (geometry_msgs/PoseStamped) on `agent_<i>/odom` / `agent_<i>/pose`, its input to the base as geometry_msgs/Twist on
 `agent_<i>/cmd_vel` (remap them to the robot's topics), steps ticked by the wall clock, and a watchdog that
 commands zero velocity when the pose is stale, a neighbour has gone silent or the step's command missed its deadline.
+Every command first passes the plant's rules (sim/plant_inputs.py): an input out of U_i is refused (the robot is
+stopped), what is sent is clamped to U_i and rate-limited (input_rate_limit), and a command older than
+stale_input_periods sample periods is followed by a stop (the robot's safe input: zero velocity).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 
 from ..scenarios import UnicycleBase
+from ..sim.plant_inputs import InputRules, PlantInputs
 
 STATE_MESSAGES = {"odometry": (Odometry, "odom"), "pose": (PoseStamped, "pose")}
 
@@ -26,7 +30,7 @@ class RobotLink:
     """The robot side of one agent node: latest pose, the cmd_vel publisher and the watchdog's counts."""
 
     def __init__(self, node, topic, base: UnicycleBase, n_x: int, state_message: str, state_qos,
-                 command_qos) -> None:
+                 command_qos, subsystem=None, sample_time: float = 1.0) -> None:
         message_type, leaf = STATE_MESSAGES[state_message]
         self.base, self.n_x = base, n_x
         self.pose: tuple[float, float, float] | None = None
@@ -35,6 +39,12 @@ class RobotLink:
         self.publisher = node.create_lifecycle_publisher(Twist, topic("cmd_vel"), command_qos)
         self.deadline_misses = 0
         self.stops = 0   # this step's
+        self.sample_time, self.commanded = sample_time, None   # time.time() of the last command sent
+        self.stale_stops = 0   # stops because the last command grew older than stale_input_periods
+        self.guard = None if subsystem is None else PlantInputs([subsystem], InputRules(
+            float(node.get_parameter("input_rate_limit").value),
+            float(node.get_parameter("stale_input_periods").value), "zero"))
+        self._logger = node.get_logger()
 
     def _on_pose(self, message) -> None:
         pose = message.pose.pose if isinstance(message, Odometry) else message.pose
@@ -52,12 +62,38 @@ class RobotLink:
         return self.base.state(self.n_x, *self.pose)
 
     def drive(self, u: np.ndarray) -> None:
+        if self.guard is not None:
+            now = time.time() / self.sample_time
+            reason = self.guard.offer(0, u, now=now)
+            if reason is not None:
+                self._logger.warning(f"{reason}; the robot is stopped", throttle_duration_sec=1.0)
+                self.stop()
+                return
+            u = self.guard.apply(now=now)
+        self.commanded = time.time()
         v, omega = self.base.command(u)
         message = Twist()
         message.linear.x, message.angular.z = v, omega
         self.publisher.publish(message)
 
     def stop(self) -> None:
-        """Zero velocity (the watchdog's command)."""
+        """Zero velocity (the watchdog's command); a rate limit ramps the next command up from it."""
         self.publisher.publish(Twist())
         self.stops += 1
+        self.commanded = None
+        if self.guard is not None:
+            self.guard.applied[0] = np.zeros(self.guard.guards[0].size)
+
+    def watch(self, now: float) -> None:
+        """A command older than stale_input_periods sample periods (UNIX time `now`): stop, once."""
+        periods = 0.0 if self.guard is None else self.guard.rules.stale_periods
+        if periods > 0 and self.commanded is not None and now - self.commanded > periods * self.sample_time:
+            self.stale_stops += 1
+            self.stop()
+
+    def counts(self) -> str:
+        """The guard's counts for the end-of-run log line."""
+        if self.guard is None:
+            return ""
+        return (f", {self.guard.refused} commands refused, {self.stale_stops} stops after a stale command, "
+                f"{int(self.guard.rate_limited[0])} rate-limited")

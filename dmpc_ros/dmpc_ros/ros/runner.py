@@ -67,12 +67,13 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                  timeout: float = DEFAULTS["timeout"], death_grace: float = DEFAULTS["death_grace"],
                  iteration_timeout: float = DEFAULTS["iteration_timeout"], echo: bool = True,
                  overrides: dict | None = None, agents_per_process: int = DEFAULTS["agents_per_process"],
-                 foxglove_port: int | None = None) -> RunOutcome:
+                 foxglove_port: int | None = None, settings: dict | None = None) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
     call; a module is imported from the current directory too). `agents_per_process` > 1 hosts that many agent
     nodes in each agent container process. `foxglove_port`: also serve every recorded topic live over the
-    Foxglove WebSocket protocol on that loopback port (0: any free one)."""
+    Foxglove WebSocket protocol on that loopback port (0: any free one). `settings`: other node parameters of the
+    table (the plant's guard), for the nodes that declare them."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
     reservation = reserve_domain_id(domain_id)
@@ -86,7 +87,8 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         copy_data_files(Path(source_path(str(source))), output)   # the CSV series it names, at the same paths
         source = copy
     specs = node_specs(scenario, source, namespace, mode, output_file=str(output / "plant.npz"),
-                       exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides)
+                       exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides,
+                       settings=settings)
     if agents_per_process > 1:
         specs = host_agents(specs, agents_per_process)
     params = output / "parameters.yaml"
@@ -236,4 +238,5 @@ def collect_result(scenario: Scenario, plant_file: Path, recorder) -> Simulation
     result.bytes[:] = recorder.plan_bytes // max(T, 1)
     result.late_inputs = int(data["late_inputs"])
     result.refused_inputs = int(data["refused_inputs"]) if "refused_inputs" in data.files else 0
+    result.plant_inputs = json.loads(str(data["plant_inputs"])) if "plant_inputs" in data.files else {}
     return result

@@ -70,13 +70,17 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
                exit_on_completion: bool = DEFAULTS["exit_on_completion"],
                iteration_timeout: float = DEFAULTS["iteration_timeout"],
                heartbeat_timeout: float = DEFAULTS["heartbeat_timeout"],
-               overrides: dict | None = None) -> list[NodeSpec]:
+               overrides: dict | None = None, settings: dict | None = None) -> list[NodeSpec]:
     """Plant, one agent per subsystem, and the lifecycle manager (which brings the others up in this order).
     `source` is the scenario's YAML file or Python factory; `overrides` (OVERRIDES fields) become node
-    parameters, so `scenario` must already carry them. The settings are checked against the parameter table."""
+    parameters, so `scenario` must already carry them; `settings`: other table parameters (e.g. the plant's guard),
+    each given to the nodes that declare it. The settings are checked against the parameter table."""
+    settings = dict(settings or {})
     for name, value in (("namespace", namespace), ("mode", mode), ("iteration_timeout", iteration_timeout),
-                        ("heartbeat_timeout", heartbeat_timeout)):
+                        ("heartbeat_timeout", heartbeat_timeout), *settings.items()):
         PARAMETERS[name].check(value, f"{name} {value!r}")
+    plant_settings, agent_settings = ({name: value for name, value in settings.items()
+                                       if node in PARAMETERS[name].nodes} for node in ("plant", "agent"))
     lock_step = mode == "lock_step"
     where = source_parameters(source)
     agent_overrides, plant_overrides = override_parameters(overrides or {})
@@ -84,10 +88,11 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
     # (at most the top of the plant parameter's range).
     input_timeout = min(iteration_timeout * (scenario.controller.max_iterations + 2), PARAMETERS["input_timeout"].high)
     plant = NodeSpec("plant", "plant", namespace, {
-        **where, **plant_overrides, "mode": mode, "output_file": output_file, "input_timeout": input_timeout,
-        "exit_on_completion": exit_on_completion, "use_sim_time": False})
+        **where, **plant_overrides, **plant_settings, "mode": mode, "output_file": output_file,
+        "input_timeout": input_timeout, "exit_on_completion": exit_on_completion, "use_sim_time": False})
     agents = [NodeSpec("agent", f"agent_{i}", namespace, {
-        **where, **agent_overrides, "agent_id": i, "plan_qos": "reliable" if lock_step else "best_effort",
+        **where, **agent_overrides, **agent_settings, "agent_id": i,
+        "plan_qos": "reliable" if lock_step else "best_effort",
         "iteration_timeout": iteration_timeout if lock_step else min(iteration_timeout, scenario.sample_time / 4),
         "step_budget": 0.0 if lock_step else REAL_TIME_STEP_BUDGET,
         "use_sim_time": lock_step}) for i in range(scenario.num_agents)]

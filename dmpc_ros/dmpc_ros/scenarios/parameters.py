@@ -21,6 +21,7 @@ from typing import Any, Callable
 from ..coordination import ALGORITHMS
 from ..coordination.negotiator import DEFAULT_ITERATION_TIMEOUT
 from ..mpc.qp import BACKENDS
+from ..sim.plant_inputs import SAFE_INPUTS
 
 MAX_AGENTS = 1000          # agents a scenario may have (so agent ids are 0 … MAX_AGENTS − 1)
 NODES = ("agent", "plant", "lifecycle_manager", "fake_robot")
@@ -251,6 +252,22 @@ TABLE: tuple[Parameter, ...] = (
     Parameter("input_timeout", float, 5.0, "lock_step: wall-clock wait for an agent's input before holding its "
               "last one [s] (dmpc run: a whole negotiation's iteration timeouts)", nodes=("plant",), low=0.001,
               high=3600.0),
+    # The plant's guard (sim/plant_inputs.py). Defaults: a fault-free run is unchanged (its inputs are fresh and
+    # inside U_i: lock-step stays equal to `dmpc sim`); a dead agent's input gives way after 3 periods (the agents'
+    # own robot watchdog waits as long) to the controller the MPC's recursive-feasibility tail ends with.
+    Parameter("input_rate_limit", float, 0.0, "largest change of any input component from one step to the next "
+              "[the input's unit]; 0: no limit (the plant; in robot mode the agent, before cmd_vel)",
+              nodes=("plant", "agent"), low=0.0, high=1e9, read_only=True, flag="input-rate-limit",
+              commands=("run", "sim")),
+    Parameter("stale_input_periods", float, 3.0, "an input older than this many sample periods is replaced by the "
+              "safe input (lock-step: steps; robot mode: the robot is stopped); 0: never", nodes=("plant", "agent"),
+              low=0.0, high=1e6, read_only=True, flag="stale-input-periods", commands=("run",)),
+    Parameter("safe_input", str, "terminal_law", "what replaces a stale input: zero (the input of U_i nearest 0), "
+              "hold (the last one), terminal_law (ū + K (x − x̄) of the LQR terminal controller, clamped to U_i)",
+              nodes=("plant",), choices=SAFE_INPUTS, read_only=True, flag="safe-input", commands=("run",)),
+    Parameter("manager_timeout", float, 5.0, "stop (writing the steps done, exit code 4) when the lifecycle "
+              "manager's heartbeat has been silent this long [s], armed by its first beat; 0: never",
+              nodes=("plant",), low=0.0, high=3600.0),
     Parameter("output_file", str, "", "where the node writes its trajectory at the end (.npz; the plant a .csv "
               "beside it); empty: not written", nodes=("plant", "fake_robot"), read_only=True),
     Parameter("exit_on_completion", bool, False, "exit after the last step (the launch then ends)",
@@ -288,6 +305,8 @@ TABLE: tuple[Parameter, ...] = (
     Parameter("seed", int, 0, "noise and drop seed", low=0, high=2**32 - 1, **FAKE),
 )
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in TABLE}
+# node parameters whose `dmpc run` flags are passed to the nodes as they are (the plant's guard)
+NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input")
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in TABLE}
 # Fields a command line or a node parameter may override: name → (section, key) of the scenario data.
 OVERRIDES: dict[str, tuple[str, str]] = {p.name: p.override for p in TABLE if p.override}

@@ -25,7 +25,7 @@ from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearPlant
 from .disturbances import PlantDisturbance
 from .network import InMemoryNetwork
-from .plant_inputs import PlantInputs
+from .plant_inputs import InputRules, PlantInputs
 from .results import SimulationResult
 
 
@@ -43,6 +43,7 @@ class SimulationSettings:
     strict: bool = False   # end the run after the first step that applied a fallback input for want of a solution
     iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT   # [s] simulated wait for a late plan (negotiator.py)
     input_disturbance: np.ndarray | None = None   # steps × n_u d(k) added to the applied input (a load)
+    input_rules: InputRules = field(default_factory=InputRules)   # the plant's clamp, rate limit, stale rule
 
 
 def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSystem | NonlinearPlant, x0: np.ndarray,
@@ -71,7 +72,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     network = settings.network
     x = np.asarray(x0, float).copy()
     result.x[0] = x
-    plant_inputs = PlantInputs(plant.subsystems)
+    plant_inputs = PlantInputs(plant.subsystems, settings.input_rules)
     disturbance = PlantDisturbance(settings.disturbance, settings.input_disturbance)
     team = SimulatedTeam(agents, design, network, max_iteration=max_iterations, steps=T,
                          sample_time=plant.sample_time, iteration_timeout=settings.iteration_timeout) \
@@ -113,9 +114,9 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
         offered = [team.applied[a.agent_id] for a in agents] if agents else \
             np.split(centralized.control(), np.cumsum([plant.subsystems[i].n_u for i in range(plant.num_agents)])[:-1])
         for i, u_i in enumerate(offered):   # the plant's own guard, as the ROS plant node applies it
-            plant_inputs.offer(i, u_i, x[plant.state_slice(i)])
-        u = plant_inputs.inputs()
-        result.refused_inputs = plant_inputs.refused
+            plant_inputs.offer(i, u_i, x[plant.state_slice(i)], now=k)
+        u = plant_inputs.apply(x, now=k, step=k)
+        result.refused_inputs, result.plant_inputs = plant_inputs.refused, plant_inputs.counts()
         result.record_failures(k, [c.statistics for c in controllers])
         result.iterations[k] = iterations
         result.plan_inputs[k] = U.reshape(N, m)

@@ -38,6 +38,7 @@ class SimulationResult:
     communication: dict = field(default_factory=dict)      # agent → agents whose plans it uses
     late_inputs: int = 0                                    # inputs that missed their step (ROS runs)
     refused_inputs: int = 0                                 # inputs the plant refused: outside U_i (plant_inputs)
+    plant_inputs: dict = field(default_factory=dict)        # the plant's guard: PlantInputs.counts() (per agent)
     messages_missing: int = 0                               # plans substituted after a deadline (ROS runs)
     nominal_x: np.ndarray | None = None                     # T × n_x: tube mode's nominal states x̄(k)
     # per step and controller (each agent; the centralized controller is one): what went wrong (base.StepStatistics)
@@ -235,6 +236,7 @@ class SimulationResult:
             "communication": {str(k): v for k, v in self.communication.items()},
             "late_inputs": self.late_inputs,
             "refused_inputs": self.refused_inputs,
+            "plant_inputs": self.plant_inputs or None,
             "messages_missing": self.messages_missing,
             "failures": self.failures(),
             "iteration_limit": self.iteration_cap(),
