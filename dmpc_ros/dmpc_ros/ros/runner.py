@@ -24,7 +24,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from dmpc_ros_msgs.msg import AgentStatus
 
-from ..process_group import ProcessGroup
+from ..process_group import STOP_SIGNALS, ProcessGroup, interrupted_code
 from ..report import BAG_METADATA, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.csv_series import copy_data_files
@@ -43,9 +43,35 @@ MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node
 
 @dataclass
 class RunOutcome:
-    code: int                      # 0 ok; 1 bring-up failed / node died / timeout; 3 strict; 130 interrupted
+    code: int   # 0 ok; 1 bring-up failed / node died / timeout; 3 strict; 128 + signal: interrupted (130: Ctrl-C)
     message: str
     result: SimulationResult | None = None   # also after a failure: the steps done (result.stopped says why)
+
+
+class StopRequest:
+    """The handler of the stop signals (SIGINT, SIGTERM, SIGHUP) while a run is in progress: it sets `event` and
+    keeps the first signal's number. A hang-up also means the terminal is gone: writing to it would fail (EIO) and
+    stop the output forwarding, so standard output and error that were a terminal go to /dev/null from then on."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+        self.signum = signal.SIGINT
+        self._terminal = [fd for fd in (1, 2) if os.isatty(fd)]
+
+    def __call__(self, signum: int, frame) -> None:
+        if not self.event.is_set():
+            self.signum = signum
+        if signum == signal.SIGHUP and self._terminal:
+            null = os.open(os.devnull, os.O_WRONLY)
+            for fd in self._terminal:
+                os.dup2(null, fd)
+            os.close(null)
+            self._terminal = []
+        self.event.set()
+
+    def reason(self) -> str:
+        """"interrupted" (Ctrl-C) or "interrupted by SIGTERM" / "by SIGHUP"."""
+        return "interrupted" if self.signum == signal.SIGINT else f"interrupted by {signal.Signals(self.signum).name}"
 
 
 def executable_command(spec: NodeSpec) -> list[str]:
@@ -102,12 +128,13 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     outcome = None
     strict_step = None   # the step strict mode stopped at
     group = ProcessGroup(echo=echo)
-    # Ctrl-C sets a flag the loops below check: a KeyboardInterrupt raised inside the executor's native code
-    # could leave it unusable for the shutdown spinning that records the last messages.
+    # Ctrl-C, SIGTERM and SIGHUP set a flag the loops below check: a KeyboardInterrupt raised inside the executor's
+    # native code could leave it unusable for the shutdown spinning that records the last messages.
     # Installed even when SIGINT arrives ignored: a process started with SIGINT ignored (it was, from the full
     # test suite's pytest process) would otherwise run on after Ctrl-C until the scenario ends.
     interrupted = threading.Event()
-    previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    stop = StopRequest(interrupted)
+    previous_handlers = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
         executor = make_executor(context=context)
         metadata = {"scenario": str(source), "overrides": json.dumps(overrides or {}), "mode": mode}
@@ -147,7 +174,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             plant, manager = processes["plant"], processes.get("lifecycle_manager")
             failed, seen = (failed_status(recorder.statuses, seen) if scenario.strict else None), len(recorder.statuses)
             if interrupted.is_set():
-                outcome = RunOutcome(130, "interrupted")
+                outcome = RunOutcome(interrupted_code(stop.signum), stop.reason())
             elif failed is not None:
                 strict_step = failed.step
                 outcome = RunOutcome(STRICT_EXIT, f"strict: step {failed.step} applied a fallback input after "
@@ -187,7 +214,8 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             bridge.close()
         rclpy.try_shutdown(context=context)
         reservation.release()
-        signal.signal(signal.SIGINT, previous_handler)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
     if (output / "plant.npz").is_file() and np.load(output / "plant.npz")["u"].shape[0]:
         # after a failure too: the plant wrote the steps it did (none: nothing to report)
         outcome.result = collect_result(scenario, output / "plant.npz", recorder)
