@@ -190,7 +190,10 @@ def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, 
 
 
 def default_output(scenario, command: str) -> Path:
-    return Path(f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{command}-{scenario.name}-{scenario.controller.algorithm}")
+    from .printable import file_name
+
+    return Path(f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{command}-{file_name(scenario.name)}-"
+                f"{scenario.controller.algorithm}")
 
 
 def run_simulation(args: argparse.Namespace) -> int:
