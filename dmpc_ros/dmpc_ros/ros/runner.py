@@ -25,7 +25,8 @@ from rclpy.signals import SignalHandlerOptions
 from dmpc_ros_msgs.msg import AgentStatus
 
 from ..process_group import STOP_SIGNALS, ProcessGroup, interrupted_code
-from ..report import BAG_METADATA, result_from_records
+from ..bag import gap_lines, gap_summary
+from ..report import BAG_METADATA, RunBag, plant_trajectory, read_run_bag, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.csv_series import copy_data_files
 from ..scenarios.node_specs import NodeSpec, host_agents, node_specs, parameters_file
@@ -216,6 +217,13 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         reservation.release()
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
+    bag = read_run_bag(output / "run.mcap") if recorder is not None else None
+    rebuilt = 0
+    if bag is not None and not (output / "plant.npz").is_file():   # the plant was killed before it could write
+        rebuilt = rebuild_plant_file(scenario, bag, output / "plant.npz")
+        if rebuilt:
+            print(f"dmpc run: the plant left no plant.npz (killed?); rebuilt its trajectory of {rebuilt} steps from "
+                  f"run.mcap into {output / 'plant.npz'}", flush=True)
     if (output / "plant.npz").is_file() and np.load(output / "plant.npz")["u"].shape[0]:
         # after a failure too: the plant wrote the steps it did (none: nothing to report)
         outcome.result = collect_result(scenario, output / "plant.npz", recorder)
@@ -224,11 +232,31 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         done = outcome.result.steps
         if outcome.code != 0 or done < scenario.steps:
             outcome.result.stopped = f"{outcome.message} after {done} of {scenario.steps} steps"
+        if rebuilt:
+            outcome.result.stopped += "; the plant's trajectory was rebuilt from run.mcap"
+        if bag is not None:
+            outcome.result.bag_missing_steps = gap_summary(bag.gaps)
         if mode == "lock_step" and outcome.result.messages_missing:
             print(f"dmpc run: warning: agents substituted {outcome.result.messages_missing} missing plan(s) after "
                   f"their iteration timeout ({iteration_timeout:g} s); this lock-step run is not reproducible: give "
                   "slow local solves more room (--iteration-timeout)", flush=True)
+    if bag is not None:
+        for line in gap_lines(bag.gaps):
+            print(f"dmpc run: warning: run.mcap lacks steps: {line}", flush=True)
     return outcome
+
+
+def rebuild_plant_file(scenario: Scenario, bag: RunBag, path: Path) -> int:
+    """plant.npz (t, x, u, completed_steps, steps) of a plant that was killed, from the states and inputs the run
+    bag recorded (report.plant_trajectory; late and refused inputs are unknown there, written as 0, and
+    `rebuilt_from` names the bag). Returns the steps rebuilt (0: none, no file)."""
+    x, u, recomputed = plant_trajectory(scenario, bag.states, bag.inputs)
+    steps = u.shape[0]
+    if steps:
+        np.savez_compressed(path, t=np.arange(steps + 1) * scenario.sample_time, x=x, u=u, late_inputs=0,
+                            refused_inputs=0, completed_steps=steps, steps=scenario.steps, rebuilt_from="run.mcap",
+                            recomputed_states=np.asarray(recomputed, int))
+    return steps
 
 
 def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, timeout: float,
