@@ -34,8 +34,8 @@ from ..scenarios.parameters import DEFAULTS
 from ..scenarios.source import is_factory, source_path
 from ..sim.results import STRICT_EXIT, SimulationResult
 from .environment import reserve_domain_id, ros_environment
-from .recorder import RunRecorder
-from .spin import make_executor
+from .recorder import Recording, RunRecorder
+from .spin import make_executor, spin_once_taking
 
 DISCOVERY_TIMEOUT = 30.0  # [s] for the recorder to see every node before bring-up starts
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
@@ -94,12 +94,13 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                  timeout: float = DEFAULTS["timeout"], death_grace: float = DEFAULTS["death_grace"],
                  iteration_timeout: float = DEFAULTS["iteration_timeout"], echo: bool = True,
                  overrides: dict | None = None, agents_per_process: int = DEFAULTS["agents_per_process"],
-                 foxglove_port: int | None = None) -> RunOutcome:
+                 foxglove_port: int | None = None, recording: Recording = Recording()) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
     call; a module is imported from the current directory too). `agents_per_process` > 1 hosts that many agent
     nodes in each agent container process. `foxglove_port`: also serve every recorded topic live over the
-    Foxglove WebSocket protocol on that loopback port (0: any free one)."""
+    Foxglove WebSocket protocol on that loopback port (0: any free one). `recording`: how the recorder subscribes
+    (its default was chosen by bench/bag_completeness.py)."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
     reservation = reserve_domain_id(domain_id)
@@ -134,6 +135,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     # Installed even when SIGINT arrives ignored: a process started with SIGINT ignored (it was, from the full
     # test suite's pytest process) would otherwise run on after Ctrl-C until the scenario ends.
     interrupted = threading.Event()
+    lost = 0   # messages the recorder's executor was told of but found gone (spin.TAKE_RACE)
     stop = StopRequest(interrupted)
     previous_handlers = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
@@ -144,7 +146,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             bridge = FoxgloveBridge(foxglove_port)
         recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
                                "reliable" if mode == "lock_step" else "best_effort", context=context,
-                               metadata=(BAG_METADATA, metadata), live=bridge)
+                               metadata=(BAG_METADATA, metadata), live=bridge, recording=recording)
         if bridge is not None:   # announced once every channel exists
             print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",
                   flush=True)
@@ -171,7 +173,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         died: tuple[str, int, float] | None = None
         seen = 0   # statuses checked for strict mode
         while outcome is None:
-            executor.spin_once(timeout_sec=0.02)
+            lost += not spin_once_taking(executor, 0.02)
             plant, manager = processes["plant"], processes.get("lifecycle_manager")
             failed, seen = (failed_status(recorder.statuses, seen) if scenario.strict else None), len(recorder.statuses)
             if interrupted.is_set():
@@ -202,12 +204,12 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         stopping.start()
         while stopping.is_alive():
             if recorder is not None:
-                executor.spin_once(timeout_sec=0.02)
+                lost += not spin_once_taking(executor, 0.02)
             else:
                 stopping.join(timeout=0.02)
         if recorder is not None:
             for _ in range(20):  # take in what is still in flight
-                executor.spin_once(timeout_sec=0.01)
+                lost += not spin_once_taking(executor, 0.01)
             recorder.close()
             recorder.destroy_node()
             executor.shutdown()
@@ -240,6 +242,9 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             print(f"dmpc run: warning: agents substituted {outcome.result.messages_missing} missing plan(s) after "
                   f"their iteration timeout ({iteration_timeout:g} s); this lock-step run is not reproducible: give "
                   "slow local solves more room (--iteration-timeout)", flush=True)
+    if lost:
+        print(f"dmpc run: warning: {lost} message(s) were gone from the recorder's queue before it could take them",
+              flush=True)
     if bag is not None:
         for line in gap_lines(bag.gaps):
             print(f"dmpc run: warning: run.mcap lacks steps: {line}", flush=True)
@@ -272,7 +277,7 @@ def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, ti
             print(f"dmpc run: warning: the recorder has not discovered {', '.join(missing)} after {timeout:.0f} s; "
                   "their first messages may be missing from run.mcap", flush=True)
             return
-        executor.spin_once(timeout_sec=0.02)
+        spin_once_taking(executor, 0.02)
 
 
 def failed_status(statuses: list, start: int):

@@ -93,6 +93,17 @@ def spin_node(node: Node, done: Callable[[], bool] = lambda: False) -> None:
     spin_nodes([node], done)
 
 
+def spin_once_taking(executor, timeout: float) -> bool:
+    """executor.spin_once; False when the message it was to take was gone (TAKE_RACE: the executor is fine)."""
+    try:
+        executor.spin_once(timeout_sec=timeout)
+    except RuntimeError as error:
+        if TAKE_RACE not in str(error):
+            raise
+        return False
+    return True
+
+
 def spin_nodes(nodes: list[Node], done: Callable[[], bool] = lambda: False) -> None:
     """spin_node for several nodes of one process on one executor (the agent container)."""
     executor = make_executor()
@@ -101,11 +112,7 @@ def spin_nodes(nodes: list[Node], done: Callable[[], bool] = lambda: False) -> N
     lost, reported = 0, 0.0
     try:
         while rclpy.ok() and not done() and not supervisor_gone() and not stop_due(nodes):
-            try:
-                executor.spin_once(timeout_sec=0.1)
-            except RuntimeError as error:   # see TAKE_RACE: the message is gone, the executor is fine
-                if TAKE_RACE not in str(error):
-                    raise
+            if not spin_once_taking(executor, 0.1):
                 lost += 1
                 if time.monotonic() - reported > 1.0:
                     nodes[0].get_logger().warning(f"{lost} message(s) dropped by the middleware before they could "
