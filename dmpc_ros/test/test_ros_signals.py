@@ -19,7 +19,7 @@ from test_ros_run import disturb_running_scenario
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_stop_signal_to_the_runner_writes_the_outputs_and_a_readable_bag(tmp_path: Path, signum: int) -> None:
     out = tmp_path / "run"
     code, output = disturb_running_scenario(["--steps", "100000", "--output", str(out), "--no-reference"],
