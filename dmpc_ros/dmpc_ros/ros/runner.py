@@ -184,7 +184,9 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                                                   f"{failed.infeasible_problems} infeasible local problems and "
                                                   f"{failed.solver_failures} solver failures (agent {failed.agent_id})")
             elif plant.popen.poll() == 0:
-                outcome = RunOutcome(0, "scenario complete")
+                outcome = RunOutcome(0, "scenario complete") if plant_completed(output / "plant.npz", scenario) \
+                    else RunOutcome(1, "the plant was stopped before the scenario's end (a signal to it or to the "
+                                       "lifecycle manager)")
             elif manager.popen.poll() == 1:
                 outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)")
             elif died is None:
@@ -249,6 +251,14 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         for line in gap_lines(bag.gaps):
             print(f"dmpc run: warning: run.mcap lacks steps: {line}", flush=True)
     return outcome
+
+
+def plant_completed(path: Path, scenario: Scenario) -> bool:
+    """The plant's output holds every step of the scenario (a plant stopped early writes the steps done)."""
+    try:
+        return int(np.load(path)["completed_steps"]) >= scenario.steps
+    except (OSError, KeyError, ValueError):
+        return False
 
 
 def rebuild_plant_file(scenario: Scenario, bag: RunBag, path: Path) -> int:
