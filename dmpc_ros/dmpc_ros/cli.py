@@ -270,7 +270,10 @@ def repair_bag_command(args: argparse.Namespace) -> int:
     target = Path(args.output) if args.output else source.with_name(source.stem + ".repaired.mcap")
     if target.resolve() == source.resolve():
         raise UsageError(f"--output {args.output}: is the bag itself; give another file")
-    contents = repair_bag(source, target)
+    try:
+        contents = repair_bag(source, target)
+    except (ValueError, OSError) as error:   # bag.NotABag: not an MCAP file at all; an unwritable target
+        raise UsageError(str(error)) from None
     state = "it was complete" if contents.complete else f"the torn tail was dropped ({contents.error})"
     print(f"dmpc bag repair: {len(contents.messages)} messages on {len(contents.channels)} topics written to {target}; "
           f"{state}")

@@ -124,9 +124,11 @@ def test_a_file_that_is_no_bag_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "notes.mcap").write_text("hello\n")
     with pytest.raises(NotABag, match=r"notes.mcap: is not an MCAP bag \(it starts with b'hello\\n'"):
         read_bag(tmp_path / "notes.mcap")
-    plot = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "plot", str(tmp_path / "notes.mcap")],
-                          capture_output=True, text=True, timeout=120)
-    assert plot.returncode == 2 and len(plot.stderr.strip().splitlines()) == 1 and "is not an MCAP bag" in plot.stderr
+    for command in (["plot"], ["bag", "repair"]):
+        run = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", *command, str(tmp_path / "notes.mcap")],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert "notes.mcap: is not an MCAP bag" in run.stderr
     (tmp_path / "empty.mcap").write_bytes(b"")   # cut before its magic: a torn bag with nothing in it
     assert not read_bag(tmp_path / "empty.mcap").complete
 
