@@ -135,6 +135,8 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     from rich.console import Console
     from rich.table import Table
 
+    from .printable import readable
+
     output = Path(output)
     console = console or Console()
 
@@ -149,7 +151,7 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     reference_stage_cost = None if reference is None or reference is result else reference.stage_cost
     result.save(output, summary, reference_stage_cost)
     plots = plot_report(result, scenario, output, reference_stage_cost)
-    table = Table(title=f"{scenario.name} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, "
+    table = Table(title=f"{readable(scenario.name)} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, "
                         f"N = {scenario.controller.horizon}")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -195,7 +195,10 @@ def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, 
 
 
 def default_output(scenario, command: str) -> Path:
-    return Path(f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{command}-{scenario.name}-{scenario.controller.algorithm}")
+    from .printable import file_name
+
+    return Path(f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{command}-{file_name(scenario.name)}-"
+                f"{scenario.controller.algorithm}")
 
 
 def run_simulation(args: argparse.Namespace) -> int:
@@ -272,7 +275,10 @@ def repair_bag_command(args: argparse.Namespace) -> int:
     target = Path(args.output) if args.output else source.with_name(source.stem + ".repaired.mcap")
     if target.resolve() == source.resolve():
         raise UsageError(f"--output {args.output}: is the bag itself; give another file")
-    contents = repair_bag(source, target)
+    try:
+        contents = repair_bag(source, target)
+    except (ValueError, OSError) as error:   # bag.NotABag: not an MCAP file at all; an unwritable target
+        raise UsageError(str(error)) from None
     state = "it was complete" if contents.complete else f"the torn tail was dropped ({contents.error})"
     print(f"dmpc bag repair: {len(contents.messages)} messages on {len(contents.channels)} topics written to {target}; "
           f"{state}")

@@ -4,6 +4,8 @@ Used by `dmpc demo` and the scenario runner the way `ros2 launch` supervises its
 gets its own process group, output lines are prefixed with the child's name, shutdown sends SIGINT, then
 SIGTERM, then SIGKILL, in reverse start order. Children learn this process's pid (DMPC_SUPERVISOR_PID) so that
 ROS nodes end themselves if it dies without stopping them. No ROS imports: the environment comes from the caller.
+STOP_SIGNALS are the signals every process of a run treats as Ctrl-C: SIGTERM is what systemd, `docker stop` and CI
+timeouts send, SIGHUP what a closed terminal sends.
 """
 from __future__ import annotations
 
@@ -15,6 +17,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import TextIO
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def interrupted_code(signum: int) -> int:
+    """The shell's exit code of a process ended by signal `signum` (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP)."""
+    return 128 + int(signum)
 
 
 @dataclass

@@ -4,10 +4,15 @@ the scenario named in the bag's `dmpc_ros` metadata or the scenario.yaml beside 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .bag import (RANGES_SHOWN, STEP_TOPICS, BagContents, decoded_messages, gap_lines, missing_steps, read_bag,
+                  repair_bag, step_ranges)
 from .scenarios import Scenario
 from .scenarios.source import load_source
 from .sim.results import SimulationResult, load_result
@@ -69,37 +74,109 @@ def scenario_of_bag(bag: Path, metadata: dict) -> Scenario:
     return load_source(source).with_overrides(**overrides)
 
 
-def result_from_bag(bag: Path) -> tuple[SimulationResult, Scenario]:
-    """Plant states (SubsystemState), inputs (ControlInput) and statuses of a run bag, step by step: the steps
-    with every agent's state and input and the state after it (all of a completed run: the plant also publishes
-    the state after its last step)."""
-    from mcap.reader import make_reader
-    from mcap_ros2.decoder import DecoderFactory
+def plot_note(line: str) -> None:
+    """A note of `dmpc plot` on standard error."""
+    print(f"dmpc plot: {line}", file=sys.stderr, flush=True)
 
-    with bag.open("rb") as handle:
-        reader = make_reader(handle, decoder_factories=[DecoderFactory()])
-        metadata = next((dict(m.metadata) for m in reader.iter_metadata() if m.name == BAG_METADATA), {})
-        scenario = scenario_of_bag(bag, metadata)
-        states: dict[int, dict[int, np.ndarray]] = {}
-        inputs: dict[int, dict[int, np.ndarray]] = {}
-        statuses = []
-        for _, channel, _, message in reader.iter_decoded_messages():
-            leaf = channel.topic.rsplit("/", 1)[-1]
-            if leaf == "state":
-                states.setdefault(message.step, {})[message.agent_id] = np.asarray(message.state, float)
-            elif leaf == "control":
-                inputs.setdefault(message.step, {}).setdefault(message.agent_id, np.asarray(message.input, float))
-            elif leaf == "status":
-                statuses.append(message)
+
+@dataclass
+class RunBag:
+    """What a run bag holds of the plant and the agents: per step and agent the first state and input recorded, the
+    statuses, the steps each state/input/status topic has, and the bag's records (torn or not)."""
+
+    states: dict[int, dict[int, np.ndarray]]
+    inputs: dict[int, dict[int, np.ndarray]]
+    statuses: list
+    steps: dict[str, set[int]]
+    contents: BagContents
+
+    @property
+    def gaps(self) -> dict[str, tuple[list[int], int]]:
+        """Per topic the steps it misses (bag.missing_steps)."""
+        return missing_steps(self.steps)
+
+
+def read_run_bag(bag: Path) -> RunBag:
+    """States (SubsystemState), inputs (ControlInput) and statuses of a run bag, read in streaming mode, so a torn
+    bag gives what its complete records hold (bag.read_bag; NotABag, a ValueError, for another kind of file)."""
+    contents = read_bag(bag)
+    states: dict[int, dict[int, np.ndarray]] = {}
+    inputs: dict[int, dict[int, np.ndarray]] = {}
+    statuses, steps = [], {}
+    for topic, message in decoded_messages(contents, tuple(STEP_TOPICS)):
+        steps.setdefault(topic, set()).add(message.step)
+        leaf = topic.rsplit("/", 1)[-1]
+        if leaf == "state":
+            states.setdefault(message.step, {}).setdefault(message.agent_id, np.asarray(message.state, float))
+        elif leaf == "control":
+            inputs.setdefault(message.step, {}).setdefault(message.agent_id, np.asarray(message.input, float))
+        else:
+            statuses.append(message)
+    return RunBag(states, inputs, statuses, steps, contents)
+
+
+def plant_trajectory(scenario: Scenario, states: dict, inputs: dict) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The plant's x (T+1 × n) and u (T × m) from recorded states and inputs (step → agent → vector): T is the last
+    step with a recorded state such that every earlier step has every agent's input. A state the record lacks is
+    recomputed from the step before with the scenario's plant model and its (deterministic) disturbances, exactly
+    as the plant node computed it; x(0) defaults to the initial state. Returns x, u and the recomputed steps."""
+    plant, disturbance = scenario.plant(), scenario.plant_disturbance()
     M = scenario.num_agents
+    last = max((k for k, found in states.items() if found), default=-1)
     T = 0
-    while len(states.get(T, {})) == M and len(inputs.get(T, {})) == M and len(states.get(T + 1, {})) == M:
+    while T < min(last, scenario.steps) and len(inputs.get(T, {})) == M:
         T += 1
+    x = np.zeros((T + 1, plant.n_x))
+    u = np.array([np.concatenate([inputs[k][i] for i in range(M)]) for k in range(T)]).reshape(T, plant.n_u)
+    recomputed = []
+    for k in range(T + 1):
+        x[k] = scenario.initial_state if k == 0 else disturbance.step(plant, x[k - 1], u[k - 1], k - 1)
+        found = states.get(k, {})
+        for i, value in found.items():
+            if 0 <= i < M and value.size == plant.state_slice(i).stop - plant.state_slice(i).start:
+                x[k, plant.state_slice(i)] = value
+        if len(found) < M:
+            recomputed.append(k)
+    return x, u, recomputed
+
+
+def bag_notes(bag: Path, run: RunBag, repaired: Path | None = None) -> list[str]:
+    """The lines `dmpc plot` (and `dmpc run`) say about a bag: torn and where its repaired copy is, and the steps
+    each topic misses."""
+    notes = []
+    if not run.contents.complete:
+        notes.append(run.contents.torn_text(bag) + (f"; a repaired copy is in {repaired}" if repaired else
+                                                    f"; repair it with `dmpc bag repair {bag}`"))
+    return notes + gap_lines(run.gaps)
+
+
+def result_from_bag(bag: Path, say: Callable[[str], None] | None = None) -> tuple[SimulationResult, Scenario]:
+    """The result of a run bag (a torn one too: then a repaired copy is written beside it): the plant's trajectory
+    (plant_trajectory) and the statuses. `say` gets one line each on a torn bag, the steps a topic misses, the states
+    recomputed and a trajectory cut short by a missing input."""
+    say = say or plot_note
+    run = read_run_bag(bag)
+    repaired = None
+    if not run.contents.complete:
+        repaired = bag.with_name(bag.stem + ".repaired.mcap")
+        try:
+            repair_bag(bag, repaired)
+        except OSError:   # a read-only folder: say how to repair it elsewhere instead
+            repaired = None
+    for line in bag_notes(bag, run, repaired):
+        say(line)
+    scenario = scenario_of_bag(bag, run.contents.metadata.get(BAG_METADATA, {}))
+    x, u, recomputed = plant_trajectory(scenario, run.states, run.inputs)
+    T = u.shape[0]
     if T == 0:
-        raise ValueError(f"{bag}: has no complete step (every agent's state and input, and the next state)")
-    x = np.array([np.concatenate([states[k][i] for i in range(M)]) for k in range(T + 1)])
-    u = np.array([np.concatenate([inputs[k][i] for i in range(M)]) for k in range(T)])
-    return result_from_records(scenario.with_overrides(steps=T), x, u, statuses), scenario
+        raise ValueError(f"{bag}: has no complete step (every agent's input, and a state after it)")
+    if recomputed:
+        say(f"states of steps {step_ranges(recomputed, RANGES_SHOWN)} recomputed with the plant model from the step "
+            "before")
+    last = max(k for k, found in run.states.items() if found)
+    if T < min(last, scenario.steps):
+        say(f"drawing steps 0-{T} of the 0-{last} recorded: step {T} lacks an agent's input")
+    return result_from_records(scenario.with_overrides(steps=T), x, u, run.statuses), scenario
 
 
 def plot_report(result: SimulationResult, scenario: Scenario, output: Path,
@@ -115,8 +192,9 @@ def plot_report(result: SimulationResult, scenario: Scenario, output: Path,
     return plots + scenario.family.plots(scenario, result, output)
 
 
-def render(target: Path, output: Path | None = None) -> list[Path]:
-    """The report's PNGs for an output folder or a bag, written to `output` (default: the folder, or the bag's)."""
+def render(target: Path, output: Path | None = None, say: Callable[[str], None] | None = None) -> list[Path]:
+    """The report's PNGs for an output folder or a bag, written to `output` (default: the folder, or the bag's);
+    `say` gets the notes on a bag (result_from_bag; default: stderr, "dmpc plot: " first)."""
     if target.is_dir() and (target / "trajectory.npz").is_file():
         result, reference_stage_cost = load_result(target)
         summary = json.loads((target / "summary.json").read_text())
@@ -126,7 +204,7 @@ def render(target: Path, output: Path | None = None) -> list[Path]:
     bag = target / "run.mcap" if target.is_dir() else target
     if not bag.is_file():
         raise ValueError(f"{target}: is neither an output folder (summary.json, trajectory.npz) nor a run bag (.mcap)")
-    result, scenario = result_from_bag(bag)
+    result, scenario = result_from_bag(bag, say)
     return plot_report(result, scenario, output or bag.parent)
 
 

@@ -5,7 +5,7 @@ in the same order and verify; any failed or timed-out transition aborts bring-up
 log says why). While running: each heartbeat topic must show a message within heartbeat_timeout, else the
 agent is reported lost. It beats itself on ~/heartbeat (std_msgs/Header, every MANAGER_HEARTBEAT_PERIOD, from
 start to exit; not on the lock-step path): the plant stops when it falls silent (manager_timeout).
-On SIGINT/SIGTERM: deactivate, clean up and shut down the nodes in reverse order.
+On SIGINT/SIGTERM/SIGHUP: deactivate, clean up and shut down the nodes in reverse order.
 Service calls are asynchronous and awaited from the main loop, never inside a callback.
 Exit codes: 0 clean, 1 bring-up failed (nodes are left for whoever started them), 3 an agent was lost.
 """
@@ -23,6 +23,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
+from ..process_group import STOP_SIGNALS
 from .parameters import check_parameters, declare_parameters
 from .qos import STATUS_QOS
 from .spin import supervisor_gone
@@ -183,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     def request_stop(*_):
         manager.stop_requested = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    for signum in STOP_SIGNALS:   # SIGINT, SIGTERM, SIGHUP
+        signal.signal(signum, request_stop)
     if not manager.bring_up():
         manager.destroy_node()  # whoever started the nodes stops them; their logs say what failed
         rclpy.try_shutdown()

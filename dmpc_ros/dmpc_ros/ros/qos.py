@@ -9,6 +9,10 @@
 - measured states: RELIABLE + TRANSIENT_LOCAL, depth 1 — an agent activated after the plant still gets the
   current state.
 - control inputs: RELIABLE, depth 10. Status and heartbeat: BEST_EFFORT, depth 10. /clock: as rclpy expects.
+- the run recorder: each topic's reliability and durability, but its own keep-last depth (`recording_qos`): a
+  subscriber's history is the queue between the middleware and a callback, and the recorder, one Python node
+  among the run's processes, falls behind under CPU load; with the nodes' depth 1 it lost states
+  (bench/bag_completeness.py).
 """
 from __future__ import annotations
 
@@ -32,3 +36,13 @@ CONTROL_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10, reliabili
 STATUS_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT)
 # Robot mode: a robot's odometry or pose (best effort matches both kinds of publisher; keep the newest few)
 ROBOT_STATE_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=5, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+
+
+def recording_qos(profile: QoSProfile, depth: int | None) -> QoSProfile:
+    """The recorder's subscription to a topic published with `profile`: the same reliability and durability (so
+    it matches), history keep-last `depth` (0: keep all; None: `profile` itself)."""
+    if depth is None:
+        return profile
+    history = QoSHistoryPolicy.KEEP_ALL if depth == 0 else QoSHistoryPolicy.KEEP_LAST
+    return QoSProfile(history=history, depth=max(depth, 1), reliability=profile.reliability,
+                      durability=profile.durability)

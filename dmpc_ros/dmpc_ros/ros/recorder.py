@@ -4,10 +4,15 @@ kept for the summary.
 Subscribes with raw (CDR) delivery and writes the bytes unchanged, with the message definitions as
 `ros2msg` schemas, so the bag opens in PlotJuggler / Foxglove / `ros2 bag` like one rosbag2 wrote. Chunks are
 small and flushed, so after a SIGKILL `dmpc bag repair` recovers everything but the last chunk (dmpc_ros/bag.py).
+Its subscriptions match each topic's reliability and durability with a deep keep-last queue of their own
+(`Recording.depth`, qos.recording_qos), chosen by measurement under CPU load (bench/bag_completeness.py).
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from mcap.writer import Writer
@@ -20,15 +25,27 @@ from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, Su
 
 from ..scenarios.node_specs import agent_topic
 from .message_definitions import definition, type_name
-from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS, plan_qos
+from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS, plan_qos, recording_qos
 
 CHUNK_SIZE = 32 * 1024   # [bytes] small chunks: a killed runner leaves all but the last one readable (dmpc bag)
 FLUSH_PERIOD = 0.25      # [s]
+RECORDER_DEPTH = 1000    # keep-last depth of every recorder subscription (bench/bag_completeness.py)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """How the recorder takes messages in: `depth` of each subscription's keep-last queue (0: keep all; None: the
+    publishers' own profiles, depth 1 for states), and whether a background thread writes the file (the callback
+    then only queues the bytes)."""
+
+    depth: int | None = RECORDER_DEPTH
+    writer_thread: bool = False
 
 
 class RunRecorder(Node):
     def __init__(self, namespace: str, num_agents: int, bag_path: Path, plan_qos_choice: str,
-                 metadata: tuple[str, dict[str, str]] | None = None, live=None, **kwargs) -> None:
+                 metadata: tuple[str, dict[str, str]] | None = None, live=None, recording: Recording = Recording(),
+                 **kwargs) -> None:
         """`live` (the Foxglove bridge), if given, is told every topic up front (`advertise(topic, message_type)`)
         and then gets every message too (`forward(topic, cdr_bytes, log_time_ns)`)."""
         super().__init__("recorder", namespace=namespace, **kwargs)
@@ -62,16 +79,32 @@ class RunRecorder(Node):
             if live is not None:
                 live.advertise(full, message_type)
             self.create_subscription(message_type, topic, lambda data, c=channel, t=message_type, name=full:
-                                     self._on(c, t, data, name), qos, raw=True)
+                                     self._on(c, t, data, name), recording_qos(qos, recording.depth), raw=True)
+        self._queue: queue.SimpleQueue | None = None
+        self._writer_thread = None
+        if recording.writer_thread:
+            self._queue = queue.SimpleQueue()
+            self._writer_thread = threading.Thread(target=self._write_queued, name="recorder-writer", daemon=True)
+            self._writer_thread.start()
 
-    def _on(self, channel: int, message_type: type, data: bytes, topic: str) -> None:
-        now = self.get_clock().now().nanoseconds
+    def _write(self, channel: int, now: int, data: bytes) -> None:
         self.writer.add_message(channel_id=channel, log_time=now, publish_time=now, data=data)
-        if self.live is not None:
-            self.live.forward(topic, data, now)
         if time.monotonic() - self._flushed > FLUSH_PERIOD:   # closed chunks reach the disk: a kill loses one chunk
             self._file.flush()
             self._flushed = time.monotonic()
+
+    def _write_queued(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._write(*item)
+
+    def _on(self, channel: int, message_type: type, data: bytes, topic: str) -> None:
+        now = self.get_clock().now().nanoseconds
+        if self._queue is not None:
+            self._queue.put((channel, now, data))
+        else:
+            self._write(channel, now, data)
+        if self.live is not None:
+            self.live.forward(topic, data, now)
         if message_type is AgentStatus:
             self.statuses.append(deserialize_message(data, AgentStatus))
         elif message_type is PredictedTrajectory:
@@ -79,5 +112,8 @@ class RunRecorder(Node):
             self.plan_bytes += len(data)
 
     def close(self) -> None:
+        if self._writer_thread is not None:
+            self._queue.put(None)
+            self._writer_thread.join()
         self.writer.finish()
         self._file.close()

@@ -24,8 +24,9 @@ from rclpy.signals import SignalHandlerOptions
 
 from dmpc_ros_msgs.msg import AgentStatus
 
-from ..process_group import ProcessGroup
-from ..report import BAG_METADATA, result_from_records
+from ..process_group import STOP_SIGNALS, ProcessGroup, interrupted_code
+from ..bag import gap_lines, gap_summary
+from ..report import BAG_METADATA, RunBag, plant_trajectory, read_run_bag, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.csv_series import copy_data_files
 from ..scenarios.node_specs import NodeSpec, host_agents, node_specs, parameters_file
@@ -33,8 +34,8 @@ from ..scenarios.parameters import DEFAULTS
 from ..scenarios.source import is_factory, source_path
 from ..sim.results import STRICT_EXIT, SimulationResult
 from .environment import reserve_domain_id, ros_environment
-from .recorder import RunRecorder
-from .spin import make_executor
+from .recorder import Recording, RunRecorder
+from .spin import make_executor, spin_once_taking
 
 DISCOVERY_TIMEOUT = 30.0  # [s] for the recorder to see every node before bring-up starts
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
@@ -43,9 +44,35 @@ MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node
 
 @dataclass
 class RunOutcome:
-    code: int                      # 0 ok; 1 bring-up failed / node died / timeout; 3 strict; 130 interrupted
+    code: int   # 0 ok; 1 bring-up failed / node died / timeout; 3 strict; 128 + signal: interrupted (130: Ctrl-C)
     message: str
     result: SimulationResult | None = None   # also after a failure: the steps done (result.stopped says why)
+
+
+class StopRequest:
+    """The handler of the stop signals (SIGINT, SIGTERM, SIGHUP) while a run is in progress: it sets `event` and
+    keeps the first signal's number. A hang-up also means the terminal is gone: writing to it would fail (EIO) and
+    stop the output forwarding, so standard output and error that were a terminal go to /dev/null from then on."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+        self.signum = signal.SIGINT
+        self._terminal = [fd for fd in (1, 2) if os.isatty(fd)]
+
+    def __call__(self, signum: int, frame) -> None:
+        if not self.event.is_set():
+            self.signum = signum
+        if signum == signal.SIGHUP and self._terminal:
+            null = os.open(os.devnull, os.O_WRONLY)
+            for fd in self._terminal:
+                os.dup2(null, fd)
+            os.close(null)
+            self._terminal = []
+        self.event.set()
+
+    def reason(self) -> str:
+        """"interrupted" (Ctrl-C) or "interrupted by SIGTERM" / "by SIGHUP"."""
+        return "interrupted" if self.signum == signal.SIGINT else f"interrupted by {signal.Signals(self.signum).name}"
 
 
 def executable_command(spec: NodeSpec) -> list[str]:
@@ -67,13 +94,15 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                  timeout: float = DEFAULTS["timeout"], death_grace: float = DEFAULTS["death_grace"],
                  iteration_timeout: float = DEFAULTS["iteration_timeout"], echo: bool = True,
                  overrides: dict | None = None, agents_per_process: int = DEFAULTS["agents_per_process"],
-                 foxglove_port: int | None = None, settings: dict | None = None) -> RunOutcome:
+                 foxglove_port: int | None = None, settings: dict | None = None,
+                 recording: Recording = Recording()) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
     call; a module is imported from the current directory too). `agents_per_process` > 1 hosts that many agent
     nodes in each agent container process. `foxglove_port`: also serve every recorded topic live over the
     Foxglove WebSocket protocol on that loopback port (0: any free one). `settings`: other node parameters of the
-    table (the plant's guard), for the nodes that declare them."""
+    table (the plant's guard), for the nodes that declare them. `recording`: how the recorder subscribes (its
+    default was chosen by bench/bag_completeness.py)."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
     reservation = reserve_domain_id(domain_id)
@@ -104,12 +133,14 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     outcome = None
     strict_step = None   # the step strict mode stopped at
     group = ProcessGroup(echo=echo)
-    # Ctrl-C sets a flag the loops below check: a KeyboardInterrupt raised inside the executor's native code
-    # could leave it unusable for the shutdown spinning that records the last messages.
+    # Ctrl-C, SIGTERM and SIGHUP set a flag the loops below check: a KeyboardInterrupt raised inside the executor's
+    # native code could leave it unusable for the shutdown spinning that records the last messages.
     # Installed even when SIGINT arrives ignored: a process started with SIGINT ignored (it was, from the full
     # test suite's pytest process) would otherwise run on after Ctrl-C until the scenario ends.
     interrupted = threading.Event()
-    previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    lost = 0   # messages the recorder's executor was told of but found gone (spin.TAKE_RACE)
+    stop = StopRequest(interrupted)
+    previous_handlers = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
         executor = make_executor(context=context)
         metadata = {"scenario": str(source), "overrides": json.dumps(overrides or {}), "mode": mode}
@@ -118,7 +149,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             bridge = FoxgloveBridge(foxglove_port)
         recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
                                "reliable" if mode == "lock_step" else "best_effort", context=context,
-                               metadata=(BAG_METADATA, metadata), live=bridge)
+                               metadata=(BAG_METADATA, metadata), live=bridge, recording=recording)
         if bridge is not None:   # announced once every channel exists
             print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",
                   flush=True)
@@ -145,18 +176,20 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         died: tuple[str, int, float] | None = None
         seen = 0   # statuses checked for strict mode
         while outcome is None:
-            executor.spin_once(timeout_sec=0.02)
+            lost += not spin_once_taking(executor, 0.02)
             plant, manager = processes["plant"], processes.get("lifecycle_manager")
             failed, seen = (failed_status(recorder.statuses, seen) if scenario.strict else None), len(recorder.statuses)
             if interrupted.is_set():
-                outcome = RunOutcome(130, "interrupted")
+                outcome = RunOutcome(interrupted_code(stop.signum), stop.reason())
             elif failed is not None:
                 strict_step = failed.step
                 outcome = RunOutcome(STRICT_EXIT, f"strict: step {failed.step} applied a fallback input after "
                                                   f"{failed.infeasible_problems} infeasible local problems and "
                                                   f"{failed.solver_failures} solver failures (agent {failed.agent_id})")
             elif plant.popen.poll() == 0:
-                outcome = RunOutcome(0, "scenario complete")
+                outcome = RunOutcome(0, "scenario complete") if plant_completed(output / "plant.npz", scenario) \
+                    else RunOutcome(1, "the plant was stopped before the scenario's end (a signal to it or to the "
+                                       "lifecycle manager)")
             elif manager.popen.poll() == 1:
                 outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)")
             elif died is None:
@@ -176,12 +209,12 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         stopping.start()
         while stopping.is_alive():
             if recorder is not None:
-                executor.spin_once(timeout_sec=0.02)
+                lost += not spin_once_taking(executor, 0.02)
             else:
                 stopping.join(timeout=0.02)
         if recorder is not None:
             for _ in range(20):  # take in what is still in flight
-                executor.spin_once(timeout_sec=0.01)
+                lost += not spin_once_taking(executor, 0.01)
             recorder.close()
             recorder.destroy_node()
             executor.shutdown()
@@ -189,7 +222,15 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             bridge.close()
         rclpy.try_shutdown(context=context)
         reservation.release()
-        signal.signal(signal.SIGINT, previous_handler)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+    bag = read_run_bag(output / "run.mcap") if recorder is not None else None
+    rebuilt = 0
+    if bag is not None and not (output / "plant.npz").is_file():   # the plant was killed before it could write
+        rebuilt = rebuild_plant_file(scenario, bag, output / "plant.npz")
+        if rebuilt:
+            print(f"dmpc run: the plant left no plant.npz (killed?); rebuilt its trajectory of {rebuilt} steps from "
+                  f"run.mcap into {output / 'plant.npz'}", flush=True)
     if (output / "plant.npz").is_file() and np.load(output / "plant.npz")["u"].shape[0]:
         # after a failure too: the plant wrote the steps it did (none: nothing to report)
         outcome.result = collect_result(scenario, output / "plant.npz", recorder)
@@ -198,11 +239,42 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         done = outcome.result.steps
         if outcome.code != 0 or done < scenario.steps:
             outcome.result.stopped = f"{outcome.message} after {done} of {scenario.steps} steps"
+        if rebuilt:
+            outcome.result.stopped += "; the plant's trajectory was rebuilt from run.mcap"
+        if bag is not None:
+            outcome.result.bag_missing_steps = gap_summary(bag.gaps)
         if mode == "lock_step" and outcome.result.messages_missing:
             print(f"dmpc run: warning: agents substituted {outcome.result.messages_missing} missing plan(s) after "
                   f"their iteration timeout ({iteration_timeout:g} s); this lock-step run is not reproducible: give "
                   "slow local solves more room (--iteration-timeout)", flush=True)
+    if lost:
+        print(f"dmpc run: warning: {lost} message(s) were gone from the recorder's queue before it could take them",
+              flush=True)
+    if bag is not None:
+        for line in gap_lines(bag.gaps):
+            print(f"dmpc run: warning: run.mcap lacks steps: {line}", flush=True)
     return outcome
+
+
+def plant_completed(path: Path, scenario: Scenario) -> bool:
+    """The plant's output holds every step of the scenario (a plant stopped early writes the steps done)."""
+    try:
+        return int(np.load(path)["completed_steps"]) >= scenario.steps
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def rebuild_plant_file(scenario: Scenario, bag: RunBag, path: Path) -> int:
+    """plant.npz (t, x, u, completed_steps, steps) of a plant that was killed, from the states and inputs the run
+    bag recorded (report.plant_trajectory; late and refused inputs are unknown there, written as 0, and
+    `rebuilt_from` names the bag). Returns the steps rebuilt (0: none, no file)."""
+    x, u, recomputed = plant_trajectory(scenario, bag.states, bag.inputs)
+    steps = u.shape[0]
+    if steps:
+        np.savez_compressed(path, t=np.arange(steps + 1) * scenario.sample_time, x=x, u=u, late_inputs=0,
+                            refused_inputs=0, completed_steps=steps, steps=scenario.steps, rebuilt_from="run.mcap",
+                            recomputed_states=np.asarray(recomputed, int))
+    return steps
 
 
 def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, timeout: float,
@@ -218,7 +290,7 @@ def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, ti
             print(f"dmpc run: warning: the recorder has not discovered {', '.join(missing)} after {timeout:.0f} s; "
                   "their first messages may be missing from run.mcap", flush=True)
             return
-        executor.spin_once(timeout_sec=0.02)
+        spin_once_taking(executor, 0.02)
 
 
 def failed_status(statuses: list, start: int):

@@ -1,4 +1,4 @@
-"""Running a node: an executor driven by spin_once, clean exit on SIGINT/SIGTERM or when the node is done.
+"""Running a node: an executor driven by spin_once, clean exit on SIGINT/SIGTERM/SIGHUP or when the node is done.
 
 A stop signal does not end a lifecycle node that a lifecycle manager still holds a client for: `ros2 launch` (and
 a terminal's Ctrl-C) signals every process at once, and the node waits up to MANAGED_STOP_GRACE for the manager to
@@ -23,6 +23,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+
+from ..process_group import STOP_SIGNALS
 
 EXECUTORS = ("single", "events")
 # The EventsExecutor counts a message when DDS announces it and takes it later; when a flooded keep-last queue has
@@ -54,7 +56,7 @@ MANAGED_STOP_GRACE = 4.0   # [s] below launch's 5 s SIGTERM escalation
 
 
 class _StopSignal:
-    """SIGINT/SIGTERM as init_node_process records them: whether it took them over, and when the first came."""
+    """SIGINT/SIGTERM/SIGHUP as init_node_process records them: whether it took them over, and when the first came."""
     installed = False
     at: float | None = None   # monotonic time
 
@@ -64,11 +66,11 @@ class _StopSignal:
 
 
 def init_node_process(argv: list[str] | None = None) -> None:
-    """rclpy.init for a node process, with SIGINT/SIGTERM recorded for spin_nodes instead of rclpy's handler
-    (which would end the process before its lifecycle manager can take it down)."""
+    """rclpy.init for a node process, with the stop signals (SIGINT, SIGTERM, SIGHUP) recorded for spin_nodes
+    instead of rclpy's handler (which would end the process before its lifecycle manager can take it down)."""
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     _StopSignal.installed, _StopSignal.at = True, None
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, _StopSignal.record)
 
 
@@ -91,6 +93,17 @@ def spin_node(node: Node, done: Callable[[], bool] = lambda: False) -> None:
     spin_nodes([node], done)
 
 
+def spin_once_taking(executor, timeout: float) -> bool:
+    """executor.spin_once; False when the message it was to take was gone (TAKE_RACE: the executor is fine)."""
+    try:
+        executor.spin_once(timeout_sec=timeout)
+    except RuntimeError as error:
+        if TAKE_RACE not in str(error):
+            raise
+        return False
+    return True
+
+
 def spin_nodes(nodes: list[Node], done: Callable[[], bool] = lambda: False) -> None:
     """spin_node for several nodes of one process on one executor (the agent container)."""
     executor = make_executor()
@@ -99,11 +112,7 @@ def spin_nodes(nodes: list[Node], done: Callable[[], bool] = lambda: False) -> N
     lost, reported = 0, 0.0
     try:
         while rclpy.ok() and not done() and not supervisor_gone() and not stop_due(nodes):
-            try:
-                executor.spin_once(timeout_sec=0.1)
-            except RuntimeError as error:   # see TAKE_RACE: the message is gone, the executor is fine
-                if TAKE_RACE not in str(error):
-                    raise
+            if not spin_once_taking(executor, 0.1):
                 lost += 1
                 if time.monotonic() - reported > 1.0:
                     nodes[0].get_logger().warning(f"{lost} message(s) dropped by the middleware before they could "
@@ -117,5 +126,5 @@ def spin_nodes(nodes: list[Node], done: Callable[[], bool] = lambda: False) -> N
             node.destroy_node()
         rclpy.try_shutdown()
         if _StopSignal.installed:   # leaving: a second Ctrl-C (terminal and launch both send one) is moot
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_IGN)

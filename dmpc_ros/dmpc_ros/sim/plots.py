@@ -9,17 +9,37 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 from ..models.linear import CoupledLinearSystem  # noqa: E402
 from ..mpc.tubes import TubeFamily  # noqa: E402
+from ..printable import readable  # noqa: E402
 from .results import SimulationResult  # noqa: E402
 
 
 def save(fig, path: Path) -> Path:
+    """Write `fig` as a PNG; every text of it that came from the scenario (titles, labels, legends) is made
+    drawable first (printable.readable: a lone surrogate in a name crashed matplotlib) and never parsed as math."""
+    clean_texts(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def clean_texts(fig) -> None:
+    """Titles, axis labels, legends and free texts of `fig` through printable.readable, shown literally (a `$` in
+    a name is no mathtext); tick labels, which matplotlib writes itself (some as mathtext), are left alone."""
+    ticks = set()
+    for axes in fig.axes:
+        for axis in (axes.xaxis, axes.yaxis):
+            ticks.update(id(t) for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+                         for t in (tick.label1, tick.label2))
+            ticks.add(id(axis.offsetText))
+    for text in fig.findobj(Text):
+        if id(text) not in ticks:
+            text.set_text(readable(text.get_text()))
+            text.set_parse_math(False)
 
 
 def label_time_axes(axes, labels: list[str], legend_columns: int) -> None:

@@ -55,6 +55,7 @@ class SimulationResult:
     iteration_limit: int = 0                                # controller.max_iterations of the run (0: unknown)
     tolerance: float | None = None                          # controller.tolerance of the run
     stopped: str = ""                                       # why the run ended early (strict mode, a node died)
+    bag_missing_steps: dict = field(default_factory=dict)   # ROS runs: topic → steps run.mcap lacks (bag.gap_summary)
 
     @staticmethod
     def empty(algorithm: str, T: int, N: int, n: int, m: int, controllers: int, max_iterations: int,
@@ -241,6 +242,7 @@ class SimulationResult:
             "failures": self.failures(),
             "iteration_limit": self.iteration_cap(),
             "counters": self.counter_totals(),
+            "bag_missing_steps": self.bag_missing_steps,
             "complete": not self.stopped,
             "stopped": self.stopped or None,
         }
