@@ -16,7 +16,7 @@ Cases (seeded, ≥ 2000 by default):
   plan/input dmpc_ros_msgs PredictedTrajectory / ControlInput with bad shapes, NaN, huge values, bad layouts, steps
              and iterations, through the path the nodes use: ros/conversions.message_to_plan and
              PlanBook.inadmissible (agent node), sim/plant_inputs.PlantInputs.offer (plant node).
-Outcomes: clear one-line error (≤ 300 characters, one line, naming a field of the mutated path where there is one) /
+Outcomes: clear one-line error (≤ 400 characters, one line, naming a field of the mutated path where there is one) /
 accepted (valid) / traceback / hang (no answer within --case-timeout; the worker is killed) / silent acceptance
 (accepted although the case is invalid) / misleading message (several lines, too long, empty, or naming none of
 the fields mutated) / refused valid input. Each case declares whether it is invalid, valid or either.
@@ -48,7 +48,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-MAX_MESSAGE = 300
+MAX_MESSAGE = 400
 OUTCOMES = ("clear error", "accepted (valid)", "traceback", "hang", "silent acceptance", "misleading message",
             "refused valid input")
 CLEAN = ("clear error", "accepted (valid)")
@@ -323,7 +323,8 @@ BAD_SOURCES = ["nope", "missing.yaml", "/", "/tmp", ":", "a:b:c", "x.py:f", "bad
                "s" * 5000, "os:", "/dev/null", "dmpc_ros.api:load"]
 
 
-def flag_cases(parser_flags: dict[str, list[tuple[str, str]]], scenarios: list[str], algorithms: list[str]) -> list[Case]:
+def flag_cases(parser_flags: dict[str, list[tuple[str, str]]], scenarios: list[str],
+               algorithms: list[str]) -> list[Case]:
     """parser_flags: command → [(flag, 'int'|'float'|'text')] from the parser (found in a worker)."""
     cases = []
     prefix = {"sim": ["sim", "mass_spring"], "run": ["run", "mass_spring"], "explicit": ["explicit", "build",
