@@ -707,7 +707,6 @@ def worker(conn, scratch: str) -> None:
     os.chdir(scratch)
     stub_runs()
     counter = [0]
-    baseline_threads = threading.active_count()
     runners = {"scenario": lambda c: run_scenario_case(c, Path(scratch)),
                "factory": lambda c: run_factory_case(c, Path(scratch), counter),
                "flags": lambda c: run_flags_case(c, Path(scratch)), "cli": lambda c: run_cli_case(c, Path(scratch)),
@@ -725,7 +724,8 @@ def worker(conn, scratch: str) -> None:
             frames = traceback.extract_tb(error.__traceback__)
             where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
             outcome, detail = "traceback", f"{type(last).__name__}: {str(last)[:300]}{where}"
-        conn.send((outcome, detail[:400], threading.active_count() > baseline_threads))
+        left = any(t.name.startswith("scenario factory") and t.is_alive() for t in threading.enumerate())
+        conn.send((outcome, detail[:400], left))
 
 
 def parser_facts(queue) -> None:
@@ -782,8 +782,9 @@ def run_cases(cases: list[Case], workers: int, case_timeout: float, scratch: Pat
         slots.append(Slot(context, directory))
     pending = list(enumerate(cases))
     results: list[tuple[str, str] | None] = [None] * len(cases)
+    seconds = [0.0] * len(cases)
     index_of: dict[int, int] = {}
-    done, started = 0, time.monotonic()
+    done, started, reported = 0, time.monotonic(), 0
     while done < len(cases):
         for slot in slots:
             if slot.case is None and pending:
@@ -796,6 +797,7 @@ def run_cases(cases: list[Case], workers: int, case_timeout: float, scratch: Pat
         now = time.monotonic()
         for slot in busy:
             index = index_of[id(slot)]
+            seconds[index] = now - slot.sent
             if slot.conn in ready:
                 try:
                     outcome, detail, dirty = slot.conn.recv()
@@ -804,7 +806,7 @@ def run_cases(cases: list[Case], workers: int, case_timeout: float, scratch: Pat
                 results[index] = (outcome, detail)
                 slot.case = None
                 done += 1
-                if dirty:   # a factory thread left running: a fresh worker for the next case
+                if dirty:   # a factory's guard thread left running: a fresh worker for the next case
                     slot.restart()
             elif slot.process.sentinel in ready or not slot.process.is_alive():
                 results[index] = ("traceback", f"the worker died (exit {slot.process.exitcode})")
@@ -816,13 +818,15 @@ def run_cases(cases: list[Case], workers: int, case_timeout: float, scratch: Pat
                 slot.case = None
                 done += 1
                 slot.restart()
-        if progress and done and done % 200 == 0:
+        if progress and done // 200 > reported:
+            reported = done // 200
             print(f"  {done}/{len(cases)} cases, {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     for slot in slots:
         slot.conn.send(None)
         slot.process.join(timeout=5)
         if slot.process.is_alive():
             slot.process.kill()
+    run_cases.seconds = seconds   # per case, for the slowest-cases line
     return results
 
 
@@ -839,33 +843,59 @@ def table(cases: list[Case], results) -> str:
     return "\n".join(lines)
 
 
+def sample(cases: list[Case], count: int, seed: int) -> list[Case]:
+    """`count` of the cases, drawn per kind in proportion (at least 5 of each), in a seeded order."""
+    rng = random.Random(seed)
+    kinds = sorted({c.kind for c in cases})
+    picked = []
+    for kind in kinds:
+        pool = [c for c in cases if c.kind == kind]
+        share = max(5, round(count * len(pool) / len(cases)))
+        picked += rng.sample(pool, min(share, len(pool)))
+    return picked
+
+
+def fuzz(seed: int, total: int, kinds: set[str], count: int | None = None, workers: int = 2,
+         case_timeout: float = 20.0, progress: bool = False) -> tuple[list[Case], list[tuple[str, str]]]:
+    """Generate the cases (a seeded sample of `count` of them if given), run them, return cases and outcomes."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    facts = context.Process(target=parser_facts, args=(queue,))
+    facts.start()
+    parser_flags, scenarios, algorithms = queue.get(timeout=120)
+    facts.join()
+    cases = generate(seed, total, parser_flags, scenarios, algorithms, kinds)
+    if count is not None:
+        cases = sample(cases, count, seed)
+    scratch = Path(tempfile.mkdtemp(prefix="dmpc_fuzz_"))
+    try:
+        return cases, run_cases(cases, workers, case_timeout, scratch, progress)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=2000, help="at least this many cases (default 2000)")
     parser.add_argument("--seed", type=int, default=27)
     parser.add_argument("--workers", type=int, default=2, choices=(1, 2))
-    parser.add_argument("--case-timeout", type=float, default=20.0, help="seconds before a case counts as a hang")
+    parser.add_argument("--case-timeout", type=float, default=15.0, help="seconds before a case counts as a hang")
     parser.add_argument("--only", default=",".join(KINDS), help=f"kinds to run, of {','.join(KINDS)}")
     parser.add_argument("--list", action="store_true", help="list every case with its outcome, not only unclean")
     parser.add_argument("--json", help="write every case and outcome here")
+    parser.add_argument("--sample", type=int, help="run a seeded sample of this many cases (as the test does)")
     args = parser.parse_args()
-    os.nice(5) if os.nice(0) < 5 else None
-    kinds = set(args.only.split(","))
-    queue = multiprocessing.get_context("fork").Queue()
-    facts = multiprocessing.get_context("fork").Process(target=parser_facts, args=(queue,))
-    facts.start()
-    parser_flags, scenarios, algorithms = queue.get(timeout=120)
-    facts.join()
-    cases = generate(args.seed, args.cases, parser_flags, scenarios, algorithms, kinds)
+    if os.nice(0) < 5:
+        os.nice(5 - os.nice(0))
     started = time.monotonic()
-    scratch = Path(tempfile.mkdtemp(prefix="dmpc_fuzz_"))
-    try:
-        results = run_cases(cases, args.workers, args.case_timeout, scratch, progress=True)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    cases, results = fuzz(args.seed, args.cases, set(args.only.split(",")), args.sample, args.workers,
+                          args.case_timeout, progress=True)
     elapsed = time.monotonic() - started
     print(f"bench/fuzz.py: {len(cases)} cases (seed {args.seed}) in {elapsed:.0f} s, {args.workers} workers")
     print(table(cases, results))
+    seconds = getattr(run_cases, "seconds", [])
+    slowest = sorted(zip(seconds, cases), key=lambda pair: -pair[0])[:5]
+    print("slowest cases: " + "; ".join(f"{case.label[:60]!r} {t:.1f} s" for t, case in slowest))
     shown = [(c, r) for c, r in zip(cases, results) if args.list or r[0] not in CLEAN]
     if shown:
         print(f"\n{'every case' if args.list else 'cases that are not clean'} ({len(shown)}):")

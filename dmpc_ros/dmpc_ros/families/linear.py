@@ -201,8 +201,10 @@ def limits(value: object, name: str, size: int) -> PolytopicConstraint:
         if array.shape != (size,):
             raise ScenarioError(f"{name}.{key}: has {array.size} entries, expected {size}")
         bounds[key] = np.where(np.isnan(array), default, array)
-    for k in np.flatnonzero((bounds["lower"] > bounds["upper"]) | (bounds["lower"] == np.inf)
-                            | (bounds["upper"] == -np.inf)):
+    for k in np.flatnonzero(bounds["lower"] > bounds["upper"]):
+        raise ScenarioError(f"{name}: lower[{k}] = {bounds['lower'][k]} is above upper[{k}] = {bounds['upper'][k]}: "
+                            f"the set is empty")
+    for k in np.flatnonzero((bounds["lower"] == np.inf) | (bounds["upper"] == -np.inf)):   # no value beyond ±inf
         raise ScenarioError(f"{name}: lower[{k}] = {bounds['lower'][k]} and upper[{k}] = {bounds['upper'][k]} leave "
                             f"no value: the set is empty (use -.inf for no lower bound, .inf for no upper bound)")
     return PolytopicConstraint.box(bounds["lower"], bounds["upper"])

@@ -430,7 +430,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
                                          "max_outage_steps"})
     scenario = Scenario(
         name=text(sections.get("name", Path(source).stem if source else "scenario"), "name"),
-        description=text(sections.get("description", ""), "description", limit=10_000),
+        description=text(sections.get("description", ""), "description", limit=10_000, lines=True),
         family=family, model=parts.model, sample_time=sample_time, coupling_tolerance=coupling_tolerance,
         controller=settings, steps=steps, initial_state=x0, disturbance_bound=bound,
         disturbance_seed=number(simulation, "simulation.", "disturbance_seed", default=0, minimum=0, integer=True),

@@ -88,15 +88,21 @@ def check_number(value: Any, name: str, minimum: float | None = None, maximum: f
     return int(value) if integer else float(value)
 
 
-def text(value: Any, name: str, limit: int = 200) -> str:
-    """A name or description: a string of valid Unicode, at most `limit` characters."""
+def text(value: Any, name: str, limit: int = 200, lines: bool = False) -> str:
+    """A name or description: a string of valid Unicode, at most `limit` characters, without control characters
+    (`lines`: line breaks and tabs allowed)."""
     if not isinstance(value, str):
-        raise ScenarioError(f"{name}: a {type(value).__name__} is not allowed: must be text (quote it in YAML)")
+        kind = {bool: "true or false", int: "an integer", float: "a number", list: "a list", dict: "a mapping"}.get(
+            type(value), f"a {type(value).__name__}")
+        raise ScenarioError(f"{name}: {kind} is not allowed: must be text (quote it in YAML)")
     if not is_text(value):
         raise ScenarioError(f"{name}: {ascii(value[:40])} is not allowed: must be valid Unicode (it has a lone "
                             f"surrogate)")
     if len(value) > limit:
         raise ScenarioError(f"{name}: {len(value)} characters are not allowed: at most {limit}")
+    allowed = "\n\t\r" if lines else ""
+    if any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value):
+        raise ScenarioError(f"{name}: {ascii(value[:40])} is not allowed: must be text without control characters")
     return value
 
 
