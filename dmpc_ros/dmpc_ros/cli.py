@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import struct
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from .api import save
-from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, flag_parameters
+from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, Parameter, flag_parameters
+from .scenarios.validation import one_line
 from .sim.results import STRICT_EXIT
 from .process_group import ProcessGroup
-from .ros.environment import reserve_domain_id, ros_environment
+from .ros.environment import DOMAIN_ID_LIMIT, reserve_domain_id, ros_environment
 
 
 def smoke_demo(count: int, timeout: float) -> int:
@@ -96,21 +100,64 @@ def load_with_overrides(args: argparse.Namespace):
 
 
 def check_output(value: str | None) -> None:
+    """--output: a directory that is or can be made here (its nearest existing parent must be a directory we can
+    create entries in: tried, not guessed from permission bits, which say yes to root under /proc)."""
     if value is None:
         return
+    if not value or not is_path_text(value):
+        raise UsageError(f"--output {value!r}: is not allowed: give a directory path")
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--output {value}: is an existing file; give a directory (created if missing)")
     parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"--output {value}: {parent} is not writable")
+    if not parent.is_dir():
+        raise UsageError(f"--output {value}: {parent} is not a directory")
+    try:
+        shutil.rmtree(tempfile.mkdtemp(prefix=".dmpc-write-test-", dir=parent))
+    except OSError as error:
+        raise UsageError(f"--output {value}: {parent} is not writable ({error.strerror})") from None
+
+
+def is_path_text(value: str) -> bool:
+    """A command-line text the OS can take: no NUL, and encodable (a lone surrogate that no shell produces is not)."""
+    if "\0" in value:
+        return False
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_texts(args: argparse.Namespace) -> None:
+    """Every text argument one the OS can take (a NUL or a lone surrogate would fail deep inside a path call)."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and not is_path_text(value):
+            flag = "the scenario" if name == "scenario" else f"--{name.replace('_', '-')}"
+            raise UsageError(f"{flag} {ascii(value)[:60]}: is not allowed: a NUL or a lone surrogate cannot be a "
+                             f"name or path")
+
+
+# Numeric flags of `dmpc` outside the parameter table, checked by the same rule (Parameter.problem): finite, in range.
+COMMAND_FLAGS: dict[str, tuple[Parameter, ...]] = {
+    "smoke": (Parameter("count", int, 3, "plans the listener waits for", low=1, high=1_000_000, flag="count"),
+              Parameter("timeout", float, 60.0, "give up after this many seconds", low=0.0, open_low=True, high=1e6,
+                        flag="timeout")),
+    "run": (Parameter("domain_id", int, 0, "ROS_DOMAIN_ID", flag="domain-id",
+                      rule=lambda value: 0 <= value <= DOMAIN_ID_LIMIT,
+                      rule_text=f"ROS domain ids are 0..{DOMAIN_ID_LIMIT} (0..101 keep DDS ports below Linux's "
+                                f"ephemeral range)"),
+            Parameter("foxglove", int, 8765, "Foxglove WebSocket port", flag="foxglove",
+                      rule=lambda value: 0 <= value <= 65535, rule_text="a TCP port 1..65535 (0: any free one)")),
+}
 
 
 def check_parameter_flags(args: argparse.Namespace, command: str) -> None:
-    """The table's flags of `dmpc <command>` that are not scenario overrides (those the scenario parse checks)."""
-    for parameter in flag_parameters(command):
+    """Every numeric or checked flag of `dmpc <command>` but the scenario overrides (the scenario parse checks those):
+    the table's and COMMAND_FLAGS, each by its Parameter's rule; an absent optional flag (None) is not checked."""
+    for parameter in flag_parameters(command) + COMMAND_FLAGS.get(command, ()):
         value = getattr(args, dest(parameter.flag))
-        problem = None if parameter.override else parameter.problem(value)
+        problem = None if parameter.override or value is None else parameter.problem(value, unset_allowed=False)
         if problem:
             raise UsageError(f"--{parameter.flag} {value}: is not allowed: {problem}")
 
@@ -122,14 +169,7 @@ def node_settings(args: argparse.Namespace, command: str) -> dict:
 
 def check_run_flags(args: argparse.Namespace) -> None:
     """dmpc run's own flags, before any node starts."""
-    from .ros.environment import DOMAIN_ID_LIMIT
-
     check_parameter_flags(args, "run")
-    if args.foxglove is not None and not 0 <= args.foxglove <= 65535:
-        raise UsageError(f"--foxglove {args.foxglove}: is not allowed: a TCP port 1..65535 (0: any free one)")
-    if args.domain_id is not None and not 0 <= args.domain_id <= DOMAIN_ID_LIMIT:
-        raise UsageError(f"--domain-id {args.domain_id}: is not allowed: ROS domain ids are 0..{DOMAIN_ID_LIMIT} "
-                         f"(0..101 keep DDS ports below Linux's ephemeral range)")
 
 
 def check_namespace(namespace: str) -> None:
@@ -272,6 +312,7 @@ def repair_bag_command(args: argparse.Namespace) -> int:
     source = Path(args.bag)
     if not source.is_file():
         raise UsageError(f"{args.bag}: {'is a directory' if source.is_dir() else 'does not exist'}; give a .mcap file")
+    check_bag_magic(source)
     target = Path(args.output) if args.output else source.with_name(source.stem + ".repaired.mcap")
     if target.resolve() == source.resolve():
         raise UsageError(f"--output {args.output}: is the bag itself; give another file")
@@ -283,6 +324,19 @@ def repair_bag_command(args: argparse.Namespace) -> int:
     print(f"dmpc bag repair: {len(contents.messages)} messages on {len(contents.channels)} topics written to {target}; "
           f"{state}")
     return 0
+
+
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+def check_bag_magic(path: Path) -> None:
+    """A file given as a bag must start as an MCAP file does (a folder is checked by the report itself)."""
+    if path.is_file():
+        with path.open("rb") as file:
+            start = file.read(len(MCAP_MAGIC))
+        if start != MCAP_MAGIC:
+            raise UsageError(f"{path}: is not an MCAP bag (it does not start with the MCAP magic bytes); give a "
+                             f"run.mcap or an output folder")
 
 
 def viz_config_command(args: argparse.Namespace) -> int:
@@ -315,10 +369,16 @@ def plot_command(args: argparse.Namespace) -> int:
     if not target.exists():
         raise UsageError(f"{args.target}: does not exist; give an output folder or a .mcap file")
     output = Path(args.output) if args.output else None
+    check_bag_magic(target)
     try:
         paths = render(target, output)
-    except (ValueError, KeyError, OSError) as error:
-        raise UsageError(str(error)) from None
+    except (ValueError, KeyError, OSError, struct.error) as error:
+        raise UsageError(f"{args.target}: {error}" if str(args.target) not in str(error) else str(error)) from None
+    except Exception as error:   # the bag reader's own errors (mcap.exceptions.McapError: a torn or foreign file)
+        if type(error).__module__.startswith("mcap"):
+            raise UsageError(f"{args.target}: cannot be read as a run bag ({type(error).__name__}: {error}); "
+                             f"`dmpc bag repair` keeps the complete records of a torn one") from None
+        raise
     print(f"dmpc plot: wrote {', '.join(str(p) for p in paths)}")
     return 0
 
@@ -399,14 +459,21 @@ def main(argv: list[str] | None = None) -> int:
                 "explicit": lambda: explicit_command(args), "plot": lambda: plot_command(args),
                 "viz-config": lambda: viz_config_command(args)}
     try:
+        check_texts(args)
+        if args.command == "smoke":
+            check_parameter_flags(args, "smoke")
         with SetUpProgress() as progress, reporting(progress):
             return handlers[args.command]()
     except UsageError as error:   # one plain line (no console markup or wrapping that could eat the text)
-        print(f"dmpc {args.command}: {error}", file=sys.stderr)
+        print(one_line(f"dmpc {args.command}: {error}"), file=sys.stderr)
         return 2
     except ScenarioError as error:   # found once the run builds its design (an explicit scheme's missing laws)
-        print(f"dmpc {args.command}: {error}", file=sys.stderr)
+        print(one_line(f"dmpc {args.command}: {error}"), file=sys.stderr)
         return 2
+    except OSError as error:   # writing the outputs failed (disk full, a folder removed meanwhile): say where
+        print(one_line(f"dmpc {args.command}: cannot write {error.filename or 'the outputs'}: "
+                       f"{error.strerror or error}"), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:   # Ctrl-C outside a run's own handling (set-up, writing the report): no traceback
         print(f"dmpc {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -189,6 +189,47 @@ def test_a_missing_or_stale_cache_refuses_with_the_command(tmp_path: Path) -> No
         os.environ["DMPC_EXPLICIT_CACHE"] = previous
 
 
+@pytest.mark.parametrize("tamper,reason", [
+    ("swap", "checksum does not match"), ("nan", "checksum does not match"), ("drop_checksum", "checksum"),
+    ("nan_resealed", "gains has non-finite values"), ("swap_resealed", "region arrays do not fit"),
+    ("problem_resealed", "is not this agent's problem")])
+def test_a_tampered_cache_file_is_refused_in_one_line_saying_to_rebuild(tmp_path: Path, tamper: str,
+                                                                       reason: str) -> None:
+    """Arrays swapped or made NaN, with or without a checksum recomputed to match (a forger who knows the format):
+    one line naming the file, what is wrong and the command that rebuilds it."""
+    from dmpc_ros.scenarios.explicit_cache import agent_problems, checksum
+
+    scenario = load_scenario(SCENARIO)
+    previous = os.environ["DMPC_EXPLICIT_CACHE"]
+    os.environ["DMPC_EXPLICIT_CACHE"] = str(tmp_path)
+    try:
+        design = scenario.design(with_laws=False)
+        build(design, log=lambda line: None)
+        scenario.design()   # as built: loads
+        entry = agent_problems(design)[0]
+        with np.load(entry.path) as data:
+            arrays = {key: data[key] for key in data.files}
+        if tamper.startswith("swap"):
+            arrays["Phi"], arrays["phi"] = arrays["phi"], arrays["Phi"]
+        elif tamper.startswith("nan"):
+            arrays["gains"] = arrays["gains"].copy()
+            arrays["gains"].flat[0] = np.nan
+        elif tamper == "problem_resealed":
+            arrays["f"] = arrays["f"] + 1.0
+        elif tamper == "drop_checksum":
+            del arrays["checksum"]
+        if tamper.endswith("resealed"):
+            arrays["checksum"] = np.array(checksum(arrays, entry.problem.digest()))
+        np.savez(entry.path, **arrays)
+        with pytest.raises(ScenarioError) as error:
+            scenario.design()
+        message = str(error.value)
+        assert reason in message, message
+        assert "\n" not in message and "dmpc explicit build" in message and str(entry.path.name) in message
+    finally:
+        os.environ["DMPC_EXPLICIT_CACHE"] = previous
+
+
 def test_intractable_designs_are_refused_with_an_estimate() -> None:
     rng = np.random.default_rng(0)
     n, p, m = 30, 40, 200

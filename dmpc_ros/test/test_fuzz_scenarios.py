@@ -150,3 +150,73 @@ def test_override_sets_give_a_scenario_or_one_clear_line(name) -> None:
                 one_line(error)
 
     check()
+
+
+# -- hostile files (issue 27): sizes bounded, one capped line each, merge keys read ------------------------------------
+def bomb(levels: int, width: int) -> str:
+    lines = ["  a0: &a0 [lol]"] + [f"  a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * width)}]" for k in range(1, levels)]
+    return "description:\n" + "\n".join(lines) + "\n"
+
+
+MASS_SPRING = yaml.safe_dump({k: v for k, v in BASES["mass_spring"].items() if k not in ("description", "name")},
+                             sort_keys=False)
+
+
+@pytest.mark.parametrize("tail,expected", [
+    (bomb(6, 10), "description: a mapping is not allowed: must be text"),   # a 312 MB message before
+    (bomb(9, 9), "more than 1000000 values with its aliases expanded"),   # MemoryError before
+    ("junk: [" + ", ".join(["&a 1"] + ["*a"] * 1500) + "]\n", "more than 1000 aliases"),
+    ("description: &r [*r]\n", "a recursive alias"),                 # RecursionError before
+    ("junk: &j [1, {a: *j}]\n", "a recursive alias"),
+    ("description: " + "[" * 100 + "]" * 100 + "\n", "nested more than 32 levels deep"),
+    ("description: " + "[" * 50000 + "]" * 50000 + "\n", "nested more than 32 levels deep"),
+    ("steps_again: " + "9" * 400 + "\n", "has 400 characters; at most 30"),   # OverflowError before
+    ("steps_again: " + "9" * 5000 + "\n", "has 5000 characters"),             # int()'s 4300-digit ValueError
+    ("description: \"a\\ud800b\"\n", "a lone surrogate"),
+    ("description: " + "x" * 20_000 + "\n", "a value of 20000 characters is not allowed: at most 10000"),
+    ("description: [1, 2]\n", "description: a list is not allowed: must be text"),
+    ("name: \"n\\0x\"\n", "name: 'n\\x00x' is not allowed: must be text without control characters"),
+    ("name: 12\n", "name: an integer is not allowed: must be text"),
+])
+def test_hostile_yaml_gives_one_short_line(tmp_path, tail, expected) -> None:
+    path = tmp_path / "hostile.yaml"
+    path.write_text(MASS_SPRING + tail, encoding="utf-8")
+    with time_bound(20):
+        with pytest.raises(ScenarioError) as error:
+            load_scenario(str(path))
+    one_line(error.value)
+    assert len(str(error.value)) <= 400 and expected in str(error.value), str(error.value)[:500]
+
+
+def test_a_file_larger_than_the_bound_is_refused_unread(tmp_path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("# padding\n" * 900_000 + MASS_SPRING)
+    with pytest.raises(ScenarioError, match="larger than 8 MiB"):
+        load_scenario(str(path))
+
+
+def test_merge_keys_are_read_and_explicit_keys_win(tmp_path) -> None:
+    """`<<:` was refused ("could not determine a constructor"); explicit keys override merged ones, and a key given
+    twice explicitly is still refused."""
+    controller = BASES["mass_spring"]["controller"]
+    rest = yaml.safe_dump({k: v for k, v in BASES["mass_spring"].items() if k != "controller"}, sort_keys=False)
+    body = yaml.safe_dump({k: v for k, v in controller.items() if k != "algorithm"}, sort_keys=False)
+    merged = rest
+    path = tmp_path / "merge.yaml"
+    path.write_text(merged + "controller:\n  <<: {algorithm: gauss_seidel, horizon: 3}\n"
+                    + "".join(f"  {line}\n" for line in body.splitlines()))
+    scenario = load_scenario(str(path))
+    assert scenario.controller.algorithm == "gauss_seidel"
+    assert scenario.controller.horizon == controller["horizon"]   # the explicit key beats the merged 3
+    path.write_text(merged + "controller:\n  <<: {algorithm: jacobi}\n  horizon: 5\n  horizon: 6\n")
+    with pytest.raises(ScenarioError, match="key 'horizon' is given twice"):
+        load_scenario(str(path))
+
+
+def test_error_messages_are_capped_keeping_field_and_rule() -> None:
+    data = copy.deepcopy(BASES["mass_spring"])
+    data["controller"]["horizon"] = list(range(5000))
+    with pytest.raises(ScenarioError) as error:
+        parse_scenario(data)
+    text = str(error.value)
+    assert len(text) <= 400 and text.startswith("controller.horizon: [0, 1, 2") and text.endswith("must be an integer")

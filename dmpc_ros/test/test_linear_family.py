@@ -100,6 +100,12 @@ def test_four_tank_every_scheme_against_centralized() -> None:
     ((["model", "agents", 0, "R"], [0.0]), r"agent 'left': R must be symmetric positive definite"),
     ((["model", "agents", 0, "state_limits"], {"lower": [0.1, 0.0], "upper": [0.0, 0.1]}),
      r"state_limits: lower\[0\] = 0\.1 is above upper\[0\] = 0\.0: the set is empty"),
+    ((["model", "agents", 0, "input_limits"], {"lower": [float("inf")], "upper": [float("inf")]}),
+     r"input_limits: lower\[0\] = inf and upper\[0\] = inf leave no value: the set is empty"),   # was: unbounded
+    ((["model", "agents", 0, "input_limits"], {"upper": [float("-inf")]}),
+     r"input_limits: lower\[0\] = -inf and upper\[0\] = -inf leave no value"),
+    ((["model", "agents", 0, "states"], ["h", "h"]), r"\(left\)\.states: 'h' is given twice"),
+    ((["model", "agents", 0, "states"], ["h\ud800", "g"]), r"\.states: 'h\\ud800' is not allowed: must be valid"),
     ((["model", "graph"], [["left", "left"]]), r"graph: agents 'left' and 'right' are coupled .* no edge"),
     ((["model", "agents", 0, "couplings"], {}), None),   # uncoupled left: the declared edge is then checked
     ((["model", "time"], "sampled"), r"model\.time: 'sampled' is not allowed: must be one of discrete, continuous"),

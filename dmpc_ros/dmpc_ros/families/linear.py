@@ -13,7 +13,7 @@ from ..mpc.reference import ReferenceTrajectory
 from ..scenarios.csv_series import read_series
 from ..scenarios.family import FamilyParts, ModelFamily
 from ..scenarios.parameters import MAX_AGENTS
-from ..scenarios.validation import ScenarioError, check_number, choice, number, reject_unknown, section, \
+from ..scenarios.validation import ScenarioError, check_number, choice, number, reject_unknown, section, text, \
     weight_matrix
 
 AGENT_FIELDS = {"name", "states", "inputs", "state_units", "input_units", "A", "B", "couplings", "state_limits",
@@ -204,6 +204,9 @@ def limits(value: object, name: str, size: int) -> PolytopicConstraint:
     for k in np.flatnonzero(bounds["lower"] > bounds["upper"]):
         raise ScenarioError(f"{name}: lower[{k}] = {bounds['lower'][k]} is above upper[{k}] = {bounds['upper'][k]}: "
                             f"the set is empty")
+    for k in np.flatnonzero((bounds["lower"] == np.inf) | (bounds["upper"] == -np.inf)):   # no value beyond ±inf
+        raise ScenarioError(f"{name}: lower[{k}] = {bounds['lower'][k]} and upper[{k}] = {bounds['upper'][k]} leave "
+                            f"no value: the set is empty (use -.inf for no lower bound, .inf for no upper bound)")
     return PolytopicConstraint.box(bounds["lower"], bounds["upper"])
 
 
@@ -227,13 +230,19 @@ def combined(*parts: PolytopicConstraint | None) -> PolytopicConstraint:
     return PolytopicConstraint(np.vstack([p.H for p in present]), np.concatenate([p.h for p in present]))
 
 
-def names(value: object, name: str, size: int | None, default: str) -> tuple[str, ...]:
+def names(value: object, name: str, size: int | None, default: str, unique: bool = True) -> tuple[str, ...]:
+    """`size` names (state, input or agent names: each once when `unique`; units may repeat)."""
     if value is None:
         return tuple(f"{default}{k + 1}" for k in range(size or 0))
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ScenarioError(f"{name}: {value!r} is not allowed: must be a list of names")
     if size is not None and len(value) != size:
         raise ScenarioError(f"{name}: has {len(value)} entries, expected {size}")
+    for entry in value:
+        text(entry, name)
+    twice = next((v for k, v in enumerate(value) if v in value[:k]), None) if unique else None
+    if twice is not None:
+        raise ScenarioError(f"{name}: {twice!r} is given twice; each name may appear once")
     return tuple(value)
 
 
@@ -284,8 +293,10 @@ def parse_agent(entry: object, where: str) -> LinearAgent:
         mixed_constraint=mixed or None,
         state_names=state_names,
         input_names=input_names,
-        state_units=names(entry.get("state_units"), f"{where}.state_units", n, "") if "state_units" in entry else (),
-        input_units=names(entry.get("input_units"), f"{where}.input_units", m, "") if "input_units" in entry else (),
+        state_units=names(entry.get("state_units"), f"{where}.state_units", n, "", False) if "state_units" in entry
+        else (),
+        input_units=names(entry.get("input_units"), f"{where}.input_units", m, "", False) if "input_units" in entry
+        else (),
         setpoints=parse_setpoints(entry, where, n, m, tuple(state_names), tuple(input_names)),
     )
 

@@ -20,6 +20,12 @@ class PolytopicConstraint:
     def box(lower: np.ndarray, upper: np.ndarray) -> "PolytopicConstraint":
         """Rows for the finite bounds of lower ≤ v ≤ upper (infinite bounds give no row)."""
         lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+        empty = np.flatnonzero((lower > upper) | (lower == np.inf) | (upper == -np.inf) | np.isnan(lower)
+                               | np.isnan(upper))
+        if empty.size:   # +inf as a lower bound is no bound dropped: no value is above it
+            k = int(empty[0])
+            raise ValueError(f"box bounds lower[{k}] = {lower[k]} and upper[{k}] = {upper[k]} leave no value: the set "
+                             f"is empty or undefined (use -inf for no lower bound, inf for no upper bound)")
         eye = np.eye(lower.size)
         rows = [eye[i] for i in range(lower.size) if np.isfinite(upper[i])]
         rows += [-eye[i] for i in range(lower.size) if np.isfinite(lower[i])]

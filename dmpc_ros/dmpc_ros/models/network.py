@@ -190,6 +190,9 @@ class LinearNetwork(AgentSizes):
                                     ("state_units", agent.state_units, n), ("input_units", agent.input_units, m)):
             if values and len(values) != size:
                 raise ValueError(f"{where}: {label} has {len(values)} entries, expected {size}")
+            twice = next((v for k, v in enumerate(values) if v in values[:k]), None) if "names" in label else None
+            if twice is not None:
+                raise ValueError(f"{where}: {label} gives {twice!r} twice; each name may appear once")
         setpoints = tuple(sorted((s if isinstance(s, Setpoint) else Setpoint(*s) for s in agent.setpoints),
                                  key=lambda s: s.time))
         for s in setpoints:

@@ -37,7 +37,13 @@ def dict_to_message(message_type: type, values: dict[str, Any]) -> Any:
 
 
 class MalformedPlan(ValueError):
-    """A neighbour's PredictedTrajectory that cannot be used (wrong dimensions, non-finite values)."""
+    """A neighbour's PredictedTrajectory that cannot be used (wrong dimensions, non-finite values); the message is one
+    capped line (a hostile layout string is not logged whole)."""
+
+    def __init__(self, message: object = "") -> None:
+        from ..scenarios.validation import one_line
+
+        super().__init__(one_line(message))
 
 
 def plan_to_message(plan, sample_time: float, stamp) -> "PredictedTrajectory":  # noqa: F821
@@ -107,6 +113,9 @@ def message_to_plan(message, expected_horizon: int, expected_state_dim: int, exp
                             f"input values; expected {(N + 1) * n} and {N * m}")
     if not (np.all(np.isfinite(states)) and np.all(np.isfinite(inputs)) and np.isfinite(message.local_cost)):
         raise MalformedPlan(f"plan of agent {message.agent_id} contains non-finite values")
+    if not (math.isfinite(message.sample_time) and message.sample_time > 0):
+        raise MalformedPlan(f"plan of agent {message.agent_id} has sample_time {message.sample_time}; a positive "
+                            f"finite number of seconds is required")
     data = unpack_algorithm_data(message.agent_id, np.asarray(message.algorithm_data, float),
                                  message.algorithm_data_layout)
     return Plan(agent=message.agent_id, step=message.step, iteration=message.iteration,
@@ -129,6 +138,9 @@ def unpack_algorithm_data(agent_id: int, values, layout: str) -> dict:
         if not name or any(v < 0 for v in shape) or offset + size > values.size:
             raise MalformedPlan(f"plan of agent {agent_id}: algorithm_data_layout '{layout}' does not fit "
                                 f"{values.size} values")
+        if size == 0 and any(v > values.size for v in shape):   # an empty array of absurd dimensions
+            raise MalformedPlan(f"plan of agent {agent_id}: algorithm_data_layout entry '{entry}' has a dimension "
+                                f"beyond the {values.size} values carried")
         data[name] = values[offset:offset + size].reshape(shape)
         offset += size
     if offset != values.size:

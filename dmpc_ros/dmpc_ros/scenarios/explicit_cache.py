@@ -3,9 +3,15 @@
 `dmpc explicit build <scenario>` writes `<cache>/<digest>.npz` per agent (cache: $DMPC_EXPLICIT_CACHE, else
 ~/.cache/dmpc_ros/explicit); `Scenario.design()` loads them and refuses, with the command to run, when one is
 missing or was built for another problem. Nothing is solved when a scenario loads or a node configures.
+
+Each file carries a SHA-256 checksum over its arrays and the digest of the problem they were built from; a file
+whose checksum, problem data, shapes or finiteness do not hold (changed, swapped, NaN) is refused at load with the
+command that rebuilds it. The checksum finds corruption and edits, not a forger who recomputes it: the cache is
+trusted like the code.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import zipfile
@@ -20,7 +26,7 @@ from ..mpc.multiparametric import (ExplicitSolution, ParametricQP, active_set_bo
 from ..progress import report
 from .validation import ScenarioError
 
-FORMAT = 1                    # bump when the exploration or the file layout changes: old files become stale
+FORMAT = 2                    # bump when the exploration or the file layout changes: old files become stale
 MAX_ACTIVE_SETS = 2_000_000   # region-count bound above which a design is refused as intractable
 SECONDS_PER_REGION = 0.05     # measured exploration cost per region on this project's machine (one LP per row)
 
@@ -77,7 +83,8 @@ def build(design, log=print) -> list[ExplicitSolution]:
         adjacency(solution)
         entry.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = entry.path.with_suffix(".tmp.npz")
-        np.savez_compressed(temporary, **solution_arrays(solution))
+        arrays = solution_arrays(solution)
+        np.savez_compressed(temporary, **arrays, checksum=np.array(checksum(arrays, entry.problem.digest())))
         temporary.replace(entry.path)
         log(f"agent {entry.agent}: θ {entry.problem.num_parameters}, U_i {entry.problem.num_variables}, rows "
             f"{kept.size} of {entry.problem.A.shape[0]} can be active, {len(solution.regions)} regions "
@@ -87,19 +94,59 @@ def build(design, log=print) -> list[ExplicitSolution]:
     return solutions
 
 
+def checksum(arrays: dict[str, np.ndarray], problem_digest: str) -> str:
+    """SHA-256 over the problem's digest and every array (name, dtype, shape, bytes) but the checksum itself."""
+    sha = hashlib.sha256(problem_digest.encode())
+    for name in sorted(set(arrays) - {"checksum"}):
+        array = np.ascontiguousarray(arrays[name])
+        sha.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        sha.update(array.tobytes())
+    return sha.hexdigest()
+
+
+def refusal(arrays: dict[str, np.ndarray], entry: AgentProblem) -> str | None:
+    """Why a cache file's arrays cannot be the law of `entry` (None if they can): checksum, finiteness, the problem
+    data it was built from, and the shapes of the regions."""
+    stored = arrays.get("checksum")
+    if stored is None or stored.shape != () or str(stored) != checksum(arrays, entry.problem.digest()):
+        return "its checksum does not match its contents (changed or damaged since it was built)"
+    for name, array in arrays.items():
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            return f"its array {name} has non-finite values"
+    reduced, _ = entry.problem.reduced()
+    for name in ("H", "f", "F", "A", "b", "B", "lower", "upper"):
+        if name not in arrays or not np.array_equal(arrays[name], getattr(reduced, name)):
+            return f"its problem data ({name}) is not this agent's problem"
+    ptr, Phi, phi, gains, offsets = (arrays.get(k) for k in ("row_ptr", "Phi", "phi", "gains", "offsets"))
+    if any(a is None for a in (ptr, Phi, phi, gains, offsets)) or gains.ndim != 3 or ptr.ndim != 1 or \
+            ptr.size != gains.shape[0] + 1 or np.any(np.diff(ptr) < 0) or ptr[0] != 0 or \
+            gains.shape[1:] != (reduced.num_variables, reduced.num_parameters) or \
+            offsets.shape != gains.shape[:2] or Phi.shape != (ptr[-1], reduced.num_parameters) or \
+            phi.shape != (ptr[-1],):
+        return "its region arrays do not fit together (rows, gains and offsets of different sizes)"
+    return None
+
+
 def load(design, settings: ExplicitSettings, source: str) -> ExplicitLaws:
-    """Every agent's law from the cache; ScenarioError with the command to run when one is missing or stale."""
+    """Every agent's law from the cache; ScenarioError with the command to run when one is missing, stale or fails
+    its checks (refusal)."""
     laws = []
+    rebuild = f"`dmpc explicit build {source or '<scenario>'}`"
     for entry in agent_problems(design):
         if not entry.path.is_file():
             raise ScenarioError(f"controller.algorithm: no explicit solution for agent {entry.agent} of this problem "
                                 f"in {entry.path.parent} (missing, or built for another problem): run "
-                                f"`dmpc explicit build {source or '<scenario>'}` with the same overrides")
+                                f"{rebuild} with the same overrides")
         try:
-            with np.load(entry.path) as data:
-                solution = solution_of({key: data[key] for key in data.files})
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            with np.load(entry.path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+            reason = refusal(arrays, entry)
+            solution = None if reason else solution_of(arrays)
+        except (OSError, KeyError, ValueError, IndexError, TypeError, zipfile.BadZipFile) as error:
             raise ScenarioError(f"controller.algorithm: the explicit solution {entry.path} cannot be read ({error}); "
-                                f"run `dmpc explicit build {source or '<scenario>'}` again") from None
+                                f"run {rebuild} again") from None
+        if reason:
+            raise ScenarioError(f"controller.algorithm: the explicit solution {entry.path} is refused: {reason}; "
+                                f"rebuild it: run {rebuild} with the same overrides")
         laws.append(ExplicitLaw(solution, entry.layout))
     return ExplicitLaws(tuple(laws), settings)

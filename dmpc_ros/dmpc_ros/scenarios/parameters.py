@@ -43,9 +43,10 @@ def shown(number: float) -> str:
 
 
 def is_namespace(value: str) -> bool:
-    """An absolute ROS namespace: /, then parts of letters, digits and _ not starting with a digit."""
-    return isinstance(value, str) and value.startswith("/") and \
-        all(NAMESPACE_PART.fullmatch(part) for part in value.strip("/").split("/") if part)
+    """An absolute ROS namespace: / alone, or parts of letters, digits and _ not starting with a digit, each after
+    one / (no empty part, no trailing /), at most 200 characters."""
+    return isinstance(value, str) and value.startswith("/") and len(value) <= 200 and \
+        (value == "/" or all(NAMESPACE_PART.fullmatch(part) for part in value[1:].split("/")))
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,11 @@ class Parameter:
             return None if isinstance(value, bool) else self.requirement
         if self.type in (int, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    (self.type is int and not float(value).is_integer()) or math.isnan(value):
-                return self.requirement
+                    (isinstance(value, float) and not math.isfinite(value)) or \
+                    (self.type is int and isinstance(value, float) and not value.is_integer()):
+                rest = self.requirement[len("must be "):]
+                kind = "an integer" if self.type is int else "a finite number"
+                return f"must be {kind}" + ("" if rest in ("a number", "an integer") else f" {rest}")
             too_low = self.low is not None and (value <= self.low if self.open_low else value < self.low)
             if too_low or (self.high is not None and value > self.high):
                 return self.requirement
@@ -168,7 +172,7 @@ class Parameter:
     @property
     def bounds(self) -> dict:
         """The range as scenarios.validation.number's keywords (the schema validates overridden fields so)."""
-        bounds = {"minimum": self.low, "strict_minimum": self.open_low, "integer": self.type is int}
+        bounds = {"minimum": self.low, "strict_minimum": self.open_low, "integer": self.type is int, "finite": True}
         return bounds | ({"maximum": self.high} if self.high is not None else {})
 
 
@@ -205,7 +209,7 @@ TABLE: tuple[Parameter, ...] = (
     Parameter("namespace", str, "/dmpc", "ROS namespace of the run's nodes and topics", flag="namespace",
               commands=("run", "viz-config"), launch=LAUNCH_FILES, rule=is_namespace,
               rule_text="an absolute ROS namespace such as /dmpc (letters, digits and _ per part, not starting with "
-                        "a digit)"),
+                        "a digit; parts joined by single /)"),
     Parameter("mode", str, "lock_step", "time keeping: lock_step (the plant owns time) or real_time (fixed-rate "
               "plant, zero-order hold)", nodes=("plant",), choices=MODES, read_only=True, flag="mode",
               commands=("run",), launch=("scenario",)),

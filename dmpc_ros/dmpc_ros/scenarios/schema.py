@@ -29,7 +29,7 @@ from .disturbance_entries import parse_disturbances
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .parameters import OVERRIDES, PARAMETERS
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
-                         section, symbol)
+                         section, symbol, text)
 from .yaml_file import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -429,8 +429,8 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
     reject_unknown(network, "network.", {"latency", "drop_probability", "seed", "outage_probability",
                                          "max_outage_steps"})
     scenario = Scenario(
-        name=str(sections.get("name", Path(source).stem if source else "scenario")),
-        description=str(sections.get("description", "")),
+        name=text(sections.get("name", Path(source).stem if source else "scenario"), "name"),
+        description=text(sections.get("description", ""), "description", limit=10_000, lines=True),
         family=family, model=parts.model, sample_time=sample_time, coupling_tolerance=coupling_tolerance,
         controller=settings, steps=steps, initial_state=x0, disturbance_bound=bound,
         disturbance_seed=number(simulation, "simulation.", "disturbance_seed", default=0, minimum=0, integer=True),

@@ -7,13 +7,19 @@
     name                             an entry point of group `dmpc_ros.scenarios` (a user's package)
 The ROS nodes take the same strings (`scenario_file` for YAML, `scenario_factory` for Python), so a design
 built in Python runs over ROS exactly as in `dmpc sim`.
+
+A factory is the user's code: it is imported and called in a guard thread, so whatever it does ends in one
+ScenarioError line — an exception (with where it was raised), `sys.exit()`, a return value that is no Scenario, or no
+return within DMPC_FACTORY_TIMEOUT seconds (default 120; the thread is left behind, the caller goes on).
 """
 from __future__ import annotations
 
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
+import threading
 import traceback
 from dataclasses import replace
 from importlib.metadata import entry_points
@@ -30,8 +36,51 @@ def is_factory(source: str) -> bool:
     return ":" in source and not source.endswith((".yaml", ".yml"))
 
 
+DEFAULT_FACTORY_TIMEOUT = 120.0   # [s] a factory (import and call) that takes longer is reported as hanging
+
+
+def factory_timeout() -> float:
+    """DMPC_FACTORY_TIMEOUT [s] if set to a positive number, else DEFAULT_FACTORY_TIMEOUT."""
+    try:
+        value = float(os.environ.get("DMPC_FACTORY_TIMEOUT", DEFAULT_FACTORY_TIMEOUT))
+    except ValueError:
+        return DEFAULT_FACTORY_TIMEOUT
+    return value if 0 < value < float("inf") else DEFAULT_FACTORY_TIMEOUT
+
+
 def load_factory(reference: str) -> Scenario:
-    """Call the factory named by `reference` (module:function, file.py:function or an entry point name)."""
+    """Call the factory named by `reference` (module:function, file.py:function or an entry point name), guarded:
+    its import and call run in a thread joined for at most factory_timeout() seconds."""
+    outcome: dict = {}
+
+    def call() -> None:
+        try:
+            outcome["scenario"] = _call_factory(reference)
+        except BaseException as error:   # noqa: BLE001 — the user's code: SystemExit and all, reported below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=call, name=f"scenario factory {reference}", daemon=True)
+    thread.start()
+    timeout = factory_timeout()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ScenarioError(f"scenario factory '{reference}' did not return within {timeout:g} s (a hang? "
+                            f"DMPC_FACTORY_TIMEOUT sets the limit)")
+    error = outcome.get("error")
+    if isinstance(error, ScenarioError):
+        raise ScenarioError(str(error)) from None
+    if isinstance(error, SystemExit):
+        raise ScenarioError(f"scenario factory '{reference}' called sys.exit({error.code!r}); a factory must return "
+                            f"a Scenario") from None
+    if error is not None:   # the user's code: say what and where, in one line
+        frames = traceback.extract_tb(error.__traceback__)
+        user = [f for f in frames if "dmpc_ros" not in Path(f.filename).parts] or frames
+        where = f" (at {user[-1].filename}:{user[-1].lineno})" if user else ""
+        raise ScenarioError(f"scenario factory '{reference}' raised {type(error).__name__}: {error}{where}") from None
+    return outcome["scenario"]
+
+
+def _call_factory(reference: str) -> Scenario:
     if ":" in reference:
         module_name, _, function_name = reference.rpartition(":")
         module = _module(module_name, reference)
@@ -43,17 +92,13 @@ def load_factory(reference: str) -> Scenario:
                                 f"{SCENARIO_ENTRY_POINTS} (known: {', '.join(known) or 'none'})")
         module_name, _, function_name = found[0].value.partition(":")
         module = _module(module_name, reference)
-    factory = getattr(module, function_name, None)
+    factory = getattr(module, function_name, None) if function_name.isidentifier() else None
     if not callable(factory):
         raise ScenarioError(f"scenario factory '{reference}': {module_name} has no function '{function_name}'")
     try:
         scenario = factory()
     except ScenarioError as error:
         raise ScenarioError(f"scenario factory '{reference}': {error}") from None
-    except Exception as error:   # the user's code: say what and where, in one line
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        raise ScenarioError(f"scenario factory '{reference}' raised {type(error).__name__}: {error} (at "
-                            f"{frame.filename}:{frame.lineno})") from None
     if not isinstance(scenario, Scenario):
         raise ScenarioError(f"scenario factory '{reference}' returned a {type(scenario).__name__}, not a Scenario "
                             f"(build one with dmpc_ros.scenario(...))")
@@ -73,14 +118,15 @@ def _module(name: str, reference: str):
         sys.modules[key] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as error:
+        except BaseException as error:   # noqa: BLE001 — SystemExit at import too
             del sys.modules[key]
-            raise ScenarioError(f"scenario factory '{reference}': importing {path} failed: "
-                                f"{type(error).__name__}: {error}") from None
+            what = f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else \
+                f"{type(error).__name__}: {error}"
+            raise ScenarioError(f"scenario factory '{reference}': importing {path} failed: {what}") from None
         return module
     try:
         return importlib.import_module(name)
-    except ImportError as error:
+    except (ImportError, ValueError, TypeError) as error:   # also an empty or malformed module name
         raise ScenarioError(f"scenario factory '{reference}': cannot import {name} ({error})") from None
 
 

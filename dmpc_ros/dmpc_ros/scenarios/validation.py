@@ -7,8 +7,37 @@ from typing import Any
 import numpy as np
 
 
+MAX_MESSAGE = 400   # characters of an error message: one line, the field first and what is allowed last
+
+
+def one_line(text: object, limit: int = MAX_MESSAGE) -> str:
+    """`text` as one line of at most `limit` characters: whitespace runs (newlines too) become one space and an
+    over-long middle (a long value) is cut at word boundaries, keeping the start (the field) and the end (what is
+    allowed)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    head, tail = text[:limit * 2 // 3], text[-(limit // 3 - 3):]
+    head = head[:head.rfind(" ")] if " " in head[len(head) // 2:] else head
+    tail = tail[tail.find(" ") + 1:] if " " in tail[:len(tail) // 2] else tail
+    return f"{head} … {tail}"
+
+
+def is_text(value: str) -> bool:
+    """True if `value` is valid Unicode (no lone surrogate, which no file, plot or log can encode)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class ScenarioError(ValueError):
-    """A scenario file or parameter set that cannot be used; the message says which field and why."""
+    """A scenario file or parameter set that cannot be used; the message says which field and why, in one line of
+    at most MAX_MESSAGE characters."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(one_line(message))
 
 
 def section(data: dict, path: str, key: str, required: bool = False) -> dict:
@@ -29,27 +58,52 @@ def reject_unknown(data: dict, path: str, allowed: set[str]) -> None:
 
 
 def number(data: dict, path: str, key: str, default: float | None = None, minimum: float | None = None,
-           maximum: float | None = None, strict_minimum: bool = False, integer: bool = False) -> Any:
+           maximum: float | None = None, strict_minimum: bool = False, integer: bool = False,
+           finite: bool = False) -> Any:
     value = data.get(key, default)
     name = f"{path}{key}"
     if value is None:
         raise ScenarioError(f"{name}: missing; a number is required")
-    return check_number(value, name, minimum, maximum, strict_minimum, integer)
+    return check_number(value, name, minimum, maximum, strict_minimum, integer, finite)
 
 
 def check_number(value: Any, name: str, minimum: float | None = None, maximum: float | None = None,
-                 strict_minimum: bool = False, integer: bool = False) -> Any:
-    kind = "an integer" if integer else "a number"
+                 strict_minimum: bool = False, integer: bool = False, finite: bool = False) -> Any:
+    """`value` as a float (an int with integer=True) within the bounds; `finite`: inf is refused too."""
+    kind = "an integer" if integer else ("a finite number" if finite else "a number")
     if isinstance(value, str) and value.strip().lower() in ("inf", ".inf", "infinity"):
         value = math.inf
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()) \
-            or (isinstance(value, float) and math.isnan(value)):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e300:
+        raise ScenarioError(f"{name}: an integer of {len(str(abs(value)))} digits is not allowed: must be {kind} "
+                            f"of at most 300 digits")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and (
+            math.isnan(value) or (integer and not value.is_integer()))):
+        raise ScenarioError(f"{name}: {value!r} is not allowed: must be {kind}")
+    if (finite or integer) and math.isinf(value):
         raise ScenarioError(f"{name}: {value!r} is not allowed: must be {kind}")
     if minimum is not None and (value <= minimum if strict_minimum else value < minimum):
         raise ScenarioError(f"{name}: {value!r} is not allowed: must be {'>' if strict_minimum else '≥'} {minimum}")
     if maximum is not None and value > maximum:
         raise ScenarioError(f"{name}: {value!r} is not allowed: must be ≤ {maximum}")
     return int(value) if integer else float(value)
+
+
+def text(value: Any, name: str, limit: int = 200, lines: bool = False) -> str:
+    """A name or description: a string of valid Unicode, at most `limit` characters, without control characters
+    (`lines`: line breaks and tabs allowed)."""
+    if not isinstance(value, str):
+        kind = {bool: "true or false", int: "an integer", float: "a number", list: "a list", dict: "a mapping"}.get(
+            type(value), f"a {type(value).__name__}")
+        raise ScenarioError(f"{name}: {kind} is not allowed: must be text (quote it in YAML)")
+    if not is_text(value):
+        raise ScenarioError(f"{name}: {ascii(value[:40])} is not allowed: must be valid Unicode (it has a lone "
+                            f"surrogate)")
+    if len(value) > limit:
+        raise ScenarioError(f"{name}: {len(value)} characters are not allowed: at most {limit}")
+    allowed = "\n\t\r" if lines else ""
+    if any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value):
+        raise ScenarioError(f"{name}: {ascii(value[:40])} is not allowed: must be text without control characters")
+    return value
 
 
 def choice(data: dict, path: str, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:

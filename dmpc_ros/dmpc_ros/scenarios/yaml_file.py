@@ -1,54 +1,176 @@
 """Reading a scenario file strictly: UTF-8 text and YAML mappings without repeated keys, so a file that PyYAML
 would silently half-read (a second `model:` replacing the first) or that crashes the decoder fails with the
-line or byte that is wrong."""
+line or byte that is wrong.
+
+Sizes are bounded before anything is built, so a hostile file ends in one line too: the file's size, its nesting
+depth, its aliases (how many, and how large the document would be with every alias expanded: a 2 KB "billion
+laughs" file expands to gigabytes), recursive aliases, the length of a text and of a number. YAML merge keys
+(`<<: *defaults`) are read as YAML 1.1 defines them; keys given explicitly beside them override the merged ones.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from .validation import ScenarioError
+from .validation import ScenarioError, is_text
+
+MAX_FILE_BYTES = 8 << 20        # a scenario file larger than this is refused unread
+MAX_DEPTH = 32                  # nested sequences / mappings (a scenario needs about 8)
+MAX_ALIASES = 1000              # alias uses (*name) in one file
+MAX_EXPANDED_NODES = 1_000_000  # nodes of the document with every alias expanded
+MAX_TEXT = 10_000               # characters of one text value
+MAX_DIGITS = 30                 # characters of one number (1e308 is 5; an integer beyond 10^30 is no setting)
+MERGE_TAG = "tag:yaml.org,2002:merge"
+NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def where(node) -> str:
+    return f"line {node.start_mark.line + 1}"
 
 
 class StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a mapping key given twice."""
+    """SafeLoader that refuses a mapping key given twice, nesting deeper than MAX_DEPTH and more than MAX_ALIASES
+    aliases while composing; YAML merge keys are expanded (explicit keys win)."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise ScenarioError(f"line {mark.line + 1}: more than {MAX_ALIASES} aliases (*name); a scenario "
+                                    f"needs few (is it an alias bomb?)")
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ScenarioError(f"line {mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a scenario "
+                                    f"needs fewer")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
-        seen: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.get(key)
-            except TypeError:   # an unhashable key: the base class reports it
-                break
-            if first is not None:
-                raise ScenarioError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice (first on line "
-                                    f"{first}); each key may appear once")
-            seen[key] = key_node.start_mark.line + 1
+        if isinstance(node, MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:   # an unhashable key: the base class reports it
+                    break
+                if first is not None:
+                    raise ScenarioError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice (first on "
+                                        f"line {first}); each key may appear once")
+                seen[key] = key_node.start_mark.line + 1
+            self.flatten_mapping(node)   # merge keys: the merged mappings' keys first, explicit ones override
         return super().construct_mapping(node, deep)
+
+
+def check_sizes(root) -> None:
+    """The composed document within bounds: no recursive alias, at most MAX_EXPANDED_NODES nodes with every alias
+    expanded, texts and numbers of bounded length, valid Unicode (no lone surrogates from an escape)."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            active.discard(key)
+            children = node_children(node)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] > MAX_EXPANDED_NODES:
+                raise ScenarioError(f"{where(node)}: the document would have more than {MAX_EXPANDED_NODES} values "
+                                    f"with its aliases expanded (an alias bomb?); a scenario needs far fewer")
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise ScenarioError(f"{where(node)}: a recursive alias (an anchor used inside itself) is not allowed")
+        if isinstance(node, ScalarNode):
+            check_scalar(node)
+            sizes[key] = 1
+            continue
+        active.add(key)
+        stack.append((node, True))
+        for child in node_children(node):
+            if id(child) in active:
+                raise ScenarioError(f"{where(child)}: a recursive alias (an anchor used inside itself) is not "
+                                    f"allowed")
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def node_children(node) -> list:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def check_scalar(node: ScalarNode) -> None:
+    value = node.value
+    if not is_text(value):
+        raise ScenarioError(f"{where(node)}: text with a lone surrogate ({ascii(value[:40])}) is not allowed: "
+                            f"must be valid Unicode")
+    if len(value) > MAX_TEXT:
+        raise ScenarioError(f"{where(node)}: a value of {len(value)} characters is not allowed: at most {MAX_TEXT}")
+    if node.tag in NUMBER_TAGS and len(value) > MAX_DIGITS:
+        raise ScenarioError(f"{where(node)}: the number {value[:12]}… has {len(value)} characters; at most "
+                            f"{MAX_DIGITS} are allowed (write large values as a float, e.g. 1e30)")
+
+
+def load_text(text: str) -> object:
+    """YAML text → data, strictly and within the size bounds (ScenarioError / yaml.YAMLError otherwise)."""
+    loader = StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        check_sizes(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def read_yaml(path: Path) -> object:
     """The file's YAML data; a ScenarioError naming the file and what is wrong otherwise."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ScenarioError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB; a scenario file is far smaller")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ScenarioError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); "
                             "save it as UTF-8") from None
     except OSError as error:
         raise ScenarioError(f"{path}: cannot be read: {error.strerror}") from None
     try:
-        return yaml.load(text, Loader=StrictLoader)
+        return load_text(text)
     except ScenarioError as error:
         raise ScenarioError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         raise ScenarioError(f"{path}: not valid YAML: {yaml_problem(error)}") from None
+    except RecursionError:   # a construct the bounds above do not foresee
+        raise ScenarioError(f"{path}: nested too deeply to read") from None
 
 
 def yaml_problem(error: yaml.YAMLError) -> str:
     """PyYAML's several-line report as one line: the problem and where (1-based line and column)."""
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    where_text = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     context = getattr(error, "context", None)
-    return " ".join(f"{problem}{where}{f' ({context})' if context else ''}".split())
+    return " ".join(f"{problem}{where_text}{f' ({context})' if context else ''}".split())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..coordination.base import Agent
 from ..coordination.dual_decomposition import DualDecompositionAgent, check_decoupled, shared_constraint_maps
-from ..coordination.scheme import AgentRequest, Scheme
+from ..coordination.scheme import AgentRequest, Problem, Scheme
 
 
 def dual_decomposition_agent(request: AgentRequest) -> Agent:
@@ -17,5 +17,19 @@ def dual_decomposition_agent(request: AgentRequest) -> Agent:
                                   design.dual_step_size)
 
 
+def dual_decomposition_refusal(problem: Problem) -> str | None:
+    """At load, what the builder would refuse: no shared constraint to price, or agents coupled in their dynamics."""
+    system = problem.system
+    if system.shared_input_constraint is None:
+        return ("it prices a constraint shared by all agents' inputs and the model has none (e.g. "
+                "model.masses.net_force_limit)")
+    coupled = next((i for i in range(system.num_agents) if system.dynamic_neighbours(i)), None)
+    if coupled is not None:
+        return (f"it needs dynamically decoupled agents and agent {coupled} is coupled to "
+                f"{sorted(system.dynamic_neighbours(coupled))}")
+    return None
+
+
 SCHEMES = (Scheme("dual_decomposition", "prices on a shared input constraint, dynamically decoupled agents",
-                  build_linear=dual_decomposition_agent, coupled_limits="at_convergence"),)
+                  build_linear=dual_decomposition_agent, check=dual_decomposition_refusal,
+                  coupled_limits="at_convergence"),)
