@@ -28,11 +28,13 @@ ros_text = st.text(st.characters(exclude_characters="\x00", exclude_categories=(
 SCALARS = {
     "uint8": st.integers(0, 255),
     "uint32": st.integers(0, 2**32 - 1),
+    "uint64": st.integers(0, 2**64 - 1),
     "double": finite,
     "boolean": st.booleans(),
     "string": ros_text,
     "sequence<double>": st.lists(finite, max_size=50),
     "sequence<string>": st.lists(ros_text, max_size=10),
+    "sequence<uint8>": st.lists(st.integers(0, 255), max_size=40),
 }
 
 
