@@ -64,6 +64,9 @@ def add_parameter_flags(command: argparse.ArgumentParser, name: str) -> None:
             else:
                 command.add_argument(option, type=parameter.type, help=f"override {where}: {parameter.description}")
             continue
+        if parameter.type is bool:
+            command.add_argument(option, action="store_true", default=parameter.default, help=parameter.help)
+            continue
         command.add_argument(option, type=parameter.type, default=parameter.default, choices=parameter.choices or None,
                              help=f"{parameter.help} (default: {parameter.default})")
 
@@ -232,6 +235,7 @@ def run_ros(args: argparse.Namespace) -> int:
                          f"{', '.join(scheme_names(runs_as_agents=True))}")
     if scheme_of(algorithm).offline is not None:
         scenario.design()   # its offline part (explicit laws) must be in place before any node starts
+    check_keystore(scenario, args.authenticate, args.keystore)
     console = Console()
     output = Path(args.output) if args.output else default_output(scenario, "run")
     output.mkdir(parents=True, exist_ok=True)
@@ -239,7 +243,7 @@ def run_ros(args: argparse.Namespace) -> int:
                            domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout,
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
                            overrides=overrides, agents_per_process=args.agents_per_process,
-                           foxglove_port=args.foxglove)
+                           foxglove_port=args.foxglove, authenticate=args.authenticate, keystore=args.keystore)
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
                      else simulate_with_progress(scenario, "centralized", "reference", False, console))
@@ -247,6 +251,47 @@ def run_ros(args: argparse.Namespace) -> int:
     if outcome.code != 0:
         print(f"dmpc run: {outcome.message}", file=sys.stderr)
     return outcome.code
+
+
+def check_keystore(scenario, authenticate: bool, keystore: str) -> None:
+    """When the run is authenticated (the scenario's security section, --authenticate, --keystore), the keystore
+    must load and hold a key for every agent: else one line, before any node starts."""
+    from .auth import KeystoreError, load_keystore
+    from .scenarios import ScenarioError
+    from .scenarios.security import security_parameters
+
+    try:
+        security = security_parameters(scenario.security, authenticate, keystore)
+        if security:
+            load_keystore(security["keystore"]).require(scenario.num_agents)
+    except (ScenarioError, KeystoreError) as error:
+        raise UsageError(str(error)) from None
+
+
+def keys_command(args: argparse.Namespace) -> int:
+    """`dmpc keys create DIR --agents M` (or --scenario S: its agent count): a new team keystore for
+    authenticated runs (dmpc_ros.auth)."""
+    from .auth import KeystoreError, create_keystore
+
+    if (args.agents is None) == (args.scenario is None):
+        raise UsageError("give exactly one of --agents M and --scenario SCENARIO (its agent count)")
+    agents = args.agents
+    if args.scenario is not None:
+        from .scenarios import ScenarioError
+        from .scenarios.source import load_source
+        try:
+            agents = load_source(args.scenario).num_agents
+        except ScenarioError as error:
+            raise UsageError(str(error)) from None
+    try:
+        keystore = create_keystore(Path(args.directory), agents)
+    except KeystoreError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"keystore {args.directory}: {error.strerror or error}") from None
+    print(f"dmpc keys create: {len(keystore.keys)} keys (agents 0..{agents - 1}) in {keystore.directory} "
+          f"(folder 0700, files 0600); use: dmpc run SCENARIO --keystore {keystore.directory}")
+    return 0
 
 
 def exit_code(result, command: str) -> int:
@@ -371,6 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("scenario", help="scenario name, YAML file or Python factory (as for dmpc sim)")
     add_parameter_flags(viz, "viz-config")
     viz.add_argument("--output", help="the .rviz file to write (default: standard output)")
+    keys = commands.add_parser("keys", help="authentication: make a team keystore (HMAC keys, one per agent)")
+    keys.add_argument("action", choices=("create",), help="create: a new keystore folder (never overwrites)")
+    keys.add_argument("directory", help="the keystore folder to create (mode 0700; one agent_<i>.key per agent, 0600)")
+    keys.add_argument("--agents", type=int, help="number of agents M (keys for agents 0..M-1)")
+    keys.add_argument("--scenario", help="or: as many keys as this scenario has agents")
     bag = commands.add_parser("bag", help="run bags: repair one a killed recorder left")
     bag.add_argument("action", choices=("repair",), help="repair: write its complete records as a well-formed bag")
     bag.add_argument("bag", help="the .mcap file (e.g. runs/<run>/run.mcap)")
@@ -386,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
                 "run": lambda: run_ros(args), "bag": lambda: repair_bag_command(args),
                 "explicit": lambda: explicit_command(args), "plot": lambda: plot_command(args),
-                "viz-config": lambda: viz_config_command(args)}
+                "viz-config": lambda: viz_config_command(args), "keys": lambda: keys_command(args)}
     try:
         with SetUpProgress() as progress, reporting(progress):
             return handlers[args.command]()

@@ -46,7 +46,8 @@ def specs_from_arguments(values: dict[str, str]) -> list[NodeSpec]:
     specs = node_specs(scenario, source if is_factory(source) else source_path(source), settings["namespace"],
                        settings["mode"], output_file=str(Path(output).resolve() / "plant.npz") if output else "",
                        exit_on_completion=settings.get("exit_on_completion", False),
-                       overrides=overrides, **{k: settings[k] for k in ("iteration_timeout",) if k in settings})
+                       overrides=overrides,
+                       **{k: settings[k] for k in {"iteration_timeout", "authenticate", "keystore"} if k in settings})
     use_sim_time = _flag("use_sim_time", values["use_sim_time"])
     return [NodeSpec(s.executable, s.name, s.namespace,
                      {**s.parameters, "use_sim_time": use_sim_time and s.executable == "agent"}, s.lifecycle, s.package)

@@ -30,6 +30,7 @@ from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import node_overrides
 from ..scenarios.source import scenario_from_parameters
 from ..sim.plant_inputs import PlantInputs
+from .authentication import authentication_of
 from .parameters import check_parameters, declare_parameters
 from .qos import CONTROL_QOS, STATE_QOS
 from .spin import init_node_process, spin_node
@@ -48,6 +49,7 @@ class PlantNode(LifecycleNode):
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         self._inputs: list = []
         self._timer = None
+        self.auth = None   # MessageAuthentication: inputs must be signed by their agent (ros/authentication.py)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -56,6 +58,7 @@ class PlantNode(LifecycleNode):
             scenario = scenario_from_parameters(values["scenario_file"], values["scenario_factory"])
             overrides = node_overrides(values, "plant")
             self.scenario = scenario.with_overrides(**overrides) if overrides else scenario
+            self.auth = authentication_of(values, self.scenario, self.scenario.num_agents)
         except (ScenarioError, ValueError) as error:
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -112,6 +115,10 @@ class PlantNode(LifecycleNode):
         """An agent's input for step k: refused (counted, logged at most once a second) unless finite, of its size
         and inside its input set (sim/plant_inputs.py); then held until the agent's next one."""
         if not self.active or not 0 <= message.agent_id < self.plant.num_agents:
+            return
+        refused = None if self.auth is None else self.auth.refusal(message, message.agent_id)
+        if refused is not None:   # unsigned, forged, another agent's key or a replay: counted by reason
+            self._warn_refused(refused[1], refused[0])
             return
         if message.step < self.k:
             self.late_inputs += 1
@@ -194,7 +201,9 @@ class PlantNode(LifecycleNode):
         x, u = self.x[: k + 1], self.u[:k]
         np.savez_compressed(path, t=t, x=x, u=u, late_inputs=self.late_inputs,
                             late_inputs_per_agent=self.late_by_agent, refused_inputs=self.inputs.refused,
-                            wall_time=self.wall_time[: k + 1], completed_steps=k, steps=self.scenario.steps)
+                            wall_time=self.wall_time[: k + 1], completed_steps=k, steps=self.scenario.steps,
+                            **({} if self.auth is None else {f"inputs_refused_{reason}": count for reason, count
+                                                             in self.auth.totals().items()}))
         u_padded = np.vstack([u, np.full((1, u.shape[1]), np.nan)])  # no input after the last state
         header = ",".join(["t"] + [f"x{j}" for j in range(x.shape[1])] + [f"u{j}" for j in range(u.shape[1])])
         np.savetxt(path.with_suffix(".csv"), np.column_stack([t, x, u_padded]), delimiter=",", header=header,

@@ -36,6 +36,7 @@ from .environment import reserve_domain_id, ros_environment
 from .recorder import RunRecorder
 from .spin import make_executor
 
+PLANS_REFUSED, INPUTS_REFUSED = "plans_refused_", "inputs_refused_"   # authentication counts (ros/authentication.py)
 DISCOVERY_TIMEOUT = 30.0  # [s] for the recorder to see every node before bring-up starts
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
            "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager", "agent_container": "dmpc_ros.ros.agent_container"}
@@ -67,12 +68,14 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                  timeout: float = DEFAULTS["timeout"], death_grace: float = DEFAULTS["death_grace"],
                  iteration_timeout: float = DEFAULTS["iteration_timeout"], echo: bool = True,
                  overrides: dict | None = None, agents_per_process: int = DEFAULTS["agents_per_process"],
-                 foxglove_port: int | None = None) -> RunOutcome:
+                 foxglove_port: int | None = None, authenticate: bool = DEFAULTS["authenticate"],
+                 keystore: str = DEFAULTS["keystore"]) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
     call; a module is imported from the current directory too). `agents_per_process` > 1 hosts that many agent
     nodes in each agent container process. `foxglove_port`: also serve every recorded topic live over the
-    Foxglove WebSocket protocol on that loopback port (0: any free one)."""
+    Foxglove WebSocket protocol on that loopback port (0: any free one). `authenticate`, `keystore`: require
+    authentication of plans and inputs beyond the scenario's security section (scenarios/security.py)."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
     reservation = reserve_domain_id(domain_id)
@@ -86,7 +89,8 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         copy_data_files(Path(source_path(str(source))), output)   # the CSV series it names, at the same paths
         source = copy
     specs = node_specs(scenario, source, namespace, mode, output_file=str(output / "plant.npz"),
-                       exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides)
+                       exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides,
+                       authenticate=authenticate, keystore=keystore)
     if agents_per_process > 1:
         specs = host_agents(specs, agents_per_process)
     params = output / "parameters.yaml"
@@ -236,4 +240,18 @@ def collect_result(scenario: Scenario, plant_file: Path, recorder) -> Simulation
     result.bytes[:] = recorder.plan_bytes // max(T, 1)
     result.late_inputs = int(data["late_inputs"])
     result.refused_inputs = int(data["refused_inputs"]) if "refused_inputs" in data.files else 0
+    result.authentication = authentication_counts(result, data)
     return result
+
+
+def authentication_counts(result: SimulationResult, plant_data) -> dict | None:
+    """The refusals of an authenticated run by reason: the agents' plans (their AgentStatus counters
+    plans_refused_<reason>, taken out of the scheme's counters) and the plant's inputs (plant.npz); None when the
+    run was not authenticated."""
+    plans = {name: result.counters.pop(name) for name in [n for n in result.counters if n.startswith(PLANS_REFUSED)]}
+    inputs = {name[len(INPUTS_REFUSED):]: int(plant_data[name]) for name in plant_data.files
+              if name.startswith(INPUTS_REFUSED)}
+    if not plans and not inputs:
+        return None
+    return {"plans_refused": {name[len(PLANS_REFUSED):]: int(values.sum()) for name, values in plans.items()},
+            "inputs_refused": inputs}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .parameters import DEFAULTS, OVERRIDES, PARAMETERS
 from .schema import Scenario
+from .security import security_parameters
 from .source import is_factory
 
 
@@ -66,24 +67,28 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
                exit_on_completion: bool = DEFAULTS["exit_on_completion"],
                iteration_timeout: float = DEFAULTS["iteration_timeout"],
                heartbeat_timeout: float = DEFAULTS["heartbeat_timeout"],
-               overrides: dict | None = None) -> list[NodeSpec]:
+               overrides: dict | None = None, authenticate: bool = DEFAULTS["authenticate"],
+               keystore: str = DEFAULTS["keystore"]) -> list[NodeSpec]:
     """Plant, one agent per subsystem, and the lifecycle manager (which brings the others up in this order).
     `source` is the scenario's YAML file or Python factory; `overrides` (OVERRIDES fields) become node
-    parameters, so `scenario` must already carry them. The settings are checked against the parameter table."""
+    parameters, so `scenario` must already carry them. The settings are checked against the parameter table.
+    `authenticate`, `keystore`: require authentication beyond the scenario's security section (the nodes then get
+    both, the keystore as an absolute path; ScenarioError when it is on without a keystore)."""
     for name, value in (("namespace", namespace), ("mode", mode), ("iteration_timeout", iteration_timeout),
                         ("heartbeat_timeout", heartbeat_timeout)):
         PARAMETERS[name].check(value, f"{name} {value!r}")
     lock_step = mode == "lock_step"
     where = source_parameters(source)
     agent_overrides, plant_overrides = override_parameters(overrides or {})
+    security = security_parameters(scenario.security, authenticate, keystore)
     # The plant waits for a silent agent as long as a whole negotiation could take before holding its input
     # (at most the top of the plant parameter's range).
     input_timeout = min(iteration_timeout * (scenario.controller.max_iterations + 2), PARAMETERS["input_timeout"].high)
     plant = NodeSpec("plant", "plant", namespace, {
-        **where, **plant_overrides, "mode": mode, "output_file": output_file, "input_timeout": input_timeout,
-        "exit_on_completion": exit_on_completion, "use_sim_time": False})
+        **where, **plant_overrides, **security, "mode": mode, "output_file": output_file,
+        "input_timeout": input_timeout, "exit_on_completion": exit_on_completion, "use_sim_time": False})
     agents = [NodeSpec("agent", f"agent_{i}", namespace, {
-        **where, **agent_overrides, "agent_id": i, "plan_qos": "reliable" if lock_step else "best_effort",
+        **where, **agent_overrides, **security, "agent_id": i, "plan_qos": "reliable" if lock_step else "best_effort",
         "iteration_timeout": iteration_timeout if lock_step else min(iteration_timeout, scenario.sample_time / 4),
         "use_sim_time": lock_step}) for i in range(scenario.num_agents)]
     manager = NodeSpec("lifecycle_manager", "lifecycle_manager", namespace, {

@@ -214,6 +214,13 @@ TABLE: tuple[Parameter, ...] = (
               low=0.0, high=3600.0, flag="death-grace", commands=("run",)),
     Parameter("agents_per_process", int, 1, "agent nodes hosted per process (one executor, like a component "
               "container)", low=1, high=MAX_AGENTS, flag="agents-per-process", commands=("run",)),
+    # -- authentication (scenarios/security.py: on when the scenario or these require it) ----------------------------
+    Parameter("authenticate", bool, False, "require HMAC-SHA256 authentication of plans and control inputs (also "
+              "security.authenticate; needs keystore)", nodes=("agent", "plant"), read_only=True, flag="authenticate",
+              commands=("run",), launch=("scenario",)),
+    Parameter("keystore", str, "", "team keystore folder (dmpc keys create); given: authentication on; empty: "
+              "security.keystore", nodes=("agent", "plant"), read_only=True, flag="keystore", commands=("run",),
+              launch=("scenario",)),
     # -- agent ------------------------------------------------------------------------------------------------------
     Parameter("agent_id", int, 0, "index of this agent's subsystem in the scenario", nodes=("agent",), low=0,
               high=MAX_AGENTS - 1, read_only=True),

@@ -54,6 +54,8 @@ class SimulationResult:
     iteration_limit: int = 0                                # controller.max_iterations of the run (0: unknown)
     tolerance: float | None = None                          # controller.tolerance of the run
     stopped: str = ""                                       # why the run ended early (strict mode, a node died)
+    # ROS runs with authentication: {"plans_refused": {reason: n}, "inputs_refused": {reason: n}} (auth.REASONS)
+    authentication: dict | None = None
 
     @staticmethod
     def empty(algorithm: str, T: int, N: int, n: int, m: int, controllers: int, max_iterations: int,
@@ -239,6 +241,7 @@ class SimulationResult:
             "failures": self.failures(),
             "iteration_limit": self.iteration_cap(),
             "counters": self.counter_totals(),
+            **({"authentication": self.authentication} if self.authentication is not None else {}),
             "complete": not self.stopped,
             "stopped": self.stopped or None,
         }
