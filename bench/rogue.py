@@ -151,6 +151,7 @@ class RogueRun:
     summary: dict
     rejected_plans: int        # AgentStatus.messages_rejected summed over the listeners of agent 2's plans
     listeners: int             # agents that listen to agent 2's plans
+    step_median: float         # [s] wall time per lock-step control step (plant.npz wall_time)
     returncode: int
     output: str
 
@@ -206,7 +207,7 @@ def rogue_run(authenticate: bool, steps: int, output: Path, timeout: float = 600
         for _, _, _, status in reader.iter_decoded_messages(topics=[f"/dmpc/agent_{i}/status" for i in listeners]):
             rejected += status.messages_rejected
     return RogueRun(authenticate, sent, plant["x"], plant["u"], summary, rejected, len(listeners),
-                    runner.returncode, text)
+                    float(np.median(np.diff(plant["wall_time"]))), runner.returncode, text)
 
 
 def clean_run(steps: int):
@@ -248,6 +249,7 @@ def main() -> None:
     row("plans refused: authentication", lambda r: reasons(r.plans_refused_auth))
     row(f"closed-loop cost (dmpc sim, no rogue: {clean.closed_loop_cost:.5g})",
         lambda r: f"{r.summary.get('closed_loop_cost', float('nan')):.5g}")
+    row("wall time per step, median [ms]", lambda r: f"{1e3 * r.step_median:.0f}")
     row("max |x − x of dmpc sim, no rogue|", lambda r: f"{np.max(np.abs(r.x - clean.x[: r.x.shape[0]])):.3g}")
     Console().print(table)
     for run in runs:
