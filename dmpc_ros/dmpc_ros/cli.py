@@ -270,7 +270,8 @@ def check_keystore(scenario, authenticate: bool, keystore: str) -> None:
 
 def keys_command(args: argparse.Namespace) -> int:
     """`dmpc keys create DIR --agents M` (or --scenario S: its agent count): a new team keystore for
-    authenticated runs (dmpc_ros.auth)."""
+    authenticated runs (dmpc_ros.auth); `dmpc keys sros2 DIR …`: an SROS2 keystore, one enclave per node of the run
+    (ros/sros2.py)."""
     from .auth import KeystoreError, create_keystore
 
     if (args.agents is None) == (args.scenario is None):
@@ -283,6 +284,8 @@ def keys_command(args: argparse.Namespace) -> int:
             agents = load_source(args.scenario).num_agents
         except ScenarioError as error:
             raise UsageError(str(error)) from None
+    if args.action == "sros2":
+        return sros2_command(args, agents)
     try:
         keystore = create_keystore(Path(args.directory), agents)
     except KeystoreError as error:
@@ -291,6 +294,26 @@ def keys_command(args: argparse.Namespace) -> int:
         raise UsageError(f"keystore {args.directory}: {error.strerror or error}") from None
     print(f"dmpc keys create: {len(keystore.keys)} keys (agents 0..{agents - 1}) in {keystore.directory} "
           f"(folder 0700, files 0600); use: dmpc run SCENARIO --keystore {keystore.directory}")
+    return 0
+
+
+def sros2_command(args: argparse.Namespace, agents: int) -> int:
+    """`dmpc keys sros2 DIR`: CA, one enclave per node of a run of `agents` agents, governance and permissions."""
+    from .ros.sros2 import Sros2Error, create_sros2_keystore, fastdds_has_security, run_enclaves, \
+        security_environment
+
+    check_namespace(args.namespace)
+    try:
+        enclaves = run_enclaves(agents, args.namespace)
+        create_sros2_keystore(Path(args.directory), enclaves)
+    except (Sros2Error, OSError) as error:
+        raise UsageError(str(error)) from None
+    variables = " ".join(f"{k}={v}" for k, v in security_environment(Path(args.directory)).items())
+    print(f"dmpc keys sros2: {len(enclaves)} enclaves ({', '.join(e.name for e in enclaves)}) in {args.directory}; "
+          f"run with: {variables} dmpc run SCENARIO --namespace {args.namespace}")
+    secure, why = fastdds_has_security()
+    if not secure:
+        print(f"dmpc keys sros2: note: {why}; a secured run needs a ROS 2 install with DDS Security", file=sys.stderr)
     return 0
 
 
@@ -417,10 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_parameter_flags(viz, "viz-config")
     viz.add_argument("--output", help="the .rviz file to write (default: standard output)")
     keys = commands.add_parser("keys", help="authentication: make a team keystore (HMAC keys, one per agent)")
-    keys.add_argument("action", choices=("create",), help="create: a new keystore folder (never overwrites)")
+    keys.add_argument("action", choices=("create", "sros2"), help="create: a new HMAC keystore folder (never "
+                      "overwrites); sros2: an SROS2 keystore (CA, an enclave per node, governance, permissions)")
     keys.add_argument("directory", help="the keystore folder to create (mode 0700; one agent_<i>.key per agent, 0600)")
     keys.add_argument("--agents", type=int, help="number of agents M (keys for agents 0..M-1)")
     keys.add_argument("--scenario", help="or: as many keys as this scenario has agents")
+    add_parameter_flags(keys, "keys")
     bag = commands.add_parser("bag", help="run bags: repair one a killed recorder left")
     bag.add_argument("action", choices=("repair",), help="repair: write its complete records as a well-formed bag")
     bag.add_argument("bag", help="the .mcap file (e.g. runs/<run>/run.mcap)")

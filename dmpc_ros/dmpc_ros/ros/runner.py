@@ -100,8 +100,12 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
           f"ROS_DOMAIN_ID={reservation.domain_id}, "
           f"discovery {'localhost' if localhost_only else 'subnet'}; parameters in {params}", flush=True)
 
+    # SROS2 (ROS_SECURITY_ENABLE=true with a keystore from `dmpc keys sros2`): each process in its node's enclave
+    secured = env.get("ROS_SECURITY_ENABLE", "").lower() == "true"
+    enclave = (lambda name: ["--enclave", f"{namespace.rstrip('/')}/{name}"]) if secured else (lambda name: [])
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=reservation.domain_id, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=["--ros-args", *enclave("recorder")] if secured else None, context=context,
+               domain_id=reservation.domain_id, signal_handler_options=SignalHandlerOptions.NO)
     recorder = bridge = None
     outcome = None
     strict_step = None   # the step strict mode stopped at
@@ -131,7 +135,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             naming = [s.name for s in spec.hosted] + ["--ros-args"] if spec.hosted else ["--ros-args", "-r",
                                                                                         f"__node:={spec.name}"]
             command = executable_command(spec) + naming + ["-r", f"__ns:={spec.namespace}", "--params-file",
-                                                           str(params)]
+                                                           str(params), *enclave(spec.name)]
             processes[spec.name] = group.start(spec.name, command, env)
 
         managers = [spec for spec in specs if spec.executable == "lifecycle_manager"]

@@ -24,7 +24,7 @@ from ..mpc.qp import BACKENDS
 
 MAX_AGENTS = 1000          # agents a scenario may have (so agent ids are 0 … MAX_AGENTS − 1)
 NODES = ("agent", "plant", "lifecycle_manager", "fake_robot")
-COMMANDS = ("sim", "run", "explicit", "viz-config")   # dmpc commands with parameter flags
+COMMANDS = ("sim", "run", "explicit", "viz-config", "keys")   # dmpc commands with parameter flags
 OVERRIDE_COMMANDS = ("sim", "run", "explicit")
 LAUNCH_FILES = ("scenario", "robots")   # every scenario launch file (scenario.launch.py, …) and robots.launch.py
 MODES = ("lock_step", "real_time")
@@ -202,7 +202,7 @@ TABLE: tuple[Parameter, ...] = (
               "(also simulation.strict)", override=("simulation", "strict"), flag="strict", **OVERRIDE),
     # -- the run ----------------------------------------------------------------------------------------------------
     Parameter("namespace", str, "/dmpc", "ROS namespace of the run's nodes and topics", flag="namespace",
-              commands=("run", "viz-config"), launch=LAUNCH_FILES, rule=is_namespace,
+              commands=("run", "viz-config", "keys"), launch=LAUNCH_FILES, rule=is_namespace,
               rule_text="an absolute ROS namespace such as /dmpc (letters, digits and _ per part, not starting with "
                         "a digit)"),
     Parameter("mode", str, "lock_step", "time keeping: lock_step (the plant owns time) or real_time (fixed-rate "
