@@ -30,6 +30,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from ..scenarios.node_specs import agent_topic
+from ..scenarios.parameters import DEFAULTS
 
 DOMAINS = (0, 232)            # every domain id Fast DDS maps to ports
 VALID_DAYS = 3650
@@ -59,7 +60,7 @@ def dds_topic(ros_topic: str) -> str:
     return "rt" + ros_topic
 
 
-def run_enclaves(agents: int, namespace: str = "/dmpc") -> list[Enclave]:
+def run_enclaves(agents: int, namespace: str = DEFAULTS["namespace"]) -> list[Enclave]:
     """The enclaves of a `dmpc run` (or launch) of `agents` agents in `namespace`, with least privilege on the run's
     own topics (see the module docstring)."""
     ns = namespace.rstrip("/")
