@@ -14,8 +14,12 @@ strings as a length and UTF-8, arrays as a length and their elements, nested mes
 from __future__ import annotations
 
 import array
+import re
 import struct
+import sys
 import time
+from collections.abc import Callable
+from functools import cache
 
 from dmpc_ros_msgs.msg import ControlInput, PredictedTrajectory
 
@@ -24,28 +28,65 @@ from ..auth.verifier import refusal_text
 
 KINDS = {PredictedTrajectory: "plan", ControlInput: "input"}
 UNSIGNED = ("mac",)   # the field the MAC goes in: not part of the signed bytes
+FLOATS = ("double", "float", "float64", "float32")
+INTEGERS = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "octet", "char", "byte")
+LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def canonical_bytes(message, skip: tuple[str, ...] = UNSIGNED) -> bytes:
     """The message's fields (but `skip`) in a deterministic encoding (see the module's docstring)."""
     parts: list[bytes] = []
-    _encode_fields(message, skip, parts)
+    for name, encode in _field_encoders(type(message), skip):
+        encode(getattr(message, name), parts)
     return b"".join(parts)
 
 
-def _encode_fields(message, skip: tuple[str, ...], parts: list[bytes]) -> None:
-    for name in message.get_fields_and_field_types():
-        if name not in skip:
-            _encode(getattr(message, name), parts)
+@cache
+def _field_encoders(message_type: type, skip: tuple[str, ...] = ()) -> tuple[tuple[str, Callable], ...]:
+    """Per field of the type, in declared order, its encoder (chosen once per type from the declared field type)."""
+    return tuple((name, _encoder(kind)) for name, kind in message_type.get_fields_and_field_types().items()
+                 if name not in skip)
+
+
+def _encoder(kind: str) -> Callable:
+    if kind in FLOATS:
+        return lambda value, parts: parts.append(struct.pack("<d", value))
+    if kind in INTEGERS:
+        return lambda value, parts: parts.append(value.to_bytes(9, "little", signed=True))
+    if kind == "boolean":
+        return lambda value, parts: parts.append(b"\1" if value else b"\0")
+    if kind == "string":
+        return _encode_text
+    sequence = re.fullmatch(r"sequence<(\w+)(?:, \d+)?>|(\w+)\[\d+\]", kind)
+    element = sequence and (sequence[1] or sequence[2])
+    if element in FLOATS:
+        return _encode_floats
+    if element in ("uint8", "octet", "byte"):
+        return lambda value, parts: parts.extend((_length(len(value)), bytes(value)))
+    return _encode   # nested messages, other arrays: by value
 
 
 def _length(count: int) -> bytes:
     return count.to_bytes(8, "little")
 
 
+def _encode_text(value: str, parts: list[bytes]) -> None:
+    text = value.encode("utf-8", "surrogatepass")
+    parts += [_length(len(text)), text]
+
+
+def _encode_floats(value, parts: list[bytes]) -> None:
+    if isinstance(value, array.array) and value.typecode == "d" and LITTLE_ENDIAN:
+        parts += [_length(len(value)), value.tobytes()]
+    else:
+        parts += [_length(len(value)), struct.pack(f"<{len(value)}d", *value)]
+
+
 def _encode(value, parts: list[bytes]) -> None:
+    """Any field value, by its Python type (the slow path: nested messages, integer and string arrays)."""
     if hasattr(value, "get_fields_and_field_types"):
-        _encode_fields(value, (), parts)
+        for name, encode in _field_encoders(type(value)):
+            encode(getattr(value, name), parts)
     elif isinstance(value, bool):
         parts.append(b"\1" if value else b"\0")
     elif isinstance(value, int):
@@ -53,12 +94,9 @@ def _encode(value, parts: list[bytes]) -> None:
     elif isinstance(value, float):
         parts.append(struct.pack("<d", value))
     elif isinstance(value, str):
-        text = value.encode("utf-8", "surrogatepass")
-        parts += [_length(len(text)), text]
+        _encode_text(value, parts)
     elif isinstance(value, (bytes, bytearray)) or (isinstance(value, array.array) and value.typecode == "B"):
         parts += [_length(len(value)), bytes(value)]
-    elif isinstance(value, array.array) and value.typecode in "fd":
-        parts += [_length(len(value)), struct.pack(f"<{len(value)}d", *value)]
     else:   # integer arrays, lists, tuples, numpy arrays
         items = list(value)
         parts.append(_length(len(items)))
