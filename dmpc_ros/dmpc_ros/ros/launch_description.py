@@ -59,9 +59,12 @@ def launch_actions(specs: list[NodeSpec]) -> list:
     exits (after its last step with exit_on_completion, or when it fails)."""
     end_launch = EndLaunchOnce("the plant has exited (scenario complete or failed)")
     actions = []
+    secured = os.environ.get("ROS_SECURITY_ENABLE", "").lower() == "true"   # SROS2: each node in its enclave
     for spec in specs:
         kwargs = dict(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
                       parameters=[spec.parameters], output="screen")
+        if secured:
+            kwargs["ros_arguments"] = ["--enclave", spec.full_name]
         action = LifecycleNode(**kwargs) if spec.lifecycle else Node(**kwargs)
         actions.append(action)
         if spec.executable == "plant":
