@@ -127,6 +127,14 @@ def cap_cell(cap: dict, steps: int) -> str:
     return f"{cap['capped_steps']} of {steps} (limit {cap['max_iterations']}, max residual {cap['max_residual']:.1e})"
 
 
+def refusal_cell(counts: dict) -> str:
+    """The summary table's cell for an authenticated run: refused plans / inputs, each with its reasons."""
+    def part(by_reason: dict) -> str:
+        reasons = ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in by_reason.items() if n)
+        return f"{sum(by_reason.values())}{f' ({reasons})' if reasons else ''}"
+    return f"{part(counts['plans_refused'])} / {part(counts['inputs_refused'])}"
+
+
 def save(result: SimulationResult, scenario: Scenario, output: str | Path, reference: SimulationResult | None = None,
          console=None, title_suffix: str = "") -> dict:
     """Write summary.json (with the cost gap to `reference`, a centralized run), trajectory.npz/.csv and the
@@ -178,6 +186,8 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
           if failures["worst_fallback_state_margin"] is not None else []),
         *((f"{result.algorithm}: {name.replace('_', ' ')}", f"{total:g}")   # the scheme's own counters
           for name, total in summary["counters"].items()),
+        *([("plans / inputs refused (authentication)", refusal_cell(summary["authentication"]))]
+          if "authentication" in summary else []),
         *([("stopped", result.stopped)] if result.stopped else []),
     ]
     for name, value in summary["scenario_metrics"].items():

@@ -68,6 +68,9 @@ def add_parameter_flags(command: argparse.ArgumentParser, name: str) -> None:
             else:
                 command.add_argument(option, type=parameter.type, help=f"override {where}: {parameter.description}")
             continue
+        if parameter.type is bool:
+            command.add_argument(option, action="store_true", default=parameter.default, help=parameter.help)
+            continue
         command.add_argument(option, type=parameter.type, default=parameter.default, choices=parameter.choices or None,
                              help=f"{parameter.help} (default: {parameter.default})")
 
@@ -280,6 +283,7 @@ def run_ros(args: argparse.Namespace) -> int:
                          f"{', '.join(scheme_names(runs_as_agents=True))}")
     if scheme_of(algorithm).offline is not None:
         scenario.design()   # its offline part (explicit laws) must be in place before any node starts
+    check_keystore(scenario, args.authenticate, args.keystore)
     console = Console()
     output = Path(args.output) if args.output else default_output(scenario, "run")
     output.mkdir(parents=True, exist_ok=True)
@@ -287,7 +291,8 @@ def run_ros(args: argparse.Namespace) -> int:
                            domain_id=args.domain_id, localhost_only=not args.network, timeout=args.timeout,
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
                            overrides=overrides, agents_per_process=args.agents_per_process,
-                           foxglove_port=args.foxglove, settings=node_settings(args, "run"))
+                           foxglove_port=args.foxglove, settings=node_settings(args, "run"),
+                           authenticate=args.authenticate, keystore=args.keystore)
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
                      else simulate_with_progress(scenario, "centralized", "reference", False, console))
@@ -295,6 +300,70 @@ def run_ros(args: argparse.Namespace) -> int:
     if outcome.code != 0:
         print(f"dmpc run: {outcome.message}", file=sys.stderr)
     return outcome.code
+
+
+def check_keystore(scenario, authenticate: bool, keystore: str) -> None:
+    """When the run is authenticated (the scenario's security section, --authenticate, --keystore), the keystore
+    must load and hold a key for every agent: else one line, before any node starts."""
+    from .auth import KeystoreError, load_keystore
+    from .scenarios import ScenarioError
+    from .scenarios.security import security_parameters
+
+    try:
+        security = security_parameters(scenario.security, authenticate, keystore)
+        if security:
+            load_keystore(security["keystore"]).require(scenario.num_agents)
+    except (ScenarioError, KeystoreError) as error:
+        raise UsageError(str(error)) from None
+
+
+def keys_command(args: argparse.Namespace) -> int:
+    """`dmpc keys create DIR --agents M` (or --scenario S: its agent count): a new team keystore for
+    authenticated runs (dmpc_ros.auth); `dmpc keys sros2 DIR …`: an SROS2 keystore, one enclave per node of the run
+    (ros/sros2.py)."""
+    from .auth import KeystoreError, create_keystore
+
+    if (args.agents is None) == (args.scenario is None):
+        raise UsageError("give exactly one of --agents M and --scenario SCENARIO (its agent count)")
+    agents = args.agents
+    if args.scenario is not None:
+        from .scenarios import ScenarioError
+        from .scenarios.source import load_source
+        try:
+            agents = load_source(args.scenario).num_agents
+        except ScenarioError as error:
+            raise UsageError(str(error)) from None
+    if args.action == "sros2":
+        return sros2_command(args, agents)
+    try:
+        keystore = create_keystore(Path(args.directory), agents)
+    except KeystoreError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"keystore {args.directory}: {error.strerror or error}") from None
+    print(f"dmpc keys create: {len(keystore.keys)} keys (agents 0..{agents - 1}) in {keystore.directory} "
+          f"(folder 0700, files 0600); use: dmpc run SCENARIO --keystore {keystore.directory}")
+    return 0
+
+
+def sros2_command(args: argparse.Namespace, agents: int) -> int:
+    """`dmpc keys sros2 DIR`: CA, one enclave per node of a run of `agents` agents, governance and permissions."""
+    from .ros.sros2 import Sros2Error, create_sros2_keystore, fastdds_has_security, run_enclaves, \
+        security_environment
+
+    check_namespace(args.namespace)
+    try:
+        enclaves = run_enclaves(agents, args.namespace)
+        create_sros2_keystore(Path(args.directory), enclaves)
+    except (Sros2Error, OSError) as error:
+        raise UsageError(str(error)) from None
+    variables = " ".join(f"{k}={v}" for k, v in security_environment(Path(args.directory)).items())
+    print(f"dmpc keys sros2: {len(enclaves)} enclaves ({', '.join(e.name for e in enclaves)}) in {args.directory}; "
+          f"run with: {variables} dmpc run SCENARIO --namespace {args.namespace}")
+    secure, why = fastdds_has_security()
+    if not secure:
+        print(f"dmpc keys sros2: note: {why}; a secured run needs a ROS 2 install with DDS Security", file=sys.stderr)
+    return 0
 
 
 def exit_code(result, command: str) -> int:
@@ -442,6 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("scenario", help="scenario name, YAML file or Python factory (as for dmpc sim)")
     add_parameter_flags(viz, "viz-config")
     viz.add_argument("--output", help="the .rviz file to write (default: standard output)")
+    keys = commands.add_parser("keys", help="authentication: make a team keystore (HMAC keys, one per agent)")
+    keys.add_argument("action", choices=("create", "sros2"), help="create: a new HMAC keystore folder (never "
+                      "overwrites); sros2: an SROS2 keystore (CA, an enclave per node, governance, permissions)")
+    keys.add_argument("directory", help="the keystore folder to create (mode 0700; one agent_<i>.key per agent, 0600)")
+    keys.add_argument("--agents", type=int, help="number of agents M (keys for agents 0..M-1)")
+    keys.add_argument("--scenario", help="or: as many keys as this scenario has agents")
+    add_parameter_flags(keys, "keys")
     bag = commands.add_parser("bag", help="run bags: repair one a killed recorder left")
     bag.add_argument("action", choices=("repair",), help="repair: write its complete records as a well-formed bag")
     bag.add_argument("bag", help="the .mcap file (e.g. runs/<run>/run.mcap)")
@@ -457,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"smoke": lambda: smoke_demo(args.count, args.timeout), "sim": lambda: run_simulation(args),
                 "run": lambda: run_ros(args), "bag": lambda: repair_bag_command(args),
                 "explicit": lambda: explicit_command(args), "plot": lambda: plot_command(args),
-                "viz-config": lambda: viz_config_command(args)}
+                "viz-config": lambda: viz_config_command(args), "keys": lambda: keys_command(args)}
     try:
         check_texts(args)
         if args.command == "smoke":

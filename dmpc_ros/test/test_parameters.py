@@ -165,8 +165,9 @@ def test_dmpc_flags_are_the_tables() -> None:
             if p.override:
                 assert action.default is None
                 assert p.type is bool or action.type is p.type
-            else:
-                assert (action.type, action.default, tuple(action.choices or ())) == (p.type, p.default, p.choices)
+            else:   # a bool is a switch (store_true)
+                kind = bool if p.type is bool and action.nargs == 0 else action.type
+                assert (kind, action.default, tuple(action.choices or ())) == (p.type, p.default, p.choices)
         spelled = {o[2:].replace("-", "_") for o in options} & {p.name for p in TABLE}
         assert not spelled, f"dmpc {command}: flags {spelled} set table parameters but are not generated from it"
 

@@ -35,6 +35,7 @@ from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import live_parameters, node_overrides, scenario_parameters
 from ..scenarios.source import scenario_from_parameters
 from ..sim.results import cap_line
+from .authentication import authentication_of
 from .conversions import MalformedPlan, message_to_plan, plan_to_message, status_message
 from .parameters import declare_parameters
 from .qos import CONTROL_QOS, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, plan_qos
@@ -116,6 +117,7 @@ class AgentNode(LifecycleNode):
         self.layout = None   # PlanarLayout when the visualization topics are on
         self._heard: dict[int, tuple[float, np.ndarray]] = {}   # neighbour → (monotonic time, states) of its last plan
         self.robot: RobotLink | None = None   # robot mode
+        self.auth = None   # MessageAuthentication when plans and inputs are signed and verified (ros/authentication.py)
 
     @property
     def active(self) -> bool:
@@ -143,6 +145,8 @@ class AgentNode(LifecycleNode):
     def _configure(self) -> None:
         scenario = scenario_of(self._values())
         self.agent_id = int(self._parameter("agent_id"))
+        self.auth = authentication_of({name: self._parameter(name) for name in ("authenticate", "keystore")},
+                                      scenario, scenario.num_agents, self.agent_id)
         self.algorithm = scenario.controller.algorithm
         self._steps = scenario.steps
         self.design = scenario.design()
@@ -282,6 +286,10 @@ class AgentNode(LifecycleNode):
         try:
             if message.agent_id != sender:
                 raise MalformedPlan(f"plan on the topic of agent {sender} claims agent_id {message.agent_id}")
+            refused = None if self.auth is None else self.auth.refusal(message, sender)
+            if refused is not None:   # unsigned, forged, another agent's key or a replay: counted by reason
+                self._act(self.negotiator.refuse(*refused))
+                return
             plan = message_to_plan(message, self.design.horizon, *self._dims[sender])
         except MalformedPlan as error:
             self._act(self.negotiator.refuse(f"rejected plan: {error}", "plan"))
@@ -316,8 +324,8 @@ class AgentNode(LifecycleNode):
     def _act(self, actions) -> None:
         for action in actions:
             if isinstance(action, PublishPlan):
-                self._outputs["plan"].publish(plan_to_message(action.plan, self.design.system.sample_time,
-                                                              self._stamp()))
+                self._publish(self._outputs["plan"], plan_to_message(action.plan, self.design.system.sample_time,
+                                                                     self._stamp()))
             elif isinstance(action, ApplyInput):
                 self._publish_control(action.step, action.input)
             elif isinstance(action, DriveRobot):
@@ -364,7 +372,13 @@ class AgentNode(LifecycleNode):
     def _publish_control(self, step: int, u: np.ndarray) -> None:
         message = ControlInput(agent_id=self.agent_id, step=step, input=[float(v) for v in u])
         message.header.stamp = self._stamp()
-        self._outputs["control"].publish(message)
+        self._publish(self._outputs["control"], message)
+
+    def _publish(self, publisher, message) -> None:
+        """Publish a plan or an input, signed when authentication is on."""
+        if self.auth is not None:
+            self.auth.sign(message)
+        publisher.publish(message)
 
     def _step_done(self, done: StepDone) -> None:
         """The step's AgentStatus (the agent's statistics and the negotiation's counts) and its scene."""
@@ -376,7 +390,8 @@ class AgentNode(LifecycleNode):
             self.agent_id, done.step, self.agent.statistics, plan, self.agent.constraint_margin(), self._stamp(),
             messages_missing=counts["missing"], messages_late=counts["late"], messages_rejected=counts["rejected"],
             deadline_misses=counts["deadline_misses"], watchdog_stops=counts["watchdog_stops"],
-            counters=scheme_of(self.algorithm).counters)
+            counters=scheme_of(self.algorithm).counters,
+            extra_counters=None if self.auth is None else self.auth.step_counters("plan"))
         self._outputs["status"].publish(message)
         self._note_cap(done.step, self.agent.statistics)
         if self.layout is not None and plan is not None:

@@ -69,17 +69,19 @@ def plan_to_message(plan, sample_time: float, stamp) -> "PredictedTrajectory":  
 
 def status_message(agent_id: int, step: int, statistics, plan, margin: float, stamp, *, messages_missing: int,
                    messages_late: int = 0, messages_rejected: int = 0, deadline_misses: int = 0,
-                   watchdog_stops: int = 0, counters: Iterable[str] = ()) -> "AgentStatus":  # noqa: F821
+                   watchdog_stops: int = 0, counters: Iterable[str] = (),
+                   extra_counters: dict[str, float] | None = None) -> "AgentStatus":  # noqa: F821
     """An agent's step as dmpc_ros_msgs/AgentStatus: the generic fields every scheme has from its StepStatistics,
     final plan and constraint margin; the scheme's own counters by name (every name in `counters`, the scheme's
     declared ones, 0 when not reported this step, so each is a continuous series; then any other reported); and what
     the negotiator counts (plans missing past the deadline, late and rejected on arrival — added to the agent's —,
-    robot-mode deadline misses and stops)."""
+    robot-mode deadline misses and stops). `extra_counters`: the node's own counts by name (authentication
+    refusals), after the scheme's."""
     from dmpc_ros_msgs.msg import AgentStatus
 
     from ..coordination.safe_input import INPUT_SOURCES
 
-    reported, declared = statistics.counters, tuple(counters)
+    reported, declared = {**statistics.counters, **(extra_counters or {})}, tuple(counters)
     names = list(declared) + [name for name in reported if name not in declared]
     message = AgentStatus(
         agent_id=agent_id, step=step, iterations=statistics.iterations,

@@ -46,7 +46,8 @@ def specs_from_arguments(values: dict[str, str]) -> list[NodeSpec]:
     specs = node_specs(scenario, source if is_factory(source) else source_path(source), settings["namespace"],
                        settings["mode"], output_file=str(Path(output).resolve() / "plant.npz") if output else "",
                        exit_on_completion=settings.get("exit_on_completion", False),
-                       overrides=overrides, **{k: settings[k] for k in ("iteration_timeout",) if k in settings})
+                       overrides=overrides,
+                       **{k: settings[k] for k in {"iteration_timeout", "authenticate", "keystore"} if k in settings})
     use_sim_time = _flag("use_sim_time", values["use_sim_time"])
     return [NodeSpec(s.executable, s.name, s.namespace,
                      {**s.parameters, "use_sim_time": use_sim_time and s.executable == "agent"}, s.lifecycle, s.package)
@@ -58,9 +59,12 @@ def launch_actions(specs: list[NodeSpec]) -> list:
     exits (after its last step with exit_on_completion, or when it fails)."""
     end_launch = EndLaunchOnce("the plant has exited (scenario complete or failed)")
     actions = []
+    secured = os.environ.get("ROS_SECURITY_ENABLE", "").lower() == "true"   # SROS2: each node in its enclave
     for spec in specs:
         kwargs = dict(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
                       parameters=[spec.parameters], output="screen")
+        if secured:
+            kwargs["ros_arguments"] = ["--enclave", spec.full_name]
         action = LifecycleNode(**kwargs) if spec.lifecycle else Node(**kwargs)
         actions.append(action)
         if spec.executable == "plant":

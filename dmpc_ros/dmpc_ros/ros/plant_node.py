@@ -36,6 +36,7 @@ from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import node_overrides
 from ..scenarios.source import scenario_from_parameters
 from ..sim.plant_inputs import Heartbeat, InputRules, PlantInputs, TerminalLaw
+from .authentication import authentication_of
 from .parameters import check_parameters, declare_parameters
 from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS
 from .spin import init_node_process, spin_node
@@ -56,6 +57,7 @@ class PlantNode(LifecycleNode):
         self._inputs: list = []
         self._timer = None
         self.exit_code, self.stopped = 0, ""   # why it stopped before the scenario's end (the team is gone)
+        self.auth = None   # MessageAuthentication: inputs must be signed by their agent (ros/authentication.py)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -67,6 +69,7 @@ class PlantNode(LifecycleNode):
             rules = InputRules(values["input_rate_limit"], values["stale_input_periods"], values["safe_input"])
             law = None if rules.safe_input != "terminal_law" else TerminalLaw.of(
                 self.scenario.design(with_laws=False), self.scenario.controller.Q, self.scenario.controller.R)
+            self.auth = authentication_of(values, self.scenario, self.scenario.num_agents)
         except (ScenarioError, ValueError) as error:
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -127,6 +130,10 @@ class PlantNode(LifecycleNode):
         """An agent's input for step k: refused (counted, logged at most once a second) unless finite, of its size
         and inside its input set (sim/plant_inputs.py); then held until the agent's next one."""
         if not self.active or not 0 <= message.agent_id < self.plant.num_agents:
+            return
+        refused = None if self.auth is None else self.auth.refusal(message, message.agent_id)
+        if refused is not None:   # unsigned, forged, another agent's key or a replay: counted by reason
+            self._warn_refused(refused[1], refused[0])
             return
         if message.step < self.k:
             self.late_inputs += 1
@@ -228,7 +235,9 @@ class PlantNode(LifecycleNode):
         np.savez_compressed(path, t=t, x=x, u=u, late_inputs=self.late_inputs,
                             late_inputs_per_agent=self.late_by_agent, refused_inputs=self.inputs.refused,
                             plant_inputs=json.dumps(self.inputs.counts()), stopped=self.stopped,
-                            wall_time=self.wall_time[: k + 1], completed_steps=k, steps=self.scenario.steps)
+                            wall_time=self.wall_time[: k + 1], completed_steps=k, steps=self.scenario.steps,
+                            **({} if self.auth is None else {f"inputs_refused_{reason}": count for reason, count
+                                                             in self.auth.totals().items()}))
         u_padded = np.vstack([u, np.full((1, u.shape[1]), np.nan)])  # no input after the last state
         header = ",".join(["t"] + [f"x{j}" for j in range(x.shape[1])] + [f"u{j}" for j in range(u.shape[1])])
         np.savetxt(path.with_suffix(".csv"), np.column_stack([t, x, u_padded]), delimiter=",", header=header,

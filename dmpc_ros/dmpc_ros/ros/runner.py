@@ -37,6 +37,7 @@ from .environment import reserve_domain_id, ros_environment
 from .recorder import Recording, RunRecorder
 from .spin import make_executor, spin_once_taking
 
+PLANS_REFUSED, INPUTS_REFUSED = "plans_refused_", "inputs_refused_"   # authentication counts (ros/authentication.py)
 DISCOVERY_TIMEOUT = 30.0  # [s] for the recorder to see every node before bring-up starts
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
            "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager", "agent_container": "dmpc_ros.ros.agent_container"}
@@ -95,14 +96,16 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                  iteration_timeout: float = DEFAULTS["iteration_timeout"], echo: bool = True,
                  overrides: dict | None = None, agents_per_process: int = DEFAULTS["agents_per_process"],
                  foxglove_port: int | None = None, settings: dict | None = None,
-                 recording: Recording = Recording()) -> RunOutcome:
+                 recording: Recording = Recording(), authenticate: bool = DEFAULTS["authenticate"],
+                 keystore: str = DEFAULTS["keystore"]) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
     call; a module is imported from the current directory too). `agents_per_process` > 1 hosts that many agent
     nodes in each agent container process. `foxglove_port`: also serve every recorded topic live over the
     Foxglove WebSocket protocol on that loopback port (0: any free one). `settings`: other node parameters of the
     table (the plant's guard), for the nodes that declare them. `recording`: how the recorder subscribes (its
-    default was chosen by bench/bag_completeness.py)."""
+    default was chosen by bench/bag_completeness.py). `authenticate`, `keystore`: require authentication of
+    plans and inputs beyond the scenario's security section (scenarios/security.py)."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
     reservation = reserve_domain_id(domain_id)
@@ -117,7 +120,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         source = copy
     specs = node_specs(scenario, source, namespace, mode, output_file=str(output / "plant.npz"),
                        exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides,
-                       settings=settings)
+                       settings=settings, authenticate=authenticate, keystore=keystore)
     if agents_per_process > 1:
         specs = host_agents(specs, agents_per_process)
     params = output / "parameters.yaml"
@@ -127,8 +130,12 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
           f"ROS_DOMAIN_ID={reservation.domain_id}, "
           f"discovery {'localhost' if localhost_only else 'subnet'}; parameters in {params}", flush=True)
 
+    # SROS2 (ROS_SECURITY_ENABLE=true with a keystore from `dmpc keys sros2`): each process in its node's enclave
+    secured = env.get("ROS_SECURITY_ENABLE", "").lower() == "true"
+    enclave = (lambda name: ["--enclave", f"{namespace.rstrip('/')}/{name}"]) if secured else (lambda name: [])
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=reservation.domain_id, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=["--ros-args", *enclave("recorder")] if secured else None, context=context,
+               domain_id=reservation.domain_id, signal_handler_options=SignalHandlerOptions.NO)
     recorder = bridge = None
     outcome = None
     strict_step = None   # the step strict mode stopped at
@@ -160,7 +167,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             naming = [s.name for s in spec.hosted] + ["--ros-args"] if spec.hosted else ["--ros-args", "-r",
                                                                                         f"__node:={spec.name}"]
             command = executable_command(spec) + naming + ["-r", f"__ns:={spec.namespace}", "--params-file",
-                                                           str(params)]
+                                                           str(params), *enclave(spec.name)]
             processes[spec.name] = group.start(spec.name, command, env)
 
         managers = [spec for spec in specs if spec.executable == "lifecycle_manager"]
@@ -311,4 +318,18 @@ def collect_result(scenario: Scenario, plant_file: Path, recorder) -> Simulation
     result.late_inputs = int(data["late_inputs"])
     result.refused_inputs = int(data["refused_inputs"]) if "refused_inputs" in data.files else 0
     result.plant_inputs = json.loads(str(data["plant_inputs"])) if "plant_inputs" in data.files else {}
+    result.authentication = authentication_counts(result, data)
     return result
+
+
+def authentication_counts(result: SimulationResult, plant_data) -> dict | None:
+    """The refusals of an authenticated run by reason: the agents' plans (their AgentStatus counters
+    plans_refused_<reason>, taken out of the scheme's counters) and the plant's inputs (plant.npz); None when the
+    run was not authenticated."""
+    plans = {name: result.counters.pop(name) for name in [n for n in result.counters if n.startswith(PLANS_REFUSED)]}
+    inputs = {name[len(INPUTS_REFUSED):]: int(plant_data[name]) for name in plant_data.files
+              if name.startswith(INPUTS_REFUSED)}
+    if not plans and not inputs:
+        return None
+    return {"plans_refused": {name[len(PLANS_REFUSED):]: int(values.sum()) for name, values in plans.items()},
+            "inputs_refused": inputs}

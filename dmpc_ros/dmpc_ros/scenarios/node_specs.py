@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .parameters import DEFAULTS, OVERRIDES, PARAMETERS
 from .schema import Scenario
+from .security import security_parameters
 from .source import is_factory
 
 # Real time: a step's input is out 0.6 sample times after its measurement at the latest (the plant's next period
@@ -70,11 +71,14 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
                exit_on_completion: bool = DEFAULTS["exit_on_completion"],
                iteration_timeout: float = DEFAULTS["iteration_timeout"],
                heartbeat_timeout: float = DEFAULTS["heartbeat_timeout"],
-               overrides: dict | None = None, settings: dict | None = None) -> list[NodeSpec]:
+               overrides: dict | None = None, settings: dict | None = None,
+               authenticate: bool = DEFAULTS["authenticate"], keystore: str = DEFAULTS["keystore"]) -> list[NodeSpec]:
     """Plant, one agent per subsystem, and the lifecycle manager (which brings the others up in this order).
     `source` is the scenario's YAML file or Python factory; `overrides` (OVERRIDES fields) become node
     parameters, so `scenario` must already carry them; `settings`: other table parameters (e.g. the plant's guard),
-    each given to the nodes that declare it. The settings are checked against the parameter table."""
+    each given to the nodes that declare it. The settings are checked against the parameter table.
+    `authenticate`, `keystore`: require authentication beyond the scenario's security section (the nodes then get
+    both, the keystore as an absolute path; ScenarioError when it is on without a keystore)."""
     settings = dict(settings or {})
     for name, value in (("namespace", namespace), ("mode", mode), ("iteration_timeout", iteration_timeout),
                         ("heartbeat_timeout", heartbeat_timeout), *settings.items()):
@@ -84,14 +88,15 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
     lock_step = mode == "lock_step"
     where = source_parameters(source)
     agent_overrides, plant_overrides = override_parameters(overrides or {})
+    security = security_parameters(scenario.security, authenticate, keystore)
     # The plant waits for a silent agent as long as a whole negotiation could take before holding its input
     # (at most the top of the plant parameter's range).
     input_timeout = min(iteration_timeout * (scenario.controller.max_iterations + 2), PARAMETERS["input_timeout"].high)
     plant = NodeSpec("plant", "plant", namespace, {
-        **where, **plant_overrides, **plant_settings, "mode": mode, "output_file": output_file,
+        **where, **plant_overrides, **plant_settings, **security, "mode": mode, "output_file": output_file,
         "input_timeout": input_timeout, "exit_on_completion": exit_on_completion, "use_sim_time": False})
     agents = [NodeSpec("agent", f"agent_{i}", namespace, {
-        **where, **agent_overrides, **agent_settings, "agent_id": i,
+        **where, **agent_overrides, **agent_settings, **security, "agent_id": i,
         "plan_qos": "reliable" if lock_step else "best_effort",
         "iteration_timeout": iteration_timeout if lock_step else min(iteration_timeout, scenario.sample_time / 4),
         "step_budget": 0.0 if lock_step else REAL_TIME_STEP_BUDGET,

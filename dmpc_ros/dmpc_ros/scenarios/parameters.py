@@ -25,7 +25,7 @@ from ..sim.plant_inputs import SAFE_INPUTS
 
 MAX_AGENTS = 1000          # agents a scenario may have (so agent ids are 0 … MAX_AGENTS − 1)
 NODES = ("agent", "plant", "lifecycle_manager", "fake_robot")
-COMMANDS = ("sim", "run", "explicit", "viz-config")   # dmpc commands with parameter flags
+COMMANDS = ("sim", "run", "explicit", "viz-config", "keys")   # dmpc commands with parameter flags
 OVERRIDE_COMMANDS = ("sim", "run", "explicit")
 LAUNCH_FILES = ("scenario", "robots")   # every scenario launch file (scenario.launch.py, …) and robots.launch.py
 MODES = ("lock_step", "real_time")
@@ -207,7 +207,7 @@ TABLE: tuple[Parameter, ...] = (
               "(also simulation.strict)", override=("simulation", "strict"), flag="strict", **OVERRIDE),
     # -- the run ----------------------------------------------------------------------------------------------------
     Parameter("namespace", str, "/dmpc", "ROS namespace of the run's nodes and topics", flag="namespace",
-              commands=("run", "viz-config"), launch=LAUNCH_FILES, rule=is_namespace,
+              commands=("run", "viz-config", "keys"), launch=LAUNCH_FILES, rule=is_namespace,
               rule_text="an absolute ROS namespace such as /dmpc (letters, digits and _ per part, not starting with "
                         "a digit; parts joined by single /)"),
     Parameter("mode", str, "lock_step", "time keeping: lock_step (the plant owns time) or real_time (fixed-rate "
@@ -219,6 +219,13 @@ TABLE: tuple[Parameter, ...] = (
               low=0.0, high=3600.0, flag="death-grace", commands=("run",)),
     Parameter("agents_per_process", int, 1, "agent nodes hosted per process (one executor, like a component "
               "container)", low=1, high=MAX_AGENTS, flag="agents-per-process", commands=("run",)),
+    # -- authentication (scenarios/security.py: on when the scenario or these require it) ----------------------------
+    Parameter("authenticate", bool, False, "require HMAC-SHA256 authentication of plans and control inputs (also "
+              "security.authenticate; needs keystore)", nodes=("agent", "plant"), read_only=True, flag="authenticate",
+              commands=("run",), launch=("scenario",)),
+    Parameter("keystore", str, "", "team keystore folder (dmpc keys create); given: authentication on; empty: "
+              "security.keystore", nodes=("agent", "plant"), read_only=True, flag="keystore", commands=("run",),
+              launch=("scenario",)),
     # -- agent ------------------------------------------------------------------------------------------------------
     Parameter("agent_id", int, 0, "index of this agent's subsystem in the scenario", nodes=("agent",), low=0,
               high=MAX_AGENTS - 1, read_only=True),

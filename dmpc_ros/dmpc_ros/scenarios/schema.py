@@ -28,6 +28,7 @@ from .csv_series import scenario_directory
 from .disturbance_entries import parse_disturbances
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .parameters import OVERRIDES, PARAMETERS
+from .security import SecuritySettings, parse_security
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
                          section, symbol, text)
 from .yaml_file import read_yaml
@@ -84,6 +85,7 @@ class Scenario:
     strict: bool = False                        # end the run at the first step that had no solution (exit code 3)
     family_settings: Any = None                 # the family's own settings (setpoints, speed profile, path, ...)
     scripted_disturbances: tuple[ScriptedDisturbance, ...] = ()   # simulation.disturbances: steps, ramps, pulses, CSV
+    security: SecuritySettings = SecuritySettings()   # authentication of plans and inputs (ROS runs; security.py)
     source: str = field(default="", compare=False)
     sections: dict = field(default_factory=dict, compare=False, repr=False)   # controller/simulation/network as given
     notes: tuple[str, ...] = field(default=(), compare=False)   # what the load-time checks advise (not errors)
@@ -338,7 +340,7 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
 
 
 def parse_scenario_data(data: dict, source: str) -> Scenario:
-    reject_unknown(data, "", {"name", "description", "model", "controller", "simulation", "network"})
+    reject_unknown(data, "", {"name", "description", "model", "controller", "simulation", "network", "security"})
     model = data.get("model")
     if model is None:
         raise ScenarioError("model: missing; a mapping is required")
@@ -358,7 +360,7 @@ def parse_scenario_data(data: dict, source: str) -> Scenario:
         sample_time = float(model.sample_time)
         coupling_tolerance = float(getattr(model, "coupling_tolerance", 0.0))
     sections = {key: copy.deepcopy(data.get(key)) for key in ("name", "description", "controller", "simulation",
-                                                               "network") if data.get(key) is not None}
+                                                               "network", "security") if data.get(key) is not None}
     return build_scenario(family, parts, sections, sample_time, coupling_tolerance, source)
 
 
@@ -445,6 +447,7 @@ def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, samp
         tubes=tubes, family_settings=parts.settings, source=source, sections=sections, scripted_disturbances=scripted,
         strict=flag(simulation, "simulation.", "strict", False),
         notes=tuple(note for note in (coupled_limit_note(scheme, problem),) if note),
+        security=parse_security(section(sections, "", "security"), source),
     )
     family.check_model(scenario, system)
     return scenario
