@@ -330,7 +330,7 @@ def flag_cases(parser_flags: dict[str, list[tuple[str, str]]], scenarios: list[s
     prefix = {"sim": ["sim", "mass_spring"], "run": ["run", "mass_spring"], "explicit": ["explicit", "build",
                                                                                          "facet_two_plants"],
               "viz-config": ["viz-config", "formation"], "smoke": ["smoke"], "plot": ["plot", "{empty_dir}"],
-              "bag": ["bag", "repair", "{garbage}"]}
+              "bag": ["bag", "repair", "{garbage}"], "keys": ["keys", "create", "{empty_dir}"]}
     for command, flags in parser_flags.items():
         for flag, kind in flags:
             if kind in ("int", "float"):
