@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,6 +37,7 @@ from rich.table import Table
 from dmpc_ros.auth import create_keystore
 from dmpc_ros.ros.qos import CONTROL_QOS, STATE_QOS, plan_qos
 from dmpc_ros_msgs.msg import ControlInput, PredictedTrajectory, SubsystemState
+from side_run import DOMAIN, run_beside
 
 SCENARIO = "mass_spring"
 AGENTS = 4
@@ -178,25 +176,8 @@ def rogue_run(authenticate: bool, steps: int, output: Path, timeout: float = 600
                "--no-reference"]
     if authenticate:
         command += ["--keystore", str(create_keystore(output.parent / f"{output.name}-keys", AGENTS).directory)]
-    runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
-    stop, sent, lines = threading.Event(), Rogue(), []
-    rogue = None
-    try:
-        for line in runner.stdout:
-            lines.append(line)
-            found = re.search(r"ROS_DOMAIN_ID=(\d+)", line)
-            if found:   # join at once: the rogue is discovered before step 0
-                rogue = threading.Thread(target=attack, args=(int(found[1]), stop, sent))
-                rogue.start()
-                break
-        text = "".join(lines) + runner.communicate(timeout=timeout)[0]
-    finally:
-        stop.set()
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGKILL)
-        if rogue is not None:
-            rogue.join(timeout=30)
+    sent = Rogue()
+    code, text = run_beside(command, lambda domain, stop: attack(domain, stop, sent), timeout, ready=DOMAIN)
     plant = np.load(output / "plant.npz")
     summary = json.loads((output / "summary.json").read_text()) if (output / "summary.json").exists() else {}
     listeners = [int(i) for i, heard in re.findall(r"configured agent (\d+) .*listens to \[([\d, ]*)\]", text)
@@ -207,7 +188,7 @@ def rogue_run(authenticate: bool, steps: int, output: Path, timeout: float = 600
         for _, _, _, status in reader.iter_decoded_messages(topics=[f"/dmpc/agent_{i}/status" for i in listeners]):
             rejected += status.messages_rejected
     return RogueRun(authenticate, sent, plant["x"], plant["u"], summary, rejected, len(listeners),
-                    float(np.median(np.diff(plant["wall_time"]))), runner.returncode, text)
+                    float(np.median(np.diff(plant["wall_time"]))), code, text)
 
 
 def clean_run(steps: int):

@@ -11,21 +11,25 @@ import threading
 from collections.abc import Callable
 
 
+ACTIVE = r"all \d+ nodes active"       # the run's nodes are up: step 0 is next
+DOMAIN = r"ROS_DOMAIN_ID=(\d+)"          # the runner's first line: before any node starts
+
+
 def run_beside(command: list[str], side: Callable[[int, threading.Event], None] | None,
-               timeout: float) -> tuple[int, str]:
-    """Run `command` (a `dmpc run …`, in a session of its own); once it says all nodes are active, call
-    side(domain_id, stop) in a thread; `stop` is set when the run has ended. Returns (exit code, console output).
-    Whatever is left of the run is killed."""
+               timeout: float, ready: str = ACTIVE) -> tuple[int, str]:
+    """Run `command` (a `dmpc run …`, in a session of its own); once a line matches `ready` (by default: all nodes
+    are active; DOMAIN: at once, to be discovered before step 0), call side(domain_id, stop) in a thread; `stop` is
+    set when the run has ended. Returns (exit code, console output). Whatever is left of the run is killed."""
     runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
     stop, lines, worker = threading.Event(), [], None
     try:
         for line in runner.stdout:
             lines.append(line)
-            if re.search(r"all \d+ nodes active", line):
+            if re.search(ready, line):
                 break
         if side is not None:
-            domain = int(re.search(r"ROS_DOMAIN_ID=(\d+)", "".join(lines))[1])
+            domain = int(re.search(DOMAIN, "".join(lines))[1])
             worker = threading.Thread(target=side, args=(domain, stop))
             worker.start()
         text = "".join(lines) + runner.communicate(timeout=timeout)[0]

@@ -15,11 +15,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+from side_run import run_beside
 
 HERE = Path(__file__).resolve().parent
 DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
@@ -47,30 +48,16 @@ def main() -> int:
     output = Path(tempfile.mkdtemp(prefix="dmpc-stalled-")) / "run"
     command = DMPC + ["run", args.scenario, "--mode", "real_time", "--steps", str(args.steps), "--output",
                       str(output), "--no-reference"]
-    runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    pid = victim_pid(args.victim, output)
-    log: list[str] = []
-    active = threading.Event()
 
-    def read() -> None:   # the stall must fall inside the run, not its bring-up (which takes 10-20 s here)
-        for line in runner.stdout:
-            log.append(line)
-            if "nodes active" in line:
-                active.set()
+    def stall(domain: int, stop) -> None:   # inside the run, not its bring-up (which takes 10-20 s here)
+        pid = victim_pid(args.victim, output)
+        time.sleep(args.stop_after)
+        print(f"stopping agent_{args.victim} (pid {pid}) for {args.stall:g} s", flush=True)
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(args.stall)
+        os.kill(pid, signal.SIGCONT)
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    if not active.wait(timeout=300):
-        runner.kill()
-        raise SystemExit("the run's nodes did not become active within 300 s:\n" + "".join(log[-20:]))
-    time.sleep(args.stop_after)
-    print(f"stopping agent_{args.victim} (pid {pid}) for {args.stall:g} s", flush=True)
-    os.kill(pid, signal.SIGSTOP)
-    time.sleep(args.stall)
-    os.kill(pid, signal.SIGCONT)
-    runner.wait(timeout=600)
-    reader.join(timeout=10)
-    log = "".join(log)
+    code, log = run_beside(command, stall, timeout=900)
     plant = np.load(output / "plant.npz")
     summary_missing = sum(1 for line in log.splitlines() if "no plan from" in line)
     print(f"\nscenario {args.scenario}, real time, {int(plant['completed_steps'])} of {args.steps} steps, "
@@ -84,7 +71,7 @@ def main() -> int:
     wall = np.diff(plant["wall_time"])
     print(f"| plant period [ms]: median / max | {1e3 * np.median(wall):.1f} / {1e3 * np.max(wall):.1f} |")
     print(f"\noutputs: {output}")
-    return runner.returncode
+    return code
 
 
 if __name__ == "__main__":
