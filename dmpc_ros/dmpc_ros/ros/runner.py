@@ -71,7 +71,7 @@ class StopRequest:
         self.event.set()
 
     def reason(self) -> str:
-        """"interrupted" (Ctrl-C) or "interrupted by SIGTERM" / "by SIGHUP"."""
+        """The reason of the outcome: "interrupted" (Ctrl-C), "interrupted by SIGTERM", "interrupted by SIGHUP"."""
         return "interrupted" if self.signum == signal.SIGINT else f"interrupted by {signal.Signals(self.signum).name}"
 
 
@@ -278,7 +278,7 @@ def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, ti
                     interrupted: threading.Event) -> None:
     """Wait until the recorder's participant knows every node process, so that the publishers they create when
     configured match the recorder at once: a late match loses the first volatile messages (control inputs).
-    Returns early when a node process has exited (the main loop reports it) or on Ctrl-C."""
+    Returns early when a node process has exited (the main loop reports it) or on a stop signal."""
     deadline = time.monotonic() + timeout
     while not names <= set(recorder.get_fully_qualified_node_names()) and group.first_exited() is None \
             and not interrupted.is_set():
