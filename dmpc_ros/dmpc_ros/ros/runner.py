@@ -24,8 +24,8 @@ from rclpy.signals import SignalHandlerOptions
 
 from dmpc_ros_msgs.msg import AgentStatus
 
-from ..process_group import STOP_SIGNALS, ProcessGroup, interrupted_code
 from ..bag import gap_lines, gap_summary
+from ..process_group import STOP_SIGNALS, ProcessGroup, interrupted_code
 from ..report import BAG_METADATA, RunBag, plant_trajectory, read_run_bag, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.csv_series import copy_data_files
