@@ -10,7 +10,9 @@ messages in (ros/recorder.Recording):
 Columns, summed over agents: state (steps 0..T), control and status (0..T-1) found / expected, with T the steps the
 plant ran (plant.npz); "load" is the 1-minute load average at the end of the run. Each run is a child process of
 this script (`--one`), the load `--load` busy-loop processes started here and ended at the end.
+--mode real_time runs the plant on the wall clock instead of lock-step.
 Usage: python bench/bag_completeness.py [--load 4] [--scenarios mass_spring:100 formation:60] [--candidates ...]
+       [--mode lock_step|real_time]
 """
 from __future__ import annotations
 
@@ -41,13 +43,13 @@ CANDIDATES = {
 BUSY_LOOP = "while True: pass"
 
 
-def run_one(scenario_name: str, steps: int, candidate: str, output: Path) -> None:
+def run_one(scenario_name: str, steps: int, candidate: str, mode: str, output: Path) -> None:
     """Child process: one `dmpc run` of the scenario with the candidate's recorder, no console echo."""
     from dmpc_ros.ros.runner import run_scenario
     from dmpc_ros.scenarios.source import load_source
 
     scenario = load_source(scenario_name).with_overrides(steps=steps)
-    outcome = run_scenario(scenario, scenario_name, output, echo=False, overrides={"steps": steps},
+    outcome = run_scenario(scenario, scenario_name, output, mode=mode, echo=False, overrides={"steps": steps},
                            recording=CANDIDATES[candidate])
     (output / "outcome.json").write_text(json.dumps({"code": outcome.code, "message": outcome.message,
                                                      "load": os.getloadavg()[0]}))
@@ -76,14 +78,16 @@ def main() -> int:
     parser.add_argument("--scenarios", nargs="+", default=["mass_spring:100", "formation:60"],
                         help="scenario:steps to run")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
-    parser.add_argument("--one", nargs=4, metavar=("SCENARIO", "STEPS", "CANDIDATE", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("lock_step", "real_time"), default="lock_step")
+    parser.add_argument("--one", nargs=5, metavar=("SCENARIO", "STEPS", "CANDIDATE", "MODE", "OUTPUT"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        run_one(args.one[0], int(args.one[1]), args.one[2], Path(args.one[3]))
+        run_one(args.one[0], int(args.one[1]), args.one[2], args.one[3], Path(args.one[4]))
         return 0
     load = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(args.load)]
-    table = Table(title=f"run.mcap completeness under {args.load} busy loops (lock-step; found / expected, all agents; "
-                        f"default keep-last {RECORDER_DEPTH})")
+    table = Table(title=f"run.mcap completeness under {args.load} busy loops ({args.mode}; found / expected, all "
+                        f"agents; default keep-last {RECORDER_DEPTH})")
     for column in ("scenario", "recorder", "load", "state", "control", "status", "complete"):
         table.add_column(column, justify="left" if column in ("scenario", "recorder") else "right")
     try:
@@ -93,7 +97,8 @@ def main() -> int:
                 name, steps = entry.split(":")
                 for candidate in args.candidates:
                     output = Path(folder) / f"{name}-{len(os.listdir(folder))}"
-                    child = subprocess.run([sys.executable, __file__, "--one", name, steps, candidate, str(output)],
+                    child = subprocess.run([sys.executable, __file__, "--one", name, steps, candidate, args.mode,
+                                            str(output)],
                                            capture_output=True, text=True, timeout=900)
                     if child.returncode or not (output / "plant.npz").is_file():
                         table.add_row(name, candidate, "", "", "", "", f"failed: {child.stderr.strip()[-200:]}")

@@ -134,7 +134,7 @@ def step_ranges(steps: list[int], limit: int | None = None) -> str:
 
 
 def gap_text(topic: str, lacking: list[int], expected: int) -> str:
-    """"agent_0/state: 42 of 101 steps missing: 3-7, 12, …"."""
+    """One line on the steps a topic lacks, e.g. "agent_0/state: 42 of 101 steps missing: 3-7, 12, …"."""
     return f"{topic}: {len(lacking)} of {expected} steps missing: {step_ranges(lacking, RANGES_SHOWN)}"
 
 

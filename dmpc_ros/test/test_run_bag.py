@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from mcap.writer import Writer
 from rclpy.serialization import serialize_message
 
 from dmpc_ros.api import load, simulate
-from dmpc_ros.bag import NotABag, gap_text, missing_steps, read_bag, step_ranges
+from dmpc_ros.bag import NotABag, gap_summary, gap_text, missing_steps, read_bag, step_ranges
 from dmpc_ros.report import BAG_METADATA, read_run_bag, result_from_bag
 from dmpc_ros.ros.message_definitions import definition, type_name
 from dmpc_ros.ros.recorder import CHUNK_SIZE
@@ -152,3 +153,11 @@ def test_step_ranges_name_exactly_the_steps(steps: set[int]) -> None:
         first, _, last = part.partition("-")
         named |= set(range(int(first), int(last or first) + 1))
     assert named == steps
+
+
+def test_the_summary_names_the_steps_the_bag_lacks(closed_loop) -> None:
+    _, result = closed_loop
+    steps = {"/dmpc/agent_0/state": set(range(STEPS + 1)) - {3, 4, 5, 9}, "/dmpc/agent_0/control": set(range(STEPS))}
+    summary = replace(result, bag_missing_steps=gap_summary(missing_steps(steps))).summary("mass_spring", None)
+    assert summary["bag_missing_steps"] == {"agent_0/state": {"missing": 4, "of": STEPS + 1, "steps": "3-5, 9"}}
+    assert result.summary("mass_spring", None)["bag_missing_steps"] == {}

@@ -24,8 +24,8 @@ from rclpy.signals import SignalHandlerOptions
 
 from dmpc_ros_msgs.msg import AgentStatus
 
-from ..process_group import STOP_SIGNALS, ProcessGroup, interrupted_code
 from ..bag import gap_lines, gap_summary
+from ..process_group import STOP_SIGNALS, ProcessGroup, interrupted_code
 from ..report import BAG_METADATA, RunBag, plant_trajectory, read_run_bag, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.csv_series import copy_data_files
@@ -72,7 +72,7 @@ class StopRequest:
         self.event.set()
 
     def reason(self) -> str:
-        """"interrupted" (Ctrl-C) or "interrupted by SIGTERM" / "by SIGHUP"."""
+        """The reason of the outcome: "interrupted" (Ctrl-C), "interrupted by SIGTERM", "interrupted by SIGHUP"."""
         return "interrupted" if self.signum == signal.SIGINT else f"interrupted by {signal.Signals(self.signum).name}"
 
 
@@ -288,7 +288,7 @@ def await_discovery(executor, recorder, names: set[str], group: ProcessGroup, ti
                     interrupted: threading.Event) -> None:
     """Wait until the recorder's participant knows every node process, so that the publishers they create when
     configured match the recorder at once: a late match loses the first volatile messages (control inputs).
-    Returns early when a node process has exited (the main loop reports it) or on Ctrl-C."""
+    Returns early when a node process has exited (the main loop reports it) or on a stop signal."""
     deadline = time.monotonic() + timeout
     while not names <= set(recorder.get_fully_qualified_node_names()) and group.first_exited() is None \
             and not interrupted.is_set():
