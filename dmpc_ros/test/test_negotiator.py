@@ -326,3 +326,21 @@ def test_without_a_budget_nothing_changes_and_a_bad_budget_is_refused(world) -> 
         Driver(world, step_budget=0.0)
     with pytest.raises(ValueError, match="step_budget: inf is not allowed"):
         Driver(world, step_budget=math.inf)
+
+
+def test_a_key_with_two_different_plans_is_not_waited_for(world) -> None:
+    """A spoofer racing neighbour j for (step, iteration): the plan book closes the key, and the iteration needing it
+    goes on at once with j's substitute (counted missing), not after the timeout (lock-step would otherwise lose a
+    whole iteration timeout per spoofed plan)."""
+    driver = Driver(world)
+    driver.handle(driver.negotiator.activate(0.0))
+    driver.measure(0)
+    first = [p for p in world["plans"] if p.step == 0 and p.iteration == 0 and p.agent in driver.agent.required_plans]
+    assert first and driver.agent.iteration == 0
+    spoofed = dataclasses.replace(first[0], inputs=first[0].inputs + 0.5)
+    driver.handle(driver.negotiator.receive(spoofed, 0.0))
+    for plan in first:
+        driver.handle(driver.negotiator.receive(plan, 0.0))
+    assert driver.agent.iteration >= 1, "the iteration waits for a key that can never be filled"
+    assert driver.negotiator.counts["missing"] + driver.counts.get("missing", 0) >= 1
+    assert driver.negotiator.counts["rejected"] >= 1

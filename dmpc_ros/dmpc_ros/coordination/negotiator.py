@@ -368,9 +368,11 @@ class Negotiator:
                 return actions + self._budget_spent(now)
             iteration = self.agent.iteration + 1
             inbox = self.book.inbox(iteration)
-            waited = forced
-            if inbox is None and not forced and self._given_up and set(self.book.missing(iteration)) <= self._given_up:
-                forced = True   # budget: each silent neighbour costs one wait per step
+            waited, closed = forced, set()
+            if inbox is None and not forced:
+                closed = self.book.closed(iteration)
+                if set(self.book.missing(iteration)) <= self._given_up | closed:
+                    forced = True   # budget: each silent neighbour costs one wait per step; a closed key none
             if inbox is None and forced:
                 inbox, missing = self.book.inbox_with_substitutes(iteration)
                 if self._step_due is not None:
@@ -378,7 +380,8 @@ class Negotiator:
                 for j in missing:
                     self._substituted.add((j, self.last_step, self.book.needed_iteration(j, iteration)))
                 self.counts["missing"] += len(missing)
-                why = f"within {self.iteration_timeout:g} s" if waited else "(already waited for in this step)"
+                why = (f"within {self.iteration_timeout:g} s" if waited else "(two different plans came: refused)"
+                       if closed else "(already waited for in this step)")
                 actions.append(Warn(f"step {self.last_step} iteration {iteration}: no plan from {missing} {why}; "
                                     "using their last plans", "missing"))
             if inbox is None:

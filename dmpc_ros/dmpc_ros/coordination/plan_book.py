@@ -105,6 +105,11 @@ class PlanBook:
         """The neighbours whose plan iteration `iteration` needs is not here."""
         return [j for j in self._plans if self._exact(j, iteration) is None]
 
+    def closed(self, iteration: int) -> set[int]:
+        """The neighbours whose plan iteration `iteration` needs sits under a closed key (two different plans came):
+        nothing is to be waited for there."""
+        return {j for j in self._plans if (self.step, self.needed_iteration(j, iteration)) in self._closed[j]}
+
     def needed_iteration(self, neighbour: int, iteration: int) -> int:
         return iteration if self.agent.needs_current_iteration(neighbour) else iteration - 1
 
