@@ -42,7 +42,8 @@ class NonlinearFamily(ModelFamily):
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in parameters.items()}
         for key, value in values.items():
             for k, entry in enumerate(value if isinstance(value, tuple) else (value,)):
-                check_number(entry, f"model.parameters.{key}" + (f"[{k}]" if isinstance(value, tuple) else ""))
+                check_number(entry, f"model.parameters.{key}" + (f"[{k}]" if isinstance(value, tuple) else ""),
+                             finite=True)
         try:
             network = EXAMPLES[example](sample_time=sample_time, **values)
         except (TypeError, ValueError) as error:
