@@ -510,7 +510,8 @@ def judge_error(message: str, case: Case) -> str:
         return "misleading message"
     if case.expect == "valid":
         return "refused valid input"
-    if case.names and not any(name.lower() in message.lower() for name in case.names if name):
+    if case.names and not any(name.lower() in message.lower() or ascii(name)[1:-1] in message
+                              for name in case.names if name):
         return "misleading message"
     return "clear error"
 

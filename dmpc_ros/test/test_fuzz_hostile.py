@@ -5,6 +5,7 @@ hang, no invalid input accepted in silence. `python bench/fuzz.py` runs all 2000
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 
 from conftest import REPO_DIR
@@ -16,6 +17,7 @@ SEED = 2027
 def load_fuzz():
     spec = importlib.util.spec_from_file_location("dmpc_bench_fuzz", REPO_DIR / "bench" / "fuzz.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # its dataclasses, and the cases its workers unpickle, need it registered
     spec.loader.exec_module(module)
     return module
 
