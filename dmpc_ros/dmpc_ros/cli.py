@@ -112,6 +112,11 @@ def check_output(value: str | None) -> None:
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--output {value}: is an existing file; give a directory (created if missing)")
+    check_writable_parent(path, value)
+
+
+def check_writable_parent(path: Path, value: str) -> None:
+    """The nearest existing folder on `path` (itself included) is a directory we can create entries in."""
     parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
     if not parent.is_dir():
         raise UsageError(f"--output {value}: {parent} is not a directory")
@@ -415,8 +420,12 @@ def viz_config_command(args: argparse.Namespace) -> int:
     from .viz_config import rviz_config
 
     check_namespace(args.namespace)
+    if args.output is not None and (not args.output or not is_path_text(args.output)):
+        raise UsageError(f"--output {args.output!r}: is not allowed: give the .rviz file to write")
     if args.output and Path(args.output).is_dir():
         raise UsageError(f"--output {args.output}: is a directory; give the .rviz file to write")
+    if args.output:
+        check_writable_parent(Path(args.output).parent, args.output)
     try:
         text = rviz_config(load_source(args.scenario), args.namespace)
     except ScenarioError as error:
@@ -493,9 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("scenario", help="scenario name (config/<name>.yaml), a YAML file, or a Python factory "
                                               "module:function / file.py:function returning a Scenario")
         add_parameter_flags(command, name)
-        command.add_argument("--output",
-                             help="output directory (default: runs/<timestamp>-<command>-<scenario>-<algorithm>)")
-        command.add_argument("--no-reference", action="store_true", help="skip the centralized reference run")
+        if name != "explicit":   # the build writes the cache only
+            command.add_argument("--output",
+                                 help="output directory (default: runs/<timestamp>-<command>-<scenario>-<algorithm>)")
+            command.add_argument("--no-reference", action="store_true", help="skip the centralized reference run")
         if name == "run":
             command.add_argument("--domain-id", type=int,
                                  help="ROS_DOMAIN_ID (default: a free one, reserved for the run)")

@@ -2,6 +2,7 @@
 before any node starts — never a traceback, never markup-eaten text."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,21 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
     (["run", "mass_spring", "--death-grace", "-3"], "--death-grace -3.0: is not allowed"),
     (["run", "mass_spring", "--agents-per-process", "0"], "--agents-per-process 0: is not allowed: must be ≥ 1"),
     (["run", "mass_spring", "--namespace", "dmpc"], "--namespace dmpc: is not allowed: an absolute ROS namespace"),
+    # hostile values (issue 27): each was accepted or ended in a traceback
+    (["sim", "mass_spring", "--tolerance", "inf"], "--tolerance inf: controller.tolerance: inf is not allowed: "
+                                                   "must be a finite number"),
+    (["sim", "mass_spring", "--algorithm", "dual_decomposition"],
+     "controller.algorithm: dual_decomposition is not allowed here: it prices a constraint shared by all agents'"),
+    (["run", "mass_spring", "--namespace", "/a//b"], "--namespace /a//b: is not allowed: an absolute ROS namespace"),
+    (["run", "mass_spring", "--namespace", "/a/"], "--namespace /a/: is not allowed"),
+    (["sim", "mass_spring", "--output", "/dev/null/x"], "--output /dev/null/x: /dev/null is not a directory"),
+    (["sim", "mass_spring", "--output", "/proc/dmpc/x"], "--output /proc/dmpc/x: /proc is not writable"),
+    (["run", "mass_spring", "--timeout", "inf"], "--timeout inf: is not allowed: must be a finite number > 0.0"),
+    (["run", "mass_spring", "--domain-id", "9" * 400], "is not allowed: ROS domain ids are 0..232"),
+    (["smoke", "--timeout", "nan"], "--timeout nan: is not allowed: must be a finite number"),
+    (["smoke", "--count", "0"], "--count 0: is not allowed: must be ≥ 1"),
+    (["plot", "/etc/hostname"], "/etc/hostname: is not an MCAP bag"),
+    (["bag", "repair", "/etc/hostname"], "/etc/hostname: is not an MCAP bag"),
     # sources
     (["sim", "nope"], "scenario 'nope' not found; known scenarios: "),
     (["sim", "missing.yaml"], "scenario file missing.yaml does not exist"),
@@ -65,6 +81,24 @@ def test_a_factory_that_raises_is_one_line_naming_where(tmp_path: Path) -> None:
     run = subprocess.run(DMPC + ["sim", f"{module}:scenario"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert f"raised KeyError: 'missing' (at {module}:2)" in run.stderr
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("import sys\ndef scenario():\n    sys.exit(0)\n", "called sys.exit(0); a factory must return a Scenario"),
+    ("import sys\nsys.exit(0)\ndef scenario():\n    pass\n", "failed: called sys.exit(0)"),
+    ("import time\ndef scenario():\n    time.sleep(600)\n", "did not return within 2 s"),
+    ("def scenario():\n    raise ValueError('one\\ntwo' + 'x' * 100000)\n", "raised ValueError: one two"),
+    ("def scenario():\n    return scenario()\n", "raised RecursionError"),
+])
+def test_a_factory_that_exits_hangs_or_floods_is_one_line_and_fails(tmp_path: Path, body: str, expected: str) -> None:
+    """`sys.exit(0)` in a factory exited 0 with no output; a hang hung; a huge message was printed whole."""
+    module = tmp_path / "hostile_factory.py"
+    module.write_text(body)
+    run = subprocess.run(DMPC + ["sim", f"{module}:scenario"], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, DMPC_FACTORY_TIMEOUT="2"))
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1 and len(lines[0]) <= 420, run.stderr[:1000]
+    assert expected in lines[0], lines[0]
 
 
 def test_output_on_an_existing_file_is_refused_and_loses_nothing(tmp_path: Path) -> None:

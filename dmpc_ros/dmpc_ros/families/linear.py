@@ -177,6 +177,13 @@ def numbers(value: object, name: str, allow_none: bool = False) -> np.ndarray:
     return np.array(check_number(value, name), float)
 
 
+def finite(values: np.ndarray, name: str) -> np.ndarray:
+    """`values` unless an entry is ±inf (NaN stands for null: a free entry)."""
+    for k in np.flatnonzero(np.isinf(values)):
+        raise ScenarioError(f"{name}[{k}]: {values[k]} is not allowed: must be a finite number (null: free)")
+    return values
+
+
 def weight(value: object, name: str, size: int) -> np.ndarray:
     """A scalar (times identity; absent: identity), or what validation.weight_matrix takes (a diagonal or a
     full PSD matrix)."""
@@ -308,7 +315,7 @@ def parse_setpoints(entry: dict, where: str, n: int, m: int, state_names: tuple[
     if "setpoint" in entry and "setpoints" in entry:
         raise ScenarioError(f"{where}.setpoints: give either setpoint (constant) or setpoints (changes), not both")
     if entry.get("setpoint") is not None:
-        value = numbers(entry["setpoint"], f"{where}.setpoint", allow_none=True).ravel()
+        value = finite(numbers(entry["setpoint"], f"{where}.setpoint", allow_none=True).ravel(), f"{where}.setpoint")
         if value.size != n:
             raise ScenarioError(f"{where}.setpoint: has {value.size} entries, expected {n} (null for a free state)")
         return (Setpoint(0.0, value),)
@@ -331,12 +338,12 @@ def parse_setpoints(entry: dict, where: str, n: int, m: int, state_names: tuple[
             raise ScenarioError(f"{name}.time: {time} is not allowed: the first setpoint holds from time 0")
         if k and time <= result[-1].time:
             raise ScenarioError(f"{name}.time: {time} is not allowed: times must increase strictly")
-        x = numbers(item.get("x"), f"{name}.x", allow_none=True).ravel()
+        x = finite(numbers(item.get("x"), f"{name}.x", allow_none=True).ravel(), f"{name}.x")
         if x.size != n:
             raise ScenarioError(f"{name}.x: has {x.size} entries, expected {n} (null for a free state)")
         u = None
         if item.get("u") is not None:
-            u = numbers(item["u"], f"{name}.u", allow_none=True).ravel()
+            u = finite(numbers(item["u"], f"{name}.u", allow_none=True).ravel(), f"{name}.u")
             if u.size != m:
                 raise ScenarioError(f"{name}.u: has {u.size} entries, expected {m}")
         result.append(Setpoint(time, x, u))

@@ -42,7 +42,8 @@ class NonlinearFamily(ModelFamily):
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in parameters.items()}
         for key, value in values.items():
             for k, entry in enumerate(value if isinstance(value, tuple) else (value,)):
-                check_number(entry, f"model.parameters.{key}" + (f"[{k}]" if isinstance(value, tuple) else ""))
+                check_number(entry, f"model.parameters.{key}" + (f"[{k}]" if isinstance(value, tuple) else ""),
+                             finite=True)
         try:
             network = EXAMPLES[example](sample_time=sample_time, **values)
         except (TypeError, ValueError) as error:
@@ -76,10 +77,19 @@ class NonlinearFamily(ModelFamily):
     def reference(self, scenario, system: CoupledLinearSystem) -> ReferenceTrajectory:
         """The network's reference function or setpoints, sampled per step (one sample when it never changes)."""
         network: NonlinearNetwork = scenario.model
-        if network.reference is None and len(network.setpoints) == 1:
-            return ReferenceTrajectory.constant(*network.reference_at(0.0))
-        samples = [network.reference_at(k * scenario.sample_time) for k in range(scenario.reference_length)]
-        return ReferenceTrajectory(np.array([s[0] for s in samples]), np.array([s[1] for s in samples]))
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):   # refused below, in one line
+            if network.reference is None and len(network.setpoints) == 1:
+                samples = [network.reference_at(0.0)]
+            else:
+                samples = [network.reference_at(k * scenario.sample_time) for k in range(scenario.reference_length)]
+        states, inputs = np.array([s[0] for s in samples]), np.array([s[1] for s in samples])
+        if not (np.all(np.isfinite(states)) and np.all(np.isfinite(inputs))):   # e.g. √ of a negative tank level
+            k = int(np.argmax(~np.all(np.isfinite(np.hstack([states, inputs])), axis=1)))
+            raise ScenarioError(f"model.parameters: the example's reference is not finite at step {k} with these "
+                                f"parameters (a negative level or rate?)")
+        if len(samples) == 1:
+            return ReferenceTrajectory.constant(states[0], inputs[0])
+        return ReferenceTrajectory(states, inputs)
 
     def check_model(self, scenario, system: CoupledLinearSystem) -> None:
         """The settings a nonlinear model allows (the scheme's own checks ran with the scenario's), references

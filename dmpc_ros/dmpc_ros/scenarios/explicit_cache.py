@@ -49,10 +49,13 @@ class AgentProblem:
 
 
 def agent_problems(design) -> list[AgentProblem]:
-    """Every agent's block QP in parametric form (ValueError when the explored set would be unbounded)."""
+    """Every agent's block QP in parametric form (ScenarioError when the explored set would be unbounded)."""
     problems = []
     for i in range(design.system.num_agents):
-        problem, layout = parametric_block(design.block(i, "plant", "affected", "daqp"))
+        try:
+            problem, layout = parametric_block(design.block(i, "plant", "affected", "daqp"))
+        except ValueError as error:   # an unbounded state or input: no explored set
+            raise ScenarioError(f"controller.algorithm: no explicit solution can be built here: {error}") from None
         problems.append(AgentProblem(i, problem, layout))
     return problems
 

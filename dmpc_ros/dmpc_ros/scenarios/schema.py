@@ -367,7 +367,17 @@ def parse_scenario_data(data: dict, source: str) -> Scenario:
 def build_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, sample_time: float,
                    coupling_tolerance: float, source: str = "") -> Scenario:
     """The common sections (controller, simulation, network) around a family's parts, with the load-time checks
-    a control engineer expects: stabilizable model, non-empty sets, admissible initial state and setpoints."""
+    a control engineer expects: stabilizable model, non-empty sets, admissible initial state and setpoints. A linear
+    algebra failure on extreme numbers (a weight of 1e308) is one ScenarioError line, not a traceback."""
+    try:
+        return checked_scenario(family, parts, sections, sample_time, coupling_tolerance, source)
+    except np.linalg.LinAlgError as error:
+        raise ScenarioError(f"controller: the design cannot be computed from this model and these weights ({error}); "
+                            f"look for extreme values in the weights, limits or dynamics") from None
+
+
+def checked_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, sample_time: float,
+                     coupling_tolerance: float, source: str = "") -> Scenario:
     controller = section(sections, "", "controller", required=True)
     M = parts.model.num_agents
     weights = controller.get("weights")

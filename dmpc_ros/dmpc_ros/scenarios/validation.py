@@ -171,7 +171,7 @@ def parse_rows(value: object, name: str, count: int, fields: tuple[str, ...], no
     for i, entry in enumerate(value):
         if not isinstance(entry, list) or len(entry) != len(fields):
             raise ScenarioError(f"{name}[{i}]: {entry!r} is not allowed: must be [{', '.join(fields)}]")
-        rows.extend(check_number(v, f"{name}[{i}][{j}]") for j, v in enumerate(entry))
+        rows.extend(check_number(v, f"{name}[{i}][{j}]", finite=True) for j, v in enumerate(entry))
     return np.asarray(rows, float)
 
 

@@ -26,8 +26,22 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
-def where(node) -> str:
-    return f"line {node.start_mark.line + 1}"
+def where(node, path: tuple = ()) -> str:
+    """'line 12 (controller.horizon)': the node's line and, where known, its key path."""
+    return f"line {node.start_mark.line + 1}{f' ({dotted(path)})' if path else ''}"
+
+
+def dotted(path: tuple) -> str:
+    """A key path as the error messages write fields: controller.weights[2] (long paths shortened)."""
+    text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+    return text if len(text) <= 80 else f"{text[:60]}…{text[-16:]}"
+
+
+def label(index) -> object:
+    """The path part of a node composed at `index`: its key's text in a mapping, its position in a sequence."""
+    if isinstance(index, ScalarNode):
+        return index.value[:40] if is_text(index.value) else ascii(index.value[:40])
+    return index if isinstance(index, int) else None
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -36,26 +50,26 @@ class StrictLoader(yaml.SafeLoader):
 
     def __init__(self, stream) -> None:
         super().__init__(stream)
-        self._depth = 0
+        self._path: list = []   # key path of the node being composed (its depth)
         self._aliases = 0
 
     def compose_node(self, parent, index):
+        part = label(index)
+        path = tuple(p for p in self._path if p is not None) + ((part,) if part is not None else ())
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                mark = self.peek_event().start_mark
-                raise ScenarioError(f"line {mark.line + 1}: more than {MAX_ALIASES} aliases (*name); a scenario "
-                                    f"needs few (is it an alias bomb?)")
+                raise ScenarioError(f"{where(self.peek_event(), path)}: more than {MAX_ALIASES} aliases (*name); a "
+                                    f"scenario needs few (is it an alias bomb?)")
             return super().compose_node(parent, index)
-        self._depth += 1
+        self._path.append(part)
         try:
-            if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise ScenarioError(f"line {mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a scenario "
-                                    f"needs fewer")
+            if len(self._path) > MAX_DEPTH:
+                raise ScenarioError(f"{where(self.peek_event(), path[:8])}: nested more than {MAX_DEPTH} levels "
+                                    f"deep; a scenario needs fewer")
             return super().compose_node(parent, index)
         finally:
-            self._depth -= 1
+            self._path.pop()
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, MappingNode):
@@ -78,56 +92,57 @@ class StrictLoader(yaml.SafeLoader):
 
 def check_sizes(root) -> None:
     """The composed document within bounds: no recursive alias, at most MAX_EXPANDED_NODES nodes with every alias
-    expanded, texts and numbers of bounded length, valid Unicode (no lone surrogates from an escape)."""
+    expanded, texts and numbers of bounded length, valid Unicode (no lone surrogates from an escape). Errors name
+    the line and the key path."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
-    stack: list[tuple] = [(root, False)]
+    stack: list[tuple] = [(root, False, ())]
     while stack:
-        node, finished = stack.pop()
+        node, finished, path = stack.pop()
         key = id(node)
         if finished:
             active.discard(key)
-            children = node_children(node)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            sizes[key] = 1 + sum(sizes[id(child)] for _, child in node_children(node))
             if sizes[key] > MAX_EXPANDED_NODES:
-                raise ScenarioError(f"{where(node)}: the document would have more than {MAX_EXPANDED_NODES} values "
-                                    f"with its aliases expanded (an alias bomb?); a scenario needs far fewer")
+                raise ScenarioError(f"{where(node, path)}: the document would have more than {MAX_EXPANDED_NODES} "
+                                    f"values with its aliases expanded (an alias bomb?); a scenario needs far fewer")
             continue
         if key in sizes:
             continue
-        if key in active:
-            raise ScenarioError(f"{where(node)}: a recursive alias (an anchor used inside itself) is not allowed")
         if isinstance(node, ScalarNode):
-            check_scalar(node)
+            check_scalar(node, path)
             sizes[key] = 1
             continue
         active.add(key)
-        stack.append((node, True))
-        for child in node_children(node):
+        stack.append((node, True, path))
+        for part, child in node_children(node):
+            child_path = path + ((part,) if part is not None else ())
             if id(child) in active:
-                raise ScenarioError(f"{where(child)}: a recursive alias (an anchor used inside itself) is not "
-                                    f"allowed")
+                raise ScenarioError(f"{where(child, child_path)}: a recursive alias (an anchor used inside itself) "
+                                    f"is not allowed")
             if id(child) not in sizes:
-                stack.append((child, False))
+                stack.append((child, False, child_path))
 
 
-def node_children(node) -> list:
+def node_children(node) -> list[tuple]:
+    """(path part, child) of a sequence or mapping node: keys under the mapping's own path, values under the key."""
     if isinstance(node, SequenceNode):
-        return list(node.value)
+        return list(enumerate(node.value))
     if isinstance(node, MappingNode):
-        return [part for pair in node.value for part in pair]
+        return [pair for key, value in node.value for pair in ((None, key), (label(key), value))]
     return []
 
 
-def check_scalar(node: ScalarNode) -> None:
+def check_scalar(node: ScalarNode, path: tuple = ()) -> None:
     value = node.value
     if not is_text(value):
-        raise ScenarioError(f"{where(node)}: text with a lone surrogate ({ascii(value[:40])}) is not allowed: "
+        raise ScenarioError(f"{where(node, path)}: text with a lone surrogate ({ascii(value[:40])}) is not allowed: "
                             f"must be valid Unicode")
     if len(value) > MAX_TEXT:
-        raise ScenarioError(f"{where(node)}: a value of {len(value)} characters is not allowed: at most {MAX_TEXT}")
+        raise ScenarioError(f"{where(node, path)}: a value of {len(value)} characters is not allowed: at most "
+                            f"{MAX_TEXT}")
     if node.tag in NUMBER_TAGS and len(value) > MAX_DIGITS:
-        raise ScenarioError(f"{where(node)}: the number {value[:12]}… has {len(value)} characters; at most "
+        raise ScenarioError(f"{where(node, path)}: the number {value[:12]}… has {len(value)} characters; at most "
                             f"{MAX_DIGITS} are allowed (write large values as a float, e.g. 1e30)")
 
 
