@@ -3,6 +3,8 @@ file name: the plots and the run folder of a scenario named "\\ud800" are writte
 from __future__ import annotations
 
 import re
+
+import pytest
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -53,13 +55,20 @@ def test_a_figure_titled_and_labelled_with_any_text_is_saved(tmp_path_factory, t
     assert path.stat().st_size > 0
 
 
-def test_a_scenario_named_with_a_lone_surrogate_gets_its_plots(tmp_path: Path) -> None:
+def test_a_scenario_named_with_a_lone_surrogate_is_refused_from_a_file_and_plotted_from_python(tmp_path: Path) -> None:
+    """The issue's case: a YAML name "\\ud800" is refused at load in one line (scenarios/yaml_file.py); a name
+    that reaches the plots anyway (a Python-built scenario) no longer crashes them (printable.py)."""
+    import dataclasses
+
     from conftest import PACKAGE_DIR
     from dmpc_ros.api import load, save, simulate
+    from dmpc_ros.scenarios import ScenarioError
 
     text = (PACKAGE_DIR / "config" / "mass_spring.yaml").read_text()
     (tmp_path / "surrogate.yaml").write_text(re.sub(r"(?m)^name: .*$", r'name: "\\ud800"', text))
-    case = load(str(tmp_path / "surrogate.yaml")).with_overrides(steps=3)
+    with pytest.raises(ScenarioError, match=r"line \d+ \(name\): text with a lone surrogate"):
+        load(str(tmp_path / "surrogate.yaml"))
+    case = dataclasses.replace(load("mass_spring").with_overrides(steps=3), name="\ud800")
     summary = save(simulate(case), case, tmp_path)
     assert summary["scenario"] == "\ud800"
     assert (tmp_path / "states_inputs.png").is_file() and (tmp_path / "convergence.png").is_file()

@@ -16,6 +16,7 @@ SENT = {
     "inputs": [12.5, -0.001, 99.0, -99.0],
     "local_cost": 1234.5678, "feasible": True, "converged": False, "final": True,
     "algorithm_data": [1.0, -2.0, 3.5], "algorithm_data_layout": "admm:z=1x3;μ",
+    "key_id": "agent_3-5f1c", "nonce": 2**64 - 2, "mac": [0, 255, 17, 128],   # authentication (dmpc_ros/auth)
 }
 
 
