@@ -115,7 +115,8 @@ def test_a_set_up_that_would_exceed_the_machine_is_refused_before_it_starts(monk
 
     monkeypatch.setattr(checks, "available_memory", lambda: 1e3)
     with pytest.raises(ScenarioError, match=r"controller.algorithm: jacobi is not allowed here: use gauss_seidel or "
-                                            r"admm \(local agents\): the step bound for 4 agents, horizon 20 .* about 0.0 GB"):
+                                            r"admm \(local agents\): the step bound for 4 agents, horizon 20 "
+                                            r".* about 0.0 GB"):
         load_scenario("mass_spring")
     assert parse_scenario(edited("mass_spring", **{"controller.algorithm": "gauss_seidel"})).num_agents == 4   # local
     monkeypatch.undo()
