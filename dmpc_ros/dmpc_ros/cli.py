@@ -325,7 +325,7 @@ def check_keystore(scenario, authenticate: bool, keystore: str) -> None:
 def keys_command(args: argparse.Namespace) -> int:
     """`dmpc keys create DIR --agents M` (or --scenario S: its agent count): a new team keystore for
     authenticated runs (dmpc_ros.auth); `dmpc keys sros2 DIR …`: an SROS2 keystore, one enclave per node of the run
-    (ros/sros2.py)."""
+    (scenarios/sros2.py)."""
     from .auth import KeystoreError, create_keystore
 
     if (args.agents is None) == (args.scenario is None):
@@ -353,8 +353,8 @@ def keys_command(args: argparse.Namespace) -> int:
 
 def sros2_command(args: argparse.Namespace, agents: int) -> int:
     """`dmpc keys sros2 DIR`: CA, one enclave per node of a run of `agents` agents, governance and permissions."""
-    from .ros.sros2 import Sros2Error, create_sros2_keystore, fastdds_has_security, run_enclaves, \
-        security_environment
+    from .ros.sros2 import fastdds_has_security
+    from .scenarios.sros2 import Sros2Error, create_sros2_keystore, run_enclaves, security_environment
 
     check_namespace(args.namespace)
     try:

@@ -1,4 +1,4 @@
-"""SROS2 keystores the project generates (ros/sros2.py, `dmpc keys sros2`): an enclave per node, governance and
+"""SROS2 keystores the project generates (scenarios/sros2.py, `dmpc keys sros2`): an enclave per node, governance and
 least-privilege permissions from the run's topics, certificates and signatures that openssl verifies; and a secured
 run wherever the middleware has DDS Security (the PyPI Fast DDS has not: that test skips, saying so)."""
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dmpc_ros.ros.sros2 import create_sros2_keystore, fastdds_has_security, run_enclaves, security_environment
+from dmpc_ros.ros.sros2 import fastdds_has_security
+from dmpc_ros.scenarios.sros2 import create_sros2_keystore, run_enclaves, security_environment
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
 DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
