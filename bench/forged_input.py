@@ -36,7 +36,7 @@ from rclpy.executors import SingleThreadedExecutor
 
 from dmpc_ros.ros.qos import CONTROL_QOS, STATE_QOS
 from dmpc_ros_msgs.msg import ControlInput, SubsystemState
-from side_run import run_beside
+from side_run import ACTIVE, DOMAIN, run_beside
 
 FORGED = 50.0   # [N] against the 1 N limit of mass_spring
 
@@ -120,7 +120,9 @@ def guarded_run(action: str, steps: int, folder: Path, flags: tuple[str, ...] = 
         else:
             kill_later(action, folder, after, result)
 
-    code, text = run_beside(command, side, timeout)
+    # the forger joins the domain at once, so it is discovered during bring-up: a short lock-step run can otherwise
+    # end before it has published anything
+    code, text = run_beside(command, side, timeout, ready=DOMAIN if action == "forged" else ACTIVE)
     return GuardedRun(code, text, folder, len(sent), result.get("stop"), result.get("killed_at"))
 
 
