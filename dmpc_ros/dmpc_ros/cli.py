@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from .api import save
-from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, Parameter, flag_parameters
+from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, Parameter, flag_parameters, peer_addresses
+from .scenarios.node_specs import HEAD_NODES, NodeSpec, select_nodes
 from .scenarios.validation import one_line
 from .sim.results import STRICT_EXIT
 from .process_group import ProcessGroup
@@ -178,6 +179,12 @@ def node_settings(args: argparse.Namespace, command: str) -> dict:
 def check_run_flags(args: argparse.Namespace) -> None:
     """dmpc run's own flags, before any node starts."""
     check_parameter_flags(args, "run")
+    if args.nodes.strip() not in ("", "all") and args.domain_id is None:
+        raise UsageError(f"--nodes {args.nodes[:80]}: is not allowed without --domain-id: every computer of a split "
+                         "team runs in the same ROS domain (give each the same --domain-id, and --peers)")
+    if args.peers and args.network:
+        raise UsageError("--peers and --network are not allowed together: static peers (unicast, no multicast) or "
+                         "subnet discovery (multicast), not both")
 
 
 def check_namespace(namespace: str) -> None:
@@ -289,6 +296,11 @@ def run_ros(args: argparse.Namespace) -> int:
     if scheme_of(algorithm).offline is not None:
         scenario.design()   # its offline part (explicit laws) must be in place before any node starts
     check_keystore(scenario, args.authenticate, args.keystore)
+    try:   # the names against the scenario's agents, before any node starts
+        select_nodes([NodeSpec(name, name, "") for name in HEAD_NODES] +
+                     [NodeSpec("agent", f"agent_{i}", "") for i in range(scenario.num_agents)], args.nodes)
+    except ValueError as error:
+        raise UsageError(f"--{error}") from None
     console = Console()
     output = Path(args.output) if args.output else default_output(scenario, "run")
     output.mkdir(parents=True, exist_ok=True)
@@ -297,7 +309,8 @@ def run_ros(args: argparse.Namespace) -> int:
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
                            overrides=overrides, agents_per_process=args.agents_per_process,
                            foxglove_port=args.foxglove, settings=node_settings(args, "run"),
-                           authenticate=args.authenticate, keystore=args.keystore)
+                           authenticate=args.authenticate, keystore=args.keystore, nodes=args.nodes,
+                           peers=peer_addresses(args.peers), repair_period=args.repair_period)
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
                      else simulate_with_progress(scenario, "centralized", "reference", False, console))
