@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from .api import save
-from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, Parameter, flag_parameters, peer_addresses
+from .scenarios.parameters import (NODE_SETTINGS, PARAMETERS, PLAN_QOS, TABLE, Parameter, flag_parameters,
+                                   peer_addresses)
 from .scenarios.node_specs import HEAD_NODES, NodeSpec, select_nodes
 from .scenarios.validation import one_line
 from .sim.results import STRICT_EXIT
@@ -172,8 +173,10 @@ def check_parameter_flags(args: argparse.Namespace, command: str) -> None:
 
 
 def node_settings(args: argparse.Namespace, command: str) -> dict:
-    """The flags of `dmpc <command>` that set a node parameter and are passed as such (the plant's guard)."""
-    return {p.name: getattr(args, dest(p.flag)) for p in flag_parameters(command) if p.name in NODE_SETTINGS}
+    """The flags of `dmpc <command>` that set a node parameter and are passed as such (the plant's guard, the plans'
+    QoS when given)."""
+    settings = {p.name: getattr(args, dest(p.flag)) for p in flag_parameters(command) if p.name in NODE_SETTINGS}
+    return settings | ({"plan_qos": args.plan_qos} if getattr(args, "plan_qos", None) else {})
 
 
 def check_run_flags(args: argparse.Namespace) -> None:
@@ -522,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             command.add_argument("--domain-id", type=int,
                                  help="ROS_DOMAIN_ID (default: a free one, reserved for the run)")
+            command.add_argument("--plan-qos", choices=PLAN_QOS,
+                                 help="QoS of the plan topics (default: reliable in lock_step, best_effort in "
+                                      "real_time; bench/faults.py compares them on lossy links)")
             command.add_argument("--network", action="store_true",
                                  help="discover peers on the subnet (real robots) instead of localhost only")
             command.add_argument("--foxglove", type=int, nargs="?", const=8765, metavar="PORT",

@@ -175,8 +175,8 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         if foxglove_port is not None:
             from .foxglove_bridge import FoxgloveBridge
             bridge = FoxgloveBridge(foxglove_port)
-        recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
-                               "reliable" if mode == "lock_step" else "best_effort", context=context,
+        plans_qos = (settings or {}).get("plan_qos") or ("reliable" if mode == "lock_step" else "best_effort")
+        recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap", plans_qos, context=context,
                                metadata=(BAG_METADATA, metadata), live=bridge, recording=recording)
         if bridge is not None:   # announced once every channel exists
             print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",
