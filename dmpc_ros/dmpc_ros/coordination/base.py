@@ -131,6 +131,12 @@ class Agent(ABC):
     @abstractmethod
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan: ...
 
+    def seed(self, inputs: np.ndarray) -> bool:
+        """Start the first step from a given candidate (plant-wide inputs, N × m: a team change's shifted plans,
+        coordination/team_change.py) instead of the reference; False: this agent cannot (its warm start is its
+        own), and the driver refuses the change."""
+        return False
+
     _stats: StepStatistics
     _plan: Plan | None = None
     guard: InputGuard          # the agent's input set (what control() may return)

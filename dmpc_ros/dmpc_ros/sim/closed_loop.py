@@ -44,6 +44,7 @@ class SimulationSettings:
     iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT   # [s] simulated wait for a late plan (negotiator.py)
     input_disturbance: np.ndarray | None = None   # steps × n_u d(k) added to the applied input (a load)
     input_rules: InputRules = field(default_factory=InputRules)   # the plant's clamp, rate limit, stale rule
+    warm_start: np.ndarray | None = None   # N × n_u: the first step's candidate (a team change), else the reference
 
 
 def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSystem | NonlinearPlant, x0: np.ndarray,
@@ -55,6 +56,8 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     controllers = design.controllers(settings.algorithm, settings.stopping, settings.backend,   # the agents and the
                                      settings.weights, settings.scheme_settings)   # centralized comparison alike
     agents = controllers if scheme.runs_as_agents else []
+    if settings.warm_start is not None and not all(a.seed(settings.warm_start) for a in agents):
+        raise ValueError(f"{settings.algorithm}: its agents cannot start from a given candidate (a team change)")
     centralized = controllers[0] if not scheme.runs_as_agents else \
         design.centralized() if settings.compare_centralized else None
     max_iterations = settings.stopping.max_iterations if agents else 1
