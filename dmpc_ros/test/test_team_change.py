@@ -67,6 +67,13 @@ def test_team_changes_rule_out_what_is_built_for_one_team() -> None:
         parse_scenario(data)
 
 
+def test_a_scheme_whose_agents_cannot_start_from_the_candidate_is_named() -> None:
+    scenario = platoon([{"step": 2, "leave": 1}], steps=3)
+    scenario = scenario.with_overrides(algorithm="admm")
+    with pytest.raises(ScenarioError, match=r"^team_changes: controller.algorithm admm: its agents cannot start"):
+        simulate_team(scenario)
+
+
 def test_roster_and_predecessor_links_after_a_leave() -> None:
     scenario = platoon([{"step": 3, "join": {"initial_state": [DESIRED_GAP, 20.0, 0.0]}}, {"step": 5, "leave": 1}])
     join, leave = scenario.team_changes

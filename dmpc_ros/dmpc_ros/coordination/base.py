@@ -131,10 +131,10 @@ class Agent(ABC):
     @abstractmethod
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan: ...
 
-    def seed(self, inputs: np.ndarray) -> bool:
-        """Start the first step from a given candidate (plant-wide inputs, N × m: a team change's shifted plans,
-        coordination/team_change.py) instead of the reference; False: this agent cannot (its warm start is its
-        own), and the driver refuses the change."""
+    def seed(self, inputs: Mapping[int, np.ndarray]) -> bool:
+        """Start the first step from a given candidate (each agent's inputs over the horizon, N × m_j: a team
+        change's shifted plans, coordination/team_change.py) instead of the reference; False: this agent cannot
+        (its warm start is its own), and the driver refuses the run."""
         return False
 
     _stats: StepStatistics

@@ -99,12 +99,14 @@ class BlockUpdateAgent(Agent):
         self._seed: np.ndarray | None = None       # the first step's view inputs, when a team change gives them
 
     # -- contract ------------------------------------------------------------------------------------
-    def seed(self, inputs: np.ndarray) -> bool:
-        """The first step starts from `inputs` (plant-wide, N × m), the view's columns of them."""
-        inputs = np.asarray(inputs, float)
-        if self.step >= 0 or inputs.shape[0] != self.horizon:
+    def seed(self, inputs: Mapping[int, np.ndarray]) -> bool:
+        """The first step starts from `inputs` (agent → N × m_j), those of the view's members."""
+        if self.step >= 0 or not self._input_columns.keys() <= inputs.keys():
             return False
-        self._seed = inputs[:, self.block.network.input_index].ravel().copy()
+        U = np.zeros((self.horizon, self.block.network.n_u))
+        for j, columns in self._input_columns.items():
+            U[:, columns] = np.asarray(inputs[j], float).reshape(self.horizon, -1)
+        self._seed = U.ravel()
         return True
 
     def needs_current_iteration(self, neighbour: int) -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 from ..coordination.team_change import (JOIN, LEAVE, Announcement, Roster, TeamChange, candidate_inputs, coupling_graph,
                                         first_violation, refusal, shifted_inputs)
 from ..sim import SimulationResult, SimulationSettings, simulate
+from ..sim.closed_loop import SeedRefused
 from .family import FamilyParts
 from .schema import Scenario, build_scenario
 from .validation import ScenarioError
@@ -103,7 +104,10 @@ def simulate_team(scenario: Scenario, settings_of: Callable[[Scenario], Simulati
         settings = settings_of(piece)
         settings.warm_start = warm
         report = None if progress is None else (lambda k, _, offset=start: progress(offset + k, total))
-        result = simulate(piece.design(), piece.plant(), x, settings, report)
+        try:
+            result = simulate(piece.design(), piece.plant(), x, settings, report)
+        except SeedRefused as error:   # a scheme whose agents cannot be seeded
+            raise ScenarioError(f"team_changes: {error}") from None
         if opened:
             run.stretches.append(Stretch(start, roster, piece, [], source))
         run.stretches[-1].pieces.append(result)

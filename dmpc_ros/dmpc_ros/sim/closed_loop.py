@@ -29,6 +29,10 @@ from .plant_inputs import InputRules, PlantInputs
 from .results import SimulationResult
 
 
+class SeedRefused(ValueError):
+    """The run's agents cannot start from the given warm start (SimulationSettings.warm_start)."""
+
+
 @dataclass
 class SimulationSettings:
     algorithm: str
@@ -56,8 +60,11 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     controllers = design.controllers(settings.algorithm, settings.stopping, settings.backend,   # the agents and the
                                      settings.weights, settings.scheme_settings)   # centralized comparison alike
     agents = controllers if scheme.runs_as_agents else []
-    if settings.warm_start is not None and not all(a.seed(settings.warm_start) for a in agents):
-        raise ValueError(f"{settings.algorithm}: its agents cannot start from a given candidate (a team change)")
+    if settings.warm_start is not None:   # each agent's columns of the candidate
+        columns = {i: plant.input_slice(i) for i in range(plant.num_agents)}
+        if not all(a.seed({i: settings.warm_start[:, c] for i, c in columns.items()}) for a in agents):
+            raise SeedRefused(f"controller.algorithm {settings.algorithm}: its agents cannot start from a given "
+                             f"candidate (team_changes need agents that can, e.g. jacobi, gauss_seidel)")
     centralized = controllers[0] if not scheme.runs_as_agents else \
         design.centralized() if settings.compare_centralized else None
     max_iterations = settings.stopping.max_iterations if agents else 1
