@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dmpc_ros.api import simulate_team
-from dmpc_ros.coordination.team_change import JOIN, LEAVE, Roster, TeamChange, coupling_graph, first_violation
+from dmpc_ros.coordination.team_change import (JOIN, LEAVE, Roster, TeamChange, Violation, coupling_graph,
+                                               first_violation)
+from dmpc_ros.coordination.team_protocol import ChangeTally, Vote
 from dmpc_ros.scenarios import ScenarioError, parse_scenario
 
 PLATOON = {
@@ -143,7 +145,9 @@ def test_a_robot_joins_a_running_formation() -> None:
     run = simulate_team(parse_scenario(data))
     first, second = run.announcements
     assert first.accepted and first.members == (0, 1, 2, 3) and (0, 3) in first.edges
-    assert not second.accepted and "distance to agent 3 ≥ 0.6 m" in second.reason, second.reason   # runs into 3
+    assert not second.accepted and second.reason.startswith(   # it would run into robot 3
+        "robot 4 join at step 5: the shifted candidate violates the distance to robot 4 ≥ 0.6 m (0.516 m) of robot 3 "
+        "at prediction step 1"), second.reason
     summary = run.summary()
     assert summary["overall"]["min_distance"] >= 0.6 - 1e-6
     assert summary["stretches"][1]["infeasible_problems"] == 0
@@ -174,3 +178,25 @@ def test_recursive_feasibility_holds_through_random_changes(step, kind, gap, spe
 def test_team_change_is_a_value() -> None:
     change = TeamChange(3, LEAVE, 1)
     assert Roster((0, 1, 2)).after(change).members == (0, 2)
+
+
+def test_the_tally_decides_on_every_members_vote_and_a_silent_member_refuses() -> None:
+    change = TeamChange(4, JOIN, 3)
+    before, after = Roster((0, 1, 2)), Roster((0, 1, 2, 3))
+    graphs = {True: ((), {}), False: ((), {})}
+    tally = ChangeTally(change, before, after, graphs, deadline=1.0, noun="vehicle")
+    assert tally.receive(Vote(4, 3, 0)) is None and tally.receive(Vote(5, 3, 1)) is None   # another step: ignored
+    assert tally.receive(Vote(4, 3, 9)) is None   # not in the re-formed team: ignored
+    assert tally.tick(0.5) is None
+    silent = tally.tick(1.0)
+    assert not silent.accepted and silent.members == (0, 1, 2)
+    assert silent.reason == "vehicle 3 join at step 4: no vote from vehicle 1, 2, 3 by the deadline"
+    tally = ChangeTally(change, before, after, graphs, noun="vehicle")
+    for voter in (0, 1, 2):
+        assert tally.receive(Vote(4, 3, voter)) is None
+    assert tally.receive(Vote(4, 3, 3)).accepted and tally.announcement.members == (0, 1, 2, 3)
+    tally = ChangeTally(change, before, after, graphs, noun="vehicle")
+    no = tally.receive(Vote(4, 3, 3, Violation(3, 2, "e ≥ 2 (1.5)", 0.5)))
+    assert not no.accepted and no.reason == ("vehicle 3 join at step 4: the shifted candidate violates e ≥ 2 (1.5) of "
+                                             "vehicle 3 at prediction step 2 by 0.5")
+    assert tally.receive(Vote(4, 3, 0)) is None   # decided: later votes change nothing

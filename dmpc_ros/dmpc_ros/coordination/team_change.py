@@ -156,16 +156,31 @@ class Violation:
     step: int
     constraint: str
     amount: float
+    partner: int | None = None   # a collision pair's other agent (the constraint is then its distance to it)
 
 
 def first_violation(system: CoupledLinearSystem, states: np.ndarray, inputs: np.ndarray,
                     collision=None, tolerance: float = FEASIBILITY_TOLERANCE) -> Violation | None:
-    """The worst-first check of a candidate (states N+1 × n from x(0), inputs N × m) against the re-formed
-    problem: X_i at prediction steps 1..N, U_i and the mixed rows at 0..N−1, the collision pairs' distance at 1..N.
-    None: feasible."""
+    """The earliest (then largest) violation of a candidate (states N+1 × n from x(0), inputs N × m) against the
+    re-formed problem (`violations`); None: feasible."""
+    return earliest(violations(system, states, inputs, collision, tolerance))
+
+
+def earliest(found: list[Violation]) -> Violation | None:
+    """The violation at the earliest prediction step, the largest of that step."""
+    return min(found, key=lambda v: (v.step, -v.amount)) if found else None
+
+
+def violations(system: CoupledLinearSystem, states: np.ndarray, inputs: np.ndarray, collision=None,
+               tolerance: float = FEASIBILITY_TOLERANCE, agents=None) -> list[Violation]:
+    """Every row of the re-formed problem the candidate misses, of the `agents` given (None: all; an agent's own
+    rows are what it checks when it votes, team_protocol.py): X_i at prediction steps 1..N, U_i and the mixed rows
+    at 0..N−1, and the collision pairs' distance at 1..N (counted for both robots of a pair)."""
     found: list[Violation] = []
     N = inputs.shape[0]
-    for i, sub in enumerate(system.subsystems):
+    chosen = range(system.num_agents) if agents is None else agents
+    for i in chosen:
+        sub = system.subsystems[i]
         xs, us = system.state_slice(i), system.input_slice(i)
         for t in range(N + 1):
             if t >= 1:
@@ -181,16 +196,17 @@ def first_violation(system: CoupledLinearSystem, states: np.ndarray, inputs: np.
                                         np.r_[states[t, xs], inputs[t, us]])
                         found.append(Violation(i, t, text, float(load[r])))
     if collision is not None:
-        columns = list(collision.position_columns)
+        columns = np.asarray(collision.position_columns)
         for a, b in collision.pairs:
-            pa = states[:, system.state_offsets[a] + np.asarray(columns)]
-            pb = states[:, system.state_offsets[b] + np.asarray(columns)]
-            distance = np.linalg.norm(pa - pb, axis=1)
+            distance = np.linalg.norm(states[:, system.state_offsets[a] + columns]
+                                      - states[:, system.state_offsets[b] + columns], axis=1)
             for t in range(1, N + 1):
                 if collision.min_distance - distance[t] > tolerance:
-                    found.append(Violation(b, t, f"distance to agent {a} ≥ {collision.min_distance:g} m "
-                                                 f"({distance[t]:.3g} m)", float(collision.min_distance - distance[t])))
-    return min(found, key=lambda v: (v.step, -v.amount)) if found else None
+                    for own, other in ((b, a), (a, b)):
+                        if own in chosen:
+                            found.append(Violation(own, t, f"≥ {collision.min_distance:g} m ({distance[t]:.3g} m)",
+                                                   float(collision.min_distance - distance[t]), other))
+    return found
 
 
 def _rows(agent: int, t: int, constraint: PolytopicConstraint, value: np.ndarray, names: tuple[str, ...],
@@ -226,7 +242,10 @@ def symbol(name: str) -> str:
 
 def refusal(change: TeamChange, violation: Violation, roster: Roster, noun: str) -> str:
     """The one-line reason: member, step, violated constraint and by how much."""
-    who = roster.members[violation.agent] if violation.agent < len(roster.members) else violation.agent
-    return (f"{noun} {change.member} {change.kind} at step {change.step}: the shifted candidate violates "
-            f"{violation.constraint} of {noun} {who} at prediction step {violation.step} "
-            f"by {violation.amount:.3g}")
+    def member(agent: int) -> int:
+        return roster.members[agent] if agent < len(roster.members) else agent
+
+    row = violation.constraint if violation.partner is None else \
+        f"the distance to {noun} {member(violation.partner)} {violation.constraint}"
+    return (f"{noun} {change.member} {change.kind} at step {change.step}: the shifted candidate violates {row} of "
+            f"{noun} {member(violation.agent)} at prediction step {violation.step} by {violation.amount:.3g}")

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..coordination.team_change import (JOIN, LEAVE, Announcement, Roster, TeamChange, candidate_inputs, coupling_graph,
-                                        first_violation, refusal, shifted_inputs)
+                                        shifted_inputs)
+from ..coordination.team_protocol import ChangeTally, local_vote
 from ..sim import SimulationResult, SimulationSettings, simulate
 from ..sim.closed_loop import SeedRefused
 from .family import FamilyParts
@@ -163,13 +164,16 @@ def decide(base: Scenario, roster: Roster, change: TeamChange, x: np.ndarray, fi
     reference_states, reference_inputs = design.reference.window(0, design.horizon)
     U = candidate_inputs(system, design.terminal_gain(), reference_states, reference_inputs, x_new,
                          fixed[:, old_columns], new_columns)
-    violation = first_violation(system, design.predict(x_new, U.ravel()), U, design.collision)
-    if violation is not None:
-        return refused(refusal(change, violation, after, noun))
-    edges, links = coupling_graph(system, after, pairs_of(reformed))
+    states = design.predict(x_new, U.ravel())
+    graphs = {True: coupling_graph(system, after, pairs_of(reformed)),
+              False: coupling_graph(base.prediction_model(), roster, pairs_of(base))}
+    tally = ChangeTally(change, roster, after, graphs, noun=noun)   # every member of the re-formed team votes
+    for voter in after.members:
+        announcement = tally.receive(local_vote(system, states, U, design.collision, change, after, voter))
+        if announcement is not None and not announcement.accepted:
+            return announcement, None
     source = index if change.kind == LEAVE and index < len(after.members) else None   # who closes up
-    return (Announcement(change.step, change.kind, change.member, True, "", after.members, edges, links),
-            (reformed, x_new, U[:-1], source))
+    return announcement, (reformed, x_new, U[:-1], source)
 
 
 def slice_bounds(s: slice) -> tuple[int, int]:
