@@ -8,7 +8,7 @@ import copy
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from dmpc_ros.api import simulate_team
@@ -153,17 +153,22 @@ def test_a_robot_joins_a_running_formation() -> None:
     assert summary["stretches"][1]["infeasible_problems"] == 0
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(step=st.integers(2, 4), kind=st.sampled_from([JOIN, LEAVE]), gap=st.floats(2.0, 30.0),
-       speed=st.floats(14.0, 26.0), leaver=st.integers(1, 2))
-def test_recursive_feasibility_holds_through_random_changes(step, kind, gap, speed, leaver) -> None:
-    """Whatever the change: applied only from a feasible candidate, after which every problem of the re-formed
-    team is feasible and no constraint is violated; refused, the team is unchanged and the reason names the
-    member and the step."""
+       speed=st.floats(14.0, 26.0), leaver=st.integers(1, 2), drop=st.sampled_from([0.0, 0.2]))
+def test_recursive_feasibility_holds_through_random_changes(step, kind, gap, speed, leaver, drop) -> None:
+    """Whatever the change, on a lossless or lossy network: applied only from a feasible candidate, after which
+    every problem of the re-formed team is feasible and no constraint is violated; refused, the team is unchanged
+    and the reason names the member and the step."""
     change = {"step": step, "join": {"initial_state": [gap, speed, 0.0]}} if kind == JOIN else \
         {"step": step, "leave": leaver}
-    run = simulate_team(platoon([change], steps=step + 3))
+    scenario = platoon([change], steps=step + 3)
+    if drop:
+        scenario = parse_scenario({**copy.deepcopy(PLATOON), "simulation": {"steps": step + 3},
+                                   "network": {"drop_probability": drop, "seed": step}, "team_changes": [change]})
+    run = simulate_team(scenario)
     (announcement,) = run.announcements
+    event(f"{kind} {'applied' if announcement.accepted else 'refused'}{' on a lossy network' if drop else ''}")
     summary = run.summary()
     if announcement.accepted:
         after = summary["stretches"][-1]

@@ -99,14 +99,18 @@ class BlockUpdateAgent(Agent):
         self._seed: np.ndarray | None = None       # the first step's view inputs, when a team change gives them
 
     # -- contract ------------------------------------------------------------------------------------
-    def seed(self, inputs: Mapping[int, np.ndarray]) -> bool:
-        """The first step starts from `inputs` (agent → N × m_j), those of the view's members."""
+    def seed(self, inputs: Mapping[int, np.ndarray], states: Mapping[int, np.ndarray] | None = None) -> bool:
+        """The first step starts from `inputs` (agent → N × m_j) and `states` (agent → x_j(k)), those of the view's
+        members (a neighbour whose first plan is lost is then where the candidate puts it, not at the origin)."""
         if self.step >= 0 or not self._input_columns.keys() <= inputs.keys():
             return False
         U = np.zeros((self.horizon, self.block.network.n_u))
         for j, columns in self._input_columns.items():
             U[:, columns] = np.asarray(inputs[j], float).reshape(self.horizon, -1)
         self._seed = U.ravel()
+        for j, rows in self._state_slice.items():
+            if states is not None and j in states:
+                self.x0[rows] = states[j]
         return True
 
     def needs_current_iteration(self, neighbour: int) -> bool:

@@ -63,7 +63,7 @@ class Stretch:
             **{key: sum(f[key] for f in fails) for key in ("infeasible_problems", "fallbacks", "failed_steps")},
             "first_step_fallbacks": int(sum(piece.fallbacks[0].sum() for p, piece in enumerate(self.pieces)
                                             if piece.fallbacks.size and (p or self.start))),   # seeded pieces
-            **{k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}}
+            **{k: v for k, v in metrics.items() if isinstance(v, (int, float, list)) or v is None}}
 
 
 @dataclass

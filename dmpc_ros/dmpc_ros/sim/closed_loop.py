@@ -61,8 +61,9 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
                                      settings.weights, settings.scheme_settings)   # centralized comparison alike
     agents = controllers if scheme.runs_as_agents else []
     if settings.warm_start is not None:   # each agent's columns of the candidate
-        columns = {i: plant.input_slice(i) for i in range(plant.num_agents)}
-        if not all(a.seed({i: settings.warm_start[:, c] for i, c in columns.items()}) for a in agents):
+        inputs = {i: settings.warm_start[:, plant.input_slice(i)] for i in range(plant.num_agents)}
+        states = {i: x0[plant.state_slice(i)] for i in range(plant.num_agents)}
+        if not all(a.seed(inputs, states) for a in agents):
             raise SeedRefused(f"controller.algorithm {settings.algorithm}: its agents cannot start from a given "
                              f"candidate (team_changes need agents that can, e.g. jacobi, gauss_seidel)")
     centralized = controllers[0] if not scheme.runs_as_agents else \
