@@ -131,30 +131,30 @@ def simulate_team(scenario: Scenario, settings_of: Callable[[Scenario], Simulati
     return run
 
 
-def decide(base: Scenario, roster: Roster, change: TeamChange, x: np.ndarray, fixed: np.ndarray,
-           noun: str) -> tuple[Announcement, tuple | None]:
-    """The announcement of `change` on the team of `base` (at its step 0, state x, shifted plans `fixed`, N−1 × m)
-    and, if applied, (re-formed scenario, its state, its candidate's first N−1 inputs, the disturbed agent)."""
-    family = base.family
+@dataclass(frozen=True)
+class Reformed:
+    """The team after a change, at its step 0: what every member (and the plant) rebuilds from an announcement —
+    the scenario (coupling graph, predecessor links, references), the stacked state, the candidate (N × m: the
+    shifted plans, the terminal law for the last step and the joiner) and its predicted states (N+1 × n)."""
 
-    def refused(reason: str) -> tuple[Announcement, None]:
-        edges, links = coupling_graph(base.prediction_model(), roster, pairs_of(base))
-        return Announcement(change.step, change.kind, change.member, False, reason, roster.members, edges, links), None
+    roster: Roster
+    scenario: Scenario
+    x: np.ndarray
+    candidate: np.ndarray
+    states: np.ndarray
+    collision: object = None
 
-    if change.kind != JOIN and change.member not in roster.members:
-        return refused(f"{noun} {change.member} leave at step {change.step}: it is not in the team "
-                       f"{list(roster.members)}")
+
+def reform(base: Scenario, roster: Roster, change: TeamChange, x: np.ndarray, fixed: np.ndarray) -> Reformed:
+    """The team of `base` (at its step 0, state x, the members' shifted plans `fixed`, N−1 × m) after `change`;
+    ScenarioError (one line) when the family cannot re-form it (e.g. a joiner inside another robot's distance)."""
     index = len(roster.members) if change.kind == JOIN else roster.index(change.member)
     after = roster.after(change)
-    try:
-        parts, x_new = family.team_change(base, roster.members, index, change, x)
-        reformed = stretch_scenario(base, parts, x_new, base.steps)
-        design = reformed.design()
-    except ScenarioError as error:
-        return refused(f"{noun} {change.member} {change.kind} at step {change.step}: {error}")
-    system = design.system
+    parts, x_new = base.family.team_change(base, roster.members, index, change, x)
+    reformed = stretch_scenario(base, parts, x_new, base.steps)
+    design = reformed.design()
+    system, old_system = design.system, base.prediction_model()
     columns, kept = [], []   # the surviving members' input columns: new position ← old position
-    old_system = base.prediction_model()
     for member in after.members:
         if member in roster.members:
             columns.append(np.arange(*slice_bounds(system.input_slice(after.index(member)))))
@@ -164,16 +164,38 @@ def decide(base: Scenario, roster: Roster, change: TeamChange, x: np.ndarray, fi
     reference_states, reference_inputs = design.reference.window(0, design.horizon)
     U = candidate_inputs(system, design.terminal_gain(), reference_states, reference_inputs, x_new,
                          fixed[:, old_columns], new_columns)
-    states = design.predict(x_new, U.ravel())
-    graphs = {True: coupling_graph(system, after, pairs_of(reformed)),
-              False: coupling_graph(base.prediction_model(), roster, pairs_of(base))}
-    tally = ChangeTally(change, roster, after, graphs, noun=noun)   # every member of the re-formed team votes
+    return Reformed(after, reformed, x_new, U, design.predict(x_new, U.ravel()), design.collision)
+
+
+def decide(base: Scenario, roster: Roster, change: TeamChange, x: np.ndarray, fixed: np.ndarray,
+           noun: str) -> tuple[Announcement, tuple | None]:
+    """The announcement of `change` on the team of `base` (at its step 0, state x, shifted plans `fixed`, N−1 × m):
+    the team re-formed, every member of it votes on its own rows of the candidate (team_protocol.py), the tally
+    announces; if applied, also (re-formed scenario, its state, its candidate's first N−1 inputs, the disturbed
+    agent)."""
+    before = coupling_graph(base.prediction_model(), roster, pairs_of(base))
+
+    def refused(reason: str) -> tuple[Announcement, None]:
+        return Announcement(change.step, change.kind, change.member, False, reason, roster.members, *before), None
+
+    if change.kind != JOIN and change.member not in roster.members:
+        return refused(f"{noun} {change.member} leave at step {change.step}: it is not in the team "
+                       f"{list(roster.members)}")
+    try:
+        team = reform(base, roster, change, x, fixed)
+    except ScenarioError as error:
+        return refused(f"{noun} {change.member} {change.kind} at step {change.step}: {error}")
+    system, after = team.scenario.prediction_model(), team.roster
+    tally = ChangeTally(change, roster, after, {True: coupling_graph(system, after, pairs_of(team.scenario)),
+                                                False: before}, noun=noun)
     for voter in after.members:
-        announcement = tally.receive(local_vote(system, states, U, design.collision, change, after, voter))
+        announcement = tally.receive(local_vote(system, team.states, team.candidate, team.collision, change, after,
+                                                voter))
         if announcement is not None and not announcement.accepted:
             return announcement, None
-    source = index if change.kind == LEAVE and index < len(after.members) else None   # who closes up
-    return announcement, (reformed, x_new, U[:-1], source)
+    index = roster.index(change.member) if change.kind == LEAVE else None
+    source = index if index is not None and index < len(after.members) else None   # who closes up after a leave
+    return announcement, (team.scenario, team.x, team.candidate[:-1], source)
 
 
 def slice_bounds(s: slice) -> tuple[int, int]:
