@@ -106,7 +106,7 @@ def save_team(run: TeamRun, scenario: Scenario, output: str | Path, console=None
     (output / "team_changes.json").write_text(json.dumps(summary, indent=1))
     noun = scenario.family.member_noun
     for announcement in run.announcements:
-        console.print(announcement.line(noun), markup=False, highlight=False)
+        console.print(announcement.line(noun), markup=False, highlight=False, soft_wrap=True)
     columns = {"min_gap": "min gap [m]", "min_distance": "min distance [m]",
                "string_stability_ratio": "string stab. ratio", "string_stability_from": "ratio from agent",
                "final_formation_error": "final formation error [m]",

@@ -205,3 +205,26 @@ def test_the_tally_decides_on_every_members_vote_and_a_silent_member_refuses() -
     assert not no.accepted and no.reason == ("vehicle 3 join at step 4: the shifted candidate violates e ≥ 2 (1.5) of "
                                              "vehicle 3 at prediction step 2 by 0.5")
     assert tally.receive(Vote(4, 3, 0)) is None   # decided: later votes change nothing
+
+
+def test_dmpc_sim_reports_the_changes_and_the_figures_through_them(tmp_path, capsys) -> None:
+    import json
+
+    import yaml
+
+    from dmpc_ros.cli import main
+
+    data = copy.deepcopy(PLATOON)
+    data["simulation"]["steps"] = 6
+    data["team_changes"] = [{"step": 2, "join": {"initial_state": [DESIRED_GAP, 20.0, 0.0]}},
+                            {"step": 4, "join": {"initial_state": [2.1, 27.0, 0.0]}}]
+    path = tmp_path / "plug.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["sim", str(path), "--output", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "step 2: vehicle 3 joins — applied; team [0, 1, 2, 3]" in out
+    assert "step 4: vehicle 4 joins — refused: vehicle 4 join at step 4: the shifted candidate violates e ≥ 2" in out
+    summary = json.loads((tmp_path / "out" / "team_changes.json").read_text())
+    assert [a["accepted"] for a in summary["announcements"]] == [True, False]
+    assert [s["team"] for s in summary["stretches"]] == [[0, 1, 2], [0, 1, 2, 3]]
+    assert summary["overall"]["min_gap"] >= 2.0 and "string_stability_ratio" in summary["overall"]
