@@ -141,9 +141,11 @@ def test_a_robot_joins_a_running_formation() -> None:
             "controller": {"algorithm": "jacobi", "horizon": 6, "max_iterations": 8},
             "simulation": {"steps": 8, "initial_state": [[1, 0, 0, 0], [-0.5, 0.87, 0, 0], [-0.5, -0.87, 0, 0]]},
             "team_changes": [{"step": 3, "join": {"shape": [0, 2], "initial_state": [0.2, 2.2, 0, 0]}},
-                             {"step": 5, "join": {"shape": [2, 2], "initial_state": [0.8, 2.1, -0.9, 0]}}]}
+                             {"step": 5, "join": {"shape": [2, 2], "initial_state": [0.8, 2.1, -0.9, 0]}},
+                             {"step": 6, "leave": 1}]}
     run = simulate_team(parse_scenario(data))
-    first, second = run.announcements
+    first, second, third = run.announcements
+    assert third.accepted and third.members == (0, 2, 3) and third.edges == ((0, 2), (0, 3), (2, 3))
     assert first.accepted and first.members == (0, 1, 2, 3) and (0, 3) in first.edges
     assert not second.accepted and second.reason.startswith(   # it would run into robot 3
         "robot 4 join at step 5: the shifted candidate violates the distance to robot 4 ≥ 0.6 m (0.516 m) of robot 3 "
@@ -228,3 +230,36 @@ def test_dmpc_sim_reports_the_changes_and_the_figures_through_them(tmp_path, cap
     assert [a["accepted"] for a in summary["announcements"]] == [True, False]
     assert [s["team"] for s in summary["stretches"]] == [[0, 1, 2], [0, 1, 2, 3]]
     assert summary["overall"]["min_gap"] >= 2.0 and "string_stability_ratio" in summary["overall"]
+
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+                 st.text(max_size=6), st.lists(st.floats(-30, 30), max_size=4),
+                 st.dictionaries(st.sampled_from(["step", "join", "leave", "shape", "x"]), st.integers(-3, 9),
+                                 max_size=2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(family=st.sampled_from(["platoon", "formation"]), entry=st.integers(0, 1),
+       key=st.sampled_from(["step", "join", "leave", "initial_state", "time_constant", "shape", "neighbours", "x"]),
+       value=JUNK)
+def test_junk_in_team_changes_is_one_scenario_error_line(family, entry, key, value) -> None:
+    """Any value anywhere in an entry: a valid scenario or one ScenarioError line, never a traceback."""
+    if family == "platoon":
+        changes = [{"step": 2, "join": {"initial_state": [DESIRED_GAP, 20.0, 0.0]}}, {"step": 4, "leave": 1}]
+        data = {**copy.deepcopy(PLATOON), "team_changes": changes}
+    else:
+        data = {"name": "f", "model": {"type": "formation", "sample_time": 0.2, "centre": "known",
+                                       "robots": {"count": 3, "shape": [[1, 0], [0, 1], [-1, 0]], "graph": "complete"}},
+                "controller": {"algorithm": "jacobi", "horizon": 5},
+                "simulation": {"steps": 6, "initial_state": [[1, 0, 0, 0], [0, 1, 0, 0], [-1, 0, 0, 0]]},
+                "team_changes": [{"step": 2, "join": {"shape": [0, -1], "initial_state": [0, -1, 0, 0]}},
+                                 {"step": 3, "leave": 0}]}
+    target = data["team_changes"][entry]
+    if key in ("step", "join", "leave") or "join" not in target:
+        target[key] = value
+    else:
+        target["join"][key] = value
+    try:
+        parse_scenario(data)
+    except ScenarioError as error:
+        assert "\n" not in str(error) and str(error).startswith("team_changes")
