@@ -263,3 +263,17 @@ def test_junk_in_team_changes_is_one_scenario_error_line(family, entry, key, val
         parse_scenario(data)
     except ScenarioError as error:
         assert "\n" not in str(error) and str(error).startswith("team_changes")
+
+
+def test_the_references_run_on_through_a_change_in_a_manoeuvre() -> None:
+    """A change while the leader brakes: the re-formed team's reference starts where the old one was (the
+    followers' lags keep their state; the joiner's starts at its predecessor's)."""
+    scenario = platoon([{"step": 7, "leave": 1}, {"step": 7, "join": {"initial_state": [DESIRED_GAP, 19.0, 0.0]}}],
+                       steps=9)
+    run = simulate_team(scenario)
+    assert [a.accepted for a in run.announcements] == [True, True]
+    before, after = (s.scenario.family.reference(s.scenario, s.scenario.prediction_model()).states
+                     for s in run.stretches)
+    speeds = before[7][[0, 3, 6]]   # v_0, v_1, v_2 of the old team at step 7, mid-braking
+    assert speeds[0] < 20.0 and speeds[2] > speeds[0]   # the lags are not at rest
+    np.testing.assert_allclose(after[0][[0, 3, 6]], [speeds[0], speeds[2], speeds[2]])   # 0, 2 and the joiner

@@ -21,6 +21,7 @@ MAX_VEHICLES = 100
 @dataclass(frozen=True)
 class PlatoonSettings:
     speed_profile: SpeedProfile   # the leader's reference speed
+    follower_speeds: tuple[float, ...] | None = None   # followers' reference speeds at step 0 (None: the leader's)
 
 
 PER_VEHICLE = ("time_constant", "acceleration_min", "acceleration_max", "jerk_limit")   # Platoon's per-vehicle fields
@@ -57,7 +58,8 @@ class PlatoonFamily(ModelFamily):
         """The ideal platoon along the speed profile, for the run plus one horizon of preview."""
         speed, acceleration = scenario.family_settings.speed_profile.sample(scenario.sample_time,
                                                                             scenario.reference_length)
-        return ReferenceTrajectory(*scenario.model.reference_states(speed, acceleration, scenario.sample_time))
+        return ReferenceTrajectory(*scenario.model.reference_states(speed, acceleration, scenario.sample_time,
+                                                                    scenario.family_settings.follower_speeds))
 
     def metrics(self, scenario, x: np.ndarray, u: np.ndarray) -> dict:
         leader_speed = self.reference(scenario, scenario.prediction_model()).states[:, 0]
@@ -107,10 +109,14 @@ class PlatoonFamily(ModelFamily):
         return "the leader cannot leave (it alone follows the speed profile)" if index == 0 else None
 
     def shifted(self, scenario, elapsed: float) -> FamilyParts:
+        """The profile from `elapsed` on, the followers' reference speeds carried over (their lags keep their state)."""
         profile = shifted_profile(scenario.family_settings.speed_profile, elapsed)
+        step = int(round(elapsed / scenario.sample_time))
+        states = self.reference(scenario, scenario.prediction_model()).states
+        _, speeds, _ = platoon_signals(scenario.model, states[min(step, states.shape[0] - 1)][None, :])
         controller = scenario.controller
         return FamilyParts(scenario.model, controller.Q, controller.R, controller.coupling_terms,
-                           PlatoonSettings(profile))
+                           PlatoonSettings(profile, tuple(float(v) for v in speeds[0, 1:])))
 
     def team_change(self, scenario, members: tuple[int, ...], index: int, change,
                     x: np.ndarray) -> tuple[FamilyParts, np.ndarray]:
@@ -119,17 +125,22 @@ class PlatoonFamily(ModelFamily):
         platoon = scenario.model
         offsets, M = platoon.state_offsets, platoon.num_agents
         rows = [np.array(x[offsets[k]:offsets[k + 1]], float) for k in range(M)]
-        if change.kind == JOIN:
+        settings = scenario.family_settings
+        speeds = list(settings.follower_speeds or [settings.speed_profile.speeds[0]] * (M - 1))
+        if change.kind == JOIN:   # the joiner's reference starts where its predecessor's is
             joined = replace(platoon, **{f: getattr(platoon, f) + (getattr(change.spec, f),) for f in PER_VEHICLE})
             rows.append(np.asarray(change.initial_state, float))
+            speeds.append(speeds[-1] if speeds else settings.speed_profile.speeds[0])
         else:
             keep = [k for k in range(M) if k != index]
             joined = replace(platoon, **{f: tuple(getattr(platoon, f)[k] for k in keep) for f in PER_VEHICLE})
             if index + 1 < M:
                 rows[index + 1][0] += rows[index][0]
             rows = [rows[k] for k in keep]
+            del speeds[index - 1]
         Q, R, terms = parse_platoon_weights(scenario.sections.get("controller") or {}, joined)
-        return FamilyParts(joined, Q, R, terms, scenario.family_settings), np.concatenate(rows)
+        return (FamilyParts(joined, Q, R, terms, replace(settings, follower_speeds=tuple(speeds))),
+                np.concatenate(rows))
 
     def change_metrics(self, scenario, x: np.ndarray, u: np.ndarray, source: int | None) -> dict:
         """The platoon's figures over the stretch; after a leave (`source`: the follower that closes up) the
