@@ -142,10 +142,14 @@ def test_a_robot_joins_a_running_formation() -> None:
             "simulation": {"steps": 8, "initial_state": [[1, 0, 0, 0], [-0.5, 0.87, 0, 0], [-0.5, -0.87, 0, 0]]},
             "team_changes": [{"step": 3, "join": {"shape": [0, 2], "initial_state": [0.2, 2.2, 0, 0]}},
                              {"step": 5, "join": {"shape": [2, 2], "initial_state": [0.8, 2.1, -0.9, 0]}},
-                             {"step": 6, "leave": 1}]}
+                             {"step": 6, "leave": 1},
+                             {"step": 7, "join": {"shape": [2, 0], "neighbours": [0, 1],
+                                                  "initial_state": [3, 0, 0, 0]}}]}
     run = simulate_team(parse_scenario(data))
-    first, second, third = run.announcements
+    first, second, third, fourth = run.announcements
     assert third.accepted and third.members == (0, 2, 3) and third.edges == ((0, 2), (0, 3), (2, 3))
+    assert not fourth.accepted and fourth.reason == ("robot 5 join at step 7: team_changes[3].join.neighbours: [1] "
+                                                     "are not in the team [0, 2, 3]")
     assert first.accepted and first.members == (0, 1, 2, 3) and (0, 3) in first.edges
     assert not second.accepted and second.reason.startswith(   # it would run into robot 3
         "robot 4 join at step 5: the shifted candidate violates the distance to robot 4 ≥ 0.6 m (0.516 m) of robot 3 "

@@ -154,8 +154,11 @@ class FormationFamily(ModelFamily):
         formation, M = scenario.model, scenario.model.num_agents
         if change.kind == JOIN:
             spec = change.spec
-            neighbours = range(M) if spec.neighbours is None else \
-                [members.index(m) for m in spec.neighbours if m in members]
+            absent = sorted(set(spec.neighbours or ()) - set(members))
+            if absent:
+                raise ScenarioError(f"team_changes[{change.entry}].join.neighbours: {absent} are not in the team "
+                                    f"{list(members)}")
+            neighbours = range(M) if spec.neighbours is None else sorted(members.index(m) for m in spec.neighbours)
             formation = replace(formation, offsets=formation.offsets + (spec.offset,),
                                 offsets_after=formation.offsets_after + (spec.offset_after,),
                                 edges=tuple(sorted(formation.edges + tuple((j, M) for j in neighbours))))
