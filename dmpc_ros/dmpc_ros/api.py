@@ -22,6 +22,8 @@ from .report import plot_report
 from .scenarios import Scenario, parse_scenario
 from .scenarios.parameters import OVERRIDES
 from .scenarios.source import is_factory, load_source
+from .scenarios.team_run import TeamRun
+from .scenarios.team_run import simulate_team as run_team
 from .sim import InMemoryNetwork, SimulationSettings
 from .sim import simulate as simulate_design
 from .sim.plant_inputs import InputRules
@@ -77,6 +79,52 @@ def simulate(scenario: Scenario, algorithm: str | None = None, *, compare_centra
     settings = simulation_settings(scenario, scenario.controller.algorithm, compare_centralized, iteration_timeout,
                                    input_rate_limit)
     return simulate_design(scenario.design(), scenario.plant(), scenario.initial_state, settings, progress)
+
+
+def simulate_team(scenario: Scenario, *, progress: Callable[[int, int], None] | None = None,
+                  iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT, input_rate_limit: float = 0.0) -> TeamRun:
+    """The closed loop of a scenario with `team_changes:` (scenarios/team_run.py): stretches between the change
+    steps, each change applied only when its shifted candidate is feasible, else refused with the reason."""
+    return run_team(scenario, lambda stretch: simulation_settings(stretch, stretch.controller.algorithm, False,
+                                                                  iteration_timeout, input_rate_limit), progress)
+
+
+def save_team(run: TeamRun, scenario: Scenario, output: str | Path, console=None) -> dict:
+    """Write team_changes.json into `output`, print the announcements and a table of each stretch's figures (min
+    gap or distance, string-stability ratio, feasibility counts); return the summary."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .printable import readable
+
+    output, console = Path(output), console or Console()
+    summary = run.summary()
+    summary["scenario"], summary["source"] = scenario.name, scenario.source
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "team_changes.json").write_text(json.dumps(summary, indent=1))
+    noun = scenario.family.member_noun
+    for announcement in run.announcements:
+        console.print(announcement.line(noun), markup=False, highlight=False, soft_wrap=True)
+    columns = {"min_gap": "min gap [m]", "min_distance": "min distance [m]",
+               "string_stability_ratio": "string stab. ratio", "string_stability_from": "ratio from agent",
+               "final_formation_error": "final formation error [m]",
+               "max_constraint_violation": "max viol.", "infeasible_problems": "infeasible",
+               "first_step_fallbacks": "repairs at restarts"}
+    keys = [k for k in columns if any(k in s for s in summary["stretches"])]
+    table = Table(title=f"{readable(scenario.name)} — {scenario.controller.algorithm}, team changes")
+    for column in ["steps", "team"] + [columns[k] for k in keys]:
+        table.add_column(column, justify="right")
+    for stretch in summary["stretches"]:
+        cells = [f"{stretch['start']}–{stretch['start'] + stretch['steps']}", ",".join(map(str, stretch["team"]))]
+        cells += ["—" if stretch.get(k) is None else f"{stretch[k]:.3g}" for k in keys]
+        table.add_row(*cells)
+    console.print(table)
+    console.print("through the changes: " + ", ".join(f"{k.replace('_', ' ')} {v:.4g}"
+                                                      for k, v in summary["overall"].items()), highlight=False)
+    console.print(f"results: {output}/ (team_changes.json)")
+    return summary
 
 
 def reference(scenario: Scenario, algorithm: str | None = None) -> SimulationResult:

@@ -131,6 +131,13 @@ class Agent(ABC):
     @abstractmethod
     def iterate(self, inbox: Mapping[int, Plan]) -> Plan: ...
 
+    def seed(self, inputs: Mapping[int, np.ndarray], states: Mapping[int, np.ndarray] | None = None) -> bool:
+        """Start the first step from a given candidate (each agent's inputs over the horizon, N × m_j: a team
+        change's shifted plans, coordination/team_change.py) instead of the reference, and from the agents' states
+        `states` (x_j(k), what the shifted plans predict) until their first plans tell them; False: this agent
+        cannot (its warm start is its own), and the driver refuses the run."""
+        return False
+
     _stats: StepStatistics
     _plan: Plan | None = None
     guard: InputGuard          # the agent's input set (what control() may return)

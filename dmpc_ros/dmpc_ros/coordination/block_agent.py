@@ -96,8 +96,23 @@ class BlockUpdateAgent(Agent):
         self._input_shape = {j: (N, d) for j, d in self._input_dim.items()}
         self._state_shape = {j: (N + 1, s.stop - s.start) for j, s in self._state_slice.items()}
         self._applied: dict[int, Plan] = {}        # each neighbour's plan whose inputs the view holds
+        self._seed: np.ndarray | None = None       # the first step's view inputs, when a team change gives them
 
     # -- contract ------------------------------------------------------------------------------------
+    def seed(self, inputs: Mapping[int, np.ndarray], states: Mapping[int, np.ndarray] | None = None) -> bool:
+        """The first step starts from `inputs` (agent → N × m_j) and `states` (agent → x_j(k)), those of the view's
+        members (a neighbour whose first plan is lost is then where the candidate puts it, not at the origin)."""
+        if self.step >= 0 or not self._input_columns.keys() <= inputs.keys():
+            return False
+        U = np.zeros((self.horizon, self.block.network.n_u))
+        for j, columns in self._input_columns.items():
+            U[:, columns] = np.asarray(inputs[j], float).reshape(self.horizon, -1)
+        self._seed = U.ravel()
+        for j, rows in self._state_slice.items():
+            if states is not None and j in states:
+                self.x0[rows] = states[j]
+        return True
+
     def needs_current_iteration(self, neighbour: int) -> bool:
         return self.sequential and self._position[neighbour] < self._position[self.agent_id]
 
@@ -105,6 +120,8 @@ class BlockUpdateAgent(Agent):
         if self.step >= 0:
             self._apply_inbox(inbox, accept_step=self.step)  # others' final plans of the step that ended
             self._shift_view()
+        elif self._seed is not None:   # first step after a team change: the re-formed team's feasible candidate
+            self.U, self._seed = self._seed, None
         else:  # first step: every member's reference inputs over the horizon (the same view in every agent)
             self.U = self.block.reference.window(step, self.horizon)[1].ravel().astype(float)
         self._previous = self._plan if self._plan is not None and self._plan.step == step - 1 else None

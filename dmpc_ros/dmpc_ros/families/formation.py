@@ -3,20 +3,21 @@ path, reconfigure at a switch time, agree on the centre by consensus first and k
 separating half-planes (see models/formation.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..coordination.collision import CollisionAvoidance
 from ..coordination.consensus import CentreConsensus, check_step_size, components
+from ..coordination.team_change import JOIN
 from ..models.layout import PlanarLayout
 from ..models.formation import CentrePath, Formation, edge_errors, formation_metrics
 from ..models.linear import CoupledLinearSystem
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.tubes import Zonotope
 from ..scenarios.family import DesignExtras, FamilyParts, ModelFamily
-from ..scenarios.validation import ScenarioError, choice, number, parse_rows, reject_unknown, section
+from ..scenarios.validation import ScenarioError, check_number, choice, number, parse_rows, reject_unknown, section
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,16 @@ class ConsensusSettings:
 class FormationSettings:
     centre_path: CentrePath                 # the centre's path relative to its start
     consensus: ConsensusSettings | None     # None: the centre is known (no consensus first)
+    anchor: tuple[float, float] | None = None   # where the path starts [m] (None: from the initial positions)
+
+
+@dataclass(frozen=True)
+class FormationJoiner:
+    """A robot that joins: its offsets in both shapes and its graph neighbours (persistent ids; None: all)."""
+
+    offset: tuple[float, float]
+    offset_after: tuple[float, float]
+    neighbours: tuple[int, ...] | None
 
 
 class FormationFamily(ModelFamily):
@@ -43,13 +54,7 @@ class FormationFamily(ModelFamily):
     def parse(self, model: dict, controller: dict, sample_time: float) -> FamilyParts:
         formation = parse_formation(section(model, "model.", "robots", required=True))
         path = parse_centre_path(model.get("path"))
-        where = "controller."
-        Q, R, terms = formation.weights(
-            formation=number(controller, where, "formation_weight", default=1.0, minimum=0.0),
-            tracking=number(controller, where, "tracking_weight", default=0.1, minimum=0.0),
-            velocity=number(controller, where, "velocity_weight", default=0.5, minimum=0.0, strict_minimum=True),
-            input_weight=number(controller, where, "input_weight", default=0.1, minimum=0.0, strict_minimum=True),
-        )
+        Q, R, terms = formation_weights(controller, formation)
         centre = choice(model, "model.", "centre", ("consensus", "known"), default="consensus")
         consensus = parse_consensus(section(controller, "controller.", "consensus"), formation) \
             if centre == "consensus" else None
@@ -101,6 +106,73 @@ class FormationFamily(ModelFamily):
         return [plot_formation(result, scenario.model, self.reference(scenario, scenario.prediction_model()),
                                directory, scenario.name)]
 
+    # -- plug-and-play: a robot joins (its offsets and neighbours given), any robot leaves --------------------
+    member_noun = "robot"
+
+    def parse_joiner(self, entry: dict, where: str, parts: FamilyParts) -> tuple[FormationJoiner, np.ndarray]:
+        """join: {shape: [x, y], shape_after: [x, y] (default: shape), neighbours: [ids] (default: every robot),
+        initial_state: [px, py, vx, vy]}; the centre must be known (a consensus runs in step 0 only)."""
+        path = f"{where}."
+        if parts.settings.consensus is not None:
+            raise ScenarioError(f"{where}: not allowed with model.centre consensus: the centre is agreed in step 0 "
+                                f"only, so a joiner would not know it; use model.centre: known")
+        reject_unknown(entry, path, {"shape", "shape_after", "neighbours", "initial_state"})
+        shape = tuple(numbers(entry.get("shape"), f"{path}shape", ("x", "y")))
+        after = tuple(numbers(entry.get("shape_after", list(shape)), f"{path}shape_after", ("x", "y")))
+        neighbours = entry.get("neighbours")
+        if neighbours is not None:
+            if not isinstance(neighbours, list) or not neighbours:
+                raise ScenarioError(f"{path}neighbours: {neighbours!r} is not allowed: a list of robot ids")
+            neighbours = tuple(check_number(v, f"{path}neighbours[{k}]", minimum=0, integer=True)
+                               for k, v in enumerate(neighbours))
+        state = numbers(entry.get("initial_state"), f"{path}initial_state", ("px", "py", "vx", "vy"))
+        return FormationJoiner(shape, after, neighbours), state
+
+    def leave_refusal(self, parts: FamilyParts, index: int) -> str | None:
+        return None if parts.settings.consensus is None else \
+            "not allowed with model.centre consensus (the centre is agreed in step 0 only); use model.centre: known"
+
+    def shifted(self, scenario, elapsed: float) -> FamilyParts:
+        """The path from `elapsed` on, anchored where the old one is then; the shape switch moved with it."""
+        formation, settings = scenario.model, scenario.family_settings
+        knots = np.asarray(settings.centre_path.knots, float)
+        centre = np.array([np.interp(elapsed, knots[:, 0], knots[:, d]) for d in (1, 2)])
+        later = [(t - elapsed, x - centre[0], y - centre[1]) for t, x, y in knots if t > elapsed]
+        path = CentrePath(((0.0, 0.0, 0.0),) + tuple(later))
+        if formation.switch_time <= elapsed:   # switched already: shape B from now on
+            formation = replace(formation, offsets=formation.offsets_after, switch_time=0.0)
+        else:
+            formation = replace(formation, switch_time=formation.switch_time - elapsed)
+        anchor = tuple(float(v) for v in formation_anchor(scenario) + centre)
+        controller = scenario.controller
+        return FamilyParts(formation, controller.Q, controller.R, controller.coupling_terms,
+                           replace(settings, centre_path=path, anchor=anchor))
+
+    def team_change(self, scenario, members: tuple[int, ...], index: int, change,
+                    x: np.ndarray) -> tuple[FamilyParts, np.ndarray]:
+        """A joiner gets the next index and edges to its neighbours; a leaver's edges go, the others renumbered."""
+        formation, M = scenario.model, scenario.model.num_agents
+        if change.kind == JOIN:
+            spec = change.spec
+            absent = sorted(set(spec.neighbours or ()) - set(members))
+            if absent:
+                raise ScenarioError(f"team_changes[{change.entry}].join.neighbours: {absent} are not in the team "
+                                    f"{list(members)}")
+            neighbours = range(M) if spec.neighbours is None else sorted(members.index(m) for m in spec.neighbours)
+            formation = replace(formation, offsets=formation.offsets + (spec.offset,),
+                                offsets_after=formation.offsets_after + (spec.offset_after,),
+                                edges=tuple(sorted(formation.edges + tuple((j, M) for j in neighbours))))
+            x = np.concatenate([x, change.initial_state])
+        else:
+            renumber = {k: k - (k > index) for k in range(M) if k != index}
+            formation = replace(formation, offsets=tuple(o for k, o in enumerate(formation.offsets) if k != index),
+                                offsets_after=tuple(o for k, o in enumerate(formation.offsets_after) if k != index),
+                                edges=tuple((renumber[a], renumber[b]) for a, b in formation.edges
+                                            if index not in (a, b)))
+            x = np.delete(np.asarray(x, float), np.s_[4 * index:4 * index + 4])
+        Q, R, terms = formation_weights(scenario.sections.get("controller") or {}, formation)
+        return FamilyParts(formation, Q, R, terms, scenario.family_settings), x
+
 
 def distance_shortfall(formation, x: np.ndarray) -> float:
     """max over steps and graph neighbours of (min_distance − ‖p_a − p_b‖)⁺ [m]."""
@@ -109,9 +181,29 @@ def distance_shortfall(formation, x: np.ndarray) -> float:
     return max(0.0, *(float(np.max(formation.min_distance - g)) for g in gaps))
 
 
+def numbers(value: object, name: str, fields: tuple[str, ...]) -> np.ndarray:
+    """One [a, b, ...] list of finite numbers, one per field."""
+    if not isinstance(value, list) or len(value) != len(fields):
+        raise ScenarioError(f"{name}: {value!r} is not allowed: give [{', '.join(fields)}]")
+    return np.array([check_number(v, f"{name}[{k}]", finite=True) for k, v in enumerate(value)])
+
+
+def formation_weights(controller: dict, formation: Formation) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(Q, R, pair terms) from the controller section's weights."""
+    where = "controller."
+    return formation.weights(
+        formation=number(controller, where, "formation_weight", default=1.0, minimum=0.0),
+        tracking=number(controller, where, "tracking_weight", default=0.1, minimum=0.0),
+        velocity=number(controller, where, "velocity_weight", default=0.5, minimum=0.0, strict_minimum=True),
+        input_weight=number(controller, where, "input_weight", default=0.1, minimum=0.0, strict_minimum=True),
+    )
+
+
 def formation_anchor(scenario) -> np.ndarray:
-    """Where the centre path starts: the average of the centres the robots' initial positions imply (the value
-    the centre consensus converges to)."""
+    """Where the centre path starts: given (a team re-formed on the way), or the average of the centres the robots'
+    initial positions imply (the value the centre consensus converges to)."""
+    if scenario.family_settings.anchor is not None:
+        return np.asarray(scenario.family_settings.anchor, float)
     positions = scenario.initial_state.reshape(-1, 4)[:, :2]
     return np.mean(positions - np.asarray(scenario.model.offsets), axis=0)
 

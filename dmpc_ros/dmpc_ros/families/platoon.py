@@ -2,11 +2,12 @@
 speed profile, the followers keep a constant-time-headway spacing (see models/platoon.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..coordination.team_change import JOIN
 from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem
 from ..models.platoon import TOPOLOGIES, Platoon, SpeedProfile, platoon_metrics, platoon_signals
@@ -20,6 +21,20 @@ MAX_VEHICLES = 100
 @dataclass(frozen=True)
 class PlatoonSettings:
     speed_profile: SpeedProfile   # the leader's reference speed
+    follower_speeds: tuple[float, ...] | None = None   # followers' reference speeds at step 0 (None: the leader's)
+
+
+PER_VEHICLE = ("time_constant", "acceleration_min", "acceleration_max", "jerk_limit")   # Platoon's per-vehicle fields
+
+
+@dataclass(frozen=True)
+class PlatoonJoiner:
+    """A vehicle that joins at the tail: its own parameters (Platoon's per-vehicle fields)."""
+
+    time_constant: float        # τ [s]
+    acceleration_min: float     # [m/s²]
+    acceleration_max: float     # [m/s²]
+    jerk_limit: float           # [m/s³]
 
 
 class PlatoonFamily(ModelFamily):
@@ -43,7 +58,8 @@ class PlatoonFamily(ModelFamily):
         """The ideal platoon along the speed profile, for the run plus one horizon of preview."""
         speed, acceleration = scenario.family_settings.speed_profile.sample(scenario.sample_time,
                                                                             scenario.reference_length)
-        return ReferenceTrajectory(*scenario.model.reference_states(speed, acceleration, scenario.sample_time))
+        return ReferenceTrajectory(*scenario.model.reference_states(speed, acceleration, scenario.sample_time,
+                                                                    scenario.family_settings.follower_speeds))
 
     def metrics(self, scenario, x: np.ndarray, u: np.ndarray) -> dict:
         leader_speed = self.reference(scenario, scenario.prediction_model()).states[:, 0]
@@ -61,6 +77,90 @@ class PlatoonFamily(ModelFamily):
     def plots(self, scenario, result, directory: Path) -> list[Path]:
         return [plot_platoon(result, scenario.model, self.reference(scenario, scenario.prediction_model()),
                              directory, scenario.name)]
+
+    # -- plug-and-play: a vehicle joins at the tail, any follower leaves (its follower closes up) -------------
+    member_noun = "vehicle"
+
+    def parse_joiner(self, entry: dict, where: str, parts: FamilyParts) -> tuple[PlatoonJoiner, np.ndarray]:
+        """join: {time_constant, acceleration_min, acceleration_max, jerk_limit (default: the tail's), initial_state:
+        [gap to the tail m, v m/s, a m/s²]}."""
+        platoon = parts.model
+        path = f"{where}."
+        reject_unknown(entry, path, set(PER_VEHICLE) | {"initial_state"})
+        joiner = PlatoonJoiner(
+            time_constant=number(entry, path, "time_constant", default=platoon.time_constant[-1], minimum=0.01),
+            acceleration_min=number(entry, path, "acceleration_min", default=platoon.acceleration_min[-1],
+                                    maximum=-0.01),
+            acceleration_max=number(entry, path, "acceleration_max", default=platoon.acceleration_max[-1],
+                                    minimum=0.0, strict_minimum=True),
+            jerk_limit=number(entry, path, "jerk_limit", default=platoon.jerk_limit[-1], minimum=0.0,
+                              strict_minimum=True))
+        value = entry.get("initial_state")
+        if not isinstance(value, list) or len(value) != 3:
+            raise ScenarioError(f"{path}initial_state: {value!r} is not allowed: give [gap m, v m/s, a m/s²] (the gap "
+                                f"to the vehicle it joins behind)")
+        gap = check_number(value[0], f"{path}initial_state[0]", minimum=platoon.min_gap, finite=True)
+        speed = check_number(value[1], f"{path}initial_state[1]", minimum=0.0, maximum=platoon.speed_max)
+        acceleration = check_number(value[2], f"{path}initial_state[2]", minimum=joiner.acceleration_min,
+                                    maximum=joiner.acceleration_max)
+        return joiner, np.array([gap, speed, acceleration])
+
+    def leave_refusal(self, parts: FamilyParts, index: int) -> str | None:
+        return "the leader cannot leave (it alone follows the speed profile)" if index == 0 else None
+
+    def shifted(self, scenario, elapsed: float) -> FamilyParts:
+        """The profile from `elapsed` on, the followers' reference speeds carried over (their lags keep their state)."""
+        profile = shifted_profile(scenario.family_settings.speed_profile, elapsed)
+        step = int(round(elapsed / scenario.sample_time))
+        states = self.reference(scenario, scenario.prediction_model()).states
+        _, speeds, _ = platoon_signals(scenario.model, states[min(step, states.shape[0] - 1)][None, :])
+        controller = scenario.controller
+        return FamilyParts(scenario.model, controller.Q, controller.R, controller.coupling_terms,
+                           PlatoonSettings(profile, tuple(float(v) for v in speeds[0, 1:])))
+
+    def team_change(self, scenario, members: tuple[int, ...], index: int, change,
+                    x: np.ndarray) -> tuple[FamilyParts, np.ndarray]:
+        """A joiner appended at the tail (its gap is to the old tail); a leaver's follower now follows the
+        leaver's predecessor, at the sum of both gaps (vehicles are points: the gaps are bumper to bumper)."""
+        platoon = scenario.model
+        offsets, M = platoon.state_offsets, platoon.num_agents
+        rows = [np.array(x[offsets[k]:offsets[k + 1]], float) for k in range(M)]
+        settings = scenario.family_settings
+        speeds = list(settings.follower_speeds or [settings.speed_profile.speeds[0]] * (M - 1))
+        if change.kind == JOIN:   # the joiner's reference starts where its predecessor's is
+            joined = replace(platoon, **{f: getattr(platoon, f) + (getattr(change.spec, f),) for f in PER_VEHICLE})
+            rows.append(np.asarray(change.initial_state, float))
+            speeds.append(speeds[-1] if speeds else settings.speed_profile.speeds[0])
+        else:
+            keep = [k for k in range(M) if k != index]
+            joined = replace(platoon, **{f: tuple(getattr(platoon, f)[k] for k in keep) for f in PER_VEHICLE})
+            if index + 1 < M:
+                rows[index + 1][0] += rows[index][0]
+            rows = [rows[k] for k in keep]
+            del speeds[index - 1]
+        Q, R, terms = parse_platoon_weights(scenario.sections.get("controller") or {}, joined)
+        return (FamilyParts(joined, Q, R, terms, replace(settings, follower_speeds=tuple(speeds))),
+                np.concatenate(rows))
+
+    def change_metrics(self, scenario, x: np.ndarray, u: np.ndarray, source: int | None) -> dict:
+        """The platoon's figures over the stretch; after a leave (`source`: the follower that closes up) the
+        string-stability ratios are taken from that vehicle down, with its spacing error in the role of the first
+        follower's: max_{j > s} ‖δ_j‖∞ / ‖δ_s‖∞ (≤ 1: the disturbance does not grow down the platoon)."""
+        metrics = self.metrics(scenario, x, u)
+        peaks = np.asarray(metrics["peak_spacing_error"])   # follower f at f − 1
+        if source is not None and 1 <= source <= peaks.size:
+            tail, floor = peaks[source - 1:], 0.01
+            metrics["string_stability_ratio"] = float(np.max(tail[1:] / max(tail[0], floor), initial=0.0))
+            metrics["consecutive_spacing_ratio"] = float(np.max(tail[1:] / np.maximum(tail[:-1], floor), initial=0.0))
+            metrics["string_stability_from"] = int(source)
+        return metrics
+
+
+def shifted_profile(profile: SpeedProfile, elapsed: float) -> SpeedProfile:
+    """The profile as seen from time `elapsed` on (its speed then is the first knot)."""
+    later = [(t - elapsed, v) for t, v in zip(profile.times, profile.speeds) if t > elapsed]
+    start = float(np.interp(elapsed, profile.times, profile.speeds))
+    return SpeedProfile((0.0,) + tuple(t for t, _ in later), (start,) + tuple(v for _, v in later))
 
 
 def plot_platoon(result, platoon: Platoon, reference: ReferenceTrajectory, directory: Path, title: str) -> Path:

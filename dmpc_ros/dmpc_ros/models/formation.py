@@ -131,7 +131,7 @@ def formation_metrics(formation: Formation, x: np.ndarray, sample_time: float, s
     errors = edge_errors(formation, x, sample_time)
     distances = [np.min(np.linalg.norm(positions[:, a] - positions[:, b], axis=1))
                  for a in range(M) for b in range(a + 1, M)]
-    switch = int(np.ceil(formation.switch_time / sample_time))
+    switch = int(np.ceil(formation.switch_time / sample_time)) if np.isfinite(formation.switch_time) else T  # none
     reconfigure = None
     if switch < T:
         above = np.flatnonzero(errors[switch:] >= settle)

@@ -125,19 +125,20 @@ class Platoon:
         return Q, input_weight * np.eye(M), tuple(terms)
 
     def reference_states(self, leader_speed: np.ndarray, leader_acceleration: np.ndarray,
-                         sample_time: float) -> tuple[np.ndarray, np.ndarray]:
+                         sample_time: float, follower_speeds=None) -> tuple[np.ndarray, np.ndarray]:
         """(x̄ S × n, ū S × M): the ideal platoon driving the leader's profile with zero spacing error.
         Zero spacing error e_i = r + h v_i needs ė_i = h a_i = v_{i−1} − v_i, so follower i's reference speed is
         its predecessor's passed through the first-order lag 1/(1 + h s) (exact for a held input); with h = 0
         every vehicle drives the leader's speed. Each lag has unit DC gain and no overshoot, so the reference
-        itself is string stable."""
+        itself is string stable. `follower_speeds`: the followers' reference speeds at step 0 (a platoon re-formed
+        on the way, whose lags are not at rest; None: the leader's)."""
         speeds, accelerations = [np.asarray(leader_speed, float)], [np.asarray(leader_acceleration, float)]
         h = self.time_headway
         decay = np.exp(-sample_time / h) if h > 0 else 0.0
-        for _ in range(1, self.num_agents):
+        for i in range(1, self.num_agents):
             ahead = speeds[-1]
             v = np.empty_like(ahead)
-            v[0] = ahead[0]
+            v[0] = ahead[0] if follower_speeds is None else follower_speeds[i - 1]
             for k in range(1, ahead.size):
                 v[k] = decay * v[k - 1] + (1.0 - decay) * ahead[k - 1]
             speeds.append(v)

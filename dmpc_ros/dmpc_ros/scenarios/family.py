@@ -161,6 +161,35 @@ class ModelFamily(ABC):
         """Family-specific PNGs beyond the generic states/inputs and convergence plots."""
         return []
 
+    # -- plug-and-play (team_changes:, scenarios/team_changes.py; the rules: coordination/team_change.py) -------
+    member_noun: str = "agent"   # what the one-line reasons call a member ("vehicle", "robot")
+
+    def parse_joiner(self, entry: dict, where: str, parts: FamilyParts) -> tuple[Any, np.ndarray]:
+        """(the joiner's own parameters, its state when it joins) from a `team_changes[i].join` mapping, validated
+        (ScenarioError naming `where`); default: the family has no team changes."""
+        raise ScenarioError(f"{where}: not allowed for model.type {self.name}: its members cannot join or leave a "
+                            f"running team")
+
+    def leave_refusal(self, parts: FamilyParts, index: int) -> str | None:
+        """Why agent `index` may not leave (None: it may); default: the family has no team changes."""
+        return f"model.type {self.name}: its members cannot join or leave a running team"
+
+    def shifted(self, scenario: ScenarioView, elapsed: float) -> FamilyParts:
+        """The scenario's parts with its references moved on by `elapsed` seconds (a team re-formed at that time
+        starts its own step 0 there)."""
+        raise ScenarioError(f"model.type {self.name}: its members cannot join or leave a running team")
+
+    def team_change(self, scenario: ScenarioView, index: int, change: Any, x: np.ndarray) -> tuple[
+            FamilyParts, np.ndarray]:
+        """(parts, stacked state) of the team after `change` (a coordination.team_change.TeamChange) at the
+        scenario's step 0: a joiner takes agent index `index` (the current count), a leaver is agent `index`; the
+        coupling graph, predecessor links and references are re-formed here."""
+        raise ScenarioError(f"model.type {self.name}: its members cannot join or leave a running team")
+
+    def change_metrics(self, scenario: ScenarioView, x: np.ndarray, u: np.ndarray, source: int | None) -> dict:
+        """Figures of the stretch after a change (`source`: the agent the change disturbs first, or None)."""
+        return self.metrics(scenario, x, u)
+
 
 _FAMILIES: dict[str, ModelFamily] = {}
 _BROKEN: dict[str, str] = {}   # entry point name → why its plugin failed to import

@@ -17,6 +17,7 @@ import numpy as np
 from ..coordination import ControllerDesign, StoppingRule
 from .coupled_limit_check import coupled_limit_note
 from ..coordination.scheme import Problem, Scheme, allowed_for, scheme_names, scheme_of, settings_sections
+from ..coordination.team_change import TeamChange
 from ..models.linear import CoupledLinearSystem, CouplingTerm
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, admissible_target, lqr_terminal
@@ -29,6 +30,7 @@ from .disturbance_entries import parse_disturbances
 from .family import FamilyParts, ModelFamily, family_of, model_family
 from .parameters import OVERRIDES, PARAMETERS
 from .security import SecuritySettings, parse_security
+from .team_changes import parse_team_changes
 from .validation import (ScenarioError, agent_values, check_number, choice, flag, number, per_agent, reject_unknown,
                          section, symbol, text)
 from .yaml_file import read_yaml
@@ -89,6 +91,7 @@ class Scenario:
     source: str = field(default="", compare=False)
     sections: dict = field(default_factory=dict, compare=False, repr=False)   # controller/simulation/network as given
     notes: tuple[str, ...] = field(default=(), compare=False)   # what the load-time checks advise (not errors)
+    team_changes: tuple[TeamChange, ...] = ()   # members that join or leave at step boundaries (team_changes.py)
 
     @property
     def num_agents(self) -> int:
@@ -340,7 +343,8 @@ def parse_scenario(data: object, source: str = "") -> Scenario:
 
 
 def parse_scenario_data(data: dict, source: str) -> Scenario:
-    reject_unknown(data, "", {"name", "description", "model", "controller", "simulation", "network", "security"})
+    reject_unknown(data, "", {"name", "description", "model", "controller", "simulation", "network", "security",
+                              "team_changes"})
     model = data.get("model")
     if model is None:
         raise ScenarioError("model: missing; a mapping is required")
@@ -360,7 +364,8 @@ def parse_scenario_data(data: dict, source: str) -> Scenario:
         sample_time = float(model.sample_time)
         coupling_tolerance = float(getattr(model, "coupling_tolerance", 0.0))
     sections = {key: copy.deepcopy(data.get(key)) for key in ("name", "description", "controller", "simulation",
-                                                               "network", "security") if data.get(key) is not None}
+                                                               "network", "security", "team_changes")
+                if data.get(key) is not None}
     return build_scenario(family, parts, sections, sample_time, coupling_tolerance, source)
 
 
@@ -458,6 +463,10 @@ def checked_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, sa
         strict=flag(simulation, "simulation.", "strict", False),
         notes=tuple(note for note in (coupled_limit_note(scheme, problem),) if note),
         security=parse_security(section(sections, "", "security"), source),
+        team_changes=parse_team_changes(sections.get("team_changes"), family, parts, steps, {
+            "controller.robust: tube": "the tubes are built for one team" if settings.robust == "tube" else "",
+            "simulation disturbances": "their per-state layout is the initial team's"
+            if np.any(bound) or scripted else ""}),
     )
     family.check_model(scenario, system)
     return scenario

@@ -29,6 +29,10 @@ from .plant_inputs import InputRules, PlantInputs
 from .results import SimulationResult
 
 
+class SeedRefused(ValueError):
+    """The run's agents cannot start from the given warm start (SimulationSettings.warm_start)."""
+
+
 @dataclass
 class SimulationSettings:
     algorithm: str
@@ -44,6 +48,7 @@ class SimulationSettings:
     iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT   # [s] simulated wait for a late plan (negotiator.py)
     input_disturbance: np.ndarray | None = None   # steps × n_u d(k) added to the applied input (a load)
     input_rules: InputRules = field(default_factory=InputRules)   # the plant's clamp, rate limit, stale rule
+    warm_start: np.ndarray | None = None   # N × n_u: the first step's candidate (a team change), else the reference
 
 
 def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSystem | NonlinearPlant, x0: np.ndarray,
@@ -55,6 +60,12 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     controllers = design.controllers(settings.algorithm, settings.stopping, settings.backend,   # the agents and the
                                      settings.weights, settings.scheme_settings)   # centralized comparison alike
     agents = controllers if scheme.runs_as_agents else []
+    if settings.warm_start is not None:   # each agent's columns of the candidate
+        inputs = {i: settings.warm_start[:, plant.input_slice(i)] for i in range(plant.num_agents)}
+        states = {i: x0[plant.state_slice(i)] for i in range(plant.num_agents)}
+        if not all(a.seed(inputs, states) for a in agents):
+            raise SeedRefused(f"controller.algorithm {settings.algorithm}: its agents cannot start from a given "
+                             f"candidate (team_changes need agents that can, e.g. jacobi, gauss_seidel)")
     centralized = controllers[0] if not scheme.runs_as_agents else \
         design.centralized() if settings.compare_centralized else None
     max_iterations = settings.stopping.max_iterations if agents else 1
