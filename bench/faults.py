@@ -16,12 +16,14 @@ For each scenario, mode (lock_step, real_time), loss rate and plan transport it 
 The kernel has no netem, so the links lose packets but add no delay; delay is the agents' own plan hold (plan_delay).
 Usage: python bench/faults.py [--scenarios platoon_robust platoon] [--modes lock_step real_time]
                               [--losses 0 0.1 0.3] [--plans reliable stock best_effort] [--steps 40]
+       python bench/faults.py --scenarios platoon_robust --vehicles 24 --agents-per-process 8   # at scale
 Needs root (network namespaces, iptables: installed with apt-get when missing).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -61,17 +63,34 @@ def outside_input_set(scenario, u: np.ndarray) -> int:
     return count
 
 
+def platoon_of(vehicles: int, name: str, folder: Path) -> str:
+    """The platoon scenario `name` with `vehicles` vehicles (every time constant 0.45 s; a tube scenario's disturbance
+    bound a fifth of platoon_robust's), written into `folder`."""
+    from dmpc_ros.scenarios.schema import scenario_path
+
+    text = scenario_path(name).read_text()
+    text = re.sub(r"count: \d+", f"count: {vehicles}", text, count=1)
+    text = re.sub(r"time_constant: \[[^\]]*\]", "time_constant: 0.45", text, count=1)
+    # tubes grow along the chain: a long tube platoon needs a smaller disturbance set to leave room for inputs
+    text = re.sub(r"disturbance_bound: \{[^}]*\}", "disturbance_bound: {v: 0.002, a: 0.01}", text, count=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}_{vehicles}.yaml"
+    path.write_text(text)
+    return str(path)
+
+
 def one_run(sandbox: HostSandbox, name: str, mode: str, loss: float, plans: str, steps: int, folder: Path,
-            domain_id: int, timeout: float) -> dict:
+            domain_id: int, timeout: float, per_process: int = 1) -> dict:
     scenario = load_source(name)
     set_link_loss(sandbox, loss)
     before = drop_counts(sandbox)
     runs = split_run(sandbox, name, placement(scenario.num_agents), folder, domain_id, timeout=timeout,
-                     flags=("--no-reference", "--steps", str(steps), "--mode", mode, *PLANS[plans]))
+                     flags=("--no-reference", "--steps", str(steps), "--mode", mode, *PLANS[plans],
+                            "--agents-per-process", str(per_process)))
     after = drop_counts(sandbox)
     dropped = sum(after[h]["loss"] - before[h]["loss"] for h in after)
-    row = {"scenario": name, "mode": mode, "loss": loss, "plans": plans, "dropped": dropped,
-           "exit": {h: r.returncode for h, r in runs.items()}}
+    row = {"scenario": f"{scenario.name} ({scenario.num_agents})", "mode": mode, "loss": loss, "plans": plans,
+           "dropped": dropped, "exit": {h: r.returncode for h, r in runs.items()}}
     if not (folder / "summary.json").is_file():
         return {**row, "steps": 0}
     summary = json.loads((folder / "summary.json").read_text())
@@ -121,6 +140,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--timeout", type=float, default=120.0, help="per run [s]: a stalled run is cut there")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--vehicles", type=int, help="platoon scenarios with this many vehicles (e.g. 24)")
+    parser.add_argument("--agents-per-process", type=int, default=1, help="agents hosted per process on each host")
     parser.add_argument("--keep", help="keep every run's output folder under this folder (default: removed)")
     args = parser.parse_args()
     reason = unavailable() or ensure_iptables()
@@ -137,8 +158,9 @@ def main() -> int:
             block_multicast(sandbox)
             for k, (name, mode, plans, loss) in enumerate(combos):
                 folder = Path(tmp) / f"run{k}"
-                row = one_run(sandbox, name, mode, loss, plans, args.steps, folder, reservation.domain_id,
-                              args.timeout)
+                source = platoon_of(args.vehicles, name, Path(tmp) / "scenarios") if args.vehicles else name
+                row = one_run(sandbox, source, mode, loss, plans, args.steps, folder, reservation.domain_id,
+                              args.timeout, args.agents_per_process)
                 rows.append(row)
                 print(f"[{k + 1}/{len(combos)}, {time.monotonic() - started:.0f} s] {name} {mode} {plans} "
                       f"loss {loss:.0%}: {row['steps']} steps", file=sys.stderr, flush=True)
