@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 from .api import save
-from .scenarios.parameters import (NODE_SETTINGS, PARAMETERS, PLAN_QOS, TABLE, Parameter, flag_parameters,
-                                   peer_addresses)
+from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, Parameter, flag_parameters, peer_addresses
 from .scenarios.node_specs import HEAD_NODES, NodeSpec, select_nodes
 from .scenarios.validation import one_line
 from .sim.results import STRICT_EXIT
@@ -72,6 +71,10 @@ def add_parameter_flags(command: argparse.ArgumentParser, name: str) -> None:
             continue
         if parameter.type is bool:
             command.add_argument(option, action="store_true", default=parameter.default, help=parameter.help)
+            continue
+        if parameter.by_mode:   # not given: the run decides by its mode
+            command.add_argument(option, type=parameter.type, default=None, choices=parameter.choices or None,
+                                 help=f"{parameter.help} (default: by mode)")
             continue
         command.add_argument(option, type=parameter.type, default=parameter.default, choices=parameter.choices or None,
                              help=f"{parameter.help} (default: {parameter.default})")
@@ -174,9 +177,9 @@ def check_parameter_flags(args: argparse.Namespace, command: str) -> None:
 
 def node_settings(args: argparse.Namespace, command: str) -> dict:
     """The flags of `dmpc <command>` that set a node parameter and are passed as such (the plant's guard, the plans'
-    QoS when given)."""
-    settings = {p.name: getattr(args, dest(p.flag)) for p in flag_parameters(command) if p.name in NODE_SETTINGS}
-    return settings | ({"plan_qos": args.plan_qos} if getattr(args, "plan_qos", None) else {})
+    QoS); a by-mode flag not given is left out."""
+    return {p.name: getattr(args, dest(p.flag)) for p in flag_parameters(command)
+            if p.name in NODE_SETTINGS and getattr(args, dest(p.flag)) is not None}
 
 
 def check_run_flags(args: argparse.Namespace) -> None:
@@ -534,9 +537,6 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             command.add_argument("--domain-id", type=int,
                                  help="ROS_DOMAIN_ID (default: a free one, reserved for the run)")
-            command.add_argument("--plan-qos", choices=PLAN_QOS,
-                                 help="QoS of the plan topics (default: reliable in lock_step, best_effort in "
-                                      "real_time; bench/faults.py compares them on lossy links)")
             command.add_argument("--network", action="store_true",
                                  help="discover peers on the subnet (real robots) instead of localhost only")
             command.add_argument("--foxglove", type=int, nargs="?", const=8765, metavar="PORT",

@@ -101,6 +101,7 @@ class Parameter:
     launch_name: str | None = None          # … named so (default: the parameter's name)
     rule: Callable[[Any], bool] | None = None   # a check a range cannot say …
     rule_text: str = ""                     # … and what it allows
+    by_mode: bool = False                   # its flag is None when not given: the run picks the value by mode
 
     @property
     def unset(self) -> Any:
@@ -285,8 +286,9 @@ TABLE: tuple[Parameter, ...] = (
               "time after its measurement, with the negotiation's current iterate, and a silent neighbour is waited "
               "for once per step; 0: no budget (lock-step; dmpc run sets 0.6 in real_time)", nodes=("agent",),
               low=0.0, high=1.0, read_only=True),
-    Parameter("plan_qos", str, "reliable", "QoS of plan topics (see dmpc_ros.ros.qos)", nodes=("agent",),
-              choices=PLAN_QOS, read_only=True),
+    Parameter("plan_qos", str, "reliable", "QoS of plan topics (see dmpc_ros.ros.qos); dmpc run: reliable in "
+              "lock_step, best_effort in real_time unless given (bench/faults.py compares them on lossy links)",
+              nodes=("agent",), choices=PLAN_QOS, read_only=True, flag="plan-qos", commands=("run",), by_mode=True),
     Parameter("heartbeat_period", float, 0.2, "period of the heartbeat the lifecycle manager monitors [s]",
               nodes=("agent",), low=0.01, high=10.0, live=True),
     Parameter("visualization", bool, True, "publish agent_<i>/path (nav_msgs/Path) and agent_<i>/markers "
@@ -364,7 +366,7 @@ TABLE: tuple[Parameter, ...] = (
 )
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in TABLE}
 # node parameters whose `dmpc run` flags are passed to the nodes as they are (the plant's guard)
-NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input")
+NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input", "plan_qos")
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in TABLE}
 # Fields a command line or a node parameter may override: name → (section, key) of the scenario data.
 OVERRIDES: dict[str, tuple[str, str]] = {p.name: p.override for p in TABLE if p.override}
