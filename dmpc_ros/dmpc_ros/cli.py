@@ -297,7 +297,8 @@ def run_ros(args: argparse.Namespace) -> int:
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
                            overrides=overrides, agents_per_process=args.agents_per_process,
                            foxglove_port=args.foxglove, settings=node_settings(args, "run"),
-                           authenticate=args.authenticate, keystore=args.keystore)
+                           authenticate=args.authenticate, keystore=args.keystore, respawn=args.respawn,
+                           respawn_limit=args.respawn_limit, respawn_delay=args.respawn_delay)
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
                      else simulate_with_progress(scenario, "centralized", "reference", False, console))
