@@ -3,6 +3,8 @@
 One node process is killed (SIGKILL) mid-run, once the plant has done --at-step steps: agent_1, the plant or the
 lifecycle manager. The runner respawns it (`--respawn-delay`), the lifecycle manager brings it up again (a respawned
 manager adopts the running team), and the run goes on. Per victim and mode (lock-step, real time) the table prints:
+  back [s]       kill → the respawned node active again (the manager's log: "<node> rejoined", or a new manager's
+                 "all N nodes active" once it has adopted the team; process start-up is most of it);
   rejoin [s]     kill → the next input of agent 1 solved by its new incarnation applied by the plant (agent kill), or
                  kill → the first step the plant applies after the kill (plant and manager kills: the plant's own
                  step times, plant.npz wall_time, on the steady clock every process shares);
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -43,6 +46,7 @@ class RejoinRun:
     folder: Path
     victim: str
     killed_at: float | None    # time.monotonic() of the kill (None: the victim was not found)
+    killed_unix: float | None = None   # time.time() of the kill (the nodes' log stamps are UNIX time)
 
     @property
     def summary(self) -> dict:
@@ -55,6 +59,15 @@ class RejoinRun:
     @property
     def respawned(self) -> int:
         return self.output.count("respawned (pid")
+
+    def back_seconds(self) -> float | None:
+        """Kill → the respawned node active again: the manager's "rejoined" line for the plant or an agent, the new
+        manager's "all N nodes active" (after adopting the team) for the manager."""
+        pattern = r"all \d+ nodes active" if self.victim == "lifecycle_manager" else f"/{self.victim} rejoined"
+        stamps = [float(m[1]) for m in re.finditer(r"\[lifecycle_manager\] \[\w+\] \[([0-9.]+)\].*" + pattern,
+                                                   self.output)]
+        later = [t for t in stamps if self.killed_unix is not None and t > self.killed_unix]
+        return later[0] - self.killed_unix if later else None
 
     def first_step_after_kill(self) -> int | None:
         """The first step whose state the plant published after the kill."""
@@ -112,7 +125,7 @@ def kill_at_step(victim: str, folder: Path, step: int, stop, result: dict) -> No
     pid = pid_of(f"__node:={victim} .*{folder}")
     if pid is not None and not stop.is_set():
         os.kill(pid, signal.SIGKILL)
-        result["killed_at"] = time.monotonic()
+        result["killed_at"], result["killed_unix"] = time.monotonic(), time.time()
 
 
 def rejoin_run(victim: str, mode: str, steps: int, folder: Path, at_step: int = 10, delay: float = 0.5,
@@ -124,7 +137,7 @@ def rejoin_run(victim: str, mode: str, steps: int, folder: Path, at_step: int = 
     result: dict = {}
     code, text = run_beside(command, lambda _domain, stop: kill_at_step(victim, folder, at_step, stop, result),
                             timeout)
-    return RejoinRun(code, text, folder, victim, result.get("killed_at"))
+    return RejoinRun(code, text, folder, victim, result.get("killed_at"), result.get("killed_unix"))
 
 
 def row(run: RejoinRun, mode: str) -> str:
@@ -134,9 +147,10 @@ def row(run: RejoinRun, mode: str) -> str:
     try:
         summary, plant = run.summary, run.plant
     except (OSError, ValueError):
-        return f"| {run.victim} | {mode} | — | — | — | — | — / exit {run.returncode} |"
+        return f"| {run.victim} | {mode} | — | — | — | — | — | — / exit {run.returncode} |"
     safe = sum(summary["plant_inputs"]["safe_input_steps"])
-    return (f"| {run.victim} | {mode} | {seconds(run.rejoin_seconds())} | {safe} | {seconds(run.longest_gap())} | "
+    return (f"| {run.victim} | {mode} | {seconds(run.back_seconds())} | {seconds(run.rejoin_seconds())} | {safe} | "
+            f"{seconds(run.longest_gap())} | "
             f"{summary.get('messages_missing', 0)} | {int(plant['completed_steps'])}/{int(plant['steps'])} / exit "
             f"{run.returncode} (respawned {run.respawned}) |")
 
@@ -165,8 +179,8 @@ def main() -> None:
     print(f"\nmass_spring over ROS, --respawn all --respawn-delay {args.delay:g}; SIGKILL after step {args.at_step} "
           f" (lock-step: {args.steps} steps, iteration timeout 0.5 s; real time: {args.real_time_steps} steps "
           f"of {args.real_time_sample_time:g} s)")
-    print("| killed | mode | rejoin [s] | safe steps | longest gap [s] | missing plans | steps / exit |")
-    print("|---|---|---|---|---|---|---|")
+    print("| killed | mode | back [s] | rejoin [s] | safe steps | longest gap [s] | missing plans | steps / exit |")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
