@@ -146,3 +146,36 @@ def test_the_manager_brings_each_state_up_with_the_transitions_it_still_needs() 
     assert transitions_to_active(State.PRIMARY_STATE_ACTIVE) == ()                            # adopted
     with pytest.raises(ValueError, match="lifecycle state 4 is not allowed for bring-up"):
         transitions_to_active(State.PRIMARY_STATE_FINALIZED)
+
+
+# -- the launch files -----------------------------------------------------------------------------------------------
+def test_the_launch_description_respawns_what_the_policy_covers_and_a_respawned_plant_does_not_end_it() -> None:
+    from launch.events.process import ProcessExited
+
+    from dmpc_ros.ros.launch_description import EndLaunchOnce, launch_actions, respawn_policy, specs_from_arguments
+
+    base = {"scenario": "mass_spring", "namespace": "/dmpc", "use_sim_time": "true", "mode": "lock_step"}
+    policy = respawn_policy({**base, "respawn": "agents", "respawn_limit": "2", "respawn_delay": "0.25"})
+    assert (policy.scope, policy.limit, policy.delay) == ("agents", 2, 0.25)
+    with pytest.raises(ValueError, match="respawn:=some is not allowed: must be one of none, agents, all"):
+        respawn_policy({**base, "respawn": "some"})
+    specs = specs_from_arguments({**base, "respawn": "agents"})
+    actions = launch_actions(specs, policy)
+    nodes = dict(zip((s.name for s in specs), (a for a in actions if hasattr(a, "_ExecuteLocal__respawn"))))
+    respawned = {name: action._ExecuteLocal__respawn for name, action in nodes.items()}
+    assert respawned["agent_0"] and not respawned["plant"] and not respawned["lifecycle_manager"]
+    assert nodes["agent_0"]._ExecuteLocal__respawn_delay == 0.25
+    assert nodes["agent_0"]._ExecuteLocal__respawn_max_retries == 2
+    manager = next(s for s in specs if s.executable == "lifecycle_manager")
+    assert manager.parameters["respawn"] == "agents"   # it brings respawned agents up again
+
+    class Context:
+        is_shutdown = False
+
+    def exited(code: int) -> ProcessExited:
+        return ProcessExited(action=None, name="plant", cmd=[], cwd=None, env=None, pid=1, returncode=code)
+
+    ending = EndLaunchOnce("plant exited", RespawnPolicy("all", limit=1))
+    assert ending(exited(-9), Context()) == []            # killed: launch respawns it
+    assert len(ending(exited(-9), Context())) == 1        # its restarts spent: the launch ends
+    assert len(EndLaunchOnce("plant exited")(exited(-9), Context())) == 1   # no respawn: as before
