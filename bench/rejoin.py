@@ -1,8 +1,9 @@
 """Benchmark: crash and rejoin (issue 28, point 4) in real ROS runs of `dmpc run mass_spring --respawn all`.
 
-One node process is killed (SIGKILL) mid-run, once the plant has done --at-step steps: agent_1, the plant or the
-lifecycle manager. The runner respawns it (`--respawn-delay`), the lifecycle manager brings it up again (a respawned
-manager adopts the running team), and the run goes on. Per victim and mode (lock-step, real time) the table prints:
+One node process is killed (SIGKILL) mid-run, once the plant has done --at-step steps: agent_1, the plant, the
+lifecycle manager, or (--agents-per-process 2) the agent container agents_0 of agents 0 and 1. The runner respawns
+it (`--respawn-delay`), the lifecycle manager brings it up again (a respawned manager adopts the running team), and
+the run goes on. Per victim and mode (lock-step, real time) the table prints:
   back [s]       kill → the respawned node active again (the manager's log: "<node> rejoined", or a new manager's
                  "all N nodes active" once it has adopted the team; process start-up is most of it);
   rejoin [s]     kill → the next input of agent 1 solved by its new incarnation applied by the plant (agent kill), or
@@ -35,6 +36,7 @@ from forged_input import pid_of, scenario_with_sample_time
 from side_run import run_beside
 
 VICTIMS = ("agent_1", "plant", "lifecycle_manager")
+CONTAINER = "agents_0"   # with --agents-per-process 2: the agent container of agents 0 and 1
 AGENT = 1
 INPUT_SOLVED = 0   # AgentStatus.INPUT_SOLVED
 
@@ -63,7 +65,8 @@ class RejoinRun:
     def back_seconds(self) -> float | None:
         """Kill → the respawned node active again: the manager's "rejoined" line for the plant or an agent, the new
         manager's "all N nodes active" (after adopting the team) for the manager."""
-        pattern = r"all \d+ nodes active" if self.victim == "lifecycle_manager" else f"/{self.victim} rejoined"
+        node = "agent_1" if self.victim == CONTAINER else self.victim
+        pattern = r"all \d+ nodes active" if self.victim == "lifecycle_manager" else f"/{node} rejoined"
         stamps = [float(m[1]) for m in re.finditer(r"\[lifecycle_manager\] \[\w+\] \[([0-9.]+)\].*" + pattern,
                                                    self.output)]
         later = [t for t in stamps if self.killed_unix is not None and t > self.killed_unix]
@@ -82,7 +85,7 @@ class RejoinRun:
         if first is None:
             return None
         applied = first
-        if self.victim.startswith("agent"):
+        if self.victim in ("agent_1", CONTAINER):
             solved = self._solved_after(first)
             if not solved:
                 return None
@@ -122,7 +125,7 @@ def kill_at_step(victim: str, folder: Path, step: int, stop, result: dict) -> No
     `step` steps."""
     while plant_step(folder) < step and not stop.is_set():
         time.sleep(0.01)
-    pid = pid_of(f"__node:={victim} .*{folder}")
+    pid = pid_of(f"agent_container agent_0 .*{folder}" if victim == CONTAINER else f"__node:={victim} .*{folder}")
     if pid is not None and not stop.is_set():
         os.kill(pid, signal.SIGKILL)
         result["killed_at"], result["killed_unix"] = time.monotonic(), time.time()
@@ -162,7 +165,7 @@ def main() -> None:
     parser.add_argument("--real-time-sample-time", type=float, default=0.5)
     parser.add_argument("--at-step", type=int, default=10, help="kill once the plant has done this many steps")
     parser.add_argument("--delay", type=float, default=0.5, help="--respawn-delay [s]")
-    parser.add_argument("--victims", default=",".join(VICTIMS))
+    parser.add_argument("--victims", default=",".join(VICTIMS + (CONTAINER,)))
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,8 +175,9 @@ def main() -> None:
             for mode, steps, scenario, flags in (
                     ("lock_step", args.steps, "mass_spring", ("--iteration-timeout", "0.5")),
                     ("real_time", args.real_time_steps, slow, ())):
+                hosted = ("--agents-per-process", "2") if victim == CONTAINER else ()
                 run = rejoin_run(victim, mode, steps, folder / f"{victim}-{mode}", args.at_step, args.delay, scenario,
-                                 flags)
+                                 flags + hosted)
                 rows.append(row(run, mode))
                 print(rows[-1], flush=True)
     print(f"\nmass_spring over ROS, --respawn all --respawn-delay {args.delay:g}; SIGKILL after step {args.at_step} "

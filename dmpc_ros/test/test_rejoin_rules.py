@@ -55,11 +55,12 @@ def test_the_plant_checkpoint_round_trips_and_refuses_another_runs(tmp_path) -> 
     x, u = np.arange(12.0).reshape(6, 2), np.arange(10.0).reshape(10, 1)   # a run of 10 steps, 5 done
     wall = np.linspace(0.0, 1.0, 6)
     PlantCheckpoint(5, np.vstack([x, np.zeros((5, 2))]), u, np.concatenate([wall, np.full(5, np.nan)]),
-                    np.array([1, 0])).save(tmp_path)
+                    np.array([1, 0]), np.array([0, 3])).save(tmp_path)
     checkpoint, why = PlantCheckpoint.load(tmp_path, n_x=2, n_u=1, steps=10, agents=2)
     assert why == "" and checkpoint.step == 5
     np.testing.assert_array_equal(checkpoint.x, x)
     np.testing.assert_array_equal(checkpoint.u, u[:5])
+    assert checkpoint.late_by_agent.tolist() == [1, 0] and checkpoint.safe_steps.tolist() == [0, 3]
     assert PlantCheckpoint.load(tmp_path, n_x=3, n_u=1, steps=10, agents=2)[0] is None   # another plant
     assert PlantCheckpoint.load(tmp_path, n_x=2, n_u=1, steps=4, agents=2)[0] is None    # a shorter run
     assert PlantCheckpoint.load(tmp_path / "none", 2, 1, 10, 2) == (None, "no checkpoint")

@@ -117,6 +117,7 @@ class PlantNode(LifecycleNode):
         self.wall_time[: k + 1] = checkpoint.wall_time[: k + 1]
         self.late_by_agent[:] = checkpoint.late_by_agent
         self.late_inputs = int(self.late_by_agent.sum())
+        self.inputs.safe_steps[:] = checkpoint.safe_steps
         for i, columns in enumerate(self.inputs.input_slices):
             self.inputs.held[i] = self.inputs.applied[i] = checkpoint.u[k - 1, columns].copy()
         self.get_logger().warning(f"resuming at step {k} of {self.scenario.steps} from {self.resume_dir}")
@@ -215,7 +216,8 @@ class PlantNode(LifecycleNode):
         if self.resume_dir:   # what a respawned plant resumes from; before the state goes out, so that a step an
             # agent has measured is always one a respawned plant resumes at or after
             self.wall_time[self.k] = time.monotonic()
-            PlantCheckpoint(self.k, self.x, self.u, self.wall_time, self.late_by_agent).save(self.resume_dir)
+            PlantCheckpoint(self.k, self.x, self.u, self.wall_time, self.late_by_agent,
+                            self.inputs.safe_steps).save(self.resume_dir)
         self._publish_step()
         if self.k == self.scenario.steps:
             self._complete()

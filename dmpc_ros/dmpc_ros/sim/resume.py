@@ -43,17 +43,19 @@ def _read(path: Path) -> dict | None:
 @dataclass(frozen=True)
 class PlantCheckpoint:
     """The plant after `step` steps: states x(0..step), inputs u(0..step−1), the steady-clock times the states went
-    out, and its late-input counts per agent."""
+    out, and its counts per agent: late inputs and steps on the safe input."""
 
     step: int
     x: np.ndarray
     u: np.ndarray
     wall_time: np.ndarray
     late_by_agent: np.ndarray
+    safe_steps: np.ndarray
 
     def save(self, folder: str | Path) -> None:
         _write(Path(folder) / PLANT_FILE, step=self.step, x=self.x[: self.step + 1], u=self.u[: self.step],
-               wall_time=self.wall_time[: self.step + 1], late_by_agent=self.late_by_agent)
+               wall_time=self.wall_time[: self.step + 1], late_by_agent=self.late_by_agent,
+               safe_steps=self.safe_steps)
 
     @staticmethod
     def load(folder: str | Path, n_x: int, n_u: int, steps: int, agents: int) -> tuple["PlantCheckpoint | None", str]:
@@ -65,13 +67,14 @@ class PlantCheckpoint:
             step = int(data["step"])
             x, u = np.asarray(data["x"], float), np.asarray(data["u"], float)
             ok = 0 <= step <= steps and x.shape == (step + 1, n_x) and u.shape == (step, n_u) and \
-                data["late_by_agent"].shape == (agents,) and np.all(np.isfinite(x)) and np.all(np.isfinite(u))
+                data["late_by_agent"].shape == data["safe_steps"].shape == (agents,) and np.all(np.isfinite(x)) \
+                and np.all(np.isfinite(u))
         except (KeyError, TypeError, ValueError):
             ok = False
         if not ok:
             return None, "the checkpoint is of another run (sizes or steps differ)"
         return PlantCheckpoint(step, x, u, np.asarray(data["wall_time"], float),
-                               np.asarray(data["late_by_agent"], int)), ""
+                               np.asarray(data["late_by_agent"], int), np.asarray(data["safe_steps"], int)), ""
 
 
 def save_plan(folder: str | Path, plan: Plan) -> None:
