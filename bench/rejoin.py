@@ -4,8 +4,8 @@ One node process is killed (SIGKILL) mid-run, once the plant has done --at-step 
 lifecycle manager, or (--agents-per-process 2) the agent container agents_0 of agents 0 and 1. The runner respawns
 it (`--respawn-delay`), the lifecycle manager brings it up again (a respawned manager adopts the running team), and
 the run goes on. Per victim and mode (lock-step, real time) the table prints:
-  back [s]       kill → the respawned node active again (the manager's log: "<node> rejoined", or a new manager's
-                 "all N nodes active" once it has adopted the team; process start-up is most of it);
+  back [s]       kill → the respawned node active again (the manager's log: "<node> rejoined"), or a respawned
+                 manager's first heartbeat (the plant stops after 5 s without one); process start-up is most of it;
   rejoin [s]     kill → the next input of agent 1 solved by its new incarnation applied by the plant (agent kill), or
                  kill → the first step the plant applies after the kill (plant and manager kills: the plant's own
                  step times, plant.npz wall_time, on the steady clock every process shares);
@@ -64,9 +64,9 @@ class RejoinRun:
 
     def back_seconds(self) -> float | None:
         """Kill → the respawned node active again: the manager's "rejoined" line for the plant or an agent, the new
-        manager's "all N nodes active" (after adopting the team) for the manager."""
+        manager's first heartbeat for the manager (it then adopts the team: "already active, adopted")."""
         node = "agent_1" if self.victim == CONTAINER else self.victim
-        pattern = r"all \d+ nodes active" if self.victim == "lifecycle_manager" else f"/{node} rejoined"
+        pattern = r"heartbeat on \(loading\)" if self.victim == "lifecycle_manager" else f"/{node} rejoined"
         stamps = [float(m[1]) for m in re.finditer(r"\[lifecycle_manager\] \[\w+\] \[([0-9.]+)\].*" + pattern,
                                                    self.output)]
         later = [t for t in stamps if self.killed_unix is not None and t > self.killed_unix]

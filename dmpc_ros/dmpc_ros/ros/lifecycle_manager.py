@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 
 import rclpy
@@ -27,9 +28,9 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+
 from ..process_group import STOP_SIGNALS
-from .parameters import check_parameters, declare_parameters
-from .qos import STATUS_QOS
 from .spin import supervisor_gone
 
 EXPECTED = {
@@ -60,8 +61,42 @@ def transitions_to_active(state: int) -> tuple[int, ...]:
     return plan[state]
 
 
+# qos.STATUS_QOS, spelled here: the qos module imports the parameter table, whose imports take seconds
+EARLY_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+
+
+class EarlyHeartbeat:
+    """The manager's heartbeat while its process is still loading the parameter table (seconds of imports, more on a
+    loaded machine): a bare node of the manager's name beats from a thread, so that a respawned manager is heard by
+    the plant well within its manager_timeout (5 s by default), then gives way to the manager node."""
+
+    def __init__(self) -> None:
+        self.node = rclpy.create_node("lifecycle_manager")   # the command line's name and namespace apply
+        self.publisher = self.node.create_publisher(Header, "~/heartbeat", EARLY_QOS)
+        self.node.get_logger().info("heartbeat on (loading)")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            beat = Header(frame_id=self.node.get_name())
+            beat.stamp = self.node.get_clock().now().to_msg()
+            self.publisher.publish(beat)
+            if self._stop.wait(MANAGER_HEARTBEAT_PERIOD):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.node.destroy_node()
+
+
 class LifecycleManager(Node):
     def __init__(self, **kwargs) -> None:
+        from .parameters import check_parameters, declare_parameters   # slow (see EarlyHeartbeat)
+        from .qos import STATUS_QOS
+
         super().__init__("lifecycle_manager", **kwargs)
         declare_parameters(self, "lifecycle_manager")
         values = check_parameters(self, "lifecycle_manager")
@@ -252,6 +287,11 @@ class LifecycleManager(Node):
 
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    early = EarlyHeartbeat()
+    try:
+        from . import parameters  # noqa: F401  the slow imports, while the early heartbeat goes on
+    finally:
+        early.stop()
     try:
         manager = LifecycleManager()
     except ValueError as error:   # a parameter the table does not allow: one line, no traceback
