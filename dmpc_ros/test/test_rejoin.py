@@ -32,6 +32,16 @@ def test_a_killed_agent_is_respawned_and_negotiates_again(tmp_path: Path) -> Non
     assert np.max(np.abs(trajectory["u"])) <= 1.0 + 1e-9                    # inside U (mass_spring: 1 N)
 
 
+def test_in_real_time_the_plant_holds_a_safe_input_until_the_killed_agent_is_back(tmp_path: Path) -> None:
+    scenario = str(scenario_with_sample_time(0.5, tmp_path / "scenario"))
+    run = rejoin_run("agent_1", "real_time", 30, tmp_path / "run", at_step=3, scenario=scenario, timeout=240)
+    assert run.killed_at is not None and run.returncode == 0, run.output[-4000:]
+    assert "/dmpc/agent_1 rejoined: active again" in run.output
+    safe = run.summary["plant_inputs"]["safe_input_steps"]
+    assert safe[1] > 0 and safe[0] == safe[2] == safe[3] == 0, safe        # only the dead agent's subsystem
+    assert run.rejoin_seconds() is not None and run.summary["messages_missing"] > 0   # its neighbours substituted
+
+
 def test_a_killed_plant_resumes_and_the_lock_step_run_still_equals_dmpc_sim(tmp_path: Path) -> None:
     steps = 12
     run = rejoin_run("plant", "lock_step", steps, tmp_path / "ros", at_step=5, flags=("--iteration-timeout", "30"),
