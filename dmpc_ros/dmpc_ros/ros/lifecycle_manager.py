@@ -44,6 +44,7 @@ RETRY_PERIOD = 5.0  # [s] an unanswered service request is re-sent after this lo
 MANAGER_HEARTBEAT_PERIOD = 0.2   # [s] of the manager's own heartbeat (the plant's manager_timeout: 5 s by default)
 STATE_POLL_PERIOD = 0.5   # [s] between two state queries of a node (respawn on): how soon a respawned node is seen
 STATE_QUERY_TIMEOUT = 2.0   # [s] an unanswered state query (the dead process's service) is given up and sent again
+BRING_BACK_ATTEMPTS = 3     # failed bring-ups of a node that came back, after which it is left alone (its log says why)
 UP = (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE)
 NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACTIVATE: "activate",
          Transition.TRANSITION_DEACTIVATE: "deactivate", Transition.TRANSITION_CLEANUP: "cleanup",
@@ -116,6 +117,7 @@ class LifecycleManager(Node):
         self._queries: dict[str, tuple[object, float]] = {}   # node → (pending GetState future, when sent)
         self._polled: dict[str, float] = {}   # node → when its state was last asked for
         self.rejoined: dict[str, int] = {}   # node → times it was brought up again after a respawn
+        self.failed_back: dict[str, int] = {}   # node → failed attempts to bring it up again
         self._heartbeat = self.create_publisher(Header, "~/heartbeat", STATUS_QOS)
         self.create_timer(MANAGER_HEARTBEAT_PERIOD, self._beat_own)
         self.stop_requested = False   # SIGINT/SIGTERM: bring-up and watching end
@@ -231,7 +233,8 @@ class LifecycleManager(Node):
                     state = query[0].result().current_state.id
                 except Exception:   # the service went away with its process
                     continue
-                if state == State.PRIMARY_STATE_UNCONFIGURED:
+                if state == State.PRIMARY_STATE_UNCONFIGURED and \
+                        self.failed_back.get(name, 0) < BRING_BACK_ATTEMPTS:
                     self._bring_back(name)
             elif query is not None and now - query[1] > STATE_QUERY_TIMEOUT:
                 del self._queries[name]   # asked a dead process: ask again
@@ -248,8 +251,12 @@ class LifecycleManager(Node):
             for transition in UP:
                 self.transition(name, transition)
         except (RuntimeError, TimeoutError) as error:
-            self.get_logger().error(f"bringing {name} up again failed: {error}")
+            self.failed_back[name] = failed = self.failed_back.get(name, 0) + 1
+            left = "; left alone from now on" if failed == BRING_BACK_ATTEMPTS else ""
+            self.get_logger().error(f"bringing {name} up again failed ({failed} of {BRING_BACK_ATTEMPTS}): "
+                                    f"{error}{left}")
             return
+        self.failed_back.pop(name, None)
         self.rejoined[name] = self.rejoined.get(name, 0) + 1
         self.get_logger().info(f"{name} rejoined: active again after {time.monotonic() - started:.2f} s")
 
