@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 from .api import save
-from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, Parameter, flag_parameters
+from .scenarios.parameters import (NODE_SETTINGS, PARAMETERS, PLAN_QOS, TABLE, Parameter, flag_parameters,
+                                   peer_addresses)
+from .scenarios.node_specs import HEAD_NODES, NodeSpec, select_nodes
 from .scenarios.validation import one_line
 from .sim.results import STRICT_EXIT
 from .process_group import ProcessGroup
@@ -171,13 +173,21 @@ def check_parameter_flags(args: argparse.Namespace, command: str) -> None:
 
 
 def node_settings(args: argparse.Namespace, command: str) -> dict:
-    """The flags of `dmpc <command>` that set a node parameter and are passed as such (the plant's guard)."""
-    return {p.name: getattr(args, dest(p.flag)) for p in flag_parameters(command) if p.name in NODE_SETTINGS}
+    """The flags of `dmpc <command>` that set a node parameter and are passed as such (the plant's guard, the plans'
+    QoS when given)."""
+    settings = {p.name: getattr(args, dest(p.flag)) for p in flag_parameters(command) if p.name in NODE_SETTINGS}
+    return settings | ({"plan_qos": args.plan_qos} if getattr(args, "plan_qos", None) else {})
 
 
 def check_run_flags(args: argparse.Namespace) -> None:
     """dmpc run's own flags, before any node starts."""
     check_parameter_flags(args, "run")
+    if args.nodes.strip() not in ("", "all") and args.domain_id is None:
+        raise UsageError(f"--nodes {args.nodes[:80]}: is not allowed without --domain-id: every computer of a split "
+                         "team runs in the same ROS domain (give each the same --domain-id, and --peers)")
+    if args.peers and args.network:
+        raise UsageError("--peers and --network are not allowed together: static peers (unicast, no multicast) or "
+                         "subnet discovery (multicast), not both")
 
 
 def check_namespace(namespace: str) -> None:
@@ -289,6 +299,11 @@ def run_ros(args: argparse.Namespace) -> int:
     if scheme_of(algorithm).offline is not None:
         scenario.design()   # its offline part (explicit laws) must be in place before any node starts
     check_keystore(scenario, args.authenticate, args.keystore)
+    try:   # the names against the scenario's agents, before any node starts
+        select_nodes([NodeSpec(name, name, "") for name in HEAD_NODES] +
+                     [NodeSpec("agent", f"agent_{i}", "") for i in range(scenario.num_agents)], args.nodes)
+    except ValueError as error:
+        raise UsageError(f"--{error}") from None
     console = Console()
     output = Path(args.output) if args.output else default_output(scenario, "run")
     output.mkdir(parents=True, exist_ok=True)
@@ -297,7 +312,8 @@ def run_ros(args: argparse.Namespace) -> int:
                            death_grace=args.death_grace, iteration_timeout=args.iteration_timeout,
                            overrides=overrides, agents_per_process=args.agents_per_process,
                            foxglove_port=args.foxglove, settings=node_settings(args, "run"),
-                           authenticate=args.authenticate, keystore=args.keystore, respawn=args.respawn,
+                           authenticate=args.authenticate, keystore=args.keystore, nodes=args.nodes,
+                           peers=peer_addresses(args.peers), repair_period=args.repair_period, respawn=args.respawn,
                            respawn_limit=args.respawn_limit, respawn_delay=args.respawn_delay)
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
@@ -510,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             command.add_argument("--domain-id", type=int,
                                  help="ROS_DOMAIN_ID (default: a free one, reserved for the run)")
+            command.add_argument("--plan-qos", choices=PLAN_QOS,
+                                 help="QoS of the plan topics (default: reliable in lock_step, best_effort in "
+                                      "real_time; bench/faults.py compares them on lossy links)")
             command.add_argument("--network", action="store_true",
                                  help="discover peers on the subnet (real robots) instead of localhost only")
             command.add_argument("--foxglove", type=int, nargs="?", const=8765, metavar="PORT",

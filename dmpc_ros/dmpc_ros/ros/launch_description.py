@@ -6,6 +6,7 @@ processes with the same parameters. Only launch files import this module (it nee
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,11 +18,12 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
-from ..scenarios.node_specs import KINDS, NodeSpec, node_specs
 from ..process_group import RespawnPolicy
-from ..scenarios.parameters import DEFAULTS, from_launch, launch_arguments, node_overrides, parse_flag_text
+from ..scenarios.node_specs import KINDS, NodeSpec, node_specs, select_nodes
+from ..scenarios.parameters import DEFAULTS, from_launch, launch_arguments, node_overrides, parse_flag_text, \
+    peer_addresses
 from ..scenarios.source import is_factory, load_source, source_path
-from .environment import blas_thread_limits
+from .environment import PROFILES_VARIABLE, blas_thread_limits, lossy_link_environment, ros_environment
 
 # Launch arguments: the table's (scenarios/parameters.py: defaults, descriptions, checks) and a few of the launch's own.
 LAUNCH_ARGUMENTS = {
@@ -109,7 +111,25 @@ class EndLaunchOnce:
 def _nodes(context: LaunchContext) -> list:
     values = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
     limits = thread_limits() if values["mode"] == "real_time" else []
-    return limits + launch_actions(specs_from_arguments(values), respawn_policy(values))
+    settings = from_launch(values, "scenario")
+    try:
+        specs = select_nodes(specs_from_arguments(values), settings["nodes"])
+    except ValueError as error:   # launch prints it as the reason the launch failed
+        raise ValueError(f"launch argument {error}") from None
+    return limits + team_environment(settings["peers"]) + launch_actions(specs, respawn_policy(values))
+
+
+def team_environment(peers: str) -> list:
+    """peers:=…: static discovery for the nodes started here (the same environment `dmpc run --peers` gives its
+    nodes) and fast repair of reliable topics on links that may lose packets (environment.lossy_link_environment,
+    its profile written into a temporary folder)."""
+    addresses = peer_addresses(peers)
+    if not addresses:
+        return []
+    env = ros_environment(int(os.environ.get("ROS_DOMAIN_ID", "0")), peers=addresses)
+    env.update(lossy_link_environment(Path(tempfile.mkdtemp(prefix="dmpc_launch_")), DEFAULTS["repair_period"], env))
+    names = ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", PROFILES_VARIABLE)
+    return [SetEnvironmentVariable(name, env[name]) for name in names if name in env]
 
 
 def scenario_launch_description(default_scenario: str = "mass_spring") -> LaunchDescription:

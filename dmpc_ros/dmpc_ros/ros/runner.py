@@ -31,11 +31,11 @@ from ..process_group import STOP_SIGNALS, ProcessGroup, RespawnPolicy, interrupt
 from ..report import BAG_METADATA, RunBag, plant_trajectory, read_run_bag, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.csv_series import copy_data_files
-from ..scenarios.node_specs import KINDS, NodeSpec, host_agents, node_specs, parameters_file
+from ..scenarios.node_specs import KINDS, NodeSpec, host_agents, is_head, node_specs, parameters_file, select_nodes
 from ..scenarios.parameters import DEFAULTS
 from ..scenarios.source import is_factory, source_path
 from ..sim.results import STRICT_EXIT, SimulationResult
-from .environment import reserve_domain_id, ros_environment
+from .environment import lossy_link_environment, reserve_domain_id, ros_environment
 from .plant_node import TEAM_GONE_EXIT
 from .recorder import Recording, RunRecorder
 from .spin import make_executor, spin_once_taking
@@ -43,6 +43,7 @@ from .spin import make_executor, spin_once_taking
 PLANS_REFUSED, INPUTS_REFUSED = "plans_refused_", "inputs_refused_"   # authentication counts (ros/authentication.py)
 DISCOVERY_TIMEOUT = 30.0  # [s] for the recorder to see every node before bring-up starts
 BRING_UP_FAILED = 1   # the lifecycle manager's exit code when bring-up failed: a restart would repeat it
+TEAM_TIMEOUT = 120.0      # [s] … of a team split across computers (the others may start later), at most --timeout
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
            "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager", "agent_container": "dmpc_ros.ros.agent_container"}
 
@@ -101,8 +102,9 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                  overrides: dict | None = None, agents_per_process: int = DEFAULTS["agents_per_process"],
                  foxglove_port: int | None = None, settings: dict | None = None,
                  recording: Recording = Recording(), authenticate: bool = DEFAULTS["authenticate"],
-                 keystore: str = DEFAULTS["keystore"], respawn: str = DEFAULTS["respawn"],
-                 respawn_limit: int = DEFAULTS["respawn_limit"],
+                 keystore: str = DEFAULTS["keystore"], nodes: str = DEFAULTS["nodes"],
+                 peers: tuple[str, ...] = (), repair_period: float = DEFAULTS["repair_period"],
+                 respawn: str = DEFAULTS["respawn"], respawn_limit: int = DEFAULTS["respawn_limit"],
                  respawn_delay: float = DEFAULTS["respawn_delay"]) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
@@ -111,16 +113,27 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     Foxglove WebSocket protocol on that loopback port (0: any free one). `settings`: other node parameters of the
     table (the plant's guard), for the nodes that declare them. `recording`: how the recorder subscribes (its
     default was chosen by bench/bag_completeness.py). `authenticate`, `keystore`: require authentication of
-    plans and inputs beyond the scenario's security section (scenarios/security.py). `respawn` (none, agents,
-    all), `respawn_limit`, `respawn_delay`: which dead node processes start again, how often, after how long; the
-    nodes then keep what they resume from in <output>/resume."""
+    plans and inputs beyond the scenario's security section (scenarios/security.py). `nodes`: the nodes this
+    computer runs (node_specs.select_nodes; the others run on other computers of the team, found through `peers`,
+    static discovery, in the same `domain_id`); the computer with the lifecycle manager and the plant leads: it
+    waits for every node, brings the team up, records and writes the results; the others start their nodes and
+    end when these end (run_member). `repair_period`: the heartbeat period of reliable topics when the team is not
+    on one computer (environment.lossy_link_environment). `respawn` (none, agents, all), `respawn_limit`,
+    `respawn_delay`: which dead node processes of this computer start again, how often, after how long; the nodes
+    then keep what they resume from in <output>/resume."""
     policy = RespawnPolicy(respawn, respawn_limit, respawn_delay,
                            final={"lifecycle_manager": (BRING_UP_FAILED,), "plant": (TEAM_GONE_EXIT,)})
     output.mkdir(parents=True, exist_ok=True)
     (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
-    reservation = reserve_domain_id(domain_id)
-    env = ros_environment(reservation.domain_id, localhost_only, single_blas_thread=mode == "real_time")
+    reservation = reserve_domain_id(domain_id, exclusive=not peers)
+    env = ros_environment(reservation.domain_id, localhost_only, single_blas_thread=mode == "real_time", peers=peers)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    os.environ.pop("ROS_STATIC_PEERS", None)
+    os.environ.update({k: env[k] for k in ("ROS_STATIC_PEERS",) if k in env})
+    if peers or not localhost_only:   # links that may lose packets: fast repair of reliable topics
+        profile = lossy_link_environment(output, repair_period, env)
+        env.update(profile)
+        os.environ.update(profile)
     if is_factory(str(source)):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
     else:
@@ -134,14 +147,22 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                        resume_dir=str(output / "resume") if policy.scope != "none" else "")
     if policy.scope != "none":
         shutil.rmtree(output / "resume", ignore_errors=True)   # what a respawned node resumes from is this run's
+    team = [node.full_name for spec in specs for node in spec.nodes if spec.executable != "lifecycle_manager"]
+    specs = select_nodes(specs, nodes)
+    here = "" if len(specs) == len(team) + 1 else f"; this computer runs {', '.join(s.name for s in specs)}"
     if agents_per_process > 1:
         specs = host_agents(specs, agents_per_process)
     params = output / "parameters.yaml"
     params.write_text(yaml.safe_dump(parameters_file(specs), sort_keys=False))
     processes_text = "" if agents_per_process == 1 else f" in {sum(1 for s in specs if s.hosted)} processes"
+    discovery = f"static peers {','.join(peers)}" if peers else 'localhost' if localhost_only else 'subnet'
     print(f"dmpc run: {scenario.name}, {scenario.num_agents} agents{processes_text}, {mode}, "
-          f"ROS_DOMAIN_ID={reservation.domain_id}, "
-          f"discovery {'localhost' if localhost_only else 'subnet'}; parameters in {params}", flush=True)
+          f"ROS_DOMAIN_ID={reservation.domain_id}, discovery {discovery}{here}; parameters in {params}", flush=True)
+    if not is_head(specs):
+        try:
+            return run_member(specs, params, env, namespace, timeout, echo)
+        finally:
+            reservation.release()
 
     # SROS2 (ROS_SECURITY_ENABLE=true with a keystore from `dmpc keys sros2`): each process in its node's enclave
     secured = env.get("ROS_SECURITY_ENABLE", "").lower() == "true"
@@ -167,8 +188,8 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         if foxglove_port is not None:
             from .foxglove_bridge import FoxgloveBridge
             bridge = FoxgloveBridge(foxglove_port)
-        recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
-                               "reliable" if mode == "lock_step" else "best_effort", context=context,
+        plans_qos = (settings or {}).get("plan_qos") or ("reliable" if mode == "lock_step" else "best_effort")
+        recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap", plans_qos, context=context,
                                metadata=(BAG_METADATA, metadata), live=bridge, recording=recording)
         if bridge is not None:   # announced once every channel exists
             print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",
@@ -177,18 +198,15 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         processes = {}
 
         def start(spec: NodeSpec) -> None:
-            naming = [s.name for s in spec.hosted] + ["--ros-args"] if spec.hosted else ["--ros-args", "-r",
-                                                                                        f"__node:={spec.name}"]
-            command = executable_command(spec) + naming + ["-r", f"__ns:={spec.namespace}", "--params-file",
-                                                           str(params), *enclave(spec.name)]
-            processes[spec.name] = group.start(spec.name, command, env)
+            processes[spec.name] = group.start(spec.name, node_command(spec, params, enclave(spec.name)), env)
 
         managers = [spec for spec in specs if spec.executable == "lifecycle_manager"]
-        nodes = [spec for spec in specs if spec not in managers]
-        for spec in nodes:
+        for spec in [spec for spec in specs if spec not in managers]:
             start(spec)
-        await_discovery(executor, recorder, {node.full_name for spec in nodes for node in spec.nodes}, group,
-                        DISCOVERY_TIMEOUT, interrupted)
+        # a split team: the nodes of the other computers too (they may start later: a longer wait)
+        await_discovery(executor, recorder, set(team), group,
+                        DISCOVERY_TIMEOUT if here == "" else max(DISCOVERY_TIMEOUT, min(timeout, TEAM_TIMEOUT)),
+                        interrupted)
         if not interrupted.is_set():
             for spec in managers:
                 start(spec)
@@ -300,6 +318,51 @@ def respawn_dead(group: ProcessGroup, processes: dict, policy: RespawnPolicy, ki
             processes[name] = group.restart(processes[name])
             del respawning[name]
             print(f"dmpc run: node {name} respawned (pid {processes[name].popen.pid})", flush=True)
+
+
+def node_command(spec: NodeSpec, params: Path, enclave: list[str]) -> list[str]:
+    """The command line of one node process (or agent container) with its name, namespace and parameter file."""
+    naming = [s.name for s in spec.hosted] + ["--ros-args"] if spec.hosted else ["--ros-args", "-r",
+                                                                                f"__node:={spec.name}"]
+    return executable_command(spec) + naming + ["-r", f"__ns:={spec.namespace}", "--params-file", str(params),
+                                                *enclave]
+
+
+def run_member(specs: list[NodeSpec], params: Path, env: dict[str, str], namespace: str, timeout: float,
+               echo: bool) -> RunOutcome:
+    """A computer of a split team without the lifecycle manager: start its nodes and wait until they end (the
+    head's manager brings them up and, at the run's end, shuts them down, which ends their processes). A stop
+    signal or `timeout` stops them here. Exit 0 when every node ended cleanly; no results here (the head writes
+    them). SROS2 enclaves as on the head."""
+    secured = env.get("ROS_SECURITY_ENABLE", "").lower() == "true"
+    group = ProcessGroup(echo=echo)
+    interrupted = threading.Event()
+    stop = StopRequest(interrupted)
+    previous_handlers = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    outcome = None
+    try:
+        for spec in specs:
+            group.start(spec.name, node_command(spec, params, ["--enclave", f"{namespace.rstrip('/')}/{spec.name}"]
+                                                if secured else []), env)
+        print(f"dmpc run: started {', '.join(s.name for s in specs)}; the head computer (plant and lifecycle "
+              "manager) brings them up and ends them", flush=True)
+        started = time.monotonic()
+        while outcome is None:
+            time.sleep(0.05)
+            codes = [p.popen.poll() for p in group.processes]
+            if interrupted.is_set():
+                outcome = RunOutcome(interrupted_code(stop.signum), stop.reason())
+            elif all(code is not None for code in codes):
+                failed = [(p.name, c) for p, c in zip(group.processes, codes) if c != 0]
+                outcome = RunOutcome(0, "this computer's nodes ended") if not failed else \
+                    RunOutcome(1, f"node {failed[0][0]} ended with exit code {failed[0][1]}")
+            elif time.monotonic() - started > timeout:
+                outcome = RunOutcome(1, f"timed out after {timeout:.0f} s")
+    finally:
+        group.stop_all(grace=10.0)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+    return outcome
 
 
 def plant_completed(path: Path, scenario: Scenario) -> bool:

@@ -105,7 +105,7 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
         "use_sim_time": False})
     agents = [NodeSpec("agent", f"agent_{i}", namespace, {
         **where, **agent_overrides, **agent_settings, **security, "agent_id": i, "resume_dir": resume_dir,
-        "plan_qos": "reliable" if lock_step else "best_effort",
+        "plan_qos": agent_settings.get("plan_qos") or ("reliable" if lock_step else "best_effort"),
         "iteration_timeout": iteration_timeout if lock_step else min(iteration_timeout, scenario.sample_time / 4),
         "step_budget": 0.0 if lock_step else REAL_TIME_STEP_BUDGET,
         "use_sim_time": lock_step}) for i in range(scenario.num_agents)]
@@ -134,3 +134,47 @@ def parameters_file(specs: list[NodeSpec]) -> dict:
     """The usual ROS parameter-file layout: fully qualified node name → ros__parameters (a container's hosted
     nodes each under their own name)."""
     return {node.full_name: {"ros__parameters": dict(node.parameters)} for spec in specs for node in spec.nodes}
+
+
+HEAD_NODES = ("plant", "lifecycle_manager")   # a split team's head computer runs both, records and writes results
+
+
+def select_nodes(specs: list[NodeSpec], selection: str) -> list[NodeSpec]:
+    """The specs of the nodes this computer runs, for a team split across computers (`dmpc run --nodes`, the
+    launch argument nodes:=). `selection`: empty or "all" (every node), or comma-separated names: plant,
+    lifecycle_manager, agent_<i>, or a range agent_<i>-<j>. The plant and the lifecycle manager go together (the
+    head computer: it brings the team up, records the bag and writes the results). ValueError, one line, naming the
+    entry and what is allowed."""
+    text = selection.strip()
+    if text in ("", "all"):
+        return list(specs)
+    by_name = {spec.name: spec for spec in specs}
+    agents = [spec.name for spec in specs if spec.executable == "agent"]
+    allowed = f"all, or comma-separated names of {', '.join(HEAD_NODES)}, agent_0..agent_{len(agents) - 1} " \
+              "(a range: agent_0-3)"
+    chosen: list[str] = []
+    for entry in (part.strip() for part in text.split(",")):
+        names = _expand_range(entry, len(agents))
+        if names is None or any(name not in by_name for name in names):
+            raise ValueError(f"nodes: entry '{entry[:40]}' is not allowed: must be {allowed}")
+        chosen += [name for name in names if name not in chosen]
+    if sum(name in chosen for name in HEAD_NODES) == 1:
+        raise ValueError(f"nodes: {text[:80]} is not allowed: plant and lifecycle_manager run on the same computer "
+                         "(the head, which records and writes the results); name both or neither")
+    return [spec for spec in specs if spec.name in chosen]
+
+
+def _expand_range(entry: str, count: int) -> list[str] | None:
+    """agent_<i>-<j> → [agent_i, …, agent_j]; any other entry as itself; None if the range is malformed."""
+    prefix = "agent_"
+    if not (entry.startswith(prefix) and "-" in entry):
+        return [entry]
+    first, _, last = entry[len(prefix):].partition("-")
+    if not (first.isdigit() and last.isdigit() and int(first) <= int(last) < count):
+        return None
+    return [f"{prefix}{i}" for i in range(int(first), int(last) + 1)]
+
+
+def is_head(specs: list[NodeSpec]) -> bool:
+    """Whether these (a computer's) nodes include the lifecycle manager: that computer leads the run."""
+    return any(spec.executable == "lifecycle_manager" for spec in specs)

@@ -50,6 +50,38 @@ def is_namespace(value: str) -> bool:
         (value == "/" or all(NAMESPACE_PART.fullmatch(part) for part in value[1:].split("/")))
 
 
+HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+NODE_ENTRY = re.compile(r"all|plant|lifecycle_manager|agent_\d{1,5}(-\d{1,5})?")
+
+
+def peer_addresses(value: str) -> tuple[str, ...]:
+    """The addresses of a comma-separated peer list (IPv4, IPv6 or host names), empty entries dropped."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def is_peer_list(value: str) -> bool:
+    """Comma-separated IP addresses or host names (at most 64 of them, each at most 253 characters)."""
+    peers = peer_addresses(value)
+    return len(value) <= 8000 and len(peers) <= 64 and all(len(p) <= 253 and (_is_ip(p) or HOSTNAME.fullmatch(p))
+                                                           for p in peers)
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_node_selection(value: str) -> bool:
+    """Comma-separated entries all, plant, lifecycle_manager, agent_<i> or agent_<i>-<j> (the scenario's size is
+    checked when the run starts: node_specs.select_nodes)."""
+    return len(value) <= 4000 and all(NODE_ENTRY.fullmatch(part.strip()) for part in value.split(",")) \
+        if value.strip() else True
+
+
 @dataclass(frozen=True)
 class Parameter:
     name: str
@@ -220,6 +252,21 @@ TABLE: tuple[Parameter, ...] = (
               low=0.0, high=3600.0, flag="death-grace", commands=("run",)),
     Parameter("agents_per_process", int, 1, "agent nodes hosted per process (one executor, like a component "
               "container)", low=1, high=MAX_AGENTS, flag="agents-per-process", commands=("run",)),
+    # -- a team split across computers (README "Several computers"; ros/environment.py, node_specs.select_nodes) ----
+    Parameter("nodes", str, "all", "the nodes this computer runs: all, or plant,lifecycle_manager (the head, which "
+              "records and writes the results) and/or agent_<i> / agent_<i>-<j>, comma-separated; every computer "
+              "names its own and uses the same --domain-id", flag="nodes", commands=("run",), launch=("scenario",),
+              rule=is_node_selection, rule_text="all, or comma-separated plant, lifecycle_manager, agent_<i>, "
+                                                "agent_<i>-<j>"),
+    Parameter("peers", str, "", "static discovery: the team's computers (IP addresses or host names, "
+              "comma-separated), found by unicast with multicast off (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST + "
+              "ROS_STATIC_PEERS); empty: this computer only (or --network)", flag="peers", commands=("run",),
+              launch=("scenario",), rule=is_peer_list,
+              rule_text="comma-separated IP addresses or host names (at most 64)"),
+    Parameter("repair_period", float, 0.02, "heartbeat period of reliable topics when the team is not on one "
+              "computer (--peers, --network): how soon DDS repairs a lost packet (Fast DDS's own: 3 s, which stalls a "
+              "lossy lock-step run); 0: Fast DDS's default [s]", low=0.0, high=10.0, flag="repair-period",
+              commands=("run",)),
     # Crash and rejoin (issue 28): `dmpc run` (process_group.RespawnPolicy) and the launch files (launch_ros respawn)
     # start a dead node process again; the lifecycle manager brings it up again while the others run on.
     Parameter("respawn", str, "none", "start a node process that died again: none, agents (agent processes), all "
@@ -396,7 +443,7 @@ def _allowed(p: Parameter) -> str:
     if p.choices:
         return ", ".join(p.choices)
     if p.rule_text:
-        return "absolute namespace"
+        return "absolute namespace" if p.rule is is_namespace else p.rule_text
     if p.low is None and p.high is None:
         return ""
     low = "(−∞" if p.low is None else f"{'(' if p.open_low else '['}{shown(p.low)}"
