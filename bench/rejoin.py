@@ -123,9 +123,9 @@ def plant_step(folder: Path) -> int:
 def kill_at_step(victim: str, folder: Path, step: int, stop, result: dict) -> None:
     """SIGKILL the victim's process (its command names __node:=<victim> and the folder) once the plant has done
     `step` steps."""
-    while plant_step(folder) < step and not stop.is_set():
-        time.sleep(0.01)
     pid = pid_of(f"agent_container agent_0 .*{folder}" if victim == CONTAINER else f"__node:={victim} .*{folder}")
+    while plant_step(folder) < step and not stop.is_set():   # the pid first: pgrep is slow on a loaded machine
+        time.sleep(0.005)
     if pid is not None and not stop.is_set():
         os.kill(pid, signal.SIGKILL)
         result["killed_at"], result["killed_unix"] = time.monotonic(), time.time()

@@ -20,7 +20,7 @@ from rejoin import rejoin_run  # noqa: E402
 
 
 def test_a_killed_agent_is_respawned_and_negotiates_again(tmp_path: Path) -> None:
-    run = rejoin_run("agent_1", "lock_step", 16, tmp_path / "run", at_step=4, flags=("--iteration-timeout", "0.5"),
+    run = rejoin_run("agent_1", "lock_step", 24, tmp_path / "run", at_step=4, flags=("--iteration-timeout", "0.5"),
                      timeout=240)
     assert run.killed_at is not None, run.output[-3000:]
     assert run.returncode == 0 and run.respawned == 1, run.output[-4000:]
