@@ -325,7 +325,8 @@ def run_ros(args: argparse.Namespace) -> int:
                            overrides=overrides, agents_per_process=args.agents_per_process,
                            foxglove_port=args.foxglove, settings=node_settings(args, "run"),
                            authenticate=args.authenticate, keystore=args.keystore, nodes=args.nodes,
-                           peers=peer_addresses(args.peers), repair_period=args.repair_period)
+                           peers=peer_addresses(args.peers), repair_period=args.repair_period, respawn=args.respawn,
+                           respawn_limit=args.respawn_limit, respawn_delay=args.respawn_delay)
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
                      else simulate_with_progress(scenario, "centralized", "reference", False, console))

@@ -6,6 +6,8 @@ SIGTERM, then SIGKILL, in reverse start order. Children learn this process's pid
 ROS nodes end themselves if it dies without stopping them. No ROS imports: the environment comes from the caller.
 STOP_SIGNALS are the signals every process of a run treats as Ctrl-C: SIGTERM is what systemd, `docker stop` and CI
 timeouts send, SIGHUP what a closed terminal sends.
+`RespawnPolicy` decides which dead children are started again (`restart`), after what delay and how often, the way
+launch's `respawn`, `respawn_delay` and `respawn_max_retries` do for `ros2 launch`.
 """
 from __future__ import annotations
 
@@ -32,6 +34,46 @@ class ManagedProcess:
     popen: subprocess.Popen
     forwarder: threading.Thread
     lines: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+RESPAWN_SCOPES = {"none": (), "agents": ("agent",), "all": ("agent", "plant", "lifecycle_manager")}
+
+
+@dataclass
+class RespawnPolicy:
+    """Which dead node processes are started again: `scope` none, agents (agent processes and agent containers) or
+    all (also the plant and the lifecycle manager), at most `limit` times each, `delay` seconds after the death.
+    A clean exit (0) is never respawned, nor an exit whose code says a restart would only repeat it (`final`, per
+    kind: the manager's failed bring-up, the plant stopped because its team is gone)."""
+
+    scope: str = "none"
+    limit: int = 3
+    delay: float = 0.5
+    final: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scope not in RESPAWN_SCOPES:
+            raise ValueError(f"respawn: {self.scope!r} is not allowed: must be one of {', '.join(RESPAWN_SCOPES)}")
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 0:
+            raise ValueError(f"respawn_limit: {self.limit!r} is not allowed: must be an integer ≥ 0")
+        if not (isinstance(self.delay, (int, float)) and 0.0 <= self.delay < float("inf")):
+            raise ValueError(f"respawn_delay: {self.delay!r} is not allowed: must be a finite number of seconds ≥ 0")
+
+    def covers(self, kind: str) -> bool:
+        """Whether processes of `kind` (agent, plant, lifecycle_manager) are respawned at all."""
+        return kind in RESPAWN_SCOPES[self.scope]
+
+    def restart_delay(self, name: str, kind: str, code: int) -> float | None:
+        """The delay [s] before process `name` of `kind`, dead with exit `code`, starts again (counted as one of its
+        restarts), or None: it stays dead (not covered, a clean or final exit, or its restarts are spent)."""
+        if code == 0 or code in self.final.get(kind, ()) or not self.covers(kind) or \
+                self.restarts.get(name, 0) >= self.limit:
+            return None
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        return float(self.delay)
 
 
 class ProcessGroup:
@@ -49,11 +91,21 @@ class ProcessGroup:
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             bufsize=1, start_new_session=True,
         )
-        managed = ManagedProcess(name, popen, threading.Thread(daemon=True))
+        managed = ManagedProcess(name, popen, threading.Thread(daemon=True), command=list(command), env=dict(env))
         managed.forwarder = threading.Thread(target=self._forward, args=(managed,), daemon=True)
         managed.forwarder.start()
         self.processes.append(managed)
         return managed
+
+    def restart(self, managed: ManagedProcess) -> ManagedProcess:
+        """Start an exited child again with its command and environment, in its place (stop order unchanged)."""
+        managed.forwarder.join(timeout=2.0)
+        index = self.processes.index(managed)
+        self.processes.remove(managed)
+        fresh = self.start(managed.name, managed.command, managed.env)
+        self.processes.remove(fresh)
+        self.processes.insert(index, fresh)
+        return fresh
 
     def _forward(self, managed: ManagedProcess) -> None:
         assert managed.popen.stdout is not None
@@ -64,9 +116,9 @@ class ProcessGroup:
                 with self._lock:
                     print(f"[{managed.name}] {line}", file=self.output, flush=True)
 
-    def first_exited(self) -> ManagedProcess | None:
-        """The first child (in start order) that has exited, if any."""
-        return next((p for p in self.processes if p.popen.poll() is not None), None)
+    def first_exited(self, ignore: frozenset[str] = frozenset()) -> ManagedProcess | None:
+        """The first child (in start order) that has exited, if any, but those named in `ignore`."""
+        return next((p for p in self.processes if p.name not in ignore and p.popen.poll() is not None), None)
 
     def wait(self, managed: ManagedProcess, timeout: float) -> int:
         code = managed.popen.wait(timeout=timeout)

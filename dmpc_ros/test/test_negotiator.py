@@ -76,7 +76,9 @@ class Driver:
         for action in actions:
             if isinstance(action, ApplyInput):
                 assert inside_input_set(self.agent, action.input), action
-                if not action.stop:
+                if action.resent:   # the step's input again, unchanged (the step was measured again)
+                    assert self.applied and action.step == self.applied[-1], (self.applied, action.step)
+                elif not action.stop:
                     assert not self.applied or action.step > self.applied[-1], (self.applied, action.step)
                     self.applied.append(action.step)
                     self.applied_at[action.step] = self.now

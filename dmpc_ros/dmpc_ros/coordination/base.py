@@ -159,6 +159,11 @@ class Agent(ABC):
         current iterate (every iterate of the cooperative schemes is feasible)."""
         return None if self._plan is None else dataclasses.replace(self._plan, final=True)
 
+    def rejoin(self, own: Plan | None) -> None:
+        """A respawned agent (issue 28): `own` is its last final plan from before the crash (None: lost). Called
+        before its first step; an agent that can warm-start from it (and from the neighbours' newest plans its first
+        begin_step receives) does so, shifted to the step it measures first. Default: a cold start, as at step 0."""
+
     def one_step_model(self, own_state: np.ndarray | None = None) -> OneStepModel | None:
         """x_i(k+1) as a function of u_i(k) by the agent's nominal model from the measured x_i (or `own_state`: tube
         mode's real state), the neighbours at their latest known plans (what the guard keeps inside X_i,

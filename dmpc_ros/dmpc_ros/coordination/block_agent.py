@@ -97,6 +97,7 @@ class BlockUpdateAgent(Agent):
         self._state_shape = {j: (N + 1, s.stop - s.start) for j, s in self._state_slice.items()}
         self._applied: dict[int, Plan] = {}        # each neighbour's plan whose inputs the view holds
         self._seed: np.ndarray | None = None       # the first step's view inputs, when a team change gives them
+        self._rejoined: Plan | None = None         # a respawned agent's own last plan (rejoin), for its first step
 
     # -- contract ------------------------------------------------------------------------------------
     def seed(self, inputs: Mapping[int, np.ndarray], states: Mapping[int, np.ndarray] | None = None) -> bool:
@@ -124,6 +125,7 @@ class BlockUpdateAgent(Agent):
             self.U, self._seed = self._seed, None
         else:  # first step: every member's reference inputs over the horizon (the same view in every agent)
             self.U = self.block.reference.window(step, self.horizon)[1].ravel().astype(float)
+            self._warm_start(step, inbox)
         self._previous = self._plan if self._plan is not None and self._plan.step == step - 1 else None
         self.step, self.iteration = step, 0
         self._stats = StepStatistics()
@@ -171,6 +173,25 @@ class BlockUpdateAgent(Agent):
         feasible = solution.usable or self._slack() >= -FEASIBILITY_TOLERANCE
         self._plan = self._make_plan(converged=converged, final=final, feasible=feasible, predicted=predicted)
         return self._plan
+
+    def rejoin(self, own: Plan | None) -> None:
+        self._rejoined = own
+
+    def _warm_start(self, step: int, inbox: Mapping[int, Plan]) -> None:
+        """A rejoining agent's first step (Agent.rejoin): its own last plan and the neighbours' newest plans (of
+        earlier steps), each shifted by its age, replace the reference inputs they cover; the tail stays the
+        reference. At step 0 of a run nothing is there, so nothing changes."""
+        plans = dict(inbox)
+        if self._rejoined is not None:
+            plans[self.agent_id] = self._rejoined
+        U = self.U.reshape(self.horizon, -1)
+        for j, plan in plans.items():
+            age = step - plan.step
+            if j not in self._input_columns or not 0 < age < self.horizon or \
+                    plan.inputs.shape != (self.horizon, self._input_dim[j]) or not plan.finite:
+                continue
+            U[: self.horizon - age, self._input_columns[j]] = plan.inputs[age:]
+        self._rejoined = None
 
     def _combine(self, best: np.ndarray, old: np.ndarray) -> np.ndarray:
         """The new own iterate from the block's best response and the previous iterate: the convex combination."""

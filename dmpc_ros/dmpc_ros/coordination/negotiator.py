@@ -14,6 +14,14 @@ waited for in vain is then not waited for again in that step until it is heard f
 each neighbour one bounded wait per step, and the others' inputs are never late because of it. Without a budget
 (lock-step, `dmpc sim`) time is free, every iteration waits for its plans up to the timeout, and nothing changes.
 
+Rejoin (issue 28): a measurement of the step whose input already went out (a respawned plant publishes its step
+again; the input it had was lost with the dead process) sends that same input again, flagged `resent`; a
+respawned agent's negotiator starts fresh and negotiates from the step it measures first (its warm start is the
+agent's: `Agent.rejoin`). Before its first measurement such an agent cannot tell which steps are admissible, while
+its neighbours' plans (TRANSIENT_LOCAL history in lock-step) already arrive steps ahead: it keeps each neighbour's
+plans of its newest two steps aside (bounded: 2 (max_iteration + 1) per neighbour) and books those its first step
+admits, so it joins the negotiation in progress instead of waiting out a timeout per iteration.
+
 Events (methods):  activate(now) · deactivate(now) · measure(step, state, now) · receive(plan, now) · pose(state, now)
                    · tick(now) · refuse(reason, topic)
 Actions (returned): PublishPlan · ApplyInput · DriveRobot · StopRobot · StepDone · Warn · WakeAt
@@ -71,6 +79,7 @@ class ApplyInput:
     step: int
     input: np.ndarray
     stop: bool = False
+    resent: bool = False   # the same input of the same step again (the plant asked for the step again)
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,8 @@ class Negotiator:
         self._command_due: float | None = None
         self._ended = False
         self.measured_state: np.ndarray | None = None   # x_i of the newest step started (in the plant's frame)
+        self._sent: ApplyInput | None = None   # the newest step's input (sent again if that step is measured again)
+        self._early: dict[int, dict[tuple[int, int], Plan]] = {}   # before the first step: plans ahead, kept aside
 
     # -- events --------------------------------------------------------------------------------------------------
     def activate(self, now: float) -> list[Action]:
@@ -206,6 +217,9 @@ class Negotiator:
         if not self.active:
             self._pending = (step, state)
             return []
+        if step == self.last_step and self._sent is not None and self._sent.step == step and not self.negotiating \
+                and self._measured is None:   # measured again after its input went out: a respawned plant's
+            return [dataclasses.replace(self._sent, resent=True)]
         if step <= self.last_step or step >= self.steps:
             return []
         return self._start_step(step, state, now)
@@ -215,6 +229,10 @@ class Negotiator:
         have it, else booked; it may complete what a waiting step or iteration needs."""
         self._see(now)
         reason = self.book.inadmissible(plan)
+        if reason and self.last_step < 0 and plan.agent in self.book.neighbours and plan.step >= 0 and \
+                plan.iteration <= self.book.max_iteration:   # no step yet (a rejoining agent): kept for the first
+            self._keep_early(plan)
+            return []
         if reason:
             self.counts["rejected"] += 1
             return [Warn(f"rejected plan: {reason}", "plan")]
@@ -331,12 +349,31 @@ class Negotiator:
         self._substituted = {key for key in self._substituted if key[1] >= step - 1}   # bounded: two steps' keys
         self._given_up = set()
         self.book.expected = step   # its neighbours' plans of this step are admissible before it begins
+        self._book_early(now)
         self._deadline = None
         self._step_due = None if self.step_budget is None else now + self.step_budget
         actions += self._try_begin(now)
         if self._measured is not None:   # gated on the previous step's final plans: wait at most the timeout
             actions += self._arm(now)
         return actions
+
+    def _keep_early(self, plan: Plan) -> None:
+        """A plan that came before the first measurement, for a step not yet admissible: kept, per neighbour, with the
+        others of its newest two steps (the final plans of the step before and the iterations of the current one)."""
+        plans = self._early.setdefault(plan.agent, {})
+        plans[(plan.step, plan.iteration)] = plan
+        newest = max(step for step, _ in plans)
+        for key in [key for key in plans if key[0] < newest - 1]:
+            del plans[key]
+
+    def _book_early(self, now: float) -> None:
+        """The first step is known: the plans kept aside that it admits are booked (as if they came now)."""
+        early, self._early = self._early, {}
+        for plan in (plan for plans in early.values() for _, plan in sorted(plans.items())):
+            if self.book.inadmissible(plan):
+                self.counts["rejected"] += 1
+            elif self.book.record(plan):
+                self.heard[plan.agent] = now
 
     def _try_begin(self, now: float, forced: bool = False) -> list[Action]:
         """Start the measured step once the neighbours' final plans of the previous step are in (their warm starts
@@ -413,7 +450,8 @@ class Negotiator:
             if final is not None:
                 actions.append(PublishPlan(final))
         u = self.agent.control()   # finite and inside U_i whatever the solver did (coordination/safe_input.py)
-        actions.append(ApplyInput(step, u))
+        self._sent = ApplyInput(step, u)
+        actions.append(self._sent)
         if self.robot is not None and self._command_due is not None:
             self._command_due = None
             actions.append(self._stop("a neighbour is silent") if self.silent_neighbours(now) else DriveRobot(u))

@@ -34,6 +34,7 @@ from ..scenarios import ScenarioError
 from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import live_parameters, node_overrides, scenario_parameters
 from ..scenarios.source import scenario_from_parameters
+from ..sim.resume import load_plan, save_plan
 from ..sim.results import cap_line
 from .authentication import authentication_of
 from .conversions import MalformedPlan, message_to_plan, plan_to_message, status_message
@@ -118,6 +119,7 @@ class AgentNode(LifecycleNode):
         self._heard: dict[int, tuple[float, np.ndarray]] = {}   # neighbour → (monotonic time, states) of its last plan
         self.robot: RobotLink | None = None   # robot mode
         self.auth = None   # MessageAuthentication when plans and inputs are signed and verified (ros/authentication.py)
+        self._resume_dir = ""   # respawn on: where the last final plan is kept (parameter resume_dir)
 
     @property
     def active(self) -> bool:
@@ -166,6 +168,12 @@ class AgentNode(LifecycleNode):
         rounds = 0 if self.design.centre_consensus is None else self.design.centre_consensus.rounds + 1
         system = self.design.system
         self._dims = {j: (system.subsystems[j].n_x, system.subsystems[j].n_u) for j in range(system.num_agents)}
+        self._resume_dir = self._parameter("resume_dir")
+        if self._resume_dir:   # respawn on: a previous incarnation's last final plan is the warm start (sim/resume.py)
+            own = load_plan(self._resume_dir, self.agent_id, self.design.horizon, *self._dims[self.agent_id])
+            if own is not None:
+                self.agent.rejoin(own)
+                self.get_logger().warning(f"rejoining: warm start from its own final plan of step {own.step}")
         robot = self._robot_timing() if self._parameter("robot_mode") else None
         self._now = time.monotonic if robot is None else time.time   # robot steps follow the shared UNIX clock
         budget = float(self._parameter("step_budget")) * system.sample_time
@@ -393,6 +401,8 @@ class AgentNode(LifecycleNode):
             counters=scheme_of(self.algorithm).counters,
             extra_counters=None if self.auth is None else self.auth.step_counters("plan"))
         self._outputs["status"].publish(message)
+        if self._resume_dir and plan is not None:   # what a respawned incarnation warm-starts from
+            save_plan(self._resume_dir, plan)
         self._note_cap(done.step, self.agent.statistics)
         if self.layout is not None and plan is not None:
             self._publish_scene(plan)

@@ -18,7 +18,8 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
-from ..scenarios.node_specs import NodeSpec, node_specs, select_nodes
+from ..process_group import RespawnPolicy
+from ..scenarios.node_specs import KINDS, NodeSpec, node_specs, select_nodes
 from ..scenarios.parameters import DEFAULTS, from_launch, launch_arguments, node_overrides, parse_flag_text, \
     peer_addresses
 from ..scenarios.source import is_factory, load_source, source_path
@@ -45,21 +46,32 @@ def specs_from_arguments(values: dict[str, str]) -> list[NodeSpec]:
     overrides = node_overrides(settings, "plant")   # steps, the only override a launch argument gives
     scenario = load_source(source).with_overrides(**overrides)
     output = values.get("output", "")
+    respawn = settings.get("respawn", DEFAULTS["respawn"])
     specs = node_specs(scenario, source if is_factory(source) else source_path(source), settings["namespace"],
                        settings["mode"], output_file=str(Path(output).resolve() / "plant.npz") if output else "",
                        exit_on_completion=settings.get("exit_on_completion", False),
-                       overrides=overrides,
-                       **{k: settings[k] for k in {"iteration_timeout", "authenticate", "keystore"} if k in settings})
+                       overrides=overrides, resume_dir=str(Path(output).resolve() / "resume")
+                       if output and respawn != "none" else "",
+                       **{k: settings[k] for k in {"iteration_timeout", "authenticate", "keystore", "respawn"}
+                          if k in settings})
     use_sim_time = _flag("use_sim_time", values["use_sim_time"])
     return [NodeSpec(s.executable, s.name, s.namespace,
                      {**s.parameters, "use_sim_time": use_sim_time and s.executable == "agent"}, s.lifecycle, s.package)
             for s in specs]
 
 
-def launch_actions(specs: list[NodeSpec]) -> list:
+def respawn_policy(values: dict[str, str]) -> RespawnPolicy:
+    """The launch arguments' respawn policy (respawn, respawn_limit, respawn_delay), checked by the table."""
+    settings = {**DEFAULTS, **from_launch(values, "scenario")}
+    return RespawnPolicy(settings["respawn"], settings["respawn_limit"], settings["respawn_delay"])
+
+
+def launch_actions(specs: list[NodeSpec], policy: RespawnPolicy = RespawnPolicy()) -> list:
     """LifecycleNode for plant and agents, Node for the lifecycle manager; the launch ends when the plant
-    exits (after its last step with exit_on_completion, or when it fails)."""
-    end_launch = EndLaunchOnce("the plant has exited (scenario complete or failed)")
+    exits (after its last step with exit_on_completion, or when it fails), but not when it dies while `policy`
+    respawns it (launch_ros respawn, respawn_delay, respawn_max_retries: the processes `policy` covers)."""
+    end_launch = EndLaunchOnce("the plant has exited (scenario complete or failed)",
+                               policy if policy.covers("plant") else None)
     actions = []
     secured = os.environ.get("ROS_SECURITY_ENABLE", "").lower() == "true"   # SROS2: each node in its enclave
     for spec in specs:
@@ -67,6 +79,8 @@ def launch_actions(specs: list[NodeSpec]) -> list:
                       parameters=[spec.parameters], output="screen")
         if secured:
             kwargs["ros_arguments"] = ["--enclave", spec.full_name]
+        if policy.covers(KINDS[spec.executable]):
+            kwargs.update(respawn=True, respawn_delay=float(policy.delay), respawn_max_retries=int(policy.limit))
         action = LifecycleNode(**kwargs) if spec.lifecycle else Node(**kwargs)
         actions.append(action)
         if spec.executable == "plant":
@@ -79,13 +93,17 @@ class EndLaunchOnce:
     adapter down twice ("Cannot shutdown a ROS adapter that is not running") and the launch exit 1. Exits handled
     before the first Shutdown is processed (fake bases ending together) do not see context.is_shutdown yet."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, respawned: RespawnPolicy | None = None) -> None:
         self.reason = reason
         self.emitted = False
+        self.respawned = respawned   # the plant is respawned under this policy: its death does not end the launch
 
     def __call__(self, event, context: LaunchContext) -> list:
         if self.emitted or context.is_shutdown:
             return []
+        code = getattr(event, "returncode", 0)
+        if self.respawned is not None and self.respawned.restart_delay("plant", "plant", code) is not None:
+            return []   # launch starts it again (respawn=True); counted here as launch counts it
         self.emitted = True
         return [EmitEvent(event=Shutdown(reason=self.reason))]
 
@@ -98,7 +116,7 @@ def _nodes(context: LaunchContext) -> list:
         specs = select_nodes(specs_from_arguments(values), settings["nodes"])
     except ValueError as error:   # launch prints it as the reason the launch failed
         raise ValueError(f"launch argument {error}") from None
-    return limits + team_environment(settings["peers"]) + launch_actions(specs)
+    return limits + team_environment(settings["peers"]) + launch_actions(specs, respawn_policy(values))
 
 
 def team_environment(peers: str) -> list:

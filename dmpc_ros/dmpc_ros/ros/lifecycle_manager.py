@@ -5,6 +5,10 @@ in the same order and verify; any failed or timed-out transition aborts bring-up
 log says why). While running: each heartbeat topic must show a message within heartbeat_timeout, else the
 agent is reported lost. It beats itself on ~/heartbeat (std_msgs/Header, every MANAGER_HEARTBEAT_PERIOD, from
 start to exit; not on the lock-step path): the plant stops when it falls silent (manager_timeout).
+With a respawn policy (parameter respawn, not none): bring-up adopts what it finds (an active node stays as it is,
+an inactive one is only activated), so a respawned manager takes over a running team without stopping it; while
+running it asks every node's state every STATE_POLL_PERIOD and brings a node that came back unconfigured (a respawned
+process) up again, while the others run on (`transitions_to_active`: what a node's state still needs).
 On SIGINT/SIGTERM/SIGHUP: deactivate, clean up and shut down the nodes in reverse order.
 Service calls are asynchronous and awaited from the main loop, never inside a callback.
 Exit codes: 0 clean, 1 bring-up failed (nodes are left for whoever started them), 3 an agent was lost.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 
 import rclpy
@@ -23,9 +28,9 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+
 from ..process_group import STOP_SIGNALS
-from .parameters import check_parameters, declare_parameters
-from .qos import STATUS_QOS
 from .spin import supervisor_gone
 
 EXPECTED = {
@@ -37,13 +42,62 @@ EXPECTED = {
 }
 RETRY_PERIOD = 5.0  # [s] an unanswered service request is re-sent after this long
 MANAGER_HEARTBEAT_PERIOD = 0.2   # [s] of the manager's own heartbeat (the plant's manager_timeout: 5 s by default)
+STATE_POLL_PERIOD = 0.5   # [s] between two state queries of a node (respawn on): how soon a respawned node is seen
+STATE_QUERY_TIMEOUT = 2.0   # [s] an unanswered state query (the dead process's service) is given up and sent again
+BRING_BACK_ATTEMPTS = 3     # failed bring-ups of a node that came back, after which it is left alone (its log says why)
+UP = (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE)
 NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACTIVATE: "activate",
          Transition.TRANSITION_DEACTIVATE: "deactivate", Transition.TRANSITION_CLEANUP: "cleanup",
          Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: "shutdown"}
 
 
+def transitions_to_active(state: int) -> tuple[int, ...]:
+    """The transitions that bring a node in lifecycle `state` to active: configure and activate from unconfigured,
+    activate from inactive, none when active (adopted as it is); a node finalized or in a transition state cannot
+    be brought up (ValueError naming the state)."""
+    plan = {State.PRIMARY_STATE_UNCONFIGURED: UP, State.PRIMARY_STATE_INACTIVE: UP[1:], State.PRIMARY_STATE_ACTIVE: ()}
+    if state not in plan:
+        raise ValueError(f"lifecycle state {state} is not allowed for bring-up: must be unconfigured (1), inactive "
+                         "(2) or active (3)")
+    return plan[state]
+
+
+# qos.STATUS_QOS, spelled here: the qos module imports the parameter table, whose imports take seconds
+EARLY_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+
+
+class EarlyHeartbeat:
+    """The manager's heartbeat while its process is still loading the parameter table (seconds of imports, more on a
+    loaded machine): a bare node of the manager's name beats from a thread, so that a respawned manager is heard by
+    the plant well within its manager_timeout (5 s by default), then gives way to the manager node."""
+
+    def __init__(self) -> None:
+        self.node = rclpy.create_node("lifecycle_manager")   # the command line's name and namespace apply
+        self.publisher = self.node.create_publisher(Header, "~/heartbeat", EARLY_QOS)
+        self.node.get_logger().info("heartbeat on (loading)")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            beat = Header(frame_id=self.node.get_name())
+            beat.stamp = self.node.get_clock().now().to_msg()
+            self.publisher.publish(beat)
+            if self._stop.wait(MANAGER_HEARTBEAT_PERIOD):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.node.destroy_node()
+
+
 class LifecycleManager(Node):
     def __init__(self, **kwargs) -> None:
+        from .parameters import check_parameters, declare_parameters   # slow (see EarlyHeartbeat)
+        from .qos import STATUS_QOS
+
         super().__init__("lifecycle_manager", **kwargs)
         declare_parameters(self, "lifecycle_manager")
         values = check_parameters(self, "lifecycle_manager")
@@ -59,6 +113,11 @@ class LifecycleManager(Node):
         for topic in self.heartbeat_topics:
             self.create_subscription(Header, topic, lambda _m, t=topic: self._beat(t), STATUS_QOS)
         self.heartbeat_timeout = values["heartbeat_timeout"]
+        self.adopting = values["respawn"] != "none"   # nodes may come back (respawned) or already run (a new manager)
+        self._queries: dict[str, tuple[object, float]] = {}   # node → (pending GetState future, when sent)
+        self._polled: dict[str, float] = {}   # node → when its state was last asked for
+        self.rejoined: dict[str, int] = {}   # node → times it was brought up again after a respawn
+        self.failed_back: dict[str, int] = {}   # node → failed attempts to bring it up again
         self._heartbeat = self.create_publisher(Header, "~/heartbeat", STATUS_QOS)
         self.create_timer(MANAGER_HEARTBEAT_PERIOD, self._beat_own)
         self.stop_requested = False   # SIGINT/SIGTERM: bring-up and watching end
@@ -116,10 +175,30 @@ class LifecycleManager(Node):
             raise RuntimeError(f"{what}: node reports state '{state.label}' afterwards")
         self.get_logger().info(f"{name}: {NAMES[transition]} ok → {state.label}")
 
+    def _state(self, name: str) -> int:
+        """The node's lifecycle state id, once its services are there."""
+        change, get = self.clients_[name]
+        deadline = time.monotonic() + self.timeout
+        while not (change.service_is_ready() and get.service_is_ready()):
+            if time.monotonic() > deadline or self.interrupted:
+                raise TimeoutError(f"state of {name}: its lifecycle services did not appear within "
+                                   f"{self.timeout:.1f} s")
+            self.executor_.spin_once(timeout_sec=0.05)
+        return self._call(get, GetState.Request(), f"state of {name}").current_state.id
+
     def bring_up(self) -> bool:
         try:
-            for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            for transition in UP:
                 for name in self.nodes:
+                    if self.adopting:   # only what the node's state still needs (a respawned manager adopts)
+                        try:
+                            needed = transitions_to_active(self._state(name))
+                        except ValueError as error:
+                            raise RuntimeError(f"{name}: {error}") from None
+                        if transition not in needed:
+                            if transition == UP[-1] and not needed:
+                                self.get_logger().info(f"{name}: already active, adopted")
+                            continue
                     self.transition(name, transition)
         except (RuntimeError, TimeoutError) as error:
             self.get_logger().error(f"bring-up aborted: {error}")
@@ -142,9 +221,50 @@ class LifecycleManager(Node):
             self.get_logger().warning(f"agent back: heartbeat on {topic} after {now - self.last_beat[topic]:.1f} s")
         self.last_beat[topic] = now
 
+    def _poll_states(self) -> None:
+        """Respawn on: ask each node its state now and then; one that answers unconfigured has come back (its
+        process was respawned) and is brought up again, the others running on."""
+        now = time.monotonic()
+        for name in self.nodes:
+            query = self._queries.get(name)
+            if query is not None and query[0].done():
+                del self._queries[name]
+                try:
+                    state = query[0].result().current_state.id
+                except Exception:   # the service went away with its process
+                    continue
+                if state == State.PRIMARY_STATE_UNCONFIGURED and \
+                        self.failed_back.get(name, 0) < BRING_BACK_ATTEMPTS:
+                    self._bring_back(name)
+            elif query is not None and now - query[1] > STATE_QUERY_TIMEOUT:
+                del self._queries[name]   # asked a dead process: ask again
+            elif query is None and now - self._polled.get(name, -1e9) >= STATE_POLL_PERIOD:
+                get = self.clients_[name][1]
+                if get.service_is_ready():
+                    self._queries[name] = (get.call_async(GetState.Request()), now)
+                    self._polled[name] = now
+
+    def _bring_back(self, name: str) -> None:
+        started = time.monotonic()
+        self.get_logger().warning(f"{name} is back unconfigured (respawned): bringing it up again")
+        try:
+            for transition in UP:
+                self.transition(name, transition)
+        except (RuntimeError, TimeoutError) as error:
+            self.failed_back[name] = failed = self.failed_back.get(name, 0) + 1
+            left = "; left alone from now on" if failed == BRING_BACK_ATTEMPTS else ""
+            self.get_logger().error(f"bringing {name} up again failed ({failed} of {BRING_BACK_ATTEMPTS}): "
+                                    f"{error}{left}")
+            return
+        self.failed_back.pop(name, None)
+        self.rejoined[name] = self.rejoined.get(name, 0) + 1
+        self.get_logger().info(f"{name} rejoined: active again after {time.monotonic() - started:.2f} s")
+
     def watch(self) -> None:
         while rclpy.ok() and not self.stop_requested and not supervisor_gone():
             self.executor_.spin_once(timeout_sec=0.05)
+            if self.adopting:
+                self._poll_states()
             now = time.monotonic()
             for topic, seen in self.last_beat.items():
                 if topic not in self.lost and now - seen > self.heartbeat_timeout:
@@ -174,6 +294,11 @@ class LifecycleManager(Node):
 
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    early = EarlyHeartbeat()
+    try:
+        from . import parameters  # noqa: F401  the slow imports, while the early heartbeat goes on
+    finally:
+        early.stop()
     try:
         manager = LifecycleManager()
     except ValueError as error:   # a parameter the table does not allow: one line, no traceback

@@ -10,6 +10,9 @@ What it applies follows sim/plant_inputs.py: refused when out of U_i, clamped, o
 input replaced by the safe input (parameters input_rate_limit, stale_input_periods, safe_input). It stops (writing
 the steps done, exit code 4) when the lifecycle manager's heartbeat has been silent for manager_timeout: the team
 is gone.
+With resume_dir (respawn on) it keeps its step and trajectory there after every step (sim/resume.py); a respawned
+plant resumes from them (the inputs held as last applied) and publishes the step again: each agent whose input for
+it went out with the dead process sends it again (coordination/negotiator.py), the others negotiate it.
 After the scenario's T steps it publishes the final state x(T) too (agents do not act on it; a bag then has every
 step), writes t, x, u (npz and CSV) to output_file and, if exit_on_completion, leaves the process with code 0 once
 the final state is delivered — how the scenario runner learns the run is over.
@@ -36,6 +39,7 @@ from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import node_overrides
 from ..scenarios.source import scenario_from_parameters
 from ..sim.plant_inputs import Heartbeat, InputRules, PlantInputs, TerminalLaw
+from ..sim.resume import PlantCheckpoint
 from .authentication import authentication_of
 from .parameters import check_parameters, declare_parameters
 from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS
@@ -89,6 +93,9 @@ class PlantNode(LifecycleNode):
         self.late_inputs = 0
         self.late_by_agent = np.zeros(M, int)   # inputs that arrived after their step, per agent
         self.wall_time = np.full(T + 1, np.nan)  # steady-clock time each step's state went out [s]
+        self.resume_dir = values["resume_dir"]
+        if self.resume_dir:
+            self._resume()
         self._state_publishers = [self.create_lifecycle_publisher(SubsystemState, agent_topic(i, "state"), STATE_QOS)
                                   for i in range(M)]
         self._clock_publisher = self.create_lifecycle_publisher(ClockMessage, "/clock", QoSProfile(depth=10))
@@ -96,6 +103,24 @@ class PlantNode(LifecycleNode):
                                                   CONTROL_QOS) for i in range(M)]
         self.get_logger().info(f"configured {M} subsystems, {T} steps of {self.plant.sample_time} s, mode {self.mode}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _resume(self) -> None:
+        """A respawned plant: the step, states, inputs and late counts of the checkpoint, the inputs held as last
+        applied; without a usable checkpoint (the first start) it starts at step 0."""
+        plant = self.plant
+        checkpoint, why = PlantCheckpoint.load(self.resume_dir, plant.n_x, plant.n_u, self.scenario.steps,
+                                               plant.num_agents)
+        if checkpoint is None or checkpoint.step == 0:
+            return
+        k = self.k = checkpoint.step
+        self.x[: k + 1], self.u[:k] = checkpoint.x, checkpoint.u
+        self.wall_time[: k + 1] = checkpoint.wall_time[: k + 1]
+        self.late_by_agent[:] = checkpoint.late_by_agent
+        self.late_inputs = int(self.late_by_agent.sum())
+        self.inputs.safe_steps[:] = checkpoint.safe_steps
+        for i, columns in enumerate(self.inputs.input_slices):
+            self.inputs.held[i] = self.inputs.applied[i] = checkpoint.u[k - 1, columns].copy()
+        self.get_logger().warning(f"resuming at step {k} of {self.scenario.steps} from {self.resume_dir}")
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
@@ -188,6 +213,11 @@ class PlantNode(LifecycleNode):
         self.x[self.k + 1] = self.disturbance.step(self.plant, self.x[self.k], u, self.k)
         self.k += 1
         self._waiting_since = time.monotonic()
+        if self.resume_dir:   # what a respawned plant resumes from; before the state goes out, so that a step an
+            # agent has measured is always one a respawned plant resumes at or after
+            self.wall_time[self.k] = time.monotonic()
+            PlantCheckpoint(self.k, self.x, self.u, self.wall_time, self.late_by_agent,
+                            self.inputs.safe_steps).save(self.resume_dir)
         self._publish_step()
         if self.k == self.scenario.steps:
             self._complete()

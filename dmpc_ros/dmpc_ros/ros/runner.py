@@ -4,6 +4,8 @@ Expands the scenario into node specs (the same function the launch files use), w
 starts plant, agents and lifecycle manager each with `--ros-args`, forwards their output with a name prefix,
 records every plan/state/input/status to an MCAP bag, and stops everything cleanly on Ctrl-C, at scenario end
 (the plant exits) or when a node dies (exit non-zero naming it). Results follow the `dmpc sim` contract.
+With a respawn policy (`--respawn agents|all`) a dead node process is started again after `--respawn-delay` (at most
+`--respawn-limit` times); the lifecycle manager brings it up again and the run goes on (issue 28, crash and rejoin).
 """
 from __future__ import annotations
 
@@ -25,20 +27,22 @@ from rclpy.signals import SignalHandlerOptions
 from dmpc_ros_msgs.msg import AgentStatus
 
 from ..bag import gap_lines, gap_summary
-from ..process_group import STOP_SIGNALS, ProcessGroup, interrupted_code
+from ..process_group import STOP_SIGNALS, ProcessGroup, RespawnPolicy, interrupted_code
 from ..report import BAG_METADATA, RunBag, plant_trajectory, read_run_bag, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.csv_series import copy_data_files
-from ..scenarios.node_specs import NodeSpec, host_agents, is_head, node_specs, parameters_file, select_nodes
+from ..scenarios.node_specs import KINDS, NodeSpec, host_agents, is_head, node_specs, parameters_file, select_nodes
 from ..scenarios.parameters import DEFAULTS
 from ..scenarios.source import is_factory, source_path
 from ..sim.results import STRICT_EXIT, SimulationResult
 from .environment import lossy_link_environment, reserve_domain_id, ros_environment
+from .plant_node import TEAM_GONE_EXIT
 from .recorder import Recording, RunRecorder
 from .spin import make_executor, spin_once_taking
 
 PLANS_REFUSED, INPUTS_REFUSED = "plans_refused_", "inputs_refused_"   # authentication counts (ros/authentication.py)
 DISCOVERY_TIMEOUT = 30.0  # [s] for the recorder to see every node before bring-up starts
+BRING_UP_FAILED = 1   # the lifecycle manager's exit code when bring-up failed: a restart would repeat it
 TEAM_TIMEOUT = 120.0      # [s] … of a team split across computers (the others may start later), at most --timeout
 MODULES = {"agent": "dmpc_ros.ros.agent_node", "plant": "dmpc_ros.ros.plant_node",
            "lifecycle_manager": "dmpc_ros.ros.lifecycle_manager", "agent_container": "dmpc_ros.ros.agent_container"}
@@ -99,7 +103,9 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                  foxglove_port: int | None = None, settings: dict | None = None,
                  recording: Recording = Recording(), authenticate: bool = DEFAULTS["authenticate"],
                  keystore: str = DEFAULTS["keystore"], nodes: str = DEFAULTS["nodes"],
-                 peers: tuple[str, ...] = (), repair_period: float = DEFAULTS["repair_period"]) -> RunOutcome:
+                 peers: tuple[str, ...] = (), repair_period: float = DEFAULTS["repair_period"],
+                 respawn: str = DEFAULTS["respawn"], respawn_limit: int = DEFAULTS["respawn_limit"],
+                 respawn_delay: float = DEFAULTS["respawn_delay"]) -> RunOutcome:
     """Run `scenario` (already with `overrides` applied) from `source`, its YAML file (copied into the output,
     which the nodes then read) or its Python factory (module:function or file.py:function, which the nodes
     call; a module is imported from the current directory too). `agents_per_process` > 1 hosts that many agent
@@ -112,7 +118,11 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     static discovery, in the same `domain_id`); the computer with the lifecycle manager and the plant leads: it
     waits for every node, brings the team up, records and writes the results; the others start their nodes and
     end when these end (run_member). `repair_period`: the heartbeat period of reliable topics when the team is not
-    on one computer (environment.lossy_link_environment)."""
+    on one computer (environment.lossy_link_environment). `respawn` (none, agents, all), `respawn_limit`,
+    `respawn_delay`: which dead node processes of this computer start again, how often, after how long; the nodes
+    then keep what they resume from in <output>/resume."""
+    policy = RespawnPolicy(respawn, respawn_limit, respawn_delay,
+                           final={"lifecycle_manager": (BRING_UP_FAILED,), "plant": (TEAM_GONE_EXIT,)})
     output.mkdir(parents=True, exist_ok=True)
     (output / "plant.npz").unlink(missing_ok=True)   # what the plant writes (partial or whole) is this run's
     reservation = reserve_domain_id(domain_id, exclusive=not peers)
@@ -133,7 +143,10 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         source = copy
     specs = node_specs(scenario, source, namespace, mode, output_file=str(output / "plant.npz"),
                        exit_on_completion=True, iteration_timeout=iteration_timeout, overrides=overrides,
-                       settings=settings, authenticate=authenticate, keystore=keystore)
+                       settings=settings, authenticate=authenticate, keystore=keystore, respawn=respawn,
+                       resume_dir=str(output / "resume") if policy.scope != "none" else "")
+    if policy.scope != "none":
+        shutil.rmtree(output / "resume", ignore_errors=True)   # what a respawned node resumes from is this run's
     team = [node.full_name for spec in specs for node in spec.nodes if spec.executable != "lifecycle_manager"]
     specs = select_nodes(specs, nodes)
     here = "" if len(specs) == len(team) + 1 else f"; this computer runs {', '.join(s.name for s in specs)}"
@@ -200,8 +213,12 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         started = time.monotonic()
         died: tuple[str, int, float] | None = None
         seen = 0   # statuses checked for strict mode
+        kinds = {spec.name: KINDS[spec.executable] for spec in specs}
+        respawning: dict[str, float] = {}   # process name → when it starts again (monotonic)
         while outcome is None:
             lost += not spin_once_taking(executor, 0.02)
+            if policy.scope != "none" and died is None:
+                respawn_dead(group, processes, policy, kinds, respawning)
             plant, manager = processes["plant"], processes.get("lifecycle_manager")
             failed, seen = (failed_status(recorder.statuses, seen) if scenario.strict else None), len(recorder.statuses)
             if interrupted.is_set():
@@ -215,10 +232,10 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                 outcome = RunOutcome(0, "scenario complete") if plant_completed(output / "plant.npz", scenario) \
                     else RunOutcome(1, "the plant was stopped before the scenario's end (a signal to it or to the "
                                        "lifecycle manager)")
-            elif manager.popen.poll() == 1:
+            elif manager.popen.poll() == BRING_UP_FAILED:
                 outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)")
             elif died is None:
-                exited = group.first_exited()
+                exited = group.first_exited(ignore=frozenset(respawning))
                 if exited is not None:
                     died = (exited.name, exited.popen.returncode, time.monotonic())
                     print(f"dmpc run: node {exited.name} exited with code {exited.popen.returncode}; "
@@ -279,6 +296,28 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         for line in gap_lines(bag.gaps):
             print(f"dmpc run: warning: run.mcap lacks steps: {line}", flush=True)
     return outcome
+
+
+def respawn_dead(group: ProcessGroup, processes: dict, policy: RespawnPolicy, kinds: dict[str, str],
+                 respawning: dict[str, float]) -> None:
+    """Start again, once their delay is over, the dead processes the policy covers (`respawning`: those waiting);
+    a process it does not cover (or whose restarts are spent) is left for the death rule of the run loop."""
+    now = time.monotonic()
+    for managed in list(group.processes):
+        code = managed.popen.poll()
+        if code is None or managed.name in respawning:
+            continue
+        delay = policy.restart_delay(managed.name, kinds[managed.name], code)
+        if delay is None:
+            continue
+        respawning[managed.name] = now + delay
+        print(f"dmpc run: node {managed.name} exited with code {code}; respawning it in {delay:g} s (restart "
+              f"{policy.restarts[managed.name]} of {policy.limit})", flush=True)
+    for name, due in list(respawning.items()):
+        if now >= due:
+            processes[name] = group.restart(processes[name])
+            del respawning[name]
+            print(f"dmpc run: node {name} respawned (pid {processes[name].popen.pid})", flush=True)
 
 
 def node_command(spec: NodeSpec, params: Path, enclave: list[str]) -> list[str]:

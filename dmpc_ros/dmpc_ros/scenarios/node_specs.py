@@ -13,6 +13,8 @@ from .source import is_factory
 # Real time: a step's input is out 0.6 sample times after its measurement at the latest (the plant's next period
 # starts at 1.0; the rest is for delivery and a loaded machine); bench/stalled_agent.py measures what it buys.
 REAL_TIME_STEP_BUDGET = 0.6
+# What a respawn policy (process_group.RespawnPolicy) calls each executable's process
+KINDS = {"agent": "agent", "agent_container": "agent", "plant": "plant", "lifecycle_manager": "lifecycle_manager"}
 
 
 def agent_topic(agent_id: int, leaf: str, namespace: str = "") -> str:
@@ -72,20 +74,25 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
                iteration_timeout: float = DEFAULTS["iteration_timeout"],
                heartbeat_timeout: float = DEFAULTS["heartbeat_timeout"],
                overrides: dict | None = None, settings: dict | None = None,
-               authenticate: bool = DEFAULTS["authenticate"], keystore: str = DEFAULTS["keystore"]) -> list[NodeSpec]:
+               authenticate: bool = DEFAULTS["authenticate"], keystore: str = DEFAULTS["keystore"],
+               respawn: str = DEFAULTS["respawn"], resume_dir: str = DEFAULTS["resume_dir"]) -> list[NodeSpec]:
     """Plant, one agent per subsystem, and the lifecycle manager (which brings the others up in this order).
     `source` is the scenario's YAML file or Python factory; `overrides` (OVERRIDES fields) become node
     parameters, so `scenario` must already carry them; `settings`: other table parameters (e.g. the plant's guard),
     each given to the nodes that declare it. The settings are checked against the parameter table.
     `authenticate`, `keystore`: require authentication beyond the scenario's security section (the nodes then get
-    both, the keystore as an absolute path; ScenarioError when it is on without a keystore)."""
+    both, the keystore as an absolute path; ScenarioError when it is on without a keystore). `respawn`: the
+    lifecycle manager's (it then brings up nodes that come back); `resume_dir`: where plant and agents keep what a
+    respawned process resumes from."""
     settings = dict(settings or {})
     for name, value in (("namespace", namespace), ("mode", mode), ("iteration_timeout", iteration_timeout),
-                        ("heartbeat_timeout", heartbeat_timeout), *settings.items()):
+                        ("heartbeat_timeout", heartbeat_timeout), ("respawn", respawn), ("resume_dir", resume_dir),
+                        *settings.items()):
         PARAMETERS[name].check(value, f"{name} {value!r}")
     plant_settings, agent_settings = ({name: value for name, value in settings.items()
                                        if node in PARAMETERS[name].nodes} for node in ("plant", "agent"))
     lock_step = mode == "lock_step"
+    resume_dir = str(Path(resume_dir).resolve()) if resume_dir else ""
     where = source_parameters(source)
     agent_overrides, plant_overrides = override_parameters(overrides or {})
     security = security_parameters(scenario.security, authenticate, keystore)
@@ -94,9 +101,10 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
     input_timeout = min(iteration_timeout * (scenario.controller.max_iterations + 2), PARAMETERS["input_timeout"].high)
     plant = NodeSpec("plant", "plant", namespace, {
         **where, **plant_overrides, **plant_settings, **security, "mode": mode, "output_file": output_file,
-        "input_timeout": input_timeout, "exit_on_completion": exit_on_completion, "use_sim_time": False})
+        "input_timeout": input_timeout, "exit_on_completion": exit_on_completion, "resume_dir": resume_dir,
+        "use_sim_time": False})
     agents = [NodeSpec("agent", f"agent_{i}", namespace, {
-        **where, **agent_overrides, **agent_settings, **security, "agent_id": i,
+        **where, **agent_overrides, **agent_settings, **security, "agent_id": i, "resume_dir": resume_dir,
         "plan_qos": agent_settings.get("plan_qos") or ("reliable" if lock_step else "best_effort"),
         "iteration_timeout": iteration_timeout if lock_step else min(iteration_timeout, scenario.sample_time / 4),
         "step_budget": 0.0 if lock_step else REAL_TIME_STEP_BUDGET,
@@ -104,7 +112,8 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
     manager = NodeSpec("lifecycle_manager", "lifecycle_manager", namespace, {
         "node_names": [plant.full_name] + [agent.full_name for agent in agents],
         "heartbeat_topics": [agent_topic(i, "heartbeat", namespace) for i in range(scenario.num_agents)],
-        "heartbeat_timeout": heartbeat_timeout}, lifecycle=False)   # transition_timeout: the node's default
+        "heartbeat_timeout": heartbeat_timeout, "respawn": respawn},
+        lifecycle=False)   # transition_timeout: the node's default
     return [plant, *agents, manager]
 
 

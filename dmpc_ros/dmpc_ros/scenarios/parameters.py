@@ -31,6 +31,7 @@ LAUNCH_FILES = ("scenario", "robots")   # every scenario launch file (scenario.l
 MODES = ("lock_step", "real_time")
 PLAN_QOS = ("reliable", "best_effort")
 ROBOT_STATES = ("odometry", "pose")
+RESPAWN = ("none", "agents", "all")   # which node processes a run starts again when they die (process_group.py)
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 TYPE_NAMES = {bool: "bool", int: "integer", float: "double", str: "string", list[str]: "string[]",
               list[int]: "integer[]"}
@@ -267,6 +268,19 @@ TABLE: tuple[Parameter, ...] = (
               "computer (--peers, --network): how soon DDS repairs a lost packet (Fast DDS's own: 3 s, which stalls a "
               "lossy lock-step run); 0: Fast DDS's default [s]", low=0.0, high=10.0, flag="repair-period",
               commands=("run",)),
+    # Crash and rejoin (issue 28): `dmpc run` (process_group.RespawnPolicy) and the launch files (launch_ros respawn)
+    # start a dead node process again; the lifecycle manager brings it up again while the others run on.
+    Parameter("respawn", str, "none", "start a node process that died again: none, agents (agent processes), all "
+              "(also the plant and the lifecycle manager); the manager then configures and activates a node that "
+              "came back and adopts nodes already active", nodes=("lifecycle_manager",), choices=RESPAWN,
+              read_only=True, flag="respawn", commands=("run",), launch=("scenario",)),
+    Parameter("respawn_limit", int, 3, "respawn: restarts per process at most (then a death ends the run as "
+              "without respawn)", low=0, high=1000, flag="respawn-limit", commands=("run",), launch=("scenario",)),
+    Parameter("respawn_delay", float, 0.5, "respawn: seconds from a process's death to its restart", low=0.0,
+              high=60.0, flag="respawn-delay", commands=("run",), launch=("scenario",)),
+    Parameter("resume_dir", str, "", "folder where the plant keeps its step and trajectory and each agent its last "
+              "final plan, every step, so that a respawned process resumes from them (dmpc run --respawn: "
+              "<output>/resume); empty: nothing kept", nodes=("agent", "plant"), read_only=True),
     # -- authentication (scenarios/security.py: on when the scenario or these require it) ----------------------------
     Parameter("authenticate", bool, False, "require HMAC-SHA256 authentication of plans and control inputs (also "
               "security.authenticate; needs keystore)", nodes=("agent", "plant"), read_only=True, flag="authenticate",
