@@ -7,7 +7,8 @@ For each scenario, mode (lock_step, real_time), loss rate and plan transport it 
   steps      the steps done in the run's time limit (a stalled run does fewer);
   step [s]   median and max wall time per plant step (lock-step: how long the team took to decide);
   viol       max constraint violation; outside U: applied inputs outside the input set; NaN: non-finite inputs;
-  cost       closed-loop cost against the loss-free run of the same mode and transport;
+  cost       closed-loop cost against the loss-free run of the same mode and transport, and what `dmpc sim`
+             predicts with the same hosts and link loss (sim/network.py: best-effort plans lost, reliable ones late);
   missing    neighbour plans substituted after the agent's timeout (AgentStatus.messages_missing, summed);
   late       inputs that reached the plant after their step (real time);
   outage     tube mode: the longest run of steps an agent went without a required neighbour's plan of the step
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,6 +100,7 @@ def one_run(sandbox: HostSandbox, name: str, mode: str, loss: float, plans: str,
     u = trajectory["u"]
     wall = np.diff(plant["wall_time"]) if plant["wall_time"].size > 1 else np.zeros(1)
     stale = trajectory["counter_stale_plan_steps"] if "counter_stale_plan_steps" in trajectory.files else None
+    row |= sim_prediction(name, scenario.num_agents, mode, loss, plans, steps, folder / "sim")
     return {**row, "steps": int(u.shape[0]), "cost": summary["closed_loop_cost"],
             "violation": summary["max_constraint_violation"], "nan": int(np.sum(~np.isfinite(u))),
             "outside": outside_input_set(scenario, u), "missing": summary["messages_missing"],
@@ -107,27 +110,49 @@ def one_run(sandbox: HostSandbox, name: str, mode: str, loss: float, plans: str,
             "bound": fault_bound(scenario)}
 
 
+def sim_prediction(source: str, agents: int, mode: str, loss: float, plans: str, steps: int, folder: Path) -> dict:
+    """`dmpc sim` with the same hosts and loss on the links between them (sim/network.py: best_effort plans are lost,
+    reliable ones late): its cost and substituted plans, the prediction printed beside the ROS run. The in-process
+    agents take no simulated time to compute, so it predicts the network's part, not the machine's."""
+    hosts = "/".join(",".join(str(a) for a in block) for block in np.array_split(np.arange(agents), 3))
+    model = "best_effort" if plans == "best_effort" else "reliable"
+    command = [sys.executable, "-m", "dmpc_ros.cli", "sim", source, "--steps", str(steps), "--no-reference",
+               "--output", str(folder), "--hosts", hosts, "--link-loss", str(loss), "--loss-model", model]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    if done.returncode not in (0, 3) or not (folder / "summary.json").is_file():
+        return {"sim_cost": None, "sim_missing": None, "sim_error": (done.stderr or done.stdout).strip()[-200:]}
+    summary = json.loads((folder / "summary.json").read_text())
+    return {"sim_cost": summary["closed_loop_cost"], "sim_missing": summary["messages_missing"],
+            "sim_violation": summary["max_constraint_violation"]}
+
+
 def fault_bound(scenario) -> int | None:
     """D of a tube-mode scenario (controller.tube.missed_steps); None for nominal DMPC."""
     tubes = scenario.design().tubes
     return None if tubes is None or tubes.compatibility is None else tubes.compatibility.missed_steps
 
 
+def relative(value: float | None, zero: float | None) -> str:
+    return f"{100 * (value / zero - 1):+.2f} %" if value is not None and zero else "—"
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| scenario | mode | loss | plans | steps | step [s] median / max | viol | outside U | NaN | cost vs 0 % "
-             "| missing | late | outage / D | dropped |", "|" + "---|" * 14]
+             "| dmpc sim: cost vs 0 % | missing (sim) | late | outage / D | dropped |", "|" + "---|" * 15]
     base = {(r["scenario"], r["mode"], r["plans"]): r.get("cost") for r in rows if r["loss"] == 0 and r["steps"]}
+    sim_base = {(r["scenario"], r["mode"], r["plans"]): r.get("sim_cost") for r in rows if r["loss"] == 0}
     for r in rows:
         if not r["steps"]:
             lines.append(f"| {r['scenario']} | {r['mode']} | {r['loss']:.0%} | {PLANS_TEXT[r['plans']]} | 0 "
                          f"(exit {r['exit']}) | | | | | | | | | {r['dropped']} |")
             continue
-        zero = base.get((r["scenario"], r["mode"], r["plans"]))
-        cost = f"{100 * (r['cost'] / zero - 1):+.2f} %" if zero else "—"
+        key = (r["scenario"], r["mode"], r["plans"])
+        cost, sim_cost = relative(r["cost"], base.get(key)), relative(r.get("sim_cost"), sim_base.get(key))
         outage = "—" if r["outage"] is None else f"{r['outage']} / {r['bound']}"
         lines.append(f"| {r['scenario']} | {r['mode']} | {r['loss']:.0%} | {PLANS_TEXT[r['plans']]} | {r['steps']} "
                      f"| {r['step_median']:.3f} / {r['step_max']:.2f} | {r['violation']:.1e} | {r['outside']} "
-                     f"| {r['nan']} | {cost} | {r['missing']} | {r['late']} | {outage} | {r['dropped']} |")
+                     f"| {r['nan']} | {cost} | {sim_cost} | {r['missing']} ({r.get('sim_missing', '—')}) "
+                     f"| {r['late']} | {outage} | {r['dropped']} |")
     return "\n".join(lines)
 
 
