@@ -90,6 +90,11 @@ def executable_command(spec: NodeSpec) -> list[str]:
     return [sys.executable, "-m", MODULES[spec.executable]]
 
 
+def plan_qos_of(specs: list[NodeSpec]) -> str:
+    """The plans' QoS the agents of a run use (the recorder subscribes alike, or a best-effort plan is not recorded)."""
+    return next(node.parameters["plan_qos"] for spec in specs for node in spec.nodes if node.executable == "agent")
+
+
 def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str = DEFAULTS["mode"],
                  namespace: str = DEFAULTS["namespace"], domain_id: int | None = None, localhost_only: bool = True,
                  timeout: float = DEFAULTS["timeout"], death_grace: float = DEFAULTS["death_grace"],
@@ -155,7 +160,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             from .foxglove_bridge import FoxgloveBridge
             bridge = FoxgloveBridge(foxglove_port)
         recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap",
-                               "reliable" if mode == "lock_step" else "best_effort", context=context,
+                               plan_qos_of(specs), context=context,
                                metadata=(BAG_METADATA, metadata), live=bridge, recording=recording)
         if bridge is not None:   # announced once every channel exists
             print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",

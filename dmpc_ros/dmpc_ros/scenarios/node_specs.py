@@ -97,7 +97,7 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
         "input_timeout": input_timeout, "exit_on_completion": exit_on_completion, "use_sim_time": False})
     agents = [NodeSpec("agent", f"agent_{i}", namespace, {
         **where, **agent_overrides, **agent_settings, **security, "agent_id": i,
-        "plan_qos": "reliable" if lock_step else "best_effort",
+        "plan_qos": agent_settings.get("plan_qos", "reliable" if lock_step else "best_effort"),   # (given: measured)
         "iteration_timeout": iteration_timeout if lock_step else min(iteration_timeout, scenario.sample_time / 4),
         "step_budget": 0.0 if lock_step else REAL_TIME_STEP_BUDGET,
         "use_sim_time": lock_step}) for i in range(scenario.num_agents)]
