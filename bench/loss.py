@@ -50,10 +50,16 @@ def metrics(result, scenario) -> dict:
             u_i = u[k, plant.input_slice(i)]
             outside += bool(np.all(np.isfinite(u_i)) and sub.input_constraint.violation(u_i) > TOLERANCE)
     outage = result.counters.get(OUTAGE_COUNTER)
+    unheard = longest = None
+    if outage is not None:   # outage k + 1 at step k: a neighbour never heard from since the start (bring-up)
+        k = np.arange(outage.shape[0])[:, None]
+        never = outage == k + 1
+        unheard = int(np.max(np.where(never, k + 1, 0), initial=0))
+        longest = int(np.max(np.where(never, 0, outage), initial=0))
     return {"violations": int(np.sum(np.asarray(result.violation) > TOLERANCE)), "outside_U": outside,
             "nan": int(np.sum(~np.all(np.isfinite(u), axis=1))), "cost": float(np.nansum(result.stage_cost)),
             "missing": int(result.messages_missing), "late": int(result.messages_late),
-            "outage": None if outage is None else int(np.max(outage)), "steps": int(u.shape[0]),
+            "outage": longest, "unheard": unheard, "steps": int(u.shape[0]),
             "late_inputs": int(result.late_inputs)}
 
 
@@ -80,7 +86,7 @@ def one_ros_run(spec: dict) -> dict:
     out = Path(spec["output"])
     started = time.monotonic()
     timeout = LOCK_STEP_TIMEOUT if spec["mode"] == "lock_step" else scenario.sample_time / 4
-    outcome = run_scenario(scenario, spec["scenario"], out, mode=spec["mode"], iteration_timeout=timeout, echo=False,
+    outcome = run_scenario(scenario, spec["scenario"], out, mode=spec["mode"], iteration_timeout=timeout, echo=True,
                            timeout=spec["timeout"], overrides={"steps": spec["steps"]},
                            settings={"plan_qos": spec["qos"], **spec.get("settings", {})})
     figures = {"code": outcome.code, "message": outcome.message, "wall": time.monotonic() - started}
@@ -88,6 +94,7 @@ def one_ros_run(spec: dict) -> dict:
         figures.update(metrics(outcome.result, scenario))
         if (out / "run.mcap").is_file():
             figures.update(bag_figures(out / "run.mcap", scenario.num_agents, spec["steps"]))
+    (out / "loss_figures.json").write_text(json.dumps(figures))
     return figures
 
 
@@ -101,10 +108,16 @@ def ros_run(scenario: str, mode: str, qos: str, loss: float, steps: int, scratch
                               env={**os.environ, **ENVIRONMENT}, capture_output=True, text=True,
                               timeout=timeout + 60)
         dropped = dropped_packets(namespace)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        return {"code": done.returncode, "message": (done.stderr or done.stdout).strip()[-300:], "dropped": dropped}
-    return {**json.loads(lines[-1]), "dropped": dropped}
+    figures = Path(spec["output"]) / "loss_figures.json"
+    (Path(spec["output"]) / "run.log").write_text(done.stdout + done.stderr)
+    if not figures.is_file():
+        return {"code": done.returncode or 1, "message": (done.stderr or done.stdout).strip()[-300:],
+                "dropped": dropped}
+    result = json.loads(figures.read_text())
+    if result.get("code"):   # why: the lines of the run's log that say what failed
+        said = [line for line in (done.stdout + done.stderr).splitlines() if "fail" in line or "error" in line.lower()]
+        result["message"] = f"{result.get('message', '')}: {' | '.join(said[-3:])}"[:400]
+    return {**result, "dropped": dropped}
 
 
 def sim_run(scenario_name: str, mode: str, qos: str, loss: float, steps: int) -> dict:
@@ -131,9 +144,10 @@ def main() -> int:
     parser.add_argument("--losses", nargs="+", type=float, default=[0.0, 0.1, 0.3])
     parser.add_argument("--modes", nargs="+", default=["lock_step", "real_time"])
     parser.add_argument("--qos", nargs="+", default=["reliable", "best_effort"])
+    parser.add_argument("--keep", help="keep the runs' folders (run.log, run.mcap, summary) here")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_ros_run(json.loads(args.one))), flush=True)
+        one_ros_run(json.loads(args.one))
         return 0
     reason = unavailable(install=True)
     if reason:
@@ -142,11 +156,13 @@ def main() -> int:
     from dmpc_ros.scenarios.source import load_source
 
     header = ("| scenario | mode | plan QoS | loss | violations | outside U | NaN | cost vs 0 % | missing | late | "
-              "longest outage (D) | step period median / max [ms] | late inputs | statuses recorded | dropped pkts |")
+              "longest outage (D) | never heard [steps] | step period median / max [ms] | late inputs | "
+              "statuses recorded | dropped pkts |")
     print(header)
     print("|" + "---|" * header.count(" | ") + "---|")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="dmpc_loss_") as scratch:
+    with tempfile.TemporaryDirectory(prefix="dmpc_loss_") as temporary:
+        scratch = args.keep or temporary
         for name in args.scenarios:
             scenario = load_source(name)
             compatibility = None if scenario.tubes is None else scenario.tubes.compatibility
@@ -174,7 +190,8 @@ def main() -> int:
                               f"{cell(ros, sim, 'outside_U')} | {cell(ros, sim, 'nan')} | "
                               f"{cell(ros, sim, 'increase', '{:+.1f} %')} | {cell(ros, sim, 'missing')} | "
                               f"{cell(ros, sim, 'late')} | {cell(ros, sim, 'outage')} ({D if D is not None else '—'})"
-                              f" | {period} | {ros.get('late_inputs', '—')} | {ros.get('statuses', 0):.0%} | "
+                              f" | {cell(ros, sim, 'unheard')} | {period} | {ros.get('late_inputs', '—')} | "
+                              f"{ros.get('statuses', 0):.0%} | "
                               f"{ros.get('dropped', 0)} |", flush=True)
     print(f"\n{args.steps} steps per run; cells ROS / sim; total {time.monotonic() - started:.0f} s")
     return 0
