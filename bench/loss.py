@@ -15,7 +15,7 @@ missing / late / outage counts are from that share).
 Harsher than the multi-host case: on `lo` every packet is exposed (plant ↔ agent, discovery, lifecycle, recorder),
 not only the plans between hosts. Needs root, `ip netns` and iptables (installed by apt-get when missing).
 
-    python bench/loss.py [--steps 10] [--scenarios mass_spring_robust mass_spring] [--losses 0 0.1 0.3]
+    python bench/loss.py [--steps 15] [--scenarios mass_spring_robust mass_spring] [--losses 0 0.1 0.3]
                          [--modes lock_step real_time] [--qos reliable best_effort]
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -139,7 +140,7 @@ def cell(ros: dict, sim: dict, key: str, form: str = "{}") -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--scenarios", nargs="+", default=["mass_spring_robust", "mass_spring"])
     parser.add_argument("--losses", nargs="+", type=float, default=[0.0, 0.1, 0.3])
     parser.add_argument("--modes", nargs="+", default=["lock_step", "real_time"])
@@ -149,6 +150,7 @@ def main() -> int:
     if args.one:
         one_ros_run(json.loads(args.one))
         return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))   # namespaces go in the finally
     reason = unavailable(install=True)
     if reason:
         print(f"bench/loss.py: skipped: {reason}")

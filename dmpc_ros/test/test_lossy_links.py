@@ -162,3 +162,27 @@ def test_outage_lengths_are_recorded_per_step(short_run) -> None:
     assert outage.shape == (4, 4)
     assert outage.max() >= 2 and result.longest_outage() == int(outage.max())
     assert np.all(np.isfinite(result.u))
+
+
+def test_a_held_plan_counts_only_from_its_due_time(short_run) -> None:
+    """plan_delay: receive() only arms a wake-up; the plan is booked (heard from) at tick(due), not before, and a
+    clock that jumps back moves the due time with it."""
+    from dmpc_ros.coordination import StoppingRule
+    from dmpc_ros.coordination.negotiator import Negotiator, WakeAt
+
+    scenario, design, _ = short_run
+    stopping = StoppingRule(scenario.controller.max_iterations, scenario.controller.tolerance)
+    agents = design.agents("jacobi", stopping, scenario.controller.solver)
+    listener = Negotiator(agents[1], stopping.max_iterations, 4, plan_delay=0.5)
+    listener.activate(0.0)
+    x0 = scenario.initial_state[design.system.state_slice(0)]
+    first = agents[0].begin_step(0, x0, {})
+    assert listener.receive(first, 1.0) == [WakeAt(1.5)] and listener.next_wake == 1.5
+    listener.tick(1.4)
+    assert 0 not in listener.heard
+    listener.tick(0.9)   # the clock jumped back by 0.5 s: the plan is now due at 1.0
+    assert listener.next_wake == pytest.approx(1.0) and 0 not in listener.heard
+    listener.tick(1.0)
+    assert listener.heard[0] == 1.0 and listener.heard_step[0] == 0 and listener.next_wake is None
+    with pytest.raises(ValueError, match="^plan_delay: -1 is not allowed"):
+        Negotiator(agents[1], 1, 4, plan_delay=-1)
