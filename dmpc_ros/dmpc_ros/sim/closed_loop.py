@@ -81,6 +81,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
                          plan_delay=settings.plan_delay) \
         if agents else None
     shifted_inputs = None   # the centralized plan of the previous step, shifted (its next warm start)
+    stale_used = 0   # plans an agent used from an earlier iteration (its statistics.messages_late, as AgentStatus adds)
     for k in range(T):
         messages_before, bytes_before = network.messages, network.bytes
         if centralized is not None:
@@ -106,6 +107,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
             U, iterations, solve_times = team.step(k, x, record)
             result.agent_solve_times[k] = solve_times
             result.agent_call_times[k] = [list(a.statistics.call_times) for a in agents]
+            stale_used += sum(a.statistics.messages_late for a in agents)
         else:
             U, iterations = ref_inputs.ravel(), 1
             result.cost_per_iteration[k, 0] = design.trajectory_cost(ref_states, ref_inputs, k)
@@ -145,7 +147,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     result.violation[T] = plant.constraint_violation(x)
     if team is not None:
         result.messages_missing = team.counts.get("missing", 0)
-        result.messages_late = team.counts.get("late", 0)
+        result.messages_late = team.counts.get("late", 0) + stale_used   # AgentStatus.messages_late, summed
     return result
 
 

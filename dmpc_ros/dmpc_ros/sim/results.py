@@ -43,7 +43,7 @@ class SimulationResult:
     refused_inputs: int = 0                                 # inputs the plant refused: outside U_i (plant_inputs)
     plant_inputs: dict = field(default_factory=dict)        # the plant's guard: PlantInputs.counts() (per agent)
     messages_missing: int = 0                               # plans substituted after a deadline (ROS runs)
-    messages_late: int = 0                                  # … of which arrived after all
+    messages_late: int = 0       # … arrived after all, or used from an earlier iteration (AgentStatus.messages_late)
     nominal_x: np.ndarray | None = None                     # T × n_x: tube mode's nominal states x̄(k)
     # per step and controller (each agent; the centralized controller is one): what went wrong (base.StepStatistics)
     infeasible: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), int))       # local problems infeasible
