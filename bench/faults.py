@@ -12,7 +12,7 @@ For each scenario, mode (lock_step, real_time), loss rate and plan transport it 
   missing    neighbour plans substituted after the agent's timeout (AgentStatus.messages_missing, summed);
   late       inputs that reached the plant after their step (real time);
   outage     tube mode: the longest run of steps an agent went without a required neighbour's plan of the step
-             (counter stale_plan_steps) against the fault bound D (controller.tube.missed_steps);
+             (counter plan_outage_steps) against the fault bound D (controller.tube.missed_steps);
   dropped    packets the hosts' loss rules dropped.
 The kernel has no netem, so the links lose packets but add no delay; delay is the agents' own plan hold (plan_delay).
 Usage: python bench/faults.py [--scenarios platoon_robust platoon] [--modes lock_step real_time]
@@ -99,7 +99,7 @@ def one_run(sandbox: HostSandbox, name: str, mode: str, loss: float, plans: str,
     trajectory, plant = np.load(folder / "trajectory.npz"), np.load(folder / "plant.npz")
     u = trajectory["u"]
     wall = np.diff(plant["wall_time"]) if plant["wall_time"].size > 1 else np.zeros(1)
-    stale = trajectory["counter_stale_plan_steps"] if "counter_stale_plan_steps" in trajectory.files else None
+    stale = trajectory["counter_plan_outage_steps"] if "counter_plan_outage_steps" in trajectory.files else None
     row |= sim_prediction(name, scenario.num_agents, mode, loss, plans, steps, folder / "sim")
     return {**row, "steps": int(u.shape[0]), "cost": summary["closed_loop_cost"],
             "violation": summary["max_constraint_violation"], "nan": int(np.sum(~np.isfinite(u))),
@@ -148,7 +148,7 @@ def table(rows: list[dict]) -> str:
             continue
         key = (r["scenario"], r["mode"], r["plans"])
         cost, sim_cost = relative(r["cost"], base.get(key)), relative(r.get("sim_cost"), sim_base.get(key))
-        outage = "—" if r["outage"] is None else f"{r['outage']} / {r['bound']}"
+        outage = "—" if r["outage"] is None else f"{r['outage']} / {'—' if r['bound'] is None else r['bound']}"
         lines.append(f"| {r['scenario']} | {r['mode']} | {r['loss']:.0%} | {PLANS_TEXT[r['plans']]} | {r['steps']} "
                      f"| {r['step_median']:.3f} / {r['step_max']:.2f} | {r['violation']:.1e} | {r['outside']} "
                      f"| {r['nan']} | {cost} | {sim_cost} | {r['missing']} ({r.get('sim_missing', '—')}) "

@@ -47,7 +47,7 @@ def load(source: str) -> Scenario:
 
 def simulation_settings(scenario: Scenario, algorithm: str, compare: bool,
                         iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT,
-                        input_rate_limit: float = 0.0) -> SimulationSettings:
+                        input_rate_limit: float = 0.0, plan_delay: float = 0.0) -> SimulationSettings:
     """The in-process closed loop of the scenario's controller, network and disturbances under `algorithm`; the
     scheme's own settings travel opaque (those of the scenario's scheme; another scheme gets its defaults)."""
     scheme_settings = scenario.controller.scheme_settings if algorithm == scenario.controller.algorithm else None
@@ -56,9 +56,11 @@ def simulation_settings(scenario: Scenario, algorithm: str, compare: bool,
         scenario.controller.weights, compare,
         InMemoryNetwork(default_latency=scenario.network_latency, drop_probability=scenario.drop_probability,
                         seed=scenario.network_seed, outage_probability=scenario.outage_probability,
-                        max_outage_steps=scenario.max_outage_steps),
+                        max_outage_steps=scenario.max_outage_steps, hosts=scenario.hosts,
+                        link_loss=scenario.link_loss, loss_model=scenario.loss_model,
+                        retransmit_delay=scenario.retransmit_delay),
         scenario.disturbance(), scheme_settings, scenario.strict, iteration_timeout, scenario.input_disturbance(),
-        InputRules(rate_limit=input_rate_limit))
+        InputRules(rate_limit=input_rate_limit), plan_delay)
 
 
 def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:
@@ -70,14 +72,16 @@ def for_algorithm(scenario: Scenario, algorithm: str | None) -> Scenario:
 
 def simulate(scenario: Scenario, algorithm: str | None = None, *, compare_centralized: bool = False,
              progress: Callable[[int, int], None] | None = None,
-             iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT, input_rate_limit: float = 0.0) -> SimulationResult:
+             iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT, input_rate_limit: float = 0.0,
+             plan_delay: float = 0.0) -> SimulationResult:
     """The closed loop in-process under `algorithm` (default: the scenario's); with compare_centralized the
     centralized optimum is also solved at every visited state (input error, cost gap per iteration).
     `iteration_timeout` [s, simulated]: how long an agent waits for a late plan (network.latency) before using a
-    substitute, the rule and default of the ROS agent node. `input_rate_limit`: the plant's (sim/plant_inputs.py)."""
+    substitute, the rule and default of the ROS agent node. `input_rate_limit`: the plant's (sim/plant_inputs.py).
+    `plan_delay` [s, simulated]: every agent holds a received plan this long (the agent parameter)."""
     scenario = for_algorithm(scenario, algorithm)
     settings = simulation_settings(scenario, scenario.controller.algorithm, compare_centralized, iteration_timeout,
-                                   input_rate_limit)
+                                   input_rate_limit, plan_delay)
     return simulate_design(scenario.design(), scenario.plant(), scenario.initial_state, settings, progress)
 
 
@@ -160,9 +164,9 @@ def run_ros(scenario_or_source: Scenario | str, output: str | Path, **options) -
 def changed_fields(original: Scenario, changed: Scenario) -> dict:
     """The OVERRIDES fields in which `changed` differs from `original`."""
     values = {}
-    for name, (where, _) in OVERRIDES.items():
-        old = getattr(original if where == "simulation" else original.controller, name)
-        new = getattr(changed if where == "simulation" else changed.controller, name)
+    for name, (where, _) in OVERRIDES.items():   # controller fields on the settings, the others on the scenario
+        old = getattr(original.controller if where == "controller" else original, name)
+        new = getattr(changed.controller if where == "controller" else changed, name)
         if old != new:
             values[name] = new
     return values

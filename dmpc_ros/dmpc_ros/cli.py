@@ -49,7 +49,7 @@ FLAG_OVERRIDES = {p.flag: p.name for p in TABLE if p.override}
 
 def overrides_of(args: argparse.Namespace) -> dict:
     return {field: getattr(args, dest(flag)) for flag, field in FLAG_OVERRIDES.items()
-            if getattr(args, dest(flag)) is not None}
+            if getattr(args, dest(flag), None) is not None}   # (a command has only some of them)
 
 
 def dest(flag: str) -> str:
@@ -281,7 +281,8 @@ def run_simulation(args: argparse.Namespace) -> int:
                                 input_rate_limit=args.input_rate_limit), scenario, output, console)
         return 0
     result = simulate_with_progress(scenario, algorithm, algorithm, not args.no_reference, console,
-                                    iteration_timeout=args.iteration_timeout, input_rate_limit=args.input_rate_limit)
+                                    iteration_timeout=args.iteration_timeout, input_rate_limit=args.input_rate_limit,
+                                    plan_delay=args.plan_delay)
     reference = None
     if not args.no_reference:   # a run without agents is the centralized reference itself
         reference = result if not scheme_of(algorithm).runs_as_agents else \

@@ -53,6 +53,7 @@ def result_from_records(scenario: Scenario, x: np.ndarray, u: np.ndarray, status
                 for name, value in zip(s.counter_names, s.counter_values):   # the scheme's own counters
                     result.counter(name)[k, s.agent_id] = value
     result.messages_missing = int(sum(s.messages_missing for s in statuses))
+    result.messages_late = int(sum(s.messages_late for s in statuses))
     return result
 
 

@@ -162,8 +162,6 @@ class BlockUpdateAgent(Agent):
                               for j in self.required_plans)
         final = self._stats.stop(self.stopping.at_limit(self.iteration), converged and neighbours_done,
                                  self._residual(self.U[own], old))
-        if final:
-            self._record_plan_age()
         if final and self._silent_beyond_bound():
             self._fall_back_to_candidate()
             predicted = None
@@ -200,7 +198,6 @@ class BlockUpdateAgent(Agent):
     def cut_short(self) -> Plan | None:
         """Cut short (real time): the current iterate, unless a neighbour is silent beyond the fault bound (tube
         mode): then, as at a final iterate, the shifted own plan — the one the neighbours' tubes were built around."""
-        self._record_plan_age()
         if self._plan is None or not self._silent_beyond_bound():
             return super().cut_short()
         self._fall_back_to_candidate()
@@ -214,16 +211,6 @@ class BlockUpdateAgent(Agent):
         self.U[self._input_index[self.agent_id]] = self._candidate
         self._stats.fallbacks += 1
         self.solved = False
-
-    def _record_plan_age(self) -> None:
-        """Tube mode: counter stale_plan_steps, the steps since the newest plan of the required neighbour heard from
-        longest ago (0: every one sent a plan of this step) — the outage length the fault bound D is checked against
-        (bench/faults.py reports its maximum beside D)."""
-        if self.compatibility is None:
-            return
-        ages = [self.step - self._heard[j].step if j in self._heard else self.step
-                for j in self.required_plans & self._input_index.keys()]
-        self._stats.counters["stale_plan_steps"] = max(ages, default=0)
 
     def _silent_beyond_bound(self) -> bool:
         """Whether a required neighbour's newest plan is more than D steps old (tube mode only)."""

@@ -22,6 +22,15 @@ its neighbours' plans (TRANSIENT_LOCAL history in lock-step) already arrive step
 plans of its newest two steps aside (bounded: 2 (max_iteration + 1) per neighbour) and books those its first step
 admits, so it joins the negotiation in progress instead of waiting out a timeout per iteration.
 
+Injected delay (`plan_delay` [s], the agent parameter): every received plan is held that long before it counts as
+received (booked, heard from, able to complete an iteration), in arrival order. The kernel here has no netem, so
+this is how a ROS run gets a delay on its links; in `dmpc sim` a hold of d on an agent behaves as network latency d on
+every link into it (a plan sent at t counts at t + d either way, in the order sent; test_negotiator.py).
+
+Outages: at the end of each step the agent's statistics get `plan_outage_steps` (OUTAGE_COUNTER), the longest any
+neighbour has been silent: k minus the newest step of which a plan from it was received (0: every neighbour was
+heard in this step), which is what the tube fault bound D (controller.tube.missed_steps) is about.
+
 Events (methods):  activate(now) · deactivate(now) · measure(step, state, now) · receive(plan, now) · pose(state, now)
                    · tick(now) · refuse(reason, topic)
 Actions (returned): PublishPlan · ApplyInput · DriveRobot · StopRobot · StepDone · Warn · WakeAt
@@ -35,6 +44,8 @@ jumps back moves the armed deadlines with it, so no jump makes a negotiator wait
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -46,6 +57,7 @@ from .plan import Plan
 from .plan_book import PlanBook
 
 DEFAULT_ITERATION_TIMEOUT = 2.0   # [s] the wait for an iteration's plans before substitutes are used
+OUTAGE_COUNTER = "plan_outage_steps"   # per step: the longest any neighbour has been silent [steps] (module docstring)
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,7 @@ class Negotiator:
     robot: RobotTiming | None = None
     state_dim: int | None = None
     step_budget: float | None = None   # [s] after a step's measurement its input goes out (real time); None: no limit
+    plan_delay: float = 0.0   # [s] a received plan is held this long before it counts (injected delay)
     book: PlanBook = field(init=False)
 
     def __post_init__(self) -> None:
@@ -153,7 +166,12 @@ class Negotiator:
         if self.step_budget is not None and not (self.step_budget > 0 and math.isfinite(self.step_budget)):
             raise ValueError(f"step_budget: {self.step_budget} is not allowed: must be a finite number of seconds > 0 "
                              "(or None: no budget)")
+        if not (self.plan_delay >= 0 and math.isfinite(self.plan_delay)):
+            raise ValueError(f"plan_delay: {self.plan_delay} is not allowed: must be a finite number of seconds ≥ 0")
         self.book = PlanBook(self.agent, self.max_iteration)
+        self._held: list[tuple[float, int, Plan]] = []   # plan_delay: (due, arrival order, plan), a heap
+        self._arrivals = itertools.count()
+        self.heard_step: dict[int, int] = {}   # neighbour → the newest step of which a plan from it was received
         self.active = False
         self.last_step = -1           # the newest step started (or skipped for a stale pose)
         self.negotiating = False
@@ -226,8 +244,17 @@ class Negotiator:
 
     def receive(self, plan: Plan, now: float) -> list[Action]:
         """A neighbour's plan (its message already decoded and shape-checked): refused if no run of this agent can
-        have it, else booked; it may complete what a waiting step or iteration needs."""
+        have it, else booked; it may complete what a waiting step or iteration needs. With plan_delay it is held
+        first and counts from now + plan_delay (released by tick)."""
         self._see(now)
+        if self.plan_delay > 0:
+            due = now + self.plan_delay
+            heapq.heappush(self._held, (due, next(self._arrivals), plan))
+            return [WakeAt(due)]
+        return self._take(plan, now)
+
+    def _take(self, plan: Plan, now: float) -> list[Action]:
+        """A plan that counts as received now."""
         reason = self.book.inadmissible(plan)
         if reason and self.last_step < 0 and plan.agent in self.book.neighbours and plan.step >= 0 and \
                 plan.iteration <= self.book.max_iteration:   # no step yet (a rejoining agent): kept for the first
@@ -239,6 +266,7 @@ class Negotiator:
         if plan.agent not in self.book.neighbours:
             return []
         self.heard[plan.agent] = now
+        self.heard_step[plan.agent] = max(self.heard_step.get(plan.agent, -1), plan.step)
         if plan.step >= self.last_step:
             self._given_up.discard(plan.agent)   # heard from in this step: waited for again
         for key in ((plan.agent, plan.step, plan.iteration), (plan.agent, plan.step, -1) if plan.final else None):
@@ -272,6 +300,8 @@ class Negotiator:
         runs the watchdog."""
         self._see(now)
         actions: list[Action] = []
+        while self._held and self._held[0][0] <= now:   # held plans first: a plan due at a deadline is in time
+            actions += self._take(heapq.heappop(self._held)[2], now)
         if self.robot is not None and self.active:
             actions += self._robot_tick(now)
         deadline = self._deadline
@@ -290,6 +320,7 @@ class Negotiator:
     def next_wake(self) -> float | None:
         """When tick() has something to do next (None: nothing is armed)."""
         times = [t for t in (self._deadline.due if self._deadline else None, self._command_due,
+                             self._held[0][0] if self._held else None,
                              self._step_due if self.negotiating or self._measured is not None else None)
                  if t is not None]
         if self.robot is not None and self.active and not self._ended:
@@ -311,6 +342,8 @@ class Negotiator:
             self._command_due += now - self._clock
         if self._step_due is not None and now < self._clock:
             self._step_due += now - self._clock
+        if self._held and now < self._clock:
+            self._held = [(due + now - self._clock, order, plan) for due, order, plan in self._held]
         self._clock = now
 
     def _arm(self, now: float) -> list[Action]:
@@ -449,6 +482,9 @@ class Negotiator:
             final = self.agent.cut_short()
             if final is not None:
                 actions.append(PublishPlan(final))
+        neighbours = self.book.neighbours
+        self.agent.statistics.counters[OUTAGE_COUNTER] = \
+            max((max(step - self.heard_step.get(j, -1), 0) for j in neighbours), default=0)
         u = self.agent.control()   # finite and inside U_i whatever the solver did (coordination/safe_input.py)
         self._sent = ApplyInput(step, u)
         actions.append(self._sent)

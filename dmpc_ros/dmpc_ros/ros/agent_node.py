@@ -179,7 +179,7 @@ class AgentNode(LifecycleNode):
         budget = float(self._parameter("step_budget")) * system.sample_time
         self.negotiator = Negotiator(self.agent, controller.max_iterations + rounds, self._steps,
                                      float(self._parameter("iteration_timeout")), robot, self._dims[self.agent_id][0],
-                                     step_budget=budget or None)
+                                     step_budget=budget or None, plan_delay=float(self._parameter("plan_delay")))
         qos = plan_qos(self._parameter("plan_qos"))
         me = self.agent_id
         self._outputs = {
@@ -316,7 +316,9 @@ class AgentNode(LifecycleNode):
             self._arm_wake(self.negotiator.next_wake)
 
     def _arm_wake(self, due: float) -> None:
-        """One shot at `due` (negotiator clock), never sooner than 1 ms from now (no busy timer)."""
+        """One shot at `due` (negotiator clock) or at the negotiator's earliest wake-up if that is sooner (a later
+        WakeAt, e.g. a held plan's, must not push back an armed deadline), never sooner than 1 ms from now."""
+        due = min(due, self.negotiator.next_wake if self.negotiator.next_wake is not None else due)
         self._wake.timer_period_ns = max(int((due - self._now()) * 1e9), 1_000_000)
         self._wake.reset()
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from ..coordination import ALGORITHMS
 from ..coordination.negotiator import DEFAULT_ITERATION_TIMEOUT
 from ..mpc.qp import BACKENDS
+from ..sim.network import LOSS_MODELS
 from ..sim.plant_inputs import SAFE_INPUTS
 
 MAX_AGENTS = 1000          # agents a scenario may have (so agent ids are 0 … MAX_AGENTS − 1)
@@ -239,6 +240,16 @@ TABLE: tuple[Parameter, ...] = (
               launch=LAUNCH_FILES, **OVERRIDE),
     Parameter("strict", bool, False, "end the run at the first step without a solution, with the strict exit code (3) "
               "(also simulation.strict)", override=("simulation", "strict"), flag="strict", **OVERRIDE),
+    # Lossy links between hosts in dmpc sim (sim/network.py); a ROS run's loss is the network's own.
+    Parameter("link_loss", float, -1.0, "dmpc sim: probability that a link between two hosts loses a plan "
+              "message, per message and direction (links within a host: none)", low=0.0, high=0.99,
+              override=("network", "link_loss"), flag="link-loss", commands=("sim",)),
+    Parameter("hosts", str, "", "dmpc sim: the agents of each host, hosts split by / and agents by , (e.g. 0,1/2,3); "
+              "the scenario's network.hosts if empty, else each agent a host of its own", override=("network", "hosts"),
+              flag="hosts", commands=("sim",)),
+    Parameter("loss_model", str, "", "dmpc sim: what a lost packet does to a plan: best_effort (the plan is lost) or "
+              "reliable (retransmitted after network.retransmit_delay per loss, in order: late)", choices=LOSS_MODELS,
+              override=("network", "loss_model"), flag="loss-model", commands=("sim",)),
     # -- the run ----------------------------------------------------------------------------------------------------
     Parameter("namespace", str, "/dmpc", "ROS namespace of the run's nodes and topics", flag="namespace",
               commands=("run", "viz-config", "keys"), launch=LAUNCH_FILES, rule=is_namespace,
@@ -300,6 +311,10 @@ TABLE: tuple[Parameter, ...] = (
               "time after its measurement, with the negotiation's current iterate, and a silent neighbour is waited "
               "for once per step; 0: no budget (lock-step; dmpc run sets 0.6 in real_time)", nodes=("agent",),
               low=0.0, high=1.0, read_only=True),
+    Parameter("plan_delay", float, 0.0, "hold every received neighbour plan this long before it counts as received "
+              "[s]: delay injected by the project (no netem here); dmpc sim: in simulated time, the same as "
+              "network.latency on every link into the agent", nodes=("agent",), low=0.0, high=60.0, read_only=True,
+              flag="plan-delay", commands=("run", "sim")),
     Parameter("plan_qos", str, "reliable", "QoS of plan topics (see dmpc_ros.ros.qos); dmpc run: reliable in "
               "lock_step, best_effort in real_time unless given (bench/faults.py compares them on lossy links)",
               nodes=("agent",), choices=PLAN_QOS, read_only=True, flag="plan-qos", commands=("run",), by_mode=True),
@@ -380,7 +395,7 @@ TABLE: tuple[Parameter, ...] = (
 )
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in TABLE}
 # node parameters whose `dmpc run` flags are passed to the nodes as they are (the plant's guard)
-NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input", "plan_qos")
+NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input", "plan_qos", "plan_delay")
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in TABLE}
 # Fields a command line or a node parameter may override: name → (section, key) of the scenario data.
 OVERRIDES: dict[str, tuple[str, str]] = {p.name: p.override for p in TABLE if p.override}

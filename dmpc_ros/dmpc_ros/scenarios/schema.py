@@ -24,6 +24,7 @@ from ..mpc.terminal import NotStabilizable, admissible_target, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
 from ..progress import report
 from ..sim.disturbances import PlantDisturbance, ScriptedDisturbance, add, scripted_sequences
+from ..sim.network import DEFAULT_RETRANSMIT_DELAY, LOSS_MODELS, host_map
 from .checks import check_initial_state, check_nonempty_sets
 from .csv_series import scenario_directory
 from .disturbance_entries import parse_disturbances
@@ -82,6 +83,10 @@ class Scenario:
     network_seed: int
     outage_probability: float = 0.0             # a link is down for a whole step (every plan of it lost)
     max_outage_steps: int = 0                   # … at most this many steps in a row
+    hosts: tuple[tuple[int, ...], ...] | None = None   # agents per host (dmpc sim's lossy links; None: one each)
+    link_loss: float = 0.0                      # per message and direction between two hosts (sim/network.py)
+    loss_model: str = "best_effort"             # … lost (best_effort) or retransmitted, i.e. late (reliable)
+    retransmit_delay: float = DEFAULT_RETRANSMIT_DELAY   # [s] per lost transmission (reliable)
     disturbance_kind: str = "uniform"           # uniform in the box | vertices (worst case: ±bound)
     tubes: TubeFamily | None = None             # robust: tube, per-agent RPI sets and ancillary gains
     strict: bool = False                        # end the run at the first step that had no solution (exit code 3)
@@ -444,7 +449,7 @@ def checked_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, sa
                             "network.latency, in seconds per message (a plan later than the agents' iteration "
                             "timeout is replaced by a substitute, as in a ROS run)")
     reject_unknown(network, "network.", {"latency", "drop_probability", "seed", "outage_probability",
-                                         "max_outage_steps"})
+                                         "max_outage_steps", "hosts", "link_loss", "loss_model", "retransmit_delay"})
     scenario = Scenario(
         name=text(sections.get("name", Path(source).stem if source else "scenario"), "name"),
         description=text(sections.get("description", ""), "description", limit=10_000, lines=True),
@@ -457,6 +462,11 @@ def checked_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, sa
         outage_probability=number(network, "network.", "outage_probability", default=0.0, minimum=0.0, maximum=1.0),
         max_outage_steps=number(network, "network.", "max_outage_steps", default=0, minimum=0, maximum=1000,
                                 integer=True),
+        hosts=parse_hosts(network.get("hosts"), parts.model.num_agents),
+        link_loss=number(network, "network.", "link_loss", default=0.0, minimum=0.0, maximum=0.99),
+        loss_model=choice(network, "network.", "loss_model", LOSS_MODELS, default="best_effort"),
+        retransmit_delay=number(network, "network.", "retransmit_delay", default=DEFAULT_RETRANSMIT_DELAY,
+                                minimum=0.0, maximum=3600.0),
         disturbance_kind=choice(simulation, "simulation.", "disturbance_kind", ("uniform", "vertices"),
                                 default="uniform"),
         tubes=tubes, family_settings=parts.settings, source=source, sections=sections, scripted_disturbances=scripted,
@@ -470,6 +480,35 @@ def checked_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, sa
     )
     family.check_model(scenario, system)
     return scenario
+
+
+def parse_hosts(value: Any, num_agents: int) -> tuple[tuple[int, ...], ...] | None:
+    """network.hosts: the agents of each host, as a list of lists of agent ids or as text "0,1/2,3" (hosts split
+    by /, agents by ,; the `dmpc sim --hosts` form); every agent on exactly one host. Absent: None (each agent a
+    host of its own)."""
+    name = "network.hosts"
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = [[int(a) for a in part.split(",")] for part in value.split("/")]
+        except ValueError:
+            raise ScenarioError(f"{name}: {value[:60]!r} is not allowed: must be agent ids, hosts split by / and "
+                                "agents by , (e.g. 0,1/2,3)") from None
+    if not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(h, (list, tuple)) and h for h in value):
+        raise ScenarioError(f"{name}: {str(value)[:60]} is not allowed: must be a non-empty list of non-empty lists "
+                            "of agent ids (e.g. [[0, 1], [2, 3]])")
+    try:
+        where = host_map(value)
+    except ValueError as error:
+        raise ScenarioError(f"network.{error}") from None
+    if sorted(where) != list(range(num_agents)):
+        absent = sorted(set(range(num_agents)) - set(where))
+        extra = sorted(set(where) - set(range(num_agents)))
+        raise ScenarioError(f"{name}: {str(value)[:60]} is not allowed: every agent 0 … {num_agents - 1} must be on "
+                            f"one host ({f'missing {absent}' if absent else f'no agent {extra}'})")
+    return tuple(tuple(int(a) for a in h) for h in value)
 
 
 def parse_flag(data: dict, path: str, key: str, default: bool = False) -> bool:

@@ -5,7 +5,8 @@ p = 1, 2, … run until every agent has flagged its plan final; the plant applie
 optional disturbances (sim/disturbances.py). Each agent runs in a Negotiator (coordination/negotiator.py), the
 same rules the ROS agent node runs: it iterates once the plans the iteration needs are in (of iteration p − 1 for
 parallel schemes, p for a Gauss-Seidel predecessor) and uses substitutes after its iteration timeout, in simulated
-time on the in-memory network (sim/network.py: latency, drops, outages).
+time on the in-memory network (sim/network.py: latency, drops, outages, lossy links between hosts) and with the
+agents' injected hold on received plans (plan_delay).
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class SimulationSettings:
     input_disturbance: np.ndarray | None = None   # steps × n_u d(k) added to the applied input (a load)
     input_rules: InputRules = field(default_factory=InputRules)   # the plant's clamp, rate limit, stale rule
     warm_start: np.ndarray | None = None   # N × n_u: the first step's candidate (a team change), else the reference
+    plan_delay: float = 0.0   # [s, simulated] every agent holds a received plan this long (negotiator.py)
 
 
 def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSystem | NonlinearPlant, x0: np.ndarray,
@@ -86,9 +88,11 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     plant_inputs = PlantInputs(plant.subsystems, settings.input_rules)
     disturbance = PlantDisturbance(settings.disturbance, settings.input_disturbance)
     team = SimulatedTeam(agents, design, network, max_iteration=max_iterations, steps=T,
-                         sample_time=plant.sample_time, iteration_timeout=settings.iteration_timeout) \
+                         sample_time=plant.sample_time, iteration_timeout=settings.iteration_timeout,
+                         plan_delay=settings.plan_delay) \
         if agents else None
     shifted_inputs = None   # the centralized plan of the previous step, shifted (its next warm start)
+    stale_used = 0   # plans an agent used from an earlier iteration (its statistics.messages_late, as AgentStatus adds)
     for k in range(T):
         messages_before, bytes_before = network.messages, network.bytes
         if centralized is not None:
@@ -114,6 +118,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
             U, iterations, solve_times = team.step(k, x, record)
             result.agent_solve_times[k] = solve_times
             result.agent_call_times[k] = [list(a.statistics.call_times) for a in agents]
+            stale_used += sum(a.statistics.messages_late for a in agents)
         else:
             U, iterations = ref_inputs.ravel(), 1
             result.cost_per_iteration[k, 0] = design.trajectory_cost(ref_states, ref_inputs, k)
@@ -153,6 +158,7 @@ def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSys
     result.violation[T] = plant.constraint_violation(x)
     if team is not None:
         result.messages_missing = team.counts.get("missing", 0)
+        result.messages_late = team.counts.get("late", 0) + stale_used   # AgentStatus.messages_late, summed
     return result
 
 
@@ -163,12 +169,14 @@ class SimulatedTeam:
 
     def __init__(self, agents, design, network: InMemoryNetwork | None = None, *, max_iteration: int = 100_000,
                  steps: int = 10**9, sample_time: float = 1.0,
-                 iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT) -> None:
+                 iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT, plan_delay: float = 0.0) -> None:
         """`design` assembles the plans (a ControllerDesign or a plant prediction) and knows the state slices;
-        `max_iteration` bounds the iterations of a step (the negotiators refuse plans beyond it)."""
+        `max_iteration` bounds the iterations of a step (the negotiators refuse plans beyond it); `plan_delay` [s]:
+        each negotiator holds a received plan that long (the same as that latency on every link into it)."""
         network = InMemoryNetwork() if network is None else network
         self.agents, self.design, self.network, self.sample_time = agents, design, network, sample_time
-        self.negotiators = {a.agent_id: Negotiator(a, max_iteration, steps, iteration_timeout) for a in agents}
+        self.negotiators = {a.agent_id: Negotiator(a, max_iteration, steps, iteration_timeout, plan_delay=plan_delay)
+                            for a in agents}
         self.listeners = {a.agent_id: {b.agent_id for b in agents if a.agent_id in b.required_plans} for a in agents}
         self.now = 0.0
         self._wakes: list[tuple[float, int, int]] = []

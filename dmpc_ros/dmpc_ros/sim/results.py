@@ -8,11 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..coordination.negotiator import OUTAGE_COUNTER
 from ..coordination.scheme import scheme_of
 
 STRICT_EXIT = 3   # exit code of a run that strict mode ended at a step without a solution (dmpc sim and run)
 COUNTER_PREFIX = "counter_"   # trajectory.npz: the scheme's counters, one array per name
-NOT_SUMMED = frozenset({"fallback_state_margin"})   # a margin per step: its worst is in failures(), not a total
+# per-step values whose sum means nothing: a margin (its worst is in failures()) and the longest neighbour silence
+# (coordination/negotiator.OUTAGE_COUNTER; its maximum is summary.json's longest_plan_outage)
+NOT_SUMMED = frozenset({"fallback_state_margin", OUTAGE_COUNTER})
 
 
 @dataclass
@@ -40,6 +43,7 @@ class SimulationResult:
     refused_inputs: int = 0                                 # inputs the plant refused: outside U_i (plant_inputs)
     plant_inputs: dict = field(default_factory=dict)        # the plant's guard: PlantInputs.counts() (per agent)
     messages_missing: int = 0                               # plans substituted after a deadline (ROS runs)
+    messages_late: int = 0       # … arrived after all, or used from an earlier iteration (AgentStatus.messages_late)
     nominal_x: np.ndarray | None = None                     # T × n_x: tube mode's nominal states x̄(k)
     # per step and controller (each agent; the centralized controller is one): what went wrong (base.StepStatistics)
     infeasible: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), int))       # local problems infeasible
@@ -81,6 +85,11 @@ class SimulationResult:
             self.capped[k, c], self.residual[k, c] = stats.capped, stats.residual
             for name, value in stats.counters.items():
                 self.counter(name)[k, c] = value
+
+    def longest_outage(self) -> int | None:
+        """The most steps in a row any agent went without a plan from one of its neighbours (None: not recorded)."""
+        values = self.counters.get(OUTAGE_COUNTER)
+        return None if values is None or values.size == 0 else int(np.max(values))
 
     def counter(self, name: str) -> np.ndarray:
         """The per-step, per-controller values of one of the scheme's counters (zeros until reported)."""
@@ -241,6 +250,8 @@ class SimulationResult:
             "refused_inputs": self.refused_inputs,
             "plant_inputs": self.plant_inputs or None,
             "messages_missing": self.messages_missing,
+            "messages_late": self.messages_late,
+            "longest_plan_outage": self.longest_outage(),
             "failures": self.failures(),
             "iteration_limit": self.iteration_cap(),
             "counters": self.counter_totals(),
