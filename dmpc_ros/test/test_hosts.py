@@ -4,8 +4,12 @@ be had (not root); CI runs as root and runs them."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -87,3 +91,35 @@ def test_a_tube_platoon_across_hosts_at_30_percent_loss_keeps_every_constraint(s
     trajectory = np.load(tmp_path / "ros" / "trajectory.npz")
     u = trajectory["u"]
     assert np.all(np.isfinite(u)) and np.all(u >= -5.0 - 1e-12) and np.all(u <= 2.5 + 1e-12)
+
+
+def test_an_agent_killed_on_another_host_is_respawned_there_and_the_run_completes(sandbox_ready, domain_id,
+                                                                                   tmp_path) -> None:
+    """SIGKILL of agent 2 on h2 once it has negotiated a step: h2's runner starts it again (--respawn agents on
+    every host), the head's manager brings it up again across the network, and the lock-step run ends complete."""
+    killed = {}
+
+    def kill_agent_2() -> None:
+        plan = tmp_path / "ros" / "h2" / "resume" / "agent_2.npz"   # written once agent 2 has finished a step
+        deadline = time.monotonic() + 120
+        while not plan.is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        found = subprocess.run(["pgrep", "-f", f"__node:=agent_2 .*{tmp_path}/ros/h2/"], capture_output=True,
+                               text=True).stdout.split()
+        if len(found) == 1:
+            os.kill(int(found[0]), signal.SIGKILL)
+            killed["pid"] = int(found[0])
+
+    with HostSandbox(3) as sandbox:
+        block_multicast(sandbox)
+        killer = threading.Thread(target=kill_agent_2)
+        killer.start()
+        runs = split_run(sandbox, "mass_spring", PLACEMENT, tmp_path / "ros", domain_id, timeout=200,
+                         flags=("--no-reference", "--steps", "30", "--respawn", "agents", "--iteration-timeout",
+                                "0.5"))
+        killer.join(timeout=10)
+    assert killed, console(runs)
+    assert all(run.returncode == 0 for run in runs.values()), console(runs)
+    assert "node agent_2 respawned" in runs["h2"].output, console(runs)
+    summary = json.loads((tmp_path / "ros" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["max_constraint_violation"] <= 1e-9, summary

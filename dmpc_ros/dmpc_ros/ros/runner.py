@@ -160,7 +160,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
           f"ROS_DOMAIN_ID={reservation.domain_id}, discovery {discovery}{here}; parameters in {params}", flush=True)
     if not is_head(specs):
         try:
-            return run_member(specs, params, env, namespace, timeout, echo)
+            return run_member(specs, params, env, namespace, timeout, echo, policy)
         finally:
             reservation.release()
 
@@ -329,30 +329,36 @@ def node_command(spec: NodeSpec, params: Path, enclave: list[str]) -> list[str]:
 
 
 def run_member(specs: list[NodeSpec], params: Path, env: dict[str, str], namespace: str, timeout: float,
-               echo: bool) -> RunOutcome:
+               echo: bool, policy: RespawnPolicy | None = None) -> RunOutcome:
     """A computer of a split team without the lifecycle manager: start its nodes and wait until they end (the
     head's manager brings them up and, at the run's end, shuts them down, which ends their processes). A stop
-    signal or `timeout` stops them here. Exit 0 when every node ended cleanly; no results here (the head writes
-    them). SROS2 enclaves as on the head."""
+    signal or `timeout` stops them here. With a respawn `policy` a node process that dies is started again here,
+    and the head's manager brings it up again as on the head. Exit 0 when every node ended cleanly; no results here
+    (the head writes them). SROS2 enclaves as on the head."""
     secured = env.get("ROS_SECURITY_ENABLE", "").lower() == "true"
     group = ProcessGroup(echo=echo)
     interrupted = threading.Event()
     stop = StopRequest(interrupted)
     previous_handlers = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     outcome = None
+    policy = policy or RespawnPolicy()
+    kinds = {spec.name: KINDS[spec.executable] for spec in specs}
+    processes, respawning = {}, {}
     try:
         for spec in specs:
-            group.start(spec.name, node_command(spec, params, ["--enclave", f"{namespace.rstrip('/')}/{spec.name}"]
-                                                if secured else []), env)
+            processes[spec.name] = group.start(spec.name, node_command(
+                spec, params, ["--enclave", f"{namespace.rstrip('/')}/{spec.name}"] if secured else []), env)
         print(f"dmpc run: started {', '.join(s.name for s in specs)}; the head computer (plant and lifecycle "
               "manager) brings them up and ends them", flush=True)
         started = time.monotonic()
         while outcome is None:
             time.sleep(0.05)
+            if policy.scope != "none":
+                respawn_dead(group, processes, policy, kinds, respawning)
             codes = [p.popen.poll() for p in group.processes]
             if interrupted.is_set():
                 outcome = RunOutcome(interrupted_code(stop.signum), stop.reason())
-            elif all(code is not None for code in codes):
+            elif all(code is not None for code in codes) and not respawning:
                 failed = [(p.name, c) for p, c in zip(group.processes, codes) if c != 0]
                 outcome = RunOutcome(0, "this computer's nodes ended") if not failed else \
                     RunOutcome(1, f"node {failed[0][0]} ended with exit code {failed[0][1]}")

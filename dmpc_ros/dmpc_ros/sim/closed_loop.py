@@ -49,8 +49,8 @@ class SimulationSettings:
     iteration_timeout: float = DEFAULT_ITERATION_TIMEOUT   # [s] simulated wait for a late plan (negotiator.py)
     input_disturbance: np.ndarray | None = None   # steps × n_u d(k) added to the applied input (a load)
     input_rules: InputRules = field(default_factory=InputRules)   # the plant's clamp, rate limit, stale rule
-    warm_start: np.ndarray | None = None   # N × n_u: the first step's candidate (a team change), else the reference
     plan_delay: float = 0.0   # [s, simulated] every agent holds a received plan this long (negotiator.py)
+    warm_start: np.ndarray | None = None   # N × n_u: the first step's candidate (a team change), else the reference
 
 
 def simulate(design: ControllerDesign | NonlinearDesign, plant: CoupledLinearSystem | NonlinearPlant, x0: np.ndarray,
