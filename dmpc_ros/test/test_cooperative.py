@@ -232,3 +232,23 @@ def test_a_late_plan_is_waited_for_up_to_the_iteration_timeout_then_replaced() -
     assert hasty.messages_missing > 0
     assert np.max(np.abs(hasty.x - lossless.x)) > 1e-9
     assert np.max(np.abs(hasty.u)) <= 1.0 + 1e-9   # substitutes or not, inputs stay inside U
+
+
+@pytest.mark.parametrize("algorithm", ["jacobi", "gauss_seidel"])
+def test_a_neighbour_never_heard_from_is_at_its_reference_state_not_at_the_origin(algorithm) -> None:
+    """Step 0 with every neighbour's plan lost (bring-up on a lossy link): the agent's view puts each neighbour at
+    its reference state, not at the origin (a platoon's predecessor at standstill with no gap drove the followers'
+    inputs to their limits at cruise, bench/faults.py), and its first solve is feasible."""
+    scenario = load_scenario("platoon")
+    design = scenario.design()
+    agents = build_agents(design, algorithm, StoppingRule(5, 0.0))
+    x0 = scenario.initial_state
+    agent = agents[2]
+    block = agent.block
+    own = agent._own_states
+    agent.begin_step(0, x0[scenario.plant().state_slice(2)], {})
+    plan = agent.iterate({})
+    x_ref = block.reference.window(0, agent.horizon)[0][0]
+    others = np.setdiff1d(np.arange(block.network.n_x), own)
+    np.testing.assert_array_equal(agent.x0[others], x_ref[others])
+    assert np.all(np.isfinite(plan.inputs)) and agent.solved

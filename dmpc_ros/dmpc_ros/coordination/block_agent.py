@@ -123,8 +123,13 @@ class BlockUpdateAgent(Agent):
             self._shift_view()
         elif self._seed is not None:   # first step after a team change: the re-formed team's feasible candidate
             self.U, self._seed = self._seed, None
-        else:  # first step: every member's reference inputs over the horizon (the same view in every agent)
-            self.U = self.block.reference.window(step, self.horizon)[1].ravel().astype(float)
+        else:  # first step: every member's reference inputs over the horizon (the same view in every agent), and
+            # every member at its reference state until its first plan says where it is: a neighbour never heard from
+            # (its plans lost at bring-up on a lossy link) stays there instead of at the origin, which for a platoon
+            # meant a predecessor at standstill with no gap (bench/faults.py: inputs at their limits at cruise)
+            x_ref, u_ref = self.block.reference.window(step, self.horizon)
+            self.U = u_ref.ravel().astype(float)
+            self.x0 = np.array(x_ref[0], float)
             self._warm_start(step, inbox)
         self._previous = self._plan if self._plan is not None and self._plan.step == step - 1 else None
         self.step, self.iteration = step, 0
