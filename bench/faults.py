@@ -140,6 +140,7 @@ def table(rows: list[dict]) -> str:
     lines = ["| scenario | mode | loss | plans | steps | step [s] median / max | viol | outside U | NaN | cost vs 0 % "
              "| dmpc sim: cost vs 0 % | missing (sim) | late | outage / D | dropped |", "|" + "---|" * 15]
     base = {(r["scenario"], r["mode"], r["plans"]): r.get("cost") for r in rows if r["loss"] == 0 and r["steps"]}
+    done = {(r["scenario"], r["mode"], r["plans"]): r["steps"] for r in rows if r["loss"] == 0}
     sim_base = {(r["scenario"], r["mode"], r["plans"]): r.get("sim_cost") for r in rows if r["loss"] == 0}
     for r in rows:
         if not r["steps"]:
@@ -148,6 +149,8 @@ def table(rows: list[dict]) -> str:
             continue
         key = (r["scenario"], r["mode"], r["plans"])
         cost, sim_cost = relative(r["cost"], base.get(key)), relative(r.get("sim_cost"), sim_base.get(key))
+        if r["steps"] != done.get(key, r["steps"]):   # a stalled run's cost covers fewer steps: not comparable
+            cost = f"— ({r['steps']} steps)"
         outage = "—" if r["outage"] is None else f"{r['outage']} / {'—' if r['bound'] is None else r['bound']}"
         lines.append(f"| {r['scenario']} | {r['mode']} | {r['loss']:.0%} | {PLANS_TEXT[r['plans']]} | {r['steps']} "
                      f"| {r['step_median']:.3f} / {r['step_max']:.2f} | {r['violation']:.1e} | {r['outside']} "
