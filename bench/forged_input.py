@@ -36,27 +36,19 @@ from rclpy.executors import SingleThreadedExecutor
 
 from dmpc_ros.ros.qos import CONTROL_QOS, STATE_QOS
 from dmpc_ros_msgs.msg import ControlInput, SubsystemState
-from side_run import ACTIVE, DOMAIN, run_beside
+from side_run import ACTIVE, DOMAIN, RunOutputs, run_beside
 
 FORGED = 50.0   # [N] against the 1 N limit of mass_spring
 
 
 @dataclass
-class GuardedRun:
+class GuardedRun(RunOutputs):
     returncode: int
     output: str                # the runner's console
     folder: Path
     sent: int = 0              # forged inputs published
     seconds_to_stop: float | None = None   # manager killed → plant process gone
     killed_at: float | None = None         # time.monotonic() of the kill
-
-    @property
-    def summary(self) -> dict:
-        return json.loads((self.folder / "summary.json").read_text())
-
-    @property
-    def plant(self):
-        return np.load(self.folder / "plant.npz")
 
 
 def forge(domain_id: int, stop: threading.Event, sent: list) -> None:

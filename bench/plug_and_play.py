@@ -45,7 +45,8 @@ def main() -> int:
             result = simulate(base)
             metrics = base.metrics(result.x, result.u)
             near = metrics.get("min_gap", metrics.get("min_distance"))
-            print(f"| {name} (no changes) | {loss:g} | 0–{base.steps} | — | {base.num_agents} agents | {cell(near)} | "
+            print(f"| {name} (no changes) | {loss:g} | 0–{base.steps} | — | {base.num_agents} agents "
+                  f"| {cell(near)} | "
                   f"{cell(metrics.get('string_stability_ratio'))} | {int(result.infeasible.sum())} | — | "
                   f"{cell(float(result.violation.max()))} |")
             scenario = with_loss(name, loss)

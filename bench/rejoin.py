@@ -20,7 +20,6 @@ Usage: python bench/rejoin.py [--steps 40] [--real-time-steps 40] [--at-step 10]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from forged_input import pid_of, scenario_with_sample_time
-from side_run import run_beside
+from side_run import RunOutputs, run_beside
 
 VICTIMS = ("agent_1", "plant", "lifecycle_manager")
 CONTAINER = "agents_0"   # with --agents-per-process 2: the agent container of agents 0 and 1
@@ -42,21 +41,13 @@ INPUT_SOLVED = 0   # AgentStatus.INPUT_SOLVED
 
 
 @dataclass
-class RejoinRun:
+class RejoinRun(RunOutputs):
     returncode: int
     output: str                # the runner's console
     folder: Path
     victim: str
     killed_at: float | None    # time.monotonic() of the kill (None: the victim was not found)
     killed_unix: float | None = None   # time.time() of the kill (the nodes' log stamps are UNIX time)
-
-    @property
-    def summary(self) -> dict:
-        return json.loads((self.folder / "summary.json").read_text())
-
-    @property
-    def plant(self):
-        return np.load(self.folder / "plant.npz")
 
     @property
     def respawned(self) -> int:

@@ -3,12 +3,16 @@ plans, forged inputs, a killed node) start the run, wait until its nodes are up,
 thread until the run ends."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import threading
 from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 
 
 ACTIVE = r"all \d+ nodes active"       # the run's nodes are up: step 0 is next
@@ -40,3 +44,17 @@ def run_beside(command: list[str], side: Callable[[int, threading.Event], None] 
         if worker is not None:
             worker.join(timeout=60)
     return runner.returncode, text
+
+
+class RunOutputs:
+    """What a `dmpc run` left in its output folder (`folder`, a field of the dataclass that mixes this in)."""
+
+    folder: Path
+
+    @property
+    def summary(self) -> dict:
+        return json.loads((self.folder / "summary.json").read_text())
+
+    @property
+    def plant(self):
+        return np.load(self.folder / "plant.npz")

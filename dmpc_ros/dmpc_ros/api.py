@@ -117,7 +117,8 @@ def save_team(run: TeamRun, scenario: Scenario, output: str | Path, console=None
                "max_constraint_violation": "max viol.", "infeasible_problems": "infeasible",
                "first_step_fallbacks": "repairs at restarts"}
     keys = [k for k in columns if any(k in s for s in summary["stretches"])]
-    table = Table(title=f"{readable(scenario.name)} — {scenario.controller.algorithm}, team changes")
+    title = f"{readable(scenario.name)} — {scenario.controller.algorithm}, team changes"
+    table = Table(title=title)
     for column in ["steps", "team"] + [columns[k] for k in keys]:
         table.add_column(column, justify="right")
     for stretch in summary["stretches"]:

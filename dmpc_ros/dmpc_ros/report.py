@@ -117,10 +117,11 @@ def read_run_bag(bag: Path) -> RunBag:
 
 
 def plant_trajectory(scenario: Scenario, states: dict, inputs: dict) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """The plant's x (T+1 × n) and u (T × m) from recorded states and inputs (step → agent → vector): T is the last
-    step with a recorded state such that every earlier step has every agent's input. A state the record lacks is
-    recomputed from the step before with the scenario's plant model and its (deterministic) disturbances, exactly
-    as the plant node computed it; x(0) defaults to the initial state. Returns x, u and the recomputed steps."""
+    """The plant's x (T+1 × n) and u (T × m) from recorded states and inputs (step → agent → vector): T is
+    the last step with a recorded state such that every earlier step has every agent's input. A state the record
+    lacks is recomputed from the step before with the scenario's plant model and its (deterministic) disturbances,
+    exactly as the plant node computed it; x(0) defaults to the initial state. Returns x, u and the recomputed
+    steps."""
     plant, disturbance = scenario.plant(), scenario.plant_disturbance()
     M = scenario.num_agents
     last = max((k for k, found in states.items() if found), default=-1)

@@ -208,8 +208,9 @@ def test_the_tally_decides_on_every_members_vote_and_a_silent_member_refuses() -
     assert tally.receive(Vote(4, 3, 3)).accepted and tally.announcement.members == (0, 1, 2, 3)
     tally = ChangeTally(change, before, after, graphs, noun="vehicle")
     no = tally.receive(Vote(4, 3, 3, Violation(3, 2, "e ≥ 2 (1.5)", 0.5)))
-    assert not no.accepted and no.reason == ("vehicle 3 join at step 4: the shifted candidate violates e ≥ 2 (1.5) of "
-                                             "vehicle 3 at prediction step 2 by 0.5")
+    assert not no.accepted
+    assert no.reason == ("vehicle 3 join at step 4: the shifted candidate violates e ≥ 2 (1.5) of "
+                         "vehicle 3 at prediction step 2 by 0.5")
     assert tally.receive(Vote(4, 3, 0)) is None   # decided: later votes change nothing
 
 
@@ -229,7 +230,8 @@ def test_dmpc_sim_reports_the_changes_and_the_figures_through_them(tmp_path, cap
     assert main(["sim", str(path), "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "step 2: vehicle 3 joins — applied; team [0, 1, 2, 3]" in out
-    assert "step 4: vehicle 4 joins — refused: vehicle 4 join at step 4: the shifted candidate violates e ≥ 2" in out
+    assert ("step 4: vehicle 4 joins — refused: vehicle 4 join at step 4: the shifted candidate violates "
+            "e ≥ 2") in out
     summary = json.loads((tmp_path / "out" / "team_changes.json").read_text())
     assert [a["accepted"] for a in summary["announcements"]] == [True, False]
     assert [s["team"] for s in summary["stretches"]] == [[0, 1, 2], [0, 1, 2, 3]]

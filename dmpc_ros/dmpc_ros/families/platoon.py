@@ -145,7 +145,8 @@ class PlatoonFamily(ModelFamily):
     def change_metrics(self, scenario, x: np.ndarray, u: np.ndarray, source: int | None) -> dict:
         """The platoon's figures over the stretch; after a leave (`source`: the follower that closes up) the
         string-stability ratios are taken from that vehicle down, with its spacing error in the role of the first
-        follower's: max_{j > s} ‖δ_j‖∞ / ‖δ_s‖∞ (≤ 1: the disturbance does not grow down the platoon)."""
+        follower's: max_{j > s} ‖δ_j‖∞ / ‖δ_s‖∞ (≤ 1: the disturbance does not grow down the
+        platoon)."""
         metrics = self.metrics(scenario, x, u)
         peaks = np.asarray(metrics["peak_spacing_error"])   # follower f at f − 1
         if source is not None and 1 <= source <= peaks.size:
