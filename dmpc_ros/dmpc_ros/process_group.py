@@ -107,6 +107,28 @@ class ProcessGroup:
         self.processes.insert(index, fresh)
         return fresh
 
+    def respawn_dead(self, processes: dict[str, ManagedProcess], policy: RespawnPolicy, kinds: dict[str, str],
+                     respawning: dict[str, float]) -> None:
+        """Start again, once their delay is over, the dead children `policy` covers (`kinds`: name → agent, plant or
+        lifecycle_manager; `respawning`: name → when it starts again, those waiting; `processes`: name → child, kept
+        current). A child it does not cover (or whose restarts are spent) is left to the caller's death rule."""
+        now = time.monotonic()
+        for managed in list(self.processes):
+            code = managed.popen.poll()
+            if code is None or managed.name in respawning:
+                continue
+            delay = policy.restart_delay(managed.name, kinds[managed.name], code)
+            if delay is None:
+                continue
+            respawning[managed.name] = now + delay
+            print(f"dmpc run: node {managed.name} exited with code {code}; respawning it in {delay:g} s (restart "
+                  f"{policy.restarts[managed.name]} of {policy.limit})", flush=True)
+        for name, due in list(respawning.items()):
+            if now >= due:
+                processes[name] = self.restart(processes[name])
+                del respawning[name]
+                print(f"dmpc run: node {name} respawned (pid {processes[name].popen.pid})", flush=True)
+
     def _forward(self, managed: ManagedProcess) -> None:
         assert managed.popen.stdout is not None
         for line in managed.popen.stdout:

@@ -218,7 +218,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         while outcome is None:
             lost += not spin_once_taking(executor, 0.02)
             if policy.scope != "none" and died is None:
-                respawn_dead(group, processes, policy, kinds, respawning)
+                group.respawn_dead(processes, policy, kinds, respawning)
             plant, manager = processes["plant"], processes.get("lifecycle_manager")
             failed, seen = (failed_status(recorder.statuses, seen) if scenario.strict else None), len(recorder.statuses)
             if interrupted.is_set():
@@ -298,28 +298,6 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     return outcome
 
 
-def respawn_dead(group: ProcessGroup, processes: dict, policy: RespawnPolicy, kinds: dict[str, str],
-                 respawning: dict[str, float]) -> None:
-    """Start again, once their delay is over, the dead processes the policy covers (`respawning`: those waiting);
-    a process it does not cover (or whose restarts are spent) is left for the death rule of the run loop."""
-    now = time.monotonic()
-    for managed in list(group.processes):
-        code = managed.popen.poll()
-        if code is None or managed.name in respawning:
-            continue
-        delay = policy.restart_delay(managed.name, kinds[managed.name], code)
-        if delay is None:
-            continue
-        respawning[managed.name] = now + delay
-        print(f"dmpc run: node {managed.name} exited with code {code}; respawning it in {delay:g} s (restart "
-              f"{policy.restarts[managed.name]} of {policy.limit})", flush=True)
-    for name, due in list(respawning.items()):
-        if now >= due:
-            processes[name] = group.restart(processes[name])
-            del respawning[name]
-            print(f"dmpc run: node {name} respawned (pid {processes[name].popen.pid})", flush=True)
-
-
 def node_command(spec: NodeSpec, params: Path, enclave: list[str]) -> list[str]:
     """The command line of one node process (or agent container) with its name, namespace and parameter file."""
     naming = [s.name for s in spec.hosted] + ["--ros-args"] if spec.hosted else ["--ros-args", "-r",
@@ -354,7 +332,7 @@ def run_member(specs: list[NodeSpec], params: Path, env: dict[str, str], namespa
         while outcome is None:
             time.sleep(0.05)
             if policy.scope != "none":
-                respawn_dead(group, processes, policy, kinds, respawning)
+                group.respawn_dead(processes, policy, kinds, respawning)
             codes = [p.popen.poll() for p in group.processes]
             if interrupted.is_set():
                 outcome = RunOutcome(interrupted_code(stop.signum), stop.reason())
