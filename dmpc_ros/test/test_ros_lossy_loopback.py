@@ -25,7 +25,7 @@ def test_tube_dmpc_keeps_every_constraint_at_30_percent_loss(tmp_path: Path) -> 
     if reason:
         pytest.skip(reason)
     steps = 15
-    run = loss.ros_run("mass_spring_robust", "real_time", "best_effort", 0.3, steps, tmp_path, timeout=60)
+    run = loss.ros_run("mass_spring_robust", "lock_step", "reliable", 0.3, steps, tmp_path, timeout=60)
     assert run.get("code") == 0, run
     assert run["dropped"] > 0   # the loss was real
     assert run["steps"] == steps
