@@ -3,13 +3,15 @@ with packet loss on every inter-host link (iptables statistic match), against th
 
 For each scenario, mode (lock_step, real_time), loss rate and plan transport it prints one row:
   plans      reliable (fast repair: 20 ms heartbeats, the default across computers), reliable with Fast DDS's own
-             3 s heartbeat (--repair-period 0), best_effort;
+             3 s heartbeat (--repair-period 0), best_effort, best_effort_deadline (the DDS deadline policy at one
+             sample time: a neighbour silent that long is given up for the step at once in real time);
   steps      the steps done in the run's time limit (a stalled run does fewer);
   step [s]   median and max wall time per plant step (lock-step: how long the team took to decide);
   viol       max constraint violation; outside U: applied inputs outside the input set; NaN: non-finite inputs;
   cost       closed-loop cost against the loss-free run of the same mode and transport, and what `dmpc sim`
              predicts with the same hosts and link loss (sim/network.py: best-effort plans lost, reliable ones late);
   missing    neighbour plans substituted after the agent's timeout (AgentStatus.messages_missing, summed);
+  deadlines  best_effort_deadline: the middleware's missed-deadline events on plan topics (counter plan_deadlines);
   late       inputs that reached the plant after their step (real time);
   outage     tube mode: the longest run of steps an agent went without a required neighbour's plan of the step
              (counter plan_outage_steps) against the fault bound D (controller.tube.missed_steps);
@@ -41,8 +43,9 @@ from dmpc_ros.ros.environment import reserve_domain_id
 from dmpc_ros.scenarios.source import load_source
 
 PLANS = {"reliable": ("--plan-qos", "reliable"), "stock": ("--plan-qos", "reliable", "--repair-period", "0"),
-         "best_effort": ("--plan-qos", "best_effort")}
-PLANS_TEXT = {"reliable": "reliable, 20 ms repair", "stock": "reliable, Fast DDS 3 s", "best_effort": "best effort"}
+         "best_effort": ("--plan-qos", "best_effort"), "best_effort_deadline": ("--plan-qos", "best_effort_deadline")}
+PLANS_TEXT = {"reliable": "reliable, 20 ms repair", "stock": "reliable, Fast DDS 3 s", "best_effort": "best effort",
+              "best_effort_deadline": "best effort + deadline Δt"}
 
 
 def placement(agents: int, hosts: int = 3) -> dict[str, str]:
@@ -100,13 +103,15 @@ def one_run(sandbox: HostSandbox, name: str, mode: str, loss: float, plans: str,
     u = trajectory["u"]
     wall = np.diff(plant["wall_time"]) if plant["wall_time"].size > 1 else np.zeros(1)
     stale = trajectory["counter_plan_outage_steps"] if "counter_plan_outage_steps" in trajectory.files else None
+    deadlines = int(np.sum(trajectory["counter_plan_deadlines"])) if "counter_plan_deadlines" in trajectory.files \
+        else None
     row |= sim_prediction(name, scenario.num_agents, mode, loss, plans, steps, folder / "sim")
     return {**row, "steps": int(u.shape[0]), "cost": summary["closed_loop_cost"],
             "violation": summary["max_constraint_violation"], "nan": int(np.sum(~np.isfinite(u))),
             "outside": outside_input_set(scenario, u), "missing": summary["messages_missing"],
             "late": summary["late_inputs"], "step_median": float(np.median(wall[1:] if wall.size > 1 else wall)),
             "step_max": float(np.max(wall[1:] if wall.size > 1 else wall)),
-            "outage": None if stale is None else int(stale.max()),
+            "outage": None if stale is None else int(stale.max()), "deadlines": deadlines,
             "bound": fault_bound(scenario)}
 
 
@@ -115,7 +120,7 @@ def sim_prediction(source: str, agents: int, mode: str, loss: float, plans: str,
     reliable ones late): its cost and substituted plans, the prediction printed beside the ROS run. The in-process
     agents take no simulated time to compute, so it predicts the network's part, not the machine's."""
     hosts = "/".join(",".join(str(a) for a in block) for block in np.array_split(np.arange(agents), 3))
-    model = "best_effort" if plans == "best_effort" else "reliable"
+    model = "reliable" if plans in ("reliable", "stock") else "best_effort"
     command = [sys.executable, "-m", "dmpc_ros.cli", "sim", source, "--steps", str(steps), "--no-reference",
                "--output", str(folder), "--hosts", hosts, "--link-loss", str(loss), "--loss-model", model]
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
@@ -138,14 +143,14 @@ def relative(value: float | None, zero: float | None) -> str:
 
 def table(rows: list[dict]) -> str:
     lines = ["| scenario | mode | loss | plans | steps | step [s] median / max | viol | outside U | NaN | cost vs 0 % "
-             "| dmpc sim: cost vs 0 % | missing (sim) | late | outage / D | dropped |", "|" + "---|" * 15]
+             "| dmpc sim: cost vs 0 % | missing (sim) | deadlines | late | outage / D | dropped |", "|" + "---|" * 16]
     base = {(r["scenario"], r["mode"], r["plans"]): r.get("cost") for r in rows if r["loss"] == 0 and r["steps"]}
     done = {(r["scenario"], r["mode"], r["plans"]): r["steps"] for r in rows if r["loss"] == 0}
     sim_base = {(r["scenario"], r["mode"], r["plans"]): r.get("sim_cost") for r in rows if r["loss"] == 0}
     for r in rows:
         if not r["steps"]:
             lines.append(f"| {r['scenario']} | {r['mode']} | {r['loss']:.0%} | {PLANS_TEXT[r['plans']]} | 0 "
-                         f"(exit {r['exit']}) | | | | | | | | | {r['dropped']} |")
+                         f"(exit {r['exit']}) | | | | | | | | | | {r['dropped']} |")
             continue
         key = (r["scenario"], r["mode"], r["plans"])
         cost, sim_cost = relative(r["cost"], base.get(key)), relative(r.get("sim_cost"), sim_base.get(key))
@@ -155,7 +160,8 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {r['scenario']} | {r['mode']} | {r['loss']:.0%} | {PLANS_TEXT[r['plans']]} | {r['steps']} "
                      f"| {r['step_median']:.3f} / {r['step_max']:.2f} | {r['violation']:.1e} | {r['outside']} "
                      f"| {r['nan']} | {cost} | {sim_cost} | {r['missing']} ({r.get('sim_missing', '—')}) "
-                     f"| {r['late']} | {outage} | {r['dropped']} |")
+                     f"| {'—' if r.get('deadlines') is None else r['deadlines']} | {r['late']} | {outage} "
+                     f"| {r['dropped']} |")
     return "\n".join(lines)
 
 

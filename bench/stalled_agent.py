@@ -6,10 +6,12 @@ inputs the plant received after their step (late), the plans the other agents re
 and the steps in which each agent's input was late.
 
     python bench/stalled_agent.py [--scenario mass_spring] [--steps 150] [--victim 2] [--stop-after 4] [--stall 5]
+                                  [--plan-qos reliable|best_effort|best_effort_deadline]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -44,10 +46,11 @@ def main() -> int:
     parser.add_argument("--victim", type=int, default=2)
     parser.add_argument("--stop-after", type=float, default=2.0, help="seconds after the nodes are active [s]")
     parser.add_argument("--stall", type=float, default=5.0, help="how long the victim is stopped [s]")
+    parser.add_argument("--plan-qos", default="best_effort", help="the plans' QoS (dmpc run --plan-qos)")
     args = parser.parse_args()
     output = Path(tempfile.mkdtemp(prefix="dmpc-stalled-")) / "run"
     command = DMPC + ["run", args.scenario, "--mode", "real_time", "--steps", str(args.steps), "--output",
-                      str(output), "--no-reference"]
+                      str(output), "--no-reference", "--plan-qos", args.plan_qos]
 
     def stall(domain: int, stop) -> None:   # inside the run, not its bring-up (which takes 10-20 s here)
         pid = victim_pid(args.victim, output)
@@ -60,13 +63,18 @@ def main() -> int:
     code, log = run_beside(command, stall, timeout=900)
     plant = np.load(output / "plant.npz")
     summary_missing = sum(1 for line in log.splitlines() if "no plan from" in line)
-    print(f"\nscenario {args.scenario}, real time, {int(plant['completed_steps'])} of {args.steps} steps, "
+    print(f"\nscenario {args.scenario}, real time, plans {args.plan_qos}, {int(plant['completed_steps'])} of "
+          f"{args.steps} steps, "
           f"agent_{args.victim} stopped {args.stall:g} s")
     print("| figure | value |\n|---|---|")
     print(f"| inputs that reached the plant after their step (late_inputs) | {int(plant['late_inputs'])} |")
     per_agent = ", ".join(f"agent {i}: {n}" for i, n in enumerate(plant["late_inputs_per_agent"]))
     print(f"| late inputs per agent | {per_agent} |")
     print(f"| inputs refused by the plant | {int(plant['refused_inputs'])} |")
+    summary = json.loads((output / "summary.json").read_text())
+    print(f"| plans substituted (messages_missing) | {summary['messages_missing']} |")
+    deadlines = summary["counters"].get("plan_deadlines", "—")
+    print(f"| missed plan deadlines (plan_qos best_effort_deadline) | {deadlines} |")
     print(f"| 'no plan from' warnings of the other agents (throttled, ≤ 1/s each) | {summary_missing} |")
     wall = np.diff(plant["wall_time"])
     print(f"| plant period [ms]: median / max | {1e3 * np.median(wall):.1f} / {1e3 * np.max(wall):.1f} |")

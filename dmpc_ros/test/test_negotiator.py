@@ -323,6 +323,27 @@ def test_a_neighbour_heard_from_again_is_waited_for_again(world) -> None:
     assert neighbour not in driver.negotiator._given_up
 
 
+def test_a_plan_deadline_event_gives_a_silent_neighbour_up_at_once_in_real_time_only(world) -> None:
+    """best_effort_deadline: the middleware's deadline event on every neighbour's plan topic ends the waits of the
+    step at once (the step goes on with substitutes, no timeout), counted; in lock-step it is only counted."""
+    driver = Driver(world, step_budget=10 * TIMEOUT)
+    driver.handle(driver.negotiator.activate(0.0))
+    driver.measure(0)
+    driver.now = TIMEOUT / 10
+    for neighbour in sorted(driver.agent.required_plans):
+        driver.handle(driver.negotiator.silent(neighbour, driver.now))
+    assert driver.applied == [0] and driver.applied_at[0] == pytest.approx(TIMEOUT / 10)   # not at the timeout
+    assert driver.counts["plan_deadlines"] == len(driver.agent.required_plans)
+    lock_step = Driver(world)
+    lock_step.handle(lock_step.negotiator.activate(0.0))
+    lock_step.measure(0)
+    lock_step.now = TIMEOUT / 10
+    for neighbour in sorted(lock_step.agent.required_plans):
+        assert lock_step.negotiator.silent(neighbour, lock_step.now) == []
+    assert lock_step.applied == [] and lock_step.negotiator.counts["plan_deadlines"] == len(
+        lock_step.agent.required_plans)
+
+
 def test_without_a_budget_nothing_changes_and_a_bad_budget_is_refused(world) -> None:
     with pytest.raises(ValueError, match="step_budget: 0.0 is not allowed"):
         Driver(world, step_budget=0.0)

@@ -192,10 +192,17 @@ def test_nodes_end_when_the_runner_is_killed(tmp_path: Path) -> None:
 
 
 def test_real_time_mode_runs_at_the_sample_rate(tmp_path: Path) -> None:
+    """Real time with plan_qos best_effort_deadline: the DDS deadline on plan topics (offered = requested, so they
+    match) and the missed-deadline events wired to the negotiator, counted in the summary; the start gate activates
+    the plant once every agent hears its neighbours."""
     out = tmp_path / "run"
     run = subprocess.run(DMPC + ["run", "mass_spring", "--mode", "real_time", "--steps", "30", "--output", str(out),
-                                 "--no-reference"], capture_output=True, text=True, timeout=300)
+                                 "--no-reference", "--plan-qos", "best_effort_deadline"],
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:]
+    output = run.stdout + run.stderr
+    gate, plant_up = output.find("start gate: every agent hears its neighbours"), output.find("/dmpc/plant: activate ok")
+    assert 0 <= gate < plant_up, output[-4000:]
     plant = np.load(out / "plant.npz")
     periods = np.diff(plant["wall_time"])
     assert np.median(periods) == pytest.approx(0.1, abs=0.01)   # the plant keeps its own rate
@@ -203,7 +210,7 @@ def test_real_time_mode_runs_at_the_sample_rate(tmp_path: Path) -> None:
     assert np.all(np.isfinite(data["u"])) and np.max(np.abs(data["u"])) <= 1.0 + 1e-9
     assert np.max(np.abs(data["x"][-1])) < np.max(np.abs(data["x"][0]))   # still regulating towards rest
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["late_inputs"] >= 0
+    assert summary["late_inputs"] >= 0 and summary["counters"]["plan_deadlines"] >= 0
 
 
 

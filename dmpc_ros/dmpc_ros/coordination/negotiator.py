@@ -32,7 +32,7 @@ neighbour has been silent: k minus the newest step of which a plan from it was r
 heard in this step), which is what the tube fault bound D (controller.tube.missed_steps) is about.
 
 Events (methods):  activate(now) · deactivate(now) · measure(step, state, now) · receive(plan, now) · pose(state, now)
-                   · tick(now) · refuse(reason, topic)
+                   · tick(now) · refuse(reason, topic) · silent(agent, now)
 Actions (returned): PublishPlan · ApplyInput · DriveRobot · StopRobot · StepDone · Warn · WakeAt
 
 Drivers: `sim.closed_loop` delivers plans through the simulated network (per-link latency, drops, outages) and
@@ -129,12 +129,14 @@ class WakeAt:
 
 Action = PublishPlan | ApplyInput | DriveRobot | StopRobot | StepDone | Warn | WakeAt
 
-COUNTS = ("missing", "late", "rejected", "overtaken", "stale_steps", "deadline_misses", "watchdog_stops")
+COUNTS = ("missing", "late", "rejected", "overtaken", "stale_steps", "deadline_misses", "watchdog_stops",
+          "plan_deadlines")
 # missing: needed plans replaced by a substitute after a deadline (per neighbour and iteration, or a final plan of
 #   the previous step absent at a forced start); late: such a plan arriving after all; rejected: plans or states
 #   refused (inadmissible step or iteration, wrong shape, not finite); overtaken: steps ended by a newer measurement
 #   or the robot schedule before their last iteration; stale_steps: robot steps without a fresh pose;
-#   deadline_misses: robot commands not out within the deadline; watchdog_stops: zero-velocity commands.
+#   deadline_misses: robot commands not out within the deadline; watchdog_stops: zero-velocity commands;
+#   plan_deadlines: a neighbour's plan topic silent for a whole DDS deadline (`silent`).
 
 
 @dataclass
@@ -282,6 +284,17 @@ class Negotiator:
         if self.negotiating:
             return self._advance(now)
         return []
+
+    def silent(self, agent: int, now: float) -> list[Action]:
+        """The middleware reports that neighbour `agent` published no plan for a whole plan deadline (DDS deadline
+        QoS, plan_qos best_effort_deadline): counted; with a step budget (real time) it is given up for this step at
+        once, as if waited for in vain, so a needed plan of it is substituted now instead of at the timeout. Without
+        a budget (lock-step, `dmpc sim`) time is free and nothing else changes."""
+        self.counts["plan_deadlines"] += 1
+        if self._step_due is None or agent not in self.book.neighbours or not self.negotiating:
+            return []
+        self._given_up.add(agent)
+        return self._advance(now)
 
     def refuse(self, reason: str, topic: str) -> list[Action]:
         """A message the driver could not even decode as one of this run's (wrong sender, sizes): counted."""
@@ -440,8 +453,8 @@ class Negotiator:
             inbox = self.book.inbox(iteration)
             waited, closed = forced, set()
             if inbox is None and not forced:
-                closed = self.book.closed(iteration)
-                if set(self.book.missing(iteration)) <= self._given_up | closed:
+                closed = self.book.closed(iteration)   # (both sets are empty unless a fault happened: then no scan)
+                if (self._given_up or closed) and set(self.book.missing(iteration)) <= self._given_up | closed:
                     forced = True   # budget: each silent neighbour costs one wait per step; a closed key none
             if inbox is None and forced:
                 inbox, missing = self.book.inbox_with_substitutes(iteration)

@@ -35,16 +35,22 @@ class PlanBook:
         self.expected = -1   # the step measured and about to begin (its plans are admissible already)
         self._plans: dict[int, dict[tuple[int, int], Plan]] = {j: {} for j in agent.required_plans}
         self._closed: dict[int, set[tuple[int, int]]] = {j: set() for j in agent.required_plans}   # conflicting keys
+        self._finals: dict[int, set[tuple[int, int]]] = {j: set() for j in agent.required_plans}   # keys of finals
+        self._order = list(self._plans)
+        self._neighbours = frozenset(self._plans)
+        self._scan: tuple[tuple[int, int] | None, int] = (None, 0)   # inbox: (step, iteration), first index missing
 
     def begin(self, step: int) -> dict[int, Plan]:
         """Start step `step`; returns each neighbour's newest plan of an earlier step (for begin_step)."""
         self.step = step
+        self._scan = (None, 0)
         previous = {}
         for j, plans in self._plans.items():
             newest = max(plans, default=None)   # kept whatever its age: a lost link's last word, used shifted
             for key in [key for key in plans if key[0] < step - 1 and key != newest]:
                 del plans[key]
             self._closed[j] = {key for key in self._closed[j] if key[0] >= step - 1}
+            self._finals[j] = {key for key in self._finals[j] if key in plans}
             older = [key for key in plans if key[0] < step]
             if older:
                 previous[j] = plans[max(older)]
@@ -53,12 +59,11 @@ class PlanBook:
     @property
     def neighbours(self) -> frozenset[int]:
         """The agents whose plans this agent listens to."""
-        return frozenset(self._plans)
+        return self._neighbours
 
     def without_final(self, step: int) -> list[int]:
         """The neighbours whose final plan of `step` is not here."""
-        return sorted(j for j, plans in self._plans.items()
-                      if not any(key[0] == step and plan.final for key, plan in plans.items()))
+        return sorted(j for j, finals in self._finals.items() if not any(key[0] == step for key in finals))
 
     def previous_step_complete(self, step: int) -> bool:
         """True once every neighbour's final plan of step − 1 is here (their warm starts build on it)."""
@@ -86,6 +91,8 @@ class PlanBook:
         if booked is None or same_plan(booked, plan):
             return None
         del self._plans[plan.agent][key]
+        self._finals[plan.agent].discard(key)
+        self._scan = (None, 0)
         self._closed[plan.agent].add(key)
         return (f"two different plans of agent {plan.agent} for step {plan.step} iteration {plan.iteration}: one is "
                 f"not from agent {plan.agent} (spoofed); both dropped (require authentication: dmpc keys)")
@@ -99,6 +106,8 @@ class PlanBook:
         if key in self._closed[plan.agent] or (booked is not None and booked.final and not plan.final):
             return False   # closed; or a duplicate of a plan re-sent final (overtaken), which stays final
         self._plans[plan.agent][key] = plan
+        if plan.final:
+            self._finals[plan.agent].add(key)
         return True
 
     def missing(self, iteration: int) -> list[int]:
@@ -108,6 +117,8 @@ class PlanBook:
     def closed(self, iteration: int) -> set[int]:
         """The neighbours whose plan iteration `iteration` needs sits under a closed key (two different plans came):
         nothing is to be waited for there."""
+        if not any(self._closed.values()):
+            return set()
         return {j for j in self._plans if (self.step, self.needed_iteration(j, iteration)) in self._closed[j]}
 
     def needed_iteration(self, neighbour: int, iteration: int) -> int:
@@ -115,13 +126,17 @@ class PlanBook:
 
     def inbox(self, iteration: int) -> dict[int, Plan] | None:
         """The plans iteration `iteration` needs, or None while one is still outstanding."""
-        inbox = {}
-        for j in self._plans:
-            plan = self._exact(j, iteration)
-            if plan is None:
+        # A plan once booked stays until `begin` or a conflict drops it (both reset the scan), so the neighbours
+        # before the one missing at the last look of this (step, iteration) are still there: the scan resumes
+        # there, and a negotiation costs O(neighbours) per iteration instead of per received plan.
+        key = (self.step, iteration)
+        start = self._scan[1] if self._scan[0] == key else 0
+        for index in range(start, len(self._order)):
+            if self._exact(self._order[index], iteration) is None:
+                self._scan = (key, index)
                 return None
-            inbox[j] = plan
-        return inbox
+        self._scan = (key, len(self._order))
+        return {j: self._exact(j, iteration) for j in self._order}
 
     def inbox_with_substitutes(self, iteration: int) -> tuple[dict[int, Plan], list[int]]:
         """After a deadline: the exact plans where present, else each neighbour's newest plan (the agent uses
@@ -141,7 +156,7 @@ class PlanBook:
         plans = self._plans[j]
         if (self.step, need) in plans:
             return plans[(self.step, need)]
-        finals = [key for key, plan in plans.items() if key[0] == self.step and plan.final and key[1] <= need]
+        finals = [key for key in self._finals[j] if key[0] == self.step and key[1] <= need]
         return plans[max(finals)] if finals else None
 
 

@@ -16,6 +16,7 @@ import rclpy
 import rclpy.exceptions
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.subscription import ContentFilterOptions
@@ -41,6 +42,7 @@ from .conversions import MalformedPlan, message_to_plan, plan_to_message, status
 from .parameters import declare_parameters
 from .qos import CONTROL_QOS, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, plan_qos
 from .robot_link import STATE_MESSAGES, RobotLink
+from .lifecycle_manager import MATCHING_SUFFIX
 from .spin import init_node_process, spin_node
 from .visualization import Scene, marker_array, path_message
 
@@ -180,7 +182,7 @@ class AgentNode(LifecycleNode):
         self.negotiator = Negotiator(self.agent, controller.max_iterations + rounds, self._steps,
                                      float(self._parameter("iteration_timeout")), robot, self._dims[self.agent_id][0],
                                      step_budget=budget or None, plan_delay=float(self._parameter("plan_delay")))
-        qos = plan_qos(self._parameter("plan_qos"))
+        qos = plan_qos(self._parameter("plan_qos"), system.sample_time if budget else None)   # deadline: real time
         me = self.agent_id
         self._outputs = {
             "plan": self.create_lifecycle_publisher(PredictedTrajectory, agent_topic(me, "plan"), qos),
@@ -197,7 +199,8 @@ class AgentNode(LifecycleNode):
                                                                        STATUS_QOS)
         self._plan_inputs = {j: self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"),
                                                          lambda message, j=j: self._on_plan(j, message), qos,
-                                                         content_filter_options=self._plan_filter(j))
+                                                         content_filter_options=self._plan_filter(j),
+                                                         event_callbacks=self._deadline_events(j, qos))
                              for j in sorted(self.agent.required_plans)}
         self._inputs = list(self._plan_inputs.values())
         if self._parameter("robot_mode"):
@@ -307,6 +310,17 @@ class AgentNode(LifecycleNode):
             self._heard[sender] = (time.monotonic(), plan.states)
         self._act(actions)
 
+    def _deadline_events(self, sender: int, qos) -> SubscriptionEventCallbacks | None:
+        """With a deadline in the plan QoS, the middleware's requested-deadline-missed event on `sender`'s plan
+        topic goes to the negotiator (`Negotiator.silent`)."""
+        if qos.deadline.nanoseconds <= 0:
+            return None
+        return SubscriptionEventCallbacks(deadline=lambda _info: self._on_silent(sender))
+
+    def _on_silent(self, sender: int) -> None:
+        if self.negotiator is not None:
+            self._act(self.negotiator.silent(sender, self._now()))
+
     def _on_wake(self) -> None:
         """The one-shot wake-up: the clock goes to the negotiator, then the timer is set again for whatever it still
         waits for (a timer that fired a hair before the deadline, read on another clock, must not leave it asleep)."""
@@ -401,7 +415,9 @@ class AgentNode(LifecycleNode):
             messages_missing=counts["missing"], messages_late=counts["late"], messages_rejected=counts["rejected"],
             deadline_misses=counts["deadline_misses"], watchdog_stops=counts["watchdog_stops"],
             counters=scheme_of(self.algorithm).counters,
-            extra_counters=None if self.auth is None else self.auth.step_counters("plan"))
+            extra_counters={**({} if self.auth is None else self.auth.step_counters("plan")),
+                            **({"plan_deadlines": counts["plan_deadlines"]}
+                               if self._parameter("plan_qos") == "best_effort_deadline" else {})} or None)
         self._outputs["status"].publish(message)
         if self._resume_dir and plan is not None:   # what a respawned incarnation warm-starts from
             save_plan(self._resume_dir, plan)
@@ -445,8 +461,11 @@ class AgentNode(LifecycleNode):
                      collision.own_halfplanes(self.agent_id, plan.states[1, columns], partners))
 
     def _beat(self) -> None:
+        """The heartbeat; its frame_id is the node's name, with MATCHING_SUFFIX while some neighbour's plan topic has
+        no matched publisher yet (the lifecycle manager's start gate waits for every agent to drop it)."""
         if self.active:
-            beat = Header(frame_id=self.get_name())
+            matched = all(subscription.get_publisher_count() > 0 for subscription in self._plan_inputs.values())
+            beat = Header(frame_id=self.get_name() + ("" if matched else MATCHING_SUFFIX))
             beat.stamp = self._wall.now().to_msg()
             self._outputs["heartbeat"].publish(beat)
 

@@ -9,6 +9,10 @@ With a respawn policy (parameter respawn, not none): bring-up adopts what it fin
 an inactive one is only activated), so a respawned manager takes over a running team without stopping it; while
 running it asks every node's state every STATE_POLL_PERIOD and brings a node that came back unconfigured (a respawned
 process) up again, while the others run on (`transitions_to_active`: what a node's state still needs).
+Start gate (start_gate > 0, real time): the plant is activated last, once every agent's heartbeat says it hears
+every neighbour's plan topic (no MATCHING_SUFFIX), waiting at most start_gate seconds. Over lossy links discovery
+and matching take seconds; a plant already stepping then runs the first steps with agents that hear nobody (measured:
+outages of up to 16 steps against a tube fault bound of 1). Lock-step needs no gate: the plant waits for the inputs.
 On SIGINT/SIGTERM/SIGHUP: deactivate, clean up and shut down the nodes in reverse order.
 Service calls are asynchronous and awaited from the main loop, never inside a callback.
 Exit codes: 0 clean, 1 bring-up failed (nodes are left for whoever started them), 3 an agent was lost.
@@ -40,6 +44,7 @@ EXPECTED = {
     Transition.TRANSITION_CLEANUP: State.PRIMARY_STATE_UNCONFIGURED,
     Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: State.PRIMARY_STATE_FINALIZED,
 }
+MATCHING_SUFFIX = " matching"   # an agent's heartbeat frame_id ends so while a neighbour's plan topic is unmatched
 RETRY_PERIOD = 5.0  # [s] an unanswered service request is re-sent after this long
 MANAGER_HEARTBEAT_PERIOD = 0.2   # [s] of the manager's own heartbeat (the plant's manager_timeout: 5 s by default)
 STATE_POLL_PERIOD = 0.5   # [s] between two state queries of a node (respawn on): how soon a respawned node is seen
@@ -49,6 +54,10 @@ UP = (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE)
 NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACTIVATE: "activate",
          Transition.TRANSITION_DEACTIVATE: "deactivate", Transition.TRANSITION_CLEANUP: "cleanup",
          Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: "shutdown"}
+
+
+def _is_plant(name: str) -> bool:
+    return name.rsplit("/", 1)[-1] == "plant"
 
 
 def transitions_to_active(state: int) -> tuple[int, ...]:
@@ -111,8 +120,10 @@ class LifecycleManager(Node):
         self.lost: set[str] = set()
         self.heartbeat_topics = list(values["heartbeat_topics"] or [])
         for topic in self.heartbeat_topics:
-            self.create_subscription(Header, topic, lambda _m, t=topic: self._beat(t), STATUS_QOS)
+            self.create_subscription(Header, topic, lambda message, t=topic: self._beat(t, message), STATUS_QOS)
         self.heartbeat_timeout = values["heartbeat_timeout"]
+        self.start_gate = values["start_gate"]
+        self.matching: dict[str, bool] = {}   # heartbeat topic → its agent still lacks a neighbour's plan topic
         self.adopting = values["respawn"] != "none"   # nodes may come back (respawned) or already run (a new manager)
         self._queries: dict[str, tuple[object, float]] = {}   # node → (pending GetState future, when sent)
         self._polled: dict[str, float] = {}   # node → when its state was last asked for
@@ -187,9 +198,14 @@ class LifecycleManager(Node):
         return self._call(get, GetState.Request(), f"state of {name}").current_state.id
 
     def bring_up(self) -> bool:
+        gated = self.start_gate > 0 and any(_is_plant(name) for name in self.nodes)
         try:
             for transition in UP:
-                for name in self.nodes:
+                last = [name for name in self.nodes if gated and transition == UP[-1] and _is_plant(name)]
+                for name in [name for name in self.nodes if name not in last] + ["gate"] * bool(last) + last:
+                    if name == "gate":
+                        self._wait_at_gate()
+                        continue
                     if self.adopting:   # only what the node's state still needs (a respawned manager adopts)
                         try:
                             needed = transitions_to_active(self._state(name))
@@ -208,14 +224,31 @@ class LifecycleManager(Node):
         self.get_logger().info(f"all {len(self.nodes)} nodes active")
         return True
 
+    def _wait_at_gate(self) -> None:
+        """The start gate: until every agent hears all its neighbours' plan topics, at most start_gate seconds."""
+        started = time.monotonic()
+        while not self.interrupted and time.monotonic() - started < self.start_gate:
+            waiting = [t for t in self.heartbeat_topics if self.matching.get(t, True)]
+            if not waiting:
+                self.get_logger().info(f"start gate: every agent hears its neighbours after "
+                                       f"{time.monotonic() - started:.1f} s; activating the plant")
+                return
+            self.executor_.spin_once(timeout_sec=0.05)
+        waiting = [t for t in self.heartbeat_topics if self.matching.get(t, True)]
+        if waiting:
+            self.get_logger().warning(f"start gate: after {self.start_gate:g} s {', '.join(waiting)} still report "
+                                      "an unmatched neighbour plan topic; activating the plant anyway")
+
     def _beat_own(self) -> None:
         beat = Header(frame_id=self.get_name())
         beat.stamp = self.get_clock().now().to_msg()
         self._heartbeat.publish(beat)
 
-    def _beat(self, topic: str) -> None:
+    def _beat(self, topic: str, message: Header | None = None) -> None:
         """A heartbeat; one from an agent reported lost says it is back (a long solve blocks its node's timer)."""
         now = time.monotonic()
+        if message is not None:
+            self.matching[topic] = message.frame_id.endswith(MATCHING_SUFFIX)
         if topic in self.lost:
             self.lost.discard(topic)
             self.get_logger().warning(f"agent back: heartbeat on {topic} after {now - self.last_beat[topic]:.1f} s")

@@ -6,6 +6,11 @@
 - plans, real-time / lossy links: BEST_EFFORT, keep-last 10 — reliable retransmission stalls for ~100 ms on
   lossy links (measured: p99 184 ms vs 4.4 ms at 20 % loss); plans are tagged (step, iteration, stamp) and the
   agent uses the newest one within its deadline instead.
+- plans, best_effort_deadline: BEST_EFFORT, keep-last 10, and the DDS deadline policy at one sample time: a
+  neighbour whose plan topic is silent for a whole period is reported by the middleware (requested-deadline-missed
+  event), counted (`plan_deadlines`) and, in real time, given up for the step at once (`Negotiator.silent`) instead
+  of at the iteration timeout. Normal traffic never misses it: an agent publishes at least one plan per step. Real
+  time only (a step budget): a lock-step step takes what the team needs, not Δt, so there it is plain best_effort.
 - measured states: RELIABLE + TRANSIENT_LOCAL, depth 1 — an agent activated after the plant still gets the
   current state.
 - control inputs: RELIABLE, depth 10. Status and heartbeat: BEST_EFFORT, depth 10. /clock: as rclpy expects.
@@ -16,18 +21,24 @@
 """
 from __future__ import annotations
 
+from rclpy.duration import Duration
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
 from ..scenarios.parameters import PLAN_QOS as PLAN_QOS_CHOICES   # the agent parameter plan_qos
 
 
-def plan_qos(choice: str) -> QoSProfile:
+def plan_qos(choice: str, sample_time: float | None = None) -> QoSProfile:
+    """The plan topics' profile for the agent parameter plan_qos (`sample_time` [s]: the deadline period of
+    best_effort_deadline; the recorder, which only listens, passes None and requests no deadline)."""
     if choice not in PLAN_QOS_CHOICES:
         raise ValueError(f"plan_qos '{choice}' is not allowed: must be one of {', '.join(PLAN_QOS_CHOICES)}")
     if choice == "reliable":
         return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
                           durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-    return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+    profile = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+    if choice == "best_effort_deadline" and sample_time is not None:
+        profile.deadline = Duration(seconds=sample_time)
+    return profile
 
 
 STATE_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=QoSReliabilityPolicy.RELIABLE,

@@ -13,6 +13,7 @@ from .source import is_factory
 # Real time: a step's input is out 0.6 sample times after its measurement at the latest (the plant's next period
 # starts at 1.0; the rest is for delivery and a loaded machine); bench/stalled_agent.py measures what it buys.
 REAL_TIME_STEP_BUDGET = 0.6
+REAL_TIME_START_GATE = 60.0   # [s] the lifecycle manager's start_gate in real time (ros/lifecycle_manager.py)
 # What a respawn policy (process_group.RespawnPolicy) calls each executable's process
 KINDS = {"agent": "agent", "agent_container": "agent", "plant": "plant", "lifecycle_manager": "lifecycle_manager"}
 
@@ -112,7 +113,8 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
     manager = NodeSpec("lifecycle_manager", "lifecycle_manager", namespace, {
         "node_names": [plant.full_name] + [agent.full_name for agent in agents],
         "heartbeat_topics": [agent_topic(i, "heartbeat", namespace) for i in range(scenario.num_agents)],
-        "heartbeat_timeout": heartbeat_timeout, "respawn": respawn},
+        "heartbeat_timeout": heartbeat_timeout, "respawn": respawn,
+        "start_gate": 0.0 if lock_step else REAL_TIME_START_GATE},
         lifecycle=False)   # transition_timeout: the node's default
     return [plant, *agents, manager]
 

@@ -30,7 +30,7 @@ COMMANDS = ("sim", "run", "explicit", "viz-config", "keys")   # dmpc commands wi
 OVERRIDE_COMMANDS = ("sim", "run", "explicit")
 LAUNCH_FILES = ("scenario", "robots")   # every scenario launch file (scenario.launch.py, …) and robots.launch.py
 MODES = ("lock_step", "real_time")
-PLAN_QOS = ("reliable", "best_effort")
+PLAN_QOS = ("reliable", "best_effort", "best_effort_deadline")
 ROBOT_STATES = ("odometry", "pose")
 RESPAWN = ("none", "agents", "all")   # which node processes a run starts again when they die (process_group.py)
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -315,8 +315,10 @@ TABLE: tuple[Parameter, ...] = (
               "[s]: delay injected by the project (no netem here); dmpc sim: in simulated time, the same as "
               "network.latency on every link into the agent", nodes=("agent",), low=0.0, high=60.0, read_only=True,
               flag="plan-delay", commands=("run", "sim")),
-    Parameter("plan_qos", str, "reliable", "QoS of plan topics (see dmpc_ros.ros.qos); dmpc run: reliable in "
-              "lock_step, best_effort in real_time unless given (bench/faults.py compares them on lossy links)",
+    Parameter("plan_qos", str, "reliable", "QoS of plan topics (see dmpc_ros.ros.qos); best_effort_deadline adds "
+              "the DDS deadline policy at one sample time: in real time a neighbour silent that long is given up for "
+              "the step at once; dmpc run: reliable in lock_step, best_effort in real_time unless given "
+              "(bench/faults.py compares them on lossy links)",
               nodes=("agent",), choices=PLAN_QOS, read_only=True, flag="plan-qos", commands=("run",), by_mode=True),
     Parameter("heartbeat_period", float, 0.2, "period of the heartbeat the lifecycle manager monitors [s]",
               nodes=("agent",), low=0.01, high=10.0, live=True),
@@ -373,6 +375,10 @@ TABLE: tuple[Parameter, ...] = (
               nodes=("lifecycle_manager",)),
     Parameter("heartbeat_timeout", float, 2.0, "silence after which an agent is lost [s]",
               nodes=("lifecycle_manager",), low=0.01, high=3600.0),
+    Parameter("start_gate", float, 0.0, "activate the plant last, once every agent hears all its neighbours' plan "
+              "topics, waiting at most this long [s]; 0: off (dmpc run and the launch files: 60 in real_time, 0 in "
+              "lock_step, where the plant waits for the inputs anyway)", nodes=("lifecycle_manager",), low=0.0,
+              high=3600.0),
     # -- fake robot -------------------------------------------------------------------------------------------------
     Parameter("x", float, 0.0, "initial x [m]", **FAKE),
     Parameter("y", float, 0.0, "initial y [m]", **FAKE),
