@@ -201,7 +201,8 @@ def test_real_time_mode_runs_at_the_sample_rate(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:]
     output = run.stdout + run.stderr
-    gate, plant_up = output.find("start gate: every agent hears its neighbours"), output.find("/dmpc/plant: activate ok")
+    gate = output.find("start gate: every agent hears its neighbours")
+    plant_up = output.find("/dmpc/plant: activate ok")
     assert 0 <= gate < plant_up, output[-4000:]
     plant = np.load(out / "plant.npz")
     periods = np.diff(plant["wall_time"])
