@@ -7,7 +7,7 @@ decided without a plant-wide check:
 1. the change is proposed for step k (`Proposal`: who joins or leaves, the joiner's state and parameters);
 2. every member of the re-formed team checks its own rows of the candidate and votes (`local_vote`: a `Vote`
    with the first row it misses, if any);
-3. the tally (`ChangeTally`, run by whoever announces: the in-process driver, later a ROS team node) announces
+3. the tally (`ChangeTally`, run by whoever announces: the in-process driver, the ROS plant node) announces
    the change applied once every member voted yes, refused at the first no (the reason is the earliest
    violation among the votes) or when a vote is missing at the deadline (a silent member refuses).
 The announcement goes out before step k's measurements; every member re-forms its problem from it.
@@ -71,6 +71,15 @@ class ChangeTally:
         if len(self.votes) == len(self.after.members):
             return self._announce("")
         return None
+
+    def settle_in_order(self, votes: dict[int, Vote], now: float | None = None) -> Announcement | None:
+        """The verdict from `votes` (voter → vote) taken in the re-formed team's order, whatever order they arrived
+        in: the reason of a refusal is then the same in every driver (the in-process one votes in that order). With
+        a vote missing: None before the deadline, a refusal at it (`now` given)."""
+        for voter in self.after.members:
+            if voter in votes and self.receive(votes[voter]) is not None:
+                return self.announcement
+        return None if now is None else self.tick(now)
 
     def tick(self, now: float) -> Announcement | None:
         """At the deadline a missing vote refuses the change."""
