@@ -30,6 +30,7 @@ from ..coordination.negotiator import (COUNTS, ApplyInput, DriveRobot, Negotiato
                                        StepDone, StopRobot, Warn, WakeAt)
 from ..coordination.plan_book import STEPS_AHEAD
 from ..coordination.scheme import scheme_names, scheme_of
+from ..coordination.team_change import JOIN
 from ..scenarios import ScenarioError
 from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import live_parameters, node_overrides, scenario_parameters
@@ -42,6 +43,7 @@ from .parameters import declare_parameters
 from .qos import CONTROL_QOS, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, plan_qos
 from .robot_link import STATE_MESSAGES, RobotLink
 from .spin import init_node_process, spin_node
+from .team_member import TeamMember, Wire
 from .visualization import Scene, marker_array, path_message
 
 
@@ -55,10 +57,9 @@ def scenario_of(values: dict):
     """The scenario the agent parameters describe (scenario source, agent_id, overrides), validated as configure
     does; ValueError naming the parameter, the value and what is allowed."""
     scenario = scenario_from_parameters(values["scenario_file"], values["scenario_factory"])
-    agent_id = int(values["agent_id"])
-    if not 0 <= agent_id < scenario.num_agents:
-        raise ValueError(f"parameter agent_id: {agent_id} is not allowed: "
-                         f"the scenario has agents 0..{scenario.num_agents - 1}")
+    agent_id, count = int(values["agent_id"]), scenario.num_agents + sum(c.kind == JOIN for c in scenario.team_changes)
+    if not 0 <= agent_id < count:   # joiners (team_changes) have the ids after the initial agents'
+        raise ValueError(f"parameter agent_id: {agent_id} is not allowed: the scenario has agents 0..{count - 1}")
     overrides = node_overrides(values, "agent")
     algorithm = overrides.get("algorithm", scenario.controller.algorithm)
     if algorithm in scheme_names(runs_as_agents=False):   # one controller of the whole plant: no agents
@@ -108,6 +109,10 @@ class AgentNode(LifecycleNode):
 
     def _reset(self) -> None:
         self.agent = None
+        self.team: TeamMember | None = None   # with team_changes: the team's course (ros/team_member.py)
+        self.wire = Wire()   # the agent's indices and steps ↔ the messages' ids and steps
+        self._plan_inputs: dict = {}
+        self._activated = False
         self.negotiator: Negotiator | None = None
         self._inputs: list = []
         self._heartbeat = self._wake = self._ticker = None
@@ -136,9 +141,9 @@ class AgentNode(LifecycleNode):
             self.get_logger().error(f"configure failed unexpectedly: {type(error).__name__}: {error}")
             self._release()
             return TransitionCallbackReturn.ERROR
-        self.get_logger().info(
-            f"configured agent {self.agent_id} ({self.algorithm}, N={self.design.horizon}, "
-            f"listens to {sorted(self.agent.required_plans)})")
+        self.get_logger().info(f"configured agent {self.agent_id} ({self.algorithm}" + (
+            f", N={self.design.horizon}, listens to {sorted(self.agent.required_plans)})" if self.agent else
+            ", not in the team yet)"))
         return TransitionCallbackReturn.SUCCESS
 
     def _parameter(self, name: str):
@@ -150,11 +155,42 @@ class AgentNode(LifecycleNode):
         self.auth = authentication_of({name: self._parameter(name) for name in ("authenticate", "keystore")},
                                       scenario, scenario.num_agents, self.agent_id)
         self.algorithm = scenario.controller.algorithm
+        me = self.agent_id
+        self._outputs = {
+            "plan": self.create_lifecycle_publisher(PredictedTrajectory, agent_topic(me, "plan"),
+                                                    plan_qos(self._parameter("plan_qos"))),
+            "control": self.create_lifecycle_publisher(ControlInput, agent_topic(me, "control"), CONTROL_QOS),
+            "status": self.create_lifecycle_publisher(AgentStatus, agent_topic(me, "status"), STATUS_QOS),
+            "heartbeat": self.create_lifecycle_publisher(Header, agent_topic(me, "heartbeat"), STATUS_QOS),
+        }
+        self._wake = self.create_timer(1.0, self._on_wake, clock=self._wall)
+        self._wake.cancel()  # armed by the negotiator's WakeAt
+        if scenario.team_changes:   # the controller of each stretch in the team (ros/team_member.py)
+            self.team = TeamMember(self, scenario, me, self._rebuild, self._retire)
+            self.team.start()
+        else:
+            self._build(scenario, me)
+        if self._parameter("visualization") and self.team is None:   # (a changing team has no scene yet)
+            self.layout = scenario.family.layout(scenario)
+            tubes = getattr(self.design, "tubes", None)
+            self._tube_outline = None if tubes is None else self.layout.tube_outline(me, tubes.tubes[me].G)
+            self._outputs["path"] = self.create_lifecycle_publisher(NavPath, agent_topic(me, "path"), STATUS_QOS)
+            self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, agent_topic(me, "markers"),
+                                                                       STATUS_QOS)
+        if self._parameter("robot_mode"):
+            self._configure_robot(scenario)
+        else:
+            self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
+                                                         STATE_QOS))
+        self._heartbeat = self.create_timer(self._parameter("heartbeat_period"), self._beat, clock=self._wall)
+
+    def _build(self, scenario, index: int) -> None:
+        """The controller of `scenario` as agent `index`: design, agent, negotiator, the neighbours' plan topics."""
         self._steps = scenario.steps
         self.design = scenario.design()
         controller = scenario.controller
         self._stopping = StoppingRule(controller.max_iterations, controller.tolerance)
-        self.agent = self.design.agent(self.algorithm, self.agent_id, self._stopping, controller.solver,
+        self.agent = self.design.agent(self.algorithm, index, self._stopping, controller.solver,
                                        controller.weights, controller.scheme_settings)
         try:
             neighbours = list(self._parameter("neighbour_ids") or [])
@@ -178,36 +214,36 @@ class AgentNode(LifecycleNode):
         self._now = time.monotonic if robot is None else time.time   # robot steps follow the shared UNIX clock
         budget = float(self._parameter("step_budget")) * system.sample_time
         self.negotiator = Negotiator(self.agent, controller.max_iterations + rounds, self._steps,
-                                     float(self._parameter("iteration_timeout")), robot, self._dims[self.agent_id][0],
+                                     float(self._parameter("iteration_timeout")), robot, self._dims[index][0],
                                      step_budget=budget or None, plan_delay=float(self._parameter("plan_delay")))
-        qos = plan_qos(self._parameter("plan_qos"))
-        me = self.agent_id
-        self._outputs = {
-            "plan": self.create_lifecycle_publisher(PredictedTrajectory, agent_topic(me, "plan"), qos),
-            "control": self.create_lifecycle_publisher(ControlInput, agent_topic(me, "control"), CONTROL_QOS),
-            "status": self.create_lifecycle_publisher(AgentStatus, agent_topic(me, "status"), STATUS_QOS),
-            "heartbeat": self.create_lifecycle_publisher(Header, agent_topic(me, "heartbeat"), STATUS_QOS),
-        }
-        if self._parameter("visualization"):
-            self.layout = scenario.family.layout(scenario)
-            tubes = getattr(self.design, "tubes", None)
-            self._tube_outline = None if tubes is None else self.layout.tube_outline(me, tubes.tubes[me].G)
-            self._outputs["path"] = self.create_lifecycle_publisher(NavPath, agent_topic(me, "path"), STATUS_QOS)
-            self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, agent_topic(me, "markers"),
-                                                                       STATUS_QOS)
-        self._plan_inputs = {j: self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"),
-                                                         lambda message, j=j: self._on_plan(j, message), qos,
-                                                         content_filter_options=self._plan_filter(j))
+        qos, wire = plan_qos(self._parameter("plan_qos")), self.wire
+        self._plan_inputs = {j: self.create_subscription(PredictedTrajectory, agent_topic(wire.id_of(j), "plan"),
+                                                         lambda message, j=wire.id_of(j): self._on_plan(j, message),
+                                                         qos, content_filter_options=self._plan_filter(j))
                              for j in sorted(self.agent.required_plans)}
-        self._inputs = list(self._plan_inputs.values())
-        if self._parameter("robot_mode"):
-            self._configure_robot(scenario)
-        else:
-            self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
-                                                         STATE_QOS))
-        self._heartbeat = self.create_timer(self._parameter("heartbeat_period"), self._beat, clock=self._wall)
-        self._wake = self.create_timer(1.0, self._on_wake, clock=self._wall)
-        self._wake.cancel()  # armed by the negotiator's WakeAt
+
+    def _rebuild(self, scenario, index: int, wire: Wire, warm, x0) -> None:
+        """A team change step (ros/team_member.py): the stretch's controller, seeded with the team's candidate as
+        `dmpc sim` seeds it, active at once if the node is."""
+        self._retire()
+        self.wire = wire
+        self._build(scenario, index)
+        system = self.design.system
+        agents = range(system.num_agents)
+        if warm is not None and not self.agent.seed({i: warm[:, system.input_slice(i)] for i in agents},
+                                                    {i: x0[system.state_slice(i)] for i in agents}):
+            raise ValueError(f"parameter algorithm: {self.algorithm} is not allowed with team_changes: its agents "
+                             "cannot start from a candidate")
+        if self._activated:
+            self._act(self.negotiator.activate(self._now()))
+
+    def _retire(self) -> None:
+        """No controller (not in the team, or before the next stretch's)."""
+        for handle in self._plan_inputs.values():
+            self.destroy_subscription(handle)
+        if self._wake is not None:
+            self._wake.cancel()
+        self._plan_inputs, self.agent, self.negotiator = {}, None, None
 
     def _configure_robot(self, scenario) -> None:
         base = scenario.family.robot_base(scenario)
@@ -234,12 +270,15 @@ class AgentNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
+        self._activated = True
         if self.robot is not None:
             self._ticker = self.create_timer(self.negotiator.robot.sample_time / 10, self._on_tick, clock=self._wall)
-        self._act(self.negotiator.activate(self._now()))
+        if self.negotiator is not None:   # None: a team member not in the team now
+            self._act(self.negotiator.activate(self._now()))
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activated = False
         if self.negotiator is not None:
             if self._ticker is not None:
                 self.destroy_timer(self._ticker)
@@ -267,6 +306,9 @@ class AgentNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
+        self._retire()
+        if self.team is not None:
+            self.team.release()
         for handle in self._inputs:
             self.destroy_subscription(handle)
         for publisher in self._outputs.values():
@@ -278,18 +320,24 @@ class AgentNode(LifecycleNode):
 
     # -- events into the negotiator (coordination/negotiator.py owns every rule) ---------------------------------
     def _on_state(self, message: SubsystemState) -> None:
+        if self.team is not None and self.team.holds(message.step, self._on_state, message):
+            return
         if self.negotiator is None:
             return
         if message.agent_id != self.agent_id:
             self._act(self.negotiator.refuse(f"state message for agent {message.agent_id} on agent "
                                              f"{self.agent_id}'s topic", "state"))
             return
-        self._act(self.negotiator.measure(message.step, np.asarray(message.state, float), self._now()))
+        self._act(self.negotiator.measure(message.step - self.wire.offset, np.asarray(message.state, float),
+                                          self._now()))
 
     def _on_plan(self, sender: int, message: PredictedTrajectory) -> None:
         """A plan from the topic of agent `sender`: its id and sizes checked here (the message boundary), its
         step and iteration by the negotiator; a refused one is counted (AgentStatus.messages_rejected)."""
-        if self.negotiator is None:
+        if self.team is not None and self.team.holds(message.step, lambda m: self._on_plan(sender, m), message):
+            return
+        index = self.wire.index_of(sender)
+        if self.negotiator is None or index is None:
             return  # plans are booked while inactive too (neighbours activated earlier already negotiate)
         try:
             if message.agent_id != sender:
@@ -298,13 +346,15 @@ class AgentNode(LifecycleNode):
             if refused is not None:   # unsigned, forged, another agent's key or a replay: counted by reason
                 self._act(self.negotiator.refuse(*refused))
                 return
-            plan = message_to_plan(message, self.design.horizon, *self._dims[sender])
+            plan = self.wire.inward(message_to_plan(message, self.design.horizon, *self._dims[index]))
         except MalformedPlan as error:
             self._act(self.negotiator.refuse(f"rejected plan: {error}", "plan"))
             return
+        if plan is None:   # a plan of an earlier stretch of the team
+            return
         actions = self.negotiator.receive(plan, self._now())
-        if self.negotiator.heard.get(sender) is not None:
-            self._heard[sender] = (time.monotonic(), plan.states)
+        if self.negotiator.heard.get(index) is not None:
+            self._heard[index] = (time.monotonic(), plan.states)
         self._act(actions)
 
     def _on_wake(self) -> None:
@@ -334,8 +384,8 @@ class AgentNode(LifecycleNode):
     def _act(self, actions) -> None:
         for action in actions:
             if isinstance(action, PublishPlan):
-                self._publish(self._outputs["plan"], plan_to_message(action.plan, self.design.system.sample_time,
-                                                                     self._stamp()))
+                self._publish(self._outputs["plan"], plan_to_message(self.wire.outward(action.plan),
+                                                                     self.design.system.sample_time, self._stamp()))
             elif isinstance(action, ApplyInput):
                 self._publish_control(action.step, action.input)
             elif isinstance(action, DriveRobot):
@@ -372,7 +422,8 @@ class AgentNode(LifecycleNode):
         loses only this shield. The filter is fixed at configure: moving a step window with set_content_filter
         while plans arrive crashed Fast DDS (SIGSEGV) under the flood test."""
         n_x, n_u = self._dims[sender]
-        bounds = (sender, self.design.horizon, n_x, n_u, self.negotiator.book.max_iteration, self._steps + STEPS_AHEAD)
+        bounds = (self.wire.id_of(sender), self.design.horizon, n_x, n_u, self.negotiator.book.max_iteration,
+                  self.wire.offset + self._steps + STEPS_AHEAD)
         return ContentFilterOptions(PLAN_FILTER, [str(value) for value in bounds])
 
     # -- publishing ------------------------------------------------------------------------------------------------
@@ -380,7 +431,7 @@ class AgentNode(LifecycleNode):
         return self.get_clock().now().to_msg()
 
     def _publish_control(self, step: int, u: np.ndarray) -> None:
-        message = ControlInput(agent_id=self.agent_id, step=step, input=[float(v) for v in u])
+        message = ControlInput(agent_id=self.agent_id, step=step + self.wire.offset, input=[float(v) for v in u])
         message.header.stamp = self._stamp()
         self._publish(self._outputs["control"], message)
 
@@ -397,7 +448,8 @@ class AgentNode(LifecycleNode):
             self._totals[name] += value
         plan = self.agent.last_plan
         message = status_message(
-            self.agent_id, done.step, self.agent.statistics, plan, self.agent.constraint_margin(), self._stamp(),
+            self.agent_id, done.step + self.wire.offset, self.agent.statistics, plan, self.agent.constraint_margin(),
+            self._stamp(),
             messages_missing=counts["missing"], messages_late=counts["late"], messages_rejected=counts["rejected"],
             deadline_misses=counts["deadline_misses"], watchdog_stops=counts["watchdog_stops"],
             counters=scheme_of(self.algorithm).counters,
@@ -445,7 +497,7 @@ class AgentNode(LifecycleNode):
                      collision.own_halfplanes(self.agent_id, plan.states[1, columns], partners))
 
     def _beat(self) -> None:
-        if self.active:
+        if self.active or (self.team is not None and self._activated):   # a team node beats while it is up
             beat = Header(frame_id=self.get_name())
             beat.stamp = self._wall.now().to_msg()
             self._outputs["heartbeat"].publish(beat)

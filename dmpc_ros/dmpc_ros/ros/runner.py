@@ -31,7 +31,8 @@ from ..process_group import STOP_SIGNALS, ProcessGroup, RespawnPolicy, interrupt
 from ..report import BAG_METADATA, RunBag, plant_trajectory, read_run_bag, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.csv_series import copy_data_files
-from ..scenarios.node_specs import KINDS, NodeSpec, host_agents, is_head, node_specs, parameters_file, select_nodes
+from ..scenarios.node_specs import (KINDS, NodeSpec, host_agents, is_head, member_count, node_specs, parameters_file,
+                                    select_nodes)
 from ..scenarios.parameters import DEFAULTS
 from ..scenarios.source import is_factory, source_path
 from ..sim.results import STRICT_EXIT, SimulationResult
@@ -53,6 +54,7 @@ class RunOutcome:
     code: int   # 0 ok; 1 bring-up failed / node died / timeout; 3 strict; 128 + signal: interrupted (130: Ctrl-C)
     message: str
     result: SimulationResult | None = None   # also after a failure: the steps done (result.stopped says why)
+    team: dict | None = None   # a run with team_changes: the plant's team_changes.json (TeamRun.summary)
 
 
 class StopRequest:
@@ -189,7 +191,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             from .foxglove_bridge import FoxgloveBridge
             bridge = FoxgloveBridge(foxglove_port)
         plans_qos = (settings or {}).get("plan_qos") or ("reliable" if mode == "lock_step" else "best_effort")
-        recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap", plans_qos, context=context,
+        recorder = RunRecorder(namespace, member_count(scenario), output / "run.mcap", plans_qos, context=context,
                                metadata=(BAG_METADATA, metadata), live=bridge, recording=recording)
         if bridge is not None:   # announced once every channel exists
             print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",
@@ -267,6 +269,10 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
     bag = read_run_bag(output / "run.mcap") if recorder is not None else None
+    if scenario.team_changes:   # the team's stretches differ in size: the plant wrote their summary
+        team = output / "team_changes.json"
+        outcome.team = json.loads(team.read_text()) if team.is_file() else None
+        return outcome
     rebuilt = 0
     if bag is not None and not (output / "plant.npz").is_file():   # the plant was killed before it could write
         rebuilt = rebuild_plant_file(scenario, bag, output / "plant.npz")

@@ -84,8 +84,17 @@ class TeamRun:
         overall["max_constraint_violation"] = max(s["max_constraint_violation"] for s in stretches)
         return {"announcements": [{"step": a.step, "kind": a.kind, "member": a.member, "accepted": a.accepted,
                                    "reason": a.reason, "team": list(a.members),
-                                   "edges": [list(e) for e in a.edges]} for a in self.announcements],
+                                   "edges": [list(e) for e in a.edges],
+                                   "predecessors": {str(m): list(p) for m, p in a.predecessors.items()}}
+                                  for a in self.announcements],
                 "stretches": stretches, "overall": overall}
+
+
+def announcement_of(entry: dict) -> Announcement:
+    """An announcement of `TeamRun.summary` (a team_changes.json entry) as the object again."""
+    return Announcement(entry["step"], entry["kind"], entry["member"], entry["accepted"], entry["reason"],
+                        tuple(entry["team"]), tuple(tuple(e) for e in entry["edges"]),
+                        {int(m): tuple(p) for m, p in entry.get("predecessors", {}).items()})
 
 
 def simulate_team(scenario: Scenario, settings_of: Callable[[Scenario], SimulationSettings],
