@@ -73,11 +73,13 @@ class ChangeTally:
         return None
 
     def settle_in_order(self, votes: dict[int, Vote], now: float | None = None) -> Announcement | None:
-        """The verdict from `votes` (voter → vote) taken in the re-formed team's order, whatever order they arrived
-        in: the reason of a refusal is then the same in every driver (the in-process one votes in that order). With
-        a vote missing: None before the deadline, a refusal at it (`now` given)."""
+        """The verdict from `votes` (voter → vote) taken in the re-formed team's order, as far as every member up to
+        there has voted, whatever order they arrived in: the verdict and the reason are then those of the in-process
+        driver, which votes in that order. Undecided: None before the deadline, a refusal at it (`now` given)."""
         for voter in self.after.members:
-            if voter in votes and self.receive(votes[voter]) is not None:
+            if voter not in votes:
+                break
+            if self.receive(votes[voter]) is not None:
                 return self.announcement
         return None if now is None else self.tick(now)
 
