@@ -91,3 +91,9 @@ def test_lock_step_team_changes_over_ros_equal_dmpc_sim(tmp_path: Path) -> None:
     for member in (0, 4, 5):   # every node, the joiners too, heard the verdicts on the team topic
         assert f"[agent_{member}]" in run.stdout
     assert run.stdout.count("step 10: vehicle 2 leaves — applied") >= 1 + 6   # the plant's and every agent's log
+    # the joiners' processes start during the run; the leaver's node, and the refused joiner's, are taken down
+    assert "all 5 nodes active; 2 start later" in run.stdout
+    assert "dmpc run: starting agent_4 (joins at step 4)" in run.stdout
+    assert "dmpc run: starting agent_5 (joins at step 16)" in run.stdout
+    for member in (2, 5):
+        assert f"/dmpc/agent_{member}: shutdown ok → finalized" in run.stdout
