@@ -97,3 +97,35 @@ def test_lock_step_team_changes_over_ros_equal_dmpc_sim(tmp_path: Path) -> None:
     assert "dmpc run: starting agent_5 (joins at step 16)" in run.stdout
     for member in (2, 5):
         assert f"/dmpc/agent_{member}: shutdown ok → finalized" in run.stdout
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_team_changes_across_three_hosts_equal_dmpc_sim(tmp_path: Path) -> None:
+    """The same run split over three network hosts (hosts/: namespaces on a bridge, static peers, multicast
+    dropped): the joiners' nodes on a member host start with it and are brought up when they appear."""
+    from dmpc_ros.hosts.loss import block_multicast, ensure_iptables
+    from dmpc_ros.hosts.sandbox import HostSandbox, unavailable
+    from dmpc_ros.hosts.team import split_run
+    from dmpc_ros.ros.environment import reserve_domain_id
+
+    reason = unavailable() or ensure_iptables()
+    if reason:
+        pytest.skip(reason)
+    placement = {"h1": "plant,lifecycle_manager,agent_0,agent_1", "h2": "agent_2,agent_3", "h3": "agent_4,agent_5"}
+    reservation = reserve_domain_id()
+    try:
+        with HostSandbox(3) as sandbox:
+            block_multicast(sandbox)
+            runs = split_run(sandbox, str(SCENARIO), placement, tmp_path / "ros", reservation.domain_id,
+                             flags=("--iteration-timeout", "30"), timeout=200)
+    finally:
+        reservation.release()
+    assert all(run.returncode == 0 for run in runs.values()), "\n".join(
+        f"== {run.host} exit {run.returncode}\n{run.output[-2500:]}" for run in runs.values())
+    simulated = simulate_team(load_source(str(SCENARIO)))
+    ros = np.load(tmp_path / "ros" / "team_trajectory.npz")
+    for p, piece in enumerate(piece for stretch in simulated.stretches for piece in stretch.pieces):
+        np.testing.assert_allclose(ros[f"x_{p}"], piece.x, atol=1e-6, rtol=0)
+    team = json.loads((tmp_path / "ros" / "summary.json").read_text())["team_changes"]
+    assert team["announcements"] == simulated.summary()["announcements"]
