@@ -26,8 +26,8 @@ from visualization_msgs.msg import MarkerArray
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
 from ..coordination import StoppingRule
-from ..coordination.negotiator import (COUNTS, ApplyInput, DriveRobot, Negotiator, PublishPlan, RobotTiming,
-                                       StepDone, StopRobot, Warn, WakeAt)
+from ..coordination.negotiator import (COUNTS, ApplyInput, DriveRobot, Negotiator, PublishPlan, StepDone, StopRobot,
+                                       Warn, WakeAt)
 from ..coordination.plan_book import STEPS_AHEAD
 from ..coordination.scheme import scheme_names, scheme_of
 from ..coordination.team_change import JOIN
@@ -41,10 +41,11 @@ from .authentication import authentication_of
 from .conversions import MalformedPlan, message_to_plan, plan_to_message, status_message
 from .parameters import declare_parameters
 from .qos import CONTROL_QOS, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, plan_qos
-from .robot_link import STATE_MESSAGES, RobotLink
+from .robot_link import RobotLink, robot_link_of, robot_timing
 from .spin import init_node_process, spin_node
 from .team_member import TeamMember, Wire
-from .visualization import Scene, marker_array, path_message
+from .throttle import Throttle
+from .visualization import marker_array, path_message, scene_of
 
 
 PLAN_FILTER = ("agent_id = %0 AND horizon = %1 AND state_dim = %2 AND input_dim = %3 AND iteration <= %4 "
@@ -117,7 +118,7 @@ class AgentNode(LifecycleNode):
         self._inputs: list = []
         self._heartbeat = self._wake = self._ticker = None
         self._outputs: dict = {}
-        self._throttle: dict[str, tuple[float, int]] = {}   # warning topic → (last logged, suppressed since)
+        self._throttle = Throttle(self.get_logger().warning)   # warnings of a topic at most once a second
         self._totals = dict.fromkeys(COUNTS, 0)
         self._capped: list[tuple[int, float]] = []   # (step, residual) of the steps stopped at the iteration limit
         self.layout = None   # PlanarLayout when the visualization topics are on
@@ -166,7 +167,7 @@ class AgentNode(LifecycleNode):
         self._wake = self.create_timer(1.0, self._on_wake, clock=self._wall)
         self._wake.cancel()  # armed by the negotiator's WakeAt
         if scenario.team_changes:   # the controller of each stretch in the team (ros/team_member.py)
-            self.team = TeamMember(self, scenario, me, self._rebuild, self._retire)
+            self.team = TeamMember(self, scenario, me)
             self.team.start()
         else:
             self._build(scenario, me)
@@ -178,7 +179,9 @@ class AgentNode(LifecycleNode):
             self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, agent_topic(me, "markers"),
                                                                        STATUS_QOS)
         if self._parameter("robot_mode"):
-            self._configure_robot(scenario)
+            self.robot = robot_link_of(self, scenario, lambda leaf: agent_topic(me, leaf), ROBOT_STATE_QOS, CONTROL_QOS)
+            self._outputs["cmd_vel"] = self.robot.publisher
+            self._inputs.append(self.robot.subscription)
         else:
             self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
                                                          STATE_QOS))
@@ -210,7 +213,7 @@ class AgentNode(LifecycleNode):
             if own is not None:
                 self.agent.rejoin(own)
                 self.get_logger().warning(f"rejoining: warm start from its own final plan of step {own.step}")
-        robot = self._robot_timing() if self._parameter("robot_mode") else None
+        robot = robot_timing(self._parameter, system.sample_time) if self._parameter("robot_mode") else None
         self._now = time.monotonic if robot is None else time.time   # robot steps follow the shared UNIX clock
         budget = float(self._parameter("step_budget")) * system.sample_time
         self.negotiator = Negotiator(self.agent, controller.max_iterations + rounds, self._steps,
@@ -222,21 +225,6 @@ class AgentNode(LifecycleNode):
                                                          qos, content_filter_options=self._plan_filter(j))
                              for j in sorted(self.agent.required_plans)}
 
-    def _rebuild(self, scenario, index: int, wire: Wire, warm, x0) -> None:
-        """A team change step (ros/team_member.py): the stretch's controller, seeded with the team's candidate as
-        `dmpc sim` seeds it, active at once if the node is."""
-        self._retire()
-        self.wire = wire
-        self._build(scenario, index)
-        system = self.design.system
-        agents = range(system.num_agents)
-        if warm is not None and not self.agent.seed({i: warm[:, system.input_slice(i)] for i in agents},
-                                                    {i: x0[system.state_slice(i)] for i in agents}):
-            raise ValueError(f"parameter algorithm: {self.algorithm} is not allowed with team_changes: its agents "
-                             "cannot start from a candidate")
-        if self._activated:
-            self._act(self.negotiator.activate(self._now()))
-
     def _retire(self) -> None:
         """No controller (not in the team, or before the next stretch's)."""
         for handle in self._plan_inputs.values():
@@ -244,29 +232,6 @@ class AgentNode(LifecycleNode):
         if self._wake is not None:
             self._wake.cancel()
         self._plan_inputs, self.agent, self.negotiator = {}, None, None
-
-    def _configure_robot(self, scenario) -> None:
-        base = scenario.family.robot_base(scenario)
-        if base is None:
-            raise ValueError(f"parameter robot_mode: true is not allowed: scenario {scenario.name} (model.type "
-                             f"{scenario.family.name}) has no robot base; robot mode needs a model whose agents are "
-                             "robots, e.g. the nonlinear unicycle_formation")
-        choice = self._parameter("robot_state")
-        if choice not in STATE_MESSAGES:
-            raise ValueError(f"parameter robot_state: '{choice}' is not allowed: must be one of "
-                             f"{', '.join(STATE_MESSAGES)}")
-        limits = getattr(self.design, "applied_limits", None) or self.design.system.subsystems   # the real U_i
-        self.robot = RobotLink(self, lambda leaf: agent_topic(self.agent_id, leaf), base,
-                               self._dims[self.agent_id][0], choice, ROBOT_STATE_QOS, CONTROL_QOS,
-                               limits[self.agent_id], self.design.system.sample_time)
-        self._outputs["cmd_vel"] = self.robot.publisher
-        self._inputs.append(self.robot.subscription)
-
-    def _robot_timing(self) -> RobotTiming:
-        dt = self.design.system.sample_time
-        return RobotTiming(dt, float(self._parameter("start_time")), float(self._parameter("state_timeout")) or 3 * dt,
-                           float(self._parameter("neighbour_timeout")) or 3 * dt,
-                           float(self._parameter("command_deadline")) * dt)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
@@ -394,26 +359,12 @@ class AgentNode(LifecycleNode):
                 self.robot.stop()
             elif isinstance(action, StepDone):
                 self._step_done(action)
+            elif isinstance(action, Warn) and action.topic:   # at most once a second per topic (ros/throttle.py)
+                self._throttle.warn(action.topic, action.text)
             elif isinstance(action, Warn):
-                self._warn(action)
+                self.get_logger().warning(action.text)
             elif isinstance(action, WakeAt):
                 self._arm_wake(action.time)
-
-    def _warn(self, warning: Warn) -> None:
-        """Warnings of one topic at most once a second, with the number suppressed since. Throttled by hand:
-        rclpy's throttle_duration_sec inspects the caller's frame on every call (2 ms each), which a flood of bad
-        plans turned into a stall (bench/ros_flood.py)."""
-        if not warning.topic:
-            self.get_logger().warning(warning.text)
-            return
-        now = time.monotonic()
-        last, suppressed = self._throttle.get(warning.topic, (-1.0, 0))
-        if now - last >= 1.0:
-            self.get_logger().warning(warning.text + (f" (and {suppressed} more since the last warning)"
-                                                      if suppressed else ""))
-            self._throttle[warning.topic] = (now, 0)
-        else:
-            self._throttle[warning.topic] = (last, suppressed + 1)
 
     def _plan_filter(self, sender: int) -> ContentFilterOptions:
         """DDS drops, before the reader's bounded queue, plans on sender's topic whose id, sizes, iteration or step
@@ -458,8 +409,12 @@ class AgentNode(LifecycleNode):
         if self._resume_dir and plan is not None:   # what a respawned incarnation warm-starts from
             save_plan(self._resume_dir, plan)
         self._note_cap(done.step, self.agent.statistics)
-        if self.layout is not None and plan is not None:
-            self._publish_scene(plan)
+        if self.layout is not None and plan is not None:   # path and markers of the final plan
+            scene = scene_of(self.agent_id, plan, self.layout, self.negotiator.measured_state, self._heard,
+                             self.design.collision)
+            stamp, sample_time = self._stamp(), self.design.system.sample_time
+            self._outputs["path"].publish(path_message(scene, stamp, sample_time))
+            self._outputs["markers"].publish(marker_array(scene, self.layout, stamp, sample_time, self._tube_outline))
 
     def _note_cap(self, step: int, statistics) -> None:
         """Count a step that stopped at the iteration limit without meeting the tolerance; warn at the first one of
@@ -473,28 +428,6 @@ class AgentNode(LifecycleNode):
                 f"step {step} stopped at the iteration limit {stopping.max_iterations} with residual "
                 f"{statistics.residual:.1e} (tolerance {stopping.tolerance:.0e}): raise controller.max_iterations; "
                 "further capped steps are counted in AgentStatus.capped and at the end of the run")
-
-    def _publish_scene(self, plan) -> None:
-        """Path and markers of the final plan, moved into the plant's frame (a formation agent plans relative to
-        its agreed centre: the measured state minus the plan's first state gives the shift)."""
-        me, layout, now = self.agent_id, self.layout, time.monotonic()
-        measured = self.negotiator.measured_state
-        shift = 0.0 if measured is None else layout.position(me, measured) - layout.position(me, plan.states[0])
-        neighbours = {j: (layout.position(j, x[0]) + shift, now - seen) for j, (seen, x) in self._heard.items()}
-        scene = Scene(me, layout.position(me, plan.states) + shift, neighbours, self._halfplanes(plan, shift))
-        stamp, sample_time = self._stamp(), self.design.system.sample_time
-        self._outputs["path"].publish(path_message(scene, stamp, sample_time))
-        self._outputs["markers"].publish(marker_array(scene, layout, stamp, sample_time, self._tube_outline))
-
-    def _halfplanes(self, plan, shift: np.ndarray) -> tuple[tuple[np.ndarray, float], ...]:
-        """The collision half-planes (map frame) between the agent's next planned position and its partners'."""
-        collision = self.design.collision
-        if collision is None:
-            return ()
-        columns = list(collision.position_columns)
-        partners = {j: x[1, columns] for j, (_, x) in self._heard.items()}
-        return tuple((a, b + float(a @ shift)) for a, b in
-                     collision.own_halfplanes(self.agent_id, plan.states[1, columns], partners))
 
     def _beat(self) -> None:
         if self.active or (self.team is not None and self._activated):   # a team node beats while it is up

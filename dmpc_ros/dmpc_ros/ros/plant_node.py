@@ -45,6 +45,7 @@ from .parameters import check_parameters, declare_parameters
 from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS
 from .spin import init_node_process, spin_node
 from .team_plant import TeamHead
+from .throttle import Throttle
 
 FINAL_STATE_TIMEOUT = 2.0   # [s] to deliver x(T) to every subscriber before the process exits (all together)
 TEAM_GONE_EXIT = 4          # exit code of a plant that stopped because the lifecycle manager fell silent
@@ -87,7 +88,7 @@ class PlantNode(LifecycleNode):
         self.team = Heartbeat(values["manager_timeout"])
         self._inputs.append(self.create_subscription(Header, "lifecycle_manager/heartbeat",
                                                      lambda _: self.team.beat(time.monotonic()), STATUS_QOS))
-        self._refused_warned: dict[int, tuple[float, int]] = {}   # agent → (last warning, refusals suppressed since)
+        self._refused = Throttle(self.get_logger().warning)   # an agent's refused inputs: a warning a second at most
         self.resume_dir = values["resume_dir"]
         if self.resume_dir:
             self._resume()
@@ -172,7 +173,7 @@ class PlantNode(LifecycleNode):
         i, step = self.members.index(message.agent_id), message.step - self.offset   # agent index, stretch step
         refused = None if self.auth is None else self.auth.refusal(message, message.agent_id)
         if refused is not None:   # unsigned, forged, another agent's key or a replay: counted by reason
-            self._warn_refused(refused[1], refused[0])
+            self._refused.warn(refused[1], refused[0])
             return
         if step < self.k:
             self.late_inputs += 1
@@ -181,23 +182,11 @@ class PlantNode(LifecycleNode):
         if step == self.k:
             reason = self.inputs.offer(i, message.input, self.x[self.k, self.plant.state_slice(i)], self._now())
             if reason is not None:
-                self._warn_refused(i, reason)
+                self._refused.warn(i, reason)
                 return
             self.received[i] = step
             if self.mode == "lock_step":
                 self._tick()
-
-    def _warn_refused(self, agent: int, reason: str) -> None:
-        """At most one warning a second per agent, with the number refused since (throttled by hand: rclpy's
-        throttle inspects the caller's frame on every call, which a flood of forged inputs would turn into a stall)."""
-        now = time.monotonic()
-        last, suppressed = self._refused_warned.get(agent, (-1.0, 0))
-        if now - last >= 1.0:
-            more = f" (and {suppressed} more since the last warning)" if suppressed else ""
-            self.get_logger().warning(reason + more)
-            self._refused_warned[agent] = (now, 0)
-        else:
-            self._refused_warned[agent] = (last, suppressed + 1)
 
     def _now(self) -> float:
         """The plant's clock in sample periods: the step in lock-step, the steady clock in real time."""
@@ -228,7 +217,7 @@ class PlantNode(LifecycleNode):
                 self.get_logger().warning(f"step {self.k}: no input from agents {waiting}; holding their last inputs")
         u = self.inputs.apply(self.x[self.k], self._now(), self.k)
         for agent, note in self.inputs.notes:
-            self._warn_refused(agent, note)
+            self._refused.warn(agent, note)
         self.u[self.k] = u
         self.x[self.k + 1] = self.disturbance.step(self.plant, self.x[self.k], u, self.k)
         self.k += 1

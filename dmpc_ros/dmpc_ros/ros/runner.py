@@ -220,6 +220,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         seen = 0   # statuses checked for strict mode
         kinds = {spec.name: KINDS[spec.executable] for spec in specs}
         respawning: dict[str, float] = {}   # process name → when it starts again (monotonic)
+        left: set[str] = set()   # agents that ended cleanly in a run with team changes (taken down by the manager)
         while outcome is None:
             lost += not spin_once_taking(executor, 0.02)
             if later:   # joiners, a few steps before their change step (the plant waits for their votes)
@@ -245,10 +246,11 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             elif manager.popen.poll() == BRING_UP_FAILED:
                 outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)")
             elif died is None:
-                left = {p.name for p in group.processes if scenario.team_changes and kinds.get(p.name) == "agent"
-                        and p.popen.poll() == 0}   # a member that left the team: taken down by the manager
                 exited = group.first_exited(ignore=frozenset(respawning) | left)
-                if exited is not None:
+                if exited is not None and scenario.team_changes and kinds.get(exited.name) == "agent" and \
+                        exited.popen.returncode == 0:
+                    left.add(exited.name)   # a member that left the team, or a refused joiner: the manager ended it
+                elif exited is not None:
                     died = (exited.name, exited.popen.returncode, time.monotonic())
                     print(f"dmpc run: node {exited.name} exited with code {exited.popen.returncode}; "
                           f"stopping in {death_grace:.0f} s", flush=True)

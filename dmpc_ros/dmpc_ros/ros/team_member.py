@@ -58,10 +58,11 @@ class Wire:
 
 
 class TeamMember:
-    """The team course of one agent node; `rebuild(piece, index, wire, warm, x0)` and `retire()` are the node's."""
+    """The team course of one agent node (its `_build(scenario, index)` and `_retire()` make and drop the
+    controller)."""
 
-    def __init__(self, node, scenario: Scenario, member: int, rebuild: Callable, retire: Callable) -> None:
-        self.node, self.member, self._rebuild, self._retire = node, member, rebuild, retire
+    def __init__(self, node, scenario: Scenario, member: int) -> None:
+        self.node, self.member = node, member
         self.course = TeamCourse(scenario)
         self.schedule = list(scenario.team_changes)
         self.next = 0   # index into the schedule of the change not yet settled
@@ -130,12 +131,20 @@ class TeamMember:
     def _enter(self) -> None:
         """The stretch that starts at course.start: this member's controller, or none if it is not in the team;
         then the held messages of the stretch."""
-        roster, course = self.course.roster, self.course
+        roster, course, node = self.course.roster, self.course, self.node
+        node._retire()
         if self.member in roster.members:
-            self._rebuild(self.piece, roster.index(self.member), Wire(course.start, roster.members), course.warm,
-                          course.x)
-        else:
-            self._retire()
+            node.wire = Wire(course.start, roster.members)
+            node._build(self.piece, roster.index(self.member))
+            if course.warm is not None:   # seeded with the candidate as `dmpc sim` seeds its agents
+                system, x0 = node.design.system, course.x
+                agents = range(system.num_agents)
+                if not node.agent.seed({i: course.warm[:, system.input_slice(i)] for i in agents},
+                                       {i: x0[system.state_slice(i)] for i in agents}):
+                    raise ValueError(f"parameter algorithm: {node.algorithm} is not allowed with team_changes: its "
+                                     "agents cannot start from a candidate")
+            if node._activated:   # active at once if the node is (else at its activation)
+                node._act(node.negotiator.activate(node._now()))
         held, self.held = self.held, []
         for deliver, message in held:
             deliver(message)
