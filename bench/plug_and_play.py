@@ -63,8 +63,12 @@ def over_ros(name: str) -> None:
         overall = team["overall"]
         near = overall.get("min_gap", overall.get("min_distance"))
         print(f"| {name} | {simulated.stretches[-1].start + simulated.stretches[-1].steps} | {wall:.0f} | "
-              f"{gap:.1e} | {'same' if same else 'DIFFERENT'} | {cell(near)} | "
-              f"{cell(overall.get('string_stability_ratio'))} | {cell(overall['max_constraint_violation'])} |")
+              f"{gap:.1e} | {'same' if same else 'DIFFERENT'} | {fine(near)} | "
+              f"{fine(overall.get('string_stability_ratio'))} | {cell(overall['max_constraint_violation'])} |")
+
+
+def fine(value) -> str:
+    return "—" if value is None else f"{value:.4g}"
 
 
 def main() -> int:
@@ -74,7 +78,7 @@ def main() -> int:
     parser.add_argument("--ros", action="store_true", help="also run each scenario over ROS (lock-step)")
     args = parser.parse_args()
     if args.ros:
-        print("| scenario over ROS (lock-step) | steps | wall [s] | max |ROS − sim| | announcements | "
+        print("| scenario over ROS (lock-step) | steps | wall [s] | max diff. ROS − sim | announcements | "
               "min gap / distance [m] | string-stability ratio | max violation |")
         print("|---|---|---|---|---|---|---|---|")
         for name in args.scenarios:
