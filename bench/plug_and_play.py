@@ -7,11 +7,24 @@ from the vehicle that closes up, down the platoon), infeasible local problems, r
 the restarts, and the largest constraint violation. The baseline row is the scenario without its changes.
 
     python bench/plug_and_play.py [--loss 0 0.1 0.3] [--scenarios platoon_plug formation_plug]
+
+With --ros, each scenario (lossless) runs over ROS instead in lock-step (`dmpc run --iteration-timeout 30`: real
+processes, the plant as the head of the team topics, joiners' nodes started during the run) beside `dmpc sim`: wall
+time, the largest difference of the stretches' trajectories, whether the announcements are the same, and the figures
+the ROS run wrote into summary.json.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
 
 from dmpc_ros.api import simulate, simulate_team
 from dmpc_ros.scenarios import load_scenario, parse_scenario, scenario_path
@@ -30,11 +43,47 @@ def cell(value) -> str:
     return "—" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def over_ros(name: str) -> None:
+    """`dmpc run` of `name` (lock-step) against `dmpc sim`: one row."""
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.monotonic()
+        run = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "run", name, "--iteration-timeout", "30",
+                              "--output", folder], capture_output=True, text=True, timeout=1800)
+        wall = time.monotonic() - started
+        if run.returncode != 0:
+            print(f"| {name} | failed ({run.returncode}): {run.stderr.strip().splitlines()[-1:]} | | | | | |")
+            return
+        simulated = simulate_team(load_scenario(name))
+        pieces = [piece for stretch in simulated.stretches for piece in stretch.pieces]
+        ros = np.load(Path(folder) / "team_trajectory.npz")
+        gap = max(max(np.abs(ros[f"x_{p}"] - piece.x).max(), np.abs(ros[f"u_{p}"] - piece.u).max())
+                  for p, piece in enumerate(pieces))
+        team = json.loads((Path(folder) / "summary.json").read_text())["team_changes"]
+        same = team["announcements"] == simulated.summary()["announcements"]
+        overall = team["overall"]
+        near = overall.get("min_gap", overall.get("min_distance"))
+        print(f"| {name} | {simulated.stretches[-1].start + simulated.stretches[-1].steps} | {wall:.0f} | "
+              f"{gap:.1e} | {'same' if same else 'DIFFERENT'} | {fine(near)} | "
+              f"{fine(overall.get('string_stability_ratio'))} | {cell(overall['max_constraint_violation'])} |")
+
+
+def fine(value) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loss", type=float, nargs="+", default=[0.0, 0.1, 0.3])
     parser.add_argument("--scenarios", nargs="+", default=["platoon_plug", "formation_plug"])
+    parser.add_argument("--ros", action="store_true", help="also run each scenario over ROS (lock-step)")
     args = parser.parse_args()
+    if args.ros:
+        print("| scenario over ROS (lock-step) | steps | wall [s] | max diff. ROS − sim | announcements | "
+              "min gap / distance [m] | string-stability ratio | max violation |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name in args.scenarios:
+            over_ros(name)
+        return 0
     print("| scenario | loss | stretch | opened by | team | min gap / distance [m] | string-stability ratio | "
           "infeasible | repairs at restarts | max violation |")
     print("|---|---|---|---|---|---|---|---|---|---|")

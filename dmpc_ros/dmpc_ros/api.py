@@ -98,26 +98,35 @@ def save_team(run: TeamRun, scenario: Scenario, output: str | Path, console=None
     gap or distance, string-stability ratio, feasibility counts); return the summary."""
     import json
 
-    from rich.console import Console
-    from rich.table import Table
-
-    from .printable import readable
-
-    output, console = Path(output), console or Console()
+    output = Path(output)
     summary = run.summary()
     summary["scenario"], summary["source"] = scenario.name, scenario.source
     output.mkdir(parents=True, exist_ok=True)
     (output / "team_changes.json").write_text(json.dumps(summary, indent=1))
+    print_team(summary, scenario, output, console)
+    return summary
+
+
+def print_team(summary: dict, scenario: Scenario, output: Path, console=None, suffix: str = "") -> None:
+    """The announcements and the table of each stretch's figures of a team summary (`TeamRun.summary`; a ROS run's
+    team_changes.json)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .printable import readable
+    from .scenarios.team_run import announcement_of
+
+    console = console or Console()
     noun = scenario.family.member_noun
-    for announcement in run.announcements:
-        console.print(announcement.line(noun), markup=False, highlight=False, soft_wrap=True)
+    for entry in summary["announcements"]:
+        console.print(announcement_of(entry).line(noun), markup=False, highlight=False, soft_wrap=True)
     columns = {"min_gap": "min gap [m]", "min_distance": "min distance [m]",
                "string_stability_ratio": "string stab. ratio", "string_stability_from": "ratio from agent",
                "final_formation_error": "final formation error [m]",
                "max_constraint_violation": "max viol.", "infeasible_problems": "infeasible",
                "first_step_fallbacks": "repairs at restarts"}
     keys = [k for k in columns if any(k in s for s in summary["stretches"])]
-    title = f"{readable(scenario.name)} — {scenario.controller.algorithm}, team changes"
+    title = f"{readable(scenario.name)} — {scenario.controller.algorithm}, team changes{suffix}"
     table = Table(title=title)
     for column in ["steps", "team"] + [columns[k] for k in keys]:
         table.add_column(column, justify="right")
@@ -129,7 +138,6 @@ def save_team(run: TeamRun, scenario: Scenario, output: str | Path, console=None
     console.print("through the changes: " + ", ".join(f"{k.replace('_', ' ')} {v:.4g}"
                                                       for k, v in summary["overall"].items()), highlight=False)
     console.print(f"results: {output}/ (team_changes.json)")
-    return summary
 
 
 def reference(scenario: Scenario, algorithm: str | None = None) -> SimulationResult:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .api import save
 from .scenarios.parameters import NODE_SETTINGS, PARAMETERS, TABLE, Parameter, flag_parameters, peer_addresses
-from .scenarios.node_specs import HEAD_NODES, NodeSpec, select_nodes
+from .scenarios.node_specs import HEAD_NODES, NodeSpec, member_count, select_nodes
 from .scenarios.validation import one_line
 from .sim.results import STRICT_EXIT
 from .process_group import ProcessGroup
@@ -304,8 +304,7 @@ def run_ros(args: argparse.Namespace) -> int:
 
     algorithm = scenario.controller.algorithm
     if scenario.team_changes:
-        raise UsageError("team_changes: not yet run over ROS (a team topic and its message are missing); use "
-                         "`dmpc sim`")
+        check_team_run(args)
     if not scheme_of(algorithm).runs_as_agents:
         raise UsageError(f"controller.algorithm '{algorithm}' has no agents to run over ROS; use `dmpc sim` or one of "
                          f"{', '.join(scheme_names(runs_as_agents=True))}")
@@ -314,7 +313,7 @@ def run_ros(args: argparse.Namespace) -> int:
     check_keystore(scenario, args.authenticate, args.keystore)
     try:   # the names against the scenario's agents, before any node starts
         select_nodes([NodeSpec(name, name, "") for name in HEAD_NODES] +
-                     [NodeSpec("agent", f"agent_{i}", "") for i in range(scenario.num_agents)], args.nodes)
+                     [NodeSpec("agent", f"agent_{i}", "") for i in range(member_count(scenario))], args.nodes)
     except ValueError as error:
         raise UsageError(f"--{error}") from None
     console = Console()
@@ -328,6 +327,13 @@ def run_ros(args: argparse.Namespace) -> int:
                            authenticate=args.authenticate, keystore=args.keystore, nodes=args.nodes,
                            peers=peer_addresses(args.peers), repair_period=args.repair_period, respawn=args.respawn,
                            respawn_limit=args.respawn_limit, respawn_delay=args.respawn_delay)
+    if outcome.team is not None:   # a run with team changes: the announcements and the stretches' figures
+        import json
+
+        from .api import print_team
+        summary = {"team_changes": outcome.team, "complete": outcome.code == 0, "message": outcome.message}
+        (output / "summary.json").write_text(json.dumps(summary, indent=1))
+        print_team(outcome.team, scenario, output, console, f" over ROS ({args.mode})")
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
                      else simulate_with_progress(scenario, "centralized", "reference", False, console))
@@ -335,6 +341,16 @@ def run_ros(args: argparse.Namespace) -> int:
     if outcome.code != 0:
         print(f"dmpc run: {outcome.message}", file=sys.stderr)
     return outcome.code
+
+
+def check_team_run(args: argparse.Namespace) -> None:
+    """What a run with team_changes over ROS supports so far: lock-step, no respawn, no authentication."""
+    for flag, value, allowed in (("mode", args.mode, "lock_step"), ("respawn", args.respawn, "none")):
+        if value != allowed:
+            raise UsageError(f"--{flag} {value} is not allowed with team_changes: must be {allowed} (team changes over "
+                             "ROS run in lock-step, without respawn)")
+    if args.authenticate or args.keystore:
+        raise UsageError("--authenticate/--keystore is not allowed with team_changes: joiners have no keys yet")
 
 
 def check_keystore(scenario, authenticate: bool, keystore: str) -> None:

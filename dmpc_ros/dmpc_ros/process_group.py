@@ -163,8 +163,12 @@ class ProcessGroup:
         managed.forwarder.join(timeout=2.0)
         return code
 
-    def stop_all(self, grace: float = 5.0) -> dict[str, int]:
-        return {p.name: self.stop(p, grace) for p in reversed(self.processes)}
+    def stop_all(self, grace: float = 5.0, first: tuple[str, ...] = ()) -> dict[str, int]:
+        """Stop every child, those named in `first` before the others (a lifecycle manager takes its nodes down in
+        order, also nodes started after it), the others in reverse start order."""
+        order = [p for p in self.processes if p.name in first] + [p for p in reversed(self.processes)
+                                                                  if p.name not in first]
+        return {p.name: self.stop(p, grace) for p in order}
 
     def __enter__(self) -> "ProcessGroup":
         return self

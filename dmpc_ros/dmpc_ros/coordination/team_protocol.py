@@ -7,7 +7,7 @@ decided without a plant-wide check:
 1. the change is proposed for step k (`Proposal`: who joins or leaves, the joiner's state and parameters);
 2. every member of the re-formed team checks its own rows of the candidate and votes (`local_vote`: a `Vote`
    with the first row it misses, if any);
-3. the tally (`ChangeTally`, run by whoever announces: the in-process driver, later a ROS team node) announces
+3. the tally (`ChangeTally`, run by whoever announces: the in-process driver, the ROS plant node) announces
    the change applied once every member voted yes, refused at the first no (the reason is the earliest
    violation among the votes) or when a vote is missing at the deadline (a silent member refuses).
 The announcement goes out before step k's measurements; every member re-forms its problem from it.
@@ -71,6 +71,17 @@ class ChangeTally:
         if len(self.votes) == len(self.after.members):
             return self._announce("")
         return None
+
+    def settle_in_order(self, votes: dict[int, Vote], now: float | None = None) -> Announcement | None:
+        """The verdict from `votes` (voter → vote) taken in the re-formed team's order, as far as every member up to
+        there has voted, whatever order they arrived in: the verdict and the reason are then those of the in-process
+        driver, which votes in that order. Undecided: None before the deadline, a refusal at it (`now` given)."""
+        for voter in self.after.members:
+            if voter not in votes:
+                break
+            if self.receive(votes[voter]) is not None:
+                return self.announcement
+        return None if now is None else self.tick(now)
 
     def tick(self, now: float) -> Announcement | None:
         """At the deadline a missing vote refuses the change."""

@@ -16,7 +16,6 @@ import rclpy
 import rclpy.exceptions
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.subscription import ContentFilterOptions
@@ -27,10 +26,11 @@ from visualization_msgs.msg import MarkerArray
 from dmpc_ros_msgs.msg import AgentStatus, ControlInput, PredictedTrajectory, SubsystemState
 
 from ..coordination import StoppingRule
-from ..coordination.negotiator import (COUNTS, ApplyInput, DriveRobot, Negotiator, PublishPlan, RobotTiming,
-                                       StepDone, StopRobot, Warn, WakeAt)
+from ..coordination.negotiator import (COUNTS, ApplyInput, DriveRobot, Negotiator, PublishPlan, StepDone, StopRobot,
+                                       Warn, WakeAt)
 from ..coordination.plan_book import STEPS_AHEAD
 from ..coordination.scheme import scheme_names, scheme_of
+from ..coordination.team_change import JOIN
 from ..scenarios import ScenarioError
 from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import live_parameters, node_overrides, scenario_parameters
@@ -40,11 +40,13 @@ from ..sim.results import cap_line
 from .authentication import authentication_of
 from .conversions import MalformedPlan, message_to_plan, plan_to_message, status_message
 from .parameters import declare_parameters
-from .qos import CONTROL_QOS, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, plan_qos
-from .robot_link import STATE_MESSAGES, RobotLink
 from .lifecycle_manager import MATCHING_SUFFIX
+from .qos import CONTROL_QOS, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, deadline_events, plan_qos
+from .robot_link import RobotLink, robot_link_of, robot_timing
 from .spin import init_node_process, spin_node
-from .visualization import Scene, marker_array, path_message
+from .team_member import TeamMember, Wire
+from .throttle import Throttle
+from .visualization import marker_array, path_message, scene_of
 
 
 PLAN_FILTER = ("agent_id = %0 AND horizon = %1 AND state_dim = %2 AND input_dim = %3 AND iteration <= %4 "
@@ -57,10 +59,9 @@ def scenario_of(values: dict):
     """The scenario the agent parameters describe (scenario source, agent_id, overrides), validated as configure
     does; ValueError naming the parameter, the value and what is allowed."""
     scenario = scenario_from_parameters(values["scenario_file"], values["scenario_factory"])
-    agent_id = int(values["agent_id"])
-    if not 0 <= agent_id < scenario.num_agents:
-        raise ValueError(f"parameter agent_id: {agent_id} is not allowed: "
-                         f"the scenario has agents 0..{scenario.num_agents - 1}")
+    agent_id, count = int(values["agent_id"]), scenario.num_agents + sum(c.kind == JOIN for c in scenario.team_changes)
+    if not 0 <= agent_id < count:   # joiners (team_changes) have the ids after the initial agents'
+        raise ValueError(f"parameter agent_id: {agent_id} is not allowed: the scenario has agents 0..{count - 1}")
     overrides = node_overrides(values, "agent")
     algorithm = overrides.get("algorithm", scenario.controller.algorithm)
     if algorithm in scheme_names(runs_as_agents=False):   # one controller of the whole plant: no agents
@@ -110,11 +111,15 @@ class AgentNode(LifecycleNode):
 
     def _reset(self) -> None:
         self.agent = None
+        self.team: TeamMember | None = None   # with team_changes: the team's course (ros/team_member.py)
+        self.wire = Wire()   # the agent's indices and steps ↔ the messages' ids and steps
+        self._plan_inputs: dict = {}
+        self._activated = False
         self.negotiator: Negotiator | None = None
         self._inputs: list = []
         self._heartbeat = self._wake = self._ticker = None
         self._outputs: dict = {}
-        self._throttle: dict[str, tuple[float, int]] = {}   # warning topic → (last logged, suppressed since)
+        self._throttle = Throttle(self.get_logger().warning)   # warnings of a topic at most once a second
         self._totals = dict.fromkeys(COUNTS, 0)
         self._capped: list[tuple[int, float]] = []   # (step, residual) of the steps stopped at the iteration limit
         self.layout = None   # PlanarLayout when the visualization topics are on
@@ -138,9 +143,9 @@ class AgentNode(LifecycleNode):
             self.get_logger().error(f"configure failed unexpectedly: {type(error).__name__}: {error}")
             self._release()
             return TransitionCallbackReturn.ERROR
-        self.get_logger().info(
-            f"configured agent {self.agent_id} ({self.algorithm}, N={self.design.horizon}, "
-            f"listens to {sorted(self.agent.required_plans)})")
+        self.get_logger().info(f"configured agent {self.agent_id} ({self.algorithm}" + (
+            f", N={self.design.horizon}, listens to {sorted(self.agent.required_plans)})" if self.agent else
+            ", not in the team yet)"))
         return TransitionCallbackReturn.SUCCESS
 
     def _parameter(self, name: str):
@@ -152,11 +157,46 @@ class AgentNode(LifecycleNode):
         self.auth = authentication_of({name: self._parameter(name) for name in ("authenticate", "keystore")},
                                       scenario, scenario.num_agents, self.agent_id)
         self.algorithm = scenario.controller.algorithm
+        me = self.agent_id
+        # best_effort_deadline: the DDS deadline of one sample time, in real time only (a step budget)
+        self._plan_qos = plan_qos(self._parameter("plan_qos"),
+                                  scenario.sample_time if float(self._parameter("step_budget")) > 0 else None)
+        self._outputs = {
+            "plan": self.create_lifecycle_publisher(PredictedTrajectory, agent_topic(me, "plan"), self._plan_qos),
+            "control": self.create_lifecycle_publisher(ControlInput, agent_topic(me, "control"), CONTROL_QOS),
+            "status": self.create_lifecycle_publisher(AgentStatus, agent_topic(me, "status"), STATUS_QOS),
+            "heartbeat": self.create_lifecycle_publisher(Header, agent_topic(me, "heartbeat"), STATUS_QOS),
+        }
+        self._wake = self.create_timer(1.0, self._on_wake, clock=self._wall)
+        self._wake.cancel()  # armed by the negotiator's WakeAt
+        if scenario.team_changes:   # the controller of each stretch in the team (ros/team_member.py)
+            self.team = TeamMember(self, scenario, me)
+            self.team.start()
+        else:
+            self._build(scenario, me)
+        if self._parameter("visualization") and self.team is None:   # (a changing team has no scene yet)
+            self.layout = scenario.family.layout(scenario)
+            tubes = getattr(self.design, "tubes", None)
+            self._tube_outline = None if tubes is None else self.layout.tube_outline(me, tubes.tubes[me].G)
+            self._outputs["path"] = self.create_lifecycle_publisher(NavPath, agent_topic(me, "path"), STATUS_QOS)
+            self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, agent_topic(me, "markers"),
+                                                                       STATUS_QOS)
+        if self._parameter("robot_mode"):
+            self.robot = robot_link_of(self, scenario, lambda leaf: agent_topic(me, leaf), ROBOT_STATE_QOS, CONTROL_QOS)
+            self._outputs["cmd_vel"] = self.robot.publisher
+            self._inputs.append(self.robot.subscription)
+        else:
+            self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
+                                                         STATE_QOS))
+        self._heartbeat = self.create_timer(self._parameter("heartbeat_period"), self._beat, clock=self._wall)
+
+    def _build(self, scenario, index: int) -> None:
+        """The controller of `scenario` as agent `index`: design, agent, negotiator, the neighbours' plan topics."""
         self._steps = scenario.steps
         self.design = scenario.design()
         controller = scenario.controller
         self._stopping = StoppingRule(controller.max_iterations, controller.tolerance)
-        self.agent = self.design.agent(self.algorithm, self.agent_id, self._stopping, controller.solver,
+        self.agent = self.design.agent(self.algorithm, index, self._stopping, controller.solver,
                                        controller.weights, controller.scheme_settings)
         try:
             neighbours = list(self._parameter("neighbour_ids") or [])
@@ -176,73 +216,43 @@ class AgentNode(LifecycleNode):
             if own is not None:
                 self.agent.rejoin(own)
                 self.get_logger().warning(f"rejoining: warm start from its own final plan of step {own.step}")
-        robot = self._robot_timing() if self._parameter("robot_mode") else None
+        robot = robot_timing(self._parameter, system.sample_time) if self._parameter("robot_mode") else None
         self._now = time.monotonic if robot is None else time.time   # robot steps follow the shared UNIX clock
         budget = float(self._parameter("step_budget")) * system.sample_time
         self.negotiator = Negotiator(self.agent, controller.max_iterations + rounds, self._steps,
-                                     float(self._parameter("iteration_timeout")), robot, self._dims[self.agent_id][0],
+                                     float(self._parameter("iteration_timeout")), robot, self._dims[index][0],
                                      step_budget=budget or None, plan_delay=float(self._parameter("plan_delay")))
-        qos = plan_qos(self._parameter("plan_qos"), system.sample_time if budget else None)   # deadline: real time
-        me = self.agent_id
-        self._outputs = {
-            "plan": self.create_lifecycle_publisher(PredictedTrajectory, agent_topic(me, "plan"), qos),
-            "control": self.create_lifecycle_publisher(ControlInput, agent_topic(me, "control"), CONTROL_QOS),
-            "status": self.create_lifecycle_publisher(AgentStatus, agent_topic(me, "status"), STATUS_QOS),
-            "heartbeat": self.create_lifecycle_publisher(Header, agent_topic(me, "heartbeat"), STATUS_QOS),
-        }
-        if self._parameter("visualization"):
-            self.layout = scenario.family.layout(scenario)
-            tubes = getattr(self.design, "tubes", None)
-            self._tube_outline = None if tubes is None else self.layout.tube_outline(me, tubes.tubes[me].G)
-            self._outputs["path"] = self.create_lifecycle_publisher(NavPath, agent_topic(me, "path"), STATUS_QOS)
-            self._outputs["markers"] = self.create_lifecycle_publisher(MarkerArray, agent_topic(me, "markers"),
-                                                                       STATUS_QOS)
-        self._plan_inputs = {j: self.create_subscription(PredictedTrajectory, agent_topic(j, "plan"),
-                                                         lambda message, j=j: self._on_plan(j, message), qos,
-                                                         content_filter_options=self._plan_filter(j),
-                                                         event_callbacks=self._deadline_events(j, qos))
+        qos, wire = self._plan_qos, self.wire
+        self._plan_inputs = {j: self.create_subscription(PredictedTrajectory, agent_topic(wire.id_of(j), "plan"),
+                                                         lambda message, j=wire.id_of(j): self._on_plan(j, message),
+                                                         qos, content_filter_options=self._plan_filter(j),
+                                                         event_callbacks=deadline_events(qos, lambda j=j:
+                                                                                         self._on_silent(j)))
                              for j in sorted(self.agent.required_plans)}
-        self._inputs = list(self._plan_inputs.values())
-        if self._parameter("robot_mode"):
-            self._configure_robot(scenario)
-        else:
-            self._inputs.append(self.create_subscription(SubsystemState, agent_topic(me, "state"), self._on_state,
-                                                         STATE_QOS))
-        self._heartbeat = self.create_timer(self._parameter("heartbeat_period"), self._beat, clock=self._wall)
-        self._wake = self.create_timer(1.0, self._on_wake, clock=self._wall)
-        self._wake.cancel()  # armed by the negotiator's WakeAt
 
-    def _configure_robot(self, scenario) -> None:
-        base = scenario.family.robot_base(scenario)
-        if base is None:
-            raise ValueError(f"parameter robot_mode: true is not allowed: scenario {scenario.name} (model.type "
-                             f"{scenario.family.name}) has no robot base; robot mode needs a model whose agents are "
-                             "robots, e.g. the nonlinear unicycle_formation")
-        choice = self._parameter("robot_state")
-        if choice not in STATE_MESSAGES:
-            raise ValueError(f"parameter robot_state: '{choice}' is not allowed: must be one of "
-                             f"{', '.join(STATE_MESSAGES)}")
-        limits = getattr(self.design, "applied_limits", None) or self.design.system.subsystems   # the real U_i
-        self.robot = RobotLink(self, lambda leaf: agent_topic(self.agent_id, leaf), base,
-                               self._dims[self.agent_id][0], choice, ROBOT_STATE_QOS, CONTROL_QOS,
-                               limits[self.agent_id], self.design.system.sample_time)
-        self._outputs["cmd_vel"] = self.robot.publisher
-        self._inputs.append(self.robot.subscription)
+    def _on_silent(self, index: int) -> None:
+        if self.negotiator is not None:   # best_effort_deadline: the neighbour's plan topic missed its deadline
+            self._act(self.negotiator.silent(index, self._now()))
 
-    def _robot_timing(self) -> RobotTiming:
-        dt = self.design.system.sample_time
-        return RobotTiming(dt, float(self._parameter("start_time")), float(self._parameter("state_timeout")) or 3 * dt,
-                           float(self._parameter("neighbour_timeout")) or 3 * dt,
-                           float(self._parameter("command_deadline")) * dt)
+    def _retire(self) -> None:
+        """No controller (not in the team, or before the next stretch's)."""
+        for handle in self._plan_inputs.values():
+            self.destroy_subscription(handle)
+        if self._wake is not None:
+            self._wake.cancel()
+        self._plan_inputs, self.agent, self.negotiator = {}, None, None
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
+        self._activated = True
         if self.robot is not None:
             self._ticker = self.create_timer(self.negotiator.robot.sample_time / 10, self._on_tick, clock=self._wall)
-        self._act(self.negotiator.activate(self._now()))
+        if self.negotiator is not None:   # None: a team member not in the team now
+            self._act(self.negotiator.activate(self._now()))
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activated = False
         if self.negotiator is not None:
             if self._ticker is not None:
                 self.destroy_timer(self._ticker)
@@ -270,6 +280,9 @@ class AgentNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
+        self._retire()
+        if self.team is not None:
+            self.team.release()
         for handle in self._inputs:
             self.destroy_subscription(handle)
         for publisher in self._outputs.values():
@@ -281,18 +294,24 @@ class AgentNode(LifecycleNode):
 
     # -- events into the negotiator (coordination/negotiator.py owns every rule) ---------------------------------
     def _on_state(self, message: SubsystemState) -> None:
+        if self.team is not None and self.team.holds(message.step, self._on_state, message):
+            return
         if self.negotiator is None:
             return
         if message.agent_id != self.agent_id:
             self._act(self.negotiator.refuse(f"state message for agent {message.agent_id} on agent "
                                              f"{self.agent_id}'s topic", "state"))
             return
-        self._act(self.negotiator.measure(message.step, np.asarray(message.state, float), self._now()))
+        self._act(self.negotiator.measure(message.step - self.wire.offset, np.asarray(message.state, float),
+                                          self._now()))
 
     def _on_plan(self, sender: int, message: PredictedTrajectory) -> None:
         """A plan from the topic of agent `sender`: its id and sizes checked here (the message boundary), its
         step and iteration by the negotiator; a refused one is counted (AgentStatus.messages_rejected)."""
-        if self.negotiator is None:
+        if self.team is not None and self.team.holds(message.step, lambda m: self._on_plan(sender, m), message):
+            return
+        index = self.wire.index_of(sender)
+        if self.negotiator is None or index is None:
             return  # plans are booked while inactive too (neighbours activated earlier already negotiate)
         try:
             if message.agent_id != sender:
@@ -301,25 +320,16 @@ class AgentNode(LifecycleNode):
             if refused is not None:   # unsigned, forged, another agent's key or a replay: counted by reason
                 self._act(self.negotiator.refuse(*refused))
                 return
-            plan = message_to_plan(message, self.design.horizon, *self._dims[sender])
+            plan = self.wire.inward(message_to_plan(message, self.design.horizon, *self._dims[index]))
         except MalformedPlan as error:
             self._act(self.negotiator.refuse(f"rejected plan: {error}", "plan"))
             return
+        if plan is None:   # a plan of an earlier stretch of the team
+            return
         actions = self.negotiator.receive(plan, self._now())
-        if self.negotiator.heard.get(sender) is not None:
-            self._heard[sender] = (time.monotonic(), plan.states)
+        if self.negotiator.heard.get(index) is not None:
+            self._heard[index] = (time.monotonic(), plan.states)
         self._act(actions)
-
-    def _deadline_events(self, sender: int, qos) -> SubscriptionEventCallbacks | None:
-        """With a deadline in the plan QoS, the middleware's requested-deadline-missed event on `sender`'s plan
-        topic goes to the negotiator (`Negotiator.silent`)."""
-        if qos.deadline.nanoseconds <= 0:
-            return None
-        return SubscriptionEventCallbacks(deadline=lambda _info: self._on_silent(sender))
-
-    def _on_silent(self, sender: int) -> None:
-        if self.negotiator is not None:
-            self._act(self.negotiator.silent(sender, self._now()))
 
     def _on_wake(self) -> None:
         """The one-shot wake-up: the clock goes to the negotiator, then the timer is set again for whatever it still
@@ -348,8 +358,8 @@ class AgentNode(LifecycleNode):
     def _act(self, actions) -> None:
         for action in actions:
             if isinstance(action, PublishPlan):
-                self._publish(self._outputs["plan"], plan_to_message(action.plan, self.design.system.sample_time,
-                                                                     self._stamp()))
+                self._publish(self._outputs["plan"], plan_to_message(self.wire.outward(action.plan),
+                                                                     self.design.system.sample_time, self._stamp()))
             elif isinstance(action, ApplyInput):
                 self._publish_control(action.step, action.input)
             elif isinstance(action, DriveRobot):
@@ -358,26 +368,12 @@ class AgentNode(LifecycleNode):
                 self.robot.stop()
             elif isinstance(action, StepDone):
                 self._step_done(action)
+            elif isinstance(action, Warn) and action.topic:   # at most once a second per topic (ros/throttle.py)
+                self._throttle.warn(action.topic, action.text)
             elif isinstance(action, Warn):
-                self._warn(action)
+                self.get_logger().warning(action.text)
             elif isinstance(action, WakeAt):
                 self._arm_wake(action.time)
-
-    def _warn(self, warning: Warn) -> None:
-        """Warnings of one topic at most once a second, with the number suppressed since. Throttled by hand:
-        rclpy's throttle_duration_sec inspects the caller's frame on every call (2 ms each), which a flood of bad
-        plans turned into a stall (bench/ros_flood.py)."""
-        if not warning.topic:
-            self.get_logger().warning(warning.text)
-            return
-        now = time.monotonic()
-        last, suppressed = self._throttle.get(warning.topic, (-1.0, 0))
-        if now - last >= 1.0:
-            self.get_logger().warning(warning.text + (f" (and {suppressed} more since the last warning)"
-                                                      if suppressed else ""))
-            self._throttle[warning.topic] = (now, 0)
-        else:
-            self._throttle[warning.topic] = (last, suppressed + 1)
 
     def _plan_filter(self, sender: int) -> ContentFilterOptions:
         """DDS drops, before the reader's bounded queue, plans on sender's topic whose id, sizes, iteration or step
@@ -386,7 +382,8 @@ class AgentNode(LifecycleNode):
         loses only this shield. The filter is fixed at configure: moving a step window with set_content_filter
         while plans arrive crashed Fast DDS (SIGSEGV) under the flood test."""
         n_x, n_u = self._dims[sender]
-        bounds = (sender, self.design.horizon, n_x, n_u, self.negotiator.book.max_iteration, self._steps + STEPS_AHEAD)
+        bounds = (self.wire.id_of(sender), self.design.horizon, n_x, n_u, self.negotiator.book.max_iteration,
+                  self.wire.offset + self._steps + STEPS_AHEAD)
         return ContentFilterOptions(PLAN_FILTER, [str(value) for value in bounds])
 
     # -- publishing ------------------------------------------------------------------------------------------------
@@ -394,7 +391,7 @@ class AgentNode(LifecycleNode):
         return self.get_clock().now().to_msg()
 
     def _publish_control(self, step: int, u: np.ndarray) -> None:
-        message = ControlInput(agent_id=self.agent_id, step=step, input=[float(v) for v in u])
+        message = ControlInput(agent_id=self.agent_id, step=step + self.wire.offset, input=[float(v) for v in u])
         message.header.stamp = self._stamp()
         self._publish(self._outputs["control"], message)
 
@@ -411,19 +408,24 @@ class AgentNode(LifecycleNode):
             self._totals[name] += value
         plan = self.agent.last_plan
         message = status_message(
-            self.agent_id, done.step, self.agent.statistics, plan, self.agent.constraint_margin(), self._stamp(),
+            self.agent_id, done.step + self.wire.offset, self.agent.statistics, plan, self.agent.constraint_margin(),
+            self._stamp(),
             messages_missing=counts["missing"], messages_late=counts["late"], messages_rejected=counts["rejected"],
             deadline_misses=counts["deadline_misses"], watchdog_stops=counts["watchdog_stops"],
             counters=scheme_of(self.algorithm).counters,
             extra_counters={**({} if self.auth is None else self.auth.step_counters("plan")),
-                            **({"plan_deadlines": counts["plan_deadlines"]}
-                               if self._parameter("plan_qos") == "best_effort_deadline" else {})} or None)
+                            **({"plan_deadlines": counts["plan_deadlines"]} if self._plan_qos.deadline.nanoseconds
+                               else {})} or None)
         self._outputs["status"].publish(message)
         if self._resume_dir and plan is not None:   # what a respawned incarnation warm-starts from
             save_plan(self._resume_dir, plan)
         self._note_cap(done.step, self.agent.statistics)
-        if self.layout is not None and plan is not None:
-            self._publish_scene(plan)
+        if self.layout is not None and plan is not None:   # path and markers of the final plan
+            scene = scene_of(self.agent_id, plan, self.layout, self.negotiator.measured_state, self._heard,
+                             self.design.collision)
+            stamp, sample_time = self._stamp(), self.design.system.sample_time
+            self._outputs["path"].publish(path_message(scene, stamp, sample_time))
+            self._outputs["markers"].publish(marker_array(scene, self.layout, stamp, sample_time, self._tube_outline))
 
     def _note_cap(self, step: int, statistics) -> None:
         """Count a step that stopped at the iteration limit without meeting the tolerance; warn at the first one of
@@ -438,33 +440,11 @@ class AgentNode(LifecycleNode):
                 f"{statistics.residual:.1e} (tolerance {stopping.tolerance:.0e}): raise controller.max_iterations; "
                 "further capped steps are counted in AgentStatus.capped and at the end of the run")
 
-    def _publish_scene(self, plan) -> None:
-        """Path and markers of the final plan, moved into the plant's frame (a formation agent plans relative to
-        its agreed centre: the measured state minus the plan's first state gives the shift)."""
-        me, layout, now = self.agent_id, self.layout, time.monotonic()
-        measured = self.negotiator.measured_state
-        shift = 0.0 if measured is None else layout.position(me, measured) - layout.position(me, plan.states[0])
-        neighbours = {j: (layout.position(j, x[0]) + shift, now - seen) for j, (seen, x) in self._heard.items()}
-        scene = Scene(me, layout.position(me, plan.states) + shift, neighbours, self._halfplanes(plan, shift))
-        stamp, sample_time = self._stamp(), self.design.system.sample_time
-        self._outputs["path"].publish(path_message(scene, stamp, sample_time))
-        self._outputs["markers"].publish(marker_array(scene, layout, stamp, sample_time, self._tube_outline))
-
-    def _halfplanes(self, plan, shift: np.ndarray) -> tuple[tuple[np.ndarray, float], ...]:
-        """The collision half-planes (map frame) between the agent's next planned position and its partners'."""
-        collision = self.design.collision
-        if collision is None:
-            return ()
-        columns = list(collision.position_columns)
-        partners = {j: x[1, columns] for j, (_, x) in self._heard.items()}
-        return tuple((a, b + float(a @ shift)) for a, b in
-                     collision.own_halfplanes(self.agent_id, plan.states[1, columns], partners))
-
     def _beat(self) -> None:
-        """The heartbeat; its frame_id is the node's name, with MATCHING_SUFFIX while some neighbour's plan topic has
-        no matched publisher yet (the lifecycle manager's start gate waits for every agent to drop it)."""
-        if self.active:
-            matched = all(subscription.get_publisher_count() > 0 for subscription in self._plan_inputs.values())
+        """The heartbeat; its frame_id is the node's name, with MATCHING_SUFFIX while a neighbour's plan topic has no
+        matched publisher (the lifecycle manager's start gate waits for every agent to drop it)."""
+        if self.active or (self.team is not None and self._activated):   # a team node beats while it is up
+            matched = all(handle.get_publisher_count() > 0 for handle in self._plan_inputs.values())
             beat = Header(frame_id=self.get_name() + ("" if matched else MATCHING_SUFFIX))
             beat.stamp = self._wall.now().to_msg()
             self._outputs["heartbeat"].publish(beat)

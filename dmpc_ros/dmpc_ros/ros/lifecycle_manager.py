@@ -13,6 +13,9 @@ Start gate (start_gate > 0, real time): the plant is activated last, once every 
 every neighbour's plan topic (no MATCHING_SUFFIX), waiting at most start_gate seconds. Over lossy links discovery
 and matching take seconds; a plant already stepping then runs the first steps with agents that hear nobody (measured:
 outages of up to 16 steps against a tube fault bound of 1). Lock-step needs no gate: the plant waits for the inputs.
+Plug and play (team_changes): the nodes in late_nodes (joiners) are not brought up at bring-up but when they
+appear, their heartbeat watched from then on; a member whose leave is announced on team/announcement, or a joiner
+refused there, is taken down (deactivated, cleaned up, shut down: its process then ends cleanly), no longer watched.
 On SIGINT/SIGTERM/SIGHUP: deactivate, clean up and shut down the nodes in reverse order.
 Service calls are asynchronous and awaited from the main loop, never inside a callback.
 Exit codes: 0 clean, 1 bring-up failed (nodes are left for whoever started them), 3 an agent was lost.
@@ -111,6 +114,8 @@ class LifecycleManager(Node):
         declare_parameters(self, "lifecycle_manager")
         values = check_parameters(self, "lifecycle_manager")
         self.nodes = list(values["node_names"] or [])
+        self.late = [name for name in values["late_nodes"] or [] if name in self.nodes]   # joiners, up when they appear
+        self.leaving: list[str] = []   # members whose leave was announced, to be taken down
         self.timeout = values["transition_timeout"]
         self.executor_ = SingleThreadedExecutor(context=self.context)
         self.executor_.add_node(self)
@@ -130,6 +135,10 @@ class LifecycleManager(Node):
         self.rejoined: dict[str, int] = {}   # node → times it was brought up again after a respawn
         self.failed_back: dict[str, int] = {}   # node → failed attempts to bring it up again
         self._heartbeat = self.create_publisher(Header, "~/heartbeat", STATUS_QOS)
+        from dmpc_ros_msgs.msg import TeamAnnouncement
+
+        from .team_topics import ANNOUNCEMENT_TOPIC, TEAM_QOS
+        self.create_subscription(TeamAnnouncement, ANNOUNCEMENT_TOPIC, self._on_announcement, TEAM_QOS)
         self.create_timer(MANAGER_HEARTBEAT_PERIOD, self._beat_own)
         self.stop_requested = False   # SIGINT/SIGTERM: bring-up and watching end
         self.shutting_down = False    # from then on, further signals (launch and the terminal both send one) wait
@@ -201,8 +210,9 @@ class LifecycleManager(Node):
         gated = self.start_gate > 0 and any(_is_plant(name) for name in self.nodes)
         try:
             for transition in UP:
-                last = [name for name in self.nodes if gated and transition == UP[-1] and _is_plant(name)]
-                for name in [name for name in self.nodes if name not in last] + ["gate"] * bool(last) + last:
+                now_up = [name for name in self.nodes if name not in self.late]
+                last = [name for name in now_up if gated and transition == UP[-1] and _is_plant(name)]
+                for name in [name for name in now_up if name not in last] + ["gate"] * bool(last) + last:
                     if name == "gate":
                         self._wait_at_gate()
                         continue
@@ -221,20 +231,22 @@ class LifecycleManager(Node):
             return False
         now = time.monotonic()
         self.last_beat = {topic: now for topic in self.heartbeat_topics}
-        self.get_logger().info(f"all {len(self.nodes)} nodes active")
+        self.get_logger().info(f"all {len(self.nodes) - len(self.late)} nodes active" +
+                               (f"; {len(self.late)} start later" if self.late else ""))
         return True
 
     def _wait_at_gate(self) -> None:
         """The start gate: until every agent hears all its neighbours' plan topics, at most start_gate seconds."""
         started = time.monotonic()
+        topics = [t for t in self.heartbeat_topics if not any(t.startswith(name + "/") for name in self.late)]
         while not self.interrupted and time.monotonic() - started < self.start_gate:
-            waiting = [t for t in self.heartbeat_topics if self.matching.get(t, True)]
+            waiting = [t for t in topics if self.matching.get(t, True)]
             if not waiting:
                 self.get_logger().info(f"start gate: every agent hears its neighbours after "
                                        f"{time.monotonic() - started:.1f} s; activating the plant")
                 return
             self.executor_.spin_once(timeout_sec=0.05)
-        waiting = [t for t in self.heartbeat_topics if self.matching.get(t, True)]
+        waiting = [t for t in topics if self.matching.get(t, True)]
         if waiting:
             self.get_logger().warning(f"start gate: after {self.start_gate:g} s {', '.join(waiting)} still report "
                                       "an unmatched neighbour plan topic; activating the plant anyway")
@@ -293,11 +305,46 @@ class LifecycleManager(Node):
         self.rejoined[name] = self.rejoined.get(name, 0) + 1
         self.get_logger().info(f"{name} rejoined: active again after {time.monotonic() - started:.2f} s")
 
+    def _on_announcement(self, message) -> None:
+        """An applied leave or a refused join: that node (agent_<id> of node_names), no longer or never in the team,
+        is taken down from the watch loop."""
+        if message.accepted == (message.kind == "leave"):
+            self.leaving += [name for name in self.nodes if name.rsplit("/", 1)[-1] == f"agent_{message.member}"]
+
+    def _team_changes(self) -> None:
+        """Joiners that appeared are brought up (their heartbeat watched from then on); leavers are taken down."""
+        for name in list(self.late):
+            change, get = self.clients_[name]
+            if change.service_is_ready() and get.service_is_ready():
+                self.late.remove(name)
+                self.get_logger().info(f"{name} appeared (a joiner): bringing it up")
+                try:
+                    for transition in UP:
+                        self.transition(name, transition)
+                except (RuntimeError, TimeoutError) as error:
+                    self.get_logger().error(f"bringing up {name} failed: {error}")
+                    continue
+                topic = f"{name}/heartbeat"
+                from .qos import STATUS_QOS
+                self.create_subscription(Header, topic, lambda _m, t=topic: self._beat(t), STATUS_QOS)
+                self.last_beat[topic] = time.monotonic()
+        while self.leaving:
+            name = self.leaving.pop(0)
+            self.last_beat = {t: seen for t, seen in self.last_beat.items() if not t.startswith(f"{name}/")}
+            try:
+                for transition in (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_CLEANUP,
+                                   Transition.TRANSITION_UNCONFIGURED_SHUTDOWN):
+                    self.transition(name, transition)
+            except (RuntimeError, TimeoutError) as error:
+                self.get_logger().warning(f"taking {name} down (it left or was refused): {error}")
+
     def watch(self) -> None:
         while rclpy.ok() and not self.stop_requested and not supervisor_gone():
             self.executor_.spin_once(timeout_sec=0.05)
             if self.adopting:
                 self._poll_states()
+            if self.late or self.leaving:
+                self._team_changes()
             now = time.monotonic()
             for topic, seen in self.last_beat.items():
                 if topic not in self.lost and now - seen > self.heartbeat_timeout:

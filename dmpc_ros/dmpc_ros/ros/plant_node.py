@@ -44,6 +44,8 @@ from .authentication import authentication_of
 from .parameters import check_parameters, declare_parameters
 from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS
 from .spin import init_node_process, spin_node
+from .team_plant import TeamHead
+from .throttle import Throttle
 
 FINAL_STATE_TIMEOUT = 2.0   # [s] to deliver x(T) to every subscriber before the process exits (all together)
 TEAM_GONE_EXIT = 4          # exit code of a plant that stopped because the lifecycle manager fell silent
@@ -57,6 +59,7 @@ class PlantNode(LifecycleNode):
         self.active = False
         self.scenario = None
         self.k, self._written = 0, -1   # steps done; steps in the output file
+        self.offset, self.run_steps, self.head = 0, 0, None   # the stretch's first step (team changes), the run's steps
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         self._inputs: list = []
         self._timer = None
@@ -77,32 +80,43 @@ class PlantNode(LifecycleNode):
         except (ScenarioError, ValueError) as error:
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE
+        self.head = None if not self.scenario.team_changes else TeamHead(self, self.scenario)   # ros/team_plant.py
+        self.run_steps = self.scenario.steps
+        self._rules, self._law = rules, law
+        self._setup(self.scenario if self.head is None else self.head.piece, self.scenario.initial_state, 0)
+        ids = range(self.plant.num_agents if self.head is None else self.head.members)   # every member's topics
+        self.team = Heartbeat(values["manager_timeout"])
+        self._inputs.append(self.create_subscription(Header, "lifecycle_manager/heartbeat",
+                                                     lambda _: self.team.beat(time.monotonic()), STATUS_QOS))
+        self._refused = Throttle(self.get_logger().warning)   # an agent's refused inputs: a warning a second at most
+        self.resume_dir = values["resume_dir"]
+        if self.resume_dir:
+            self._resume()
+        self._state_publishers = {i: self.create_lifecycle_publisher(SubsystemState, agent_topic(i, "state"),
+                                                                     STATE_QOS) for i in ids}
+        self._clock_publisher = self.create_lifecycle_publisher(ClockMessage, "/clock", QoSProfile(depth=10))
+        self._inputs += [self.create_subscription(ControlInput, agent_topic(i, "control"), self._on_input,
+                                                  CONTROL_QOS) for i in ids]
+        self.get_logger().info(f"configured {self.plant.num_agents} subsystems, {self.run_steps} steps of "
+                               f"{self.plant.sample_time} s, mode {self.mode}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _setup(self, scenario, x0: np.ndarray, offset: int) -> None:
+        """The plant of `scenario` (the run's, or a stretch's of a run with team changes, from step `offset`)."""
+        self.scenario, self.offset = scenario, offset
+        self.members = tuple(range(scenario.num_agents)) if self.head is None else self.head.ids()
         self.plant = self.scenario.plant()
         self.disturbance = self.scenario.plant_disturbance()   # computed once, as `dmpc sim` does (sim/disturbances.py)
         M, T = self.plant.num_agents, self.scenario.steps
         self.k, self._written = 0, -1
         self.x = np.zeros((T + 1, self.plant.n_x))
-        self.x[0] = self.scenario.initial_state
+        self.x[0] = x0
         self.u = np.zeros((T, self.plant.n_u))
-        self.inputs = PlantInputs(self.plant.subsystems, rules, law)   # what it applies (sim/plant_inputs.py)
-        self.team = Heartbeat(values["manager_timeout"])
-        self._inputs.append(self.create_subscription(Header, "lifecycle_manager/heartbeat",
-                                                     lambda _: self.team.beat(time.monotonic()), STATUS_QOS))
-        self._refused_warned: dict[int, tuple[float, int]] = {}   # agent → (last warning, refusals suppressed since)
+        self.inputs = PlantInputs(self.plant.subsystems, self._rules, self._law)   # what it applies (plant_inputs.py)
         self.received: dict[int, int] = {}   # agent → newest step with an input
         self.late_inputs = 0
         self.late_by_agent = np.zeros(M, int)   # inputs that arrived after their step, per agent
         self.wall_time = np.full(T + 1, np.nan)  # steady-clock time each step's state went out [s]
-        self.resume_dir = values["resume_dir"]
-        if self.resume_dir:
-            self._resume()
-        self._state_publishers = [self.create_lifecycle_publisher(SubsystemState, agent_topic(i, "state"), STATE_QOS)
-                                  for i in range(M)]
-        self._clock_publisher = self.create_lifecycle_publisher(ClockMessage, "/clock", QoSProfile(depth=10))
-        self._inputs += [self.create_subscription(ControlInput, agent_topic(i, "control"), self._on_input,
-                                                  CONTROL_QOS) for i in range(M)]
-        self.get_logger().info(f"configured {M} subsystems, {T} steps of {self.plant.sample_time} s, mode {self.mode}")
-        return TransitionCallbackReturn.SUCCESS
 
     def _resume(self) -> None:
         """A respawned plant: the step, states, inputs and late counts of the checkpoint, the inputs held as last
@@ -142,9 +156,9 @@ class PlantNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         for handle in self._inputs:
             self.destroy_subscription(handle)
-        for publisher in self._state_publishers + [self._clock_publisher]:
+        for publisher in [*self._state_publishers.values(), self._clock_publisher]:
             self.destroy_lifecycle_publisher(publisher)
-        self._inputs, self._state_publishers = [], []
+        self._inputs, self._state_publishers = [], {}
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -154,43 +168,38 @@ class PlantNode(LifecycleNode):
     def _on_input(self, message: ControlInput) -> None:
         """An agent's input for step k: refused (counted, logged at most once a second) unless finite, of its size
         and inside its input set (sim/plant_inputs.py); then held until the agent's next one."""
-        if not self.active or not 0 <= message.agent_id < self.plant.num_agents:
+        if not self.active or message.agent_id not in self.members:
             return
+        i, step = self.members.index(message.agent_id), message.step - self.offset   # agent index, stretch step
         refused = None if self.auth is None else self.auth.refusal(message, message.agent_id)
         if refused is not None:   # unsigned, forged, another agent's key or a replay: counted by reason
-            self._warn_refused(refused[1], refused[0])
+            self._refused.warn(refused[1], refused[0])
             return
-        if message.step < self.k:
+        if step < self.k:
             self.late_inputs += 1
-            self.late_by_agent[message.agent_id] += 1
+            self.late_by_agent[i] += 1
             return
-        if message.step == self.k:
-            i = message.agent_id
+        if step == self.k:
             reason = self.inputs.offer(i, message.input, self.x[self.k, self.plant.state_slice(i)], self._now())
             if reason is not None:
-                self._warn_refused(i, reason)
+                self._refused.warn(i, reason)
                 return
-            self.received[i] = message.step
+            self.received[i] = step
             if self.mode == "lock_step":
                 self._tick()
-
-    def _warn_refused(self, agent: int, reason: str) -> None:
-        """At most one warning a second per agent, with the number refused since (throttled by hand: rclpy's
-        throttle inspects the caller's frame on every call, which a flood of forged inputs would turn into a stall)."""
-        now = time.monotonic()
-        last, suppressed = self._refused_warned.get(agent, (-1.0, 0))
-        if now - last >= 1.0:
-            more = f" (and {suppressed} more since the last warning)" if suppressed else ""
-            self.get_logger().warning(reason + more)
-            self._refused_warned[agent] = (now, 0)
-        else:
-            self._refused_warned[agent] = (last, suppressed + 1)
 
     def _now(self) -> float:
         """The plant's clock in sample periods: the step in lock-step, the steady clock in real time."""
         return self.k if self.mode == "lock_step" else time.monotonic() / self.plant.sample_time
 
     def _tick(self) -> None:
+        if self.head is not None and self.head.busy:   # a team change step: proposal, votes, announcement
+            if self.active and self.head.poll(time.monotonic()):
+                self._setup(self.head.piece, self.head.course.x, self.head.course.start)
+                self.inputs.start(self._now())
+                self._waiting_since = time.monotonic()
+                self._publish_step()
+            return
         if not self.active or self.k >= self.scenario.steps:
             return
         silence = self.team.silence(time.monotonic())
@@ -208,7 +217,7 @@ class PlantNode(LifecycleNode):
                 self.get_logger().warning(f"step {self.k}: no input from agents {waiting}; holding their last inputs")
         u = self.inputs.apply(self.x[self.k], self._now(), self.k)
         for agent, note in self.inputs.notes:
-            self._warn_refused(agent, note)
+            self._refused.warn(agent, note)
         self.u[self.k] = u
         self.x[self.k + 1] = self.disturbance.step(self.plant, self.x[self.k], u, self.k)
         self.k += 1
@@ -218,6 +227,12 @@ class PlantNode(LifecycleNode):
             self.wall_time[self.k] = time.monotonic()
             PlantCheckpoint(self.k, self.x, self.u, self.wall_time, self.late_by_agent,
                             self.inputs.safe_steps).save(self.resume_dir)
+        if self.head is not None and self.k == self.scenario.steps:   # the stretch's end: recorded; a change step
+            self.head.record(self.x, self.u)
+            if self.offset + self.k < self.run_steps:
+                self.head.reach(self.x[self.k])
+                return
+            self.head.write(self.get_parameter("output_file").value or "team_changes.json")
         self._publish_step()
         if self.k == self.scenario.steps:
             self._complete()
@@ -232,20 +247,22 @@ class PlantNode(LifecycleNode):
     def _publish_step(self) -> None:
         self.wall_time[self.k] = time.monotonic()
         clock = ClockMessage()
-        clock.clock.sec, clock.clock.nanosec = divmod(int(round(self.k * self.plant.sample_time * 1e9)), 1_000_000_000)
+        step = self.offset + self.k
+        clock.clock.sec, clock.clock.nanosec = divmod(int(round(step * self.plant.sample_time * 1e9)), 1_000_000_000)
         if self.mode == "lock_step":
             self._clock_publisher.publish(clock)
         stamp = clock.clock if self.mode == "lock_step" else self.get_clock().now().to_msg()
-        for i, publisher in enumerate(self._state_publishers):
-            message = SubsystemState(agent_id=i, step=self.k, state=self.x[self.k, self.plant.state_slice(i)].tolist())
+        for i, member in enumerate(self.members):
+            message = SubsystemState(agent_id=member, step=step,
+                                     state=self.x[self.k, self.plant.state_slice(i)].tolist())
             message.header.stamp = stamp
-            publisher.publish(message)
+            self._state_publishers[member].publish(message)
 
     def _complete(self) -> None:
         """Write the output; wait (a bounded time) until the subscribers have the final state before exiting."""
         self.write_output()
         deadline = time.monotonic() + FINAL_STATE_TIMEOUT
-        for publisher in self._state_publishers:
+        for publisher in self._state_publishers.values():
             publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0)))
         self.get_logger().info("scenario complete")
         if self.get_parameter("exit_on_completion").value:
@@ -265,7 +282,7 @@ class PlantNode(LifecycleNode):
         np.savez_compressed(path, t=t, x=x, u=u, late_inputs=self.late_inputs,
                             late_inputs_per_agent=self.late_by_agent, refused_inputs=self.inputs.refused,
                             plant_inputs=json.dumps(self.inputs.counts()), stopped=self.stopped,
-                            wall_time=self.wall_time[: k + 1], completed_steps=k, steps=self.scenario.steps,
+                            wall_time=self.wall_time[: k + 1], completed_steps=self.offset + k, steps=self.run_steps,
                             **({} if self.auth is None else {f"inputs_refused_{reason}": count for reason, count
                                                              in self.auth.totals().items()}))
         u_padded = np.vstack([u, np.full((1, u.shape[1]), np.nan)])  # no input after the last state

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 from rclpy.duration import Duration
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
 from ..scenarios.parameters import PLAN_QOS as PLAN_QOS_CHOICES   # the agent parameter plan_qos
@@ -29,7 +30,7 @@ from ..scenarios.parameters import PLAN_QOS as PLAN_QOS_CHOICES   # the agent pa
 
 def plan_qos(choice: str, sample_time: float | None = None) -> QoSProfile:
     """The plan topics' profile for the agent parameter plan_qos (`sample_time` [s]: the deadline period of
-    best_effort_deadline; the recorder, which only listens, passes None and requests no deadline)."""
+    best_effort_deadline, given in real time; the recorder, which only listens, passes None: no deadline)."""
     if choice not in PLAN_QOS_CHOICES:
         raise ValueError(f"plan_qos '{choice}' is not allowed: must be one of {', '.join(PLAN_QOS_CHOICES)}")
     if choice == "reliable":
@@ -39,6 +40,13 @@ def plan_qos(choice: str, sample_time: float | None = None) -> QoSProfile:
     if choice == "best_effort_deadline" and sample_time is not None:
         profile.deadline = Duration(seconds=sample_time)
     return profile
+
+
+def deadline_events(profile: QoSProfile, on_missed) -> SubscriptionEventCallbacks | None:
+    """With a deadline in `profile`, the middleware's requested-deadline-missed event calls `on_missed()`."""
+    if profile.deadline.nanoseconds <= 0:
+        return None
+    return SubscriptionEventCallbacks(deadline=lambda _info: on_missed())
 
 
 STATE_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=1, reliability=QoSReliabilityPolicy.RELIABLE,

@@ -15,6 +15,7 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 
+from ..coordination.negotiator import RobotTiming
 from ..scenarios import UnicycleBase
 from ..sim.plant_inputs import InputRules, PlantInputs
 
@@ -97,3 +98,28 @@ class RobotLink:
             return ""
         return (f", {self.guard.refused} commands refused, {self.stale_stops} stops after a stale command, "
                 f"{int(self.guard.rate_limited[0])} rate-limited")
+
+
+def robot_link_of(node, scenario, topic, state_qos, command_qos) -> RobotLink:
+    """The robot link of an agent node (its design built, parameter robot_state read): ValueError naming the
+    parameter when the scenario has no robot base or the state message is unknown."""
+    base = scenario.family.robot_base(scenario)
+    if base is None:
+        raise ValueError(f"parameter robot_mode: true is not allowed: scenario {scenario.name} (model.type "
+                         f"{scenario.family.name}) has no robot base; robot mode needs a model whose agents are "
+                         "robots, e.g. the nonlinear unicycle_formation")
+    choice = node.get_parameter("robot_state").value
+    if choice not in STATE_MESSAGES:
+        raise ValueError(f"parameter robot_state: '{choice}' is not allowed: must be one of "
+                         f"{', '.join(STATE_MESSAGES)}")
+    design, me = node.design, node.agent_id
+    limits = getattr(design, "applied_limits", None) or design.system.subsystems   # the real U_i
+    return RobotLink(node, topic, base, design.system.subsystems[me].n_x, choice, state_qos, command_qos, limits[me],
+                     design.system.sample_time)
+
+
+def robot_timing(parameter, sample_time: float) -> RobotTiming:
+    """The negotiator's robot schedule from an agent node's parameters (`parameter(name)` → value)."""
+    dt = sample_time
+    return RobotTiming(dt, float(parameter("start_time")), float(parameter("state_timeout")) or 3 * dt,
+                       float(parameter("neighbour_timeout")) or 3 * dt, float(parameter("command_deadline")) * dt)

@@ -31,7 +31,8 @@ from ..process_group import STOP_SIGNALS, ProcessGroup, RespawnPolicy, interrupt
 from ..report import BAG_METADATA, RunBag, plant_trajectory, read_run_bag, result_from_records
 from ..scenarios import Scenario
 from ..scenarios.csv_series import copy_data_files
-from ..scenarios.node_specs import KINDS, NodeSpec, host_agents, is_head, node_specs, parameters_file, select_nodes
+from ..scenarios.node_specs import (JOINER_LEAD, KINDS, NodeSpec, host_agents, is_head, joiner_starts, member_count,
+                                    node_specs, parameters_file, select_nodes)
 from ..scenarios.parameters import DEFAULTS
 from ..scenarios.source import is_factory, source_path
 from ..sim.results import STRICT_EXIT, SimulationResult
@@ -53,6 +54,7 @@ class RunOutcome:
     code: int   # 0 ok; 1 bring-up failed / node died / timeout; 3 strict; 128 + signal: interrupted (130: Ctrl-C)
     message: str
     result: SimulationResult | None = None   # also after a failure: the steps done (result.stopped says why)
+    team: dict | None = None   # a run with team_changes: the plant's team_changes.json (TeamRun.summary)
 
 
 class StopRequest:
@@ -147,11 +149,13 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                        resume_dir=str(output / "resume") if policy.scope != "none" else "")
     if policy.scope != "none":
         shutil.rmtree(output / "resume", ignore_errors=True)   # what a respawned node resumes from is this run's
+    joiners = joiner_starts(scenario)   # team_changes: these agent nodes start during the run
     team = [node.full_name for spec in specs for node in spec.nodes if spec.executable != "lifecycle_manager"]
     specs = select_nodes(specs, nodes)
     here = "" if len(specs) == len(team) + 1 else f"; this computer runs {', '.join(s.name for s in specs)}"
-    if agents_per_process > 1:
-        specs = host_agents(specs, agents_per_process)
+    if agents_per_process > 1:   # a joiner is a process of its own
+        specs = host_agents([s for s in specs if s.name not in joiners], agents_per_process) + \
+            [s for s in specs if s.name in joiners]
     params = output / "parameters.yaml"
     params.write_text(yaml.safe_dump(parameters_file(specs), sort_keys=False))
     processes_text = "" if agents_per_process == 1 else f" in {sum(1 for s in specs if s.hosted)} processes"
@@ -189,7 +193,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             from .foxglove_bridge import FoxgloveBridge
             bridge = FoxgloveBridge(foxglove_port)
         plans_qos = (settings or {}).get("plan_qos") or ("reliable" if mode == "lock_step" else "best_effort")
-        recorder = RunRecorder(namespace, scenario.num_agents, output / "run.mcap", plans_qos, context=context,
+        recorder = RunRecorder(namespace, member_count(scenario), output / "run.mcap", plans_qos, context=context,
                                metadata=(BAG_METADATA, metadata), live=bridge, recording=recording)
         if bridge is not None:   # announced once every channel exists
             print(f"dmpc run: Foxglove live at {bridge.url} (Foxglove app: Open connection → Foxglove WebSocket)",
@@ -201,10 +205,11 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             processes[spec.name] = group.start(spec.name, node_command(spec, params, enclave(spec.name)), env)
 
         managers = [spec for spec in specs if spec.executable == "lifecycle_manager"]
-        for spec in [spec for spec in specs if spec not in managers]:
+        later = {spec.name: spec for spec in specs if spec.name in joiners}
+        for spec in [spec for spec in specs if spec not in managers and spec.name not in later]:
             start(spec)
         # a split team: the nodes of the other computers too (they may start later: a longer wait)
-        await_discovery(executor, recorder, set(team), group,
+        await_discovery(executor, recorder, set(team) - {f"{namespace.rstrip('/')}/{name}" for name in joiners}, group,
                         DISCOVERY_TIMEOUT if here == "" else max(DISCOVERY_TIMEOUT, min(timeout, TEAM_TIMEOUT)),
                         interrupted)
         if not interrupted.is_set():
@@ -215,8 +220,14 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         seen = 0   # statuses checked for strict mode
         kinds = {spec.name: KINDS[spec.executable] for spec in specs}
         respawning: dict[str, float] = {}   # process name → when it starts again (monotonic)
+        left: set[str] = set()   # agents that ended cleanly in a run with team changes (taken down by the manager)
         while outcome is None:
             lost += not spin_once_taking(executor, 0.02)
+            if later:   # joiners, a few steps before their change step (the plant waits for their votes)
+                done = max((status.step for status in recorder.statuses), default=-1)
+                for name in [name for name in later if done + 1 >= joiners[name]]:
+                    print(f"dmpc run: starting {name} (joins at step {joiners[name] + JOINER_LEAD})", flush=True)
+                    start(later.pop(name))
             if policy.scope != "none" and died is None:
                 group.respawn_dead(processes, policy, kinds, respawning)
             plant, manager = processes["plant"], processes.get("lifecycle_manager")
@@ -235,8 +246,11 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             elif manager.popen.poll() == BRING_UP_FAILED:
                 outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)")
             elif died is None:
-                exited = group.first_exited(ignore=frozenset(respawning))
-                if exited is not None:
+                exited = group.first_exited(ignore=frozenset(respawning) | left)
+                if exited is not None and scenario.team_changes and kinds.get(exited.name) == "agent" and \
+                        exited.popen.returncode == 0:
+                    left.add(exited.name)   # a member that left the team, or a refused joiner: the manager ended it
+                elif exited is not None:
                     died = (exited.name, exited.popen.returncode, time.monotonic())
                     print(f"dmpc run: node {exited.name} exited with code {exited.popen.returncode}; "
                           f"stopping in {death_grace:.0f} s", flush=True)
@@ -247,7 +261,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     finally:
         # Stop the nodes (manager first: it takes the others down in order) while the recorder keeps
         # listening, so the shutdown traffic (safe commands, last statuses) is in the bag too.
-        stopping = threading.Thread(target=group.stop_all, kwargs={"grace": 10.0})
+        stopping = threading.Thread(target=group.stop_all, kwargs={"grace": 10.0, "first": ("lifecycle_manager",)})
         stopping.start()
         while stopping.is_alive():
             if recorder is not None:
@@ -267,6 +281,10 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
     bag = read_run_bag(output / "run.mcap") if recorder is not None else None
+    if scenario.team_changes:   # the team's stretches differ in size: the plant wrote their summary
+        team = output / "team_changes.json"
+        outcome.team = json.loads(team.read_text()) if team.is_file() else None
+        return outcome
     rebuilt = 0
     if bag is not None and not (output / "plant.npz").is_file():   # the plant was killed before it could write
         rebuilt = rebuild_plant_file(scenario, bag, output / "plant.npz")

@@ -7,6 +7,7 @@ Positions come from the family's PlanarLayout (models/layout.py); the conversion
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,3 +138,19 @@ def _halfplane_marker(scene: Scene, stamp: Time, length: float) -> Marker:
         along = np.array([-a[1], a[0]]) / np.linalg.norm(a) * length / 2
         lines.points += _points(np.vstack([foot - along, foot + along]))
     return lines
+
+
+def scene_of(me: int, plan, layout: PlanarLayout, measured, heard: dict, collision) -> Scene:
+    """What agent `me` draws after a step from its final plan, moved into the plant's frame (a formation agent plans
+    relative to its agreed centre: the measured state minus the plan's first state gives the shift); `heard`:
+    neighbour → (monotonic time, states) of its last plan; the collision half-planes its next position keeps."""
+    now = time.monotonic()
+    shift = 0.0 if measured is None else layout.position(me, measured) - layout.position(me, plan.states[0])
+    neighbours = {j: (layout.position(j, x[0]) + shift, now - seen) for j, (seen, x) in heard.items()}
+    halfplanes = ()
+    if collision is not None:
+        columns = list(collision.position_columns)
+        partners = {j: x[1, columns] for j, (_, x) in heard.items()}
+        halfplanes = tuple((a, b + float(a @ shift)) for a, b in
+                           collision.own_halfplanes(me, plan.states[1, columns], partners))
+    return Scene(me, layout.position(me, plan.states) + shift, neighbours, halfplanes)

@@ -77,7 +77,8 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
                overrides: dict | None = None, settings: dict | None = None,
                authenticate: bool = DEFAULTS["authenticate"], keystore: str = DEFAULTS["keystore"],
                respawn: str = DEFAULTS["respawn"], resume_dir: str = DEFAULTS["resume_dir"]) -> list[NodeSpec]:
-    """Plant, one agent per subsystem, and the lifecycle manager (which brings the others up in this order).
+    """Plant, one agent per subsystem (and per joiner of team_changes: member_count), and the lifecycle manager
+    (which brings the others up in this order).
     `source` is the scenario's YAML file or Python factory; `overrides` (OVERRIDES fields) become node
     parameters, so `scenario` must already carry them; `settings`: other table parameters (e.g. the plant's guard),
     each given to the nodes that declare it. The settings are checked against the parameter table.
@@ -109,14 +110,33 @@ def node_specs(scenario: Scenario, source: str | Path, namespace: str = DEFAULTS
         "plan_qos": agent_settings.get("plan_qos") or ("reliable" if lock_step else "best_effort"),
         "iteration_timeout": iteration_timeout if lock_step else min(iteration_timeout, scenario.sample_time / 4),
         "step_budget": 0.0 if lock_step else REAL_TIME_STEP_BUDGET,
-        "use_sim_time": lock_step}) for i in range(scenario.num_agents)]
+        "use_sim_time": lock_step}) for i in range(member_count(scenario))]
     manager = NodeSpec("lifecycle_manager", "lifecycle_manager", namespace, {
         "node_names": [plant.full_name] + [agent.full_name for agent in agents],
         "heartbeat_topics": [agent_topic(i, "heartbeat", namespace) for i in range(scenario.num_agents)],
+        # the joiners of team_changes start later (a parameter file cannot type an empty list: none without them)
+        **({"late_nodes": [agent.full_name for agent in agents[scenario.num_agents:]]}
+           if len(agents) > scenario.num_agents else {}),
         "heartbeat_timeout": heartbeat_timeout, "respawn": respawn,
         "start_gate": 0.0 if lock_step else REAL_TIME_START_GATE},
         lifecycle=False)   # transition_timeout: the node's default
     return [plant, *agents, manager]
+
+
+def member_count(scenario: Scenario) -> int:
+    """How many agent nodes a run has: one per initial agent and one per joiner of `team_changes` (its persistent
+    id; scenarios/team_changes.py)."""
+    return scenario.num_agents + sum(change.kind == "join" for change in scenario.team_changes)
+
+
+JOINER_LEAD = 3   # [steps] before its change step a joiner's node starts in `dmpc run` (start-up and bring-up overlap
+#                   the run; the plant waits at the change step for its vote)
+
+
+def joiner_starts(scenario: Scenario) -> dict[str, int]:
+    """The joiners' agent nodes (team_changes) → the step from which `dmpc run` starts each (JOINER_LEAD before its
+    change step): a joiner's process is not there from the start, as a vehicle that joins a platoon is not."""
+    return {f"agent_{c.member}": max(c.step - JOINER_LEAD, 0) for c in scenario.team_changes if c.kind == "join"}
 
 
 def host_agents(specs: list[NodeSpec], per_process: int) -> list[NodeSpec]:

@@ -373,6 +373,9 @@ TABLE: tuple[Parameter, ...] = (
               "to appear [s]", nodes=("lifecycle_manager",), low=0.1, high=3600.0),
     Parameter("heartbeat_topics", list[str], None, "heartbeat topics to watch (std_msgs/Header), one per agent",
               nodes=("lifecycle_manager",)),
+    Parameter("late_nodes", list[str], None, "lifecycle nodes that start during the run (the joiners of "
+              "team_changes): brought up when they appear, not at bring-up; their heartbeat watched from then on",
+              nodes=("lifecycle_manager",), read_only=True),
     Parameter("heartbeat_timeout", float, 2.0, "silence after which an agent is lost [s]",
               nodes=("lifecycle_manager",), low=0.01, high=3600.0),
     Parameter("start_gate", float, 0.0, "activate the plant last, once every agent hears all its neighbours' plan "
