@@ -36,7 +36,7 @@ from ..scenarios.node_specs import agent_topic
 from ..scenarios.parameters import live_parameters, node_overrides, scenario_parameters
 from ..scenarios.source import scenario_from_parameters
 from ..sim.resume import load_plan, save_plan
-from ..sim.results import cap_line
+from ..sim.results import CapRecord
 from .authentication import authentication_of
 from .conversions import MalformedPlan, message_to_plan, plan_to_message, status_message
 from .parameters import declare_parameters
@@ -121,7 +121,7 @@ class AgentNode(LifecycleNode):
         self._outputs: dict = {}
         self._throttle = Throttle(self.get_logger().warning)   # warnings of a topic at most once a second
         self._totals = dict.fromkeys(COUNTS, 0)
-        self._capped: list[tuple[int, float]] = []   # (step, residual) of the steps stopped at the iteration limit
+        self._caps: CapRecord | None = None   # the steps stopped at the iteration limit
         self.layout = None   # PlanarLayout when the visualization topics are on
         self._heard: dict[int, tuple[float, np.ndarray]] = {}   # neighbour → (monotonic time, states) of its last plan
         self.robot: RobotLink | None = None   # robot mode
@@ -196,6 +196,7 @@ class AgentNode(LifecycleNode):
         self.design = scenario.design()
         controller = scenario.controller
         self._stopping = StoppingRule(controller.max_iterations, controller.tolerance)
+        self._caps = self._caps or CapRecord(controller.max_iterations, controller.tolerance)
         self.agent = self.design.agent(self.algorithm, index, self._stopping, controller.solver,
                                        controller.weights, controller.scheme_settings)
         try:
@@ -258,11 +259,9 @@ class AgentNode(LifecycleNode):
                 self.destroy_timer(self._ticker)
                 self._ticker = None
             self._act(self.negotiator.deactivate(self._now()))
-            if self._capped:
-                stopping = self._stopping
-                self.get_logger().warning(cap_line(len(self._capped), min(self.negotiator.last_step + 1, self._steps),
-                                                   max(r for _, r in self._capped), stopping.max_iterations,
-                                                   stopping.tolerance, self._capped[0][0]))
+            capped = self._caps.end_line(min(self.negotiator.last_step + 1, self._steps))
+            if capped:
+                self.get_logger().warning(capped)
             if self.robot is not None:
                 totals = self._totals
                 self.get_logger().info(f"robot mode: {min(self.negotiator.last_step + 1, self._steps)} steps, "
@@ -419,26 +418,15 @@ class AgentNode(LifecycleNode):
         self._outputs["status"].publish(message)
         if self._resume_dir and plan is not None:   # what a respawned incarnation warm-starts from
             save_plan(self._resume_dir, plan)
-        self._note_cap(done.step, self.agent.statistics)
+        warning = self._caps.note(done.step, self.agent.statistics)
+        if warning:
+            self.get_logger().warning(warning)
         if self.layout is not None and plan is not None:   # path and markers of the final plan
             scene = scene_of(self.agent_id, plan, self.layout, self.negotiator.measured_state, self._heard,
                              self.design.collision)
             stamp, sample_time = self._stamp(), self.design.system.sample_time
             self._outputs["path"].publish(path_message(scene, stamp, sample_time))
             self._outputs["markers"].publish(marker_array(scene, self.layout, stamp, sample_time, self._tube_outline))
-
-    def _note_cap(self, step: int, statistics) -> None:
-        """Count a step that stopped at the iteration limit without meeting the tolerance; warn at the first one of
-        the run (every one is in AgentStatus.capped, the count in the end-of-run line)."""
-        if not statistics.capped:
-            return
-        self._capped.append((step, statistics.residual))
-        if len(self._capped) == 1:
-            stopping = self._stopping
-            self.get_logger().warning(
-                f"step {step} stopped at the iteration limit {stopping.max_iterations} with residual "
-                f"{statistics.residual:.1e} (tolerance {stopping.tolerance:.0e}): raise controller.max_iterations; "
-                "further capped steps are counted in AgentStatus.capped and at the end of the run")
 
     def _beat(self) -> None:
         """The heartbeat; its frame_id is the node's name, with MATCHING_SUFFIX while a neighbour's plan topic has no

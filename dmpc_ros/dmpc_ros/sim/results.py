@@ -323,6 +323,30 @@ def cap_line(capped: int, steps: int, residual: float, limit: int | None, tolera
             f"controller.max_iterations")
 
 
+class CapRecord:
+    """The steps of one agent that stopped at the iteration limit without meeting the tolerance: a warning at the
+    first, a line at the end of the run (the ROS agent node's log; every one is in AgentStatus.capped)."""
+
+    def __init__(self, limit: int, tolerance: float) -> None:
+        self.limit, self.tolerance = limit, tolerance
+        self.steps: list[tuple[int, float]] = []   # (step, residual)
+
+    def note(self, step: int, statistics) -> str | None:
+        """The warning for the run's first capped step, else None."""
+        if not statistics.capped:
+            return None
+        self.steps.append((step, statistics.residual))
+        return None if len(self.steps) > 1 else (
+            f"step {step} stopped at the iteration limit {self.limit} with residual {statistics.residual:.1e} "
+            f"(tolerance {self.tolerance:.0e}): raise controller.max_iterations; further capped steps are counted in "
+            "AgentStatus.capped and at the end of the run")
+
+    def end_line(self, steps: int) -> str | None:
+        """cap_line over `steps` steps, or None when no step was capped."""
+        return cap_line(len(self.steps), steps, max(r for _, r in self.steps), self.limit, self.tolerance,
+                        self.steps[0][0]) if self.steps else None
+
+
 def explain_gap(result: SimulationResult, reference: SimulationResult | None, gap: float | None) -> str | None:
     """Why the cost gap is not a number, or why it is negative (the distributed run cheaper than the reference)."""
     if reference is None:
