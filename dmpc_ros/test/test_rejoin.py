@@ -29,6 +29,7 @@ def test_a_killed_agent_is_respawned_and_negotiates_again(tmp_path: Path) -> Non
     assert run.rejoin_seconds() is not None                                 # a solved input of the new agent 1
     summary, trajectory = run.summary, np.load(run.folder / "trajectory.npz")
     assert summary["complete"] is True and np.all(np.isfinite(trajectory["u"]))
+    assert summary["respawns"] == {"agent_1": 1}                            # counted in the summary
     assert np.max(np.abs(trajectory["u"])) <= 1.0 + 1e-9                    # inside U (mass_spring: 1 N)
 
 

@@ -303,6 +303,7 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
             outcome.result.stopped += "; the plant's trajectory was rebuilt from run.mcap"
         if bag is not None:
             outcome.result.bag_missing_steps = gap_summary(bag.gaps)
+        outcome.result.respawns = dict(policy.restarts)
         if mode == "lock_step" and outcome.result.messages_missing:
             print(f"dmpc run: warning: agents substituted {outcome.result.messages_missing} missing plan(s) after "
                   f"their iteration timeout ({iteration_timeout:g} s); this lock-step run is not reproducible: give "

@@ -60,6 +60,7 @@ class SimulationResult:
     tolerance: float | None = None                          # controller.tolerance of the run
     stopped: str = ""                                       # why the run ended early (strict mode, a node died)
     bag_missing_steps: dict = field(default_factory=dict)   # ROS runs: topic → steps run.mcap lacks (bag.gap_summary)
+    respawns: dict = field(default_factory=dict)   # ROS runs with a respawn policy: process → times started again
     # ROS runs with authentication: {"plans_refused": {reason: n}, "inputs_refused": {reason: n}} (auth.REASONS)
     authentication: dict | None = None
 
@@ -256,6 +257,7 @@ class SimulationResult:
             "iteration_limit": self.iteration_cap(),
             "counters": self.counter_totals(),
             "bag_missing_steps": self.bag_missing_steps,
+            "respawns": self.respawns,
             **({"authentication": self.authentication} if self.authentication is not None else {}),
             "complete": not self.stopped,
             "stopped": self.stopped or None,
