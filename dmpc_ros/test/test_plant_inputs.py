@@ -206,3 +206,40 @@ def test_a_rate_limit_ramps_the_input_and_says_so_once_per_episode() -> None:
     inputs.offer(0, [-0.5])
     inputs.apply()
     assert inputs.notes == [(0, "agent 0's input is rate-limited (|Δu| ≤ 0.2 per step)")]
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data(), name=st.sampled_from(sorted(PLANTS)))
+def test_a_late_input_is_replaced_by_the_agents_shifted_plan_once_clamped_and_counted(data, name) -> None:
+    """Real time: an input that names its step may bring the agent's fallback for the next step (NextStepLaw). When
+    that next input has not come by the step, the fallback's u = v + K (x − z) is applied instead of the held input,
+    projected into U_i; when it has come, or the fallback is for another step, the held input stands. A fallback of
+    the wrong size or not finite is dropped and counted, never applied."""
+    from dmpc_ros.sim.plant_inputs import NextStepLaw
+
+    plant = PLANTS[name]
+    inputs = PlantInputs(plant.subsystems)
+    i = data.draw(st.integers(0, plant.num_agents - 1))
+    n_u, n_x = inputs.guards[i].size, plant.subsystems[i].n_x
+    floats = st.floats(-3.0, 3.0)
+    arrays = {key: np.array(data.draw(st.lists(floats, min_size=size, max_size=size)))
+              for key, size in (("u", n_u), ("v", n_u), ("z", n_x), ("x", plant.n_x), ("K", n_u * n_x))}
+    u_held = inputs.guards[i].nearest(arrays["u"])
+    law_step, late = data.draw(st.sampled_from([(1, True), (1, False), (2, True)]))
+    law = NextStepLaw(law_step, arrays["v"], arrays["z"], arrays["K"].reshape(n_u, n_x))
+    assert inputs.offer(i, u_held, None, 0.0, step=0, law=law) is None
+    if not late:
+        assert inputs.offer(i, u_held, None, 0.5, step=1) is None                    # step 1's input came
+    u = inputs.apply(arrays["x"], 1.0, step=1)[plant.input_slice(i)]
+    used = late and law_step == 1
+    x_i = arrays["x"][inputs.state_slices[i]]
+    wanted = arrays["v"] + law.gain @ (x_i - arrays["z"]) if used else u_held
+    H, h = inputs.guards[i].rows(x_i)
+    expected = wanted if np.max(H @ wanted - h, initial=0.0) <= 0 else inputs.guards[i].project(wanted, H, h)
+    np.testing.assert_allclose(u, expected, atol=1e-9)
+    assert inside(inputs.guards[i], u) and inputs.plan_fallback_steps[i] == int(used)
+    bad = NextStepLaw(2, arrays["v"][:-1] if n_u > 1 else np.array([np.nan]), arrays["z"], law.gain)
+    assert inputs.offer(i, u_held, None, 1.5, step=1, law=bad) is None                  # the input stands …
+    inputs.apply(arrays["x"], 2.0, step=2)
+    assert inputs.bad_fallbacks[i] == 1 and inputs.plan_fallback_steps[i] == int(used)   # … its fallback does not
+    assert any("dropped" in note for _, note in inputs.notes)

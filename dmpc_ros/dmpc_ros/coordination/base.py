@@ -192,6 +192,16 @@ class Agent(ABC):
         """The plan the agent announced last."""
         return self._plan
 
+    def next_step_law(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(v, z, K): what the plant may apply at step k + 1 should this agent's input of that step not reach it,
+        u = v + K (x − z) — the announced plan's next input and state, i.e. the shifted plan the agent itself would
+        start step k + 1 from; K = 0 here (the planned input as it is; tube agents add their ancillary gain). None
+        without a plan of at least two steps."""
+        plan = self.last_plan
+        if plan is None or plan.horizon < 2:
+            return None
+        return plan.inputs[1], plan.states[1], np.zeros((plan.inputs.shape[1], plan.states.shape[1]))
+
     @abstractmethod
     def constraint_margin(self) -> float:
         """Smallest constraint slack of the agent's current view (negative: violated) [constraint units]."""

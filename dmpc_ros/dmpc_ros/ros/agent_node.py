@@ -38,7 +38,7 @@ from ..scenarios.source import scenario_from_parameters
 from ..sim.resume import load_plan, save_plan
 from ..sim.results import CapRecord
 from .authentication import authentication_of
-from .conversions import MalformedPlan, message_to_plan, plan_to_message, status_message
+from .conversions import MalformedPlan, control_message, message_to_plan, plan_to_message, status_message
 from .parameters import declare_parameters
 from .lifecycle_manager import MATCHING_SUFFIX
 from .qos import CONTROL_QOS, ROBOT_STATE_QOS, STATE_QOS, STATUS_QOS, deadline_events, plan_qos
@@ -390,9 +390,9 @@ class AgentNode(LifecycleNode):
         return self.get_clock().now().to_msg()
 
     def _publish_control(self, step: int, u: np.ndarray) -> None:
-        message = ControlInput(agent_id=self.agent_id, step=step + self.wire.offset, input=[float(v) for v in u])
-        message.header.stamp = self._stamp()
-        self._publish(self._outputs["control"], message)
+        law = self.agent.next_step_law() if self.agent is not None else None   # the plant's, for a late next input
+        self._publish(self._outputs["control"], control_message(self.agent_id, step + self.wire.offset, u, law,
+                                                                self._stamp()))
 
     def _publish(self, publisher, message) -> None:
         """Publish a plan or an input, signed when authentication is on."""

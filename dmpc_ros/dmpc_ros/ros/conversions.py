@@ -151,3 +151,33 @@ def unpack_algorithm_data(agent_id: int, values, layout: str) -> dict:
     if not np.all(np.isfinite(values)):
         raise MalformedPlan(f"plan of agent {agent_id} carries non-finite algorithm data")
     return data
+
+
+def control_message(agent_id: int, step: int, u, law, stamp) -> "ControlInput":  # noqa: F821
+    """An agent's input of `step` as dmpc_ros_msgs/ControlInput, with its fallback for the next step (`law`: (v, z,
+    K) of Agent.next_step_law, or None)."""
+    from dmpc_ros_msgs.msg import ControlInput
+
+    message = ControlInput(agent_id=agent_id, step=step, input=[float(v) for v in u])
+    if law is not None:
+        message.next_input, message.next_state, message.next_gain = (list(map(float, a.ravel())) for a in law)
+    message.header.stamp = stamp
+    return message
+
+
+def next_step_law(message) -> "NextStepLaw | None":  # noqa: F821
+    """A ControlInput's fallback for the next step (sim/plant_inputs.NextStepLaw), None when it carries none; its
+    sizes are the plant's to check (PlantInputs.offer)."""
+    import numpy as np
+
+    from ..sim.plant_inputs import NextStepLaw
+
+    if not len(message.next_input):
+        return None
+    v, z = np.asarray(message.next_input, float), np.asarray(message.next_state, float)
+    gain = np.asarray(message.next_gain, float)   # empty: no feedback; a wrong size stays flat and is refused
+    if not gain.size:
+        gain = np.zeros((v.size, z.size))
+    elif gain.size == v.size * z.size:
+        gain = gain.reshape(v.size, z.size)
+    return NextStepLaw(int(message.step) + 1, v, z, gain)

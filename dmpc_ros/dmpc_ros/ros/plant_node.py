@@ -41,6 +41,7 @@ from ..scenarios.source import scenario_from_parameters
 from ..sim.plant_inputs import Heartbeat, InputRules, PlantInputs, TerminalLaw
 from ..sim.resume import PlantCheckpoint
 from .authentication import authentication_of
+from .conversions import next_step_law
 from .parameters import check_parameters, declare_parameters
 from .qos import CONTROL_QOS, STATE_QOS, STATUS_QOS
 from .spin import init_node_process, spin_node
@@ -74,6 +75,7 @@ class PlantNode(LifecycleNode):
             overrides = node_overrides(values, "plant")
             self.scenario = scenario.with_overrides(**overrides) if overrides else scenario
             rules = InputRules(values["input_rate_limit"], values["stale_input_periods"], values["safe_input"])
+            self.late_plan = values["late_input"] == "plan"   # a late input's stand-in: the agent's shifted plan
             law = None if rules.safe_input != "terminal_law" else TerminalLaw.of(
                 self.scenario.design(with_laws=False), self.scenario.controller.Q, self.scenario.controller.R)
             self.auth = authentication_of(values, self.scenario, self.scenario.num_agents)
@@ -180,7 +182,8 @@ class PlantNode(LifecycleNode):
             self.late_by_agent[i] += 1
             return
         if step == self.k:
-            reason = self.inputs.offer(i, message.input, self.x[self.k, self.plant.state_slice(i)], self._now())
+            reason = self.inputs.offer(i, message.input, self.x[self.k, self.plant.state_slice(i)], self._now(),
+                                       message.step, next_step_law(message) if self.late_plan else None)
             if reason is not None:
                 self._refused.warn(i, reason)
                 return

@@ -31,6 +31,7 @@ OVERRIDE_COMMANDS = ("sim", "run", "explicit")
 LAUNCH_FILES = ("scenario", "robots")   # every scenario launch file (scenario.launch.py, …) and robots.launch.py
 MODES = ("lock_step", "real_time")
 PLAN_QOS = ("reliable", "best_effort", "best_effort_deadline")
+LATE_INPUTS = ("plan", "hold")   # the plant parameter late_input (sim/plant_inputs.NextStepLaw)
 ROBOT_STATES = ("odometry", "pose")
 RESPAWN = ("none", "agents", "all")   # which node processes a run starts again when they die (process_group.py)
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -356,6 +357,10 @@ TABLE: tuple[Parameter, ...] = (
     Parameter("safe_input", str, "terminal_law", "what replaces a stale input: zero (the input of U_i nearest 0), "
               "hold (the last one), terminal_law (ū + K (x − x̄) of the LQR terminal controller, clamped to U_i)",
               nodes=("plant",), choices=SAFE_INPUTS, read_only=True, flag="safe-input", commands=("run",)),
+    Parameter("late_input", str, "plan", "what the plant applies when a subsystem's input of a step has not come "
+              "by the step (real time): plan (the fallback the agent sent with its previous input: its plan shifted "
+              "one step, with the tube's ancillary feedback; counted as plan_fallback_steps) or hold (the last "
+              "input)", nodes=("plant",), choices=LATE_INPUTS, read_only=True, flag="late-input", commands=("run",)),
     Parameter("manager_timeout", float, 5.0, "stop (writing the steps done, exit code 4) when the lifecycle "
               "manager's heartbeat has been silent this long [s], armed by its first beat; 0: never",
               nodes=("plant",), low=0.0, high=3600.0),
@@ -404,7 +409,7 @@ TABLE: tuple[Parameter, ...] = (
 )
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in TABLE}
 # node parameters whose `dmpc run` flags are passed to the nodes as they are (the plant's guard)
-NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input", "plan_qos", "plan_delay")
+NODE_SETTINGS = ("input_rate_limit", "stale_input_periods", "safe_input", "late_input", "plan_qos", "plan_delay")
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in TABLE}
 # Fields a command line or a node parameter may override: name → (section, key) of the scenario data.
 OVERRIDES: dict[str, tuple[str, str]] = {p.name: p.override for p in TABLE if p.override}

@@ -15,6 +15,11 @@ line against whatever else arrives on a control topic:
   `terminal_law` (ū(k) + K (x − x̄(k)) with the plant-wide LQR gain the agents' shifted plans end with, clamped) —
   and the steps on it are counted per agent.
 
+- late (real time; offers that name their step): when the input of the step being applied has not come, the
+  agent's fallback sent with its previous input (`NextStepLaw`: its plan shifted one step, u = v + K (x_i − z), K the
+  tube's ancillary gain or 0) is applied instead of the held input, clamped like any other, and counted
+  (`plan_fallback_steps`); a fallback of the wrong size or not finite is dropped and counted (`bad_fallbacks`).
+
 Before a subsystem's first input the plant holds the input of U_i nearest to zero; a subsystem that has sent
 nothing for `stale_periods` since the clock started (`start`: the plant's activation) gets its safe input too (a
 real-time plant steps while the agents come up). Inputs the agents send are fresh and
@@ -68,6 +73,28 @@ class TerminalLaw:
         return u_ref + self.gain @ (np.asarray(x, float) - x_ref)
 
 
+@dataclass(frozen=True)
+class NextStepLaw:
+    """An agent's fallback for `step`, sent with its input of step − 1: u = input + gain (x_i − state)."""
+
+    step: int
+    input: np.ndarray
+    state: np.ndarray
+    gain: np.ndarray
+
+    def at(self, x: np.ndarray) -> np.ndarray:
+        return self.input + self.gain @ (np.asarray(x, float) - self.state)
+
+    def fault(self, n_u: int, n_x: int) -> str | None:
+        """Why it cannot be used for a subsystem of n_u inputs and n_x states, or None."""
+        shapes = (self.input.shape, self.state.shape, self.gain.shape)
+        if shapes != ((n_u,), (n_x,), (n_u, n_x)):
+            return f"fallback of sizes {shapes} (expected {(n_u,)}, {(n_x,)}, {(n_u, n_x)})"
+        if not all(np.all(np.isfinite(a)) for a in (self.input, self.state, self.gain)):
+            return "fallback not finite"
+        return None
+
+
 class PlantInputs:
     """Every subsystem's accepted input, what was applied, and the counts: refusals per agent and reason, steps on
     the safe input, rate-limited steps, clamped steps (each per agent)."""
@@ -87,9 +114,13 @@ class PlantInputs:
         self.accepted_at = np.zeros(M)   # [sample periods] of the last accepted input, or of the start
         self.refusals = np.zeros((M, len(REFUSALS)), int)
         self.safe_steps, self.rate_limited, self.clamped = (np.zeros(M, int) for _ in range(3))
+        self.offered_step: list[int | None] = [None] * M   # the step of the last accepted input, where named
+        self.laws: list[NextStepLaw | None] = [None] * M   # the fallback sent with it
+        self.plan_fallback_steps, self.bad_fallbacks = np.zeros(M, int), np.zeros(M, int)
         self.stale = np.zeros(M, bool)   # on the safe input at the last step
         self.limiting = np.zeros(M, bool)   # rate-limited at the last step
         self.notes: list[tuple[int, str]] = []   # (agent, what changed) at the last step: the node's warnings
+        self._pending: list[tuple[int, str]] = []   # notes of offers since the last step
 
     @property
     def refused(self) -> int:
@@ -99,9 +130,11 @@ class PlantInputs:
         """The clock starts [sample periods] (the plant's activation): the age of a subsystem with no input yet."""
         self.accepted_at[:] = now
 
-    def offer(self, agent: int, u, state: np.ndarray | None = None, now: float | None = None) -> str | None:
+    def offer(self, agent: int, u, state: np.ndarray | None = None, now: float | None = None,
+              step: int | None = None, law: NextStepLaw | None = None) -> str | None:
         """Take `u` as subsystem `agent`'s input, or say why not (then it is counted and the previous input stays).
-        `state`: the subsystem's current state, for mixed state-input rows; `now` [sample periods]: when."""
+        `state`: the subsystem's current state, for mixed state-input rows; `now` [sample periods]: when; `step`:
+        the step it is for and `law` the agent's fallback for the next (see the module docstring)."""
         guard = self.guards[agent]
         u = np.asarray(u, float)
         reason, why = None, ""
@@ -120,13 +153,20 @@ class PlantInputs:
         self.held[agent] = u
         if now is not None:
             self.accepted_at[agent] = now
+        self.offered_step[agent], self.laws[agent] = step, law
+        fault = None if law is None else law.fault(guard.size, self.state_slices[agent].stop -
+                                                   self.state_slices[agent].start)
+        if fault is not None:   # the input stands; the note comes with the next apply's
+            self.bad_fallbacks[agent] += 1
+            self.laws[agent] = None
+            self._pending.append((agent, f"agent {agent}'s input accepted, its {fault} dropped"))
         return None
 
     def apply(self, x: np.ndarray | None = None, now: float | None = None, step: int = 0) -> np.ndarray:
         """The plant-wide input of this step (agents in order), each inside its U_i (mixed rows at x) and within
         the rate limit of the last applied one; a stale input replaced by the safe input. `x`: the plant state;
         `now` [sample periods] (None: nothing is stale); `step`: the reference sample of the terminal law."""
-        self.notes = []
+        self.notes, self._pending = self._pending, []
         law = None
         for i, guard in enumerate(self.guards):
             state = None if x is None else np.asarray(x, float)[self.state_slices[i]]
@@ -153,6 +193,11 @@ class PlantInputs:
             self.stale[i] = stale
             if not stale:
                 wanted = self.held[i] if self.held[i] is not None else self.applied[i]
+                fallback, offered = self.laws[i], self.offered_step[i]
+                if fallback is not None and offered is not None and offered < step == fallback.step and \
+                        state is not None:
+                    wanted = fallback.at(state)   # this step's input is late: the agent's plan, shifted
+                    self.plan_fallback_steps[i] += 1
             u = self._inside(guard, wanted, H, h)
             if not stale and np.any(u != wanted):
                 self.clamped[i] += 1
@@ -195,7 +240,8 @@ class PlantInputs:
         """The counts as summary.json and plant.npz carry them (lists per agent)."""
         return {"refused": {reason: self.refusals[:, r].tolist() for r, reason in enumerate(REFUSALS)},
                 "safe_input_steps": self.safe_steps.tolist(), "rate_limited_steps": self.rate_limited.tolist(),
-                "clamped_steps": self.clamped.tolist(), "safe_input": self.rules.safe_input,
+                "clamped_steps": self.clamped.tolist(), "plan_fallback_steps": self.plan_fallback_steps.tolist(),
+                "bad_fallbacks": self.bad_fallbacks.tolist(), "safe_input": self.rules.safe_input,
                 "stale_periods": self.rules.stale_periods, "rate_limit": self.rules.rate_limit}
 
 
