@@ -20,6 +20,7 @@ from dmpc_ros.coordination.team_protocol import ChangeTally, Vote
 from dmpc_ros.ros.team_member import Wire
 from dmpc_ros.ros.team_topics import (announcement_message, announcement_of, proposal_basis, proposal_message,
                                       vote_message, vote_of)
+from dmpc_ros.scenarios.node_specs import JOINER_LEAD, joiner_starts, node_specs
 from dmpc_ros.scenarios.source import load_source
 
 SCENARIO = Path(__file__).parent / "data" / "platoon_plug_short.yaml"
@@ -65,6 +66,26 @@ def test_the_wire_maps_indices_and_stretch_steps_to_ids_and_run_steps() -> None:
     assert wire.inward(Plan(**{**plan.__dict__, "agent": 2})) is None   # left the team
     assert wire.inward(Plan(**{**plan.__dict__, "step": 9})) is None    # an earlier stretch's plan
     assert Wire().inward(plan) is plan and Wire().outward(plan) is plan
+
+
+def test_every_member_has_a_node_and_the_joiners_start_later() -> None:
+    scenario = load_source(str(SCENARIO))
+    specs = node_specs(scenario, SCENARIO)
+    assert [s.name for s in specs if s.executable == "agent"] == [f"agent_{i}" for i in range(6)]
+    manager = next(s for s in specs if s.executable == "lifecycle_manager")
+    assert manager.parameters["late_nodes"] == ["/dmpc/agent_4", "/dmpc/agent_5"]
+    assert len(manager.parameters["heartbeat_topics"]) == 4   # a joiner's heartbeat is watched once it is up
+    assert joiner_starts(scenario) == {"agent_4": 4 - JOINER_LEAD, "agent_5": 16 - JOINER_LEAD}
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--mode", "real_time"], "--mode real_time is not allowed with team_changes: must be lock_step"),
+    (["--respawn", "agents"], "--respawn agents is not allowed with team_changes: must be none"),
+])
+def test_what_team_changes_over_ros_do_not_support_is_one_line(flags: list[str], expected: str) -> None:
+    run = subprocess.run(DMPC + ["run", str(SCENARIO), *flags], capture_output=True, text=True, timeout=120)
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert run.returncode == 2 and len(lines) == 1 and expected in lines[0], lines
 
 
 @pytest.mark.ros
