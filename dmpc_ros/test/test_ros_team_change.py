@@ -108,6 +108,11 @@ def test_lock_step_team_changes_over_ros_equal_dmpc_sim(tmp_path: Path) -> None:
     assert summary["complete"] and team["announcements"] == expected["announcements"]
     assert [a["accepted"] for a in team["announcements"]] == [True, True, False]
     assert team["overall"] == pytest.approx(expected["overall"], abs=1e-9)
+    counts = {"infeasible_problems", "fallbacks", "failed_steps", "first_step_fallbacks"}   # from best-effort statuses
+    for ours, theirs in zip(team["stretches"], expected["stretches"], strict=True):
+        assert {k: v for k, v in ours.items() if k not in counts} == \
+            {k: v for k, v in theirs.items() if k not in counts}
+        assert all(0 <= ours[k] <= theirs[k] for k in counts)
     assert "refused: vehicle 5 join at step 16: the shifted candidate violates e ≥ 2" in run.stdout
     for member in (0, 4, 5):   # every node, the joiners too, heard the verdicts on the team topic
         assert f"[agent_{member}]" in run.stdout

@@ -32,6 +32,7 @@ from .team_topics import (ANNOUNCEMENT_TOPIC, PROPOSAL_TOPIC, TEAM_QOS, VOTE_TOP
                           proposal_message, vote_of)
 
 VOTE_TIMEOUT = 60.0   # [s] a member silent this long after a proposal refuses the change (the tally's deadline)
+STATUS_WAIT = 1.0     # [s] at most, at the run's end, for the members' statuses of the last step (best effort)
 
 
 class TeamHead:
@@ -50,6 +51,7 @@ class TeamHead:
         self.pending: list = []
         self.proposed: Proposed | None = None
         self.sent, self.x_end = 0.0, None
+        self.closing: float | None = None   # when the run's last step was done (the summary not yet written)
         self.run, self.opened, self.source = TeamRun(), True, None
         self.pieces: list[tuple[Stretch, Scenario, np.ndarray, np.ndarray]] = []   # (its stretch, scenario, x, u)
         self.statuses: list = []
@@ -61,6 +63,15 @@ class TeamHead:
                         for j in range(self.members)]
         self.inputs += [node.create_subscription(AgentStatus, agent_topic(j, "status"), self.statuses.append,
                                                  STATUS_QOS) for j in range(self.members)]
+
+    def closed(self, now: float) -> bool:
+        """At the run's end: every member's status of the last step is in, or STATUS_WAIT has passed."""
+        last = self.course.total - 1
+        if {s.agent_id for s in self.statuses if s.step == last} >= set(self.ids()) or \
+                now - self.closing > STATUS_WAIT:
+            self.closing = None
+            return True
+        return False
 
     @property
     def busy(self) -> bool:
