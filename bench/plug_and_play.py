@@ -8,10 +8,10 @@ the restarts, and the largest constraint violation. The baseline row is the scen
 
     python bench/plug_and_play.py [--loss 0 0.1 0.3] [--scenarios platoon_plug formation_plug]
 
-With --ros, each scenario (lossless) runs over ROS instead in lock-step (`dmpc run --iteration-timeout 30`: real
-processes, the plant as the head of the team topics, joiners' nodes started during the run) beside `dmpc sim`: wall
-time, the largest difference of the stretches' trajectories, whether the announcements are the same, and the figures
-the ROS run wrote into summary.json.
+With --ros, each scenario (lossless) runs over ROS instead, in lock-step (`dmpc run --iteration-timeout 30`: real
+processes, the plant as the head of the team topics, joiners' nodes started during the run; --hosts 3: split over
+three network hosts) beside `dmpc sim`: wall time, the largest difference of the stretches' trajectories, whether
+the announcements are the same, and the figures the ROS run wrote into summary.json.
 """
 from __future__ import annotations
 
@@ -43,15 +43,21 @@ def cell(value) -> str:
     return "—" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def over_ros(name: str) -> None:
-    """`dmpc run` of `name` (lock-step) against `dmpc sim`: one row."""
+def over_ros(name: str, hosts: int = 1) -> None:
+    """`dmpc run` of `name` (lock-step) against `dmpc sim`: one row. hosts > 1: split over that many network hosts
+    (hosts/: namespaces on a bridge, static peers, multicast dropped; needs root), plant and manager on the first,
+    the agent nodes (joiners included) in equal shares."""
     with tempfile.TemporaryDirectory() as folder:
         started = time.monotonic()
-        run = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "run", name, "--iteration-timeout", "30",
-                              "--output", folder], capture_output=True, text=True, timeout=1800)
+        if hosts > 1:
+            code, message = split(name, hosts, Path(folder))
+        else:
+            run = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "run", name, "--iteration-timeout", "30",
+                                  "--output", folder], capture_output=True, text=True, timeout=1800)
+            code, message = run.returncode, run.stderr.strip().splitlines()[-1:]
         wall = time.monotonic() - started
-        if run.returncode != 0:
-            print(f"| {name} | failed ({run.returncode}): {run.stderr.strip().splitlines()[-1:]} | | | | | |")
+        if code != 0:
+            print(f"| {name} | failed ({code}): {message} | | | | | |")
             return
         simulated = simulate_team(load_scenario(name))
         pieces = [piece for stretch in simulated.stretches for piece in stretch.pieces]
@@ -62,9 +68,37 @@ def over_ros(name: str) -> None:
         same = team["announcements"] == simulated.summary()["announcements"]
         overall = team["overall"]
         near = overall.get("min_gap", overall.get("min_distance"))
-        print(f"| {name} | {simulated.stretches[-1].start + simulated.stretches[-1].steps} | {wall:.0f} | "
+        where = f" on {hosts} hosts" if hosts > 1 else ""
+        print(f"| {name}{where} | {simulated.stretches[-1].start + simulated.stretches[-1].steps} | {wall:.0f} | "
               f"{gap:.1e} | {'same' if same else 'DIFFERENT'} | {fine(near)} | "
               f"{fine(overall.get('string_stability_ratio'))} | {cell(overall['max_constraint_violation'])} |")
+
+
+def split(name: str, hosts: int, output: Path) -> tuple[int, str]:
+    """`name` split over `hosts` network hosts: (the first failed host's exit code or 0, its last line)."""
+    from dmpc_ros.hosts.loss import block_multicast, ensure_iptables
+    from dmpc_ros.hosts.sandbox import HostSandbox, unavailable
+    from dmpc_ros.hosts.team import split_run
+    from dmpc_ros.ros.environment import reserve_domain_id
+    from dmpc_ros.scenarios.node_specs import member_count
+
+    reason = unavailable() or ensure_iptables()
+    if reason:
+        return 1, reason
+    agents = [f"agent_{i}" for i in range(member_count(load_scenario(name)))]
+    share = -(-len(agents) // hosts)
+    placement = {f"h{h + 1}": ",".join((["plant", "lifecycle_manager"] if h == 0 else []) +
+                                       agents[h * share:(h + 1) * share]) for h in range(hosts)}
+    reservation = reserve_domain_id()
+    try:
+        with HostSandbox(hosts) as sandbox:
+            block_multicast(sandbox)
+            runs = split_run(sandbox, name, placement, output, reservation.domain_id,
+                             flags=("--iteration-timeout", "30"), timeout=1200)
+    finally:
+        reservation.release()
+    failed = [run for run in runs.values() if run.returncode != 0]
+    return (failed[0].returncode or 1, failed[0].output.strip().splitlines()[-1:]) if failed else (0, "")
 
 
 def fine(value) -> str:
@@ -76,13 +110,14 @@ def main() -> int:
     parser.add_argument("--loss", type=float, nargs="+", default=[0.0, 0.1, 0.3])
     parser.add_argument("--scenarios", nargs="+", default=["platoon_plug", "formation_plug"])
     parser.add_argument("--ros", action="store_true", help="also run each scenario over ROS (lock-step)")
+    parser.add_argument("--hosts", type=int, default=1, help="with --ros: split over this many network hosts")
     args = parser.parse_args()
     if args.ros:
         print("| scenario over ROS (lock-step) | steps | wall [s] | max diff. ROS − sim | announcements | "
               "min gap / distance [m] | string-stability ratio | max violation |")
         print("|---|---|---|---|---|---|---|---|")
         for name in args.scenarios:
-            over_ros(name)
+            over_ros(name, args.hosts)
         return 0
     print("| scenario | loss | stretch | opened by | team | min gap / distance [m] | string-stability ratio | "
           "infeasible | repairs at restarts | max violation |")

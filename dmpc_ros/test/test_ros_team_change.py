@@ -20,6 +20,7 @@ from dmpc_ros.coordination.team_protocol import ChangeTally, Vote
 from dmpc_ros.ros.team_member import Wire
 from dmpc_ros.ros.team_topics import (announcement_message, announcement_of, proposal_basis, proposal_message,
                                       vote_message, vote_of)
+from dmpc_ros.scenarios.node_specs import JOINER_LEAD, joiner_starts, node_specs
 from dmpc_ros.scenarios.source import load_source
 
 SCENARIO = Path(__file__).parent / "data" / "platoon_plug_short.yaml"
@@ -67,6 +68,26 @@ def test_the_wire_maps_indices_and_stretch_steps_to_ids_and_run_steps() -> None:
     assert Wire().inward(plan) is plan and Wire().outward(plan) is plan
 
 
+def test_every_member_has_a_node_and_the_joiners_start_later() -> None:
+    scenario = load_source(str(SCENARIO))
+    specs = node_specs(scenario, SCENARIO)
+    assert [s.name for s in specs if s.executable == "agent"] == [f"agent_{i}" for i in range(6)]
+    manager = next(s for s in specs if s.executable == "lifecycle_manager")
+    assert manager.parameters["late_nodes"] == ["/dmpc/agent_4", "/dmpc/agent_5"]
+    assert len(manager.parameters["heartbeat_topics"]) == 4   # a joiner's heartbeat is watched once it is up
+    assert joiner_starts(scenario) == {"agent_4": 4 - JOINER_LEAD, "agent_5": 16 - JOINER_LEAD}
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--mode", "real_time"], "--mode real_time is not allowed with team_changes: must be lock_step"),
+    (["--respawn", "agents"], "--respawn agents is not allowed with team_changes: must be none"),
+])
+def test_what_team_changes_over_ros_do_not_support_is_one_line(flags: list[str], expected: str) -> None:
+    run = subprocess.run(DMPC + ["run", str(SCENARIO), *flags], capture_output=True, text=True, timeout=120)
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert run.returncode == 2 and len(lines) == 1 and expected in lines[0], lines
+
+
 @pytest.mark.ros
 @pytest.mark.slow
 def test_lock_step_team_changes_over_ros_equal_dmpc_sim(tmp_path: Path) -> None:
@@ -87,6 +108,11 @@ def test_lock_step_team_changes_over_ros_equal_dmpc_sim(tmp_path: Path) -> None:
     assert summary["complete"] and team["announcements"] == expected["announcements"]
     assert [a["accepted"] for a in team["announcements"]] == [True, True, False]
     assert team["overall"] == pytest.approx(expected["overall"], abs=1e-9)
+    counts = {"infeasible_problems", "fallbacks", "failed_steps", "first_step_fallbacks"}   # from best-effort statuses
+    for ours, theirs in zip(team["stretches"], expected["stretches"], strict=True):
+        assert {k: v for k, v in ours.items() if k not in counts} == \
+            {k: v for k, v in theirs.items() if k not in counts}
+        assert all(0 <= ours[k] <= theirs[k] for k in counts)
     assert "refused: vehicle 5 join at step 16: the shifted candidate violates e ≥ 2" in run.stdout
     for member in (0, 4, 5):   # every node, the joiners too, heard the verdicts on the team topic
         assert f"[agent_{member}]" in run.stdout

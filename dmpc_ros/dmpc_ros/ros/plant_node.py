@@ -196,6 +196,12 @@ class PlantNode(LifecycleNode):
         return self.k if self.mode == "lock_step" else time.monotonic() / self.plant.sample_time
 
     def _tick(self) -> None:
+        if self.head is not None and self.head.closing is not None:
+            if self.head.closed(time.monotonic()):
+                self.head.write(self.get_parameter("output_file").value or "team_changes.json")
+                self._publish_step()
+                self._complete()
+            return
         if self.head is not None and self.head.busy:   # a team change step: proposal, votes, announcement
             if self.active and self.head.poll(time.monotonic()):
                 self._setup(self.head.piece, self.head.course.x, self.head.course.start)
@@ -234,8 +240,9 @@ class PlantNode(LifecycleNode):
             self.head.record(self.x, self.u)
             if self.offset + self.k < self.run_steps:
                 self.head.reach(self.x[self.k])
-                return
-            self.head.write(self.get_parameter("output_file").value or "team_changes.json")
+            else:   # the run's end: the summary waits (briefly) for the last step's statuses
+                self.head.closing = time.monotonic()
+            return
         self._publish_step()
         if self.k == self.scenario.steps:
             self._complete()

@@ -160,7 +160,8 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
     params.write_text(yaml.safe_dump(parameters_file(specs), sort_keys=False))
     processes_text = "" if agents_per_process == 1 else f" in {sum(1 for s in specs if s.hosted)} processes"
     discovery = f"static peers {','.join(peers)}" if peers else 'localhost' if localhost_only else 'subnet'
-    print(f"dmpc run: {scenario.name}, {scenario.num_agents} agents{processes_text}, {mode}, "
+    joining = f" (+{len(joiners)} joining later)" if joiners else ""
+    print(f"dmpc run: {scenario.name}, {scenario.num_agents} agents{processes_text}{joining}, {mode}, "
           f"ROS_DOMAIN_ID={reservation.domain_id}, discovery {discovery}{here}; parameters in {params}", flush=True)
     if not is_head(specs):
         try:
