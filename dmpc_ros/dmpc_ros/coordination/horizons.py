@@ -1,0 +1,259 @@
+"""`HorizonsAgent`: cooperative DMPC with dissimilar and time-varying control horizons (Chanfreut, Maestre, Zhu &
+Heemels; after Stewart, Wright & Rawlings 2011) on a linear model. The problems are in mpc/control_horizon.py.
+
+Every agent holds the plant-wide condensed problem and the whole plan U (the paper's Assumption 1: every agent
+knows the plant state; fully connected team), so the scheme is for small plants, like cooperative Jacobi's step
+bound. One message round per iteration; agent i's Plan of iteration p carries
+- `inputs`: its block of the agreed iterate U^(p−1), `states[0]`: its measured state (read by all at p = 1);
+- `data["proposal"]`: its solution of (8) against U^(p−1) (N × n_u,i; its N_c,i·n_u,i + 1 decision values would
+  do, since every agent knows u_i^p and κ_i along x^p, but the full block keeps the check simple).
+At iteration p + 1 every agent has every proposal and runs the supervisor (problem (9), or Remark 2's dominant
+proposal) itself: the same data and a deterministic QP give every agent the same U^p, without a supervisor node
+or an extra round. Message cost per iteration: M·(M − 1) plans of (N + 1)·n_x,i + 2·N·n_u,i values. The stopping
+decision uses only U (the plant-wide relative change ≤ tolerance, or the iteration limit), so all agents stop at
+the same iteration; the last iteration only combines (max_iterations = 1 applies the shifted candidate). The
+supervisor needs every proposal: with lost plans the agents' U may differ, which `view_disagreements` counts (a
+received block that differs from the own copy); the scheme assumes reliable delivery, as a lock-step run has.
+
+Iteration 0 of step k + 1 (Remark 1, (10)): the final U of step k shifted, κ(x_N) appended, from the state it
+predicts; every agent forms the same one. At step 0 (or when a disturbance makes it infeasible at the measured
+state) it is projected onto the plant's rows (counted in `repairs`), the same projection in every agent.
+
+Dynamic horizons (Section III-C, `dynamic: true`): after solving (8) with N_c,i, the candidate that starts the
+tail one step earlier (input N_c,i − 1 replaced by α* u_i^p + (1 − α*) κ_i, α* of the solution, 0 when
+N_c,i = N) is evaluated; if it keeps every row and V(candidate) ≤ (1 + ε)·V(solution), the agent's next solves use N_c,i − 1
+(not below `minimum`). The reduced horizon carries over to the next steps (the paper restarts each step from the
+previous step's mean; a monotone horizon is simpler to reason about and plot). The horizon of the step's last
+solve is the counter `control_horizon`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..mpc.condensed import CondensedProblem
+from ..mpc.control_horizon import LocalProblem, Tail, combine, plant_cost, terminal_tail
+from ..mpc.projection import Projection
+from .base import Agent, StepStatistics, StoppingRule
+from .plan import Plan
+
+FEASIBILITY_TOLERANCE = 1e-7   # row slack below which an iterate counts as infeasible [constraint units]
+AGREEMENT = 1e-8               # a received block further than this from the own copy is a disagreement [input units]
+SUPERVISORS = ("weights", "dominant")
+
+COUNTERS = {
+    "control_horizon": "the agent's control horizon N_c,i at its last solve of the step [steps]",
+    "decision_variables": "decision variables of the agent's last problem (8) of the step: N_c,i·n_u,i (+1 for α)",
+    "horizon_reductions": "times the agent shortened its control horizon (dynamic horizons)",
+    "repairs": "steps whose warm start violated a row at the measured state and was projected onto the rows",
+    "view_disagreements": "received plan blocks that differed from the agent's own copy of the iterate (lost plans)",
+}
+
+
+@dataclass(frozen=True)
+class HorizonSettings:
+    """controller.horizons: control horizons (one for all or one per agent), the supervisor rule, dynamic
+    reduction with its tolerance ε and the smallest horizon it may reach."""
+
+    control_horizon: tuple[int, ...] | int | None = None   # None: N (every input a decision variable)
+    supervisor: str = "weights"
+    dynamic: bool = False
+    reduction_tolerance: float = 0.01
+    minimum: int = 1
+
+    def horizons(self, num_agents: int, horizon: int) -> list[int]:
+        """Every agent's control horizon (ValueError in one line when it does not fit the problem)."""
+        given = self.control_horizon
+        values = [horizon] * num_agents if given is None else \
+            [int(given)] * num_agents if isinstance(given, int) else list(given)
+        if len(values) != num_agents:
+            raise ValueError(f"controller.horizons.control_horizon: has {len(values)} entries, expected "
+                             f"{num_agents} (one per agent) or one number")
+        for i, value in enumerate(values):
+            if not 1 <= value <= horizon:
+                raise ValueError(f"controller.horizons.control_horizon[{i}]: {value} is not allowed: must be in "
+                                 f"1 … {horizon} (the prediction horizon controller.horizon)")
+        if self.minimum > horizon:
+            raise ValueError(f"controller.horizons.minimum: {self.minimum} is not allowed: must be ≤ {horizon} "
+                             f"(controller.horizon)")
+        return values
+
+
+class HorizonsAgent(Agent):
+    """One agent of the dissimilar-horizon scheme (module docstring)."""
+
+    def __init__(self, agent_id: int, problem: CondensedProblem, terminal_gain: np.ndarray, stopping: StoppingRule,
+                 settings: HorizonSettings, guard, backend: str = "daqp") -> None:
+        system = problem.system
+        self.agent_id, self.problem, self.gain, self.stopping = agent_id, problem, terminal_gain, stopping
+        self.settings, self.guard, self.backend = settings, guard, backend
+        self.horizon = problem.horizon
+        self.control_horizon = settings.horizons(system.num_agents, self.horizon)[agent_id]
+        self.required_plans = frozenset(range(system.num_agents)) - {agent_id}
+        self._columns = [problem.input_indices(j) for j in range(system.num_agents)]
+        self._states = system.state_slice(agent_id)
+        self._n_u = system.input_slice(agent_id).stop - system.input_slice(agent_id).start
+        self.U = np.zeros(problem.H.shape[0])
+        self.x0 = np.zeros(system.n_x)
+        self.step, self.iteration = -1, 0
+        self._stats = StepStatistics()
+        self._plan: Plan | None = None
+        self._proposal: np.ndarray | None = None
+        self._candidate = np.zeros(self._n_u)
+        self._projection: Projection | None = None
+
+    # -- contract ------------------------------------------------------------------------------------
+    def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
+        if self.step >= 0:   # (10): the final iterate shifted, κ(x_N) appended
+            predicted = self.problem.predict(self.x0, self.U)
+            x_ref, u_ref = self.problem.cost.reference.at(self.step + self.horizon)
+            tail = u_ref + self.gain @ (predicted[-1] - x_ref)
+            self.U = np.concatenate([self.U[tail.size:], tail])
+            self.x0 = predicted[1].copy()
+        else:                # first step: the reference (repaired at iteration 1 if it violates a row)
+            x_ref, u_ref = self.problem.cost.reference.window(step, self.horizon)
+            self.U = u_ref.ravel().astype(float)
+            self.x0 = np.array(x_ref[0], float)
+        self.step, self.iteration, self._proposal = step, 0, None
+        self._stats = StepStatistics()
+        self.x0[self._states] = state
+        self._measured = np.asarray(state, float).copy()
+        self._candidate = self._own(self.U)[0].copy()
+        self.solved = True
+        self._plan = self._make_plan(converged=False, final=False)
+        return self._plan
+
+    def iterate(self, inbox: Mapping[int, Plan]) -> Plan:
+        self.iteration += 1
+        stats = self._stats
+        if self.iteration == 1:
+            self._read_states(inbox)
+            self._repair()
+            change = np.inf
+        else:
+            proposals = self._read_proposals(inbox)
+            new, _ = combine(self.problem, self.x0, self.U, self.step, proposals, self.settings.supervisor,
+                             self.backend)
+            change = self.stopping.change(new, self.U)
+            self.U = new
+        converged = change <= self.stopping.tolerance
+        final = stats.stop(self.stopping.at_limit(self.iteration), converged, min(change, 1e300))
+        stats.iterations = self.iteration
+        stats.primal_residual = 0.0 if not np.isfinite(change) else change
+        self._proposal = None if final else self._solve()
+        self._plan = self._make_plan(converged=converged, final=final)
+        return self._plan
+
+    def planned_input(self) -> np.ndarray:
+        return self._own(self.U)[0].copy()
+
+    def candidate_input(self) -> np.ndarray:
+        return self._candidate.copy()
+
+    def measured_state(self) -> np.ndarray:
+        return self._measured
+
+    def constraint_margin(self) -> float:
+        return self.problem.constraint_slack(self.x0, self.U)
+
+    # -- the iteration ---------------------------------------------------------------------------------
+    def _solve(self) -> np.ndarray:
+        """Problem (8) against the current iterate: the own proposal (N × n_u,i); the previous iterate's block
+        when the solve fails (it is feasible for (8)); then the dynamic-horizon test."""
+        tail = terminal_tail(self.problem, self.gain, self.x0, self.U, self.agent_id, self.step)
+        local = LocalProblem(self.problem, self.agent_id, self.control_horizon, tail, self.x0, self.U, self.step,
+                             self.backend)
+        solution = local.solve()
+        stats = self._stats
+        stats.solve_times.append(solution.solve_time)
+        stats.counters["control_horizon"] = self.control_horizon
+        stats.counters["decision_variables"] = local.num_variables
+        if not solution.usable:
+            stats.fallbacks += 1
+            stats.count_failure(solution.infeasible)
+            self.solved = False
+            return tail.previous.copy()
+        proposal = local.own_inputs(solution.z)
+        if self.settings.dynamic and self.control_horizon > self.settings.minimum:
+            self._maybe_shorten(proposal, tail, local.alpha(solution.z) if local.has_alpha else 0.0)
+        return proposal
+
+    def _maybe_shorten(self, proposal: np.ndarray, tail: Tail, alpha: float) -> None:
+        """Section III-C: N_c,i − 1 when the candidate with κ one step earlier costs ≤ (1 + ε) of the solution."""
+        k = self.control_horizon - 1
+        candidate = proposal.copy()
+        candidate[k] = alpha * tail.previous[k] + (1.0 - alpha) * tail.terminal[k]
+        solved, shorter = self._with_own(proposal), self._with_own(candidate)
+        if self.problem.constraint_slack(self.x0, shorter) < -FEASIBILITY_TOLERANCE:
+            return
+        bound = (1.0 + self.settings.reduction_tolerance) * plant_cost(self.problem, self.x0, solved, self.step)
+        if plant_cost(self.problem, self.x0, shorter, self.step) <= bound:
+            self.control_horizon = k
+            self._stats.count("horizon_reductions")
+
+    def _read_states(self, inbox: Mapping[int, Plan]) -> None:
+        """Iteration 1: every agent's measured state from its plan 0 (else its predicted state stays)."""
+        system = self.problem.system
+        for j in self.required_plans:
+            plan = inbox.get(j)
+            rows = system.state_slice(j)
+            if plan is None or plan.step != self.step or plan.states.shape[1] != rows.stop - rows.start \
+                    or not plan.finite:
+                self._stats.messages_missing += 1
+                continue
+            self.x0[rows] = plan.states[0]
+
+    def _read_proposals(self, inbox: Mapping[int, Plan]) -> dict[int, np.ndarray]:
+        """The proposals of the previous iteration (own included); a missing one counts and is left out."""
+        proposals = {} if self._proposal is None else {self.agent_id: self._proposal}
+        for j in sorted(self.required_plans):
+            plan = inbox.get(j)
+            proposal = None if plan is None or plan.step != self.step or plan.iteration != self.iteration - 1 \
+                else plan.data.get("proposal")
+            if proposal is None or proposal.shape != (self.horizon, self._columns[j].size // self.horizon) \
+                    or not plan.finite:
+                self._stats.messages_missing += 1
+                continue
+            if np.max(np.abs(plan.inputs.ravel() - self.U[self._columns[j]]), initial=0.0) > AGREEMENT:
+                self._stats.count("view_disagreements")
+            proposals[j] = proposal
+        return proposals
+
+    def _repair(self) -> None:
+        """Project the warm start onto the plant's rows at the measured state when it violates one (the same
+        projection in every agent)."""
+        problem = self.problem
+        if problem.constraint_slack(self.x0, self.U) >= -FEASIBILITY_TOLERANCE:
+            return
+        if self._projection is None:
+            self._projection = Projection(sp.csr_matrix(problem.C), self.backend)
+        self.U, ok, solve_time = self._projection.solve(problem.d0 + problem.D @ self.x0, self.U)
+        self._stats.solve_times.append(solve_time)
+        self._stats.count("repairs")
+        self._stats.fallbacks += 1
+        if not ok:
+            self._stats.infeasible += 1
+        self._candidate = self._own(self.U)[0].copy()
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def _own(self, U: np.ndarray) -> np.ndarray:
+        return U[self._columns[self.agent_id]].reshape(self.horizon, -1)
+
+    def _with_own(self, own: np.ndarray) -> np.ndarray:
+        U = self.U.copy()
+        U[self._columns[self.agent_id]] = own.ravel()
+        return U
+
+    def _make_plan(self, converged: bool, final: bool) -> Plan:
+        states = self.problem.predict(self.x0, self.U)
+        inputs = self._own(self.U).copy()
+        own_states = states[:, self._states].copy()
+        data = {} if self._proposal is None else {"proposal": self._proposal}
+        feasible = self.problem.constraint_slack(self.x0, self.U) >= -FEASIBILITY_TOLERANCE
+        cost = self.problem.cost.block(self._states, self.problem.system.input_slice(self.agent_id)) \
+            .trajectory(own_states, inputs, self.step)
+        return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration, states=own_states, inputs=inputs,
+                    cost=cost, feasible=feasible, converged=converged, final=final, data=data)
