@@ -21,10 +21,10 @@ state) it is projected onto the plant's rows (counted in `repairs`), the same pr
 
 Dynamic horizons (Section III-C, `dynamic: true`): after solving (8) with N_c,i, the candidate that starts the
 tail one step earlier (input N_c,i − 1 replaced by α* u_i^p + (1 − α*) κ_i, α* of the solution, 0 when
-N_c,i = N) is evaluated; if it keeps every row and V(candidate) ≤ (1 + ε)·V(solution), the agent's next solves
-use N_c,i − 1 (not below `minimum`). The reduced horizon carries over to the next steps (the paper restarts each step from the
-previous step's mean; a monotone horizon is simpler to reason about and plot). The horizon of the step's last
-solve is the counter `control_horizon`.
+N_c,i = N) is evaluated; if it keeps every row and V(candidate) ≤ (1 + ε)·V(solution), the agent's next
+solves use N_c,i − 1 (not below `minimum`). The reduced horizon carries over to the next steps (the paper
+restarts each step from the previous step's mean; a monotone horizon is simpler to reason about and plot). The
+horizon of the step's last solve is the counter `control_horizon`.
 """
 from __future__ import annotations
 
