@@ -17,7 +17,7 @@ from dmpc_ros.mpc.control_horizon import LocalProblem, combine, terminal_tail
 from dmpc_ros.mpc.reference import ReferenceTrajectory
 from dmpc_ros.scenarios import ScenarioError, load_scenario
 from dmpc_ros.schemes.horizons import check_settings, parse_settings
-from dmpc_ros.sim import SimulationSettings, simulate
+from dmpc_ros.sim import InMemoryNetwork, SimulationSettings, simulate
 from dmpc_ros.sim.closed_loop import negotiate
 
 FEASIBILITY = 1e-7
@@ -169,3 +169,26 @@ def test_registered_with_its_section_and_counters() -> None:
     assert scheme.settings_section == "horizons" and "control_horizon" in scheme.counters
     assert parse_settings({"control_horizon": [2, 3]}).control_horizon == (2, 3)
     assert scheme.refusal(dataclasses.replace(load_scenario("mass_spring").design().problem(), nonlinear=True))
+
+
+def test_lost_plans_are_counted_and_the_inputs_stay_in_their_sets() -> None:
+    """With 30 % of the plans lost the agents' iterates may differ (the supervisor needs every proposal): counted as
+    view disagreements and missing messages; every applied input stays finite and inside U_i."""
+    scenario = load_scenario("mass_spring_horizons")
+    network = InMemoryNetwork(drop_probability=0.3, seed=5)
+    result = simulate(scenario.design(), scenario.plant(), scenario.initial_state,
+                      SimulationSettings("horizons", 15, StoppingRule(10, 1e-8), network=network,
+                                         scheme_settings=scenario.controller.scheme_settings))
+    assert network.dropped > 0 and result.messages_missing > 0
+    assert result.counter("view_disagreements").sum() > 0
+    assert np.all(np.isfinite(result.u)) and np.max(np.abs(result.u)) <= 1.0 + 1e-9
+
+
+def test_one_iteration_applies_the_shifted_candidate() -> None:
+    """max_iterations 1: no problem (8) is solved, the warm start (10) is applied, and it stays feasible."""
+    scenario = load_scenario("mass_spring_horizons")
+    result = simulate(scenario.design(), scenario.plant(), scenario.initial_state,
+                      SimulationSettings("horizons", 10, StoppingRule(1, 0.0),
+                                         scheme_settings=scenario.controller.scheme_settings))
+    assert np.all(result.iterations == 1) and not any(t for step in result.agent_solve_times[1:] for t in step)
+    assert np.max(result.violation) < 1e-9

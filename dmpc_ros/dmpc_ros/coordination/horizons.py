@@ -12,8 +12,11 @@ proposal) itself: the same data and a deterministic QP give every agent the same
 or an extra round. Message cost per iteration: M·(M − 1) plans of (N + 1)·n_x,i + 2·N·n_u,i values. The stopping
 decision uses only U (the plant-wide relative change ≤ tolerance, or the iteration limit), so all agents stop at
 the same iteration; the last iteration only combines (max_iterations = 1 applies the shifted candidate). The
-supervisor needs every proposal: with lost plans the agents' U may differ, which `view_disagreements` counts (a
-received block that differs from the own copy); the scheme assumes reliable delivery, as a lock-step run has.
+supervisor needs every proposal: with lost plans (or real-time runs cut short at different iterations) the agents'
+U may differ, which `view_disagreements` counts (a received block that differs from the own copy, which then takes
+it, so the copies agree again from the next plans on); a missing proposal is left out of the combination, so the
+iterate is then a combination the others did not compute, and the guarantees hold only with reliable delivery, as
+a lock-step run has.
 
 Iteration 0 of step k + 1 (Remark 1, (10)): the final U of step k shifted, κ(x_N) appended, from the state it
 predicts; every agent forms the same one. At step 0 (or when a disturbance makes it infeasible at the measured
@@ -195,16 +198,26 @@ class HorizonsAgent(Agent):
             self._stats.count("horizon_reductions")
 
     def _read_states(self, inbox: Mapping[int, Plan]) -> None:
-        """Iteration 1: every agent's measured state from its plan 0 (else its predicted state stays)."""
+        """Iteration 1: every agent's measured state and warm-start block from its plan 0 (else the own prediction
+        and copy stay). Taking the blocks re-synchronizes iterates that lost plans made differ, at every step."""
         system = self.problem.system
         for j in self.required_plans:
             plan = inbox.get(j)
-            rows = system.state_slice(j)
-            if plan is None or plan.step != self.step or plan.states.shape[1] != rows.stop - rows.start \
-                    or not plan.finite:
+            rows, columns = system.state_slice(j), self._columns[j]
+            shape = (self.horizon + 1, rows.stop - rows.start)
+            if plan is None or plan.step != self.step or plan.states.shape != shape \
+                    or plan.inputs.size != columns.size or not plan.finite:
                 self._stats.messages_missing += 1
                 continue
             self.x0[rows] = plan.states[0]
+            self._adopt(j, plan.inputs)
+
+    def _adopt(self, j: int, inputs: np.ndarray) -> None:
+        """Agent j's block as j announced it (counted when it differs from the own copy)."""
+        columns = self._columns[j]
+        if np.max(np.abs(inputs.ravel() - self.U[columns]), initial=0.0) > AGREEMENT:
+            self._stats.count("view_disagreements")
+            self.U[columns] = inputs.ravel()
 
     def _read_proposals(self, inbox: Mapping[int, Plan]) -> dict[int, np.ndarray]:
         """The proposals of the previous iteration (own included); a missing one counts and is left out."""
@@ -217,8 +230,8 @@ class HorizonsAgent(Agent):
                     or not plan.finite:
                 self._stats.messages_missing += 1
                 continue
-            if np.max(np.abs(plan.inputs.ravel() - self.U[self._columns[j]]), initial=0.0) > AGREEMENT:
-                self._stats.count("view_disagreements")
+            if plan.inputs.size == self._columns[j].size:
+                self._adopt(j, plan.inputs)
             proposals[j] = proposal
         return proposals
 
