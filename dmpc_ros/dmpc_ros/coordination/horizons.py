@@ -33,13 +33,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
-import scipy.sparse as sp
 
-from ..mpc.condensed import CondensedProblem
-from ..mpc.control_horizon import LocalProblem, Tail, combine, plant_cost, terminal_tail
-from ..mpc.projection import Projection
+from ..mpc.control_horizon import LocalResult, Tail
+from ..mpc.reference import ReferenceTrajectory
 from .base import Agent, StepStatistics, StoppingRule
 from .plan import Plan
 
@@ -85,39 +84,61 @@ class HorizonSettings:
         return values
 
 
-class HorizonsAgent(Agent):
-    """One agent of the dissimilar-horizon scheme (module docstring)."""
+class HorizonModel(Protocol):
+    """What the agent negotiates on, plant-wide (the paper's Assumption 1): the linear condensed problem
+    (mpc/control_horizon.CondensedHorizons) or the nonlinear one (coordination/nonlinear_horizons.py). U is the
+    plant-wide input sequence, time-major; costs are V(U) with constants; slacks are the smallest row slack."""
 
-    def __init__(self, agent_id: int, problem: CondensedProblem, terminal_gain: np.ndarray, stopping: StoppingRule,
-                 settings: HorizonSettings, guard, backend: str = "daqp") -> None:
-        system = problem.system
-        self.agent_id, self.problem, self.gain, self.stopping = agent_id, problem, terminal_gain, stopping
+    system: Any                    # slices: state_slice(j), input_slice(j), num_agents, n_x, n_u
+    horizon: int
+    reference: ReferenceTrajectory
+    gain: np.ndarray               # the terminal law's K (plant-wide, n_u × n_x)
+
+    def columns(self, agent: int) -> np.ndarray: ...
+    def predict(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray: ...
+    def cost(self, x0: np.ndarray, U: np.ndarray, step: int) -> float: ...
+    def slack(self, x0: np.ndarray, U: np.ndarray) -> float: ...
+    def own_cost(self, agent: int, states: np.ndarray, inputs: np.ndarray, step: int) -> float: ...
+    def repair(self, x0: np.ndarray, U: np.ndarray, backend: str) -> tuple[np.ndarray, bool, float]: ...
+    def tail(self, x0: np.ndarray, U: np.ndarray, agent: int, step: int) -> Tail: ...
+    def local(self, agent: int, control_horizon: int, tail: Tail, x0: np.ndarray, U: np.ndarray, step: int,
+              backend: str) -> LocalResult: ...
+    def combine(self, x0: np.ndarray, U: np.ndarray, step: int, proposals: dict[int, np.ndarray], rule: str,
+                backend: str) -> np.ndarray: ...
+
+
+class HorizonsAgent(Agent):
+    """One agent of the dissimilar-horizon scheme (module docstring) on a HorizonModel."""
+
+    def __init__(self, agent_id: int, model: HorizonModel, stopping: StoppingRule, settings: HorizonSettings,
+                 guard, backend: str = "daqp") -> None:
+        system = model.system
+        self.agent_id, self.model, self.gain, self.stopping = agent_id, model, model.gain, stopping
         self.settings, self.guard, self.backend = settings, guard, backend
-        self.horizon = problem.horizon
+        self.horizon = model.horizon
         self.control_horizon = settings.horizons(system.num_agents, self.horizon)[agent_id]
         self.required_plans = frozenset(range(system.num_agents)) - {agent_id}
-        self._columns = [problem.input_indices(j) for j in range(system.num_agents)]
+        self._columns = [model.columns(j) for j in range(system.num_agents)]
         self._states = system.state_slice(agent_id)
         self._n_u = system.input_slice(agent_id).stop - system.input_slice(agent_id).start
-        self.U = np.zeros(problem.H.shape[0])
+        self.U = np.zeros(self.horizon * system.n_u)
         self.x0 = np.zeros(system.n_x)
         self.step, self.iteration = -1, 0
         self._stats = StepStatistics()
         self._plan: Plan | None = None
         self._proposal: np.ndarray | None = None
         self._candidate = np.zeros(self._n_u)
-        self._projection: Projection | None = None
 
     # -- contract ------------------------------------------------------------------------------------
     def begin_step(self, step: int, state: np.ndarray, inbox: Mapping[int, Plan]) -> Plan:
         if self.step >= 0:   # (10): the final iterate shifted, κ(x_N) appended
-            predicted = self.problem.predict(self.x0, self.U)
-            x_ref, u_ref = self.problem.cost.reference.at(self.step + self.horizon)
+            predicted = self.model.predict(self.x0, self.U)
+            x_ref, u_ref = self.model.reference.at(self.step + self.horizon)
             tail = u_ref + self.gain @ (predicted[-1] - x_ref)
             self.U = np.concatenate([self.U[tail.size:], tail])
             self.x0 = predicted[1].copy()
         else:                # first step: the reference (repaired at iteration 1 if it violates a row)
-            x_ref, u_ref = self.problem.cost.reference.window(step, self.horizon)
+            x_ref, u_ref = self.model.reference.window(step, self.horizon)
             self.U = u_ref.ravel().astype(float)
             self.x0 = np.array(x_ref[0], float)
         self.step, self.iteration, self._proposal = step, 0, None
@@ -138,8 +159,7 @@ class HorizonsAgent(Agent):
             change = np.inf
         else:
             proposals = self._read_proposals(inbox)
-            new, _ = combine(self.problem, self.x0, self.U, self.step, proposals, self.settings.supervisor,
-                             self.backend)
+            new = self.model.combine(self.x0, self.U, self.step, proposals, self.settings.supervisor, self.backend)
             change = self.stopping.change(new, self.U)
             self.U = new
         converged = change <= self.stopping.tolerance
@@ -160,29 +180,25 @@ class HorizonsAgent(Agent):
         return self._measured
 
     def constraint_margin(self) -> float:
-        return self.problem.constraint_slack(self.x0, self.U)
+        return self.model.slack(self.x0, self.U)
 
     # -- the iteration ---------------------------------------------------------------------------------
     def _solve(self) -> np.ndarray:
-        """Problem (8) against the current iterate: the own proposal (N × n_u,i); the previous iterate's block
-        when the solve fails (it is feasible for (8)); then the dynamic-horizon test."""
-        tail = terminal_tail(self.problem, self.gain, self.x0, self.U, self.agent_id, self.step)
-        local = LocalProblem(self.problem, self.agent_id, self.control_horizon, tail, self.x0, self.U, self.step,
-                             self.backend)
-        solution = local.solve()
-        stats = self._stats
-        stats.solve_times.append(solution.solve_time)
+        """Problem (8) against the current iterate: the own proposal (N × n_u,i; the previous iterate's block when
+        the solve fails, which is feasible for (8)); then the dynamic-horizon test."""
+        model, stats = self.model, self._stats
+        tail = model.tail(self.x0, self.U, self.agent_id, self.step)
+        result = model.local(self.agent_id, self.control_horizon, tail, self.x0, self.U, self.step, self.backend)
+        stats.solve_times.append(result.solve_time)
         stats.counters["control_horizon"] = self.control_horizon
-        stats.counters["decision_variables"] = local.num_variables
-        if not solution.usable:
+        stats.counters["decision_variables"] = result.variables
+        if not result.usable:
             stats.fallbacks += 1
-            stats.count_failure(solution.infeasible)
+            stats.count_failure(result.infeasible)
             self.solved = False
-            return tail.previous.copy()
-        proposal = local.own_inputs(solution.z)
-        if self.settings.dynamic and self.control_horizon > self.settings.minimum:
-            self._maybe_shorten(proposal, tail, local.alpha(solution.z) if local.has_alpha else 0.0)
-        return proposal
+        elif self.settings.dynamic and self.control_horizon > self.settings.minimum:
+            self._maybe_shorten(result.proposal, tail, result.alpha if result.has_alpha else 0.0)
+        return result.proposal
 
     def _maybe_shorten(self, proposal: np.ndarray, tail: Tail, alpha: float) -> None:
         """Section III-C: N_c,i − 1 when the candidate with κ one step earlier costs ≤ (1 + ε) of the solution."""
@@ -190,17 +206,17 @@ class HorizonsAgent(Agent):
         candidate = proposal.copy()
         candidate[k] = alpha * tail.previous[k] + (1.0 - alpha) * tail.terminal[k]
         solved, shorter = self._with_own(proposal), self._with_own(candidate)
-        if self.problem.constraint_slack(self.x0, shorter) < -FEASIBILITY_TOLERANCE:
+        if self.model.slack(self.x0, shorter) < -FEASIBILITY_TOLERANCE:
             return
-        bound = (1.0 + self.settings.reduction_tolerance) * plant_cost(self.problem, self.x0, solved, self.step)
-        if plant_cost(self.problem, self.x0, shorter, self.step) <= bound:
+        bound = (1.0 + self.settings.reduction_tolerance) * self.model.cost(self.x0, solved, self.step)
+        if self.model.cost(self.x0, shorter, self.step) <= bound:
             self.control_horizon = k
             self._stats.count("horizon_reductions")
 
     def _read_states(self, inbox: Mapping[int, Plan]) -> None:
         """Iteration 1: every agent's measured state and warm-start block from its plan 0 (else the own prediction
         and copy stay). Taking the blocks re-synchronizes iterates that lost plans made differ, at every step."""
-        system = self.problem.system
+        system = self.model.system
         for j in self.required_plans:
             plan = inbox.get(j)
             rows, columns = system.state_slice(j), self._columns[j]
@@ -238,12 +254,9 @@ class HorizonsAgent(Agent):
     def _repair(self) -> None:
         """Project the warm start onto the plant's rows at the measured state when it violates one (the same
         projection in every agent)."""
-        problem = self.problem
-        if problem.constraint_slack(self.x0, self.U) >= -FEASIBILITY_TOLERANCE:
+        if self.model.slack(self.x0, self.U) >= -FEASIBILITY_TOLERANCE:
             return
-        if self._projection is None:
-            self._projection = Projection(sp.csr_matrix(problem.C), self.backend)
-        self.U, ok, solve_time = self._projection.solve(problem.d0 + problem.D @ self.x0, self.U)
+        self.U, ok, solve_time = self.model.repair(self.x0, self.U, self.backend)
         self._stats.solve_times.append(solve_time)
         self._stats.count("repairs")
         self._stats.fallbacks += 1
@@ -261,12 +274,11 @@ class HorizonsAgent(Agent):
         return U
 
     def _make_plan(self, converged: bool, final: bool) -> Plan:
-        states = self.problem.predict(self.x0, self.U)
+        states = self.model.predict(self.x0, self.U)
         inputs = self._own(self.U).copy()
         own_states = states[:, self._states].copy()
         data = {} if self._proposal is None else {"proposal": self._proposal}
-        feasible = self.problem.constraint_slack(self.x0, self.U) >= -FEASIBILITY_TOLERANCE
-        cost = self.problem.cost.block(self._states, self.problem.system.input_slice(self.agent_id)) \
-            .trajectory(own_states, inputs, self.step)
+        feasible = self.model.slack(self.x0, self.U) >= -FEASIBILITY_TOLERANCE
+        cost = self.model.own_cost(self.agent_id, own_states, inputs, self.step)
         return Plan(agent=self.agent_id, step=self.step, iteration=self.iteration, states=own_states, inputs=inputs,
                     cost=cost, feasible=feasible, converged=converged, final=final, data=data)

@@ -36,8 +36,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from .condensed import CondensedProblem
+from .projection import Projection
 from .qp import DenseQP
 
 RIDGE = 1e-12          # relative ridge of the supervisor's Hessian (see module docstring)
@@ -58,9 +60,17 @@ class Tail:
         return np.vstack([head, tail[head.shape[0]:]])
 
 
-def plant_cost(problem: CondensedProblem, x0: np.ndarray, U: np.ndarray, step: int) -> float:
-    """V(U): the plant-wide cost of U from x0 at `step`, constant terms included (the dynamic-horizon ratio)."""
-    return problem.cost_value(x0, U, step)
+@dataclass(frozen=True)
+class LocalResult:
+    """What an agent takes from its problem (8): its proposal (N × n_u,i; the previous block when not usable)."""
+
+    proposal: np.ndarray
+    usable: bool
+    infeasible: bool
+    solve_time: float
+    variables: int       # decision variables of (8)
+    alpha: float         # α of the solution (1: the previous tail, also when α was left out)
+    has_alpha: bool
 
 
 def gradient_offset(problem: CondensedProblem, x0: np.ndarray, step: int) -> np.ndarray:
@@ -165,3 +175,54 @@ def combine(problem: CondensedProblem, x0: np.ndarray, U: np.ndarray, step: int,
     if 0.5 * weights @ G @ weights + change @ weights > 0.0:   # never worse than U^p (numerical safeguard)
         weights = np.zeros(len(moves))
     return U + D @ weights, {j: float(w) for j, w in zip(moves, weights)}
+
+
+class CondensedHorizons:
+    """The linear model the dissimilar-horizon agents negotiate on (coordination/horizons.HorizonModel): the
+    plant-wide condensed problem and the terminal gain K (u = ū + K (x − x̄))."""
+
+    def __init__(self, problem: CondensedProblem, gain: np.ndarray) -> None:
+        self.problem, self.gain = problem, gain
+        self.system, self.horizon, self.reference = problem.system, problem.horizon, problem.cost.reference
+        self._projection: Projection | None = None
+
+    def columns(self, agent: int) -> np.ndarray:
+        return self.problem.input_indices(agent)
+
+    def predict(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
+        return self.problem.predict(x0, U)
+
+    def cost(self, x0: np.ndarray, U: np.ndarray, step: int) -> float:
+        """V(U) from x0 at `step`, constant terms included."""
+        return self.problem.cost_value(x0, U, step)
+
+    def slack(self, x0: np.ndarray, U: np.ndarray) -> float:
+        return self.problem.constraint_slack(x0, U)
+
+    def own_cost(self, agent: int, states: np.ndarray, inputs: np.ndarray, step: int) -> float:
+        system = self.system
+        return self.problem.cost.block(system.state_slice(agent), system.input_slice(agent)).trajectory(
+            states, inputs, step)
+
+    def repair(self, x0: np.ndarray, U: np.ndarray, backend: str) -> tuple[np.ndarray, bool, float]:
+        """The Euclidean projection of U onto every row at x0."""
+        if self._projection is None:
+            self._projection = Projection(sp.csr_matrix(self.problem.C), backend)
+        return self._projection.solve(self.problem.d0 + self.problem.D @ x0, U)
+
+    def tail(self, x0: np.ndarray, U: np.ndarray, agent: int, step: int) -> Tail:
+        return terminal_tail(self.problem, self.gain, x0, U, agent, step)
+
+    def local(self, agent: int, control_horizon: int, tail: Tail, x0: np.ndarray, U: np.ndarray, step: int,
+              backend: str) -> LocalResult:
+        local = LocalProblem(self.problem, agent, control_horizon, tail, x0, U, step, backend)
+        solution = local.solve()
+        if not solution.usable:
+            return LocalResult(tail.previous.copy(), False, solution.infeasible, solution.solve_time,
+                               local.num_variables, 1.0, local.has_alpha)
+        return LocalResult(local.own_inputs(solution.z), True, False, solution.solve_time, local.num_variables,
+                           local.alpha(solution.z), local.has_alpha)
+
+    def combine(self, x0: np.ndarray, U: np.ndarray, step: int, proposals: dict[int, np.ndarray], rule: str,
+                backend: str) -> np.ndarray:
+        return combine(self.problem, x0, U, step, proposals, rule, backend)[0]

@@ -28,6 +28,7 @@ from __future__ import annotations
 from ..coordination.base import Agent
 from ..coordination.horizons import COUNTERS, SUPERVISORS, HorizonSettings, HorizonsAgent
 from ..coordination.scheme import AgentRequest, Problem, Scheme
+from ..mpc.control_horizon import CondensedHorizons
 from ..scenarios.validation import ScenarioError, check_number, choice, flag, number, reject_unknown
 from .block_update import set_up_refusal
 
@@ -80,20 +81,20 @@ def check(problem: Problem) -> str | None:
 def linear_agent(request: AgentRequest) -> Agent:
     design = request.design
     settings = request.settings if request.settings is not None else HorizonSettings()
-    return HorizonsAgent(request.agent_id, horizons_problem(design), design.terminal_gain(), request.stopping,
-                         settings, design.input_guard(request.agent_id), request.backend)
+    return HorizonsAgent(request.agent_id, horizons_model(design), request.stopping, settings,
+                         design.input_guard(request.agent_id), request.backend)
 
 
-_PROBLEMS: dict[int, tuple[object, object]] = {}
+_MODELS: dict[int, tuple[object, object]] = {}
 
 
-def horizons_problem(design):
-    """The design's plant-wide condensed problem, built once per design object in a process (the agents of one
-    `dmpc sim` share it; the dense set-up is the scheme's largest cost)."""
-    known = _PROBLEMS.get(id(design))
+def horizons_model(design):
+    """The design's plant-wide condensed problem and terminal gain, built once per design object in a process (the
+    agents of one `dmpc sim` share it; the dense set-up is the scheme's largest cost)."""
+    known = _MODELS.get(id(design))
     if known is None or known[0] is not design:
-        _PROBLEMS.clear()
-        known = _PROBLEMS[id(design)] = (design, design.condensed())
+        _MODELS.clear()
+        known = _MODELS[id(design)] = (design, CondensedHorizons(design.condensed(), design.terminal_gain()))
     return known[1]
 
 
