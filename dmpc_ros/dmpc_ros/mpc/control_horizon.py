@@ -41,6 +41,7 @@ import scipy.sparse as sp
 from .condensed import CondensedProblem
 from .projection import Projection
 from .qp import DenseQP
+from .reference import ReferenceTrajectory
 
 RIDGE = 1e-12          # relative ridge of the supervisor's Hessian (see module docstring)
 NEGLIGIBLE = 1e-12     # a tail direction below this (∞-norm, input units) leaves α out
@@ -78,16 +79,21 @@ def gradient_offset(problem: CondensedProblem, x0: np.ndarray, step: int) -> np.
     return problem.F @ x0 + problem.reference_offset(step)
 
 
+def tail_along(states: np.ndarray, reference: ReferenceTrajectory, step: int, gain: np.ndarray, U: np.ndarray,
+               columns: np.ndarray, rows: slice) -> Tail:
+    """An agent's previous inputs (`columns` of U) and κ_i(x) = ū_i + K_i (x − x̄) along the predicted plant
+    `states` (N+1 × n_x) of U; `rows`: the agent's rows of K (module docstring)."""
+    N = states.shape[0] - 1
+    x_ref, u_ref = reference.window(step, N)
+    terminal = u_ref[:, rows] + (states[:-1] - x_ref[:-1]) @ gain[rows].T
+    return Tail(U[columns].reshape(N, -1), terminal)
+
+
 def terminal_tail(problem: CondensedProblem, gain: np.ndarray, x0: np.ndarray, U: np.ndarray, agent: int,
                   step: int) -> Tail:
     """Agent `agent`'s previous inputs and κ_i along the plant state U predicts (module docstring)."""
-    system, N = problem.system, problem.horizon
-    states = problem.predict(x0, U)[:-1]
-    x_ref, u_ref = problem.cost.reference.window(step, N)
-    rows = system.input_slice(agent)
-    terminal = u_ref[:, rows] + (states - x_ref[:-1]) @ gain[rows].T
-    previous = U[problem.input_indices(agent)].reshape(N, -1)
-    return Tail(previous, terminal)
+    return tail_along(problem.predict(x0, U), problem.cost.reference, step, gain, U, problem.input_indices(agent),
+                      problem.system.input_slice(agent))
 
 
 class LocalProblem:

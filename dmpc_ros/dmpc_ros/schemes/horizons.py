@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from ..coordination.base import Agent
 from ..coordination.horizons import COUNTERS, SUPERVISORS, HorizonSettings, HorizonsAgent
+from ..coordination.nonlinear_horizons import NonlinearHorizons
 from ..coordination.scheme import AgentRequest, Problem, Scheme
 from ..mpc.control_horizon import CondensedHorizons
 from ..scenarios.validation import ScenarioError, check_number, choice, flag, number, reject_unknown
@@ -78,28 +79,32 @@ def check(problem: Problem) -> str | None:
     return set_up_refusal(problem)
 
 
-def linear_agent(request: AgentRequest) -> Agent:
+def agent(request: AgentRequest, build_model) -> Agent:
     design = request.design
     settings = request.settings if request.settings is not None else HorizonSettings()
-    return HorizonsAgent(request.agent_id, horizons_model(design), request.stopping, settings,
+    return HorizonsAgent(request.agent_id, horizons_model(design, build_model), request.stopping, settings,
                          design.input_guard(request.agent_id), request.backend)
+
+
+def linear_model(design) -> CondensedHorizons:
+    return CondensedHorizons(design.condensed(), design.terminal_gain())
 
 
 _MODELS: dict[int, tuple[object, object]] = {}
 
 
-def horizons_model(design):
-    """The design's plant-wide condensed problem and terminal gain, built once per design object in a process (the
-    agents of one `dmpc sim` share it; the dense set-up is the scheme's largest cost)."""
+def horizons_model(design, build_model):
+    """The design's plant-wide model, built once per design object in a process (the agents of one `dmpc sim`
+    share it: the dense condensed set-up, or the compiled NLPs)."""
     known = _MODELS.get(id(design))
     if known is None or known[0] is not design:
         _MODELS.clear()
-        known = _MODELS[id(design)] = (design, CondensedHorizons(design.condensed(), design.terminal_gain()))
+        known = _MODELS[id(design)] = (design, build_model(design))
     return known[1]
 
 
 SCHEMES = (Scheme("horizons", "cooperative, dissimilar control horizons with a supervisor (Chanfreut et al.)",
-                  build_linear=linear_agent, settings_section="horizons", parse_settings=parse_settings,
-                  check=check, check_settings=check_settings, counters=COUNTERS,
-                  nonlinear_refusal="its nonlinear version is not written yet (issue 29): use sensitivity",
+                  build_linear=lambda r: agent(r, linear_model),
+                  build_nonlinear=lambda r: agent(r, NonlinearHorizons), settings_section="horizons",
+                  parse_settings=parse_settings, check=check, check_settings=check_settings, counters=COUNTERS,
                   coupled_limits="every_iterate"),)
