@@ -192,3 +192,25 @@ def test_one_iteration_applies_the_shifted_candidate() -> None:
                                          scheme_settings=scenario.controller.scheme_settings))
     assert np.all(result.iterations == 1) and not any(t for step in result.agent_solve_times[1:] for t in step)
     assert np.max(result.violation) < 1e-9
+
+
+@pytest.mark.parametrize("supervisor", ["weights", "dominant"])
+def test_nonlinear_iterates_feasible_and_cost_non_increasing(supervisor: str) -> None:
+    """The nonlinear agents (IPOPT on (8) and (9), three_mass_horizons, N_c = 4, 12, 8): from a feasible start every
+    iterate keeps every row of their model and its plant-wide cost never rises (Theorems 1 and 2 within a step)."""
+    scenario = load_scenario("three_mass_horizons")
+    design = scenario.design()
+    chosen = HorizonSettings((4, 12, 8), supervisor)
+    agents = design.agents("horizons", StoppingRule(6, 0.0), scheme_settings=chosen)
+    model = agents[0].model
+    for x0 in (scenario.initial_state, np.array([-1.2, 0.5, 1.0, -0.5, 0.3, 1.0])):
+        costs, slacks = [], []
+
+        def observe(p: int, U: np.ndarray, x0=x0) -> None:
+            costs.append(model.cost(x0, U, 0))
+            slacks.append(model.slack(x0, U))
+
+        negotiate(agents, design, 0, x0, observe)
+        assert min(slacks) >= -FEASIBILITY, slacks
+        assert all(b <= a + COST_TOLERANCE * (1 + a) for a, b in zip(costs, costs[1:])), costs
+        assert costs[-1] < costs[0]
