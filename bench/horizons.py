@@ -5,7 +5,8 @@ For each case: the closed-loop cost J = Σ_k ℓ(x(k), u(k)) and its gap to cent
 iteration (Σ_i of N_c,i·n_u,i, +1 per agent with a tail factor α_i; centralized: N·n_u), the iterations per step and
 the mean time of one problem (8). Horizon sets: equal-long (N_c = N), equal-short, dissimilar sets of the same total
 as an equal one, and the dynamic reduction (Section III-C) from N_c = N.
-Usage: python bench/horizons.py [--cases mass_spring three_masses] [--steps 40] [--iterations 30] [--figures]
+Usage: python bench/horizons.py [--cases mass_spring three_masses three_mass_horizons] [--steps 40] [--iterations 30]
+                                [--figures]
 --figures: bench/horizons.png (solve times of (8) per N_c, horizon traces) and bench/horizons_heatmap.png (J over
 (N_c,1, N_c,2) on the three-mass chain, N_c,3 = 8: the paper's Fig. 2, on the linear chain).
 """
@@ -44,6 +45,15 @@ CASES = {
         "dynamic from 20, ε = 1e-4": {"dynamic": True, "reduction_tolerance": 1e-4},
         "dynamic from 20, ε = 0.01": {"dynamic": True, "reduction_tolerance": 0.01},
     }),
+    "three_mass_horizons": ({"source": "three_mass_horizons"}, {   # nonlinear: IPOPT agents, N = 24
+        "equal N_c = 24 (= N)": {},
+        "equal N_c = 12": {"control_horizon": 12},
+        "equal N_c = 8": {"control_horizon": 8},
+        "equal N_c = 4": {"control_horizon": 4},
+        "dissimilar 4, 12, 8": {"control_horizon": [4, 12, 8]},
+        "dissimilar 12, 4, 8": {"control_horizon": [12, 4, 8]},
+        "dynamic from 24, ε = 0.01": {"dynamic": True, "reduction_tolerance": 0.01},
+    }),
 }
 GRID = (2, 4, 8, 12, 16, 20)   # N_c,1 and N_c,2 of the heat map (three_masses, N_c,3 = 8): the paper's Fig. 2
 
@@ -55,7 +65,7 @@ def scenario_of(case: str, steps: int, iterations: int):
     from dmpc_ros.scenarios import parse_scenario, scenario_path
     from dmpc_ros.scenarios.yaml_file import read_yaml
 
-    data = copy.deepcopy(read_yaml(scenario_path("mass_spring_horizons")))
+    data = copy.deepcopy(read_yaml(scenario_path(CASES[case][0].get("source", "mass_spring_horizons"))))
     data["controller"].update(max_iterations=iterations, tolerance=1e-8)
     data["controller"].pop("horizons")
     data["simulation"]["steps"] = steps
@@ -162,7 +172,8 @@ def figures(runs: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--cases", nargs="+", default=["mass_spring", "three_masses"], choices=list(CASES),
+                        help="three_mass_horizons: the nonlinear benchmark (IPOPT agents, minutes per run)")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--figures", action="store_true", help="also bench/horizons.png and the heat map")

@@ -1,7 +1,8 @@
 """`horizons`: cooperative DMPC with dissimilar and time-varying control horizons (Chanfreut, Maestre, Zhu & Heemels,
-after Stewart, Wright & Rawlings 2011), linear models (QP agents): coordination/horizons.py (the agent, the
-supervisor's place and message cost) and mpc/control_horizon.py (problems (8) and (9) rebuilt from the paper's
-prose, with every choice the lost formulas left open).
+after Stewart, Wright & Rawlings 2011): coordination/horizons.py (the agent, the supervisor's place and message
+cost), mpc/control_horizon.py (problems (8) and (9) rebuilt from the paper's prose as QPs of a linear model, with
+every choice the lost formulas left open) and coordination/nonlinear_horizons.py (the same as IPOPT NLPs on a
+nonlinear model, and what changes there: no terminal set, the supervisor's combination checked by simulation).
 
 Section `controller.horizons`:
 - `control_horizon`: N_c,i, one number for every agent or a list of one per agent, 1 ≤ N_c,i ≤ controller.horizon
