@@ -163,9 +163,10 @@ class HorizonsAgent(Agent):
             change = self.stopping.change(new, self.U)
             self.U = new
         converged = change <= self.stopping.tolerance
-        final = stats.stop(self.stopping.at_limit(self.iteration), converged, min(change, 1e300))
+        residual = change if np.isfinite(change) else 0.0   # iteration 1 has no previous iterate to compare with
+        final = stats.stop(self.stopping.at_limit(self.iteration), converged, residual)
         stats.iterations = self.iteration
-        stats.primal_residual = 0.0 if not np.isfinite(change) else change
+        stats.primal_residual = residual
         self._proposal = None if final else self._solve()
         self._plan = self._make_plan(converged=converged, final=final)
         return self._plan
@@ -192,10 +193,10 @@ class HorizonsAgent(Agent):
         stats.solve_times.append(result.solve_time)
         stats.counters["control_horizon"] = self.control_horizon
         stats.counters["decision_variables"] = result.variables
+        self.solved = result.usable
         if not result.usable:
             stats.fallbacks += 1
             stats.count_failure(result.infeasible)
-            self.solved = False
         elif self.settings.dynamic and self.control_horizon > self.settings.minimum:
             self._maybe_shorten(result.proposal, tail, result.alpha if result.has_alpha else 0.0)
         return result.proposal
