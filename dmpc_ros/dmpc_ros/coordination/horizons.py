@@ -1,22 +1,23 @@
 """`HorizonsAgent`: cooperative DMPC with dissimilar and time-varying control horizons (Chanfreut, Maestre, Zhu &
-Heemels; after Stewart, Wright & Rawlings 2011) on a linear model. The problems are in mpc/control_horizon.py.
+Heemels; after Stewart, Wright & Rawlings 2011) on a `HorizonModel`: the linear one (mpc/control_horizon.py, QPs)
+or the nonlinear one (coordination/nonlinear_horizons.py, IPOPT NLPs).
 
-Every agent holds the plant-wide condensed problem and the whole plan U (the paper's Assumption 1: every agent
-knows the plant state; fully connected team), so the scheme is for small plants, like cooperative Jacobi's step
-bound. One message round per iteration; agent i's Plan of iteration p carries
+Every agent holds the plant-wide model and the whole plan U (the paper's Assumption 1: every agent knows the plant
+state; fully connected team), so the scheme is for small plants, like cooperative Jacobi's step bound. One message
+round per iteration; agent i's Plan of iteration p carries
 - `inputs`: its block of the agreed iterate U^(p−1), `states[0]`: its measured state (read by all at p = 1);
 - `data["proposal"]`: its solution of (8) against U^(p−1) (N × n_u,i; its N_c,i·n_u,i + 1 decision values would
   do, since every agent knows u_i^p and κ_i along x^p, but the full block keeps the check simple).
 At iteration p + 1 every agent has every proposal and runs the supervisor (problem (9), or Remark 2's dominant
-proposal) itself: the same data and a deterministic QP give every agent the same U^p, without a supervisor node
-or an extra round. Message cost per iteration: M·(M − 1) plans of (N + 1)·n_x,i + 2·N·n_u,i values. The stopping
-decision uses only U (the plant-wide relative change ≤ tolerance, or the iteration limit), so all agents stop at
-the same iteration; the last iteration only combines (max_iterations = 1 applies the shifted candidate). The
-supervisor needs every proposal: with lost plans (or real-time runs cut short at different iterations) the agents'
-U may differ, which `view_disagreements` counts (a received block that differs from the own copy, which then takes
-it, so the copies agree again from the next plans on); a missing proposal is left out of the combination, so the
-iterate is then a combination the others did not compute, and the guarantees hold only with reliable delivery, as
-a lock-step run has.
+proposal) itself: the same data and a deterministic QP (or IPOPT from the same start) give every agent the same
+U^p, without a supervisor node or an extra round. Message cost per iteration: M·(M − 1) plans of (N + 1)·n_x,i +
+2·N·n_u,i values. The stopping decision uses only U (the plant-wide relative change ≤ tolerance, or the iteration
+limit), so all agents stop at the same iteration; the last iteration only combines (max_iterations = 1 applies the
+shifted candidate). The supervisor needs every proposal: with lost plans (or real-time runs cut short at different
+iterations) the agents' U may differ, which `view_disagreements` counts (a received block that differs from the
+own copy, which then takes it, so the copies agree again from the next plans on); a missing proposal is left out
+of the combination, so the iterate is then a combination the others did not compute, and the guarantees hold only
+with reliable delivery, as a lock-step run has.
 
 Iteration 0 of step k + 1 (Remark 1, (10)): the final U of step k shifted, κ(x_N) appended, from the state it
 predicts; every agent forms the same one. At step 0 (or when a disturbance makes it infeasible at the measured
