@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_cooperative import chains
+from test_cooperative import chains, check_guarantees
 
-from dmpc_ros.coordination import ControllerDesign, StoppingRule, build_agents
+from dmpc_ros.coordination import ControllerDesign, StoppingRule
 from dmpc_ros.coordination.horizons import HorizonSettings
 from dmpc_ros.coordination.scheme import scheme_of
 from dmpc_ros.mpc.control_horizon import LocalProblem, combine, terminal_tail
@@ -45,26 +45,7 @@ def test_every_iterate_feasible_and_cost_non_increasing(case, data) -> None:
     or its projection at iteration 1) every iterate keeps every row and the plant-wide cost never rises."""
     chain, x0 = case
     design = design_for(chain)
-    problem = design.condensed()
-    chosen = horizon_settings(data.draw, chain.num_masses, design.horizon)
-    agents = build_agents(design, "horizons", StoppingRule(12, 0.0), scheme_settings=chosen)
-    costs, slacks = [], []
-
-    def observe(p: int, U: np.ndarray) -> None:
-        costs.append(problem.cost_value(x0, U))
-        slacks.append(problem.constraint_slack(x0, U))
-
-    negotiate(agents, problem, 0, x0, observe)
-    feasible = [p for p, s in enumerate(slacks) if s >= -FEASIBILITY]
-    if not feasible:   # x0 outside the horizon's feasible set: the projection failed, nothing to guarantee
-        assert all(a.statistics.infeasible > 0 for a in agents)
-        event("x0 outside the feasible set")
-        return
-    first = feasible[0]
-    assert first <= 1
-    event("warm start feasible" if first == 0 else "warm start repaired")
-    assert all(s >= -FEASIBILITY for s in slacks[first:]), slacks
-    assert all(b <= a + COST_TOLERANCE * (1 + abs(a)) for a, b in zip(costs[first:], costs[first + 1:])), costs
+    check_guarantees(design, x0, "horizons", horizon_settings(data.draw, chain.num_masses, design.horizon))
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

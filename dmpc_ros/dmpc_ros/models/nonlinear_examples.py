@@ -143,15 +143,8 @@ def spring_chain(masses: int = 5, sample_time: float = 0.2, mass: float = 1.0, s
         walls = int(i == 0) + int(i == masses - 1)
         return lambda x, u: own(x, u, walls)
 
-    couplings = tuple(NeighbourCoupling(i, j, dynamics=to_neighbour) for i in range(masses) for j in (i - 1, i + 1)
-                      if 0 <= j < masses)
-    agents = tuple(NonlinearSubsystem(f"mass_{i}", (f"p_{i}", f"v_{i}"), (f"F_{i}",), dynamics_of(i),
-                                      [-position_limit, -velocity_limit], [position_limit, velocity_limit],
-                                      [-force_limit], [force_limit], state_units=("m", "m/s"), input_units=("N",))
-                   for i in range(masses))
-    return uniform(agents, couplings, sample_time, np.diag([position_weight, velocity_weight]),
-                   np.array([[force_weight]]), substeps, terminal_weight,
-                   setpoints=(NonlinearSetpoint(0.0, np.zeros(2 * masses), np.zeros(masses)),))
+    return mass_line(masses, dynamics_of, lambda i: to_neighbour, sample_time, (position_limit, velocity_limit,
+                     force_limit), (position_weight, velocity_weight, force_weight), substeps, terminal_weight)
 
 
 def three_masses(sample_time: float = 0.1, mass: tuple = (1.0, 1.5, 2.0), stiffness: float = 0.33,
@@ -174,6 +167,17 @@ def three_masses(sample_time: float = 0.1, mass: tuple = (1.0, 1.5, 2.0), stiffn
     def coupling_of(i: int) -> Callable:
         return lambda x, u, x_j, u_j: ca.vertcat(0, coupling_stiffness * (x_j[0] - x[0]) / mass[i])
 
+    return mass_line(masses, dynamics_of, coupling_of, sample_time, (position_limit, velocity_limit, force_limit),
+                     (position_weight, velocity_weight, force_weight), substeps, terminal_weight)
+
+
+def mass_line(masses: int, dynamics_of: Callable, coupling_of: Callable, sample_time: float,
+              limits: tuple[float, float, float], weights: tuple[float, float, float], substeps: int,
+              terminal_weight: float) -> NonlinearNetwork:
+    """`masses` masses in a row (states p, v; a force each), agent i's dynamics `dynamics_of(i)` and its terms from
+    each neighbour `coupling_of(i)`; box limits and diagonal weights (position, velocity, force); rest at 0."""
+    position_limit, velocity_limit, force_limit = limits
+    position_weight, velocity_weight, force_weight = weights
     couplings = tuple(NeighbourCoupling(i, j, dynamics=coupling_of(i)) for i in range(masses) for j in (i - 1, i + 1)
                       if 0 <= j < masses)
     agents = tuple(NonlinearSubsystem(f"mass_{i}", (f"p_{i}", f"v_{i}"), (f"F_{i}",), dynamics_of(i),
