@@ -47,6 +47,8 @@ CASES = {
     }),
     "three_mass_horizons": ({"source": "three_mass_horizons"}, {   # nonlinear: IPOPT agents, N = 24
         "equal N_c = 24 (= N)": {},
+        "equal N_c = 20": {"control_horizon": 20},
+        "equal N_c = 16": {"control_horizon": 16},
         "equal N_c = 12": {"control_horizon": 12},
         "equal N_c = 8": {"control_horizon": 8},
         "equal N_c = 4": {"control_horizon": 4},
