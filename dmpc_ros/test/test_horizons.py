@@ -149,7 +149,10 @@ def test_registered_with_its_section_and_counters() -> None:
     scheme = scheme_of("horizons")
     assert scheme.settings_section == "horizons" and "control_horizon" in scheme.counters
     assert parse_settings({"control_horizon": [2, 3]}).control_horizon == (2, 3)
-    assert scheme.refusal(dataclasses.replace(load_scenario("mass_spring").design().problem(), nonlinear=True))
+    problem = load_scenario("mass_spring").design().problem()
+    assert scheme.refusal(problem) is None and scheme.refusal(dataclasses.replace(problem, nonlinear=True)) is None
+    assert "collision" in scheme.refusal(dataclasses.replace(problem, collision=True))
+    assert "tube" in scheme.refusal(dataclasses.replace(problem, tube_mode=True))
 
 
 def test_lost_plans_are_counted_and_the_inputs_stay_in_their_sets() -> None:
