@@ -113,9 +113,9 @@ def test_structural_step_over_approximates_the_cost(case, seed: int) -> None:
     assert w * np.max(np.sum(involved, axis=1)) <= 1 + 1e-12
 
 
-def check_guarantees(design: ControllerDesign, x0: np.ndarray, algorithm: str) -> None:
+def check_guarantees(design: ControllerDesign, x0: np.ndarray, algorithm: str, scheme_settings=None) -> None:
     problem = design.condensed()
-    agents = build_agents(design, algorithm, StoppingRule(15, 0.0))
+    agents = build_agents(design, algorithm, StoppingRule(15, 0.0), scheme_settings=scheme_settings)
     costs, slacks = [], []
 
     def observe(p: int, U: np.ndarray) -> None:

@@ -50,6 +50,11 @@ class NonlinearCost:
                 stage += c.cost(x[net.state_slice(c.agent)], x[net.state_slice(c.neighbour)])
         return ca.Function("stage", [x, u, xr, ur], [stage]), ca.Function("terminal", [x, xr], [terminal])
 
+    @property
+    def functions(self) -> tuple[ca.Function, ca.Function]:
+        """(l(x, u, x̄, ū), V_f(x, x̄)) as CasADi Functions (what the horizons scheme's NLPs are built from)."""
+        return self._functions
+
     def stage(self, x: np.ndarray, u: np.ndarray, step: int) -> float:
         x_ref, u_ref = self.design.reference.at(step)
         return float(self._functions[0](x, u, x_ref, u_ref))

@@ -143,7 +143,42 @@ def spring_chain(masses: int = 5, sample_time: float = 0.2, mass: float = 1.0, s
         walls = int(i == 0) + int(i == masses - 1)
         return lambda x, u: own(x, u, walls)
 
-    couplings = tuple(NeighbourCoupling(i, j, dynamics=to_neighbour) for i in range(masses) for j in (i - 1, i + 1)
+    return mass_line(masses, dynamics_of, lambda i: to_neighbour, sample_time, (position_limit, velocity_limit,
+                     force_limit), (position_weight, velocity_weight, force_weight), substeps, terminal_weight)
+
+
+def three_masses(sample_time: float = 0.1, mass: tuple = (1.0, 1.5, 2.0), stiffness: float = 0.33,
+                 coupling_stiffness: float = 0.5, damping: float = 1.1, force_limit: float = 1.0,
+                 position_limit: float = 1.5, velocity_limit: float = 1.5, position_weight: float = 1.0,
+                 velocity_weight: float = 1.0, force_weight: float = 0.1, substeps: int = 2,
+                 terminal_weight: float = 1.0) -> NonlinearNetwork:
+    """Three masses on a line (the benchmark of Chanfreut, Maestre, Zhu & Heemels, whose numbers the text lost):
+    each hangs on a nonlinear spring F = k·p·e^(−p) (the single-mass example of Li & Shi 2013 and Liu, Shi &
+    Constantinescu 2014, as we read them: k = 0.33 N/m, damping 1.1 N s/m) and is joined to the next by a linear
+    spring k_c (N/m); a force input per mass; setpoint: all at rest at 0. Masses, k_c, limits and weights are our
+    choices (scenario three_mass_horizons)."""
+    masses = len(mass)
+    if masses < 1:
+        raise ValueError(f"three_masses: mass must list at least one mass, got {mass!r}")
+
+    def dynamics_of(i: int) -> Callable:
+        return lambda x, u: ca.vertcat(x[1], (-stiffness * x[0] * ca.exp(-x[0]) - damping * x[1] + u[0]) / mass[i])
+
+    def coupling_of(i: int) -> Callable:
+        return lambda x, u, x_j, u_j: ca.vertcat(0, coupling_stiffness * (x_j[0] - x[0]) / mass[i])
+
+    return mass_line(masses, dynamics_of, coupling_of, sample_time, (position_limit, velocity_limit, force_limit),
+                     (position_weight, velocity_weight, force_weight), substeps, terminal_weight)
+
+
+def mass_line(masses: int, dynamics_of: Callable, coupling_of: Callable, sample_time: float,
+              limits: tuple[float, float, float], weights: tuple[float, float, float], substeps: int,
+              terminal_weight: float) -> NonlinearNetwork:
+    """`masses` masses in a row (states p, v; a force each), agent i's dynamics `dynamics_of(i)` and its terms from
+    each neighbour `coupling_of(i)`; box limits and diagonal weights (position, velocity, force); rest at 0."""
+    position_limit, velocity_limit, force_limit = limits
+    position_weight, velocity_weight, force_weight = weights
+    couplings = tuple(NeighbourCoupling(i, j, dynamics=coupling_of(i)) for i in range(masses) for j in (i - 1, i + 1)
                       if 0 <= j < masses)
     agents = tuple(NonlinearSubsystem(f"mass_{i}", (f"p_{i}", f"v_{i}"), (f"F_{i}",), dynamics_of(i),
                                       [-position_limit, -velocity_limit], [position_limit, velocity_limit],
@@ -224,7 +259,7 @@ def uniform(agents: tuple, couplings: tuple, sample_time: float, Q: np.ndarray, 
 
 EXAMPLES: dict[str, Callable[..., NonlinearNetwork]] = {
     "four_tank": four_tank, "water_tanks": water_tanks, "spring_chain": spring_chain,
-    "unicycle_formation": unicycle_formation,
+    "unicycle_formation": unicycle_formation, "three_masses": three_masses,
 }
 
 
