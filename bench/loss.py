@@ -16,7 +16,9 @@ Harsher than the multi-host case: on `lo` every packet is exposed (plant ↔ age
 not only the plans between hosts. Needs root, `ip netns` and iptables (installed by apt-get when missing).
 
     python bench/loss.py [--steps 15] [--scenarios mass_spring_robust mass_spring] [--losses 0 0.1 0.3]
-                         [--modes lock_step real_time] [--qos reliable best_effort]
+                         [--modes lock_step real_time] [--qos reliable best_effort] [--late-inputs plan hold]
+--late-inputs: what the plant applies for a late input (plant parameter late_input: the agent's shifted plan, or the
+last input held); "fallback steps" counts the steps on the shifted plan.
 """
 from __future__ import annotations
 
@@ -95,6 +97,9 @@ def one_ros_run(spec: dict) -> dict:
         figures.update(metrics(outcome.result, scenario))
         if (out / "run.mcap").is_file():
             figures.update(bag_figures(out / "run.mcap", scenario.num_agents, spec["steps"]))
+        if (out / "plant.npz").is_file():
+            counts = json.loads(str(np.load(out / "plant.npz")["plant_inputs"]))
+            figures["fallback_steps"] = int(sum(counts.get("plan_fallback_steps", [])))
     (out / "loss_figures.json").write_text(json.dumps(figures))
     return figures
 
@@ -102,8 +107,9 @@ def one_ros_run(spec: dict) -> dict:
 def ros_run(scenario: str, mode: str, qos: str, loss: float, steps: int, scratch: Path, timeout: float = 150.0,
             settings: dict | None = None) -> dict:
     """One `dmpc run` in a namespace whose lo loses `loss` of the packets (this script again, with --one)."""
-    spec = {"scenario": scenario, "mode": mode, "qos": qos, "steps": steps, "timeout": timeout,
-            "output": str(scratch / f"{scenario}-{mode}-{qos}-{loss:g}"), "settings": settings or {}}
+    settings = settings or {}
+    spec = {"scenario": scenario, "mode": mode, "qos": qos, "steps": steps, "timeout": timeout, "settings": settings,
+            "output": str(scratch / f"{scenario}-{mode}-{qos}-{loss:g}-{settings.get('late_input', 'plan')}")}
     with lossy_loopback(loss) as namespace:
         done = subprocess.run(in_namespace(namespace, [sys.executable, __file__, "--one", json.dumps(spec)]),
                               env={**os.environ, **ENVIRONMENT}, capture_output=True, text=True,
@@ -145,6 +151,8 @@ def main() -> int:
     parser.add_argument("--losses", nargs="+", type=float, default=[0.0, 0.1, 0.3])
     parser.add_argument("--modes", nargs="+", default=["lock_step", "real_time"])
     parser.add_argument("--qos", nargs="+", default=["reliable", "best_effort"])
+    parser.add_argument("--late-inputs", nargs="+", default=["plan"], choices=("plan", "hold"))
+    parser.add_argument("--repeats", type=int, default=1, help="ROS runs per row (a row per run)")
     parser.add_argument("--keep", help="keep the runs' folders (run.log, run.mcap, summary) here")
     args = parser.parse_args()
     if args.one:
@@ -157,9 +165,9 @@ def main() -> int:
         return 0
     from dmpc_ros.scenarios.source import load_source
 
-    header = ("| scenario | mode | plan QoS | loss | violations | outside U | NaN | cost vs 0 % | missing | late | "
-              "longest outage (D) | never heard [steps] | step period median / max [ms] | late inputs | "
-              "statuses recorded | dropped pkts |")
+    header = ("| scenario | mode | plan QoS | late input | loss | violations | outside U | NaN | cost vs 0 % | missing "
+              "| late | longest outage (D) | never heard [steps] | step period median / max [ms] | late inputs | "
+              "fallback steps | statuses recorded | dropped pkts |")
     print(header)
     print("|" + "---|" * header.count(" | ") + "---|")
     started = time.monotonic()
@@ -169,11 +177,12 @@ def main() -> int:
             scenario = load_source(name)
             compatibility = None if scenario.tubes is None else scenario.tubes.compatibility
             D = None if compatibility is None else compatibility.missed_steps
-            for mode in args.modes:
-                for qos in args.qos:
+            for mode, qos, late, repeat in ((m, q, li, r) for m in args.modes for q in args.qos
+                                            for li in args.late_inputs for r in range(args.repeats)):
                     base: dict = {}
                     for loss in args.losses:
-                        ros = ros_run(name, mode, qos, loss, args.steps, Path(scratch))
+                        ros = ros_run(name, mode, qos, loss, args.steps, Path(scratch) / f"r{repeat}",
+                                      settings={"late_input": late})
                         sim = sim_run(name, mode, qos, loss, args.steps)
                         if loss == args.losses[0]:
                             base = {"ros": ros.get("cost"), "sim": sim.get("cost")}
@@ -183,17 +192,17 @@ def main() -> int:
                         ros["increase"], sim["increase"] = increase(ros.get("cost"), base["ros"]), \
                             increase(sim["cost"], base["sim"])
                         if ros.get("code"):
-                            print(f"| {name} | {mode} | {qos} | {loss:.0%} | run failed ({ros['code']}): "
+                            print(f"| {name} | {mode} | {qos} | {late} | {loss:.0%} | run failed ({ros['code']}): "
                                   f"{ros.get('message', '')[:120]} |", flush=True)
                             continue
                         period = "—" if ros.get("period_median") is None else \
                             f"{1e3 * ros['period_median']:.0f} / {1e3 * ros['period_max']:.0f}"
-                        print(f"| {name} | {mode} | {qos} | {loss:.0%} | {cell(ros, sim, 'violations')} | "
+                        print(f"| {name} | {mode} | {qos} | {late} | {loss:.0%} | {cell(ros, sim, 'violations')} | "
                               f"{cell(ros, sim, 'outside_U')} | {cell(ros, sim, 'nan')} | "
                               f"{cell(ros, sim, 'increase', '{:+.1f} %')} | {cell(ros, sim, 'missing')} | "
                               f"{cell(ros, sim, 'late')} | {cell(ros, sim, 'outage')} ({D if D is not None else '—'})"
                               f" | {cell(ros, sim, 'unheard')} | {period} | {ros.get('late_inputs', '—')} | "
-                              f"{ros.get('statuses', 0):.0%} | "
+                              f"{ros.get('fallback_steps', '—')} | {ros.get('statuses', 0):.0%} | "
                               f"{ros.get('dropped', 0)} |", flush=True)
     print(f"\n{args.steps} steps per run; cells ROS / sim; total {time.monotonic() - started:.0f} s")
     return 0

@@ -318,8 +318,8 @@ TABLE: tuple[Parameter, ...] = (
               flag="plan-delay", commands=("run", "sim")),
     Parameter("plan_qos", str, "reliable", "QoS of plan topics (see dmpc_ros.ros.qos); best_effort_deadline adds "
               "the DDS deadline policy at one sample time: in real time a neighbour silent that long is given up for "
-              "the step at once; dmpc run: reliable in lock_step, best_effort in real_time unless given "
-              "(bench/faults.py compares them on lossy links)",
+              "the step at once; dmpc run: reliable in lock_step and across computers (peers, fast repair), "
+              "best_effort in real_time on one computer, unless given (bench/faults.py compares them on lossy links)",
               nodes=("agent",), choices=PLAN_QOS, read_only=True, flag="plan-qos", commands=("run",), by_mode=True),
     Parameter("heartbeat_period", float, 0.2, "period of the heartbeat the lifecycle manager monitors [s]",
               nodes=("agent",), low=0.01, high=10.0, live=True),
