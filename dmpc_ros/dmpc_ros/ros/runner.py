@@ -252,6 +252,9 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                 outcome = RunOutcome(1, "bring-up failed (see the lifecycle_manager and node logs above)")
             elif died is None:
                 exited = group.first_exited(ignore=frozenset(respawning) | left)
+                if exited is not None and policy.scope != "none":   # died since respawn_dead looked: its turn now
+                    group.respawn_dead(processes, policy, kinds, respawning)
+                    exited = None if exited.name in respawning else exited
                 if exited is not None and scenario.team_changes and kinds.get(exited.name) == "agent" and \
                         exited.popen.returncode == 0:
                     left.add(exited.name)   # a member that left the team, or a refused joiner: the manager ended it
