@@ -102,8 +102,8 @@ class TubeAgent(Agent):
         return self.inner.candidate_input() + self.gain @ (self.measured - self.nominal)
 
     def next_step_law(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The nominal plan's next input and state with the ancillary gain: u = v̄(1|k) + K_i (x − x̄(1|k)), the input
-        this agent applies at k + 1 when it runs on its shifted plan (x̄(k+1) = x̄(1|k))."""
+        """The nominal plan's next input and state with the ancillary gain, u = v̄(1|k) + K_i (x − x̄(1|k)):
+        the input this agent applies at k + 1 when it runs on its shifted plan (x̄(k+1) = x̄(1|k))."""
         law = self.inner.next_step_law()
         return None if law is None else (law[0], law[1], self.gain)
 

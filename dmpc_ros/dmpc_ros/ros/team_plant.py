@@ -45,7 +45,8 @@ class TeamHead:
         self.course = TeamCourse(scenario)
         self.piece = self.course.piece()
         self.members = scenario.num_agents + sum(c.kind == "join" for c in scenario.team_changes)
-        self.finals: dict[int, tuple[int, np.ndarray]] = {}   # member → (step, inputs N × m_i) of its last final plan
+        # member → (step, inputs N × m_i) of its last final plan
+        self.finals: dict[int, tuple[int, np.ndarray]] = {}
         self.ballots: dict[tuple[int, int], dict[int, Vote]] = {}
         self.boundary: Boundary | None = None
         self.pending: list = []
