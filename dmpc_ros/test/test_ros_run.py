@@ -21,22 +21,25 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
 
 
-@pytest.mark.parametrize("scenario,algorithm,per_process", [
-    ("mass_spring", "jacobi", 1), ("mass_spring", "admm", 1), ("mass_budget", "dual_decomposition", 1),
-    ("platoon", "gauss_seidel", 1), ("formation", "jacobi", 1), ("mass_spring_robust", "jacobi", 1),
-    (str(REPO_DIR / "examples" / "four_tank.yaml"), "gauss_seidel", 1),
-    ("platoon", "gauss_seidel", 3)])   # agent containers of 3 nodes (sequential scheme: one executor per 3)
+HELD = ["--control-horizon", "6"]   # controller.control_horizon: inputs after 6 steps held (the node parameter)
+
+
+@pytest.mark.parametrize("scenario,algorithm,per_process,extra", [
+    ("mass_spring", "jacobi", 1, []), ("mass_spring", "admm", 1, HELD), ("mass_budget", "dual_decomposition", 1, []),
+    ("platoon", "gauss_seidel", 1, []), ("formation", "jacobi", 1, []), ("mass_spring_robust", "jacobi", 1, []),
+    (str(REPO_DIR / "examples" / "four_tank.yaml"), "gauss_seidel", 1, []),
+    ("platoon", "gauss_seidel", 3, HELD)])   # agent containers of 3 nodes (sequential scheme: one executor per 3)
 def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str,
-                                                        per_process: int) -> None:
+                                                        per_process: int, extra: list[str]) -> None:
     steps = 8 if algorithm == "dual_decomposition" else 10   # its many price iterations make a step slow over ROS
     ros, sim = tmp_path / "ros", tmp_path / "sim"
     # a generous per-iteration deadline: under CPU load a substituted plan would make the run differ
     run = subprocess.run(DMPC + ["run", scenario, "--algorithm", algorithm, "--steps", str(steps), "--output", str(ros),
-                                "--iteration-timeout", "30", "--agents-per-process", str(per_process)],
+                                "--iteration-timeout", "30", "--agents-per-process", str(per_process)] + extra,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     simulated = subprocess.run(DMPC + ["sim", scenario, "--algorithm", algorithm, "--steps", str(steps),
-                                       "--output", str(sim), "--no-reference"],
+                                       "--output", str(sim), "--no-reference"] + extra,
                                capture_output=True, text=True, timeout=300)
     assert simulated.returncode == 0, simulated.stderr
     a, b = np.load(ros / "trajectory.npz"), np.load(sim / "trajectory.npz")
@@ -65,6 +68,9 @@ def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario
     loaded = load_scenario(scenario)
     horizon, n_x = loaded.controller.horizon, loaded.plant().subsystems[1].n_x
     assert plans and plans[0].horizon == horizon and len(plans[0].states) == (horizon + 1) * n_x
+    if extra == HELD:   # the plans carry all N inputs, the tail after N_c held
+        inputs = np.asarray(plans[-1].inputs).reshape(horizon, -1)
+        assert np.allclose(inputs[6:], inputs[5], atol=1e-9)
     for line in ("plant", "agent_0" if per_process == 1 else "agents_0", "lifecycle_manager"):
         assert f"[{line}]" in run.stdout  # forwarded, prefixed output
     if per_process > 1:

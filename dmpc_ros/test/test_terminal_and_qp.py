@@ -136,6 +136,8 @@ def test_sparse_and_dense_projections_agree(seed: int) -> None:
     z_sparse, ok_sparse, _ = sparse.solve(d, point)
     assert ok_dense and ok_sparse
     assert np.max(C @ z_sparse - d) <= 1e-7 * (1 + np.max(np.abs(C @ z_sparse)))
-    np.testing.assert_allclose(z_sparse, z_dense, atol=1e-6 * (1 + np.max(np.abs(z_dense))))
+    # Clarabel stops at its 1e-10 gap with iterates accurate to about 1e-6 on badly conditioned random sets (seen:
+    # 6.9e-6 with |z| ≤ 3.7); DAQP's active set is exact
+    np.testing.assert_allclose(z_sparse, z_dense, atol=2e-5 * (1 + np.max(np.abs(z_dense))))
     z_inside, _, _ = sparse.solve(d, inside)
     np.testing.assert_allclose(z_inside, inside, atol=1e-6 * (1 + np.max(np.abs(inside))))

@@ -188,6 +188,7 @@ class AdmmAgent(Agent):
         self.fixed_index = np.array(fixed, int)
         fixed_rows = np.zeros((self.fixed_index.size, nv))
         fixed_rows[np.arange(self.fixed_index.size), self.fixed_index] = 1.0
+        fixed_rows = np.vstack([fixed_rows, self._held_rows(design.control_horizons, nv)])
         # Input copies stay in their owners' input sets (redundant at consensus; it bounds what an unconverged copy
         # can differ from the owner's plan, which tube mode needs when inputs couple).
         copy_rows, self.copy_input_h = [np.zeros((0, nv))], [np.zeros(0)]
@@ -250,6 +251,18 @@ class AdmmAgent(Agent):
         terminal[: self.n, : self.n] = cost.P[system.state_slice(i), system.state_slice(i)]
         Qbar = block_diag(*([W] * (N - 1) + [terminal]))
         return Psi, psi, Qbar, states
+
+    def _held_rows(self, horizons, nv: int) -> np.ndarray:
+        """Equalities u(k) − u(N_c − 1) = 0 for k ≥ N_c of a held control-horizon tail (the local QP keeps its
+        variables: the copies share its time steps; DAQP eliminates the equalities)."""
+        N, m = self.N, self.m
+        start = N if horizons is None or horizons.tail != "hold" else horizons.of(self.agent_id, N)
+        self._held_count = (N - start) * m
+        rows = np.zeros((self._held_count, nv))
+        for r, (k, c) in enumerate((k, c) for k in range(start, N) for c in range(m)):
+            rows[r, self.u_index[k * m + c]] = 1.0
+            rows[r, self.u_index[(start - 1) * m + c]] = -1.0
+        return rows
 
     def _hessian(self) -> np.ndarray:
         """The local QP's Hessian for the current edge penalties: own cost + ρ_e on every copy and copied segment."""
@@ -320,6 +333,8 @@ class AdmmAgent(Agent):
             # shape) K·error is far outside it, and a failed QP would apply this warm start
             tail = self.system.subsystems[self.agent_id].input_constraint.scaled_into(self.K @ (x_N - x_ref) + u_ref)
             v = self.v.reshape(self.N, self.step_width)
+            if self._held_count:   # a held control-horizon tail appends its last input (the plan stays in the set)
+                tail = v[-1, : self.m].copy()
             last = v[-1].copy()
             last[: self.m] = tail
             self.v = np.vstack([v[1:], last]).ravel()
@@ -550,7 +565,7 @@ class AdmmAgent(Agent):
         for s in self.copies:
             if s.kind == "x":
                 fixed.append(self.neighbour_x0.get(s.owner, np.zeros(s.size)))
-        fixed_values = np.concatenate(fixed) if fixed else np.zeros(0)
+        fixed_values = np.concatenate(fixed + [np.zeros(self._held_count)])
         upper_step = self._step_b - self._step_x0 @ self.x0
         upper = np.concatenate([self._upper_state, self.hu_stacked, self._upper_mixed, self.copy_input_h, upper_step,
                                 fixed_values])

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from ..mpc.condensed import QuadraticCost
+from ..mpc.input_parametrization import ControlHorizons, ControlTailRows
 from ..mpc.qp_backends import qp_backend
 from .base import StepStatistics, record_safety
 from .safety_filter import AffineStep
@@ -23,7 +24,8 @@ from .safety_filter import AffineStep
 class CentralizedMPC:
     def __init__(self, system: CoupledLinearSystem, cost: QuadraticCost, horizon: int,
                  terminal_set: PolytopicConstraint | None = None, tolerance: float = 1e-9,
-                 backend: str = "clarabel") -> None:
+                 backend: str = "clarabel", control_horizons: ControlHorizons | None = None,
+                 terminal_gain: np.ndarray | None = None) -> None:
         self._backend = qp_backend(backend, "sparse")
         self.system, self.cost, self.horizon = system, cost, horizon
         A, B = system.full_matrices()
@@ -37,6 +39,10 @@ class CentralizedMPC:
         Bu = sp.vstack([sp.csc_matrix((n, N * m)), sp.kron(sp.eye(N), B)])
         rows = [sp.hstack([Ax, Bu])]
         upper = [np.zeros(num_x)]
+        self._tail = ControlTailRows.of(system, N, control_horizons, terminal_gain)
+        if self._tail.count:   # after N_c,i: held inputs, or the terminal law (equalities)
+            rows.append(self._tail.rows)
+            upper.append(np.zeros(self._tail.count))
         Hx = sp.block_diag([s.state_constraint.H for s in system.subsystems])
         hx = np.concatenate([s.state_constraint.h for s in system.subsystems])
         Hu = sp.block_diag([s.input_constraint.H for s in system.subsystems])
@@ -69,6 +75,7 @@ class CentralizedMPC:
             rows.append(last)
             upper.append(terminal_set.h)
         self._rows, self._upper, self._P, self._num_x = rows, upper, sp.triu(2.0 * P, format="csc"), num_x
+        self._num_equalities = num_x + self._tail.count
         self._tolerance = tolerance
         self._setup(np.zeros((0, N * n)), np.zeros(0), 0)
 
@@ -81,7 +88,7 @@ class CentralizedMPC:
             upper.append(g)
         A_all = sp.vstack(rows, format="csc")
         self._b = np.concatenate(upper)
-        self._solver = self._backend.sparse(self._P, self._linear_cost(step), A_all, self._b, self._num_x,
+        self._solver = self._backend.sparse(self._P, self._linear_cost(step), A_all, self._b, self._num_equalities,
                                             self._tolerance)
         self._q_step, self._extra_rows = step, g.size
         self.last_solve_time = 0.0
@@ -102,6 +109,8 @@ class CentralizedMPC:
         if extra is not None or self._extra_rows:
             self._setup(*(extra if extra is not None else (np.zeros((0, N * n)), np.zeros(0))), step)
         self._b[:n] = -x0
+        if self._tail.count:
+            self._b[self._num_x:self._num_equalities] = self._tail.bounds(self.cost.reference, step)
         if step != self._q_step:
             self._solver.update(q=self._linear_cost(step))
             self._q_step = step
@@ -125,7 +134,9 @@ class CentralizedController:
 
     def __init__(self, design) -> None:
         self.design = design
-        self.mpc = CentralizedMPC(design.system, design.shared_cost, design.horizon, design.terminal_set)
+        self.mpc = CentralizedMPC(design.system, design.shared_cost, design.horizon, design.terminal_set,
+                                  control_horizons=design.control_horizons,
+                                  terminal_gain=None if design.control_horizons is None else design.terminal_gain())
         system = design.system
         self.guards = [design.input_guard(i) for i in range(system.num_agents)]
         self._slices = [(system.state_slice(i), system.input_slice(i)) for i in range(system.num_agents)]

@@ -14,6 +14,7 @@ from ..models.linear import CouplingTerm, CoupledLinearSystem, PolytopicConstrai
 from ..mpc.agent_problem import AgentBlockQP
 from ..mpc.condensed import CondensedProblem, PlantPrediction, QuadraticCost
 from ..mpc.explicit_law import ExplicitLaws
+from ..mpc.input_parametrization import ControlHorizons
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
 from ..mpc.tubes import TubeFamily
@@ -45,6 +46,7 @@ class ControllerDesign:
     tubes: TubeFamily | None = None          # tube-based robust mode: Z_i, K_i, plan-change bounds (system tightened)
     applied_limits: tuple[Subsystem, ...] | None = None   # the plant's own sets when `system`'s are tightened
     explicit: ExplicitLaws | None = None     # every agent's multiparametric solution (explicit schemes)
+    control_horizons: ControlHorizons | None = None   # N_c,i and the tail after it (None: every input is free)
 
     nonlinear = False   # builds agents with Scheme.build_linear (class attribute, not a field)
 
@@ -71,6 +73,7 @@ class ControllerDesign:
     def problem(self, weights: list[float] | None = None) -> Problem:
         """What a scheme's applicability check sees of this design (coordination/scheme.Problem)."""
         return Problem(self.system, self.horizon, collision=self.collision is not None,
+                       control_horizons=self.control_horizons,
                        tube_mode=self.tubes is not None,
                        compatibility=None if self.tubes is None else self.tubes.compatibility,
                        constant_reference=self.reference.is_constant,
@@ -158,7 +161,7 @@ class ControllerDesign:
     def block(self, agent: int, objective: str, constraints: str, backend: str) -> AgentBlockQP:
         """Agent `agent`'s block problem on its neighbourhood."""
         return AgentBlockQP(self.system, self.horizon, self.shared_cost, agent, objective, constraints, backend,
-                            self.terminal_set, self.terminal_gain(), self.collision)
+                            self.terminal_set, self.terminal_gain(), self.collision, self.control_horizons)
 
     # -- what a driver records through the design (the simulator never touches the agents' matrices) ----------
     @cached_property
@@ -197,8 +200,11 @@ class ControllerDesign:
         xs, us = system.state_slice(agent), system.input_slice(agent)
         local = CoupledLinearSystem((system.subsystems[agent],), ((system.A[agent][agent],),),
                                     ((system.B[agent][agent],),), system.sample_time)
+        horizons = self.control_horizons
+        if horizons is not None:
+            horizons = replace(horizons, values=(horizons.values[agent],))
         return ControllerDesign(local, self.Q[xs, xs], self.R[us, us], self.horizon, self.reference.block(xs, us),
-                                self.use_terminal_set)
+                                self.use_terminal_set, control_horizons=horizons)
 
 
 def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRule, backend: str = "daqp",

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearNetwork
+from ..mpc.input_parametrization import ControlHorizons
 from ..mpc.nonlinear_ocp import OptimalControlProblem, SolverSettings
 from ..mpc.reference import ReferenceTrajectory
 from typing import Any
@@ -77,6 +78,7 @@ class NonlinearDesign:
     reference: ReferenceTrajectory
     terminal_weights: tuple[np.ndarray, ...]
     solver: SolverSettings = SolverSettings()
+    control_horizons: ControlHorizons | None = None   # controller.control_horizon (schemes that honour it)
     collision = None
     centre_consensus = None
     tubes = None
@@ -92,7 +94,7 @@ class NonlinearDesign:
 
     def problem(self, weights: list[float] | None = None) -> Problem:
         """What a scheme's applicability check sees of this design (coordination/scheme.Problem)."""
-        return Problem(self.system, self.horizon, nonlinear=True,
+        return Problem(self.system, self.horizon, nonlinear=True, control_horizons=self.control_horizons,
                        constant_reference=self.reference.is_constant,
                        weights=None if weights is None else tuple(weights))
 
@@ -207,7 +209,8 @@ class CentralizedNMPC:
         members = tuple(range(net.num_agents))
         self.ocp = OptimalControlProblem(net, members, N, dict(enumerate(design.terminal_weights)),
                                          SolverSettings("ipopt", tolerance=min(design.solver.tolerance, 1e-8),
-                                                        max_iterations=max(design.solver.max_iterations, 200)))
+                                                        max_iterations=max(design.solver.max_iterations, 200)),
+                                         control_horizons=design.control_horizons)
         self.guards = [design.input_guard(i) for i in members]
         self._w: np.ndarray | None = None
         self._lam: np.ndarray | None = None

@@ -39,7 +39,7 @@ class LocalNlpAgent(Agent):
         net, N = design.network, design.horizon
         self.agent_id, self.design, self.stopping, self.horizon = agent_id, design, stopping, N
         self.ocp = OptimalControlProblem(net, (agent_id,), N, {agent_id: design.terminal_weights[agent_id]},
-                                         design.solver, copies, soft_limits)
+                                         design.solver, copies, soft_limits, design.control_horizons)
         self.neighbours = self.ocp.layout.external                 # whose trajectories enter the own OCP
         self.guard = design.input_guard(agent_id)
         self.n_x, self.n_u = net.agents[agent_id].n_x, net.agents[agent_id].n_u

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from ..models.linear import CoupledLinearSystem
+from ..mpc.input_parametrization import ControlHorizons
 from ..mpc.tubes import PlanCompatibility, TubeFamily
 from ..plugins import discover
 from .base import StoppingRule
@@ -37,6 +38,7 @@ class Problem:
     compatibility: PlanCompatibility | None = None   # tube mode's plan-compatibility bounds (controller.tube)
     constant_reference: bool = True
     weights: tuple[float, ...] | None = None   # controller.weights (convex-combination weights), None: structural
+    control_horizons: ControlHorizons | None = None   # controller.control_horizon and control_tail
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class Scheme:
     separable_terminal_cost: bool = False  # splits the cost by agent: terminal cost Σ x_i,N' P_ii x_i,N
     offline: OfflinePart | None = None
     coupled_limits: str = "not_kept"       # a key of COUPLED_LIMITS: how it keeps limits its neighbours drive
+    control_tails: tuple[str, ...] = ()    # the tails after a control horizon N_c < N its linear agents honour
+    nonlinear_control_tails: tuple[str, ...] = ()   # … and its nonlinear ones
     linear_refusal: str = "it needs a nonlinear model (model.type nonlinear)"
     nonlinear_refusal: str = "it solves QPs of a linear model"
 
@@ -113,7 +117,19 @@ class Scheme:
         if problem.weights is not None and (len(problem.weights) != problem.system.num_agents
                                             or any(w <= 0 for w in problem.weights)):
             return f"weights must be {problem.system.num_agents} positive numbers, got {list(problem.weights)}"
-        return self.check(problem) if self.check is not None else None
+        return self._control_horizon_refusal(problem) or (self.check(problem) if self.check is not None else None)
+
+    def _control_horizon_refusal(self, problem: Problem) -> str | None:
+        horizons = problem.control_horizons
+        if horizons is None or not horizons.shortened(problem.horizon):
+            return None
+        tails = self.nonlinear_control_tails if problem.nonlinear else self.control_tails
+        if horizons.tail in tails:
+            return None
+        kind = "nonlinear" if problem.nonlinear else "linear"
+        allowed = f"control_tail {' or '.join(tails)}" if tails else "controller.control_horizon = controller.horizon"
+        return (f"it does not parametrize its {kind} agents' inputs with controller.control_tail {horizons.tail} "
+                f"after controller.control_horizon < controller.horizon: allowed {allowed}")
 
     def build(self, request: AgentRequest, nonlinear: bool) -> Any:
         builder = self.build_nonlinear if nonlinear else self.build_linear

@@ -57,7 +57,7 @@ class SensitivityAgent(LocalNlpAgent):
             s = plan.data[f"sensitivity_{i}"].ravel()
             split = (self.horizon + 1) * self.n_x
             gamma[layout.x_index[i]] += s[self.n_x:split].reshape(self.horizon, self.n_x)   # x_i,0 is measured
-            gamma[layout.u_index[i]] += s[split:].reshape(self.horizon, self.n_u)
+            np.add.at(gamma, layout.u_index[i], s[split:].reshape(self.horizon, self.n_u))   # held rows add up
         x_ref, u_ref = self.design.reference_blocks((i,), self.step)
         p = self.ocp.parameters({j: plan.states for j, plan in plans.items()},
                                 {j: plan.inputs for j, plan in plans.items()}, x_ref, u_ref, gamma,

@@ -135,7 +135,7 @@ class NonlinearFamily(ModelFamily):
         blocks = tuple(network.terminal_weight * P[network.state_slice(i), network.state_slice(i)]
                        for i in range(network.num_agents))
         return NonlinearDesign(network, design.system, design.horizon, design.reference, blocks,
-                               solver_settings(scenario))
+                               solver_settings(scenario), control_horizons=design.control_horizons)
 
     def plant(self, scenario) -> NonlinearPlant:
         return NonlinearPlant(scenario.model, scenario.sample_time)

@@ -19,10 +19,11 @@ import scipy.sparse as sp
 
 from ..models.linear import CoupledLinearSystem, PolytopicConstraint
 from .condensed import QuadraticCost
+from .input_parametrization import ControlHorizons, InputParametrization
 from .neighbourhood import (INFLUENCE_TOLERANCE, SubNetwork, agents_of, reached_states, sources_of, sparse_rows,
                             stacked_indices, toeplitz_response)
 from .projection import Projection
-from .qp import DenseQP, QPSolution
+from .qp import QPSolution
 from .reference import ReferenceTrajectory
 from .terminal import lqr_terminal
 
@@ -70,7 +71,7 @@ class AgentBlockQP:
     def __init__(self, system: CoupledLinearSystem, horizon: int, cost: QuadraticCost, agent: int,
                  objective: str = "plant", constraints: str = "affected", backend: str = "daqp",
                  terminal_set: PolytopicConstraint | None = None, terminal_gain: np.ndarray | None = None,
-                 collision=None) -> None:
+                 collision=None, control_horizons: ControlHorizons | None = None) -> None:
         if objective not in ("plant", "own"):
             raise ValueError(f"objective '{objective}' unknown: allowed plant, own")
         if constraints not in ("affected", "own"):
@@ -143,9 +144,45 @@ class AgentBlockQP:
         self.repair_rows = Rows.stack(parts, *self.row_shape)
         self.rows, self.C_i = self._affected(self.repair_rows)
         self._X = np.zeros((N + 1, net.n_x))
+        self.control_horizons = control_horizons
+        self.parametrization = self._parametrization(system, terminal_gain)
         self.set_step_rows(Rows.stack([], shape_x, shape_u))
 
     # -- construction -------------------------------------------------------------------------------------------
+    def _parametrization(self, system, terminal_gain: np.ndarray | None) -> InputParametrization:
+        """The own inputs' control horizon (mpc/input_parametrization.py): the identity without one."""
+        horizons, N = self.control_horizons, self.horizon
+        m_i = self.own_inputs.size
+        if horizons is None or horizons.of(self.agent, N) >= N:
+            return InputParametrization(N, np.full(m_i, N))
+        gain = None
+        if horizons.tail == "terminal":
+            own = np.arange(system.n_u)[system.input_slice(self.agent)]
+            gain = terminal_gain[np.ix_(own, self.network.state_index)]
+        return InputParametrization(N, np.full(m_i, horizons.of(self.agent, N)), horizons.tail, self.G, gain)
+
+    def _held_basis(self) -> sp.csr_matrix | None:
+        """The view inputs U = T w with every held member's tail tied to its last free input (None: no such
+        member), so that the feasibility repair keeps the plans in their parametrized sets."""
+        if self.held_columns().size == 0:
+            return None
+        horizons, net, N = self.control_horizons, self.network, self.horizon
+        free = np.full(net.n_u, N)
+        for a in net.members:
+            if horizons.holds(a, N):
+                free[net.input_slices[a]] = horizons.of(a, N)
+        return sp.csr_matrix(InputParametrization(N, free).T)
+
+    def held_columns(self) -> np.ndarray:
+        """Columns (of one step of the view inputs) of the members whose tail is held: a shifted plan appends
+        their last input, which keeps it in their parametrized set."""
+        horizons = self.control_horizons
+        if horizons is None:
+            return np.zeros(0, int)
+        slices = self.network.input_slices
+        return np.concatenate([np.zeros(0, int)] + [np.arange(slices[a].start, slices[a].stop)
+                                                    for a in self.network.members if horizons.holds(a, self.horizon)])
+
     def _weights(self, system, cost: QuadraticCost, objective: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(Q_O, P_O, R_i·) on the observed states and the view inputs: the plant-wide weights, or only the agent's
         own terms with the DARE terminal cost of its own dynamics (non-cooperative)."""
@@ -237,7 +274,7 @@ class AgentBlockQP:
         self._W = sp.hstack([qp_rows.Wx, qp_rows.Wu], format="csr")   # QP rows on [X; U] (one product per solve)
         self._h, self._C = qp_rows.h, np.vstack([self.C_i, Ce_i])
         self._lower = np.full(self._h.size, -np.inf)
-        self.qp = DenseQP(self.H_ii, self._C, self.backend)
+        self.qp = self.parametrization.qp(self.H_ii, self._C, self.backend)
 
     # -- per iteration ------------------------------------------------------------------------------------------
     def interacting_agents(self) -> set[int]:
@@ -271,6 +308,12 @@ class AgentBlockQP:
         """Best own inputs at control step `step` given the view (x0, U), with an optional extra linear cost term on
         the own inputs (e.g. prices of a shared constraint)."""
         q, upper = self.qp_vectors(x0, U, step, extra_linear)
+        if self.parametrization.tail == "terminal" and not self.parametrization.identity:
+            # the terminal law's tail along the prediction without the own inputs (self._X: qp_vectors' prediction)
+            free = self._X.ravel() - self.G @ U[self.own_columns]
+            x_ref, u_ref = self._reference(step)
+            self.qp.offset = self.parametrization.offset(free.reshape(self._X.shape), x_ref.reshape(self._X.shape),
+                                                         u_ref[:, self.own_inputs])
         return self.qp.solve(q, self._lower, upper, warm_start)
 
     def qp_vectors(self, x0: np.ndarray, U: np.ndarray, step: int = 0,
@@ -301,7 +344,7 @@ class AgentBlockQP:
         free = net.simulate(x0, np.zeros((self.horizon, net.n_u)), np.empty_like(self._X))
         rows = Rows.stack([self.repair_rows, self.all_step_rows], *self.row_shape)
         C = sp.csr_matrix(rows.Wx @ Gamma) + rows.Wu
-        projection = Projection(sp.csr_matrix(C), self.backend)
+        projection = Projection(sp.csr_matrix(C), self.backend, basis=self._held_basis())
         return projection.solve(rows.h - rows.Wx @ free.ravel(), U)
 
 

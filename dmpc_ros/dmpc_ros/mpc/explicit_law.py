@@ -26,6 +26,7 @@ class ParameterLayout:
     n_states: int
     other_columns: np.ndarray
     num_inputs: int              # entries of the flat view inputs U
+    basis: np.ndarray | None = None   # U_i = T v: the law's variables v of a control horizon (None: v = U_i)
 
     def theta(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
         return np.concatenate([x0, U[self.other_columns]])
@@ -42,7 +43,12 @@ def parametric_block(block: AgentBlockQP, step: int = 0) -> tuple[ParametricQP, 
     net = block.network
     N, m_V = block.horizon, net.n_u
     others = np.setdiff1d(np.arange(N * m_V), block.own_columns)
-    layout = ParameterLayout(net.n_x, others, N * m_V)
+    parametrization = block.parametrization
+    if parametrization.tail != "hold" and not parametrization.identity:
+        raise ValueError(f"agent {block.agent}: an explicit law of a terminal-law tail is not built (its offset moves "
+                         f"with θ); use controller.control_tail hold")
+    T = None if parametrization.identity else parametrization.T
+    layout = ParameterLayout(net.n_x, others, N * m_V, T)
     lower, upper = parameter_box(block, layout)
     p = net.n_x + others.size
     q0, u0 = block.qp_vectors(*layout.view(np.zeros(p)), step)
@@ -50,9 +56,11 @@ def parametric_block(block: AgentBlockQP, step: int = 0) -> tuple[ParametricQP, 
     for k in range(p):
         q, u = block.qp_vectors(*layout.view(np.eye(p)[k]), step)
         F[:, k], B[:, k] = q - q0, u - u0
-    C = block.qp.A
+    C, H = block.qp.A, block.H_ii.copy()
+    if T is not None:   # the QP in the control horizon's variables v (U_i = T v)
+        C, H, q0, F = C @ T, T.T @ H @ T, T.T @ q0, T.T @ F
     finite = np.isfinite(u0)
-    return ParametricQP(block.H_ii.copy(), q0, F, C[finite], u0[finite], B[finite], lower, upper), layout
+    return ParametricQP(H, q0, F, C[finite], u0[finite], B[finite], lower, upper), layout
 
 
 def parameter_box(block: AgentBlockQP, layout: ParameterLayout) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +98,9 @@ class ExplicitLaw:
         self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
         self.gains = np.stack([r.gain for r in regions])
         self.offsets = np.stack([r.offset for r in regions])
+        if layout is not None and layout.basis is not None:   # laws of v, evaluated as U_i = T v
+            self.gains = np.einsum("zv,rvp->rzp", layout.basis, self.gains)
+            self.offsets = self.offsets @ layout.basis.T
         self.region_rows = [(r.Phi, r.phi) for r in regions]
         self.across = [r.across for r in regions]
 

@@ -27,6 +27,7 @@ from scipy.linalg import lu_factor, lu_solve
 from ..models.coupled_limits import driven_by, outside_driven, own_reach
 from ..models.nonlinear import NonlinearNetwork
 from .compiled import BufferedFunction
+from .input_parametrization import ControlHorizons
 from .qp_backends import qp_backend
 
 SOLVERS = ("sqp", "rti", "ipopt")
@@ -107,15 +108,18 @@ class Layout:
     neighbour_rows: dict[int, tuple[int, ...]] = field(default_factory=dict)   # neighbour j → its states whose
     # limits the member drives (rows j linearizes and sends: SoftLimits)
     row_slack_index: dict[int, np.ndarray] = field(default_factory=dict)       # j → (N × rows) slack indices
+    held: dict[int, int] = field(default_factory=dict)   # member → N_c: its inputs after N_c repeat u(N_c − 1)
 
     def __post_init__(self) -> None:
         N, offset = self.horizon, 0
         for m in self.members:
             self.x_index[m] = offset + np.arange(N * self.n_x[m]).reshape(N, self.n_x[m])
             offset += N * self.n_x[m]
-        for m in self.members:
-            self.u_index[m] = offset + np.arange(N * self.n_u[m]).reshape(N, self.n_u[m])
-            offset += N * self.n_u[m]
+        for m in self.members:   # a held control-horizon tail: its rows alias row N_c − 1 (no variables of its own)
+            free = self.held.get(m, N)
+            rows = offset + np.arange(free * self.n_u[m]).reshape(free, self.n_u[m])
+            self.u_index[m] = np.vstack([rows, np.repeat(rows[-1:], N - free, axis=0)])
+            offset += free * self.n_u[m]
         self.own_size = offset                       # X and U: what γ weighs and what a plan carries
         for m in self.members:
             count = len(self.soft.get(m, ()))
@@ -156,10 +160,13 @@ class OptimalControlProblem:
 
     def __init__(self, network: NonlinearNetwork, members: tuple[int, ...], horizon: int,
                  terminal_weights: dict[int, np.ndarray], settings: SolverSettings = SolverSettings(),
-                 copies: bool = False, soft_limits: SoftLimits | None = None) -> None:
+                 copies: bool = False, soft_limits: SoftLimits | None = None,
+                 control_horizons: ControlHorizons | None = None) -> None:
         """copies: ADMM's local problem of one member, its neighbours' trajectories as variables with the
         augmented-Lagrangian terms of every edge (as copier of its neighbours, as owner for its copiers).
-        soft_limits: the limits of the states that agents outside the members drive become exact penalties."""
+        soft_limits: the limits of the states that agents outside the members drive become exact penalties.
+        control_horizons: members with a held tail have N_c,m input variables, the rest of their inputs aliases the
+        last one (w reads back all N; a gradient over the N inputs adds up onto the N_c variables)."""
         self.network, self.settings, N = network, settings, horizon
         self._qp_solver = qp_backend(settings.qp_backend, "dense_once")
         self._elastic_solver = qp_backend(settings.qp_backend, "dense_soft")   # inconsistent linearized rows
@@ -171,9 +178,14 @@ class OptimalControlProblem:
         rows = {} if soft_limits is None or copies or len(members) != 1 else \
             {j: driven_by(network, j, members[0]) for j in external}
         rows = {j: components for j, components in rows.items() if components}
+        if control_horizons is not None and control_horizons.tail != "hold" and control_horizons.shortened(N):
+            raise ValueError(f"controller.control_tail: {control_horizons.tail} is not allowed for nonlinear "
+                             f"problems: allowed hold")
+        held = {} if control_horizons is None else {m: control_horizons.of(m, N) for m in members
+                                                    if control_horizons.holds(m, N)}
         self.layout = layout = Layout(self.members, tuple(external), N, {a: agents[a].n_x for a in range(len(agents))},
                                       {a: agents[a].n_u for a in range(len(agents))}, copies, soft=soft,
-                                      neighbour_rows=rows)
+                                      neighbour_rows=rows, held=held)
         self.copiers = tuple(sorted({a for a in range(len(agents)) for m in members if m in network.neighbours(a)}
                                     - set(members))) if copies else ()
         w = ca.SX.sym("w", layout.decision_size)

@@ -22,34 +22,43 @@ FEASIBILITY_TOLERANCE = 1e-7   # largest accepted row violation of the sparse so
 
 class Projection:
     def __init__(self, C: sp.spmatrix, backend: str = "daqp", dense_limit: int = DENSE_LIMIT,
-                 sparse_backend: str = "clarabel") -> None:
-        """backend: the dense model's (form dense); sparse_backend: the large sets' (form sparse)."""
-        self.C = sp.csr_matrix(C)
+                 sparse_backend: str = "clarabel", basis: sp.spmatrix | None = None) -> None:
+        """backend: the dense model's (form dense); sparse_backend: the large sets' (form sparse); basis: z = T w
+        restricts the projection to a subspace (held control-horizon tails, mpc/input_parametrization.py)."""
+        self.basis = None if basis is None else sp.csr_matrix(basis)
+        self.C = sp.csr_matrix(C) if basis is None else sp.csr_matrix(C @ self.basis)
         n = self.C.shape[1]
-        self._dense = (DenseQP(2.0 * np.eye(n), self.C.toarray(), backend)
+        self._gram = 2.0 * (sp.identity(n, format="csc") if basis is None
+                            else sp.csc_matrix(self.basis.T @ self.basis))
+        self._dense = (DenseQP(self._gram.toarray(), self.C.toarray(), backend)
                        if self.C.shape[0] * n <= dense_limit else None)
         self._sparse_backend = None if self._dense is not None else qp_backend(sparse_backend, "sparse")
         self._rows: tuple[bytes, sp.csc_matrix] | None = None   # sparse: C's rows with finite bounds, last mask
 
     def solve(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:
-        """(z, ok, solve time [s]) with z = argmin ‖z − point‖² s.t. C z ≤ d; z = point when not ok."""
+        """(z, ok, solve time [s]) with z = argmin ‖z − point‖² s.t. C z ≤ d (z in the basis' range when given);
+        z = point when not ok."""
+        linear = -2.0 * (point if self.basis is None else self.basis.T @ point)
         if self._dense is not None:
-            solution = self._dense.solve(-2.0 * point, np.full(d.size, -np.inf), d)
-            return (solution.z if solution.usable else point.copy()), solution.usable, solution.solve_time
-        return self._sparse(d, point)
+            solution = self._dense.solve(linear, np.full(d.size, -np.inf), d)
+            z, ok, elapsed = solution.z, solution.usable, solution.solve_time
+        else:
+            z, ok, elapsed = self._sparse(d, linear)
+        if not ok:
+            return point.copy(), False, elapsed
+        return (z if self.basis is None else self.basis @ z), True, elapsed
 
-    def _sparse(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:
+    def _sparse(self, d: np.ndarray, linear: np.ndarray) -> tuple[np.ndarray, bool, float]:
         finite = np.isfinite(d)
         if self._rows is None or self._rows[0] != finite.tobytes():   # rows without a bound drop out (same each call)
             self._rows = (finite.tobytes(), sp.csc_matrix(self.C[finite]))
         A, b = self._rows[1], d[finite]
         started = time.perf_counter()
-        result = self._sparse_backend.sparse(sp.identity(point.size, format="csc") * 2.0, -2.0 * point, A, b, 0,
-                                             1e-10).solve()
+        result = self._sparse_backend.sparse(sp.triu(self._gram, format="csc"), linear, A, b, 0, 1e-10).solve()
         elapsed = time.perf_counter() - started
         z = np.asarray(result.x, float)
         ok = result.ok and bool(np.all(np.isfinite(z)))
         if ok and b.size:
             Az = A @ z
             ok = float(np.max(Az - b)) <= FEASIBILITY_TOLERANCE * (1.0 + float(np.max(np.abs(Az))))
-        return (z if ok else point.copy()), ok, elapsed
+        return z, ok, elapsed

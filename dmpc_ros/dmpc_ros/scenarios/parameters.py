@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ..coordination import ALGORITHMS
 from ..coordination.negotiator import DEFAULT_ITERATION_TIMEOUT
+from ..mpc.input_parametrization import TAILS
 from ..mpc.qp import BACKENDS
 from ..sim.network import LOSS_MODELS
 from ..sim.plant_inputs import SAFE_INPUTS
@@ -228,6 +229,11 @@ TABLE: tuple[Parameter, ...] = (
               choices=ALGORITHMS, override=("controller", "algorithm"), flag="algorithm", **OVERRIDE),
     Parameter("horizon", int, 0, "prediction horizon N [steps]", nodes=("agent",), low=1, high=500,
               override=("controller", "horizon"), flag="horizon", **OVERRIDE),
+    Parameter("control_horizon", int, 0, "control horizon N_c of every agent (inputs after it held or the terminal "
+              "law; per agent in the scenario file)", nodes=("agent",), low=1, high=500,
+              override=("controller", "control_horizon"), flag="control-horizon", **OVERRIDE),
+    Parameter("control_tail", str, "", "the inputs after the control horizon", nodes=("agent",), choices=TAILS,
+              override=("controller", "control_tail"), flag="control-tail", **OVERRIDE),
     Parameter("max_iterations", int, 0, "negotiation iterations per step (at most; a scenario without "
               "controller.max_iterations: 30)", nodes=("agent",), low=1, high=100_000,
               override=("controller", "max_iterations"), flag="iterations", **OVERRIDE),

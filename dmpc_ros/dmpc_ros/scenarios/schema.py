@@ -19,6 +19,7 @@ from .coupled_limit_check import coupled_limit_note
 from ..coordination.scheme import Problem, Scheme, allowed_for, scheme_names, scheme_of, settings_sections
 from ..coordination.team_change import TeamChange
 from ..models.linear import CoupledLinearSystem, CouplingTerm
+from ..mpc.input_parametrization import TAILS, ControlHorizons
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import NotStabilizable, admissible_target, lqr_terminal
 from ..mpc.tubes import PlanCompatibility, TubeError, TubeFamily, coupled_tubes, tighten
@@ -38,8 +39,9 @@ from .yaml_file import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 MAX_SAMPLE_TIME = 3600.0   # [s] model.sample_time above this (or inf) is refused
+# + the schemes' settings sections
 COMMON_CONTROLLER_FIELDS = {"algorithm", "horizon", "max_iterations", "tolerance", "solver", "weights",
-                            "terminal_set", "robust", "tube"}   # + the schemes' settings sections
+                            "terminal_set", "robust", "tube", "control_horizon", "control_tail"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ControllerSettings:
     coupling_terms: tuple[CouplingTerm, ...] = ()  # Q's couplings as PSD pair terms (bidirectional platoon, formation)
     robust: str = "nominal"                        # nominal | tube (tube-based robust DMPC)
     scheme_settings: Any = None   # the scheme's own settings (its parser's object for controller.<section>)
+    control_horizons: ControlHorizons | None = None   # controller.control_horizon / control_tail (None: N_c = N)
 
     @property
     def stopping(self) -> StoppingRule:
@@ -126,7 +129,7 @@ class Scenario:
                                   reference, self.controller.terminal_set,
                                   coupling_terms=self.controller.coupling_terms, collision=extras.collision,
                                   centre_consensus=extras.centre_consensus, tubes=self.tubes,
-                                  applied_limits=limits)
+                                  applied_limits=limits, control_horizons=self.controller.control_horizons)
         offline = scheme_of(self.controller.algorithm).offline
         if with_laws and offline is not None:   # solved offline (dmpc explicit build)
             design = offline.load(design, self.controller.scheme_settings, self.source)
@@ -199,6 +202,18 @@ class Scenario:
         parts = FamilyParts(self.model, self.controller.Q, self.controller.R, self.controller.coupling_terms,
                             self.family_settings)
         return build_scenario(self.family, parts, sections, self.sample_time, self.coupling_tolerance, self.source)
+
+
+def parse_control_horizons(controller: dict, num_agents: int, horizon: int) -> ControlHorizons | None:
+    """controller.control_horizon: N_c, one number for every agent or one per agent, 1 ≤ N_c,i ≤ controller.horizon
+    (absent: every input a decision variable); controller.control_tail: what the inputs after N_c are, `hold` (the
+    last free input, default) or `terminal` (the terminal law u = ū + K (x − x̄) along the prediction)."""
+    tail = choice(controller, "controller.", "control_tail", TAILS, default="hold")
+    if controller.get("control_horizon") is None:
+        return None
+    values = per_agent(controller, "controller.", "control_horizon", num_agents, horizon, minimum=1, maximum=horizon,
+                       integer=True)
+    return ControlHorizons(tuple(int(v) for v in values), tail)
 
 
 def parse_tube_faults(tube: dict, subsystems: list, settings: ControllerSettings) -> PlanCompatibility:
@@ -408,6 +423,7 @@ def checked_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, sa
         robust=choice(controller, "controller.", "robust", ("nominal", "tube"), default="nominal"),
         scheme_settings=scheme.settings(scheme_sections.get(scheme.settings_section)),
     )
+    settings = replace(settings, control_horizons=parse_control_horizons(controller, M, settings.horizon))
     family.check_algorithm(parts, settings.algorithm)
     if settings.terminal_set and family.time_varying_reference:
         raise ScenarioError(f"controller.terminal_set: true is not allowed for model.type {family.name}: its "
@@ -433,6 +449,7 @@ def checked_scenario(family: ModelFamily, parts: FamilyParts, sections: dict, sa
     if settings.robust == "tube":
         compatibility = parse_tube_faults(tube, subsystems, settings)
     problem = Problem(system, settings.horizon, nonlinear=family.nonlinear, collision=family.collision_avoidance,
+                      control_horizons=settings.control_horizons,
                       tube_mode=settings.robust == "tube", compatibility=compatibility,
                       constant_reference=not family.time_varying_reference,
                       weights=None if weights is None else tuple(weights))

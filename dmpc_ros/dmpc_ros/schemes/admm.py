@@ -81,7 +81,8 @@ def nonlinear_agent(request: AgentRequest) -> Agent:
 
 SCHEMES = (Scheme("admm", "edge-based consensus ADMM, neighbour to neighbour", build_linear=linear_agent,
                   build_nonlinear=nonlinear_agent, settings_section="admm", parse_settings=parse_settings,
-                  check=check, check_settings=check_settings, separable_terminal_cost=True,
+                  check=check, check_settings=check_settings, separable_terminal_cost=True, control_tails=("hold",),
+                  nonlinear_control_tails=("hold",),
                   counters={WARM_START_APPLIED: "steps whose final iterate was worse than the warm start by the "
                                                 "agent's merit (the warm start was applied)"},
                   coupled_limits="at_convergence"),)

@@ -12,6 +12,7 @@ from ..coordination.base import Agent, StoppingRule
 from ..coordination.block_agent import BlockUpdateAgent
 from ..coordination.decentralized import DecentralizedAgent
 from ..coordination.scheme import AgentRequest, Problem, Scheme
+from ..mpc.input_parametrization import TAILS
 from ..scenarios import checks
 from . import shared_constraint_refusal, weights_sum_refusal
 
@@ -78,15 +79,15 @@ def decentralized_check(problem: Problem) -> str | None:
 
 SCHEMES = (
     Scheme("decentralized", "own cost and constraints, no messages",
-           build_linear=decentralized_agent, check=decentralized_check),
+           build_linear=decentralized_agent, check=decentralized_check, control_tails=TAILS),
     Scheme("noncooperative", "own cost and constraints, plans exchanged",
            build_linear=lambda r: block_update_agent(r, "own", "own", 1.0, False),
-           check=lambda problem: shared_constraint_refusal(problem, "noncooperative")),
+           check=lambda problem: shared_constraint_refusal(problem, "noncooperative"), control_tails=TAILS),
     Scheme("jacobi", "cooperative Jacobi: plant-wide cost, convex combination of the agents' updates",
            build_linear=lambda r: block_update_agent(r, "plant", "affected", jacobi_weight(r), False),
-           check=jacobi_check, nonlinear_refusal=WHOLE_MODEL, coupled_limits="every_iterate"),
+           check=jacobi_check, nonlinear_refusal=WHOLE_MODEL, coupled_limits="every_iterate", control_tails=TAILS),
     Scheme("gauss_seidel", "cooperative Gauss-Seidel: plant-wide cost, agents update one after another",
            build_linear=lambda r: block_update_agent(r, "plant", "affected", 1.0, True),
            nonlinear_refusal="as for jacobi, each agent would need the whole nonlinear model; use sensitivity",
-           coupled_limits="every_iterate"),
+           coupled_limits="every_iterate", control_tails=TAILS),
 )

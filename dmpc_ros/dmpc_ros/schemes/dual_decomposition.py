@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..coordination.base import Agent
 from ..coordination.dual_decomposition import DualDecompositionAgent, check_decoupled, shared_constraint_maps
 from ..coordination.scheme import AgentRequest, Problem, Scheme
+from ..mpc.input_parametrization import TAILS
 
 
 def dual_decomposition_agent(request: AgentRequest) -> Agent:
@@ -32,4 +33,4 @@ def dual_decomposition_refusal(problem: Problem) -> str | None:
 
 SCHEMES = (Scheme("dual_decomposition", "prices on a shared input constraint, dynamically decoupled agents",
                   build_linear=dual_decomposition_agent, check=dual_decomposition_refusal,
-                  coupled_limits="at_convergence"),)
+                  coupled_limits="at_convergence", control_tails=TAILS),)

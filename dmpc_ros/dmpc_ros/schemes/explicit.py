@@ -93,7 +93,7 @@ def load_laws(design, settings: ExplicitSettings, source: str):
 
 OFFLINE = OfflinePart(build=explicit_cache.build, load=load_laws)
 COMMON = dict(settings_section="explicit", parse_settings=parse_settings, check=check, offline=OFFLINE,
-              coupled_limits="at_convergence")
+              coupled_limits="at_convergence", control_tails=("hold",))
 SCHEMES = (
     Scheme("explicit_iterative", "I-mpDiMPC: cooperative Jacobi on explicit laws",
            build_linear=explicit_iterative_agent, counters=QP_FALLBACKS, **COMMON),

@@ -21,10 +21,13 @@ Each agent holds the plant-wide condensed problem (the paper's Assumption 1), so
 for cooperative Jacobi's set-up; collision planes and tube mode are refused (their per-step rows would break the
 shared iterate every agent keeps).
 
-The generic `controller.control_horizon` for every scheme (issue 29's last part) is not this section: here the
-horizon is the scheme's own setting, so adding the scheme touched no other module.
+The generic `controller.control_horizon` (every scheme: mpc/input_parametrization.py) gives this scheme its N_c,i
+when this section does not; its tail is this scheme's own (α_i between the previous tail and κ_i), so it declares
+the `terminal` tail only and refuses `hold`.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 from ..coordination.base import Agent
 from ..coordination.horizons import COUNTERS, SUPERVISORS, HorizonSettings, HorizonsAgent
@@ -83,6 +86,9 @@ def check(problem: Problem) -> str | None:
 def agent(request: AgentRequest, build_model) -> Agent:
     design = request.design
     settings = request.settings if request.settings is not None else HorizonSettings()
+    generic = design.control_horizons   # controller.control_horizon: its N_c,i unless controller.horizons gives them
+    if settings.control_horizon is None and generic is not None:
+        settings = replace(settings, control_horizon=generic.values)
     return HorizonsAgent(request.agent_id, horizons_model(design, build_model), request.stopping, settings,
                          design.input_guard(request.agent_id), request.backend)
 
@@ -108,4 +114,4 @@ SCHEMES = (Scheme("horizons", "cooperative, dissimilar control horizons with a s
                   build_linear=lambda r: agent(r, linear_model),
                   build_nonlinear=lambda r: agent(r, NonlinearHorizons), settings_section="horizons",
                   parse_settings=parse_settings, check=check, check_settings=check_settings, counters=COUNTERS,
-                  coupled_limits="every_iterate"),)
+                  coupled_limits="every_iterate", control_tails=("terminal",), nonlinear_control_tails=("terminal",)),)

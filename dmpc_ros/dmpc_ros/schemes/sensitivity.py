@@ -25,7 +25,8 @@ def sensitivity_agent(request: AgentRequest) -> Agent:
 
 
 SCHEMES = (Scheme("sensitivity", "local NLPs with the neighbours' first-order sensitivities (nonlinear models)",
-                  build_nonlinear=sensitivity_agent, settings_section="sensitivity", parse_settings=parse_settings,
+                  build_nonlinear=sensitivity_agent,
+                  nonlinear_control_tails=("hold",), settings_section="sensitivity", parse_settings=parse_settings,
                   counters={"limit_violations": "iterations whose solution exceeds a neighbour-driven state limit "
                                                 "(its exact penalty priced it)"},
                   coupled_limits="penalty"),)
