@@ -77,6 +77,7 @@ class NonlinearDesign:
     reference: ReferenceTrajectory
     terminal_weights: tuple[np.ndarray, ...]
     solver: SolverSettings = SolverSettings()
+    terminal_set: bool = False             # controller.terminal_set: a scheme that declares nonlinear_terminal_set
     collision = None
     centre_consensus = None
     tubes = None

@@ -90,6 +90,7 @@ class Scheme:
     separable_terminal_cost: bool = False  # splits the cost by agent: terminal cost Σ x_i,N' P_ii x_i,N
     offline: OfflinePart | None = None
     coupled_limits: str = "not_kept"       # a key of COUPLED_LIMITS: how it keeps limits its neighbours drive
+    nonlinear_terminal_set: bool = False   # its nonlinear agents keep a terminal set (controller.terminal_set)
     linear_refusal: str = "it needs a nonlinear model (model.type nonlinear)"
     nonlinear_refusal: str = "it solves QPs of a linear model"
 
