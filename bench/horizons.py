@@ -6,11 +6,13 @@ iteration (Σ_i of N_c,i·n_u,i, +1 per agent with a tail factor α_i; centraliz
 the mean time of one problem (8). Horizon sets: equal-long (N_c = N), equal-short, dissimilar sets of the same total
 as an equal one, and the dynamic reduction (Section III-C) from N_c = N.
 Usage: python bench/horizons.py [--cases mass_spring three_masses three_mass_horizons] [--steps 40] [--iterations 30]
-                                [--figures] [--nonlinear-heatmap]
+                                [--figures] [--nonlinear-heatmap] [--terminal-set]
 --figures: bench/horizons.png (solve times of (8) per N_c, horizon traces) and bench/horizons_heatmap.png (J over
 (N_c,1, N_c,2) on the three-mass chain, N_c,3 = 8: the paper's Fig. 2, on the linear chain).
 --nonlinear-heatmap: only the heat map of the nonlinear scenario three_mass_horizons (IPOPT agents, N = 24, grid
 NONLINEAR_GRID, N_c,3 = 8, from the scenario's initial state): bench/horizons_heatmap_nonlinear.png and its table.
+--terminal-set: only the verified terminal set of three_mass_horizons (controller.terminal_set: true) and closed
+loops with it.
 """
 from __future__ import annotations
 
@@ -65,8 +67,9 @@ HEAT_MAPS = {False: ("three_masses", GRID, "horizons_heatmap.png"),
              True: ("three_mass_horizons", NONLINEAR_GRID, "horizons_heatmap_nonlinear.png")}
 
 
-def scenario_of(case: str, steps: int, iterations: int):
-    """config/mass_spring_horizons.yaml (4 masses, terminal set on), or its first three masses (three_masses)."""
+def scenario_of(case: str, steps: int, iterations: int, terminal_set: bool = False):
+    """config/mass_spring_horizons.yaml (4 masses, terminal set on), or its first three masses (three_masses), or
+    three_mass_horizons (terminal_set: with the verified nonlinear terminal set)."""
     import copy
 
     from dmpc_ros.scenarios import parse_scenario, scenario_path
@@ -74,6 +77,8 @@ def scenario_of(case: str, steps: int, iterations: int):
 
     data = copy.deepcopy(read_yaml(scenario_path(CASES[case][0].get("source", "mass_spring_horizons"))))
     data["controller"].update(max_iterations=iterations, tolerance=1e-8)
+    if terminal_set:
+        data["controller"]["terminal_set"] = True
     data["controller"].pop("horizons")
     data["simulation"]["steps"] = steps
     if CASES[case][0].get("count") == 3:
@@ -154,6 +159,35 @@ def heat_map(steps: int, iterations: int, nonlinear: bool = False) -> None:
     figure.savefig(HERE / name, dpi=120)
 
 
+TERMINAL_SETS = {"equal N_c = 24 (= N)": {}, "dissimilar 4, 12, 8": {"control_horizon": [4, 12, 8]},
+                 "equal N_c = 4": {"control_horizon": 4}}
+
+
+def terminal_study(steps: int, iterations: int) -> None:
+    """The nonlinear terminal set (mpc/terminal_region.py) of three_mass_horizons: its numbers, then closed loops
+    with it (J, repairs after step 0, the largest V_f(x_N)/c of the applied plans on the agents' model)."""
+    import time
+
+    from dmpc_ros.coordination.nonlinear_horizons import NonlinearHorizons
+
+    scenario = scenario_of("three_mass_horizons", steps, iterations, terminal_set=True)
+    started = time.perf_counter()
+    model = NonlinearHorizons(scenario.design())
+    built, region = time.perf_counter() - started, model.region
+    box = np.sqrt(region.level * np.diag(np.linalg.inv(region.P)))
+    print(f"terminal set: level c = {region.level:.4f} (sets alone allow {region.level_of_sets:.4f}), margin κ = "
+          f"{region.margin}, L_φ = {region.lipschitz:.4f}, {region.samples} samples, built in {built:.2f} s; "
+          f"bounding box ±" + ", ".join(f"{w:.3f}" for w in box))
+    print("| horizons | closed-loop J | repairs after step 0 | max V_f(x_N)/c | max violation |")
+    print("|---|---|---|---|---|")
+    for label, section in TERMINAL_SETS.items():
+        result = closed_loop(scenario, section, steps, iterations)
+        ends = [region.value(model.predict(result.x[k], result.plan_inputs[k].ravel())[-1]) / region.level
+                for k in range(steps)]
+        print(f"| {label} | {result.closed_loop_cost:.4f} | {int(result.counter('repairs')[1:].sum())} | "
+              f"{max(ends):.4f} | {float(np.max(result.violation)):.1e} |", flush=True)
+
+
 def figures(runs: dict) -> None:
     """Fig. 3 (solve times of (8) per equal N_c) and Fig. 5 (horizon traces of the dynamic runs), mass_spring."""
     import matplotlib
@@ -190,7 +224,12 @@ def main() -> None:
     parser.add_argument("--figures", action="store_true", help="also bench/horizons.png and the heat map")
     parser.add_argument("--nonlinear-heatmap", action="store_true",
                         help="only the heat map of three_mass_horizons (bench/horizons_heatmap_nonlinear.png)")
+    parser.add_argument("--terminal-set", action="store_true",
+                        help="only the nonlinear terminal set of three_mass_horizons and closed loops with it")
     args = parser.parse_args()
+    if args.terminal_set:
+        terminal_study(args.steps, args.iterations)
+        return
     if args.nonlinear_heatmap:
         heat_map(args.steps, args.iterations, nonlinear=True)
         return
