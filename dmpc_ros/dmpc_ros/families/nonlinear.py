@@ -104,7 +104,8 @@ class NonlinearFamily(ModelFamily):
             with_set = [n for n in scheme_names() if scheme_of(n).nonlinear_terminal_set]
             raise ScenarioError(f"controller.terminal_set: not allowed for model.type nonlinear with algorithm "
                                 f"{scenario.controller.algorithm} (its terminal cost is the separable CLF of the "
-                                f"paper, without a terminal set); schemes with one: {', '.join(with_set) or 'none'}")
+                                f"paper, without a terminal set); schemes with one: {', '.join(with_set) or 'none'} "
+                                f"(dmpc sim/run: --no-reference skips the centralized reference run)")
         solver_settings(scenario)
         lower_x = np.concatenate([a.state_lower for a in network.agents])
         upper_x = np.concatenate([a.state_upper for a in network.agents])
