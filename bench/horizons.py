@@ -6,9 +6,13 @@ iteration (Σ_i of N_c,i·n_u,i, +1 per agent with a tail factor α_i; centraliz
 the mean time of one problem (8). Horizon sets: equal-long (N_c = N), equal-short, dissimilar sets of the same total
 as an equal one, and the dynamic reduction (Section III-C) from N_c = N.
 Usage: python bench/horizons.py [--cases mass_spring three_masses three_mass_horizons] [--steps 40] [--iterations 30]
-                                [--figures]
+                                [--figures] [--nonlinear-heatmap] [--terminal-set]
 --figures: bench/horizons.png (solve times of (8) per N_c, horizon traces) and bench/horizons_heatmap.png (J over
 (N_c,1, N_c,2) on the three-mass chain, N_c,3 = 8: the paper's Fig. 2, on the linear chain).
+--nonlinear-heatmap: only the heat map of the nonlinear scenario three_mass_horizons (IPOPT agents, N = 24, grid
+NONLINEAR_GRID, N_c,3 = 8, from the scenario's initial state): bench/horizons_heatmap_nonlinear.png and its table.
+--terminal-set: only the verified terminal set of three_mass_horizons (controller.terminal_set: true) and closed
+loops with it.
 """
 from __future__ import annotations
 
@@ -58,10 +62,14 @@ CASES = {
     }),
 }
 GRID = (2, 4, 8, 12, 16, 20)   # N_c,1 and N_c,2 of the heat map (three_masses, N_c,3 = 8): the paper's Fig. 2
+NONLINEAR_GRID = (4, 8, 12, 16)   # the same on three_mass_horizons (N = 24; 1–3 min per closed loop)
+HEAT_MAPS = {False: ("three_masses", GRID, "horizons_heatmap.png"),
+             True: ("three_mass_horizons", NONLINEAR_GRID, "horizons_heatmap_nonlinear.png")}
 
 
-def scenario_of(case: str, steps: int, iterations: int):
-    """config/mass_spring_horizons.yaml (4 masses, terminal set on), or its first three masses (three_masses)."""
+def scenario_of(case: str, steps: int, iterations: int, terminal_set: bool = False):
+    """config/mass_spring_horizons.yaml (4 masses, terminal set on), or its first three masses (three_masses), or
+    three_mass_horizons (terminal_set: with the verified nonlinear terminal set)."""
     import copy
 
     from dmpc_ros.scenarios import parse_scenario, scenario_path
@@ -69,6 +77,8 @@ def scenario_of(case: str, steps: int, iterations: int):
 
     data = copy.deepcopy(read_yaml(scenario_path(CASES[case][0].get("source", "mass_spring_horizons"))))
     data["controller"].update(max_iterations=iterations, tolerance=1e-8)
+    if terminal_set:
+        data["controller"]["terminal_set"] = True
     data["controller"].pop("horizons")
     data["simulation"]["steps"] = steps
     if CASES[case][0].get("count") == 3:
@@ -115,34 +125,67 @@ def run(case: str, steps: int, iterations: int) -> tuple[list[tuple], dict]:
     return rows, runs
 
 
-def heat_map(steps: int, iterations: int) -> None:
-    """The paper's Fig. 2 on the linear three-mass chain: J over (N_c,1, N_c,2) with N_c,3 = 8 (table and PNG)."""
+def heat_map(steps: int, iterations: int, nonlinear: bool = False) -> None:
+    """The paper's Fig. 2: J over (N_c,1, N_c,2) with N_c,3 = 8 (table and PNG), on the linear three-mass chain or
+    on the nonlinear scenario three_mass_horizons."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scenario = scenario_of("three_masses", steps, iterations)
+    case, grid, name = HEAT_MAPS[nonlinear]
+    scenario = scenario_of(case, steps, iterations)
     reference = centralized_cost(scenario, steps).closed_loop_cost
-    J = np.array([[closed_loop(scenario, {"control_horizon": [a, b, 8]}, steps, iterations).closed_loop_cost
-                   for b in GRID] for a in GRID])
-    print(f"\nJ over (N_c,1 rows, N_c,2 columns), N_c,3 = 8, three_masses, {steps} steps; centralized "
-          f"{reference:.4f}")
-    print("| N_c,1 \\ N_c,2 | " + " | ".join(map(str, GRID)) + " |")
-    print("|---" * (len(GRID) + 1) + "|")
-    for a, row in zip(GRID, J):
-        print(f"| {a} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+    J = np.zeros((len(grid), len(grid)))
+    for (r, a), (c, b) in ((p, q) for p in enumerate(grid) for q in enumerate(grid)):
+        J[r, c] = closed_loop(scenario, {"control_horizon": [a, b, 8]}, steps, iterations).closed_loop_cost
+        print(f"N_c = ({a}, {b}, 8): J = {J[r, c]:.6f}", flush=True)
+    print(f"\nJ over (N_c,1 rows, N_c,2 columns), N_c,3 = 8, {case}, {steps} steps; centralized {reference:.6f}")
+    print("| N_c,1 \\ N_c,2 | " + " | ".join(map(str, grid)) + " |")
+    print("|---" * (len(grid) + 1) + "|")
+    digits = 6 if nonlinear else 4   # the nonlinear differences are in the fourth decimal
+    for a, row in zip(grid, J):
+        print(f"| {a} | " + " | ".join(f"{v:.{digits}f}" for v in row) + " |")
     figure, axes = plt.subplots(figsize=(5.5, 4.5))
     image = axes.imshow(J, origin="lower", cmap="viridis")
-    axes.set_xticks(range(len(GRID)), GRID)
-    axes.set_yticks(range(len(GRID)), GRID)
+    axes.set_xticks(range(len(grid)), grid)
+    axes.set_yticks(range(len(grid)), grid)
     axes.set_xlabel("N_c,2")
     axes.set_ylabel("N_c,1")
     for (r, c), v in np.ndenumerate(J):
-        axes.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
-    axes.set_title(f"closed-loop J, three masses, N_c,3 = 8 (centralized {reference:.2f})", fontsize=9)
+        axes.text(c, r, f"{v:.{digits - 2}f}", ha="center", va="center", fontsize=6 if nonlinear else 7, color="w")
+    axes.set_title(f"closed-loop J, {case}, N_c,3 = 8 (centralized {reference:.{digits - 2}f})", fontsize=9)
     figure.colorbar(image)
     figure.tight_layout()
-    figure.savefig(HERE / "horizons_heatmap.png", dpi=120)
+    figure.savefig(HERE / name, dpi=120)
+
+
+TERMINAL_SETS = {"equal N_c = 24 (= N)": {}, "dissimilar 4, 12, 8": {"control_horizon": [4, 12, 8]},
+                 "equal N_c = 4": {"control_horizon": 4}}
+
+
+def terminal_study(steps: int, iterations: int) -> None:
+    """The nonlinear terminal set (mpc/terminal_region.py) of three_mass_horizons: its numbers, then closed loops
+    with it (J, repairs after step 0, the largest V_f(x_N)/c of the applied plans on the agents' model)."""
+    import time
+
+    from dmpc_ros.coordination.nonlinear_horizons import NonlinearHorizons
+
+    scenario = scenario_of("three_mass_horizons", steps, iterations, terminal_set=True)
+    started = time.perf_counter()
+    model = NonlinearHorizons(scenario.design())
+    built, region = time.perf_counter() - started, model.region
+    box = np.sqrt(region.level * np.diag(np.linalg.inv(region.P)))
+    print(f"terminal set: level c = {region.level:.4f} (sets alone allow {region.level_of_sets:.4f}), margin κ = "
+          f"{region.margin}, L_φ = {region.lipschitz:.4f}, {region.samples} samples, built in {built:.2f} s; "
+          f"bounding box ±" + ", ".join(f"{w:.3f}" for w in box))
+    print("| horizons | closed-loop J | repairs after step 0 | max V_f(x_N)/c | max violation |")
+    print("|---|---|---|---|---|")
+    for label, section in TERMINAL_SETS.items():
+        result = closed_loop(scenario, section, steps, iterations)
+        ends = [region.value(model.predict(result.x[k], result.plan_inputs[k].ravel())[-1]) / region.level
+                for k in range(steps)]
+        print(f"| {label} | {result.closed_loop_cost:.4f} | {int(result.counter('repairs')[1:].sum())} | "
+              f"{max(ends):.4f} | {float(np.max(result.violation)):.1e} |", flush=True)
 
 
 def figures(runs: dict) -> None:
@@ -179,7 +222,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--figures", action="store_true", help="also bench/horizons.png and the heat map")
+    parser.add_argument("--nonlinear-heatmap", action="store_true",
+                        help="only the heat map of three_mass_horizons (bench/horizons_heatmap_nonlinear.png)")
+    parser.add_argument("--terminal-set", action="store_true",
+                        help="only the nonlinear terminal set of three_mass_horizons and closed loops with it")
     args = parser.parse_args()
+    if args.terminal_set:
+        terminal_study(args.steps, args.iterations)
+        return
+    if args.nonlinear_heatmap:
+        heat_map(args.steps, args.iterations, nonlinear=True)
+        return
     print("| case | horizons | closed-loop J | gap to centralized | decision variables / iteration | iterations / "
           "step | one (8), median [ms] | max violation |")
     print("|---|---|---|---|---|---|---|---|")

@@ -183,10 +183,13 @@ def result_from_bag(bag: Path, say: Callable[[str], None] | None = None) -> tupl
 
 def plot_report(result: SimulationResult, scenario: Scenario, output: Path,
                 reference_stage_cost: np.ndarray | None = None) -> list[Path]:
-    """The report's PNGs: states and inputs, convergence, the tubes (robust mode) and the family's own plots."""
+    """The report's PNGs: states and inputs, convergence, the tubes (robust mode), the per-agent counter traces
+    (sim/plot_counters.py: a scheme's control horizons) and the family's own plots."""
+    from .sim.plot_counters import plot_counter_traces
     from .sim.plots import plot_disturbances, plot_result, plot_tubes
 
     plots = plot_result(result, scenario.plant(), output, scenario.name, reference_stage_cost)
+    plots += plot_counter_traces(result, output, scenario.name, [sub.name for sub in scenario.plant().subsystems])
     if scenario.tubes is not None and result.nominal_x is not None:
         plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
     if scenario.scripted_disturbances:

@@ -79,6 +79,7 @@ class NonlinearDesign:
     terminal_weights: tuple[np.ndarray, ...]
     solver: SolverSettings = SolverSettings()
     control_horizons: ControlHorizons | None = None   # controller.control_horizon (schemes that honour it)
+    terminal_set: bool = False             # controller.terminal_set: a scheme that declares nonlinear_terminal_set
     collision = None
     centre_consensus = None
     tubes = None

@@ -12,8 +12,13 @@ mpc/control_horizon.py:
   point of the paper; rows are the box limits of every state at k = 1 … N and of the agent's inputs at every k;
 - the terminal law κ_i is the LQR gain of the linearization at the setpoint (the design's `system`, weights Q, R);
   κ_i is evaluated along the previous iterate's states as in the linear case (one α_i per agent);
-- no terminal set: the nonlinear design has none, so feasibility and descent are guaranteed within a step (every
-  iterate), not over time; a warm start that violates a row is projected onto the rows by an NLP (`repairs`);
+- the terminal set, with `controller.terminal_set: true` (`NonlinearDesign.terminal_set`): the verified level set
+  X_f = {x̃'P x̃ ≤ c} of mpc/terminal_region.py around the setpoint, built on Φ itself; then the terminal cost is
+  V_f = x̃'P x̃ (plant-wide, in place of the design's separable blocks), κ_i uses that region's K (the LQR gain of
+  Φ's Jacobians), and every NLP and `slack` keep the row x̃_N'(P/c)x̃_N ≤ 1, so the shifted candidate with κ
+  appended is feasible at the next step (recursive feasibility, up to the plant's mismatch to Φ). Without it
+  feasibility and descent are guaranteed within a step (every iterate), not over time; a warm start that violates a
+  row is projected onto the rows by an NLP (`repairs`);
 - problem (9): the convex combination is no longer feasible by convexity (states are nonlinear in the inputs), so
   the supervisor solves the NLP in λ with the state rows and then verifies the result by simulation (every row,
   V ≤ V(U^p)); when the check fails it takes the dominant proposal (Remark 2), which (8) made feasible;
@@ -30,6 +35,7 @@ from scipy.linalg import block_diag
 
 from ..mpc.control_horizon import LocalResult, Tail, tail_along
 from ..mpc.terminal import lqr_terminal
+from ..mpc.terminal_region import RegionProblem, TerminalRegion, terminal_region
 
 FEASIBILITY = 1e-7     # row slack accepted from an NLP solution [state / input units]
 IPOPT = {"print_time": False, "ipopt.print_level": 0, "ipopt.sb": "yes", "ipopt.tol": 1e-9,
@@ -65,11 +71,37 @@ class NonlinearHorizons:
             state = state + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         self.step_map = ca.Function("Phi", [x, u], [state])
         self._rollout_map = self.step_map.mapaccum(self.horizon)
+        self.region = self._terminal_region(design) if getattr(design, "terminal_set", False) else None
+        self.terminal_weights = design.terminal_weights
+        if self.region is not None:
+            self.gain, P = self.region.K, self.region.P
+            self.terminal_weights = tuple(P[design.system.state_slice(i), design.system.state_slice(i)]
+                                          for i in range(net.num_agents))
+            xr = ca.SX.sym("xr", net.n_x)
+            self.terminal = ca.Function("terminal", [x, xr], [ca.bilin(ca.DM(P), x - xr, x - xr)])
+            x_bar = ca.DM(self.region.setpoint)
+            self._terminal_row = ca.Function("terminal_row", [x], [ca.bilin(ca.DM(P / self.region.level),
+                                                                            x - x_bar, x - x_bar)])
         self._solvers: dict[tuple, ca.Function] = {}
         n_u, N = net.n_u, self.horizon
         self._columns = [(np.arange(N)[:, None] * n_u + np.arange(self.system.input_slice(j).start,
                                                                    self.system.input_slice(j).stop)[None, :]).ravel()
                          for j in range(net.num_agents)]
+
+    def _terminal_region(self, design) -> TerminalRegion:
+        """The verified terminal level set of Φ around the constant setpoint (mpc/terminal_region.py)."""
+        if not self.reference.is_constant:
+            raise ValueError("controller.terminal_set: a terminal set is built around one setpoint; this reference "
+                             "changes over time")
+        net = self.network
+        x_bar, u_bar = self.reference.at(0)
+        return terminal_region(RegionProblem(self.step_map, self.stage, x_bar, u_bar, block_diag(*net.state_weights),
+                                             block_diag(*net.input_weights), self.x_lower, self.x_upper, self.u_lower,
+                                             self.u_upper))
+
+    def _terminal_rows(self, X: ca.SX) -> list:
+        """The terminal row x̃_N'(P/c)x̃_N (≤ 1) when there is a terminal set, else none."""
+        return [] if self.region is None else [self._terminal_row(X[:, self.horizon - 1])]
 
     # -- numbers ---------------------------------------------------------------------------------------------
     def columns(self, agent: int) -> np.ndarray:
@@ -80,22 +112,29 @@ class NonlinearHorizons:
         return np.vstack([x0, np.asarray(self._rollout_map(np.asarray(x0, float), inputs.T), float).T])
 
     def cost(self, x0: np.ndarray, U: np.ndarray, step: int) -> float:
-        return self.design.trajectory_cost(self.predict(x0, U), np.asarray(U, float).reshape(self.horizon, -1), step)
+        inputs = np.asarray(U, float).reshape(self.horizon, -1)
+        if self.region is None:
+            return self.design.trajectory_cost(self.predict(x0, U), inputs, step)
+        x_ref, u_ref = self.reference.window(step, self.horizon)
+        states = self.predict(x0, U)
+        stage = self.stage.map(self.horizon)(states[:-1].T, inputs.T, x_ref[:-1].T, u_ref.T)
+        return float(np.sum(np.asarray(stage))) + self.region.value(states[-1] - x_ref[-1] + self.region.setpoint)
 
     def slack(self, x0: np.ndarray, U: np.ndarray) -> float:
-        """Smallest slack of the box rows of the predicted states (k ≥ 1) and of the inputs."""
+        """Smallest slack of the box rows of the predicted states (k ≥ 1), of the inputs and of the terminal row."""
         states, inputs = self.predict(x0, U)[1:], U.reshape(self.horizon, -1)
+        terminal = np.inf if self.region is None else 1.0 - self.region.value(states[-1]) / self.region.level
         return float(min(np.min(self.x_upper - states), np.min(states - self.x_lower),
-                         np.min(self.u_upper - inputs), np.min(inputs - self.u_lower)))
+                         np.min(self.u_upper - inputs), np.min(inputs - self.u_lower), terminal))
 
     def own_cost(self, agent: int, states: np.ndarray, inputs: np.ndarray, step: int) -> float:
         """The agent's tracking terms and its terminal term (its share of V, coupling costs left out)."""
-        net, design = self.network, self.design
+        net = self.network
         x_ref, u_ref = self.reference.window(step, inputs.shape[0])
         dx = states - x_ref[:, self.system.state_slice(agent)]
         du = inputs - u_ref[:, self.system.input_slice(agent)]
         return float(np.sum((dx[:-1] @ net.state_weights[agent]) * dx[:-1]) + np.sum((du @ net.input_weights[agent])
-                     * du) + dx[-1] @ design.terminal_weights[agent] @ dx[-1])
+                     * du) + dx[-1] @ self.terminal_weights[agent] @ dx[-1])
 
     def tail(self, x0: np.ndarray, U: np.ndarray, agent: int, step: int) -> Tail:
         return tail_along(self.predict(x0, U), self.reference, step, self.gain, U, self._columns[agent],
@@ -132,7 +171,7 @@ class NonlinearHorizons:
             inputs = ca.vertcat(U[:rows.start, :], own, U[rows.stop:, :])
             cost, X = self._rollout(x0, inputs, x_ref, u_ref)
             nlp = {"x": z, "p": ca.vertcat(x0, ca.vec(U), ca.vec(a), ca.vec(b), ca.vec(x_ref), ca.vec(u_ref)),
-                   "f": cost, "g": ca.vertcat(ca.vec(X), ca.vec(own))}
+                   "f": cost, "g": ca.vertcat(ca.vec(X), ca.vec(own), *self._terminal_rows(X))}
             self._solvers[key] = ca.nlpsol(f"horizons_{agent}_{control_horizon}", "ipopt", nlp, IPOPT)
         return self._solvers[key]
 
@@ -142,6 +181,10 @@ class NonlinearHorizons:
         u_lower, u_upper = (self.u_lower, self.u_upper) if own is None else (self.u_lower[own], self.u_upper[own])
         return (np.concatenate([np.tile(self.x_lower, N), np.tile(u_lower, N)]),
                 np.concatenate([np.tile(self.x_upper, N), np.tile(u_upper, N)]))
+
+    def _terminal_bounds(self) -> tuple[list, list]:
+        """Bounds of the terminal row (−∞, 1], when there is one."""
+        return ([], []) if self.region is None else ([-np.inf], [1.0])
 
     def _reference(self, step: int) -> list[np.ndarray]:
         x_ref, u_ref = self.reference.window(step, self.horizon)
@@ -158,7 +201,8 @@ class NonlinearHorizons:
         solution = self._local_solver(agent, control_horizon)(
             x0=keep, p=np.concatenate([x0, U, tail.previous.ravel(), tail.terminal.ravel(), *self._reference(step)]),
             lbx=np.append(np.tile(self.u_lower[rows], control_horizon), [0.0] * int(has_alpha)),
-            ubx=np.append(np.tile(self.u_upper[rows], control_horizon), [1.0] * int(has_alpha)), lbg=lower, ubg=upper)
+            ubx=np.append(np.tile(self.u_upper[rows], control_horizon), [1.0] * int(has_alpha)),
+            lbg=np.append(lower, self._terminal_bounds()[0]), ubg=np.append(upper, self._terminal_bounds()[1]))
         elapsed = time.perf_counter() - started
         z = np.asarray(solution["x"], float).ravel()
         alpha = float(z[-1]) if has_alpha else 1.0
@@ -183,7 +227,7 @@ class NonlinearHorizons:
             inputs = ca.reshape(U + D @ lam, net.n_u, N)
             cost, X = self._rollout(x0, inputs, x_ref, u_ref)
             nlp = {"x": lam, "p": ca.vertcat(x0, U, ca.vec(D), ca.vec(x_ref), ca.vec(u_ref)), "f": cost,
-                   "g": ca.vertcat(ca.vec(X), ca.sum1(lam))}
+                   "g": ca.vertcat(ca.vec(X), ca.sum1(lam), *self._terminal_rows(X))}
             self._solvers[key] = ca.nlpsol(f"horizons_supervisor_{count}", "ipopt", nlp, IPOPT)
         return self._solvers[key]
 
@@ -209,8 +253,9 @@ class NonlinearHorizons:
         solution = self._combination_solver(D.shape[1])(
             x0=np.eye(D.shape[1])[best] if costs[best] < current else np.zeros(D.shape[1]),
             p=np.concatenate([x0, U, D.ravel(order="F"), *self._reference(step)]),
-            lbx=0.0, ubx=1.0, lbg=np.append(lower[:self.network.n_x * self.horizon], -np.inf),
-            ubg=np.append(upper[:self.network.n_x * self.horizon], 1.0))
+            lbx=0.0, ubx=1.0, lbg=np.concatenate([lower[:self.network.n_x * self.horizon], [-np.inf],
+                                                  self._terminal_bounds()[0]]),
+            ubg=np.concatenate([upper[:self.network.n_x * self.horizon], [1.0], self._terminal_bounds()[1]]))
         lam = np.clip(np.asarray(solution["x"], float).ravel(), 0.0, 1.0)
         combined = U + D @ (lam / max(1.0, float(lam.sum())))
         if self.slack(x0, combined) >= -FEASIBILITY and self.cost(x0, combined, step) <= min(current, costs[best]):
@@ -225,14 +270,17 @@ class NonlinearHorizons:
             W = ca.SX.sym("U", net.n_u * N)
             X = self._rollout_map(x0_s, ca.reshape(W, net.n_u, N))
             self._solvers["repair"] = ca.nlpsol("horizons_repair", "ipopt", {
-                "x": W, "p": ca.vertcat(x0_s, target), "f": ca.sumsqr(W - target), "g": ca.vec(X)}, IPOPT)
+                "x": W, "p": ca.vertcat(x0_s, target), "f": ca.sumsqr(W - target),
+                "g": ca.vertcat(ca.vec(X), *self._terminal_rows(X))}, IPOPT)
         lower, upper = self._bounds(None)
         started = time.perf_counter()
         n = self.network.n_x * self.horizon
         solution = self._solvers["repair"](x0=np.clip(U, np.tile(self.u_lower, self.horizon),
                                                       np.tile(self.u_upper, self.horizon)),
                                            p=np.concatenate([x0, U]), lbx=np.tile(self.u_lower, self.horizon),
-                                           ubx=np.tile(self.u_upper, self.horizon), lbg=lower[:n], ubg=upper[:n])
+                                           ubx=np.tile(self.u_upper, self.horizon),
+                                           lbg=np.append(lower[:n], self._terminal_bounds()[0]),
+                                           ubg=np.append(upper[:n], self._terminal_bounds()[1]))
         repaired = np.asarray(solution["x"], float).ravel()
         ok = bool(np.all(np.isfinite(repaired))) and self.slack(x0, repaired) >= -FEASIBILITY
         return (repaired if ok else U), ok, time.perf_counter() - started

@@ -94,6 +94,7 @@ class Scheme:
     coupled_limits: str = "not_kept"       # a key of COUPLED_LIMITS: how it keeps limits its neighbours drive
     control_tails: tuple[str, ...] = ()    # the tails after a control horizon N_c < N its linear agents honour
     nonlinear_control_tails: tuple[str, ...] = ()   # … and its nonlinear ones
+    nonlinear_terminal_set: bool = False   # its nonlinear agents keep a terminal set (controller.terminal_set)
     linear_refusal: str = "it needs a nonlinear model (model.type nonlinear)"
     nonlinear_refusal: str = "it solves QPs of a linear model"
 

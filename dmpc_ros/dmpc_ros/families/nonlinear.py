@@ -10,6 +10,7 @@ import numpy as np
 from scipy.linalg import block_diag
 
 from ..coordination.nonlinear import NonlinearDesign
+from ..coordination.scheme import scheme_names, scheme_of
 from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem
 from ..models.nonlinear import NonlinearNetwork, NonlinearPlant
@@ -96,10 +97,15 @@ class NonlinearFamily(ModelFamily):
         inside the limits, setpoints at steady states of the true dynamics, and a stabilizable linearization at the
         first reference sample."""
         network: NonlinearNetwork = scenario.model
-        if scenario.controller.robust != "nominal" or scenario.controller.terminal_set:
-            raise ScenarioError("controller.robust / controller.terminal_set: not allowed for model.type nonlinear "
-                                "(tubes and terminal sets are built for linear models; the terminal cost is the "
-                                "separable CLF of the paper, without a terminal set)")
+        if scenario.controller.robust != "nominal":
+            raise ScenarioError("controller.robust: not allowed for model.type nonlinear (tubes are built for linear "
+                                "models)")
+        if scenario.controller.terminal_set and not scheme_of(scenario.controller.algorithm).nonlinear_terminal_set:
+            with_set = [n for n in scheme_names() if scheme_of(n).nonlinear_terminal_set]
+            raise ScenarioError(f"controller.terminal_set: not allowed for model.type nonlinear with algorithm "
+                                f"{scenario.controller.algorithm} (its terminal cost is the separable CLF of the "
+                                f"paper, without a terminal set); schemes with one: {', '.join(with_set) or 'none'} "
+                                f"(dmpc sim/run: --no-reference skips the centralized reference run)")
         solver_settings(scenario)
         lower_x = np.concatenate([a.state_lower for a in network.agents])
         upper_x = np.concatenate([a.state_upper for a in network.agents])
@@ -135,7 +141,8 @@ class NonlinearFamily(ModelFamily):
         blocks = tuple(network.terminal_weight * P[network.state_slice(i), network.state_slice(i)]
                        for i in range(network.num_agents))
         return NonlinearDesign(network, design.system, design.horizon, design.reference, blocks,
-                               solver_settings(scenario), control_horizons=design.control_horizons)
+                               solver_settings(scenario), control_horizons=design.control_horizons,
+                               terminal_set=design.use_terminal_set)
 
     def plant(self, scenario) -> NonlinearPlant:
         return NonlinearPlant(scenario.model, scenario.sample_time)

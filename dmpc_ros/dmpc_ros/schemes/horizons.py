@@ -2,7 +2,8 @@
 after Stewart, Wright & Rawlings 2011): coordination/horizons.py (the agent, the supervisor's place and message
 cost), mpc/control_horizon.py (problems (8) and (9) rebuilt from the paper's prose as QPs of a linear model, with
 every choice the lost formulas left open) and coordination/nonlinear_horizons.py (the same as IPOPT NLPs on a
-nonlinear model, and what changes there: no terminal set, the supervisor's combination checked by simulation).
+nonlinear model, and what changes there: the terminal set is a verified level set, the supervisor's combination is
+checked by simulation).
 
 Section `controller.horizons`:
 - `control_horizon`: N_c,i, one number for every agent or a list of one per agent, 1 ≤ N_c,i ≤ controller.horizon
@@ -14,8 +15,12 @@ Section `controller.horizons`:
   solution (Section III-C); `reduction_tolerance` ε ≥ 0; `minimum`: the shortest horizon it may reach.
 
 The guarantees (every iterate feasible, plant-wide cost non-increasing over iterations and over time, recursive
-feasibility) need the terminal set: `controller.terminal_set: true` (maximal admissible set of the LQR law around
-the setpoint, terminal cost the DARE solution). Without it the iterations keep their guarantees within a step,
+feasibility) need the terminal set: `controller.terminal_set: true` (linear: maximal admissible set of the LQR law
+around the setpoint, terminal cost the DARE solution; nonlinear: the largest level set x̃'Px̃ ≤ c of the LQR law of
+the prediction map's linearization that keeps the limits and the decrease V_f(Φ) − V_f ≤ −ℓ, verified by the
+linearization margin and by sampling, mpc/terminal_region.py, terminal cost x̃'Px̃; the scheme declares
+`nonlinear_terminal_set`, the only one that does, so the centralized NMPC reference of `dmpc sim` is refused there:
+run it with `--no-reference`). Without it the iterations keep their guarantees within a step,
 but the shifted candidate of the next step may violate a row and is then projected (counter `repairs`).
 Each agent holds the plant-wide condensed problem (the paper's Assumption 1), so the plant must be small enough
 for cooperative Jacobi's set-up; collision planes and tube mode are refused (their per-step rows would break the
@@ -114,4 +119,5 @@ SCHEMES = (Scheme("horizons", "cooperative, dissimilar control horizons with a s
                   build_linear=lambda r: agent(r, linear_model),
                   build_nonlinear=lambda r: agent(r, NonlinearHorizons), settings_section="horizons",
                   parse_settings=parse_settings, check=check, check_settings=check_settings, counters=COUNTERS,
-                  coupled_limits="every_iterate", control_tails=("terminal",), nonlinear_control_tails=("terminal",)),)
+                  coupled_limits="every_iterate", control_tails=("terminal",), nonlinear_control_tails=("terminal",),
+                  nonlinear_terminal_set=True),)
