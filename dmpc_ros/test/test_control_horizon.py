@@ -231,14 +231,19 @@ def test_design_field_reaches_the_dual_decomposition_agents() -> None:
 
 
 def test_explicit_laws_of_held_horizons_apply_what_the_qp_dmpc_applies(tmp_path, monkeypatch) -> None:
-    """The explicit schemes' mpQPs in the control horizon's variables (fewer, so fewer regions): their laws, expanded
-    by the hold, apply the inputs of QP Jacobi with the same horizons (the paper plants, N = 3, N_c = 2, 1)."""
+    """The explicit schemes' mpQPs in the control horizon's variables, with the neighbours' held inputs out of the
+    parameter θ (only their free inputs are in it), so fewer regions: their laws, expanded by the hold, apply the
+    inputs of QP Jacobi with the same horizons (the paper plants, N = 3, N_c = 2, 1)."""
     from dmpc_ros import simulate as simulate_scenario
     from dmpc_ros.scenarios.explicit_cache import build
 
     monkeypatch.setenv("DMPC_EXPLICIT_CACHE", str(tmp_path))
     full = scenario_with("facet_two_plants", 15)
     held = scenario_with("facet_two_plants", 15, control_horizon=[2, 1])
+    from dmpc_ros.scenarios.explicit_cache import agent_problems
+    parameters = [[entry.problem.num_parameters for entry in agent_problems(s.design(with_laws=False))]
+                  for s in (full, held)]
+    assert parameters[1][0] == parameters[0][0] - 2 and parameters[1][1] == parameters[0][1] - 1, parameters
     sizes = {}
     for name, scenario in (("full", full), ("held", held)):
         solutions = build(scenario.design(with_laws=False), log=lambda line: None)

@@ -173,6 +173,20 @@ class AgentBlockQP:
                 free[net.input_slices[a]] = horizons.of(a, N)
         return sp.csr_matrix(InputParametrization(N, free).T)
 
+    def held_view_tails(self) -> tuple[np.ndarray, np.ndarray]:
+        """(flat view input columns of the other members' held tails, the column each copies: u(N_c − 1))."""
+        horizons, net, N = self.control_horizons, self.network, self.horizon
+        tails, sources = [np.zeros(0, int)], [np.zeros(0, int)]
+        for a in net.members:
+            if a == self.agent or horizons is None or not horizons.holds(a, N):
+                continue
+            channels = np.arange(net.input_slices[a].start, net.input_slices[a].stop)
+            free = horizons.of(a, N)
+            steps = np.arange(free, N)
+            tails.append((steps[:, None] * net.n_u + channels[None, :]).ravel())
+            sources.append(np.tile((free - 1) * net.n_u + channels, steps.size))
+        return np.concatenate(tails), np.concatenate(sources)
+
     def held_columns(self) -> np.ndarray:
         """Columns (of one step of the view inputs) of the members whose tail is held: a shifted plan appends
         their last input, which keeps it in their parametrized set."""

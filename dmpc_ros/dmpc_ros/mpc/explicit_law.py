@@ -8,7 +8,7 @@ search trees; the walk needs no extra offline work). Outside every region the ca
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,8 @@ class ParameterLayout:
     other_columns: np.ndarray
     num_inputs: int              # entries of the flat view inputs U
     basis: np.ndarray | None = None   # U_i = T v: the law's variables v of a control horizon (None: v = U_i)
+    held_tails: np.ndarray = field(default_factory=lambda: np.zeros(0, int))    # others' held inputs: not in θ,
+    held_sources: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # … copies of these columns
 
     def theta(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
         return np.concatenate([x0, U[self.other_columns]])
@@ -34,6 +36,7 @@ class ParameterLayout:
     def view(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         U = np.zeros(self.num_inputs)
         U[self.other_columns] = theta[self.n_states:]
+        U[self.held_tails] = U[self.held_sources]
         return theta[:self.n_states].copy(), U
 
 
@@ -48,9 +51,10 @@ def parametric_block(block: AgentBlockQP, step: int = 0) -> tuple[ParametricQP, 
         raise ValueError(f"agent {block.agent}: an explicit law of a terminal-law tail is not built (its offset moves "
                          f"with θ); use controller.control_tail hold")
     T = None if parametrization.identity else parametrization.T
-    layout = ParameterLayout(net.n_x, others, N * m_V, T)
+    tails, sources = block.held_view_tails()   # a held neighbour's tail is its last free input: θ holds its head
+    layout = ParameterLayout(net.n_x, np.setdiff1d(others, tails), N * m_V, T, tails, sources)
     lower, upper = parameter_box(block, layout)
-    p = net.n_x + others.size
+    p = net.n_x + layout.other_columns.size
     q0, u0 = block.qp_vectors(*layout.view(np.zeros(p)), step)
     F, B = np.empty((q0.size, p)), np.empty((u0.size, p))
     for k in range(p):
