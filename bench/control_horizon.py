@@ -8,6 +8,7 @@ tail that cannot keep the limits makes the QP infeasible and the previous plan, 
 iterations, and the median of each agent's QP solve and of its whole agent call (begin_step and iterates).
 Usage: python bench/control_horizon.py [--cases mass_spring platoon] [--schemes gauss_seidel jacobi admm centralized]
                                        [--horizons 2 4 8 12 20] [--steps 40]
+       python bench/control_horizon.py --explicit   (θ size, variables and regions of the explicit schemes' mpQPs)
 """
 from __future__ import annotations
 
@@ -55,6 +56,28 @@ def medians(result) -> tuple[float, float]:
             1e3 * float(np.median(calls)) if calls else float("nan"))
 
 
+def explicit_sizes(horizon_sets: list[list[int] | None]) -> None:
+    """The explicit schemes' offline problems per control-horizon set on the paper plants (facet_two_plants): θ
+    entries, variables and regions per agent (built into a temporary cache, not the user's)."""
+    import os
+    import tempfile
+
+    from dmpc_ros.scenarios.explicit_cache import agent_problems, build
+    os.environ["DMPC_EXPLICIT_CACHE"] = tempfile.mkdtemp(prefix="dmpc-explicit-")
+    print("| control horizons | θ entries, variables per agent | regions per agent | mpQP + facets [s] |")
+    print("|---|---|---|---|")
+    for horizons in horizon_sets:
+        data = yaml.safe_load(scenario_path("facet_two_plants").read_text())
+        if horizons is not None:
+            data["controller"]["control_horizon"] = horizons
+        design = parse_scenario(data, str(scenario_path("facet_two_plants"))).design(with_laws=False)
+        sizes = [(e.problem.num_parameters, e.problem.num_variables) for e in agent_problems(design)]
+        solutions = build(design, log=lambda line: None)
+        print(f"| {'N_c = N' if horizons is None else ', '.join(map(str, horizons))} | "
+              f"{', '.join(map(str, sizes))} | {', '.join(str(len(s.regions)) for s in solutions)} | "
+              f"{sum(s.build_time + s.adjacency_time for s in solutions):.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["mass_spring", "platoon"])
@@ -62,7 +85,11 @@ def main() -> None:
     parser.add_argument("--horizons", nargs="+", type=int, default=[2, 4, 8, 12])
     parser.add_argument("--tails", nargs="+", default=["hold", "terminal"])
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--explicit", action="store_true", help="only the explicit schemes' offline sizes")
     args = parser.parse_args()
+    if args.explicit:
+        explicit_sizes([None, [2, 2], [2, 1], [1, 1]])
+        return
     print("| case | scheme | tail | N_c | J | gap to centralized N_c = N | QP variables (Σ agents) | failed solves | "
           "iterations (mean) | QP solve median [ms] | agent call median [ms] |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
