@@ -15,6 +15,7 @@ from ..mpc.agent_problem import AgentBlockQP
 from ..mpc.condensed import CondensedProblem, PlantPrediction, QuadraticCost
 from ..mpc.explicit_law import ExplicitLaws
 from ..mpc.input_parametrization import ControlHorizons
+from ..mpc.parallel_step_sparse import dense_step_bound, matrix_free_bounds
 from ..mpc.reference import ReferenceTrajectory
 from ..mpc.terminal import lqr_terminal, maximal_admissible_set
 from ..mpc.tubes import TubeFamily
@@ -149,9 +150,14 @@ class ControllerDesign:
 
     @cached_property
     def parallel_step(self):
-        """Structure bounds of cooperative Jacobi's step (plant-wide, computed once per design at set-up)."""
-        report("computing Jacobi's step bound (plant-wide condensed problem)")
-        return self.condensed().parallel_step
+        """Structure bounds of cooperative Jacobi's step (plant-wide, computed once per design at set-up): from the
+        dense condensed problem while it is small, else matrix-free (mpc/parallel_step_sparse.py)."""
+        if dense_step_bound(self.system, self.horizon):
+            report("computing Jacobi's step bound (plant-wide condensed problem)")
+            return self.condensed().parallel_step
+        report("computing Jacobi's step bound (matrix-free: the agents' Hessian blocks, Lanczos on the plant)")
+        cost = self.shared_cost
+        return matrix_free_bounds(self.system, self.horizon, cost.Q, cost.R, cost.P, self.terminal_set)
 
     @cached_property
     def shared_cost(self) -> QuadraticCost:

@@ -31,21 +31,23 @@ def stacked_indices(offsets: np.ndarray, agents: Iterable[int]) -> np.ndarray:
     return np.concatenate([np.arange(offsets[a], offsets[a + 1]) for a in agents] + [np.zeros(0, int)]).astype(int)
 
 
-def significant(score: np.ndarray) -> np.ndarray:
-    """Indices whose influence bound exceeds INFLUENCE_TOLERANCE of the largest one."""
+def significant(score: np.ndarray, tolerance: float = INFLUENCE_TOLERANCE) -> np.ndarray:
+    """Indices whose influence bound exceeds `tolerance` of the largest one."""
     top = float(np.max(score, initial=0.0))
-    return np.flatnonzero(score > INFLUENCE_TOLERANCE * top) if top > 0 else np.zeros(0, int)
+    return np.flatnonzero(score > tolerance * top) if top > 0 else np.zeros(0, int)
 
 
-def reached_states(system: CoupledLinearSystem, agent: int, horizon: int) -> np.ndarray:
-    """Stacked states whose prediction over the horizon the agent's inputs move (bound |A|^s |B_·i|, s < N)."""
+def reached_states(system: CoupledLinearSystem, agent: int, horizon: int,
+                   tolerance: float = INFLUENCE_TOLERANCE) -> np.ndarray:
+    """Stacked states whose prediction over the horizon the agent's inputs move (bound |A|^s |B_·i|, s < N, above
+    `tolerance` of its largest entry)."""
     A, B = system.sparse_magnitudes()
     g = np.asarray(B[:, system.input_slice(agent)].sum(axis=1)).ravel()
     score = g.copy()
     for _ in range(horizon - 1):
         g = A @ g
         score = np.maximum(score, g)
-    return significant(score)
+    return significant(score, tolerance)
 
 
 def sources_of(system: CoupledLinearSystem, states: np.ndarray, horizon: int) -> set[int]:

@@ -13,6 +13,7 @@ from ..coordination.block_agent import BlockUpdateAgent
 from ..coordination.decentralized import DecentralizedAgent
 from ..coordination.scheme import AgentRequest, Problem, Scheme
 from ..mpc.input_parametrization import TAILS
+from ..mpc.parallel_step_sparse import dense_step_bound
 from ..scenarios import checks
 from . import shared_constraint_refusal, weights_sum_refusal
 
@@ -61,7 +62,10 @@ def set_up_refusal(problem: Problem) -> str | None:
 
 
 def jacobi_check(problem: Problem) -> str | None:
-    return weights_sum_refusal(problem, "cooperative Jacobi weights") or set_up_refusal(problem)
+    """Weights that do not sum to one; a dense step bound beyond the machine (above DENSE_STEP_INPUTS the bound is
+    matrix-free: no plant-wide dense data, nothing to refuse)."""
+    dense = dense_step_bound(problem.system, problem.horizon)
+    return weights_sum_refusal(problem, "cooperative Jacobi weights") or (set_up_refusal(problem) if dense else None)
 
 
 def decentralized_agent(request: AgentRequest) -> Agent:
