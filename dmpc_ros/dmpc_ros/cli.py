@@ -239,20 +239,46 @@ class SetUpProgress:
         self._done.set()
 
 
+REFERENCE_LABEL = "reference"
+
+
 def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, console, **options):
-    """The in-process run with a progress bar; the centralized reference always runs to the end (never strict)."""
+    """The in-process run with a progress bar on a terminal, else progress lines on stderr (progress.StepLines);
+    its set-up stages named for the run (the centralized reference run: announced when it starts, never strict)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .api import simulate
+    from .progress import StepLines, phase
 
-    if label == "reference" and scenario.strict:
-        scenario = scenario.with_overrides(strict=False)
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
-    with Progress(TextColumn(f"{label:>11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=not console.is_terminal) as progress:
-        task = progress.add_task(label, total=scenario.steps)
-        return simulate(scenario, algorithm, compare_centralized=compare,
-                        progress=lambda k, total: progress.update(task, completed=k), **options)
+    name = f"{algorithm} run"
+    if label == REFERENCE_LABEL:
+        scenario = scenario.with_overrides(strict=False) if scenario.strict else scenario
+        name = "centralized reference run"
+        say(f"{name}: starting (centralized MPC from the same initial state, for the cost gap; --no-reference "
+            "skips it)")
+    with phase(name):
+        if not console.is_terminal:
+            return simulate(scenario, algorithm, compare_centralized=compare,
+                            progress=StepLines(name, say, time.monotonic), **options)
+        with Progress(TextColumn(f"{label:>11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=False) as progress:
+            task = progress.add_task(label, total=scenario.steps)
+            return simulate(scenario, algorithm, compare_centralized=compare,
+                            progress=lambda k, total: progress.update(task, completed=k), **options)
+
+
+def summary_console():
+    """The console of the summary table: the terminal's width, or 120 columns when the output is a file or a pipe
+    (COLUMNS wins), so the table's rows do not wrap."""
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(width=120)
 
 
 def default_output(scenario, command: str) -> Path:
@@ -264,12 +290,10 @@ def default_output(scenario, command: str) -> Path:
 
 def run_simulation(args: argparse.Namespace) -> int:
     """`dmpc sim`: in-process closed loop of a scenario; summary table, summary.json, trajectory.npz, plots."""
-    from rich.console import Console
-
     check_output(args.output)
     check_parameter_flags(args, "sim")
     _, scenario, _ = load_with_overrides(args)
-    console = Console()
+    console = summary_console()
     output = Path(args.output) if args.output else default_output(scenario, "sim")
     from .coordination.scheme import scheme_of
 
@@ -286,15 +310,13 @@ def run_simulation(args: argparse.Namespace) -> int:
     reference = None
     if not args.no_reference:   # a run without agents is the centralized reference itself
         reference = result if not scheme_of(algorithm).runs_as_agents else \
-            simulate_with_progress(scenario, "centralized", "reference", False, console)
+            simulate_with_progress(scenario, "centralized", REFERENCE_LABEL, False, console)
     save(result, scenario, output, reference, console)
     return exit_code(result, "dmpc sim")
 
 
 def run_ros(args: argparse.Namespace) -> int:
     """`dmpc run`: the scenario over ROS 2, one OS process per node; same output contract as `dmpc sim`."""
-    from rich.console import Console
-
     from .ros.runner import run_scenario
 
     check_output(args.output)
@@ -316,7 +338,7 @@ def run_ros(args: argparse.Namespace) -> int:
                      [NodeSpec("agent", f"agent_{i}", "") for i in range(member_count(scenario))], args.nodes)
     except ValueError as error:
         raise UsageError(f"--{error}") from None
-    console = Console()
+    console = summary_console()
     output = Path(args.output) if args.output else default_output(scenario, "run")
     output.mkdir(parents=True, exist_ok=True)
     outcome = run_scenario(scenario, source, output, mode=args.mode, namespace=args.namespace,
@@ -336,7 +358,7 @@ def run_ros(args: argparse.Namespace) -> int:
         print_team(outcome.team, scenario, output, console, f" over ROS ({args.mode})")
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
-                     else simulate_with_progress(scenario, "centralized", "reference", False, console))
+                     else simulate_with_progress(scenario, "centralized", REFERENCE_LABEL, False, console))
         save(outcome.result, scenario, output, reference, console, title_suffix=f" over ROS ({args.mode})")
     if outcome.code != 0:
         print(f"dmpc run: {outcome.message}", file=sys.stderr)
