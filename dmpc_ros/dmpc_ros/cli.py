@@ -200,19 +200,25 @@ def check_namespace(namespace: str) -> None:
 
 
 class SetUpProgress:
-    """Shows the library's set-up stages on stderr once set-up has taken QUIET_SECONDS: the stage under way, and
-    counted stages every tenth; a watcher thread prints a long stage while it runs (small scenarios print nothing)."""
+    """Shows the library's set-up stages on stderr once set-up has taken QUIET_SECONDS (from the start, or from the
+    start of the phase the stage belongs to: progress.phase): the stage under way, and counted stages every tenth; a
+    watcher thread prints a long stage while it runs (small scenarios print nothing)."""
 
     QUIET_SECONDS = 2.0
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.current: tuple[str, int, int] | None = None
+        self.phase = ""
         self.shown: tuple[str, int] | None = None
         self._lock, self._done = threading.Lock(), threading.Event()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        from .progress import current_phase
+
         with self._lock:
+            if current_phase() != self.phase:   # a new phase (the reference run's set-up): timed from its start
+                self.phase, self.started = current_phase(), time.monotonic()
             self.current = (stage, done, total)
         self._show()
 

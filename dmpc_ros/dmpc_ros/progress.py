@@ -53,6 +53,11 @@ def phase(name: str) -> Iterator[None]:
         _phases.pop()
 
 
+def current_phase() -> str:
+    """The innermost phase's name ("" outside any)."""
+    return _phases[-1] if _phases else ""
+
+
 def phase_of(stage: str) -> str:
     """`stage` with the innermost phase's name first (as reporters get it)."""
     return f"{_phases[-1]}: {stage}" if _phases else stage
