@@ -188,7 +188,8 @@ def plot_report(result: SimulationResult, scenario: Scenario, output: Path,
     from .sim.plot_counters import plot_counter_traces
     from .sim.plots import plot_disturbances, plot_result, plot_tubes
 
-    plots = plot_result(result, scenario.plant(), output, scenario.name, reference_stage_cost)
+    reference = scenario.reference_trajectory(scenario.prediction_model())   # every family's setpoints or path
+    plots = plot_result(result, scenario.plant(), output, scenario.name, reference_stage_cost, reference)
     plots += plot_counter_traces(result, output, scenario.name, [sub.name for sub in scenario.plant().subsystems])
     if scenario.tubes is not None and result.nominal_x is not None:
         plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))

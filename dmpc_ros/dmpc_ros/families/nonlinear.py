@@ -27,7 +27,7 @@ from ..progress import report
 from ..scenarios.csv_reference import parse_csv_reference
 from ..scenarios.family import FamilyParts, ModelFamily
 from ..scenarios.validation import ScenarioError, check_number, choice, number, parse_rows, reject_unknown, section
-from .linear import parse_setpoints
+from .linear import parse_setpoints, plot_setpoints
 
 STEADY_STATE = 1e-7   # |ẋ| · sample_time at a setpoint, relative to 1 + |x̄|, above which it is no steady state
 SOLVER_FIELDS = {"method", "hessian", "max_iterations", "tolerance", "qp_backend"}
@@ -178,10 +178,13 @@ class NonlinearFamily(ModelFamily):
         return scenario.model.robot_base
 
     def plots(self, scenario, result, directory: Path) -> list[Path]:
-        """paths.png for a network that names its planar positions: each agent's path and its reference path."""
+        """setpoints.png (every state against its setpoint or reference, every input, the limits; as the linear
+        family's), and paths.png for a network that names its planar positions: each agent's path and its
+        reference path."""
         network: NonlinearNetwork = scenario.model
+        setpoints = plot_setpoints(result, scenario, self.reference(scenario, None), directory)
         if network.positions is None:
-            return []
+            return [setpoints]
         from ..sim.plots import plt, save  # matplotlib only when plotting
 
         reference = self.reference(scenario, None)
@@ -199,7 +202,7 @@ class NonlinearFamily(ModelFamily):
         ax.set_aspect("equal")
         ax.legend(fontsize=8)
         ax.set_title(f"{scenario.name}: paths (dashed: reference, o: start)")
-        return [save(fig, directory / "paths.png")]
+        return [setpoints, save(fig, directory / "paths.png")]
 
 
 def given_setpoints(model: dict, network: NonlinearNetwork, example: str) -> tuple[NonlinearSetpoint, ...]:
