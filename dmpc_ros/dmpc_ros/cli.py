@@ -521,6 +521,8 @@ def plot_command(args: argparse.Namespace) -> int:
     if not target.exists():
         raise UsageError(f"{args.target}: does not exist; give an output folder or a .mcap file")
     output = Path(args.output) if args.output else None
+    if target.is_dir() and (target / "robot_0.npz").is_file():   # robot mode: the fake bases' trajectories
+        return robot_report(args, target, output)
     check_bag_magic(target)
     try:
         paths = render(target, output)
@@ -532,6 +534,31 @@ def plot_command(args: argparse.Namespace) -> int:
                              f"`dmpc bag repair` keeps the complete records of a torn one") from None
         raise
     print(f"dmpc plot: wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def robot_report(args: argparse.Namespace, folder: Path, output: Path | None) -> int:
+    """`dmpc plot FOLDER --scenario S --started-at T` of a robot run: robot_summary.json, its table and the PNGs."""
+    from rich.table import Table
+
+    from .report import render_robots
+    from .summary_table import robot_rows
+
+    if not args.scenario or args.started_at is None:
+        raise UsageError(f"{folder}: holds a robot run (robot_<i>.npz): give --scenario (its source) and --started-at "
+                         "(the agents' start_time, UNIX s)")
+    try:
+        paths, summary = render_robots(folder, args.scenario, args.started_at, output)
+    except (ValueError, KeyError, OSError) as error:
+        raise UsageError(f"{folder}: {error}") from None
+    table = Table(title=f"{summary['scenario']} — robot run")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for row in robot_rows(summary):
+        table.add_row(*row)
+    console = summary_console()
+    console.print(table)
+    console.print(f"dmpc plot: wrote robot_summary.json, {', '.join(str(p) for p in paths)}", soft_wrap=True)
     return 0
 
 
@@ -591,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="render the standard report (PNGs) from an output folder or a run.mcap")
     plot.add_argument("target", help="an output folder of dmpc sim / dmpc run, or a run bag (.mcap)")
     plot.add_argument("--output", help="where to write the PNGs (default: the folder, or the bag's folder)")
+    plot.add_argument("--scenario", help="a robot run's folder (robot_<i>.npz): the scenario it ran")
+    plot.add_argument("--started-at", type=float, help="a robot run's folder: the agents' start_time [UNIX s]")
     viz = commands.add_parser("viz-config", help="write an rviz2 config for a scenario (a display per agent)")
     viz.add_argument("scenario", help="scenario name, YAML file or Python factory (as for dmpc sim)")
     add_parameter_flags(viz, "viz-config")

@@ -234,3 +234,23 @@ def fleet_figures(scenario: Scenario, trajectories: list[dict], start_time: floa
     last = times[running] >= times[running][-1] - 1.0
     return {"worst_distance": float(distances.min()), "rms_tracking_error": float(np.sqrt(np.mean(error ** 2))),
             "final_tracking_error": float(error[last].max())}
+
+
+def render_robots(folder: Path, source: str, start_time: float, output: Path | None = None) -> tuple[list[Path], dict]:
+    """A robot run's report from the bases' trajectories in `folder` (robot_<i>.npz, fake_robot's `output:=`) and
+    the agents' statuses of a run.mcap beside them, if any: robot_summary.json (fleet_summary.robot_summary) and
+    the report's PNGs of the fleet sampled at the steps (states and inputs, setpoints, paths)."""
+    from .fleet_summary import ROBOT_SUMMARY, fleet_trajectory, robot_summary
+
+    scenario = load_source(source)
+    trajectories = [dict(np.load(folder / f"robot_{i}.npz")) for i in range(scenario.num_agents)
+                    if (folder / f"robot_{i}.npz").is_file()]
+    statuses = read_run_bag(folder / "run.mcap").statuses if (folder / "run.mcap").is_file() else None
+    summary = robot_summary(scenario, trajectories, start_time, statuses)
+    summary["source"] = source
+    output = output or folder
+    output.mkdir(parents=True, exist_ok=True)
+    (output / ROBOT_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    x, u = fleet_trajectory(scenario, trajectories, start_time)
+    scenario = scenario.with_overrides(steps=u.shape[0])
+    return plot_report(result_from_records(scenario, x, u, statuses or []), scenario, output), summary

@@ -113,3 +113,15 @@ def fit_title(parts: list[str], width: int) -> str:
         parts.pop()
     title = ", ".join(parts)
     return title if len(title) <= width else title[:max(width - 1, 1)] + "…"
+
+
+def robot_rows(summary: dict) -> list[tuple[str, str]]:
+    """The table `dmpc plot` prints for a robot run (fleet_summary.robot_summary; the scenario's metrics as in the
+    run's table)."""
+    def count(key: str) -> str:
+        return "— (no bag with the agents' statuses)" if summary[key] is None else str(summary[key])
+
+    rows = [("steps", str(summary["steps"])), ("min distance, any two robots [m]",
+                                               f"{summary['min_distance_any_pair']:.4g}"),
+            ("deadline misses", count("deadline_misses")), ("watchdog stops", count("watchdog_stops"))]
+    return rows + [metric_row(name, value) for name, value in summary["scenario_metrics"].items()]
