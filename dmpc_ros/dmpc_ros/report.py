@@ -13,6 +13,7 @@ import numpy as np
 
 from .bag import (RANGES_SHOWN, STEP_TOPICS, BagContents, decoded_messages, gap_lines, missing_steps, read_bag,
                   repair_bag, step_ranges)
+from .progress import phase
 from .scenarios import Scenario
 from .scenarios.source import load_source
 from .sim.results import SimulationResult, load_result
@@ -23,8 +24,9 @@ BAG_METADATA = "dmpc_ros"   # MCAP metadata record the run recorder writes: scen
 def result_from_records(scenario: Scenario, x: np.ndarray, u: np.ndarray, statuses: list) -> SimulationResult:
     """The result object `dmpc sim` produces, from a run's plant trajectory (x: T+1 × n, u: T × m) and the
     agents' AgentStatus messages (rclpy or decoded-bag objects: only their fields are read)."""
-    design, plant = scenario.design(with_laws=False), scenario.plant()
-    cost = design.cost()
+    with phase("the run's records"):   # the design's set-up again, after the run: named so
+        design, plant = scenario.design(with_laws=False), scenario.plant()
+        cost = design.cost()
     T, M = u.shape[0], scenario.num_agents
     result = SimulationResult.empty(scenario.controller.algorithm, T, design.horizon, plant.n_x, plant.n_u, M,
                                     scenario.controller.max_iterations, plant.sample_time)
