@@ -115,6 +115,7 @@ def print_team(summary: dict, scenario: Scenario, output: Path, console=None, su
 
     from .printable import readable
     from .scenarios.team_run import announcement_of
+    from .summary_table import fit_title
 
     console = console or Console()
     noun = scenario.family.member_noun
@@ -126,8 +127,9 @@ def print_team(summary: dict, scenario: Scenario, output: Path, console=None, su
                "max_constraint_violation": "max viol.", "infeasible_problems": "infeasible",
                "first_step_fallbacks": "repairs at restarts"}
     keys = [k for k in columns if any(k in s for s in summary["stretches"])]
-    title = f"{readable(scenario.name)} — {scenario.controller.algorithm}, team changes{suffix}"
-    table = Table(title=title)
+    title = fit_title([f"{readable(scenario.name)} — {scenario.controller.algorithm}", f"team changes{suffix}"],
+                      console.width - 4)
+    table = Table(title=title, min_width=len(title) + 4)   # the title on one line
     for column in ["steps", "team"] + [columns[k] for k in keys]:
         table.add_column(column, justify="right")
     for stretch in summary["stretches"]:
