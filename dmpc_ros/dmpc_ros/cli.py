@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .api import save
@@ -214,8 +215,12 @@ class SetUpProgress:
         self._lock, self._done = threading.Lock(), threading.Event()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        from .progress import current_phase
+        from .progress import SET_UP_OVER, current_phase
 
+        if done == SET_UP_OVER:   # the run steps now: the last stage is over, not to be shown as under way
+            with self._lock:
+                self.current = None
+            return
         with self._lock:
             if current_phase() != self.phase:   # a new phase (the reference run's set-up): timed from its start
                 self.phase, self.started = current_phase(), time.monotonic()
@@ -254,7 +259,7 @@ def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .api import simulate
-    from .progress import StepLines, phase
+    from .progress import StepLines, phase, set_up_over
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -265,15 +270,23 @@ def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, 
         name = "centralized reference run"
         say(f"{name}: starting (centralized MPC from the same initial state, for the cost gap; --no-reference "
             "skips it)")
+
+    def stepping(show: Callable[[int, int], None]) -> Callable[[int, int], None]:
+        def step_done(k: int, total: int) -> None:
+            if k == 1:
+                set_up_over()
+            show(k, total)
+        return step_done
+
     with phase(name):
         if not console.is_terminal:
             return simulate(scenario, algorithm, compare_centralized=compare,
-                            progress=StepLines(name, say, time.monotonic), **options)
+                            progress=stepping(StepLines(name, say, time.monotonic)), **options)
         with Progress(TextColumn(f"{label:>11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=console, transient=False) as progress:
             task = progress.add_task(label, total=scenario.steps)
             return simulate(scenario, algorithm, compare_centralized=compare,
-                            progress=lambda k, total: progress.update(task, completed=k), **options)
+                            progress=stepping(lambda k, total: progress.update(task, completed=k)), **options)
 
 
 def summary_console():

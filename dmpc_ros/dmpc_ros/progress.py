@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-Reporter = Callable[[str, int, int], None]   # (stage, done, total); total 0: not counted
+Reporter = Callable[[str, int, int], None]   # (stage, done, total); total 0: not counted; done SET_UP_OVER: see below
+SET_UP_OVER = -1   # `done` of the report that set-up is over (the run steps now): no stage is under way any more
 _reporters: list[Reporter] = []
 Item = TypeVar("Item")
 
@@ -18,6 +19,11 @@ def report(stage: str, done: int = 0, total: int = 0) -> None:
     it belongs to (phase)."""
     for reporter in _reporters:
         reporter(phase_of(stage), done, total)
+
+
+def set_up_over() -> None:
+    """Tell the reporters that set-up is over (the closed loop is stepping), so none shows a finished stage later."""
+    report("", SET_UP_OVER)
 
 
 def counted(stage: str, items: Iterable[Item], total: int) -> Iterator[Item]:

@@ -125,3 +125,23 @@ def test_a_formation_summary_counts_negotiation_iterations_within_the_limit() ->
     iterations = run.iteration_summary()
     assert iterations["consensus_iterations"] > 0
     assert np.all(run.negotiation_iterations()[0] <= scenario.controller.max_iterations)
+
+
+def test_a_finished_set_up_stage_is_not_shown_once_the_run_steps(monkeypatch, capsys) -> None:
+    """The watcher shows the stage under way; after set_up_over (the first step done) there is none, so a stage
+    that ended long ago is not printed among the progress lines; a new phase is timed from its own start."""
+    from dmpc_ros.cli import SetUpProgress
+    from dmpc_ros.progress import set_up_over
+
+    monkeypatch.setattr(SetUpProgress, "QUIET_SECONDS", 0.0)
+    progress = SetUpProgress()
+    with reporting(progress):
+        report("building the agents")
+        set_up_over()
+    progress._show()
+    assert capsys.readouterr().err.splitlines() == ["set-up (0 s): building the agents"]
+    monkeypatch.setattr(SetUpProgress, "QUIET_SECONDS", 100.0)
+    progress.started -= 200.0   # long since the start, but the reference run's set-up has only begun
+    with reporting(progress), phase("centralized reference run"):
+        report("discretizing the model")
+    assert capsys.readouterr().err == ""
