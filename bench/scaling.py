@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 SIZES = {"chain": [4, 16, 64, 256, 1024], "platoon": [4, 16, 64, 256], "formation": [4, 16, 64, 256]}
 SCHEMES = ("gauss_seidel", "admm", "jacobi")
 CLARABEL_UP_TO = 256   # the project's centralized MPC is also timed up to this size
-JACOBI_UP_TO = 1024    # Jacobi above: not run (its step bound is matrix-free above N·n_u = 1500: mpc/parallel_step_sparse.py)
+JACOBI_UP_TO = 1024    # Jacobi above: not run (step bound matrix-free above N·n_u = 1500: parallel_step_sparse)
 
 
 def chain_design(M: int, horizon: int = 20):

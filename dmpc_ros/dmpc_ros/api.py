@@ -115,6 +115,7 @@ def print_team(summary: dict, scenario: Scenario, output: Path, console=None, su
 
     from .printable import readable
     from .scenarios.team_run import announcement_of
+    from .summary_table import fit_title
 
     console = console or Console()
     noun = scenario.family.member_noun
@@ -126,8 +127,9 @@ def print_team(summary: dict, scenario: Scenario, output: Path, console=None, su
                "max_constraint_violation": "max viol.", "infeasible_problems": "infeasible",
                "first_step_fallbacks": "repairs at restarts"}
     keys = [k for k in columns if any(k in s for s in summary["stretches"])]
-    title = f"{readable(scenario.name)} — {scenario.controller.algorithm}, team changes{suffix}"
-    table = Table(title=title)
+    title = fit_title([f"{readable(scenario.name)} — {scenario.controller.algorithm}", f"team changes{suffix}"],
+                      console.width - 4)
+    table = Table(title=title, min_width=len(title) + 4)   # the title on one line
     for column in ["steps", "team"] + [columns[k] for k in keys]:
         table.add_column(column, justify="right")
     for stretch in summary["stretches"]:
@@ -181,21 +183,6 @@ def changed_fields(original: Scenario, changed: Scenario) -> dict:
     return values
 
 
-def cap_cell(cap: dict, steps: int) -> str:
-    """The summary table's cell for steps that stopped at controller.max_iterations without meeting the tolerance."""
-    if not cap["capped_steps"]:
-        return f"0 of {steps} (limit {cap['max_iterations']})"
-    return f"{cap['capped_steps']} of {steps} (limit {cap['max_iterations']}, max residual {cap['max_residual']:.1e})"
-
-
-def refusal_cell(counts: dict) -> str:
-    """The summary table's cell for an authenticated run: refused plans / inputs, each with its reasons."""
-    def part(by_reason: dict) -> str:
-        reasons = ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in by_reason.items() if n)
-        return f"{sum(by_reason.values())}{f' ({reasons})' if reasons else ''}"
-    return f"{part(counts['plans_refused'])} / {part(counts['inputs_refused'])}"
-
-
 def save(result: SimulationResult, scenario: Scenario, output: str | Path, reference: SimulationResult | None = None,
          console=None, title_suffix: str = "") -> dict:
     """Write summary.json (with the cost gap to `reference`, a centralized run), trajectory.npz/.csv and the
@@ -205,6 +192,7 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     from rich.table import Table
 
     from .printable import readable
+    from .summary_table import fit_title, summary_rows
 
     output = Path(output)
     console = console or Console()
@@ -220,48 +208,19 @@ def save(result: SimulationResult, scenario: Scenario, output: str | Path, refer
     reference_stage_cost = None if reference is None or reference is result else reference.stage_cost
     result.save(output, summary, reference_stage_cost)
     plots = plot_report(result, scenario, output, reference_stage_cost)
-    table = Table(title=f"{readable(scenario.name)} — {result.algorithm}{title_suffix}, {scenario.num_agents} agents, "
-                        f"N = {scenario.controller.horizon}")
+    parts = [f"{readable(scenario.name)} — {result.algorithm}{title_suffix}", f"{scenario.num_agents} agents",
+             f"N = {scenario.controller.horizon}"]
+    title = fit_title(parts, console.width - 4)   # on one line: the table at least as wide (rich wraps at its width)
+    table = Table(title=title, min_width=len(title) + 4)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    median, p95 = summary["solve_time"]["median"], summary["solve_time"]["p95"]
-    failures = summary["failures"]
-    rows = [
-        ("closed-loop cost", f"{summary['closed_loop_cost']:.6g}"),
-        ("centralized closed-loop cost", "—" if reference is None else f"{summary['reference_cost']:.6g}"),
-        ("cost gap",
-         "—" if summary["closed_loop_cost_gap"] is None else f"{100 * summary['closed_loop_cost_gap']:+.4f} %"),
-        *([("cost gap note", summary["cost_gap_note"])] if summary["cost_gap_note"] else []),
-        ("max constraint violation", f"{summary['max_constraint_violation']:.3g}"),
-        ("iterations mean / max", f"{summary['iterations']['mean']:.2f} / {summary['iterations']['max']}"),
-        ("agent solve time median / p95", "—" if median is None else f"{1e6 * median:.0f} µs / {1e6 * p95:.0f} µs"),
-        ("max input error vs centralized",
-         "—" if summary["max_input_error"] is None else f"{summary['max_input_error']:.3g}"),
-        ("messages / bytes per step", f"{summary['messages_per_step']:.1f} / {summary['bytes_per_step']:.0f}"),
-        ("infeasible problems / solver failures", f"{failures['infeasible_problems']} / {failures['solver_failures']}"),
-        ("fallbacks / steps on fallback input", f"{failures['fallbacks']} / {failures['steps_on_fallback_input']}"),
-        *([("steps capped at the iteration limit", cap_cell(summary["iteration_limit"], summary["steps"]))]
-          if summary["iteration_limit"]["max_iterations"] else []),
-        *([("safety inputs / worst fallback x(k+1) margin in X",
-            f"{failures['safety_inputs']} / {failures['worst_fallback_state_margin']:.3g}")]
-          if failures["worst_fallback_state_margin"] is not None else []),
-        *((f"{result.algorithm}: {name.replace('_', ' ')}", f"{total:g}")   # the scheme's own counters
-          for name, total in summary["counters"].items()),
-        *([("plans / inputs refused (authentication)", refusal_cell(summary["authentication"]))]
-          if "authentication" in summary else []),
-        *([("stopped", result.stopped)] if result.stopped else []),
-    ]
-    for name, value in summary["scenario_metrics"].items():
-        text = "—" if value is None else (", ".join(f"{v:.3g}" for v in value) if isinstance(value, list)
-                                          else f"{value:.4g}")
-        rows.append((name.replace("_", " "), text))
-    for name, value in rows:
+    for name, value in summary_rows(summary, result.algorithm, result.stopped):
         table.add_row(name, value)
     console.print(table)
     files = ["summary.json", "trajectory.npz", "trajectory.csv"] + [p.name for p in plots]
     if (output / "run.mcap").exists():
         files.append("run.mcap")
-    console.print(f"results: {output}/ ({', '.join(files)})")
+    console.print(f"results: {output}/ ({', '.join(files)})", soft_wrap=True)
     runs = [("this run", result)]
     if reference is not None and reference is not result:
         runs.append(("the centralized reference", reference))

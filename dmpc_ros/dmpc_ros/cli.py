@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .api import save
@@ -200,19 +201,29 @@ def check_namespace(namespace: str) -> None:
 
 
 class SetUpProgress:
-    """Shows the library's set-up stages on stderr once set-up has taken QUIET_SECONDS: the stage under way, and
-    counted stages every tenth; a watcher thread prints a long stage while it runs (small scenarios print nothing)."""
+    """Shows the library's set-up stages on stderr once set-up has taken QUIET_SECONDS (from the start, or from the
+    start of the phase the stage belongs to: progress.phase): the stage under way, and counted stages every tenth; a
+    watcher thread prints a long stage while it runs (small scenarios print nothing)."""
 
     QUIET_SECONDS = 2.0
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.current: tuple[str, int, int] | None = None
+        self.phase = ""
         self.shown: tuple[str, int] | None = None
         self._lock, self._done = threading.Lock(), threading.Event()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        from .progress import SET_UP_OVER, current_phase
+
+        if done == SET_UP_OVER:   # the run steps now: the last stage is over, not to be shown as under way
+            with self._lock:
+                self.current = None
+            return
         with self._lock:
+            if current_phase() != self.phase:   # a new phase (the reference run's set-up): timed from its start
+                self.phase, self.started = current_phase(), time.monotonic()
             self.current = (stage, done, total)
         self._show()
 
@@ -239,20 +250,54 @@ class SetUpProgress:
         self._done.set()
 
 
+REFERENCE_LABEL = "reference"
+
+
 def simulate_with_progress(scenario, algorithm: str, label: str, compare: bool, console, **options):
-    """The in-process run with a progress bar; the centralized reference always runs to the end (never strict)."""
+    """The in-process run with a progress bar on a terminal, else progress lines on stderr (progress.StepLines);
+    its set-up stages named for the run (the centralized reference run: announced when it starts, never strict)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .api import simulate
+    from .progress import StepLines, phase, set_up_over
 
-    if label == "reference" and scenario.strict:
-        scenario = scenario.with_overrides(strict=False)
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
-    with Progress(TextColumn(f"{label:>11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=not console.is_terminal) as progress:
-        task = progress.add_task(label, total=scenario.steps)
-        return simulate(scenario, algorithm, compare_centralized=compare,
-                        progress=lambda k, total: progress.update(task, completed=k), **options)
+    name = f"{algorithm} run"
+    if label == REFERENCE_LABEL:
+        scenario = scenario.with_overrides(strict=False) if scenario.strict else scenario
+        name = "centralized reference run"
+        say(f"{name}: starting (centralized MPC from the same initial state, for the cost gap; --no-reference "
+            "skips it)")
+
+    def stepping(show: Callable[[int, int], None]) -> Callable[[int, int], None]:
+        def step_done(k: int, total: int) -> None:
+            if k == 1:
+                set_up_over()
+            show(k, total)
+        return step_done
+
+    with phase(name):
+        if not console.is_terminal:
+            return simulate(scenario, algorithm, compare_centralized=compare,
+                            progress=stepping(StepLines(name, say, time.monotonic)), **options)
+        with Progress(TextColumn(f"{label:>11}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=False) as progress:
+            task = progress.add_task(label, total=scenario.steps)
+            return simulate(scenario, algorithm, compare_centralized=compare,
+                            progress=stepping(lambda k, total: progress.update(task, completed=k)), **options)
+
+
+def summary_console():
+    """The console of the summary table: the terminal's width, or 120 columns when the output is a file or a pipe
+    (COLUMNS wins), so the table's rows do not wrap."""
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(width=120)
 
 
 def default_output(scenario, command: str) -> Path:
@@ -264,12 +309,10 @@ def default_output(scenario, command: str) -> Path:
 
 def run_simulation(args: argparse.Namespace) -> int:
     """`dmpc sim`: in-process closed loop of a scenario; summary table, summary.json, trajectory.npz, plots."""
-    from rich.console import Console
-
     check_output(args.output)
     check_parameter_flags(args, "sim")
     _, scenario, _ = load_with_overrides(args)
-    console = Console()
+    console = summary_console()
     output = Path(args.output) if args.output else default_output(scenario, "sim")
     from .coordination.scheme import scheme_of
 
@@ -286,15 +329,13 @@ def run_simulation(args: argparse.Namespace) -> int:
     reference = None
     if not args.no_reference:   # a run without agents is the centralized reference itself
         reference = result if not scheme_of(algorithm).runs_as_agents else \
-            simulate_with_progress(scenario, "centralized", "reference", False, console)
+            simulate_with_progress(scenario, "centralized", REFERENCE_LABEL, False, console)
     save(result, scenario, output, reference, console)
     return exit_code(result, "dmpc sim")
 
 
 def run_ros(args: argparse.Namespace) -> int:
     """`dmpc run`: the scenario over ROS 2, one OS process per node; same output contract as `dmpc sim`."""
-    from rich.console import Console
-
     from .ros.runner import run_scenario
 
     check_output(args.output)
@@ -316,7 +357,7 @@ def run_ros(args: argparse.Namespace) -> int:
                      [NodeSpec("agent", f"agent_{i}", "") for i in range(member_count(scenario))], args.nodes)
     except ValueError as error:
         raise UsageError(f"--{error}") from None
-    console = Console()
+    console = summary_console()
     output = Path(args.output) if args.output else default_output(scenario, "run")
     output.mkdir(parents=True, exist_ok=True)
     outcome = run_scenario(scenario, source, output, mode=args.mode, namespace=args.namespace,
@@ -336,7 +377,7 @@ def run_ros(args: argparse.Namespace) -> int:
         print_team(outcome.team, scenario, output, console, f" over ROS ({args.mode})")
     if outcome.result is not None:   # after a failure too: the steps done, marked incomplete
         reference = (None if args.no_reference
-                     else simulate_with_progress(scenario, "centralized", "reference", False, console))
+                     else simulate_with_progress(scenario, "centralized", REFERENCE_LABEL, False, console))
         save(outcome.result, scenario, output, reference, console, title_suffix=f" over ROS ({args.mode})")
     if outcome.code != 0:
         print(f"dmpc run: {outcome.message}", file=sys.stderr)
@@ -493,6 +534,8 @@ def plot_command(args: argparse.Namespace) -> int:
     if not target.exists():
         raise UsageError(f"{args.target}: does not exist; give an output folder or a .mcap file")
     output = Path(args.output) if args.output else None
+    if target.is_dir() and (target / "robot_0.npz").is_file():   # robot mode: the fake bases' trajectories
+        return robot_report(args, target, output)
     check_bag_magic(target)
     try:
         paths = render(target, output)
@@ -504,6 +547,31 @@ def plot_command(args: argparse.Namespace) -> int:
                              f"`dmpc bag repair` keeps the complete records of a torn one") from None
         raise
     print(f"dmpc plot: wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def robot_report(args: argparse.Namespace, folder: Path, output: Path | None) -> int:
+    """`dmpc plot FOLDER --scenario S --started-at T` of a robot run: robot_summary.json, its table and the PNGs."""
+    from rich.table import Table
+
+    from .report import render_robots
+    from .summary_table import robot_rows
+
+    if not args.scenario or args.started_at is None:
+        raise UsageError(f"{folder}: holds a robot run (robot_<i>.npz): give --scenario (its source) and --started-at "
+                         "(the agents' start_time, UNIX s)")
+    try:
+        paths, summary = render_robots(folder, args.scenario, args.started_at, output)
+    except (ValueError, KeyError, OSError) as error:
+        raise UsageError(f"{folder}: {error}") from None
+    table = Table(title=f"{summary['scenario']} — robot run")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for row in robot_rows(summary):
+        table.add_row(*row)
+    console = summary_console()
+    console.print(table)
+    console.print(f"dmpc plot: wrote robot_summary.json, {', '.join(str(p) for p in paths)}", soft_wrap=True)
     return 0
 
 
@@ -563,6 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="render the standard report (PNGs) from an output folder or a run.mcap")
     plot.add_argument("target", help="an output folder of dmpc sim / dmpc run, or a run bag (.mcap)")
     plot.add_argument("--output", help="where to write the PNGs (default: the folder, or the bag's folder)")
+    plot.add_argument("--scenario", help="a robot run's folder (robot_<i>.npz): the scenario it ran")
+    plot.add_argument("--started-at", type=float, help="a robot run's folder: the agents' start_time [UNIX s]")
     viz = commands.add_parser("viz-config", help="write an rviz2 config for a scenario (a display per agent)")
     viz.add_argument("scenario", help="scenario name, YAML file or Python factory (as for dmpc sim)")
     add_parameter_flags(viz, "viz-config")

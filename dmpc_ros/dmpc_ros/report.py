@@ -13,6 +13,7 @@ import numpy as np
 
 from .bag import (RANGES_SHOWN, STEP_TOPICS, BagContents, decoded_messages, gap_lines, missing_steps, read_bag,
                   repair_bag, step_ranges)
+from .progress import phase
 from .scenarios import Scenario
 from .scenarios.source import load_source
 from .sim.results import SimulationResult, load_result
@@ -23,8 +24,9 @@ BAG_METADATA = "dmpc_ros"   # MCAP metadata record the run recorder writes: scen
 def result_from_records(scenario: Scenario, x: np.ndarray, u: np.ndarray, statuses: list) -> SimulationResult:
     """The result object `dmpc sim` produces, from a run's plant trajectory (x: T+1 × n, u: T × m) and the
     agents' AgentStatus messages (rclpy or decoded-bag objects: only their fields are read)."""
-    design, plant = scenario.design(with_laws=False), scenario.plant()
-    cost = design.cost()
+    with phase("the run's records"):   # the design's set-up again, after the run: named so
+        design, plant = scenario.design(with_laws=False), scenario.plant()
+        cost = design.cost()
     T, M = u.shape[0], scenario.num_agents
     result = SimulationResult.empty(scenario.controller.algorithm, T, design.horizon, plant.n_x, plant.n_u, M,
                                     scenario.controller.max_iterations, plant.sample_time)
@@ -188,7 +190,8 @@ def plot_report(result: SimulationResult, scenario: Scenario, output: Path,
     from .sim.plot_counters import plot_counter_traces
     from .sim.plots import plot_disturbances, plot_result, plot_tubes
 
-    plots = plot_result(result, scenario.plant(), output, scenario.name, reference_stage_cost)
+    reference = scenario.reference_trajectory(scenario.prediction_model())   # every family's setpoints or path
+    plots = plot_result(result, scenario.plant(), output, scenario.name, reference_stage_cost, reference)
     plots += plot_counter_traces(result, output, scenario.name, [sub.name for sub in scenario.plant().subsystems])
     if scenario.tubes is not None and result.nominal_x is not None:
         plots.append(plot_tubes(result, scenario.plant(), scenario.tubes, output, scenario.name))
@@ -233,3 +236,23 @@ def fleet_figures(scenario: Scenario, trajectories: list[dict], start_time: floa
     last = times[running] >= times[running][-1] - 1.0
     return {"worst_distance": float(distances.min()), "rms_tracking_error": float(np.sqrt(np.mean(error ** 2))),
             "final_tracking_error": float(error[last].max())}
+
+
+def render_robots(folder: Path, source: str, start_time: float, output: Path | None = None) -> tuple[list[Path], dict]:
+    """A robot run's report from the bases' trajectories in `folder` (robot_<i>.npz, fake_robot's `output:=`) and
+    the agents' statuses of a run.mcap beside them, if any: robot_summary.json (fleet_summary.robot_summary) and
+    the report's PNGs of the fleet sampled at the steps (states and inputs, setpoints, paths)."""
+    from .fleet_summary import ROBOT_SUMMARY, fleet_trajectory, robot_summary
+
+    scenario = load_source(source)
+    trajectories = [dict(np.load(folder / f"robot_{i}.npz")) for i in range(scenario.num_agents)
+                    if (folder / f"robot_{i}.npz").is_file()]
+    statuses = read_run_bag(folder / "run.mcap").statuses if (folder / "run.mcap").is_file() else None
+    summary = robot_summary(scenario, trajectories, start_time, statuses)
+    summary["source"] = source
+    output = output or folder
+    output.mkdir(parents=True, exist_ok=True)
+    (output / ROBOT_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    x, u = fleet_trajectory(scenario, trajectories, start_time)
+    scenario = scenario.with_overrides(steps=u.shape[0])
+    return plot_report(result_from_records(scenario, x, u, statuses or []), scenario, output), summary

@@ -59,3 +59,29 @@ def test_dmpc_plot_of_a_bag_alone_has_the_runs_trajectory(tmp_path: Path, ros_en
     replot = subprocess.run(DMPC + ["plot", str(bag)], capture_output=True, text=True, timeout=300)
     assert replot.returncode == 0, replot.stderr
     assert REPORT <= {p.name for p in bag.parent.iterdir()}
+
+
+def test_shared_panels_name_each_agents_channel_and_draw_setpoints(monkeypatch, tmp_path: Path) -> None:
+    """four_tank_nonlinear: the panels cover h1 and h2, h3 and h4, v1 and v2: each line's legend names its own
+    channel and unit, the axis only what they share; the setpoints are drawn (dotted), the limits still (dashed)."""
+    from dmpc_ros.api import simulate
+    from dmpc_ros.report import plot_report
+    from dmpc_ros.sim import plots
+
+    scenario = load_scenario("four_tank_nonlinear").with_overrides(steps=2)
+    plant = scenario.plant()
+    assert panel_labels(plant.subsystems, PANELS) == ["first state of each agent [m]", "second state of each agent [m]",
+                                                      "first input of each agent [V]"]
+    assert panel_labels(load_scenario("mass_spring").plant().subsystems, PANELS)[0].startswith("p")
+    figures = {}
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.setdefault(path.name, fig) and path)
+    names = {p.name for p in plot_report(simulate(scenario), scenario, tmp_path)}
+    assert "setpoints.png" in names   # the nonlinear family's own setpoint plot too
+    states = figures["states_inputs.png"].axes
+    legends = [[text.get_text() for text in axis.get_legend().get_texts()] for axis in states]
+    assert legends == [["h1 [m]", "h2 [m]"], ["h3 [m]", "h4 [m]"], ["v1 [V]", "v2 [V]"]]
+    styles = [line.get_linestyle() for line in states[0].get_lines()]
+    assert styles.count(":") == 2 and styles.count("--") >= 2   # a setpoint per agent; the level limits
+    x_ref = scenario.model.setpoints[0].state
+    dotted = [line for line in states[0].get_lines() if line.get_linestyle() == ":"]
+    assert dotted[0].get_ydata()[0] == x_ref[0] and dotted[1].get_ydata()[0] == x_ref[2]

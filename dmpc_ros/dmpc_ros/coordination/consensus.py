@@ -25,6 +25,10 @@ from .base import Agent, StepStatistics
 from .plan import Plan
 from .safe_input import InputGuard
 
+# counter: a step's iterations before its MPC negotiation began (the consensus rounds and the switch iteration, where
+# each agent forms its first plan), so the summary tells them from negotiation iterations
+CONSENSUS_ITERATIONS = "consensus_iterations"
+
 
 def laplacian(num_agents: int, edges: tuple[tuple[int, int], ...]) -> np.ndarray:
     L = np.zeros((num_agents, num_agents))
@@ -181,6 +185,8 @@ class CentreConsensusAgent(Agent):
         estimate attached (positions stay in the agreed frame, which every agent shares)."""
         self._plan = replace(plan, iteration=self.iteration, data={**plan.data, "centre": self.estimate.copy()})
         self.inner.statistics.iterations = self.iteration
+        if self._offset:
+            self.inner.statistics.counters[CONSENSUS_ITERATIONS] = self._offset + 1
         if plan.final and self._offset and self.disagreement > self.consensus.tolerance:   # rounds ran out [m]
             self.inner.statistics.stop(True, False, max(self.inner.statistics.residual, self.disagreement))
         return self._plan

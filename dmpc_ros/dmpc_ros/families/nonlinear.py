@@ -1,6 +1,9 @@
 """`model.type: nonlinear`: a nonlinear network (models/nonlinear.py), a shipped example by name with its
 parameters, or a `NonlinearNetwork` built in Python. Its controllers solve NLPs (coordination/nonlinear.py), the
-plant integrates the true continuous dynamics, and `controller.nonlinear` picks the local solver."""
+plant integrates the true continuous dynamics, and `controller.nonlinear` picks the local solver. `model.setpoint`
+or `model.setpoints` (as the linear family's, over the stacked state) replace the example's setpoints; their `null`
+entries, and NaN entries of a Python-built network's setpoints, are solved for the steady state
+(models/nonlinear_steady.py), as the linear family does."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -13,8 +16,9 @@ from ..coordination.nonlinear import NonlinearDesign
 from ..coordination.scheme import scheme_names, scheme_of
 from ..models.layout import PlanarLayout
 from ..models.linear import CoupledLinearSystem
-from ..models.nonlinear import NonlinearNetwork, NonlinearPlant
+from ..models.nonlinear import NonlinearNetwork, NonlinearPlant, NonlinearSetpoint
 from ..models.nonlinear_examples import EXAMPLES, example_parameters
+from ..models.nonlinear_steady import NoSteadyState, complete_setpoints
 from ..mpc.nonlinear_ocp import HESSIANS, SOLVERS, SolverSettings
 from ..mpc.qp_backends import backend_names
 from ..mpc.reference import ReferenceTrajectory
@@ -23,6 +27,7 @@ from ..progress import report
 from ..scenarios.csv_reference import parse_csv_reference
 from ..scenarios.family import FamilyParts, ModelFamily
 from ..scenarios.validation import ScenarioError, check_number, choice, number, parse_rows, reject_unknown, section
+from .linear import parse_setpoints, plot_setpoints
 
 STEADY_STATE = 1e-7   # |ẋ| · sample_time at a setpoint, relative to 1 + |x̄|, above which it is no steady state
 SOLVER_FIELDS = {"method", "hessian", "max_iterations", "tolerance", "qp_backend"}
@@ -31,7 +36,7 @@ SOLVER_FIELDS = {"method", "hessian", "max_iterations", "tolerance", "qp_backend
 class NonlinearFamily(ModelFamily):
     name = "nonlinear"
     nonlinear = True
-    model_fields = frozenset({"example", "parameters", "reference"})
+    model_fields = frozenset({"example", "parameters", "reference", "setpoint", "setpoints"})
     controller_fields = frozenset({"nonlinear"})
     initial_state_default = "setpoint"
 
@@ -50,11 +55,21 @@ class NonlinearFamily(ModelFamily):
         except (TypeError, ValueError) as error:
             raise ScenarioError(f"model.parameters: {error}") from None
         reference = parse_csv_reference(model.get("reference"), network)   # recorded references over the example's
+        setpoints = given_setpoints(model, network, example)
+        if setpoints and reference is not None:
+            raise ScenarioError("model.setpoints: not allowed with model.reference (give one of them)")
+        if setpoints:
+            network = replace(network, setpoints=setpoints)
         return self.from_model(network if reference is None else replace(network, reference=reference))
 
     def from_model(self, model: object) -> FamilyParts:
+        """The network with the free (NaN) entries of its setpoints solved for steady states."""
         if not isinstance(model, NonlinearNetwork):
             raise ScenarioError(f"model: a {type(model).__name__} is not a NonlinearNetwork")
+        try:
+            model = complete_setpoints(model)
+        except NoSteadyState as error:
+            raise ScenarioError(f"model.setpoints: {error}") from None
         return FamilyParts(model, block_diag(*model.state_weights), block_diag(*model.input_weights))
 
     def initial_state(self, value: object, parts: FamilyParts, sample_time: float) -> np.ndarray:
@@ -163,10 +178,13 @@ class NonlinearFamily(ModelFamily):
         return scenario.model.robot_base
 
     def plots(self, scenario, result, directory: Path) -> list[Path]:
-        """paths.png for a network that names its planar positions: each agent's path and its reference path."""
+        """setpoints.png (every state against its setpoint or reference, every input, the limits; as the linear
+        family's), and paths.png for a network that names its planar positions: each agent's path and its
+        reference path."""
         network: NonlinearNetwork = scenario.model
+        setpoints = plot_setpoints(result, scenario, self.reference(scenario, None), directory)
         if network.positions is None:
-            return []
+            return [setpoints]
         from ..sim.plots import plt, save  # matplotlib only when plotting
 
         reference = self.reference(scenario, None)
@@ -184,7 +202,19 @@ class NonlinearFamily(ModelFamily):
         ax.set_aspect("equal")
         ax.legend(fontsize=8)
         ax.set_title(f"{scenario.name}: paths (dashed: reference, o: start)")
-        return [save(fig, directory / "paths.png")]
+        return [setpoints, save(fig, directory / "paths.png")]
+
+
+def given_setpoints(model: dict, network: NonlinearNetwork, example: str) -> tuple[NonlinearSetpoint, ...]:
+    """model.setpoint / model.setpoints over the stacked state (null: free; `u` optional, absent: all free), parsed
+    as the linear family's; () when neither is given."""
+    states = tuple(n for a in network.agents for n in a.state_names)
+    inputs = tuple(n for a in network.agents for n in a.input_names)
+    given = parse_setpoints(model, "model", network.n_x, network.n_u, states, inputs)
+    if given and network.reference is not None:
+        raise ScenarioError(f"model.setpoints: not allowed: example {example} follows a reference path, not setpoints")
+    return tuple(NonlinearSetpoint(s.time, s.state, np.full(network.n_u, np.nan) if s.input is None else s.input)
+                 for s in given)
 
 
 def solver_settings(scenario) -> SolverSettings:

@@ -238,7 +238,7 @@ def unicycle_formation(robots: int = 4, sample_time: float = 0.2, speed: float =
         gaps = np.array([np.linalg.norm(positions[:, i] - positions[:, j], axis=1) for i, j in ring])
         centre = positions.mean(axis=1, keepdims=True)
         error = np.linalg.norm(positions - centre - offsets[None], axis=2)
-        return {"min_neighbour_distance": float(gaps.min()), "min_distance": min_distance,
+        return {"min_neighbour_distance": float(gaps.min()), "required_min_distance": min_distance,
                 "constraint_violation": max(0.0, float(min_distance - gaps.min())),
                 "final_formation_error": float(error[-1].max()),
                 "rms_formation_error": float(np.sqrt(np.mean(error ** 2)))}

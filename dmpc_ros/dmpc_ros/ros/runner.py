@@ -1,11 +1,11 @@
 """`dmpc run <scenario>`: the scenario's nodes as separate OS processes, exactly as `ros2 launch` would start them.
 
-Expands the scenario into node specs (the same function the launch files use), writes one parameter file,
-starts plant, agents and lifecycle manager each with `--ros-args`, forwards their output with a name prefix,
-records every plan/state/input/status to an MCAP bag, and stops everything cleanly on Ctrl-C, at scenario end
-(the plant exits) or when a node dies (exit non-zero naming it). Results follow the `dmpc sim` contract.
-With a respawn policy (`--respawn agents|all`) a dead node process is started again after `--respawn-delay` (at most
-`--respawn-limit` times); the lifecycle manager brings it up again and the run goes on (issue 28, crash and rejoin).
+Expands the scenario into node specs (as the launch files do), writes one parameter file, starts plant, agents and
+lifecycle manager each with `--ros-args`, forwards their output with a name prefix, records every plan/state/input/
+status to an MCAP bag, prints the steps done when stdout is no terminal, and stops everything cleanly on Ctrl-C, at
+scenario end (the plant exits) or when a node dies (exit non-zero naming it). Results follow the `dmpc sim` contract.
+`--respawn agents|all` starts a dead node process again after `--respawn-delay` (at most `--respawn-limit` times);
+the lifecycle manager brings it up again and the run goes on (issue 28, crash and rejoin).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from rclpy.signals import SignalHandlerOptions
 from dmpc_ros_msgs.msg import AgentStatus
 
 from ..bag import gap_lines, gap_summary
+from ..progress import piped_step_lines
 from ..process_group import STOP_SIGNALS, ProcessGroup, RespawnPolicy, interrupted_code
 from ..report import BAG_METADATA, RunBag, plant_trajectory, read_run_bag, result_from_records
 from ..scenarios import Scenario
@@ -222,14 +223,15 @@ def run_scenario(scenario: Scenario, source: str | Path, output: Path, mode: str
                 start(spec)
         started = time.monotonic()
         died: tuple[str, int, float] | None = None
-        seen = 0   # statuses checked for strict mode
+        seen, done, progress = 0, -1, piped_step_lines("dmpc run")   # statuses checked (strict mode), step done
         kinds = {spec.name: KINDS[spec.executable] for spec in specs}
         respawning: dict[str, float] = {}   # process name → when it starts again (monotonic)
         left: set[str] = set()   # agents that ended cleanly in a run with team changes (taken down by the manager)
         while outcome is None:
             lost += not spin_once_taking(executor, 0.02)
+            done = max([done] + [status.step for status in recorder.statuses[seen:]])
+            progress(done + 1, scenario.steps)
             if later:   # joiners, a few steps before their change step (the plant waits for their votes)
-                done = max((status.step for status in recorder.statuses), default=-1)
                 for name in [name for name in later if done + 1 >= joiners[name]]:
                     print(f"dmpc run: starting {name} (joins at step {joiners[name] + JOINER_LEAD})", flush=True)
                     start(later.pop(name))

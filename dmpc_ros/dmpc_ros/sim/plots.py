@@ -66,26 +66,50 @@ def agent_labels(names: list[str]) -> list[str]:
     return names if len(set(names)) == len(names) else [f"agent {i}: {name}" for i, name in enumerate(names)]
 
 
-def panel_labels(first, rows: list[tuple[int, str]]) -> list[str]:
-    """Axis labels 'name [unit]' of the panels' (index, "state" | "input") rows, from agent 0's names."""
+ORDINALS = ("first", "second", "third")
+
+
+def channel(sub, r: int, kind: str) -> tuple[str, str]:
+    """(name, unit) of a subsystem's r-th state or input ("" when it names no unit)."""
+    names, units = (sub.state_names, sub.state_units) if kind == "state" else (sub.input_names, sub.input_units)
+    return (names[r] if r < len(names) else f"{kind} {r}"), (units[r] if r < len(units) else "")
+
+
+def with_unit(name: str, unit: str) -> str:
+    return f"{name} [{unit}]" if unit else name
+
+
+def panel_labels(subsystems, rows: list[tuple[int, str]]) -> list[str]:
+    """Axis labels of the panels' (index, "state" | "input") rows over every agent that has that entry: the name
+    they share (up to an "_i" suffix: "p" for p_0, p_1) or "first state of each agent", with the unit when they share
+    one (each line's legend names its own channel and unit: see plot_result). One subsystem stands for all."""
+    subsystems = list(subsystems) if isinstance(subsystems, (list, tuple)) else [subsystems]
     labels = []
     for r, kind in rows:
-        names, units = (first.state_names, first.state_units) if kind == "state" else \
-            (first.input_names, first.input_units)
-        name = names[r].split("_")[0] if r < len(names) else f"{'second' if r else 'first'} {kind}"
-        unit = units[r] if r < len(units) else ""
-        labels.append(f"{name} [{unit}]" if unit else name)
+        found = [channel(sub, r, kind) for sub in subsystems if r < (sub.n_x if kind == "state" else sub.n_u)]
+        bases, units = {name.split("_")[0] for name, _ in found}, {unit for _, unit in found}
+        ordinal = ORDINALS[r] if r < len(ORDINALS) else f"#{r + 1}"
+        name = bases.pop() if len(bases) == 1 else f"{ordinal} {kind} of each agent"
+        labels.append(with_unit(name, units.pop() if len(units) == 1 else ""))
     return labels
 
 
+def reference_samples(reference, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """x̄(k) for k = 0..steps and ū(k) for k < steps of a ReferenceTrajectory (its setpoints or path)."""
+    samples = [reference.at(k) for k in range(steps + 1)]
+    return np.array([x for x, _ in samples]), np.array([u for _, u in samples[:-1]])
+
+
 def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory: Path, title: str,
-                reference_stage_cost: np.ndarray | None = None) -> list[Path]:
-    """states_inputs.png (first two states and first input per agent, with their box limits dashed) and
-    convergence.png (the signed cost gap to the centralized optimum per iteration when the run recorded it, else
-    the closed loop's stage cost against the centralized reference run's; iterations per step)."""
+                reference_stage_cost: np.ndarray | None = None, reference=None) -> list[Path]:
+    """states_inputs.png (first two states and first input per agent, with their box limits dashed and, given the
+    scenario's `reference` (a ReferenceTrajectory), their setpoints dotted; one legend entry per agent's channel,
+    "name [unit]") and convergence.png (the signed cost gap to the centralized optimum per iteration when the run
+    recorded it, else the closed loop's stage cost against the centralized reference run's; iterations per step)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / "states_inputs.png", directory / "convergence.png"]
     M = system.num_agents
+    targets = None if reference is None else reference_samples(reference, result.steps)
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     rows = PANELS
     for panel, (r, kind) in zip(axes, rows):
@@ -98,15 +122,20 @@ def plot_result(result: SimulationResult, system: CoupledLinearSystem, directory
             values = result.x[:, offset + r] if kind == "state" else result.u[:, offset + r]
             line, = (panel.plot(result.t, values) if kind == "state"
                      else panel.step(result.t[:-1], values, where="post"))
-            names.append((line, (sub.state_names if kind == "state" else sub.input_names)[r]))
+            names.append((line, channel(sub, r, kind)))
+            if targets is not None:
+                target = targets[0][:, offset + r] if kind == "state" else targets[1][:, offset + r]
+                panel.step(result.t[:target.size], target, where="post", color=line.get_color(), ls=":", lw=1)
             constraint = sub.state_constraint if kind == "state" else sub.input_constraint
             for bound in box_limits(constraint, r):
                 panel.axhline(bound, color=line.get_color(), ls="--", lw=0.8, alpha=0.7)
         if names and M <= 8:
-            for (line, _), label in zip(names, agent_labels([n for _, n in names])):
-                line.set_label(label)
-    label_time_axes(axes, panel_labels(system.subsystems[0], rows), legend_columns=2 if M <= 8 else 0)
-    axes[0].set_title(f"{title}: states and inputs ({result.algorithm}); dashed: limits")
+            labels = agent_labels([name for _, (name, _) in names])
+            for (line, (_, unit)), label in zip(names, labels):
+                line.set_label(with_unit(label, unit))
+    label_time_axes(axes, panel_labels(system.subsystems, rows), legend_columns=2 if M <= 8 else 0)
+    shown = "dashed: limits" + ("; dotted: setpoints" if targets is not None else "")
+    axes[0].set_title(f"{title}: states and inputs ({result.algorithm}); {shown}")
     save(fig, paths[0])
 
     fig, axes = plt.subplots(2, 1, figsize=(9, 6))

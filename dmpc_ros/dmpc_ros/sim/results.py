@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..coordination.consensus import CONSENSUS_ITERATIONS
 from ..coordination.negotiator import OUTAGE_COUNTER
 from ..coordination.scheme import scheme_of
 
@@ -15,7 +16,8 @@ STRICT_EXIT = 3   # exit code of a run that strict mode ended at a step without 
 COUNTER_PREFIX = "counter_"   # trajectory.npz: the scheme's counters, one array per name
 # per-step values whose sum means nothing: a margin (its worst is in failures()) and the longest neighbour silence
 # (coordination/negotiator.OUTAGE_COUNTER; its maximum is summary.json's longest_plan_outage)
-NOT_SUMMED = frozenset({"fallback_state_margin", OUTAGE_COUNTER})
+NOT_SUMMED = frozenset({"fallback_state_margin", OUTAGE_COUNTER, CONSENSUS_ITERATIONS})
+GAP_TOLERANCE = 1e-6   # |relative cost gap| below which the gap is 0 within the solvers' accuracy (no note)
 
 
 @dataclass
@@ -153,7 +155,25 @@ class SimulationResult:
             "worst_fallback_state_margin": self.worst_fallback_margin(),
             "reference_failures": int(self.reference_failed.sum()),
             "first_reference_failure": int(np.argmax(self.reference_failed)) if self.reference_failed.any() else None,
+            "at_step_0": self.step_0_failures(),
         }
+
+    def step_0_failures(self) -> dict:
+        """Step 0's share of the failure counts: its warm start (no earlier plan to shift) is often infeasible and
+        repaired; `repaired` says every controller applied a solved input there, so nothing failed in the loop."""
+        first = slice(0, 1)
+        return {"infeasible_problems": int(self.infeasible[first].sum()),
+                "solver_failures": int(self.solver_failures[first].sum()),
+                "fallbacks": int(self.fallbacks[first].sum()),
+                "repaired": bool(self.steps and not np.any(self.fallback_input[first]))}
+
+    def negotiation_iterations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per step the negotiation iterations (the recorded ones less those the step spent agreeing on a centre
+        before its negotiation: coordination/consensus.CONSENSUS_ITERATIONS) and those (zeros without consensus)."""
+        rounds = self.counters.get(CONSENSUS_ITERATIONS)
+        rounds = np.zeros(self.steps, int) if rounds is None or rounds.size == 0 else \
+            np.max(rounds, axis=1).astype(int)
+        return np.maximum(self.iterations - rounds, 0), rounds
 
     def iteration_cap(self) -> dict:
         """The summary's account of steps that stopped at the iteration limit without meeting the tolerance
@@ -240,7 +260,7 @@ class SimulationResult:
             "closed_loop_cost_gap": gap,
             "cost_gap_note": note,
             "max_constraint_violation": float(np.max(self.violation)),
-            "iterations": {"mean": float(np.mean(self.iterations)), "max": int(np.max(self.iterations))},
+            "iterations": self.iteration_summary(),
             "solve_time": {"median": float(np.median(times)) if times.size else None,
                            "p95": float(np.percentile(times, 95)) if times.size else None},
             "messages_per_step": float(np.mean(self.messages)),
@@ -262,6 +282,16 @@ class SimulationResult:
             "complete": not self.stopped,
             "stopped": self.stopped or None,
         }
+
+    def iteration_summary(self) -> dict:
+        """summary.json "iterations": negotiation iterations per step (mean, max; what controller.max_iterations
+        limits), and the consensus iterations apart when the scheme ran any (formation centre consensus)."""
+        negotiation, rounds = self.negotiation_iterations()
+        summary = {"mean": float(np.mean(negotiation)) if negotiation.size else 0.0,
+                   "max": int(np.max(negotiation)) if negotiation.size else 0}
+        if np.any(rounds):
+            summary["consensus_iterations"] = int(rounds.sum())
+        return summary
 
     def save(self, directory: Path, summary: dict, reference_stage_cost: np.ndarray | None = None) -> None:
         """summary.json, trajectory.npz (t, x, u + per-step records, and the centralized reference run's stage
@@ -359,7 +389,7 @@ def explain_gap(result: SimulationResult, reference: SimulationResult | None, ga
                 f"step {failed['first_failed_step']}), so its cost is no optimum")
     if reference.stopped or result.stopped:
         return f"not computed: {'the reference' if reference.stopped else 'this run'} ended early"
-    if gap is None or gap >= 0:
+    if gap is None or gap > -GAP_TOLERANCE:   # a tiny negative gap is 0 within the solvers' accuracy
         return None
     reasons = []
     mine = result.failures()
