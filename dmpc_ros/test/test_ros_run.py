@@ -26,14 +26,10 @@ DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
     ("platoon", "gauss_seidel", 1), ("formation", "jacobi", 1), ("mass_spring_robust", "jacobi", 1),
     (str(REPO_DIR / "examples" / "four_tank.yaml"), "gauss_seidel", 1),
     ("platoon", "gauss_seidel", 3)])   # agent containers of 3 nodes (sequential scheme: one executor per 3)
-def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str,
+def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, lock_step_run, scenario: str, algorithm: str,
                                                         per_process: int) -> None:
-    steps = 8 if algorithm == "dual_decomposition" else 10   # its many price iterations make a step slow over ROS
-    ros, sim = tmp_path / "ros", tmp_path / "sim"
-    # a generous per-iteration deadline: under CPU load a substituted plan would make the run differ
-    run = subprocess.run(DMPC + ["run", scenario, "--algorithm", algorithm, "--steps", str(steps), "--output", str(ros),
-                                "--iteration-timeout", "30", "--agents-per-process", str(per_process)],
-                         capture_output=True, text=True, timeout=300)
+    run = lock_step_run(scenario, algorithm, per_process)   # shared with test_launch_files and test_plot_report
+    ros, sim, steps = run.output, tmp_path / "sim", run.steps
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     simulated = subprocess.run(DMPC + ["sim", scenario, "--algorithm", algorithm, "--steps", str(steps),
                                        "--output", str(sim), "--no-reference"],
