@@ -12,6 +12,8 @@ PYTEST_ARGS ?= --durations=15
 # Serial by default. PYTEST_WORKERS="-n 2 --dist loadgroup" runs two xdist workers, the ROS tests on one of them in
 # sequence (conftest.pytest_collection_modifyitems): 13.5 min instead of 19 here, but a ROS node process under that
 # load once failed to exit within launch's SIGTERM grace (test_launch_files), so CI stays serial.
+# The ROS tests share one lock-step `dmpc run` per scenario (conftest.lock_step_run; bench/RESULTS.md "The test
+# suite's own time"); every ROS process, test_hosts's namespaces too, is in the xdist group "ros".
 PYTEST_WORKERS ?=
 # one BLAS thread per process: the suite's matrices are small, and on 2 busy cores OpenBLAS's spinning threads made
 # an SQP agent 7× slower (a profile of the pushed quadruple tank: 292 s → 40 s for 5 steps)

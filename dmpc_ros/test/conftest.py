@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,42 @@ def ros_env(monkeypatch) -> dict[str, str]:
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", env["ROS_AUTOMATIC_DISCOVERY_RANGE"])
     yield env
     reservation.release()
+
+
+@dataclass(frozen=True)
+class LockStepRun:
+    """A finished `dmpc run` (lock-step) and its console output."""
+
+    output: Path
+    steps: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def lock_step_run(tmp_path_factory):
+    """lock_step_run(scenario, algorithm, per_process=1, extra=()): `dmpc run` (extra: more flags) in lock-step
+    (10 steps; 8 for dual_decomposition, whose many price iterations make a step slow over ROS) with a generous
+    iteration deadline (30 s: under CPU load a substituted plan would make two runs differ), run once per session
+    and shared. A team's
+    bring-up costs more than a test's checks: test_ros_run checks the run against `dmpc sim`, test_launch_files
+    against `ros2 launch`, test_plot_report reads its bag. Users copy what they alter in the output folder."""
+    runs: dict[tuple, LockStepRun] = {}
+
+    def run(scenario: str, algorithm: str, per_process: int = 1, extra: tuple[str, ...] = ()) -> LockStepRun:
+        key = (scenario, algorithm, per_process, tuple(extra))
+        if key not in runs:
+            steps = 8 if algorithm == "dual_decomposition" else 10
+            output = tmp_path_factory.mktemp("lock_step_run") / "run"
+            done = subprocess.run([sys.executable, "-m", "dmpc_ros.cli", "run", scenario, "--algorithm", algorithm,
+                                   "--steps", str(steps), "--output", str(output), "--iteration-timeout", "30",
+                                   "--agents-per-process", str(per_process), *extra],
+                                  capture_output=True, text=True, timeout=300)
+            runs[key] = LockStepRun(output, steps, done.returncode, done.stdout, done.stderr)
+        return runs[key]
+
+    return run
 
 
 @pytest.fixture

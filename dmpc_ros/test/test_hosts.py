@@ -19,6 +19,9 @@ from dmpc_ros.hosts.sandbox import HostSandbox, unavailable
 from dmpc_ros.hosts.team import split_run
 from dmpc_ros.ros.environment import reserve_domain_id
 
+# ROS processes in network namespaces on one bridge subnet: under xdist these run in the ROS group, one at a time
+# (conftest.pytest_collection_modifyitems), never beside test_ros_team_change's sandbox on the same subnet
+pytestmark = pytest.mark.ros
 PLACEMENT = {"h1": "plant,lifecycle_manager,agent_0", "h2": "agent_1-2", "h3": "agent_3"}
 
 

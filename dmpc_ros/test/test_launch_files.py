@@ -27,7 +27,6 @@ needs_stack = pytest.mark.skipif(not STACK, reason="the ROS 2 launch stack is no
 # `ros2 launch` reacts to SIGINT only through Python's handler, which stays off when SIGINT arrives ignored
 # (a background job): restore the default for the launched process.
 LAUNCH = ["env", "--default-signal=INT"] + ROS2 + ["launch", "dmpc_ros"]
-STEPS = 6
 LAUNCH_FILES = {  # file → (scenario the launch argument names, extra launch arguments)
     "mass_spring.launch.py": ("mass_spring", []),
     "mass_budget.launch.py": ("mass_budget", []),
@@ -85,23 +84,23 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
 @pytest.mark.ros
 @pytest.mark.slow
 @pytest.mark.parametrize("launch_file", sorted(LAUNCH_FILES))
-def test_launch_file_runs_its_scenario_to_the_end_as_dmpc_run(tmp_path: Path, ros_env: dict[str, str],
+def test_launch_file_runs_its_scenario_to_the_end_as_dmpc_run(tmp_path: Path, ros_env: dict[str, str], lock_step_run,
                                                               launch_file: str) -> None:
     scenario, extra = LAUNCH_FILES[launch_file]
     launched = tmp_path / "launch"
-    # Both lock-step runs wait long for plans: a substitution after a short timeout on a loaded machine (a cold first
-    # solve) would make them differ, and that is not what this test is about (test_negotiator.py tests the rule).
+    # The reference: the session's `dmpc run` of the scenario's own algorithm (test_ros_run checks the same run against
+    # `dmpc sim`). Both lock-step runs wait long for plans: a substitution after a short timeout on a loaded machine (a
+    # cold first solve) would make them differ, and that is not what this test is about (test_negotiator.py tests the
+    # rule).
+    reference = lock_step_run(scenario, load_scenario(scenario).controller.algorithm)
+    assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
     process = start_launch(launch_file, extra + [f"output:={launched}", "exit_on_completion:=true",
-                                                 f"steps:={STEPS}", "iteration_timeout:=30"], ros_env)
+                                                 f"steps:={reference.steps}", "iteration_timeout:=30"], ros_env)
     code, output = finish(process, timeout=240)
     assert code == 0, output[-3000:]
     assert "SIGTERM" not in output and "no answer within" not in output, output[-3000:]
-    reference = subprocess.run(DMPC + ["run", scenario, "--steps", str(STEPS), "--output", str(tmp_path / "run"),
-                                       "--no-reference", "--iteration-timeout", "30"], env=ros_env,
-                               capture_output=True, text=True, timeout=240)
-    assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
-    ours, theirs = np.load(launched / "plant.npz"), np.load(tmp_path / "run" / "plant.npz")
-    assert ours["u"].shape[0] == STEPS
+    ours, theirs = np.load(launched / "plant.npz"), np.load(reference.output / "plant.npz")
+    assert ours["u"].shape[0] == reference.steps
     for key in ("t", "x", "u"):
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 

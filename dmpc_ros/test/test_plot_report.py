@@ -1,6 +1,7 @@
 """The report's plots (limits drawn, axis labels, legends) and `dmpc plot` from an output folder or a run bag."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,20 +40,19 @@ def test_dmpc_plot_rebuilds_the_report_of_a_sim_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.ros
-def test_dmpc_plot_of_a_bag_alone_has_the_runs_trajectory(tmp_path: Path, ros_env: dict[str, str]) -> None:
+def test_dmpc_plot_of_a_bag_alone_has_the_runs_trajectory(tmp_path: Path, lock_step_run) -> None:
     from dmpc_ros.report import result_from_bag
 
-    output = tmp_path / "run"
-    run = subprocess.run(DMPC + ["run", "mass_spring_robust", "--steps", "6", "--output", str(output),
-                                 "--no-reference"], env=ros_env, capture_output=True, text=True, timeout=300)
+    run = lock_step_run("mass_spring_robust", "jacobi")   # the session's run (test_ros_run checks it against dmpc sim)
+    output = run.output
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     bag = tmp_path / "elsewhere" / "run.mcap"   # no scenario.yaml beside it: the bag's metadata names the source
     bag.parent.mkdir()
-    (output / "run.mcap").rename(bag)
+    shutil.copyfile(output / "run.mcap", bag)
     result, scenario = result_from_bag(bag)
     saved = np.load(output / "trajectory.npz")
     T = result.steps   # every step: the plant also publishes the state after its last step
-    assert T == 6 and saved["x"].shape[0] == T + 1
+    assert T == run.steps and saved["x"].shape[0] == T + 1
     np.testing.assert_array_equal(result.x, saved["x"][:T + 1])
     np.testing.assert_array_equal(result.u, saved["u"][:T])
     assert scenario.name == "mass_spring_robust" and result.iterations.min() >= 1

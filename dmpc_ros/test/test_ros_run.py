@@ -21,25 +21,21 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 DMPC = [sys.executable, "-m", "dmpc_ros.cli"]
 
 
-HELD = ["--control-horizon", "6"]   # controller.control_horizon: inputs after 6 steps held (the node parameter)
+HELD = ("--control-horizon", "6")   # controller.control_horizon: inputs after 6 steps held (the node parameter)
 
 
 @pytest.mark.parametrize("scenario,algorithm,per_process,extra", [
-    ("mass_spring", "jacobi", 1, []), ("mass_spring", "admm", 1, HELD), ("mass_budget", "dual_decomposition", 1, []),
-    ("platoon", "gauss_seidel", 1, []), ("formation", "jacobi", 1, []), ("mass_spring_robust", "jacobi", 1, []),
-    (str(REPO_DIR / "examples" / "four_tank.yaml"), "gauss_seidel", 1, []),
+    ("mass_spring", "jacobi", 1, ()), ("mass_spring", "admm", 1, HELD), ("mass_budget", "dual_decomposition", 1, ()),
+    ("platoon", "gauss_seidel", 1, ()), ("formation", "jacobi", 1, ()), ("mass_spring_robust", "jacobi", 1, ()),
+    (str(REPO_DIR / "examples" / "four_tank.yaml"), "gauss_seidel", 1, ()),
     ("platoon", "gauss_seidel", 3, HELD)])   # agent containers of 3 nodes (sequential scheme: one executor per 3)
-def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, scenario: str, algorithm: str,
-                                                        per_process: int, extra: list[str]) -> None:
-    steps = 8 if algorithm == "dual_decomposition" else 10   # its many price iterations make a step slow over ROS
-    ros, sim = tmp_path / "ros", tmp_path / "sim"
-    # a generous per-iteration deadline: under CPU load a substituted plan would make the run differ
-    run = subprocess.run(DMPC + ["run", scenario, "--algorithm", algorithm, "--steps", str(steps), "--output", str(ros),
-                                "--iteration-timeout", "30", "--agents-per-process", str(per_process)] + extra,
-                         capture_output=True, text=True, timeout=300)
+def test_lock_step_run_reproduces_in_process_simulation(tmp_path: Path, lock_step_run, scenario: str, algorithm: str,
+                                                        per_process: int, extra: tuple[str, ...]) -> None:
+    run = lock_step_run(scenario, algorithm, per_process, extra)   # shared with test_launch_files and test_plot_report
+    ros, sim, steps = run.output, tmp_path / "sim", run.steps
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     simulated = subprocess.run(DMPC + ["sim", scenario, "--algorithm", algorithm, "--steps", str(steps),
-                                       "--output", str(sim), "--no-reference"] + extra,
+                                       "--output", str(sim), "--no-reference", *extra],
                                capture_output=True, text=True, timeout=300)
     assert simulated.returncode == 0, simulated.stderr
     a, b = np.load(ros / "trajectory.npz"), np.load(sim / "trajectory.npz")
@@ -224,16 +220,20 @@ def test_real_time_mode_runs_at_the_sample_rate(tmp_path: Path) -> None:
 def test_a_flood_of_bad_plans_is_refused_and_does_not_stall_the_negotiation(tmp_path: Path) -> None:
     """A rogue publisher floods agent 1's plan topic at 2000 plans/s (bench/ros_flood.py): the DDS content filter
     of the listeners' subscriptions drops them before their bounded queues, so agent 1's real plans keep their
-    place and the lock-step run is bit-identical to the one without the flood. Before, the flood stalled the run:
-    rclpy's throttled warning costs 2 ms a call, and the queue it shared with the real plans overflowed."""
+    place and the lock-step run is bit-identical to the one without the flood (`dmpc sim`: a lock-step run without
+    substituted plans equals it to the last bit; the run without a flood is bench/ros_flood.py's). Before, the flood
+    stalled the run: rclpy's throttled warning costs 2 ms a call, and the queue it shared with the real plans
+    overflowed."""
     sys.path.insert(0, str(REPO_DIR / "bench"))
     from ros_flood import flooded_run
 
-    quiet = flooded_run(0, 40, tmp_path / "quiet", timeout=240)
-    flooded = flooded_run(2000, 40, tmp_path / "flooded", timeout=240)
-    assert quiet.returncode == 0 and flooded.returncode == 0, flooded.output[-3000:]
-    np.testing.assert_array_equal(flooded.x, quiet.x)
+    steps = 40
+    flooded = flooded_run(2000, steps, tmp_path / "flooded", timeout=240)
+    assert flooded.returncode == 0, flooded.output[-3000:]
+    quiet = subprocess.run(DMPC + ["sim", "mass_spring", "--steps", str(steps), "--output", str(tmp_path / "sim"),
+                                   "--no-reference"], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
     assert flooded.sent > 5000 and flooded.missing == 0, (flooded.sent, flooded.output[-3000:])
+    np.testing.assert_array_equal(flooded.x, np.load(tmp_path / "sim" / "trajectory.npz")["x"])
     print(f"\nflood: {flooded.sent} plans sent, {flooded.refused} reached agent 0 and were refused; step median "
-          f"{1e3 * quiet.step_median:.1f} ms quiet, {1e3 * flooded.step_median:.1f} ms flooded "
-          f"({flooded.step_median / quiet.step_median:.2f}×)")
+          f"{1e3 * flooded.step_median:.1f} ms flooded")

@@ -54,20 +54,16 @@ def resolve(message, field: str):
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> dict[str, dict]:
-    """scenario → {topic: first message} of a short `dmpc run`."""
-    from dmpc_ros.ros.environment import reserve_domain_id, ros_environment
+def recorded(lock_step_run) -> dict[str, dict]:
+    """scenario → {topic: first message} of the session's short `dmpc run` of it (conftest.lock_step_run)."""
+    from dmpc_ros.scenarios import load_scenario
 
     first = {}
     for scenario in sorted(set(RUNS.values())):
-        output = tmp_path_factory.mktemp(scenario)
-        reservation = reserve_domain_id()
-        run = subprocess.run(DMPC + ["run", scenario, "--steps", "3", "--output", str(output), "--no-reference"],
-                             env=ros_environment(reservation.domain_id), capture_output=True, text=True, timeout=300)
-        reservation.release()
+        run = lock_step_run(scenario, load_scenario(scenario).controller.algorithm)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
         first[scenario] = {}
-        for message in read_ros2_messages(str(output / "run.mcap")):
+        for message in read_ros2_messages(str(run.output / "run.mcap")):
             first[scenario].setdefault(message.channel.topic, message.ros_msg)
     return first
 

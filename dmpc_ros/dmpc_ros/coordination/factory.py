@@ -91,9 +91,16 @@ class ControllerDesign:
             return replace(self, separable_terminal_cost=True)
         return self
 
+    @cached_property
     def in_agreed_frame(self) -> "ControllerDesign":
-        """The design the MPC agents use behind a centre consensus: reference relative to the agreed centre."""
+        """The design the MPC agents use behind a centre consensus: reference relative to the agreed centre (built
+        once per design, so its terminal set and step bound are too: a Monte Carlo builds the agents per run)."""
         return replace(self, reference=self.centre_consensus.reference, centre_consensus=None)
+
+    @cached_property
+    def without_tubes(self) -> "ControllerDesign":
+        """The nominal design inside tube mode (built once per design, like in_agreed_frame)."""
+        return replace(self, tubes=None)
 
     def separable_remainder(self) -> np.ndarray:
         """Q minus the coupling terms: what is left must be block diagonal (each agent's own weight)."""
@@ -221,10 +228,10 @@ def build_agents(design: ControllerDesign, algorithm: str, stopping: StoppingRul
     check_algorithm(design, algorithm, weights)
     design = design.for_algorithm(algorithm)
     if design.centre_consensus is not None:   # outermost: the agents inside work in the agreed frame
-        inner = build_agents(design.in_agreed_frame(), algorithm, stopping, backend, weights, scheme_settings, tubes)
+        inner = build_agents(design.in_agreed_frame, algorithm, stopping, backend, weights, scheme_settings, tubes)
         return [wrap_in_consensus(design, agent) for agent in inner]
     if design.tubes is not None:
-        inner = build_agents(replace(design, tubes=None), algorithm, stopping, backend, weights, scheme_settings,
+        inner = build_agents(design.without_tubes, algorithm, stopping, backend, weights, scheme_settings,
                              design.tubes)
         return [wrap_in_tube(design, agent) for agent in inner]
     M = design.system.num_agents
@@ -276,11 +283,11 @@ def build_agent(design: ControllerDesign, algorithm: str, agent_id: int, stoppin
     check_algorithm(design, algorithm, weights)
     design = design.for_algorithm(algorithm)
     if design.centre_consensus is not None:
-        inner = build_agent(design.in_agreed_frame(), algorithm, agent_id, stopping, backend, weights,
+        inner = build_agent(design.in_agreed_frame, algorithm, agent_id, stopping, backend, weights,
                             scheme_settings, tubes)
         return wrap_in_consensus(design, inner)
     if design.tubes is not None:
-        inner = build_agent(replace(design, tubes=None), algorithm, agent_id, stopping, backend, weights,
+        inner = build_agent(design.without_tubes, algorithm, agent_id, stopping, backend, weights,
                             scheme_settings, design.tubes)
         return wrap_in_tube(design, inner)
     return build_agent_of(design, algorithm, agent_id, stopping, backend, weights, scheme_settings, tubes)
