@@ -269,3 +269,16 @@ def test_nonlinear_sensitivity_dmpc_reaches_the_centralized_nmpc_of_the_same_hel
     for result in (agents, central):
         assert np.max(np.abs(result.plan_inputs[:, 4:] - result.plan_inputs[:, 3:4])) < 1e-12
     assert run(scenario_with("four_tank_nonlinear", 3), "centralized").plan_cost[0] < central.plan_cost[0]
+
+
+def test_overrides_round_trip_for_ros_runs() -> None:
+    """The flags' fields are OVERRIDES: a scenario changed by them in Python (api.run_ros) yields the node
+    parameters again (changed_fields), and a per-agent list stays a list."""
+    from dmpc_ros.api import changed_fields
+    from dmpc_ros.scenarios import load_scenario
+
+    original = load_scenario("mass_spring")
+    changed = original.with_overrides(control_horizon=6, control_tail="terminal")
+    assert changed_fields(original, changed) == {"control_horizon": 6, "control_tail": "terminal"}
+    assert changed_fields(original, original) == {}
+    assert scenario_with("mass_spring", 2, control_horizon=[3, 8, 5, 12]).controller.control_horizon == [3, 8, 5, 12]

@@ -64,6 +64,18 @@ class ControllerSettings:
     def stopping(self) -> StoppingRule:
         return StoppingRule(self.max_iterations, self.tolerance)
 
+    @property
+    def control_horizon(self) -> int | list[int]:
+        """The override's value (OVERRIDES): 0 unset, one number when every agent has it, else the list."""
+        if self.control_horizons is None:
+            return 0
+        values = list(self.control_horizons.values)
+        return values[0] if len(set(values)) == 1 else values
+
+    @property
+    def control_tail(self) -> str:
+        return "hold" if self.control_horizons is None else self.control_horizons.tail
+
 
 TARGET_INTERIOR = 0.01   # share of each bound a terminal-set target keeps clear of it
 
