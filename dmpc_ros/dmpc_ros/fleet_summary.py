@@ -16,10 +16,11 @@ from .scenarios import Scenario
 ROBOT_SUMMARY = "robot_summary.json"
 
 
-def fleet_trajectory(scenario: Scenario, trajectories: list[dict], start_time: float) -> tuple[np.ndarray, np.ndarray]:
-    """x ((T+1) × n_x) and u (T × n_u) of the fleet at t_k = start_time + k Δt, k ≤ T: each robot's pose interpolated
-    (heading unwrapped first), its (v, ω) the last one commanded before t_k; T the steps the trajectories cover (at
-    most the scenario's)."""
+def fleet_trajectory(scenario: Scenario, trajectories: list[dict],
+                     start_time: float) -> tuple[np.ndarray, np.ndarray]:
+    """x ((T+1) × n_x) and u (T × n_u) of the fleet at t_k = start_time + k Δt, k ≤ T: each robot's pose
+    interpolated (heading unwrapped first), its (v, ω) the last one commanded before t_k; T the steps the
+    trajectories cover (at most the scenario's)."""
     base = scenario.family.robot_base(scenario)
     if base is None:
         raise ValueError(f"scenario {scenario.name}: its model has no robot base (no robot mode)")

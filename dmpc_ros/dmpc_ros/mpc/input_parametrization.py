@@ -14,9 +14,9 @@ v = z[head]. The rest, the tail k ≥ N_c, follows one of two rules (`controller
   It is the paper's tail with α = 0 (dissimilar-control-horizons: inputs after N_c given by κ); with N_c = N the
   parametrization is the identity either way.
 
-A QP min ½ z'Hz + q'z s.t. lower ≤ C z ≤ upper becomes min ½ v'(T'HT)v + (T'(q + Hc))'v s.t. lower − Cc ≤ CT v ≤
-upper − Cc: `ParametrizedQP` wraps a DenseQP so that callers keep working in z (solutions, warm starts), and the
-QP's size is N_c·n_u instead of N·n_u.
+A QP min ½ z'Hz + q'z s.t. lower ≤ C z ≤ upper becomes min ½ v'(T'HT)v + (T'(q + Hc))'v
+s.t. lower − Cc ≤ CT v ≤ upper − Cc: `ParametrizedQP` wraps a DenseQP so that callers keep working in z
+(solutions, warm starts), and the QP's size is N_c·n_u instead of N·n_u.
 """
 from __future__ import annotations
 
@@ -159,7 +159,8 @@ class ParametrizedQP:
 @dataclass(frozen=True)
 class ControlTailRows:
     """The tails of every agent as equality rows on the sparse centralized QP's w = [x(0..N); u(0..N−1)]:
-    u_c(k) − u_c(N_c − 1) = 0 (hold) or u_c(k) − K_c x(k) = ū_c(k) − K_c x̄(k) (terminal), k ≥ N_c of c's agent."""
+    u_c(k) − u_c(N_c − 1) = 0 (hold) or u_c(k) − K_c x(k) = ū_c(k) − K_c x̄(k) (terminal), k ≥ N_c of c's
+    agent."""
 
     rows: Any                     # scipy.sparse (count × (N+1)·n + N·m)
     count: int

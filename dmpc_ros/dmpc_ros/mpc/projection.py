@@ -36,8 +36,8 @@ class Projection:
         self._rows: tuple[bytes, sp.csc_matrix] | None = None   # sparse: C's rows with finite bounds, last mask
 
     def solve(self, d: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, bool, float]:
-        """(z, ok, solve time [s]) with z = argmin ‖z − point‖² s.t. C z ≤ d (z in the basis' range when given);
-        z = point when not ok."""
+        """(z, ok, solve time [s]) with z = argmin ‖z − point‖² s.t. C z ≤ d (z in the basis' range when
+        given); z = point when not ok."""
         linear = -2.0 * (point if self.basis is None else self.basis.T @ point)
         if self._dense is not None:
             solution = self._dense.solve(linear, np.full(d.size, -np.inf), d)
