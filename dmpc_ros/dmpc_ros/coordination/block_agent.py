@@ -374,7 +374,7 @@ class BlockUpdateAgent(Agent):
         predicted = block.predict(self.x0, self.U)
         x_ref, u_ref = block.reference.at(self.step + self.horizon)
         tail = u_ref + self.terminal_gain @ (predicted[-1] - x_ref)
-        held = block.held_columns()   # members with a held control-horizon tail keep their last input
+        held = block.held_columns   # members with a held control-horizon tail keep their last input
         tail[held] = self.U.reshape(self.horizon, -1)[-1, held]
         for j, input_set in block.input_sets.items():
             columns = block.network.input_slices[j]

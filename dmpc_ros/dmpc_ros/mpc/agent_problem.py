@@ -146,6 +146,10 @@ class AgentBlockQP:
         self._X = np.zeros((N + 1, net.n_x))
         self.control_horizons = control_horizons
         self.parametrization = self._parametrization(system, terminal_gain)
+        self._view_free = self._view_free_steps()
+        # columns (of one step of the view inputs) of the members whose tail is held: a shifted plan appends their
+        # last input, which keeps it in their parametrized set
+        self.held_columns = np.flatnonzero(self._view_free < N)
         self.set_step_rows(Rows.stack([], shape_x, shape_u))
 
     # -- construction -------------------------------------------------------------------------------------------
@@ -161,41 +165,30 @@ class AgentBlockQP:
             gain = terminal_gain[np.ix_(own, self.network.state_index)]
         return InputParametrization(N, np.full(m_i, horizons.of(self.agent, N)), horizons.tail, self.G, gain)
 
-    def _held_basis(self) -> sp.csr_matrix | None:
-        """The view inputs U = T w with every held member's tail tied to its last free input (None: no such
-        member), so that the feasibility repair keeps the plans in their parametrized sets."""
-        if self.held_columns().size == 0:
-            return None
+    def _view_free_steps(self) -> np.ndarray:
+        """Per view input column, the free steps of its member: N_c where the member's tail is held, else N."""
         horizons, net, N = self.control_horizons, self.network, self.horizon
         free = np.full(net.n_u, N)
         for a in net.members:
-            if horizons.holds(a, N):
+            if horizons is not None and horizons.holds(a, N):
                 free[net.input_slices[a]] = horizons.of(a, N)
-        return sp.csr_matrix(InputParametrization(N, free).T)
+        return free
+
+    def _held_basis(self) -> sp.csr_matrix | None:
+        """The view inputs U = T w with every held member's tail tied to its last free input (None: no such
+        member), so that the feasibility repair keeps the plans in their parametrized sets."""
+        if self.held_columns.size == 0:
+            return None
+        return sp.csr_matrix(InputParametrization(self.horizon, self._view_free).T)
 
     def held_view_tails(self) -> tuple[np.ndarray, np.ndarray]:
         """(flat view input columns of the other members' held tails, the column each copies: u(N_c − 1))."""
-        horizons, net, N = self.control_horizons, self.network, self.horizon
-        tails, sources = [np.zeros(0, int)], [np.zeros(0, int)]
-        for a in net.members:
-            if a == self.agent or horizons is None or not horizons.holds(a, N):
-                continue
-            channels = np.arange(net.input_slices[a].start, net.input_slices[a].stop)
-            free = horizons.of(a, N)
-            steps = np.arange(free, N)
-            tails.append((steps[:, None] * net.n_u + channels[None, :]).ravel())
-            sources.append(np.tile((free - 1) * net.n_u + channels, steps.size))
-        return np.concatenate(tails), np.concatenate(sources)
-
-    def held_columns(self) -> np.ndarray:
-        """Columns (of one step of the view inputs) of the members whose tail is held: a shifted plan appends
-        their last input, which keeps it in their parametrized set."""
-        horizons = self.control_horizons
-        if horizons is None:
-            return np.zeros(0, int)
-        slices = self.network.input_slices
-        return np.concatenate([np.zeros(0, int)] + [np.arange(slices[a].start, slices[a].stop)
-                                                    for a in self.network.members if horizons.holds(a, self.horizon)])
+        free, N = self._view_free.copy(), self.horizon
+        free[self.own_inputs] = N   # the own tail is the law's variable, not a parameter
+        tails = InputParametrization(N, free)
+        m_V = free.size
+        entries = tails.tail_entries
+        return entries, (free[entries % m_V] - 1) * m_V + entries % m_V
 
     def _weights(self, system, cost: QuadraticCost, objective: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(Q_O, P_O, R_i·) on the observed states and the view inputs: the plant-wide weights, or only the agent's
