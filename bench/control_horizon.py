@@ -5,7 +5,9 @@ For each (case, scheme, tail, N_c): the closed-loop cost J = Σ_k ℓ(x(k), u(k)
 with every input free (N_c = N), run in the same invocation on the same plant; the decision variables of one
 agent's QP (summed over the agents; centralized: the free inputs of its QP), steps with a failed solve (a terminal
 tail that cannot keep the limits makes the QP infeasible and the previous plan, shifted, is applied), the mean
-iterations, and the median of each agent's QP solve and of its whole agent call (begin_step and iterates).
+iterations, the median of each agent's QP solve and of its whole agent call (begin_step and iterates), and the
+one-core step: Σ over the agents of their whole calls in a step (median over steps), also against the centralized
+MPC's step (N_c = N, Clarabel) timed in the same invocation.
 Usage: python bench/control_horizon.py [--cases mass_spring platoon] [--schemes gauss_seidel jacobi admm centralized]
                                        [--horizons 2 4 8 12 20] [--steps 40]
        python bench/control_horizon.py --explicit   (θ size, variables and regions of the explicit schemes' mpQPs)
@@ -48,12 +50,14 @@ def closed_loop(scenario):
     return result, time.perf_counter() - started
 
 
-def medians(result) -> tuple[float, float]:
-    """Medians [ms] of the agents' QP solves and whole calls over the run (every agent, every step)."""
+def medians(result) -> tuple[float, float, float]:
+    """Medians [ms] of the agents' QP solves and whole calls over the run (every agent, every step), and of the
+    one-core step: Σ of every agent's whole calls in a step (what agents sharing one core wait for)."""
     solves = [t for step in result.agent_solve_times for agent in step for t in agent]
     calls = [t for step in result.agent_call_times for agent in step for t in agent]
-    return (1e3 * float(np.median(solves)) if solves else float("nan"),
-            1e3 * float(np.median(calls)) if calls else float("nan"))
+    steps = [sum(t for agent in step for t in agent) for step in result.agent_call_times]
+    median = lambda values: 1e3 * float(np.median(values)) if values else float("nan")   # noqa: E731
+    return median(solves), median(calls), median(steps)
 
 
 def explicit_sizes(horizon_sets: list[list[int] | None]) -> None:
@@ -91,13 +95,14 @@ def main() -> None:
         explicit_sizes([None, [2, 2], [2, 1], [1, 1]])
         return
     print("| case | scheme | tail | N_c | J | gap to centralized N_c = N | QP variables (Σ agents) | failed solves | "
-          "iterations (mean) | QP solve median [ms] | agent call median [ms] |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "iterations (mean) | QP solve median [ms] | agent call median [ms] | one-core step median [ms] | "
+          "one-core step / centralized step |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for case in args.cases:
         base = scenario_of(case, args.steps, "centralized", None, "hold")
         N = base.controller.horizon
         reference, _ = closed_loop(base)
-        J_ref = reference.closed_loop_cost
+        J_ref, step_ref = reference.closed_loop_cost, medians(reference)[2]   # the baseline, this invocation
         for scheme in args.schemes:
             for tail in args.tails:
                 for horizon in [N] + [h for h in args.horizons if h < N]:
@@ -106,16 +111,16 @@ def main() -> None:
                     try:
                         scenario = scenario_of(case, args.steps, scheme, horizon, tail)
                     except ValueError:   # ScenarioError: the scheme does not honour this tail (said once)
-                        print(f"| {case} | {scheme} | {tail} | < {N} | refused (`dmpc sim` says why) |" + " |" * 6)
+                        print(f"| {case} | {scheme} | {tail} | < {N} | refused (`dmpc sim` says why) |" + " |" * 8)
                         break
                     print(f"  {case} {scheme} {tail} N_c={horizon} …", file=sys.stderr, flush=True)
                     result, _ = closed_loop(scenario)
                     J = result.closed_loop_cost
-                    solve, call = medians(result)
+                    solve, call, step = medians(result)
                     failed = int(np.sum(result.fallbacks.sum(axis=1) > 0)) if result.fallbacks.size else 0
                     print(f"| {case} | {scheme} | {tail} | {horizon} | {J:.4f} | {100 * (J - J_ref) / J_ref:+.3f} % | "
                           f"{qp_variables(scenario)} | {failed}/{args.steps} | {result.iterations.mean():.1f} | "
-                          f"{solve:.3f} | {call:.3f} |", flush=True)
+                          f"{solve:.3f} | {call:.3f} | {step:.3f} | {step / step_ref:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

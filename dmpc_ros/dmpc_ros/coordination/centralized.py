@@ -109,7 +109,7 @@ class CentralizedMPC:
         if extra is not None or self._extra_rows:
             self._setup(*(extra if extra is not None else (np.zeros((0, N * n)), np.zeros(0))), step)
         self._b[:n] = -x0
-        if self._tail.count:
+        if self._tail.gain is not None:   # terminal tails: right-hand sides from this step's reference (hold: 0)
             self._b[self._num_x:self._num_equalities] = self._tail.bounds(self.cost.reference, step)
         if step != self._q_step:
             self._solver.update(q=self._linear_cost(step))
